@@ -1,0 +1,41 @@
+/* provisioner explain: after the events, plain words for one user. */
+#include <stdio.h>
+
+#include "commands.h"
+#include "offline.h"
+
+int cmd_explain(int argc, char **argv)
+{
+    cli_args a;
+    int code;
+    if (cmd_parse(C_EXPLAIN,
+                  "provisioner explain --settings FILE [--events FILE] --user ID [--now ISO]",
+                  "Applies the events offline (as simulate does) and then says in plain words, "
+                  "for one user:\nin scope or not and the failing rule, the assignment and why, "
+                  "the manager link and its state.",
+                  argc, argv, &a, &code) < 0)
+        return code;
+    const char *user = cli_str(&a, "user");
+    if (!user || !*user) {
+        fprintf(stderr, "provisioner: explain: --user ID is required\n");
+        cli_free(&a);
+        return EXIT_USAGE;
+    }
+    offline o;
+    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "now"), false, NULL, NULL) < 0) {
+        cli_free(&a);
+        return EXIT_USAGE;
+    }
+    o.quiet_warnings = true;
+    engine_start(o.eng, &o.hooks);
+    int rc = offline_feed(&o, cli_str(&a, "events"));
+    buf b;
+    buf_init(&b);
+    engine_explain(o.eng, user, &b);
+    fputs(b.data, stdout);
+    buf_free(&b);
+    code = rc < 0 || o.bad_lines ? EXIT_USAGE : EXIT_OK;
+    offline_close(&o);
+    cli_free(&a);
+    return code;
+}

@@ -1,0 +1,38 @@
+/* The subcommands of `provisioner`, each in its own file, and the one option table they share. */
+#ifndef PROVISIONER_COMMANDS_H
+#define PROVISIONER_COMMANDS_H
+
+#include "cli/cli.h"
+
+/* Subcommand bits for cli_option.commands. */
+enum {
+    C_RUN = 1u << 0,
+    C_SIMULATE = 1u << 1,
+    C_EXPLAIN = 1u << 2,
+    C_CHECK_CONFIG = 1u << 3,
+    C_REPLAY = 1u << 4,
+    C_REIMPORT = 1u << 5,
+    C_DEV_BROKER = 1u << 6,
+    C_PRODUCE = 1u << 7,
+    C_CONSUME = 1u << 8,
+    C_ENCODE = 1u << 9,
+    C_DECODE = 1u << 10,
+};
+
+/* Exit codes (interfaces.md): 0 success, 1 runtime failure, 2 bad usage, settings or input. */
+enum { EXIT_OK = 0, EXIT_RUNTIME = 1, EXIT_USAGE = 2 };
+
+extern const cli_option pv_options[];
+extern const size_t pv_n_options;
+
+/* Parses the subcommand's flags; prints help or the error itself. Returns -1 to exit with *code. */
+int cmd_parse(unsigned cmd, const char *usage, const char *summary, int argc, char **argv,
+              cli_args *out, int *code);
+
+int cmd_simulate(int argc, char **argv);
+int cmd_explain(int argc, char **argv);
+int cmd_check_config(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_decode(int argc, char **argv);
+
+#endif

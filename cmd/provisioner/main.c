@@ -1,0 +1,62 @@
+/* provisioner: keeps Gong team members in step with Salesforce, event by event. */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "log/log.h"
+
+typedef struct subcommand {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} subcommand;
+
+static int cmd_options(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    buf b;
+    buf_init(&b);
+    cli_print_markdown(pv_options, pv_n_options, &b);
+    fputs(b.data, stdout);
+    buf_free(&b);
+    return EXIT_OK;
+}
+
+static const subcommand subcommands[] = {
+    {"simulate", cmd_simulate, "apply the rules to JSON-lines events offline, print the commands"},
+    {"explain", cmd_explain, "say in plain words why a user is or is not provisioned"},
+    {"check-config", cmd_check_config, "validate a settings file and every filter"},
+    {"encode", cmd_encode, "JSON-lines events -> Avro message values in files"},
+    {"decode", cmd_decode, "Avro message values -> JSON-lines events"},
+    {"options", cmd_options, "print every option as a Markdown table (for the README)"},
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: provisioner COMMAND [options]   (provisioner COMMAND --help for each)\n\n"
+          "commands:\n",
+          f);
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        fprintf(f, "  %-15s %s\n", subcommands[i].name, subcommands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+    log_init_from_env();
+    if (argc < 2) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return subcommands[i].fn(argc - 2, argv + 2);
+    fprintf(stderr, "provisioner: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return EXIT_USAGE;
+}

@@ -1,0 +1,136 @@
+#include "offline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log/log.h"
+
+static void warn_stderr(void *ctx, engine_warning w, const char *msg)
+{
+    offline *o = ctx;
+    (void)w;
+    o->warnings++;
+    if (!o->quiet_warnings) fprintf(stderr, "warning: %s\n", msg);
+}
+
+static void emit_forward(void *ctx, const command *c)
+{
+    offline *o = ctx;
+    if (o->emit_fn) o->emit_fn(o->emit_ctx, c);
+}
+
+int64_t offline_parse_iso(const char *s)
+{
+    struct tm tm = {0};
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) < 3) return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = sec;
+    time_t t = timegm(&tm);
+    return (int64_t)t * 1000;
+}
+
+int offline_open(offline *o, const char *settings, const char *now_iso, bool with_why,
+                 void (*emit)(void *ctx, const command *c), void *emit_ctx)
+{
+    memset(o, 0, sizeof *o);
+    perr err;
+    if (!settings) {
+        fprintf(stderr, "provisioner: --settings FILE is required\n");
+        return -1;
+    }
+    if (config_load_file(settings, &o->cfg, &err) < 0) {
+        fprintf(stderr, "provisioner: %s\n", err.msg);
+        return -1;
+    }
+    engine_opts opts = {.with_why = with_why, .with_source = with_why};
+    if (now_iso) {
+        opts.now_ms = offline_parse_iso(now_iso);
+        if (opts.now_ms < 0) {
+            fprintf(stderr, "provisioner: --now '%s' is not an ISO 8601 date-time\n", now_iso);
+            config_free(o->cfg);
+            return -1;
+        }
+    }
+    o->mem = store_mem_new();
+    o->eng = engine_new(o->cfg, store_mem_iface(o->mem), &opts);
+    o->emit_fn = emit;
+    o->emit_ctx = emit_ctx;
+    o->hooks = (engine_hooks){.ctx = o, .emit = emit_forward, .warn = warn_stderr};
+    return 0;
+}
+
+int offline_feed(offline *o, const char *path)
+{
+    FILE *f = stdin;
+    const char *name = "stdin";
+    if (path && strcmp(path, "-") != 0) {
+        f = fopen(path, "r");
+        name = path;
+        if (!f) {
+            fprintf(stderr, "provisioner: %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    arena mem;
+    arena_init(&mem, 64 * 1024);
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    unsigned long lineno = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        size_t i = 0;
+        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
+        if (i == (size_t)len) continue;
+        event ev;
+        perr err;
+        arena_reset(&mem);
+        if (event_from_json(line, (size_t)len, NULL, &mem, &ev, &err) < 0 ||
+            engine_apply(o->eng, &ev, &o->hooks, &err) < 0) {
+            fprintf(stderr, "provisioner: %s:%lu: %s\n", name, lineno, err.msg);
+            o->bad_lines++;
+        }
+    }
+    free(line);
+    arena_free(&mem);
+    if (f != stdin) fclose(f);
+    return 0;
+}
+
+void offline_summary(const offline *o, FILE *f)
+{
+    const engine_stats *s = engine_get_stats(o->eng);
+    uint64_t total = 0;
+    for (int i = 0; i < CMD__COUNT; i++) total += s->commands[i];
+    fprintf(f, "summary: %llu events, %llu commands (", (unsigned long long)s->events,
+            (unsigned long long)total);
+    bool first = true;
+    for (int i = 0; i < CMD__COUNT; i++) {
+        if (!s->commands[i]) continue;
+        fprintf(f, "%s%s %llu", first ? "" : ", ", command_type_name((command_type)i),
+                (unsigned long long)s->commands[i]);
+        first = false;
+    }
+    fprintf(f,
+            "), %llu duplicates, %llu stale, %llu skipped (not User), %llu gaps unresolved, "
+            "%llu cycles refused, %lu bad lines\n",
+            (unsigned long long)s->duplicates, (unsigned long long)s->stale,
+            (unsigned long long)s->skipped_entity, (unsigned long long)s->gaps_unresolved,
+            (unsigned long long)s->cycles_refused, o->bad_lines);
+}
+
+void offline_close(offline *o)
+{
+    engine_free(o->eng);
+    store_mem_free(o->mem);
+    config_free(o->cfg);
+    memset(o, 0, sizeof *o);
+}

@@ -1,0 +1,36 @@
+/* The offline pipeline shared by simulate and explain: settings + JSON-lines events -> engine with
+ * an in-memory store. Same decision code as `run`. */
+#ifndef PROVISIONER_OFFLINE_H
+#define PROVISIONER_OFFLINE_H
+
+#include <stdio.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+typedef struct offline {
+    config *cfg;
+    store_mem *mem;
+    engine *eng;
+    engine_hooks hooks; /* ctx = this struct; emit forwards to emit_fn */
+    void (*emit_fn)(void *ctx, const command *c);
+    void *emit_ctx;
+    bool quiet_warnings;
+    unsigned long bad_lines;
+    unsigned long warnings;
+} offline;
+
+/* Loads settings and builds the engine; prints the error and returns -1 on bad settings. */
+int offline_open(offline *o, const char *settings, const char *now_iso, bool with_why,
+                 void (*emit)(void *ctx, const command *c), void *emit_ctx);
+/* Applies every event of the file (stdin for NULL or "-"); bad lines are reported with
+ * FILE:LINE and counted. Returns -1 when the file cannot be read. */
+int offline_feed(offline *o, const char *events_path);
+void offline_summary(const offline *o, FILE *f);
+void offline_close(offline *o);
+
+/* "2026-11-25T10:00:00Z" -> ms since the epoch; -1 if malformed. */
+int64_t offline_parse_iso(const char *s);
+
+#endif

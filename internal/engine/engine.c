@@ -1,0 +1,759 @@
+/* The decision engine: R1.3 snapshot merge, R1.4 ordering, R3 scope, R5 transitions, R6 hierarchy,
+ * R7 settings commands, R9.1 command ids. Everything here is computation over the store. */
+#include "engine.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine_int.h"
+#include "soql/soql.h"
+
+#define MAX_CHAIN 100000 /* a manager chain longer than this is corrupt data, not a hierarchy */
+
+static const char *const reason_names[REASON__COUNT] = {
+    "",
+    "inactive_in_salesforce",
+    "deleted_in_salesforce",
+    "missing_name",
+    "email_domain_not_allowed",
+    "no_matching_assignment",
+};
+
+const char *engine_reason_name(reason_code r)
+{
+    return (unsigned)r < REASON__COUNT ? reason_names[r] : "";
+}
+
+const char *prov_status_name(prov_status s)
+{
+    switch (s) {
+    case PROV_NEVER: return "never provisioned";
+    case PROV_ACTIVE: return "active in Gong";
+    case PROV_DEACTIVATED: return "deactivated by this service";
+    }
+    return "";
+}
+
+engine *engine_new(const config *cfg, engine_store *store, const engine_opts *opts)
+{
+    engine *e = xcalloc(1, sizeof *e);
+    e->cfg = cfg;
+    e->store = store;
+    if (opts) e->opts = *opts;
+    if (!e->opts.layout) e->opts.layout = event_layout_default();
+    buf_init(&e->why);
+    buf_init(&e->scratch);
+    size_t widest = 1;
+    for (size_t i = 0; i < cfg->n_assignments; i++) {
+        const soql_filter *f = cfg->assignments[i].filter;
+        if (f && soql_field_count(f) > widest) widest = soql_field_count(f);
+    }
+    e->vals = xcalloc(widest, sizeof *e->vals);
+    return e;
+}
+
+void engine_free(engine *e)
+{
+    if (!e) return;
+    buf_free(&e->why);
+    buf_free(&e->scratch);
+    free(e->sorted);
+    free(e->vals);
+    free(e);
+}
+
+const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
+
+/* ---------------------------------------------------------------- R3: scope */
+
+bool engine_is_blank(const value_t *v)
+{
+    if (!v || v->type != VAL_STR) return !v || v->type == VAL_NULL;
+    for (size_t i = 0; i < v->len; i++)
+        if (!isspace((unsigned char)v->s[i])) return false;
+    return true;
+}
+
+static bool domain_allowed(const config *c, const char *d, size_t n)
+{
+    if (str_ieqn(d, n, c->primary_domain, strlen(c->primary_domain))) return true;
+    for (size_t i = 0; i < c->n_additional_domains; i++)
+        if (str_ieqn(d, n, c->additional_domains[i], strlen(c->additional_domains[i])))
+            return true;
+    return false;
+}
+
+/* R3.3: the email to send, or false. */
+static bool check_email(engine *e, const user_state *u, scope *s)
+{
+    const value_t *v = user_state_get(u, "Email");
+    s->email = NULL;
+    s->converted = false;
+    if (!v || v->type != VAL_STR || v->len == 0) return false;
+    const char *at = strrchr(v->s, '@');
+    if (!at || at == v->s || at[1] == '\0') return false;
+    size_t local = (size_t)(at - v->s);
+    const char *dom = at + 1;
+    size_t dlen = v->len - local - 1;
+    if (!domain_allowed(e->cfg, dom, dlen)) {
+        if (!e->cfg->convert_email_domain) return false;
+        dom = e->cfg->primary_domain;
+        dlen = strlen(dom);
+        s->converted = true;
+    }
+    buf_reset(&e->scratch);
+    buf_append(&e->scratch, v->s, local + 1);
+    for (size_t i = 0; i < dlen; i++) buf_putc(&e->scratch, (char)tolower((unsigned char)dom[i]));
+    s->email = e->scratch.data;
+    return true;
+}
+
+static int64_t clock_for(const engine *e, const event *ev)
+{
+    return e->opts.now_ms ? e->opts.now_ms : (ev ? ev->commit_timestamp : 0);
+}
+
+/* R3.4: the first assignment whose filter is true for the snapshot. */
+int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
+{
+    value_t *vals = e->vals;
+    soql_clock clk = {.now_ms = now_ms, .tz_offset_minutes = 0};
+    for (size_t a = 0; a < e->cfg->n_assignments; a++) {
+        const soql_filter *f = e->cfg->assignments[a].filter;
+        if (!f) return (int)a;
+        size_t n = soql_field_count(f);
+        for (size_t i = 0; i < n; i++) {
+            const char *name = soql_field_name(f, i);
+            const value_t *v = user_state_get(u, name);
+            if (v && v->type != VAL_NULL) vals[i] = *v;
+            else if (value_field_is_boolean(name)) vals[i] = value_bool(false);
+            else vals[i] = value_null();
+        }
+        if (soql_eval(f, vals, &clk) == SOQL_TRUE) return (int)a;
+    }
+    return -1;
+}
+
+scope engine_evaluate_scope(engine *e, const user_state *u, int64_t now_ms)
+{
+    scope s = {.reason = REASON_NONE, .assignment = -1};
+    s.email_ok = check_email(e, u, &s);
+    const value_t *active = user_state_get(u, "IsActive");
+    if (u->deleted) s.reason = REASON_DELETED;
+    else if (!active || !((active->type == VAL_BOOL && active->b) ||
+                          (active->type == VAL_STR && strcasecmp(active->s, "true") == 0)))
+        s.reason = REASON_INACTIVE;
+    else if (engine_is_blank(user_state_get(u, "FirstName")) || engine_is_blank(user_state_get(u, "LastName")))
+        s.reason = REASON_MISSING_NAME;
+    else if (!s.email_ok) s.reason = REASON_EMAIL_DOMAIN;
+    else if ((s.assignment = engine_match_assignment(e, u, now_ms)) < 0) s.reason = REASON_NO_ASSIGNMENT;
+    if (s.reason != REASON_NONE && s.reason != REASON_NO_ASSIGNMENT) s.assignment = -1;
+    return s;
+}
+
+/* ---------------------------------------------------------------- commands */
+
+typedef struct ctx {
+    engine *e;
+    const engine_hooks *h;
+    const event *ev;
+    command_source src;
+    user_state *u;
+} ctx;
+
+/* R9.1: 32 hex digits from the user, the event's position and the command's place. */
+static void command_id(const ctx *c, const char *user, command_type t, const char *extra,
+                       char out[33])
+{
+    char key[512];
+    int n = snprintf(key, sizeof key, "%s|%lld|%lld|%lld|%s|%s|%s", user,
+                     (long long)c->src.commit_timestamp, (long long)c->src.commit_number,
+                     (long long)c->src.sequence_number,
+                     c->src.transaction_key ? c->src.transaction_key : "", command_type_name(t),
+                     extra ? extra : "");
+    if (n < 0) n = 0;
+    size_t len = (size_t)n < sizeof key ? (size_t)n : sizeof key - 1;
+    uint64_t a = hash64(key, len, HASH64_SEED), b = hash64(key, len, 0x9e3779b97f4a7c15ULL);
+    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+}
+
+static void emit(ctx *c, command *cmd, const char *extra)
+{
+    engine *e = c->e;
+    command_id(c, cmd->sf_user_id, cmd->type, extra, cmd->id);
+    cmd->source = e->opts.with_source ? &c->src : NULL;
+    cmd->why = e->opts.with_why && e->why.len ? e->why.data : NULL;
+    e->stats.commands[cmd->type]++;
+    if (c->h && c->h->emit) c->h->emit(c->h->ctx, cmd);
+}
+
+static void why(engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void why(engine *e, const char *fmt, ...)
+{
+    buf_reset(&e->why);
+    if (!e->opts.with_why) return;
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[768];
+    vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    buf_puts(&e->why, tmp);
+}
+
+static void warn(ctx *c, engine_warning w, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(ctx *c, engine_warning w, const char *fmt, ...)
+{
+    if (!c->h || !c->h->warn) return;
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    c->h->warn(c->h->ctx, w, msg);
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static const cfg_assignment *assignment_named(const engine *e, const char *name)
+{
+    if (!name) return NULL;
+    int i = config_assignment_index(e->cfg, name);
+    return i < 0 ? NULL : &e->cfg->assignments[i];
+}
+
+/* R6.2: the update mode of the assignment the user was last applied under. An assignment that
+ * the settings no longer have counts as automatic, the default. */
+static bool syncs_changes(const engine *e, const user_state *u)
+{
+    const cfg_assignment *a = assignment_named(e, u->assignment);
+    return !a || a->mode == UPDATE_AUTOMATIC;
+}
+
+static void set_str(char **dst, const char *src)
+{
+    if (*dst && src && strcmp(*dst, src) == 0) return;
+    free(*dst);
+    *dst = src ? xstrdup(src) : NULL;
+}
+
+static const char *manager_id_of(const user_state *u)
+{
+    const value_t *v = user_state_get(u, "ManagerId");
+    return v && v->type == VAL_STR && v->len ? v->s : NULL;
+}
+
+static bool active_in_gong(const user_state *m) { return m && m->status == PROV_ACTIVE; }
+
+/* R6.4: would `manager` becoming user's Gong manager close a loop? */
+static bool makes_cycle(engine *e, const char *user, const char *manager)
+{
+    const char *cur = manager;
+    for (int steps = 0; cur && steps < MAX_CHAIN; steps++) {
+        if (strcmp(cur, user) == 0) return true;
+        user_state *m = e->store->get(e->store->ctx, cur);
+        cur = m ? m->gong_manager : NULL;
+    }
+    return cur != NULL;
+}
+
+static void changed(engine *e, user_state *u)
+{
+    u->dirty = true;
+    e->store->changed(e->store->ctx, u);
+}
+
+static void stop_waiting(engine *e, user_state *u)
+{
+    if (!u->waiting_for) return;
+    e->store->link_del(e->store->ctx, u->waiting_for, u->id);
+    free(u->waiting_for);
+    u->waiting_for = NULL;
+    u->created_waiting = false;
+}
+
+static void start_waiting(engine *e, user_state *u, const char *manager, bool at_creation)
+{
+    if (u->waiting_for && strcmp(u->waiting_for, manager) == 0) {
+        u->created_waiting = u->created_waiting || at_creation;
+        return;
+    }
+    stop_waiting(e, u);
+    u->waiting_for = xstrdup(manager);
+    u->created_waiting = at_creation;
+    e->store->link_add(e->store->ctx, manager, u->id);
+}
+
+static void fill_attrs(command *cmd, const value_t *vals, unsigned mask)
+{
+    cmd->attr_mask = mask;
+    for (int i = 0; i < ATTR__COUNT; i++)
+        if (mask & (1u << i)) cmd->attrs[i] = vals[i];
+}
+
+static void value_store(value_t *dst, const value_t *src)
+{
+    if (dst->type == VAL_STR) free((char *)dst->s);
+    *dst = *src;
+    if (src->type == VAL_STR) dst->s = xstrndup(src->s, src->len);
+}
+
+/* R2.1: the attribute values Gong would get now. The email is the R3.3 one, or, when R3.3 fails,
+ * the one last sent (so that it never shows as a change). */
+static void current_attrs(const user_state *u, const scope *s, value_t out[ATTR__COUNT])
+{
+    for (int i = 0; i < ATTR__COUNT; i++) {
+        const value_t *v = user_state_get(u, command_attr_sf[i]);
+        out[i] = v ? *v : value_null();
+    }
+    if (s->email_ok) out[ATTR_EMAIL] = value_str(s->email);
+    else out[ATTR_EMAIL] = u->sent[ATTR_EMAIL];
+}
+
+static void remember_sent(user_state *u, const value_t *vals, unsigned mask)
+{
+    for (int i = 0; i < ATTR__COUNT; i++)
+        if (mask & (1u << i)) value_store(&u->sent[i], &vals[i]);
+}
+
+/* UPDATE_USER: the attributes whose sent value changed, `active` excluded (R5.3). */
+static unsigned changed_attrs(const user_state *u, const value_t *vals, bool email_ok)
+{
+    unsigned mask = 0;
+    for (int i = 0; i < ATTR__COUNT; i++) {
+        if (i == ATTR_ACTIVE || (i == ATTR_EMAIL && !email_ok)) continue;
+        if (!value_eq(&u->sent[i], &vals[i])) mask |= 1u << i;
+    }
+    return mask;
+}
+
+/* ---------------------------------------------------------------- R6 hierarchy */
+
+static void send_set_manager(ctx *c, user_state *u, const char *manager, const char *extra)
+{
+    command cmd = {.type = CMD_SET_MANAGER, .sf_user_id = u->id, .with_manager = true,
+                   .manager_id = manager};
+    emit(c, &cmd, extra);
+    set_str(&u->gong_manager, manager);
+}
+
+/* Points user at `manager` if it can be: returns the manager set, NULL if none. Registers the
+ * waiting link when the manager is not an active Gong user (R6.3). */
+static const char *place_under(ctx *c, user_state *u, const char *manager, bool at_creation,
+                               bool *refused)
+{
+    engine *e = c->e;
+    *refused = false;
+    if (strcmp(manager, u->id) == 0 || makes_cycle(e, u->id, manager)) {
+        e->stats.cycles_refused++;
+        *refused = true;
+        stop_waiting(e, u);
+        warn(c, ENGINE_WARN_CYCLE,
+             "R6.4: refused to make %s the manager of %s: it would make a cycle", manager, u->id);
+        return NULL;
+    }
+    user_state *m = e->store->get(e->store->ctx, manager);
+    if (!active_in_gong(m)) {
+        start_waiting(e, u, manager, at_creation);
+        return NULL;
+    }
+    stop_waiting(e, u);
+    return manager;
+}
+
+/* R5.3 / R6.2: a ManagerId change of an active, in-scope user whose assignment syncs changes. */
+static void sync_manager_change(ctx *c, user_state *u)
+{
+    engine *e = c->e;
+    const char *mid = manager_id_of(u);
+    if (!mid) {
+        stop_waiting(e, u);
+        why(e, "R6.3: ManagerId was cleared in Salesforce");
+        send_set_manager(c, u, NULL, NULL);
+        return;
+    }
+    bool refused;
+    const char *m = place_under(c, u, mid, false, &refused);
+    if (m) {
+        why(e, "R6.2: ManagerId changed to %s, an active Gong user", m);
+        send_set_manager(c, u, m, NULL);
+    }
+}
+
+/* R5.5: bring the manager in line after a reactivation. */
+static void sync_manager_after_reactivation(ctx *c, user_state *u, bool syncs)
+{
+    engine *e = c->e;
+    const char *mid = manager_id_of(u);
+    if (!mid) {
+        stop_waiting(e, u);
+        if (u->gong_manager && syncs) {
+            why(e, "R5.5/R6.3: reactivated without a ManagerId; clearing the Gong manager");
+            send_set_manager(c, u, NULL, NULL);
+        }
+        return;
+    }
+    if (u->gong_manager && strcmp(u->gong_manager, mid) == 0) {
+        stop_waiting(e, u);
+        return;
+    }
+    bool refused;
+    const char *m = place_under(c, u, mid, true, &refused);
+    if (m) {
+        why(e, "R5.5/R6.1: reactivated; manager %s is an active Gong user", m);
+        send_set_manager(c, u, m, NULL);
+    }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* R6.3: `m` was just created or reactivated; place the reports waiting for it, ascending Id. */
+static void resolve_waiting(ctx *c, user_state *m)
+{
+    engine *e = c->e;
+    const char *const *reports;
+    size_t n = e->store->links(e->store->ctx, m->id, &reports);
+    if (!n) return;
+    if (n > e->sorted_cap) {
+        e->sorted_cap = n * 2;
+        e->sorted = xrealloc(e->sorted, e->sorted_cap * sizeof *e->sorted);
+    }
+    /* copies: the store's list changes as links are dropped below */
+    for (size_t i = 0; i < n; i++) e->sorted[i] = xstrdup(reports[i]);
+    qsort(e->sorted, n, sizeof *e->sorted, cmp_str);
+    for (size_t i = 0; i < n; i++) {
+        const char *rid = e->sorted[i];
+        user_state *r = e->store->get(e->store->ctx, rid);
+        if (!r || !r->waiting_for || strcmp(r->waiting_for, m->id) != 0) {
+            e->store->link_del(e->store->ctx, m->id, rid);
+            continue;
+        }
+        const char *mid = manager_id_of(r);
+        bool created_waiting = r->created_waiting;
+        stop_waiting(e, r);
+        changed(e, r);
+        if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE || !r->in_scope ||
+            e->cfg->ignore_org_structure)
+            continue;
+        if (!syncs_changes(e, r) && !created_waiting) continue;
+        if (makes_cycle(e, r->id, m->id)) {
+            e->stats.cycles_refused++;
+            warn(c, ENGINE_WARN_CYCLE,
+                 "R6.4: refused to make %s the manager of %s: it would make a cycle", m->id, r->id);
+            continue;
+        }
+        why(e, "R6.3: manager %s is now an active Gong user; %s was waiting for it", m->id, r->id);
+        send_set_manager(c, r, m->id, m->id);
+    }
+    for (size_t i = 0; i < n; i++) free((char *)e->sorted[i]);
+}
+
+/* ---------------------------------------------------------------- R1.3 snapshot */
+
+static bool is_compound(const engine *e, const char *name, size_t *pos)
+{
+    const event_layout *l = e->opts.layout;
+    for (size_t i = 0; i < event_layout_count(l); i++) {
+        if (event_layout_part_count(l, i) && strcasecmp(event_layout_name(l, i), name) == 0) {
+            *pos = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+static const value_t *event_value(const event *ev, const char *name)
+{
+    for (size_t i = 0; i < ev->n_fields; i++)
+        if (strcasecmp(ev->fields[i].name, name) == 0) return &ev->fields[i].val;
+    return NULL;
+}
+
+static void take_from_event(user_state *u, const event *ev, const char *name)
+{
+    const value_t *v = event_value(ev, name);
+    value_t null = value_null();
+    user_state_set(u, name, v ? v : &null);
+}
+
+/* A changedFields / nulledFields name: "Name.LastName" is the part LastName; a compound's own name
+ * stands for all its parts. */
+static void change_named(engine *e, user_state *u, const event *ev, const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (dot && dot[1]) {
+        take_from_event(u, ev, dot + 1);
+        return;
+    }
+    size_t pos;
+    if (is_compound(e, name, &pos)) {
+        for (size_t p = 0; p < event_layout_part_count(e->opts.layout, pos); p++)
+            take_from_event(u, ev, event_layout_part_name(e->opts.layout, pos, p));
+        return;
+    }
+    take_from_event(u, ev, name);
+}
+
+static void merge_snapshot(engine *e, user_state *u, const event *ev)
+{
+    switch (ev->change) {
+    case CHANGE_CREATE:
+    case CHANGE_UNDELETE:
+        user_state_clear_fields(u);
+        for (size_t i = 0; i < ev->n_fields; i++)
+            user_state_set(u, ev->fields[i].name, &ev->fields[i].val);
+        u->deleted = false;
+        break;
+    case CHANGE_UPDATE:
+        for (size_t i = 0; i < ev->n_changed_fields; i++)
+            change_named(e, u, ev, ev->changed_fields[i]);
+        for (size_t i = 0; i < ev->n_nulled_fields; i++)
+            change_named(e, u, ev, ev->nulled_fields[i]);
+        if (ev->payload_marks_changes)
+            for (size_t i = 0; i < ev->n_fields; i++)
+                user_state_set(u, ev->fields[i].name, &ev->fields[i].val);
+        break;
+    case CHANGE_DELETE: u->deleted = true; break;
+    default: break;
+    }
+}
+
+/* ---------------------------------------------------------------- R5 */
+
+static bool any_capture(const cfg_assignment *a)
+{
+    const cfg_data_capture *d = &a->data_capture;
+    return d->web_conferences || d->telephony || d->emails || d->calendar;
+}
+
+static void decide(ctx *c, user_state *u, const char *old_manager_id)
+{
+    engine *e = c->e;
+    scope s = engine_evaluate_scope(e, u, clock_for(e, c->ev));
+    value_t now[ATTR__COUNT];
+    current_attrs(u, &s, now);
+    const cfg_assignment *a = s.assignment >= 0 ? &e->cfg->assignments[s.assignment] : NULL;
+    bool in_scope = s.reason == REASON_NONE;
+    const char *mid = manager_id_of(u);
+    bool manager_changed = (old_manager_id == NULL) != (mid == NULL) ||
+                           (mid && old_manager_id && strcmp(mid, old_manager_id) != 0);
+
+    u->reason = s.reason;
+    if (!in_scope) e->stats.out_of_scope[s.reason]++;
+
+    if (u->status == PROV_NEVER) {
+        u->in_scope = in_scope;
+        if (!in_scope) return; /* R5.2: recorded for explain */
+        /* R5.1 */
+        const char *manager = NULL;
+        bool refused = false;
+        if (!e->cfg->ignore_org_structure && mid) manager = place_under(c, u, mid, true, &refused);
+        why(e, "R5.1: new user in scope under assignment '%s'%s%s", a->name,
+            manager ? "; manager " : "", manager ? manager : "");
+        command cmd = {.type = CMD_CREATE_USER, .sf_user_id = u->id, .assignment = a,
+                       .with_settings = true, .with_manager = true, .manager_id = manager};
+        fill_attrs(&cmd, now, ATTR_ALL);
+        emit(c, &cmd, NULL);
+        u->status = PROV_ACTIVE;
+        remember_sent(u, now, ATTR_ALL);
+        set_str(&u->assignment, a->name);
+        set_str(&u->applied_settings_of, a->name);
+        set_str(&u->gong_manager, manager);
+        if (manager && e->cfg->notify_managers && any_capture(a)) { /* R6.6 */
+            why(e, "R6.6: %s is the manager of a new member whose data capture is on", manager);
+            command n = {.type = CMD_NOTIFY_MANAGER, .sf_user_id = u->id, .with_manager = true,
+                         .manager_id = manager};
+            emit(c, &n, NULL);
+        }
+        resolve_waiting(c, u);
+        return;
+    }
+
+    if (u->status == PROV_ACTIVE) {
+        if (in_scope) { /* R5.3 */
+            u->in_scope = true;
+            unsigned mask = changed_attrs(u, now, true);
+            if (mask) {
+                why(e, "R5.3: attributes changed in Salesforce");
+                command cmd = {.type = CMD_UPDATE_USER, .sf_user_id = u->id};
+                fill_attrs(&cmd, now, mask);
+                emit(c, &cmd, NULL);
+                remember_sent(u, now, mask);
+            }
+            bool syncs = syncs_changes(e, u);
+            if (!u->assignment || strcmp(u->assignment, a->name) != 0) {
+                if (syncs) {
+                    why(e, "R5.3: assignment changed from '%s' to '%s' (automatic)",
+                        u->assignment ? u->assignment : "", a->name);
+                    command cmd = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id,
+                                   .assignment = a, .with_settings = true};
+                    emit(c, &cmd, NULL);
+                    set_str(&u->applied_settings_of, a->name);
+                }
+                set_str(&u->assignment, a->name);
+            }
+            if (!e->cfg->ignore_org_structure && syncs && manager_changed)
+                sync_manager_change(c, u);
+            return;
+        }
+        /* R5.4 */
+        u->in_scope = false;
+        if (e->cfg->keep_active) {
+            unsigned mask = changed_attrs(u, now, s.email_ok);
+            if (mask) {
+                why(e, "R5.4: out of scope (%s) but kept active; attributes changed",
+                    engine_reason_name(s.reason));
+                command cmd = {.type = CMD_UPDATE_USER, .sf_user_id = u->id};
+                fill_attrs(&cmd, now, mask);
+                emit(c, &cmd, NULL);
+                remember_sent(u, now, mask);
+            }
+            return;
+        }
+        why(e, "R5.4: out of scope: %s", engine_reason_name(s.reason));
+        command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
+                       .reason = engine_reason_name(s.reason)};
+        emit(c, &cmd, NULL);
+        u->status = PROV_DEACTIVATED;
+        stop_waiting(e, u);
+        return;
+    }
+
+    /* PROV_DEACTIVATED */
+    u->in_scope = in_scope;
+    if (!in_scope) return; /* R5.6 */
+    bool syncs = syncs_changes(e, u);
+    why(e, "R5.5: back in scope under assignment '%s'", a->name);
+    command cmd = {.type = CMD_REACTIVATE_USER, .sf_user_id = u->id, .assignment = a};
+    fill_attrs(&cmd, now, ATTR_ALL);
+    emit(c, &cmd, NULL);
+    u->status = PROV_ACTIVE;
+    remember_sent(u, now, ATTR_ALL);
+    if (!u->assignment || strcmp(u->assignment, a->name) != 0) {
+        if (syncs) {
+            why(e, "R5.5: assignment changed from '%s' to '%s' (automatic)",
+                u->assignment ? u->assignment : "", a->name);
+            command as = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id, .assignment = a,
+                          .with_settings = true};
+            emit(c, &as, NULL);
+            set_str(&u->applied_settings_of, a->name);
+        }
+        set_str(&u->assignment, a->name);
+    }
+    if (!e->cfg->ignore_org_structure) sync_manager_after_reactivation(c, u, syncs);
+    resolve_waiting(c, u);
+}
+
+/* ---------------------------------------------------------------- events */
+
+static int pos_cmp(const position *a, const position *b)
+{
+    if (a->commit_timestamp != b->commit_timestamp)
+        return a->commit_timestamp < b->commit_timestamp ? -1 : 1;
+    if (a->commit_number != b->commit_number) return a->commit_number < b->commit_number ? -1 : 1;
+    if (a->sequence_number != b->sequence_number)
+        return a->sequence_number < b->sequence_number ? -1 : 1;
+    return 0;
+}
+
+static void apply_user(ctx *c, const char *id)
+{
+    engine *e = c->e;
+    const event *ev = c->ev;
+    position p = {ev->commit_timestamp, ev->commit_number, ev->sequence_number};
+    user_state *u = e->store->get_or_create(e->store->ctx, id);
+    c->u = u;
+    e->stats.user_events++;
+    if (u->has_pos) {
+        int cmp = pos_cmp(&p, &u->pos);
+        if (cmp == 0) {
+            e->stats.duplicates++;
+            return;
+        }
+        if (cmp < 0) {
+            e->stats.stale++;
+            return;
+        }
+    }
+    if (ev->change >= CHANGE_GAP_CREATE && ev->change <= CHANGE_GAP_UNDELETE) {
+        /* R1.3: no field values and no Salesforce connection here; nothing is guessed. */
+        u->needs_reconcile = true;
+        e->stats.gaps_unresolved++;
+        changed(e, u);
+        warn(c, ENGINE_WARN_GAP,
+             "R1.3: %s for %s carries no values; marked for reconciliation (needs Salesforce)",
+             change_type_name(ev->change), id);
+        return;
+    }
+    char *old_manager = NULL;
+    const char *om = manager_id_of(u);
+    if (om) old_manager = xstrdup(om);
+    merge_snapshot(e, u, ev);
+    u->has_pos = true;
+    u->pos = p;
+    u->needs_reconcile = false;
+    decide(c, u, old_manager);
+    free(old_manager);
+    changed(e, u);
+}
+
+int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
+{
+    e->stats.events++;
+    if ((unsigned)ev->change < CHANGE__COUNT) e->stats.by_change[ev->change]++;
+    if (!ev->entity || strcmp(ev->entity, "User") != 0) { /* R1.1 */
+        e->stats.skipped_entity++;
+        return 0;
+    }
+    ctx c = {.e = e, .h = h, .ev = ev};
+    c.src = (command_source){.topic = ev->source.topic,
+                             .partition = ev->source.partition,
+                             .offset = ev->source.offset,
+                             .replay_id = ev->source.replay_id,
+                             .transaction_key = ev->transaction_key,
+                             .sequence_number = ev->sequence_number,
+                             .commit_number = ev->commit_number,
+                             .commit_timestamp = ev->commit_timestamp};
+    if (ev->change == CHANGE_GAP_OVERFLOW) {
+        e->stats.overflows++;
+        warn(&c, ENGINE_WARN_OVERFLOW,
+             "R1.3: GAP_OVERFLOW: too many changes to list; the whole org needs a reconciliation "
+             "(R8)");
+        return 0;
+    }
+    if (ev->n_record_ids == 0) return perr_set(err, "the event names no recordIds");
+    for (size_t i = 0; i < ev->n_record_ids; i++) apply_user(&c, ev->record_ids[i]);
+    return 0;
+}
+
+size_t engine_event_refs(const event *ev, const char **ids, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < ev->n_fields && n < max; i++)
+        if (strcasecmp(ev->fields[i].name, "ManagerId") == 0 && ev->fields[i].val.type == VAL_STR)
+            ids[n++] = ev->fields[i].val.s;
+    return n;
+}
+
+void engine_start(engine *e, const engine_hooks *h)
+{
+    company_state *cs = e->store->company(e->store->ctx);
+    bool want = e->cfg->managers_can_toggle_data_capture;
+    if (cs->toggle_sent == want) return;
+    ctx c = {.e = e, .h = h};
+    char extra[32];
+    snprintf(extra, sizeof extra, "%u|%d", cs->n_sent, want);
+    why(e, "R7.2: managers_can_toggle_data_capture is %s; Gong last had %s", want ? "on" : "off",
+        cs->toggle_sent ? "on" : "off");
+    command cmd = {.type = CMD_COMPANY_SETTINGS, .sf_user_id = "", .company_toggle = want};
+    emit(&c, &cmd, extra);
+    cs->toggle_sent = want;
+    cs->n_sent++;
+    e->store->company_changed(e->store->ctx);
+}

@@ -1,0 +1,157 @@
+/* engine: the decision engine (provisioning.md R1-R7, R9.1). Given the settings, a user's stored
+ * state and one change event it decides the new state and the Gong commands. It is pure: the state
+ * lives behind engine_store (in memory for simulate, Redis for the service) and the commands go to
+ * a callback; no I/O happens here. */
+#ifndef PROVISIONER_ENGINE_H
+#define PROVISIONER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "command/command.h"
+#include "config/config.h"
+#include "event/event.h"
+#include "util/util.h"
+#include "value/value.h"
+
+/* ---- the state of one Salesforce user */
+typedef enum { PROV_NEVER = 0, PROV_ACTIVE, PROV_DEACTIVATED } prov_status;
+
+/* R3 reasons, in rule order; REASON_NONE = in scope. */
+typedef enum {
+    REASON_NONE = 0,
+    REASON_INACTIVE,
+    REASON_DELETED,
+    REASON_MISSING_NAME,
+    REASON_EMAIL_DOMAIN,
+    REASON_NO_ASSIGNMENT,
+    REASON__COUNT
+} reason_code;
+
+const char *engine_reason_name(reason_code r); /* "inactive_in_salesforce", ... */
+const char *prov_status_name(prov_status s);   /* "never", "active", "deactivated" */
+
+typedef struct user_field {
+    const char *name; /* interned: stable for the life of the process */
+    value_t val;      /* strings owned by the state */
+} user_field;
+
+typedef struct position {
+    int64_t commit_timestamp, commit_number, sequence_number;
+} position;
+
+typedef struct user_state {
+    char *id;
+    /* R1.4: the position of the last event applied */
+    bool has_pos;
+    position pos;
+    /* R1.3: every field ever seen, merged */
+    user_field *fields;
+    size_t n_fields, cap_fields;
+    bool deleted; /* a DELETE was the last word */
+    /* the provisioning record (R5) */
+    prov_status status;
+    bool in_scope;
+    reason_code reason;
+    char *assignment;   /* the assignment last applied under (R5.3), NULL if none */
+    char *applied_settings_of; /* the assignment whose settings Gong has (R8.1) */
+    value_t sent[ATTR__COUNT]; /* attribute values last sent to Gong */
+    /* the hierarchy (R6) */
+    char *gong_manager; /* the manager Gong has for this user, NULL if none */
+    char *waiting_for;  /* the manager this user's link waits for (R6.3), NULL if none */
+    bool created_waiting;
+    bool needs_reconcile; /* a GAP event could not be read from Salesforce (R1.3) */
+    bool dirty;
+} user_state;
+
+/* Allocates / frees a user_state and everything it owns. */
+user_state *user_state_new(const char *id);
+void user_state_free(user_state *u);
+const value_t *user_state_get(const user_state *u, const char *field); /* case-insensitive */
+void user_state_set(user_state *u, const char *field, const value_t *v);
+void user_state_clear_fields(user_state *u);
+/* Copies src's fields over a fresh dst (for scratch copies and stores). */
+void user_state_copy(user_state *dst, const user_state *src);
+
+/* Interns a field name: the same pointer for the same name, for the process's life. */
+const char *engine_intern(const char *name);
+
+typedef struct company_state {
+    bool toggle_sent; /* managers_can_toggle_data_capture last sent (R7.2); false before any */
+    uint32_t n_sent;  /* COMPANY_SETTINGS commands sent so far, for their ids */
+} company_state;
+
+/* ---- where the state lives. The engine asks for users one by one; a store that talks to a
+ * database loads them in batches beforehand (prefetch) so that these calls hit memory. */
+typedef struct engine_store {
+    void *ctx;
+    /* NULL when the user was never seen. */
+    user_state *(*get)(void *ctx, const char *id);
+    user_state *(*get_or_create)(void *ctx, const char *id);
+    /* The state changed and must be written back. */
+    void (*changed)(void *ctx, user_state *u);
+    /* Waiting links (R6.3): report waits for manager. */
+    void (*link_add)(void *ctx, const char *manager, const char *report);
+    void (*link_del)(void *ctx, const char *manager, const char *report);
+    /* The reports waiting for manager, in any order; valid until the next store call. */
+    size_t (*links)(void *ctx, const char *manager, const char *const **reports);
+    company_state *(*company)(void *ctx);
+    void (*company_changed)(void *ctx);
+} engine_store;
+
+/* ---- counters, for the summary line and metrics */
+typedef struct engine_stats {
+    uint64_t events;
+    uint64_t by_change[CHANGE__COUNT];
+    uint64_t user_events; /* (event, record id) pairs decided */
+    uint64_t skipped_entity;
+    uint64_t duplicates;
+    uint64_t stale;
+    uint64_t gaps_unresolved;
+    uint64_t overflows;
+    uint64_t cycles_refused;
+    uint64_t commands[CMD__COUNT];
+    uint64_t out_of_scope[REASON__COUNT];
+} engine_stats;
+
+typedef enum { ENGINE_WARN_CYCLE, ENGINE_WARN_GAP, ENGINE_WARN_OVERFLOW } engine_warning;
+
+typedef struct engine_hooks {
+    void *ctx;
+    void (*emit)(void *ctx, const command *c);
+    /* A counted warning (R6.4 cycles, unresolved gaps); msg is plain words. May be NULL. */
+    void (*warn)(void *ctx, engine_warning w, const char *msg);
+} engine_hooks;
+
+typedef struct engine_opts {
+    /* Relative date literals are evaluated against this clock (ms since epoch); 0: against each
+     * event's commitTimestamp, so that a replay decides as the first run did. */
+    int64_t now_ms;
+    bool with_why;    /* attach `why` to commands */
+    bool with_source; /* attach `source` to commands */
+    const event_layout *layout; /* compound fields for changedFields names; NULL: bundled */
+} engine_opts;
+
+typedef struct engine engine;
+
+engine *engine_new(const config *cfg, engine_store *store, const engine_opts *opts);
+void engine_free(engine *e);
+const engine_stats *engine_get_stats(const engine *e);
+
+/* R7.2: sends COMPANY_SETTINGS when the configured switch differs from the last value sent. Call
+ * once at start-up (and after a settings reload). */
+void engine_start(engine *e, const engine_hooks *h);
+
+/* Applies one event (every record id in order, R1.2). Returns 0; -1 only for an event that
+ * cannot be applied at all (err says why). */
+int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err);
+
+/* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
+size_t engine_event_refs(const event *ev, const char **ids, size_t max);
+
+/* Plain words for a user: in scope or not and the failing rule, the assignment and the filter
+ * that matched, the manager link and its state. */
+void engine_explain(engine *e, const char *id, buf *out);
+
+#endif

@@ -1,0 +1,130 @@
+/* `explain`: the engine's view of one user in plain words: R3 rule by rule, the R5 record and the
+ * R6 manager link. */
+#include <string.h>
+
+#include "engine_int.h"
+
+static void put_value(buf *b, const value_t *v)
+{
+    if (!v || v->type == VAL_NULL) buf_puts(b, "empty");
+    else if (v->type == VAL_BOOL) buf_puts(b, v->b ? "true" : "false");
+    else if (v->type == VAL_NUM) buf_printf(b, "%g", v->num);
+    else buf_printf(b, "'%s'", v->s);
+}
+
+static void explain_email(const config *cfg, const user_state *u, buf *b)
+{
+    const value_t *v = user_state_get(u, "Email");
+    if (!v || v->type != VAL_STR || !v->len) {
+        buf_puts(b, "the user has no email");
+        return;
+    }
+    const char *at = strrchr(v->s, '@');
+    if (!at || at == v->s || !at[1]) {
+        buf_printf(b, "the email '%s' has no local part and domain around an '@'", v->s);
+        return;
+    }
+    buf_printf(b, "the email domain '%s' is not %s", at + 1, cfg->primary_domain);
+    for (size_t i = 0; i < cfg->n_additional_domains; i++)
+        buf_printf(b, " or %s", cfg->additional_domains[i]);
+    buf_puts(b, ", and convert email domain is off");
+}
+
+static void explain_reason(engine *e, const user_state *u, reason_code r, buf *b)
+{
+    switch (r) {
+    case REASON_DELETED: buf_puts(b, "R3.1 fails: the user was deleted in Salesforce"); break;
+    case REASON_INACTIVE:
+        buf_puts(b, "R3.1 fails: IsActive is ");
+        put_value(b, user_state_get(u, "IsActive"));
+        buf_puts(b, ", not true");
+        break;
+    case REASON_MISSING_NAME:
+        buf_puts(b, "R3.2 fails: FirstName is ");
+        put_value(b, user_state_get(u, "FirstName"));
+        buf_puts(b, " and LastName is ");
+        put_value(b, user_state_get(u, "LastName"));
+        buf_puts(b, "; both must be non-empty");
+        break;
+    case REASON_EMAIL_DOMAIN:
+        buf_puts(b, "R3.3 fails: ");
+        explain_email(e->cfg, u, b);
+        break;
+    case REASON_NO_ASSIGNMENT:
+        buf_puts(b, "R3.4 fails: no assignment's filter is true for this user (");
+        for (size_t i = 0; i < e->cfg->n_assignments; i++) {
+            const cfg_assignment *a = &e->cfg->assignments[i];
+            buf_printf(b, "%s'%s': %s", i ? "; " : "", a->name,
+                       a->filter_text[0] ? a->filter_text : "(everyone)");
+        }
+        if (!e->cfg->n_assignments) buf_puts(b, "the settings have no assignments");
+        buf_puts(b, ")");
+        break;
+    default: break;
+    }
+    buf_printf(b, " [%s]", engine_reason_name(r));
+}
+
+void engine_explain(engine *e, const char *id, buf *b)
+{
+    user_state *u = e->store->get(e->store->ctx, id);
+    if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER)) {
+        buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
+        return;
+    }
+    int64_t now = e->opts.now_ms ? e->opts.now_ms : u->pos.commit_timestamp;
+    scope s = engine_evaluate_scope(e, u, now);
+    buf_printf(b, "User %s", id);
+    const value_t *fn = user_state_get(u, "FirstName"), *ln = user_state_get(u, "LastName");
+    if (fn && fn->type == VAL_STR && ln && ln->type == VAL_STR)
+        buf_printf(b, " (%s %s)", fn->s, ln->s);
+    buf_printf(b, ": %s.\n", prov_status_name(u->status));
+    if (u->needs_reconcile)
+        buf_puts(b, "  A gap event could not be read from Salesforce: this user waits for a "
+                    "reconciliation (R1.3, R8).\n");
+    if (s.reason != REASON_NONE) {
+        buf_puts(b, "  Not in scope: ");
+        explain_reason(e, u, s.reason, b);
+        buf_puts(b, ".\n");
+        if (u->status == PROV_ACTIVE)
+            buf_puts(b, "  Kept active in Gong because the option keep_active is on (R5.4).\n");
+        else if (u->status == PROV_NEVER)
+            buf_puts(b, "  So it was never created in Gong (R5.2).\n");
+        else buf_puts(b, "  So it was deactivated in Gong (R5.4).\n");
+    } else {
+        const cfg_assignment *a = &e->cfg->assignments[s.assignment];
+        buf_printf(b, "  In scope: active in Salesforce (R3.1), named (R3.2), email %s ", s.email);
+        buf_puts(b, s.converted ? "converted to the primary domain (R3.3)" : "allowed (R3.3)");
+        buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): %s.\n",
+                   a->name, a->filter_text[0] ? a->filter_text : "empty filter, matches everyone");
+    }
+    if (u->assignment) {
+        const cfg_assignment *la = NULL;
+        int i = config_assignment_index(e->cfg, u->assignment);
+        if (i >= 0) la = &e->cfg->assignments[i];
+        buf_printf(b, "  Assignment last applied: '%s' (update mode %s).\n", u->assignment,
+                   !la ? "unknown: no longer in the settings"
+                       : la->mode == UPDATE_MANUAL ? "manual: settings are managed in Gong"
+                                                   : "automatic");
+    }
+    const value_t *mid = user_state_get(u, "ManagerId");
+    buf_puts(b, "  Manager: ");
+    if (e->cfg->ignore_org_structure)
+        buf_puts(b, "the organizational structure is ignored (R6.2); ");
+    if (!mid || mid->type != VAL_STR || !mid->len) buf_puts(b, "no ManagerId in Salesforce");
+    else buf_printf(b, "ManagerId is %s", mid->s);
+    if (u->gong_manager) buf_printf(b, "; the Gong manager is %s", u->gong_manager);
+    else buf_puts(b, "; no Gong manager");
+    if (u->waiting_for) {
+        user_state *m = e->store->get(e->store->ctx, u->waiting_for);
+        buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,
+                   m ? prov_status_name(m->status) : "not known yet");
+    }
+    buf_puts(b, ".\n");
+    if (u->has_pos)
+        buf_printf(b,
+                   "  Last event applied: commitTimestamp %lld, commitNumber %lld, "
+                   "sequenceNumber %lld (R1.4).\n",
+                   (long long)u->pos.commit_timestamp, (long long)u->pos.commit_number,
+                   (long long)u->pos.sequence_number);
+}

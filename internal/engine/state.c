@@ -1,0 +1,124 @@
+/* The per-user state model: snapshot, position, provisioning record, hierarchy fields. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "engine.h"
+
+static strmap interned;
+static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+const char *engine_intern(const char *name)
+{
+    pthread_mutex_lock(&intern_lock);
+    const char *k = strmap_get(&interned, name);
+    if (!k) {
+        /* the map owns the key; the value points at it so a hit returns the stable copy */
+        k = strmap_put(&interned, name, NULL);
+        strmap_put(&interned, name, (void *)k);
+    }
+    pthread_mutex_unlock(&intern_lock);
+    return k;
+}
+
+user_state *user_state_new(const char *id)
+{
+    user_state *u = xcalloc(1, sizeof *u);
+    u->id = xstrdup(id);
+    return u;
+}
+
+static value_t value_dup(const value_t *v)
+{
+    value_t out = *v;
+    if (v->type == VAL_STR) out.s = xstrndup(v->s, v->len);
+    return out;
+}
+
+static void value_release(value_t *v)
+{
+    if (v->type == VAL_STR) free((char *)v->s);
+    *v = value_null();
+}
+
+void user_state_clear_fields(user_state *u)
+{
+    for (size_t i = 0; i < u->n_fields; i++) value_release(&u->fields[i].val);
+    u->n_fields = 0;
+}
+
+void user_state_free(user_state *u)
+{
+    if (!u) return;
+    user_state_clear_fields(u);
+    free(u->fields);
+    for (int i = 0; i < ATTR__COUNT; i++) value_release(&u->sent[i]);
+    free(u->id);
+    free(u->assignment);
+    free(u->applied_settings_of);
+    free(u->gong_manager);
+    free(u->waiting_for);
+    free(u);
+}
+
+static ssize_t find_field(const user_state *u, const char *field)
+{
+    /* interned names make the common hit a pointer compare; case-insensitive as SOQL is */
+    for (size_t i = 0; i < u->n_fields; i++)
+        if (u->fields[i].name == field) return (ssize_t)i;
+    for (size_t i = 0; i < u->n_fields; i++)
+        if (strcasecmp(u->fields[i].name, field) == 0) return (ssize_t)i;
+    return -1;
+}
+
+const value_t *user_state_get(const user_state *u, const char *field)
+{
+    ssize_t i = find_field(u, field);
+    return i < 0 ? NULL : &u->fields[i].val;
+}
+
+void user_state_set(user_state *u, const char *field, const value_t *v)
+{
+    ssize_t i = find_field(u, field);
+    if (i >= 0) {
+        if (value_eq(&u->fields[i].val, v)) return;
+        value_release(&u->fields[i].val);
+        u->fields[i].val = value_dup(v);
+        return;
+    }
+    if (u->n_fields == u->cap_fields) {
+        u->cap_fields = u->cap_fields ? u->cap_fields * 2 : 16;
+        u->fields = xrealloc(u->fields, u->cap_fields * sizeof *u->fields);
+    }
+    u->fields[u->n_fields].name = engine_intern(field);
+    u->fields[u->n_fields].val = value_dup(v);
+    u->n_fields++;
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+void user_state_copy(user_state *dst, const user_state *src)
+{
+    char *id = dst->id;
+    user_field *fields = dst->fields;
+    size_t cap = dst->cap_fields;
+    user_state_clear_fields(dst);
+    for (int i = 0; i < ATTR__COUNT; i++) value_release(&dst->sent[i]);
+    free(dst->assignment);
+    free(dst->applied_settings_of);
+    free(dst->gong_manager);
+    free(dst->waiting_for);
+    *dst = *src;
+    dst->id = id;
+    dst->fields = fields;
+    dst->cap_fields = cap;
+    dst->n_fields = 0;
+    for (size_t i = 0; i < src->n_fields; i++)
+        user_state_set(dst, src->fields[i].name, &src->fields[i].val);
+    for (int i = 0; i < ATTR__COUNT; i++) dst->sent[i] = value_dup(&src->sent[i]);
+    dst->assignment = dup_or_null(src->assignment);
+    dst->applied_settings_of = dup_or_null(src->applied_settings_of);
+    dst->gong_manager = dup_or_null(src->gong_manager);
+    dst->waiting_for = dup_or_null(src->waiting_for);
+}

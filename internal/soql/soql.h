@@ -1,0 +1,44 @@
+/* soql: assignment filters (provisioning.md R3.4, R4). A SOQL WHERE condition is compiled once at
+ * load into a tree whose field references are numbered; evaluation reads the values the caller
+ * supplies in that numbering, allocates nothing and does no I/O. */
+#ifndef PROVISIONER_SOQL_H
+#define PROVISIONER_SOQL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/util.h"
+#include "value/value.h"
+
+typedef struct soql_filter soql_filter;
+
+/* Compiles a condition, with or without a leading WHERE. Empty or blank text compiles to a filter
+ * that matches everyone. On failure returns -1 and err->msg reads
+ *   "column 23: expected a value after '=', found ')'"
+ * (1-based column into text, the token found, what was expected). */
+int soql_compile(const char *text, soql_filter **out, perr *err);
+void soql_free(soql_filter *f);
+
+/* The distinct fields the filter reads, numbered 0..n-1 in order of first appearance, spelled as in
+ * the filter (dotted relationship paths such as Profile.Name kept whole). Names are
+ * case-insensitive: "title" and "Title" are one field. */
+size_t soql_field_count(const soql_filter *f);
+const char *soql_field_name(const soql_filter *f, size_t i);
+/* True when a field is a relationship path (contains '.'), R4.3. */
+bool soql_needs_relationships(const soql_filter *f);
+
+typedef struct soql_clock {
+    int64_t now_ms;        /* "now", milliseconds since the Unix epoch */
+    int tz_offset_minutes; /* the org's offset from UTC for TODAY and friends; 0 = UTC */
+} soql_clock;
+
+typedef enum { SOQL_FALSE = 0, SOQL_TRUE = 1, SOQL_UNKNOWN = 2 } soql_truth;
+
+/* Evaluates with SOQL's three-valued logic. values[i] is the value of soql_field_name(f, i) for
+ * the record (VAL_NULL when the record has none). Date and date-time fields arrive as strings
+ * ("2024-05-01", "2024-05-01T10:00:00.000Z") and are compared as such against date literals.
+ * A filter that matches everyone returns SOQL_TRUE. */
+soql_truth soql_eval(const soql_filter *f, const value_t *values, const soql_clock *clock);
+
+#endif

@@ -1,0 +1,353 @@
+#include "util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int perr_set(perr *e, const char *fmt, ...)
+{
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return -1;
+}
+
+int perr_prefix(perr *e, const char *fmt, ...)
+{
+    if (e) {
+        char old[sizeof e->msg];
+        memcpy(old, e->msg, sizeof old);
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+        size_t used = n < 0 ? 0 : (size_t)n;
+        if (used < sizeof e->msg - 1) {
+            size_t room = sizeof e->msg - 1 - used, len = strnlen(old, sizeof old - 1);
+            if (len > room) len = room;
+            memcpy(e->msg + used, old, len);
+            e->msg[used + len] = '\0';
+        }
+    }
+    return -1;
+}
+
+static void oom(void)
+{
+    fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
+    abort();
+}
+
+void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p) oom();
+    return p;
+}
+
+void *xcalloc(size_t n, size_t m)
+{
+    void *p = calloc(n ? n : 1, m ? m : 1);
+    if (!p) oom();
+    return p;
+}
+
+void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) oom();
+    return q;
+}
+
+char *xstrndup(const char *s, size_t n)
+{
+    char *p = xmalloc(n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *xstrdup(const char *s) { return xstrndup(s, strlen(s)); }
+
+/* ---- arena */
+struct arena_block {
+    arena_block *next;
+    size_t used;
+    size_t cap;
+    max_align_t data[];
+};
+
+void arena_init(arena *a, size_t block_size)
+{
+    a->head = NULL;
+    a->spare = NULL;
+    a->block_size = block_size ? block_size : 16384;
+}
+
+void *arena_alloc(arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    arena_block *b = a->head;
+    if (!b || b->cap - b->used < n) {
+        arena_block *nb = NULL;
+        if (a->spare && a->spare->cap >= n) {
+            nb = a->spare;
+            a->spare = nb->next;
+        } else {
+            size_t cap = n > a->block_size ? n : a->block_size;
+            nb = xmalloc(sizeof *nb + cap);
+            nb->cap = cap;
+        }
+        nb->used = 0;
+        nb->next = a->head;
+        a->head = nb;
+        b = nb;
+    }
+    void *p = (char *)b->data + b->used;
+    b->used += n;
+    return p;
+}
+
+char *arena_strndup(arena *a, const char *s, size_t n)
+{
+    char *p = arena_alloc(a, n + 1);
+    memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+char *arena_strdup(arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
+
+void arena_reset(arena *a)
+{
+    while (a->head) {
+        arena_block *b = a->head;
+        a->head = b->next;
+        b->next = a->spare;
+        a->spare = b;
+    }
+}
+
+void arena_free(arena *a)
+{
+    arena_reset(a);
+    while (a->spare) {
+        arena_block *b = a->spare;
+        a->spare = b->next;
+        free(b);
+    }
+}
+
+/* ---- buf */
+void buf_init(buf *b)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+void buf_free(buf *b)
+{
+    free(b->data);
+    buf_init(b);
+}
+
+void buf_reset(buf *b)
+{
+    b->len = 0;
+    if (b->data) b->data[0] = '\0';
+}
+
+void buf_reserve(buf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1) cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+void buf_append(buf *b, const void *p, size_t n)
+{
+    buf_reserve(b, n);
+    if (n) memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+void buf_puts(buf *b, const char *s) { buf_append(b, s, strlen(s)); }
+
+void buf_putc(buf *b, char c)
+{
+    buf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void buf_printf(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[256];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        buf_append(b, tmp, (size_t)n);
+        return;
+    }
+    buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
+}
+
+void buf_json_str(buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_reserve(b, n + 2);
+    buf_putc(b, '"');
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        buf_append(b, s + start, i - start);
+        start = i + 1;
+        switch (c) {
+        case '"': buf_append(b, "\\\"", 2); break;
+        case '\\': buf_append(b, "\\\\", 2); break;
+        case '\n': buf_append(b, "\\n", 2); break;
+        case '\r': buf_append(b, "\\r", 2); break;
+        case '\t': buf_append(b, "\\t", 2); break;
+        case '\b': buf_append(b, "\\b", 2); break;
+        case '\f': buf_append(b, "\\f", 2); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            buf_append(b, u, 6);
+        }
+        }
+    }
+    buf_append(b, s + start, n - start);
+    buf_putc(b, '"');
+}
+
+/* ---- hash */
+uint64_t hash64(const void *p, size_t n, uint64_t seed)
+{
+    const unsigned char *s = p;
+    uint64_t h = seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= s[i];
+        h *= 0x100000001b3ULL;
+    }
+    /* final avalanche (splitmix64) so that near keys spread over the table */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
+/* ---- strmap */
+void strmap_init(strmap *m)
+{
+    m->slots = NULL;
+    m->cap = 0;
+    m->len = 0;
+}
+
+void strmap_free(strmap *m, void (*free_val)(void *))
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        if (m->slots[i].key) {
+            if (free_val) free_val(m->slots[i].val);
+            free(m->slots[i].key);
+        }
+    }
+    free(m->slots);
+    strmap_init(m);
+}
+
+static size_t strmap_find(const strmap *m, const char *key, uint64_t h)
+{
+    size_t mask = m->cap - 1, i = (size_t)h & mask;
+    while (m->slots[i].key && (m->slots[i].hash != h || strcmp(m->slots[i].key, key) != 0))
+        i = (i + 1) & mask;
+    return i;
+}
+
+static void strmap_grow(strmap *m)
+{
+    strmap old = *m;
+    m->cap = old.cap ? old.cap * 2 : 16;
+    m->slots = xcalloc(m->cap, sizeof *m->slots);
+    for (size_t i = 0; i < old.cap; i++) {
+        if (!old.slots[i].key) continue;
+        size_t j = strmap_find(m, old.slots[i].key, old.slots[i].hash);
+        m->slots[j] = old.slots[i];
+    }
+    free(old.slots);
+}
+
+void *strmap_get(const strmap *m, const char *key)
+{
+    if (!m->cap) return NULL;
+    uint64_t h = hash64(key, strlen(key), HASH64_SEED);
+    size_t i = strmap_find(m, key, h);
+    return m->slots[i].key ? m->slots[i].val : NULL;
+}
+
+const char *strmap_put(strmap *m, const char *key, void *val)
+{
+    if ((m->len + 1) * 4 > m->cap * 3) strmap_grow(m);
+    uint64_t h = hash64(key, strlen(key), HASH64_SEED);
+    size_t i = strmap_find(m, key, h);
+    if (!m->slots[i].key) {
+        m->slots[i].key = xstrdup(key);
+        m->slots[i].hash = h;
+        m->len++;
+    }
+    m->slots[i].val = val;
+    return m->slots[i].key;
+}
+
+void *strmap_del(strmap *m, const char *key)
+{
+    if (!m->cap) return NULL;
+    uint64_t h = hash64(key, strlen(key), HASH64_SEED);
+    size_t mask = m->cap - 1, i = strmap_find(m, key, h);
+    if (!m->slots[i].key) return NULL;
+    void *val = m->slots[i].val;
+    free(m->slots[i].key);
+    m->slots[i].key = NULL;
+    m->len--;
+    /* backward-shift deletion keeps probe chains intact without tombstones */
+    size_t j = i;
+    for (;;) {
+        j = (j + 1) & mask;
+        if (!m->slots[j].key) break;
+        size_t home = (size_t)m->slots[j].hash & mask;
+        if ((j > i && (home <= i || home > j)) || (j < i && (home <= i && home > j))) {
+            m->slots[i] = m->slots[j];
+            m->slots[j].key = NULL;
+            i = j;
+        }
+    }
+    return val;
+}
+
+bool str_ieqn(const char *a, size_t an, const char *b, size_t bn)
+{
+    if (an != bn) return false;
+    for (size_t i = 0; i < an; i++)
+        if (tolower((unsigned char)a[i]) != tolower((unsigned char)b[i])) return false;
+    return true;
+}
+
+bool str_ieq(const char *a, const char *b) { return str_ieqn(a, strlen(a), b, strlen(b)); }

@@ -1,0 +1,88 @@
+/* util: the small building blocks every component shares: the error struct, an arena, a growable
+ * byte buffer, a string-keyed hash map and a stable hash. No I/O here. */
+#ifndef PROVISIONER_UTIL_H
+#define PROVISIONER_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- errors: functions return 0 / -1 and fill one of these, once, where the failure is
+ * understood. Callers add context by prefixing (perr_prefix), never by logging twice. */
+typedef struct perr {
+    char msg[1024];
+} perr;
+
+int perr_set(perr *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int perr_prefix(perr *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- arena: bump allocator reset between units of work (an event, a batch), so the hot path
+ * makes no malloc/free pair per message once the first blocks exist. */
+typedef struct arena_block arena_block;
+typedef struct arena {
+    arena_block *head;
+    arena_block *spare; /* blocks kept across resets */
+    size_t block_size;
+} arena;
+
+void arena_init(arena *a, size_t block_size);
+void *arena_alloc(arena *a, size_t n);
+char *arena_strndup(arena *a, const char *s, size_t n);
+char *arena_strdup(arena *a, const char *s);
+void arena_reset(arena *a);
+void arena_free(arena *a);
+
+/* ---- buf: growable byte buffer, always NUL-terminated. */
+typedef struct buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} buf;
+
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b);
+void buf_reserve(buf *b, size_t extra);
+void buf_append(buf *b, const void *p, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a JSON string literal, quotes included. */
+void buf_json_str(buf *b, const char *s, size_t n);
+
+/* ---- hashing: stable across runs and machines (byte-wise FNV-1a), used for command ids. */
+uint64_t hash64(const void *p, size_t n, uint64_t seed);
+#define HASH64_SEED 0xcbf29ce484222325ULL
+
+/* ---- strmap: open-addressing map from NUL-terminated string keys (copied) to void*. */
+typedef struct strmap_entry {
+    char *key;
+    void *val;
+    uint64_t hash;
+} strmap_entry;
+
+typedef struct strmap {
+    strmap_entry *slots;
+    size_t cap; /* power of two */
+    size_t len;
+} strmap;
+
+void strmap_init(strmap *m);
+void strmap_free(strmap *m, void (*free_val)(void *));
+void *strmap_get(const strmap *m, const char *key);
+/* Returns the stored key (owned by the map). */
+const char *strmap_put(strmap *m, const char *key, void *val);
+void *strmap_del(strmap *m, const char *key);
+/* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... */
+
+/* ---- small string helpers */
+bool str_ieq(const char *a, const char *b);
+bool str_ieqn(const char *a, size_t an, const char *b, size_t bn);
+void *xmalloc(size_t n);
+void *xcalloc(size_t n, size_t m);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+#endif

@@ -1,0 +1,365 @@
+/* The decision engine in isolation (R1-R7, R9.1): settings and events in, commands out, with the
+ * in-memory store. Each test names the rule it checks. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "store/store.h"
+
+#define HDR(ids, type, ts, extra)                                                                  \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[" ids "],\"changeType\":\"" type \
+    "\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],\"transactionKey\":\"tx" #ts     \
+    "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts                      \
+    ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}" extra "}\n"
+
+#define USER(first, email, extra)                                                                  \
+    ",\"Email\":\"" email "\",\"FirstName\":\"" first "\",\"LastName\":\"Doe\",\"IsActive\":true"     \
+    ",\"Title\":\"AE\",\"Department\":\"Sales\"" extra
+
+static const char *BASE = "company:\n  primary_domain: acme.com\n  additional_domains: [acme.io]\n"
+                          "assignments:\n  - name: Everyone\n    seats: [recorder]\n"
+                          "    data_capture: {web_conferences: true}\n";
+
+typedef struct run {
+    json_t *cmds; /* array */
+    unsigned warnings;
+    engine_stats stats;
+} run;
+
+static void on_emit(void *ctx, const command *c)
+{
+    run *r = ctx;
+    buf b;
+    buf_init(&b);
+    command_to_json(c, &b);
+    json_error_t je;
+    json_t *j = json_loads(b.data, 0, &je);
+    cr_assert(j, "command JSON does not parse: %s (%s)", b.data, je.text);
+    json_array_append_new(r->cmds, j);
+    buf_free(&b);
+}
+
+static void on_warn(void *ctx, engine_warning w, const char *msg)
+{
+    (void)w;
+    (void)msg;
+    ((run *)ctx)->warnings++;
+}
+
+static run simulate(const char *settings, const char *events)
+{
+    config *cfg;
+    perr err;
+    cr_assert_eq(config_load_string(settings, strlen(settings), "t.yaml", &cfg, &err), 0, "%s",
+                 err.msg);
+    store_mem *m = store_mem_new();
+    engine_opts opts = {.with_why = true, .with_source = true};
+    engine *e = engine_new(cfg, store_mem_iface(m), &opts);
+    run r = {.cmds = json_array()};
+    engine_hooks h = {.ctx = &r, .emit = on_emit, .warn = on_warn};
+    engine_start(e, &h);
+    arena mem;
+    arena_init(&mem, 4096);
+    const char *p = events;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len) {
+            event ev;
+            arena_reset(&mem);
+            cr_assert_eq(event_from_json(p, len, NULL, &mem, &ev, &err), 0, "%s", err.msg);
+            cr_assert_eq(engine_apply(e, &ev, &h, &err), 0, "%s", err.msg);
+        }
+        p += len + (nl ? 1 : 0);
+    }
+    r.stats = *engine_get_stats(e);
+    arena_free(&mem);
+    engine_free(e);
+    store_mem_free(m);
+    config_free(cfg);
+    return r;
+}
+
+static const char *type_at(const run *r, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(r->cmds, i), "type"));
+}
+
+static const char *str_at(const run *r, size_t i, const char *key)
+{
+    return json_string_value(json_object_get(json_array_get(r->cmds, i), key));
+}
+
+static char *settings_with(const char *options)
+{
+    static char s[2048];
+    snprintf(s, sizeof s, "%soptions:\n%s", BASE, options);
+    return s;
+}
+
+Test(engine, r5_1_create_in_scope_carries_all_attributes)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    cr_assert_str_eq(type_at(&r, 0), "CREATE_USER");
+    json_t *user = json_object_get(json_array_get(r.cmds, 0), "user");
+    cr_assert_eq(json_object_size(user), 10, "all ten R2.1 attributes");
+    cr_assert(json_is_null(json_object_get(user, "phone_number")), "absent field is null");
+    cr_assert_str_eq(str_at(&r, 0, "assignment"), "Everyone");
+    cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 0), "manager_sf_user_id")));
+    cr_assert(json_is_object(json_object_get(json_array_get(r.cmds, 0), "settings")));
+}
+
+Test(engine, r1_1_non_user_entity_is_skipped_and_counted)
+{
+    run r = simulate(BASE, "{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"recordIds\":["
+                           "\"001A\"],\"changeType\":\"CREATE\",\"commitTimestamp\":1,"
+                           "\"commitNumber\":1,\"sequenceNumber\":1},\"Name\":\"Acme\"}\n");
+    cr_assert_eq(json_array_size(r.cmds), 0);
+    cr_assert_eq(r.stats.skipped_entity, 1);
+}
+
+Test(engine, r1_2_multi_record_event_applies_to_each_in_order)
+{
+    run r = simulate(BASE, HDR("\"005U2\",\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(str_at(&r, 0, "sf_user_id"), "005U2");
+    cr_assert_str_eq(str_at(&r, 1, "sf_user_id"), "005U1");
+    cr_assert_str_neq(str_at(&r, 0, "command_id"), str_at(&r, 1, "command_id"));
+}
+
+Test(engine, r1_4_duplicate_event_produces_nothing)
+{
+    const char *ev = HDR("\"005U1\"", "CREATE", 5, USER("Ann", "a@acme.com", ""));
+    char events[4096];
+    snprintf(events, sizeof events, "%s%s", ev, ev);
+    run r = simulate(BASE, events);
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    cr_assert_eq(r.stats.duplicates, 1);
+}
+
+Test(engine, r1_4_stale_event_is_ignored)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 5, USER("Ann", "a@acme.com", ""))
+                               HDR("\"005U1\"", "UPDATE", 4, ",\"Title\":\"Old\""));
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    cr_assert_eq(r.stats.stale, 1);
+}
+
+Test(engine, r1_3_explicit_json_null_clears_field)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1,
+                               USER("Ann", "a@acme.com", ",\"Phone\":\"+1 555\""))
+                               HDR("\"005U1\"", "UPDATE", 2, ",\"Phone\":null"));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "UPDATE_USER");
+    json_t *user = json_object_get(json_array_get(r.cmds, 1), "user");
+    cr_assert_eq(json_object_size(user), 1);
+    cr_assert(json_is_null(json_object_get(user, "phone_number")));
+}
+
+Test(engine, r1_3_delete_deactivates_with_deleted_reason)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                               HDR("\"005U1\"", "DELETE", 2, ""));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "DEACTIVATE_USER");
+    cr_assert_str_eq(str_at(&r, 1, "reason"), "deleted_in_salesforce");
+}
+
+Test(engine, r1_3_undelete_reactivates)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                               HDR("\"005U1\"", "DELETE", 2, "")
+                                   HDR("\"005U1\"", "UNDELETE", 3, USER("Ann", "a@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 3);
+    cr_assert_str_eq(type_at(&r, 2), "REACTIVATE_USER");
+}
+
+Test(engine, r1_3_gap_event_without_salesforce_guesses_nothing)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "GAP_UPDATE", 1, ""));
+    cr_assert_eq(json_array_size(r.cmds), 0);
+    cr_assert_eq(r.stats.gaps_unresolved, 1);
+    cr_assert_eq(r.warnings, 1);
+}
+
+Test(engine, r3_3_domain_lower_cased_local_part_kept)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "Ann.X@ACME.IO", "")));
+    json_t *user = json_object_get(json_array_get(r.cmds, 0), "user");
+    cr_assert_str_eq(json_string_value(json_object_get(user, "emailaddress")), "Ann.X@acme.io");
+}
+
+Test(engine, r3_3_convert_email_domain)
+{
+    run r = simulate(settings_with("  convert_email_domain: true\n"),
+                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@Other.COM", "")));
+    json_t *user = json_object_get(json_array_get(r.cmds, 0), "user");
+    cr_assert_str_eq(json_string_value(json_object_get(user, "emailaddress")), "ann@acme.com");
+}
+
+Test(engine, r3_3_email_without_local_part_fails_even_with_convert)
+{
+    run r = simulate(settings_with("  convert_email_domain: true\n"),
+                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 0);
+}
+
+Test(engine, r3_2_whitespace_name_is_missing)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER(" \\t", "a@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 0);
+    cr_assert_eq(r.stats.out_of_scope[REASON_MISSING_NAME], 1);
+}
+
+Test(engine, r5_4_deactivate_when_inactive)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                               HDR("\"005U1\"", "UPDATE", 2, ",\"IsActive\":false"));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "DEACTIVATE_USER");
+    cr_assert_str_eq(str_at(&r, 1, "reason"), "inactive_in_salesforce");
+}
+
+Test(engine, r5_4_keep_active_sends_updates_but_not_a_failing_email)
+{
+    run r = simulate(settings_with("  keep_active: true\n"),
+                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                         HDR("\"005U1\"", "UPDATE", 2,
+                             ",\"Email\":\"a@gmail.com\",\"Title\":\"VP\""));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "UPDATE_USER");
+    json_t *user = json_object_get(json_array_get(r.cmds, 1), "user");
+    cr_assert_eq(json_object_size(user), 1, "only the title; the failing email is not sent");
+    cr_assert_str_eq(json_string_value(json_object_get(user, "title")), "VP");
+}
+
+Test(engine, r5_5_reactivation_sends_all_attributes)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                               HDR("\"005U1\"", "UPDATE", 2, ",\"IsActive\":false")
+                                   HDR("\"005U1\"", "UPDATE", 3, ",\"IsActive\":true"));
+    cr_assert_eq(json_array_size(r.cmds), 3);
+    cr_assert_str_eq(type_at(&r, 2), "REACTIVATE_USER");
+    cr_assert_eq(json_object_size(json_object_get(json_array_get(r.cmds, 2), "user")), 10);
+    cr_assert_str_eq(str_at(&r, 2, "assignment"), "Everyone");
+}
+
+static const char *TWO = "company:\n  primary_domain: acme.com\n"
+                         "assignments:\n"
+                         "  - name: Sales\n    filter: \"Department = 'Sales'\"\n"
+                         "    update_mode: %s\n"
+                         "  - name: Support\n    filter: \"Department = 'Support'\"\n";
+
+static char *two(const char *mode)
+{
+    static char s[1024];
+    snprintf(s, sizeof s, TWO, mode);
+    return s;
+}
+
+Test(engine, r5_3_automatic_assignment_change_applies_settings)
+{
+    run r = simulate(two("automatic"),
+                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                         HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Support\""));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "APPLY_SETTINGS");
+    cr_assert_str_eq(str_at(&r, 1, "assignment"), "Support");
+}
+
+Test(engine, r5_3_manual_assignment_change_sends_nothing_but_records)
+{
+    run r = simulate(two("manual"),
+                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                         HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Support\"")
+                             HDR("\"005U1\"", "UPDATE", 3, ",\"Department\":\"Sales\""));
+    /* Sales (manual) -> Support: nothing; Support (automatic) -> Sales: APPLY_SETTINGS */
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert_str_eq(type_at(&r, 1), "APPLY_SETTINGS");
+    cr_assert_str_eq(str_at(&r, 1, "assignment"), "Sales");
+}
+
+Test(engine, r6_3_waiting_links_resolve_in_ascending_id_order)
+{
+    run r = simulate(BASE, HDR("\"005U9\"", "CREATE", 1,
+                               USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
+                               HDR("\"005U3\"", "CREATE", 2,
+                                   USER("Three", "t@acme.com", ",\"ManagerId\":\"005M\""))
+                                   HDR("\"005M\"", "CREATE", 3, USER("Boss", "b@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 5);
+    cr_assert_str_eq(type_at(&r, 2), "CREATE_USER");
+    cr_assert_str_eq(type_at(&r, 3), "SET_MANAGER");
+    cr_assert_str_eq(str_at(&r, 3, "sf_user_id"), "005U3");
+    cr_assert_str_eq(str_at(&r, 4, "sf_user_id"), "005U9");
+    cr_assert_str_eq(str_at(&r, 4, "manager_sf_user_id"), "005M");
+}
+
+Test(engine, r6_4_self_management_is_refused)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1,
+                               USER("Ann", "a@acme.com", ",\"ManagerId\":\"005U1\"")));
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 0), "manager_sf_user_id")));
+    cr_assert_eq(r.stats.cycles_refused, 1);
+    cr_assert_eq(r.warnings, 1);
+}
+
+Test(engine, r6_4_two_user_cycle_is_refused)
+{
+    run r = simulate(BASE, HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+                               HDR("\"005B\"", "CREATE", 2,
+                                   USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                                   HDR("\"005A\"", "UPDATE", 3, ",\"ManagerId\":\"005B\""));
+    cr_assert_eq(json_array_size(r.cmds), 2, "A under B would close the loop: no command");
+    cr_assert_eq(r.stats.cycles_refused, 1);
+}
+
+Test(engine, r6_2_ignore_org_structure_sets_no_manager)
+{
+    run r = simulate(settings_with("  ignore_org_structure: true\n"),
+                     HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
+                         HDR("\"005U1\"", "CREATE", 2,
+                             USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
+    cr_assert_eq(json_array_size(r.cmds), 2);
+    cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 1), "manager_sf_user_id")));
+}
+
+Test(engine, r6_6_notify_manager_once_on_create)
+{
+    run r = simulate(settings_with("  notify_managers: true\n"),
+                     HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
+                         HDR("\"005U1\"", "CREATE", 2,
+                             USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
+    cr_assert_eq(json_array_size(r.cmds), 3);
+    cr_assert_str_eq(type_at(&r, 2), "NOTIFY_MANAGER");
+    cr_assert_str_eq(str_at(&r, 2, "manager_sf_user_id"), "005M");
+}
+
+Test(engine, r7_2_company_settings_at_start_when_on)
+{
+    run r = simulate(settings_with("  managers_can_toggle_data_capture: true\n"), "");
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    cr_assert_str_eq(type_at(&r, 0), "COMPANY_SETTINGS");
+    cr_assert_str_eq(str_at(&r, 0, "sf_user_id"), "");
+    cr_assert(json_is_true(
+        json_object_get(json_array_get(r.cmds, 0), "managers_can_toggle_data_capture")));
+}
+
+Test(engine, r9_1_command_ids_are_stable_and_unique)
+{
+    const char *evs = HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+        HDR("\"005U1\"", "UPDATE", 2, ",\"Title\":\"VP\"");
+    run a = simulate(BASE, evs), b = simulate(BASE, evs);
+    cr_assert_eq(json_array_size(a.cmds), 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_eq(strlen(str_at(&a, i, "command_id")), 32);
+        cr_assert_str_eq(str_at(&a, i, "command_id"), str_at(&b, i, "command_id"));
+    }
+    cr_assert_str_neq(str_at(&a, 0, "command_id"), str_at(&a, 1, "command_id"));
+}

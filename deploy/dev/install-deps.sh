@@ -8,6 +8,7 @@ PACKAGES=(
   librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev libhiredis-dev libyaml-dev
   libmicrohttpd-dev libssl-dev libcriterion-dev
   redis-server kcat clang
+  yamllint python3-jsonschema
 )
 
 missing=()

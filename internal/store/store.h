@@ -13,3 +13,46 @@ engine_store *store_mem_iface(store_mem *m);
 size_t store_mem_count(const store_mem *m);
 
 #endif
+
+/* ---- store_redis: the service's state in Redis (issue 6). Key layout under a prefix (see
+ * README "State in Redis"). The engine works on an in-process cache that a batch fills with
+ * store_redis_prefetch (one pipelined round trip) and writes back with store_redis_flush (one
+ * pipelined round trip, atomic per user). A user the engine asks for that was not prefetched is
+ * read on the spot (counted as a miss). */
+typedef struct store_redis store_redis;
+
+typedef struct store_redis_opts {
+    const char *url;    /* redis://[user:password@]host:port[/db] */
+    const char *prefix; /* key prefix, e.g. "prov:" */
+    int timeout_ms;     /* per command; 0: 2000 */
+} store_redis_opts;
+
+/* Reports (manager, report) pairs whose waiting link another instance may have raced with (R6.3):
+ * after a flush the caller asks the engine to resolve each manager again
+ * (engine_resolve_manager). */
+typedef struct store_late {
+    char **managers; /* distinct manager ids */
+    size_t n;
+} store_late;
+
+typedef struct store_redis_stats {
+    uint64_t round_trips;
+    uint64_t misses; /* users read outside a prefetch */
+    uint64_t users_written;
+} store_redis_stats;
+
+int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err);
+void store_redis_close(store_redis *s);
+engine_store *store_redis_iface(store_redis *s);
+/* Loads these users (and the waiting-link sets naming them as manager) into the cache. */
+int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err);
+/* Writes every changed user, link and the company state; fills late (may be NULL). */
+int store_redis_flush(store_redis *s, store_late *late, perr *err);
+void store_late_free(store_late *l);
+/* Forgets the cache (between batches: another instance may change users after a rebalance). */
+void store_redis_reset(store_redis *s);
+int store_redis_ping(store_redis *s, perr *err);
+/* True when a read outside a prefetch failed since the last reset: the engine then saw a user as
+ * unknown that may exist, so the caller must discard the batch's decisions and retry it. */
+bool store_redis_failed(const store_redis *s, perr *err);
+const store_redis_stats *store_redis_get_stats(const store_redis *s);

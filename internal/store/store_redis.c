@@ -1,0 +1,1649 @@
+/* store_redis: the service's state in Redis (issue 6; provisioning.md R1.4, R6.3, R9.2, R9.3).
+ *
+ * ---- Key layout, under the configured prefix P (e.g. "prov:"); internal/store/README.md too.
+ *
+ *   P u:{id}       HASH  status  "never" | "active" | "deactivated" (fixed here, not the
+ *                                display names of prov_status_name, which may change)
+ *                        blob    the whole user_state, binary format v1 (below)
+ *                  The status sits beside the blob so that a Lua script reads a manager's
+ *                  provisioning status with one HGET, without decoding anything (R6.3 race).
+ *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
+ *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2)
+ *
+ * The per-user position (R1.4) lives inside the blob, so a user's state and its idempotency
+ * record are written by one command and can never disagree (R9.2, R9.3).
+ *
+ * ---- Blob format v1 (all integers unsigned LEB128 varints unless said otherwise)
+ *   'P' 0x01                      magic and format version
+ *   flags                         bit0 has_pos, bit1 deleted, bit2 in_scope, bit3 created_waiting,
+ *                                 bit4 needs_reconcile
+ *   status, reason                one byte each
+ *   [pos]                         3 zigzag varints when has_pos: commit_timestamp, commit_number,
+ *                                 sequence_number
+ *   id                            str (len, bytes)
+ *   assignment, applied_settings_of, gong_manager, waiting_for
+ *                                 optional str: len+1, bytes; 0 = NULL
+ *   n_sent, n_sent values         the R2.1 attributes last sent (fewer than ATTR__COUNT: the rest
+ *                                 are null, so adding an attribute needs no new version)
+ *   n_fields, (name str, value)*  the snapshot
+ *   value                         tag byte 0 null, 1 false, 2 true, 3 number (8 bytes IEEE-754
+ *                                 little endian), 4 string (len, bytes)
+ * Binary, not JSON: a batch decodes thousands of states and the blob is half the size.
+ *
+ * ---- Round trips. Every exchange is one pipelined round trip (all commands appended, then all
+ * replies read):
+ *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
+ *             when not loaded): 1 round trip for the batch;
+ *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
+ *             link changes or becomes active), standalone link changes and the company: 1 round
+ *             trip (2 after a NOSCRIPT: the whole flush again with EVAL);
+ *   miss      a get() or links() of something not prefetched: 1 round trip each.
+ * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
+ *
+ * ---- Cross-instance hierarchy safety (R6.3). Two instances on different partitions may handle
+ * a manager M and its report R at once. Two atomic scripts make whichever comes second see the
+ * other:
+ *   (a) registering R->M (SADD w:M R) happens inside R's own write script, which then reads
+ *       HGET u:M status: "active" means M went live behind our back, and M is reported late;
+ *   (b) writing M when it becomes active (its stored status was not active) runs the same script
+ *       with a check: the members of w:M that this instance never saw (loaded, added or removed)
+ *       were registered by someone else, and M is reported late.
+ *   (c) at rest an active manager has no waiting report, so any cached active user whose waiting
+ *       set is not empty is reported late too: this heals a crash between a flush that reported
+ *       a late manager and its resolution (the replayed events are duplicates, but the batch
+ *       prefetches both users again).
+ * Registering the link inside R's write (not as a separate command) also keeps R's state and its
+ * link together: a crash between them would otherwise leave R waiting with no link while its
+ * stored position makes the replayed event a duplicate (R9.2). The caller resolves every late
+ * manager (engine_resolve_manager) and flushes again; the cache forgets the late manager, its link
+ * set and the reports named, so that the resolution reads what the other instance wrote.
+ *
+ * The store is single-threaded, like the engine that drives it. */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "log/log.h"
+#include "store.h"
+
+#define FORMAT_MAGIC 'P'
+#define FORMAT_VERSION 1
+#define POOL_MAX 65536 /* recycled user_state structs kept across resets */
+
+/* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
+static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
+
+/* The put script (see the top comment). KEYS[1] the user's hash, KEYS[2] its waiting set;
+ * KEYS[2i+1], KEYS[2i+2]: the waiting set and the hash of the manager of link change i.
+ * ARGV: status, blob, id, n, n codes ('+' add, '-' remove), check ('1'/'0'), then the reports this
+ * instance knows of for the user as a manager. Returns {late op indices, unknown reports}. */
+/* clang-format off */
+static const char PUT_SCRIPT[] =
+    "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'blob', ARGV[2])\n"
+    "local n = tonumber(ARGV[4])\n"
+    "local late = {}\n"
+    "for i = 1, n do\n"
+    "  if ARGV[4 + i] == '+' then\n"
+    "    redis.call('SADD', KEYS[2 * i + 1], ARGV[3])\n"
+    "    if redis.call('HGET', KEYS[2 * i + 2], 'status') == 'active' then\n"
+    "      late[#late + 1] = i\n"
+    "    end\n"
+    "  else\n"
+    "    redis.call('SREM', KEYS[2 * i + 1], ARGV[3])\n"
+    "  end\n"
+    "end\n"
+    "local extra = {}\n"
+    "if ARGV[5 + n] == '1' then\n"
+    "  local known = {}\n"
+    "  for i = 6 + n, #ARGV do known[ARGV[i]] = true end\n"
+    "  for _, r in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "    if not known[r] then extra[#extra + 1] = r end\n"
+    "  end\n"
+    "end\n"
+    "return {late, extra}\n";
+
+/* A link added for a report whose state is not written in the same flush (the engine always
+ * writes the report, so this is a fallback): KEYS[1] w:M, KEYS[2] u:M, ARGV[1] the report. */
+static const char LINK_SCRIPT[] =
+    "redis.call('SADD', KEYS[1], ARGV[1])\n"
+    "if redis.call('HGET', KEYS[2], 'status') == 'active' then return 1 end\n"
+    "return 0\n";
+/* clang-format on */
+
+/* ---------------------------------------------------------------- cache structures */
+
+typedef struct entry {
+    char *id;           /* arena */
+    user_state *u;      /* NULL: not in Redis (cached so that it is not read again) */
+    prov_status stored; /* status in Redis as last read or written: decides check (b) */
+    bool pending;       /* being read by the prefetch in flight */
+} entry;
+
+typedef struct link_set {
+    bool loaded;          /* members mirror Redis as read, plus our changes */
+    bool loading;         /* in the prefetch in flight */
+    bool has_ops;         /* changed before it was loaded: replay s->ops on load */
+    const char **members; /* arena strings; the view links() returns */
+    size_t n, cap;
+    const char **seen; /* every report read or changed here: the known set of check (b) */
+    size_t n_seen, cap_seen;
+} link_set;
+
+typedef struct link_op {
+    const char *manager, *report; /* arena */
+    uint32_t seq;
+    bool add;
+} link_op;
+
+typedef enum {
+    RK_PUT_PLAIN,
+    RK_PUT_SCRIPT,
+    RK_LINK_ADD,
+    RK_SREM,
+    RK_COMPANY,
+    RK_SCRIPT_LOAD
+} reply_kind;
+
+typedef struct reply_info {
+    reply_kind kind;
+    entry *e;          /* RK_PUT_* */
+    size_t first_op;   /* RK_PUT_SCRIPT: index in s->net of its first link change */
+    const char *other; /* RK_LINK_ADD / RK_SREM: the manager */
+} reply_info;
+
+/* One command's arguments, built back to back in one buffer (hiredis copies them on append). */
+typedef struct cmdb {
+    buf data;
+    size_t *off, *len;
+    size_t n, cap;
+    const char **argv;
+    size_t argv_cap;
+    size_t arg_start;
+} cmdb;
+
+struct store_redis {
+    engine_store iface;
+    /* connection */
+    redisContext *c;
+    char *host, *user, *password;
+    int port, db, timeout_ms;
+    char where[512]; /* the URL with the password masked, for messages */
+    char *prefix;
+    size_t prefix_len;
+    char sha_put[41], sha_link[41];
+    bool scripts_reload; /* SCRIPT LOAD again before the next flush (after a NOSCRIPT) */
+    /* cache */
+    arena mem;
+    strmap users; /* id -> entry* */
+    strmap links; /* manager id -> link_set* */
+    link_op *ops; /* link changes in engine order, since the last flush */
+    size_t n_ops, cap_ops;
+    uint32_t op_seq;
+    link_op *net; /* flush: the last change per (report, manager), sorted by report */
+    size_t n_net, cap_net;
+    company_state company;
+    bool company_loaded, company_dirty;
+    user_state **pool;
+    size_t n_pool, cap_pool;
+    /* a read inside an engine call failed: the batch is not to be trusted */
+    bool failed;
+    perr fail_err;
+    /* pipeline scratch */
+    cmdb cmd;
+    redisReply **rep;
+    size_t n_rep, cap_rep;
+    reply_info *info;
+    size_t n_info, cap_info;
+    entry **todo_u;
+    size_t n_todo_u, cap_todo_u;
+    const char **todo_w;
+    size_t n_todo_w, cap_todo_w;
+    buf scratch;
+    store_redis_stats stats;
+};
+
+#define GROW(p, n, cap)                                                                            \
+    do {                                                                                           \
+        if ((n) >= (cap)) {                                                                        \
+            (cap) = (cap) ? (cap)*2 : 16;                                                          \
+            if ((cap) <= (n)) (cap) = (n) + 1;                                                     \
+            (p) = xrealloc((p), (cap) * sizeof *(p));                                              \
+        }                                                                                          \
+    } while (0)
+
+/* ---------------------------------------------------------------- URL */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) (a password may carry '@' or ':' as %40, %3A). */
+static char *pct_decode(const char *s, size_t n)
+{
+    char *out = xmalloc(n + 1);
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
+            out[j++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+            i += 2;
+        } else {
+            out[j++] = s[i];
+        }
+    }
+    out[j] = '\0';
+    return out;
+}
+
+static int parse_uint(const char *s, size_t n, long max, long *out)
+{
+    if (!n || n > 9) return -1;
+    long v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* redis://[user:password@]host[:port][/db]; messages show only the masked URL. */
+static int parse_url(store_redis *s, const char *url, perr *err)
+{
+    log_redact_url(url, s->where, sizeof s->where);
+    const char *scheme_end = strstr(url, "://");
+    if (!scheme_end)
+        return perr_set(err, "Redis URL '%s': expected redis://[user:password@]host:port[/db]",
+                        s->where);
+    size_t sl = (size_t)(scheme_end - url);
+    if (str_ieqn(url, sl, "rediss", 6))
+        return perr_set(err, "Redis URL '%s': TLS (rediss://) is not supported by this build",
+                        s->where);
+    if (!str_ieqn(url, sl, "redis", 5))
+        return perr_set(err, "Redis URL '%s': the scheme must be redis://", s->where);
+    const char *p = scheme_end + 3;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon)
+            return perr_set(err,
+                            "Redis URL '%s': a user needs a password (redis://user:password@host "
+                            "or redis://:password@host)",
+                            s->where);
+        if (colon > p) s->user = pct_decode(p, (size_t)(colon - p));
+        s->password = pct_decode(colon + 1, (size_t)(at - colon - 1));
+        if (!*s->password) return perr_set(err, "Redis URL '%s': the password is empty", s->where);
+        p = at + 1;
+    }
+    const char *host_end;
+    const char *rest;
+    if (*p == '[') { /* [IPv6] */
+        host_end = strchr(p, ']');
+        if (!host_end) return perr_set(err, "Redis URL '%s': unclosed '[' in the host", s->where);
+        s->host = xstrndup(p + 1, (size_t)(host_end - p - 1));
+        rest = host_end + 1;
+    } else {
+        host_end = p + strcspn(p, ":/?");
+        s->host = xstrndup(p, (size_t)(host_end - p));
+        rest = host_end;
+    }
+    if (!*s->host) return perr_set(err, "Redis URL '%s': no host", s->where);
+    long v = 6379;
+    if (*rest == ':') {
+        size_t n = strcspn(rest + 1, "/?");
+        if (parse_uint(rest + 1, n, 65535, &v) < 0 || v == 0)
+            return perr_set(err, "Redis URL '%s': the port must be a number from 1 to 65535",
+                            s->where);
+        rest += 1 + n;
+    }
+    s->port = (int)v;
+    v = 0;
+    if (*rest == '/') {
+        size_t n = strcspn(rest + 1, "?");
+        if (n && parse_uint(rest + 1, n, 1000000, &v) < 0)
+            return perr_set(err, "Redis URL '%s': the database after '/' must be a number",
+                            s->where);
+        rest += 1 + n;
+    }
+    s->db = (int)v;
+    if (*rest)
+        return perr_set(err, "Redis URL '%s': unexpected '%s' after host:port/db", s->where, rest);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- command building */
+
+static void cb_begin(cmdb *b)
+{
+    buf_reset(&b->data);
+    b->n = 0;
+}
+
+static void cb_arg_begin(cmdb *b) { b->arg_start = b->data.len; }
+
+static void cb_arg_end(cmdb *b)
+{
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 32;
+        b->off = xrealloc(b->off, b->cap * sizeof *b->off);
+        b->len = xrealloc(b->len, b->cap * sizeof *b->len);
+    }
+    b->off[b->n] = b->arg_start;
+    b->len[b->n] = b->data.len - b->arg_start;
+    b->n++;
+}
+
+static void cb_arg(cmdb *b, const void *p, size_t n)
+{
+    cb_arg_begin(b);
+    buf_append(&b->data, p, n);
+    cb_arg_end(b);
+}
+
+static void cb_str(cmdb *b, const char *s) { cb_arg(b, s, strlen(s)); }
+
+static void cb_key(cmdb *b, const store_redis *s, const char *kind, const char *id)
+{
+    cb_arg_begin(b);
+    buf_append(&b->data, s->prefix, s->prefix_len);
+    buf_puts(&b->data, kind);
+    if (id) buf_puts(&b->data, id);
+    cb_arg_end(b);
+}
+
+static void cb_num(cmdb *b, uint64_t v)
+{
+    char t[24];
+    int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
+    cb_arg(b, t, (size_t)n);
+}
+
+/* Appends the command to the connection's output buffer: nothing is sent until replies are read. */
+static void cb_send(store_redis *s, cmdb *b)
+{
+    if (b->argv_cap < b->n) {
+        b->argv_cap = b->n * 2;
+        b->argv = xrealloc(b->argv, b->argv_cap * sizeof *b->argv);
+    }
+    for (size_t i = 0; i < b->n; i++)
+        b->argv[i] = b->data.data + b->off[i];
+    /* only fails on out of memory, which xmalloc treats as fatal everywhere else too */
+    if (redisAppendCommandArgv(s->c, (int)b->n, b->argv, b->len) != REDIS_OK) {
+        fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
+        abort();
+    }
+}
+
+static void cb_free(cmdb *b)
+{
+    buf_free(&b->data);
+    free(b->off);
+    free(b->len);
+    free(b->argv);
+}
+
+/* ---------------------------------------------------------------- connection */
+
+static void conn_drop(store_redis *s)
+{
+    if (s->c) redisFree(s->c);
+    s->c = NULL;
+}
+
+static struct timeval ms_tv(int ms)
+{
+    return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+}
+
+/* The message for a broken exchange; drops the connection (the next call reconnects). */
+static int conn_fail(store_redis *s, const char *doing, perr *err)
+{
+    int e = errno;
+    const char *why = s->c ? s->c->errstr : "not connected";
+    char tmp[160];
+    if (s->c && s->c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK)) {
+        snprintf(tmp, sizeof tmp, "no answer within %d ms", s->timeout_ms);
+        why = tmp;
+    } else if (s->c && s->c->err == REDIS_ERR_EOF) {
+        why = "the server closed the connection";
+    }
+    perr_set(err, "Redis %s: %s: %s", s->where, doing, why);
+    conn_drop(s);
+    return -1;
+}
+
+static void replies_free(store_redis *s)
+{
+    for (size_t i = 0; i < s->n_rep; i++)
+        freeReplyObject(s->rep[i]);
+    s->n_rep = 0;
+}
+
+/* Reads n replies to what was appended: one round trip. A broken connection is dropped. */
+static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
+{
+    replies_free(s);
+    if (!n) return 0;
+    s->stats.round_trips++;
+    if (s->cap_rep < n) {
+        s->cap_rep = n * 2;
+        s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
+    }
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        errno = 0;
+        if (redisGetReply(s->c, &r) != REDIS_OK || !r) return conn_fail(s, doing, err);
+        s->rep[s->n_rep++] = r;
+    }
+    return 0;
+}
+
+static bool reply_is_err(const redisReply *r, const char *prefix)
+{
+    return r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
+}
+
+/* Connects, authenticates, selects the database and loads the scripts: one round trip. */
+static int conn_open(store_redis *s, perr *err)
+{
+    struct timeval tv = ms_tv(s->timeout_ms);
+    redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
+    if (!c) return perr_set(err, "Redis %s: cannot connect: out of memory", s->where);
+    if (c->err) {
+        perr_set(err, "Redis %s: cannot connect: %s", s->where, c->errstr);
+        redisFree(c);
+        return -1;
+    }
+    redisSetTimeout(c, tv);
+    redisEnableKeepAlive(c);
+    s->c = c;
+    cmdb *b = &s->cmd;
+    size_t n = 0;
+    if (s->password) {
+        cb_begin(b);
+        cb_str(b, "AUTH");
+        if (s->user) cb_str(b, s->user);
+        cb_str(b, s->password);
+        cb_send(s, b);
+        n++;
+    }
+    if (s->db) {
+        cb_begin(b);
+        cb_str(b, "SELECT");
+        cb_num(b, (uint64_t)s->db);
+        cb_send(s, b);
+        n++;
+    }
+    const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+    for (int i = 0; i < 2; i++) {
+        cb_begin(b);
+        cb_str(b, "SCRIPT");
+        cb_str(b, "LOAD");
+        cb_str(b, scripts[i]);
+        cb_send(s, b);
+        n++;
+    }
+    if (exchange(s, n, "cannot connect", err) < 0) return -1;
+    size_t k = 0;
+    int rc = 0;
+    if (s->password) {
+        redisReply *r = s->rep[k++];
+        if (r->type == REDIS_REPLY_ERROR) /* the server's words never repeat the password */
+            rc = perr_set(err, "Redis %s: authentication failed%s%s: %s", s->where,
+                          s->user ? " for user " : "", s->user ? s->user : "", r->str);
+    }
+    if (!rc && s->db) {
+        redisReply *r = s->rep[k++];
+        if (reply_is_err(r, "NOAUTH"))
+            rc = perr_set(err,
+                          "Redis %s: the server requires a password: give one in the URL "
+                          "(redis://[user]:password@host:port)",
+                          s->where);
+        else if (r->type == REDIS_REPLY_ERROR)
+            rc = perr_set(err, "Redis %s: cannot select database %d: %s", s->where, s->db, r->str);
+    }
+    for (int i = 0; !rc && i < 2; i++) {
+        redisReply *r = s->rep[k++];
+        char *sha = i == 0 ? s->sha_put : s->sha_link;
+        if (reply_is_err(r, "NOAUTH"))
+            rc = perr_set(err,
+                          "Redis %s: the server requires a password: give one in the URL "
+                          "(redis://[user]:password@host:port)",
+                          s->where);
+        else if (r->type != REDIS_REPLY_STRING || r->len != 40)
+            rc = perr_set(err, "Redis %s: SCRIPT LOAD failed: %s", s->where,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        else
+            memcpy(sha, r->str, 41);
+    }
+    replies_free(s);
+    if (rc)
+        conn_drop(s);
+    else
+        s->scripts_reload = false;
+    return rc;
+}
+
+static int conn_ensure(store_redis *s, perr *err) { return s->c ? 0 : conn_open(s, err); }
+
+/* ---------------------------------------------------------------- blob encoding */
+
+static void put_varint(buf *b, uint64_t v)
+{
+    char t[10];
+    size_t n = 0;
+    do {
+        unsigned char byte = (unsigned char)(v & 0x7f);
+        v >>= 7;
+        if (v) byte |= 0x80;
+        t[n++] = (char)byte;
+    } while (v);
+    buf_append(b, t, n);
+}
+
+static void put_svarint(buf *b, int64_t v)
+{
+    put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void put_bytes(buf *b, const char *s, size_t n)
+{
+    put_varint(b, n);
+    buf_append(b, s, n);
+}
+
+static void put_ostr(buf *b, const char *s)
+{
+    if (!s) {
+        put_varint(b, 0);
+        return;
+    }
+    size_t n = strlen(s);
+    put_varint(b, n + 1);
+    buf_append(b, s, n);
+}
+
+static void put_value(buf *b, const value_t *v)
+{
+    switch (v->type) {
+    case VAL_BOOL: buf_putc(b, (char)(v->b ? 2 : 1)); break;
+    case VAL_NUM: {
+        uint64_t bits;
+        memcpy(&bits, &v->num, sizeof bits);
+        char t[9];
+        t[0] = 3;
+        for (int i = 0; i < 8; i++)
+            t[1 + i] = (char)(bits >> (8 * i) & 0xff);
+        buf_append(b, t, sizeof t);
+        break;
+    }
+    case VAL_STR:
+        buf_putc(b, 4);
+        put_bytes(b, v->s, v->len);
+        break;
+    default: buf_putc(b, 0); break;
+    }
+}
+
+static void encode_state(buf *b, const user_state *u)
+{
+    buf_putc(b, FORMAT_MAGIC);
+    buf_putc(b, FORMAT_VERSION);
+    unsigned flags = (u->has_pos ? 1u : 0) | (u->deleted ? 2u : 0) | (u->in_scope ? 4u : 0) |
+                     (u->created_waiting ? 8u : 0) | (u->needs_reconcile ? 16u : 0);
+    put_varint(b, flags);
+    buf_putc(b, (char)u->status);
+    buf_putc(b, (char)u->reason);
+    if (u->has_pos) {
+        put_svarint(b, u->pos.commit_timestamp);
+        put_svarint(b, u->pos.commit_number);
+        put_svarint(b, u->pos.sequence_number);
+    }
+    put_bytes(b, u->id, strlen(u->id));
+    put_ostr(b, u->assignment);
+    put_ostr(b, u->applied_settings_of);
+    put_ostr(b, u->gong_manager);
+    put_ostr(b, u->waiting_for);
+    put_varint(b, ATTR__COUNT);
+    for (int i = 0; i < ATTR__COUNT; i++)
+        put_value(b, &u->sent[i]);
+    put_varint(b, u->n_fields);
+    for (size_t i = 0; i < u->n_fields; i++) {
+        put_bytes(b, u->fields[i].name, strlen(u->fields[i].name));
+        put_value(b, &u->fields[i].val);
+    }
+}
+
+/* ---------------------------------------------------------------- blob decoding */
+
+typedef struct reader {
+    const unsigned char *p, *end, *start;
+    const char *bad; /* first problem, NULL while fine */
+    size_t bad_at;
+} reader;
+
+/* Stops the reader: every later read sees the end, so decoding runs on without checks. */
+static bool rd_fail(reader *r, const char *why)
+{
+    if (!r->bad) {
+        r->bad = why;
+        r->bad_at = (size_t)(r->p - r->start);
+    }
+    r->p = r->end;
+    return false;
+}
+
+static uint64_t get_varint(reader *r)
+{
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (r->p >= r->end) return rd_fail(r, "truncated number"), 0;
+        unsigned char byte = *r->p++;
+        v |= (uint64_t)(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return v;
+    }
+    return rd_fail(r, "number too long"), 0;
+}
+
+static int64_t get_svarint(reader *r)
+{
+    uint64_t v = get_varint(r);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static unsigned get_byte(reader *r)
+{
+    if (r->p >= r->end) return rd_fail(r, "truncated"), 0;
+    return *r->p++;
+}
+
+/* A length-prefixed string: points into the blob; no NUL inside (values are C strings). */
+static const char *get_bytes(reader *r, uint64_t n, size_t *len)
+{
+    if (n > (uint64_t)(r->end - r->p)) return rd_fail(r, "string runs past the end"), NULL;
+    const char *s = (const char *)r->p;
+    if (memchr(s, 0, (size_t)n)) return rd_fail(r, "NUL byte inside a string"), NULL;
+    r->p += n;
+    *len = (size_t)n;
+    return s;
+}
+
+static char *get_ostr(reader *r)
+{
+    uint64_t n = get_varint(r);
+    if (!n) return NULL;
+    size_t len;
+    const char *s = get_bytes(r, n - 1, &len);
+    return s ? xstrndup(s, len) : NULL;
+}
+
+/* Values own their strings, as user_state_set would have made them. */
+static value_t get_value(reader *r)
+{
+    unsigned tag = get_byte(r);
+    switch (tag) {
+    case 0: return value_null();
+    case 1: return value_bool(false);
+    case 2: return value_bool(true);
+    case 3: {
+        if (r->end - r->p < 8) return rd_fail(r, "truncated number value"), value_null();
+        uint64_t bits = 0;
+        for (int i = 0; i < 8; i++)
+            bits |= (uint64_t)r->p[i] << (8 * i);
+        r->p += 8;
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        return value_num(d);
+    }
+    case 4: {
+        size_t len;
+        const char *s = get_bytes(r, get_varint(r), &len);
+        if (!s) return value_null();
+        return (value_t){.type = VAL_STR, .s = xstrndup(s, len), .len = len};
+    }
+    default: return rd_fail(r, "unknown value type"), value_null();
+    }
+}
+
+static user_state *state_take(store_redis *s, const char *id)
+{
+    if (!s->n_pool) return user_state_new(id);
+    user_state *u = s->pool[--s->n_pool];
+    u->id = xstrdup(id);
+    return u;
+}
+
+/* Empties a state but keeps the struct and its fields array for the next batch. Mirrors
+ * user_state_free (engine/state.c): a new owned member of user_state must be released here too. */
+static void state_recycle(store_redis *s, user_state *u)
+{
+    if (s->n_pool >= POOL_MAX) {
+        user_state_free(u);
+        return;
+    }
+    user_state_clear_fields(u);
+    for (int i = 0; i < ATTR__COUNT; i++)
+        if (u->sent[i].type == VAL_STR) free((char *)u->sent[i].s);
+    free(u->id);
+    free(u->assignment);
+    free(u->applied_settings_of);
+    free(u->gong_manager);
+    free(u->waiting_for);
+    user_field *fields = u->fields;
+    size_t cap = u->cap_fields;
+    memset(u, 0, sizeof *u);
+    u->fields = fields;
+    u->cap_fields = cap;
+    GROW(s->pool, s->n_pool, s->cap_pool);
+    s->pool[s->n_pool++] = u;
+}
+
+/* Decodes a blob into a new state for id. A corrupt blob is an error naming the key. */
+static int decode_state(store_redis *s, const char *id, const char *data, size_t len,
+                        user_state **out, perr *err)
+{
+    reader r = {.p = (const unsigned char *)data,
+                .end = (const unsigned char *)data + len,
+                .start = (const unsigned char *)data};
+    if (len < 2 || data[0] != FORMAT_MAGIC)
+        return perr_set(err, "Redis %s: key '%su:%s' does not hold a user state (bad header)",
+                        s->where, s->prefix, id);
+    if (data[1] != FORMAT_VERSION)
+        return perr_set(err,
+                        "Redis %s: key '%su:%s' holds a user state in format %d; this build reads "
+                        "format %d",
+                        s->where, s->prefix, id, (unsigned char)data[1], FORMAT_VERSION);
+    r.p += 2;
+    user_state *u = state_take(s, id);
+    uint64_t flags = get_varint(&r);
+    u->has_pos = flags & 1;
+    u->deleted = flags & 2;
+    u->in_scope = flags & 4;
+    u->created_waiting = flags & 8;
+    u->needs_reconcile = flags & 16;
+    unsigned status = get_byte(&r), reason = get_byte(&r);
+    if (status > PROV_DEACTIVATED) rd_fail(&r, "unknown provisioning status");
+    if (reason >= REASON__COUNT) rd_fail(&r, "unknown reason");
+    u->status = (prov_status)status;
+    u->reason = (reason_code)reason;
+    if (u->has_pos) {
+        u->pos.commit_timestamp = get_svarint(&r);
+        u->pos.commit_number = get_svarint(&r);
+        u->pos.sequence_number = get_svarint(&r);
+    }
+    size_t idlen;
+    const char *bid = get_bytes(&r, get_varint(&r), &idlen);
+    if (bid && (idlen != strlen(id) || memcmp(bid, id, idlen) != 0))
+        rd_fail(&r, "it holds the state of another user");
+    u->assignment = get_ostr(&r);
+    u->applied_settings_of = get_ostr(&r);
+    u->gong_manager = get_ostr(&r);
+    u->waiting_for = get_ostr(&r);
+    uint64_t n_sent = get_varint(&r);
+    if (n_sent > ATTR__COUNT) rd_fail(&r, "more sent attributes than this build knows");
+    for (uint64_t i = 0; i < n_sent && !r.bad; i++)
+        u->sent[i] = get_value(&r);
+    uint64_t n = get_varint(&r);
+    if (n > (uint64_t)(r.end - r.p) / 2) rd_fail(&r, "field count past the end");
+    if (!r.bad && n > u->cap_fields) {
+        u->cap_fields = (size_t)n;
+        u->fields = xrealloc(u->fields, u->cap_fields * sizeof *u->fields);
+    }
+    /* Appended directly, not through user_state_set: the names were unique when encoded, and
+     * set's duplicate scan would make decoding quadratic in the field count. */
+    for (uint64_t i = 0; i < n && !r.bad; i++) {
+        size_t nl;
+        const char *name = get_bytes(&r, get_varint(&r), &nl);
+        if (!name || !nl) {
+            rd_fail(&r, "empty field name");
+            break;
+        }
+        buf_reset(&s->scratch);
+        buf_append(&s->scratch, name, nl);
+        value_t v = get_value(&r);
+        u->fields[u->n_fields].name = engine_intern(s->scratch.data);
+        u->fields[u->n_fields].val = v;
+        u->n_fields++;
+    }
+    if (!r.bad && r.p != r.end) rd_fail(&r, "trailing bytes");
+    if (r.bad) {
+        perr_set(err, "Redis %s: key '%su:%s' holds a corrupt user state: %s at byte %zu", s->where,
+                 s->prefix, id, r.bad, r.bad_at);
+        user_state_free(u);
+        return -1;
+    }
+    u->dirty = false;
+    *out = u;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- cache helpers */
+
+static entry *entry_new(store_redis *s, const char *id)
+{
+    entry *e = arena_alloc(&s->mem, sizeof *e);
+    *e = (entry){.id = arena_strdup(&s->mem, id)};
+    strmap_put(&s->users, id, e);
+    return e;
+}
+
+static void entry_drop(store_redis *s, const char *id)
+{
+    entry *e = strmap_del(&s->users, id);
+    if (e && e->u) state_recycle(s, e->u);
+}
+
+static link_set *set_get(store_redis *s, const char *manager, bool create)
+{
+    link_set *l = strmap_get(&s->links, manager);
+    if (!l && create) {
+        l = arena_alloc(&s->mem, sizeof *l);
+        *l = (link_set){0};
+        strmap_put(&s->links, manager, l);
+    }
+    return l;
+}
+
+static size_t list_find(const char *const *v, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], id) == 0) return i;
+    return n;
+}
+
+/* Arrays of arena strings grow in the arena too: everything goes at reset in one step. */
+static void list_add(store_redis *s, const char ***v, size_t *n, size_t *cap, const char *id)
+{
+    if (list_find(*v, *n, id) < *n) return;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 4;
+        const char **nv = arena_alloc(&s->mem, nc * sizeof *nv);
+        if (*n) memcpy(nv, *v, *n * sizeof *nv);
+        *v = nv;
+        *cap = nc;
+    }
+    (*v)[(*n)++] = id;
+}
+
+static void set_apply(store_redis *s, link_set *l, const char *report, bool add)
+{
+    if (add) {
+        list_add(s, &l->members, &l->n, &l->cap, report);
+        return;
+    }
+    size_t i = list_find(l->members, l->n, report);
+    if (i < l->n) l->members[i] = l->members[--l->n];
+}
+
+/* Fills a link set from an SMEMBERS reply, then replays the changes made before it was loaded. */
+static int set_fill(store_redis *s, const char *manager, link_set *l, const redisReply *r,
+                    perr *err)
+{
+    l->loading = false;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return perr_set(err, "Redis %s: reading key '%sw:%s': %s", s->where, s->prefix, manager,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "not a set");
+    /* SMEMBERS has no duplicates: appended without the linear membership test */
+    size_t n = r->elements, had_seen = l->n_seen;
+    l->members = arena_alloc(&s->mem, (n ? n : 1) * sizeof *l->members);
+    l->cap = n ? n : 1;
+    l->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *m = r->element[i];
+        if (m->type == REDIS_REPLY_STRING)
+            l->members[l->n++] = arena_strndup(&s->mem, m->str, m->len);
+    }
+    if (!had_seen) {
+        l->seen = arena_alloc(&s->mem, l->cap * sizeof *l->seen);
+        memcpy(l->seen, l->members, l->n * sizeof *l->seen);
+        l->n_seen = l->n;
+        l->cap_seen = l->cap;
+    } else {
+        for (size_t i = 0; i < l->n; i++)
+            list_add(s, &l->seen, &l->n_seen, &l->cap_seen, l->members[i]);
+    }
+    if (l->has_ops)
+        for (size_t i = 0; i < s->n_ops; i++)
+            if (strcmp(s->ops[i].manager, manager) == 0)
+                set_apply(s, l, s->ops[i].report, s->ops[i].add);
+    l->has_ops = false;
+    l->loaded = true;
+    return 0;
+}
+
+/* Fills a user entry from an HGET reply. */
+static int entry_fill(store_redis *s, entry *e, const redisReply *r, perr *err)
+{
+    e->pending = false;
+    if (r->type == REDIS_REPLY_NIL) {
+        e->u = NULL;
+        e->stored = PROV_NEVER;
+        return 0;
+    }
+    if (r->type != REDIS_REPLY_STRING)
+        return perr_set(err, "Redis %s: reading key '%su:%s': %s", s->where, s->prefix, e->id,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    if (decode_state(s, e->id, r->str, r->len, &e->u, err) < 0) return -1;
+    e->stored = e->u->status;
+    return 0;
+}
+
+static int company_fill(store_redis *s, const redisReply *r, perr *err)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+        return perr_set(err, "Redis %s: reading key '%scompany': %s", s->where, s->prefix,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    company_state c = {0};
+    const redisReply *t = r->element[0], *n = r->element[1];
+    long v = 0;
+    if (t->type == REDIS_REPLY_STRING) {
+        if (t->len != 1 || (t->str[0] != '0' && t->str[0] != '1'))
+            return perr_set(err, "Redis %s: key '%scompany': toggle_sent is not 0 or 1", s->where,
+                            s->prefix);
+        c.toggle_sent = t->str[0] == '1';
+    }
+    if (n->type == REDIS_REPLY_STRING) {
+        if (parse_uint(n->str, n->len, 999999999, &v) < 0)
+            return perr_set(err, "Redis %s: key '%scompany': n_sent is not a number", s->where,
+                            s->prefix);
+        c.n_sent = (uint32_t)v;
+    }
+    s->company = c;
+    s->company_loaded = true;
+    return 0;
+}
+
+static void append_hget(store_redis *s, const char *id)
+{
+    cmdb *b = &s->cmd;
+    cb_begin(b);
+    cb_str(b, "HGET");
+    cb_key(b, s, "u:", id);
+    cb_str(b, "blob");
+    cb_send(s, b);
+}
+
+static void append_smembers(store_redis *s, const char *manager)
+{
+    cmdb *b = &s->cmd;
+    cb_begin(b);
+    cb_str(b, "SMEMBERS");
+    cb_key(b, s, "w:", manager);
+    cb_send(s, b);
+}
+
+static void append_company_get(store_redis *s)
+{
+    cmdb *b = &s->cmd;
+    cb_begin(b);
+    cb_str(b, "HMGET");
+    cb_key(b, s, "company", NULL);
+    cb_str(b, "toggle_sent");
+    cb_str(b, "n_sent");
+    cb_send(s, b);
+}
+
+/* Runs one exchange built by `build` (appends, returns the reply count); retries once on a fresh
+ * connection when an established one turns out broken (Redis restarted between batches). Every
+ * exchange here is idempotent, so the retry is safe. */
+typedef size_t (*build_fn)(store_redis *s, void *arg);
+
+static int run_exchange(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
+{
+    for (int attempt = 0;; attempt++) {
+        bool had = s->c != NULL;
+        if (conn_ensure(s, err) < 0) return -1;
+        size_t n = build(s, arg);
+        if (exchange(s, n, doing, err) == 0) return 0;
+        if (!had || attempt) return -1;
+    }
+}
+
+/* ---------------------------------------------------------------- misses */
+
+static void fail_sticky(store_redis *s, const perr *err)
+{
+    if (s->failed) return;
+    s->failed = true;
+    s->fail_err = *err;
+}
+
+static size_t build_hget(store_redis *s, void *arg)
+{
+    append_hget(s, arg);
+    return 1;
+}
+
+static size_t build_smembers(store_redis *s, void *arg)
+{
+    append_smembers(s, arg);
+    return 1;
+}
+
+static size_t build_company(store_redis *s, void *arg)
+{
+    (void)arg;
+    append_company_get(s);
+    return 1;
+}
+
+/* A user not prefetched: one round trip. "Not found" is cached too. */
+static entry *load_miss(store_redis *s, const char *id)
+{
+    perr err;
+    /* the batch is lost already: with Redis hanging, every further read would wait a timeout */
+    if (s->failed) return NULL;
+    s->stats.misses++;
+    if (run_exchange(s, build_hget, (void *)id, "reading a user", &err) < 0) {
+        fail_sticky(s, &err);
+        return NULL;
+    }
+    entry *e = entry_new(s, id);
+    int rc = entry_fill(s, e, s->rep[0], &err);
+    replies_free(s);
+    if (rc < 0) {
+        strmap_del(&s->users, id);
+        fail_sticky(s, &err);
+        return NULL;
+    }
+    return e;
+}
+
+/* ---------------------------------------------------------------- engine_store */
+
+static user_state *rs_get(void *ctx, const char *id)
+{
+    store_redis *s = ctx;
+    entry *e = strmap_get(&s->users, id);
+    if (!e) e = load_miss(s, id);
+    return e ? e->u : NULL;
+}
+
+static user_state *rs_get_or_create(void *ctx, const char *id)
+{
+    store_redis *s = ctx;
+    entry *e = strmap_get(&s->users, id);
+    if (!e) e = load_miss(s, id);
+    if (!e) { /* the read failed (sticky error): a cached stand-in keeps the engine going, and
+               * flush refuses to write this batch */
+        e = entry_new(s, id);
+        e->stored = PROV_NEVER;
+    }
+    if (!e->u) e->u = state_take(s, id);
+    return e->u;
+}
+
+static void rs_changed(void *ctx, user_state *u)
+{
+    (void)ctx;
+    u->dirty = true; /* flush writes every cached state still dirty */
+}
+
+static void link_change(store_redis *s, const char *manager, const char *report, bool add)
+{
+    link_set *l = set_get(s, manager, true);
+    const char *r = arena_strdup(&s->mem, report);
+    if (l->loaded)
+        set_apply(s, l, r, add);
+    else
+        l->has_ops = true;
+    list_add(s, &l->seen, &l->n_seen, &l->cap_seen, r);
+    GROW(s->ops, s->n_ops, s->cap_ops);
+    s->ops[s->n_ops++] = (link_op){
+        .manager = arena_strdup(&s->mem, manager), .report = r, .seq = s->op_seq++, .add = add};
+}
+
+static void rs_link_add(void *ctx, const char *manager, const char *report)
+{
+    link_change(ctx, manager, report, true);
+}
+
+static void rs_link_del(void *ctx, const char *manager, const char *report)
+{
+    link_change(ctx, manager, report, false);
+}
+
+static size_t rs_links(void *ctx, const char *manager, const char *const **reports)
+{
+    store_redis *s = ctx;
+    link_set *l = set_get(s, manager, true);
+    if (!l->loaded && s->failed) return 0;
+    if (!l->loaded) {
+        perr err;
+        if (run_exchange(s, build_smembers, (void *)manager, "reading waiting links", &err) < 0) {
+            fail_sticky(s, &err);
+            return 0;
+        }
+        int rc = set_fill(s, manager, l, s->rep[0], &err);
+        replies_free(s);
+        if (rc < 0) {
+            fail_sticky(s, &err);
+            return 0;
+        }
+    }
+    *reports = l->members;
+    return l->n;
+}
+
+static company_state *rs_company(void *ctx)
+{
+    store_redis *s = ctx;
+    if (!s->company_loaded && s->failed) return &s->company;
+    if (!s->company_loaded) {
+        perr err;
+        if (run_exchange(s, build_company, NULL, "reading the company state", &err) < 0) {
+            fail_sticky(s, &err);
+        } else {
+            if (company_fill(s, s->rep[0], &err) < 0) fail_sticky(s, &err);
+            replies_free(s);
+        }
+        s->company_loaded = true; /* on failure the defaults stand in; the batch is poisoned */
+    }
+    return &s->company;
+}
+
+static void rs_company_changed(void *ctx) { ((store_redis *)ctx)->company_dirty = true; }
+
+/* ---------------------------------------------------------------- open / close */
+
+/* hiredis 0.14 writes with write(): a server gone away would kill the process with SIGPIPE
+ * instead of giving us EPIPE. Ignored only when nobody installed a handler. */
+static void ignore_sigpipe(void)
+{
+    struct sigaction old;
+    if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL) {
+        struct sigaction ign = {0};
+        ign.sa_handler = SIG_IGN;
+        sigemptyset(&ign.sa_mask);
+        sigaction(SIGPIPE, &ign, NULL);
+    }
+}
+
+int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
+{
+    *out = NULL;
+    if (!o || !o->url || !*o->url) return perr_set(err, "no Redis URL given");
+    ignore_sigpipe();
+    store_redis *s = xcalloc(1, sizeof *s);
+    s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+    s->prefix = xstrdup(o->prefix ? o->prefix : "");
+    s->prefix_len = strlen(s->prefix);
+    arena_init(&s->mem, 64 * 1024);
+    strmap_init(&s->users);
+    strmap_init(&s->links);
+    buf_init(&s->cmd.data);
+    buf_init(&s->scratch);
+    s->iface = (engine_store){.ctx = s,
+                              .get = rs_get,
+                              .get_or_create = rs_get_or_create,
+                              .changed = rs_changed,
+                              .link_add = rs_link_add,
+                              .link_del = rs_link_del,
+                              .links = rs_links,
+                              .company = rs_company,
+                              .company_changed = rs_company_changed};
+    if (parse_url(s, o->url, err) < 0 || conn_open(s, err) < 0) {
+        store_redis_close(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+/* Empties a strmap but keeps its slot array for the next batch. */
+static void map_clear(strmap *m)
+{
+    for (size_t i = 0; i < m->cap; i++) {
+        free(m->slots[i].key);
+        m->slots[i].key = NULL;
+    }
+    m->len = 0;
+}
+
+void store_redis_reset(store_redis *s)
+{
+    for (size_t i = 0; i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (e && e->u) state_recycle(s, e->u);
+    }
+    map_clear(&s->users);
+    map_clear(&s->links);
+    arena_reset(&s->mem);
+    s->n_ops = 0;
+    s->company_loaded = s->company_dirty = false;
+    s->failed = false;
+}
+
+void store_redis_close(store_redis *s)
+{
+    if (!s) return;
+    store_redis_reset(s);
+    for (size_t i = 0; i < s->n_pool; i++)
+        user_state_free(s->pool[i]);
+    free(s->pool);
+    strmap_free(&s->users, NULL);
+    strmap_free(&s->links, NULL);
+    arena_free(&s->mem);
+    replies_free(s);
+    conn_drop(s);
+    cb_free(&s->cmd);
+    buf_free(&s->scratch);
+    free(s->rep);
+    free(s->info);
+    free(s->ops);
+    free(s->net);
+    free(s->todo_u);
+    free(s->todo_w);
+    free(s->host);
+    free(s->user);
+    if (s->password) {
+        memset(s->password, 0, strlen(s->password)); /* no copy of it lingers in freed memory */
+        free(s->password);
+    }
+    free(s->prefix);
+    free(s);
+}
+
+engine_store *store_redis_iface(store_redis *s) { return &s->iface; }
+const store_redis_stats *store_redis_get_stats(const store_redis *s) { return &s->stats; }
+
+/* The engine's vtable has no error path: a read it caused that failed (a user, a waiting set or
+ * the company state not prefetched, Redis down or a corrupt value) leaves a stand-in in the cache
+ * and this flag, and flush refuses to write the batch. */
+bool store_redis_failed(const store_redis *s, perr *err)
+{
+    if (!s->failed) return false;
+    if (err) *err = s->fail_err;
+    return true;
+}
+
+static size_t build_ping(store_redis *s, void *arg)
+{
+    (void)arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "PING");
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+int store_redis_ping(store_redis *s, perr *err)
+{
+    if (run_exchange(s, build_ping, NULL, "PING", err) < 0) return -1;
+    redisReply *r = s->rep[0];
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: PING: %s", s->where, r->str);
+    replies_free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- prefetch */
+
+static size_t build_prefetch(store_redis *s, void *arg)
+{
+    bool *company = arg;
+    for (size_t i = 0; i < s->n_todo_u; i++)
+        append_hget(s, s->todo_u[i]->id);
+    for (size_t i = 0; i < s->n_todo_w; i++)
+        append_smembers(s, s->todo_w[i]);
+    if (*company) append_company_get(s);
+    return s->n_todo_u + s->n_todo_w + (*company ? 1 : 0);
+}
+
+int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    if (s->failed) {
+        if (err) *err = s->fail_err;
+        return -1;
+    }
+    s->n_todo_u = s->n_todo_w = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = ids[i];
+        if (!id || !*id) continue;
+        if (!strmap_get(&s->users, id)) {
+            entry *e = entry_new(s, id);
+            e->pending = true;
+            GROW(s->todo_u, s->n_todo_u, s->cap_todo_u);
+            s->todo_u[s->n_todo_u++] = e;
+        }
+        link_set *l = set_get(s, id, true);
+        if (!l->loaded && !l->loading) {
+            l->loading = true;
+            GROW(s->todo_w, s->n_todo_w, s->cap_todo_w);
+            s->todo_w[s->n_todo_w++] = arena_strdup(&s->mem, id);
+        }
+    }
+    bool company = !s->company_loaded;
+    int rc = run_exchange(s, build_prefetch, &company, "prefetching users", err);
+    size_t k = 0;
+    for (size_t i = 0; i < s->n_todo_u; i++, k++) {
+        entry *e = s->todo_u[i];
+        if (rc == 0 && entry_fill(s, e, s->rep[k], err) < 0) rc = -1;
+        /* not read, or corrupt: forget it, so that nothing stands in for what Redis holds */
+        if (e->pending || (rc < 0 && !e->u)) strmap_del(&s->users, e->id);
+    }
+    for (size_t i = 0; i < s->n_todo_w; i++, k++) {
+        link_set *l = set_get(s, s->todo_w[i], false);
+        if (rc == 0 && set_fill(s, s->todo_w[i], l, s->rep[k], err) < 0) rc = -1;
+        l->loading = false;
+    }
+    if (rc == 0 && company && company_fill(s, s->rep[k], err) < 0) rc = -1;
+    replies_free(s);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- flush */
+
+static int cmp_op(const void *a, const void *b)
+{
+    const link_op *x = a, *y = b;
+    int c = strcmp(x->report, y->report);
+    if (!c) c = strcmp(x->manager, y->manager);
+    if (!c) c = x->seq < y->seq ? -1 : x->seq > y->seq;
+    return c;
+}
+
+/* The net link changes: the last one per (report, manager), grouped by report. */
+static void net_ops(store_redis *s)
+{
+    s->n_net = 0;
+    if (!s->n_ops) return;
+    if (s->cap_net < s->n_ops) {
+        s->cap_net = s->n_ops * 2;
+        s->net = xrealloc(s->net, s->cap_net * sizeof *s->net);
+    }
+    memcpy(s->net, s->ops, s->n_ops * sizeof *s->ops);
+    qsort(s->net, s->n_ops, sizeof *s->net, cmp_op);
+    for (size_t i = 0; i < s->n_ops; i++) {
+        bool last = i + 1 == s->n_ops || strcmp(s->net[i].report, s->net[i + 1].report) != 0 ||
+                    strcmp(s->net[i].manager, s->net[i + 1].manager) != 0;
+        if (last) s->net[s->n_net++] = s->net[i];
+    }
+}
+
+/* First net change of report, and how many there are. */
+static size_t net_range(const store_redis *s, const char *report, size_t *count)
+{
+    size_t lo = 0, hi = s->n_net;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(s->net[mid].report, report) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t n = 0;
+    while (lo + n < s->n_net && strcmp(s->net[lo + n].report, report) == 0)
+        n++;
+    *count = n;
+    return lo;
+}
+
+static bool is_written(const store_redis *s, const char *id)
+{
+    const entry *e = strmap_get(&s->users, id);
+    return e && e->u && e->u->dirty;
+}
+
+static void add_info(store_redis *s, reply_info ri)
+{
+    GROW(s->info, s->n_info, s->cap_info);
+    s->info[s->n_info++] = ri;
+}
+
+static void append_script_head(store_redis *s, bool eval, bool put, size_t numkeys)
+{
+    cmdb *b = &s->cmd;
+    cb_begin(b);
+    if (eval) {
+        cb_str(b, "EVAL");
+        cb_str(b, put ? PUT_SCRIPT : LINK_SCRIPT);
+    } else {
+        cb_str(b, "EVALSHA");
+        cb_str(b, put ? s->sha_put : s->sha_link);
+    }
+    cb_num(b, numkeys);
+}
+
+static void append_put(store_redis *s, entry *e, bool eval)
+{
+    user_state *u = e->u;
+    cmdb *b = &s->cmd;
+    size_t nops;
+    size_t first = net_range(s, e->id, &nops);
+    /* check (b) only when the user becomes active: an already-active manager is covered by (a) */
+    bool check = u->status == PROV_ACTIVE && e->stored != PROV_ACTIVE;
+    const char *status = STATUS_NAMES[u->status <= PROV_DEACTIVATED ? u->status : PROV_NEVER];
+    if (!nops && !check) {
+        cb_begin(b);
+        cb_str(b, "HSET");
+        cb_key(b, s, "u:", e->id);
+        cb_str(b, "status");
+        cb_str(b, status);
+        cb_str(b, "blob");
+        cb_arg_begin(b);
+        encode_state(&b->data, u);
+        cb_arg_end(b);
+        cb_send(s, b);
+        add_info(s, (reply_info){.kind = RK_PUT_PLAIN, .e = e});
+        return;
+    }
+    append_script_head(s, eval, true, 2 + 2 * nops);
+    cb_key(b, s, "u:", e->id);
+    cb_key(b, s, "w:", e->id);
+    for (size_t i = 0; i < nops; i++) {
+        cb_key(b, s, "w:", s->net[first + i].manager);
+        cb_key(b, s, "u:", s->net[first + i].manager);
+    }
+    cb_str(b, status);
+    cb_arg_begin(b);
+    encode_state(&b->data, u);
+    cb_arg_end(b);
+    cb_str(b, e->id);
+    cb_num(b, nops);
+    for (size_t i = 0; i < nops; i++)
+        cb_str(b, s->net[first + i].add ? "+" : "-");
+    cb_str(b, check ? "1" : "0");
+    if (check) {
+        const link_set *l = set_get(s, e->id, false);
+        for (size_t i = 0; l && i < l->n_seen; i++)
+            cb_str(b, l->seen[i]);
+    }
+    cb_send(s, b);
+    add_info(s, (reply_info){.kind = RK_PUT_SCRIPT, .e = e, .first_op = first});
+}
+
+static size_t build_flush(store_redis *s, void *arg)
+{
+    bool eval = *(bool *)arg;
+    cmdb *b = &s->cmd;
+    s->n_info = 0;
+    if (s->scripts_reload && !eval) { /* scripts were flushed from Redis: load them again */
+        const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+        for (int i = 0; i < 2; i++) {
+            cb_begin(b);
+            cb_str(b, "SCRIPT");
+            cb_str(b, "LOAD");
+            cb_str(b, scripts[i]);
+            cb_send(s, b);
+            add_info(s, (reply_info){.kind = RK_SCRIPT_LOAD});
+        }
+    }
+    for (size_t i = 0; i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (e && e->u && e->u->dirty) append_put(s, e, eval);
+    }
+    for (size_t i = 0; i < s->n_net; i++) {
+        const link_op *op = &s->net[i];
+        if (is_written(s, op->report)) continue; /* inside the report's own script */
+        if (op->add) {
+            append_script_head(s, eval, false, 2);
+            cb_key(b, s, "w:", op->manager);
+            cb_key(b, s, "u:", op->manager);
+            cb_str(b, op->report);
+            cb_send(s, b);
+            add_info(s, (reply_info){.kind = RK_LINK_ADD, .other = op->manager});
+        } else {
+            cb_begin(b);
+            cb_str(b, "SREM");
+            cb_key(b, s, "w:", op->manager);
+            cb_str(b, op->report);
+            cb_send(s, b);
+            add_info(s, (reply_info){.kind = RK_SREM, .other = op->manager});
+        }
+    }
+    if (s->company_dirty) {
+        cb_begin(b);
+        cb_str(b, "HSET");
+        cb_key(b, s, "company", NULL);
+        cb_str(b, "toggle_sent");
+        cb_str(b, s->company.toggle_sent ? "1" : "0");
+        cb_str(b, "n_sent");
+        cb_num(b, s->company.n_sent);
+        cb_send(s, b);
+        add_info(s, (reply_info){.kind = RK_COMPANY});
+    }
+    return s->n_info;
+}
+
+static void late_add(strmap *seen, store_late *late, const char *manager)
+{
+    if (strmap_get(seen, manager)) return;
+    strmap_put(seen, manager, (void *)1);
+    if (!late) return;
+    late->managers = xrealloc(late->managers, (late->n + 1) * sizeof *late->managers);
+    late->managers[late->n++] = xstrdup(manager);
+}
+
+/* Reads the flush replies: errors, NOSCRIPT, late managers (and the reports named by (b)). */
+static int flush_replies(store_redis *s, strmap *late_set, strmap *stale, store_late *late,
+                         bool *noscript, perr *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < s->n_info; i++) {
+        const redisReply *r = s->rep[i];
+        const reply_info *ri = &s->info[i];
+        if (r->type == REDIS_REPLY_ERROR) {
+            if (reply_is_err(r, "NOSCRIPT")) {
+                *noscript = true;
+                continue;
+            }
+            if (rc) continue;
+            if (ri->kind == RK_SCRIPT_LOAD) {
+                rc = perr_set(err, "Redis %s: SCRIPT LOAD: %s", s->where, r->str);
+                continue;
+            }
+            const char *what = ri->e ? ri->e->id : ri->other ? ri->other : "";
+            const char *kind = ri->e ? "u:" : ri->other ? "w:" : "company";
+            rc = perr_set(err, "Redis %s: writing key '%s%s%s': %s", s->where, s->prefix, kind,
+                          what, r->str);
+            continue;
+        }
+        if (ri->kind == RK_LINK_ADD && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+            late_add(late_set, late, ri->other);
+        if (ri->kind != RK_PUT_SCRIPT) continue;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+            if (!rc)
+                rc = perr_set(err, "Redis %s: writing key '%su:%s': unexpected script reply",
+                              s->where, s->prefix, ri->e->id);
+            continue;
+        }
+        const redisReply *lt = r->element[0], *extra = r->element[1];
+        for (size_t j = 0; lt->type == REDIS_REPLY_ARRAY && j < lt->elements; j++) {
+            long long k = lt->element[j]->integer; /* 1-based op index within this user */
+            if (lt->element[j]->type == REDIS_REPLY_INTEGER && k >= 1)
+                late_add(late_set, late, s->net[ri->first_op + (size_t)k - 1].manager);
+        }
+        if (extra->type == REDIS_REPLY_ARRAY && extra->elements) {
+            late_add(late_set, late, ri->e->id);
+            for (size_t j = 0; j < extra->elements; j++)
+                if (extra->element[j]->type == REDIS_REPLY_STRING)
+                    strmap_put(stale, extra->element[j]->str, (void *)1);
+        }
+    }
+    return rc;
+}
+
+/* On failure the cache keeps every change (dirty states, link changes, company), so the caller
+ * retries this call as it is, without a reset: every write in it is idempotent (R9.2). */
+int store_redis_flush(store_redis *s, store_late *late, perr *err)
+{
+    if (late) *late = (store_late){0};
+    if (s->failed) { /* decisions made on a failed read must not become the stored truth */
+        if (err) *err = s->fail_err;
+        return perr_prefix(err, "not writing this batch: a read failed: ");
+    }
+    net_ops(s);
+    strmap late_set, stale;
+    strmap_init(&late_set);
+    strmap_init(&stale);
+    bool eval = false, noscript = false;
+    int rc = run_exchange(s, build_flush, &eval, "writing the batch", err);
+    if (rc == 0) rc = flush_replies(s, &late_set, &stale, late, &noscript, err);
+    replies_free(s);
+    if (rc == 0 && noscript) {
+        /* SCRIPT FLUSH or a failover emptied the script cache: the whole flush again with EVAL
+         * (every write in it is idempotent), and SCRIPT LOAD with the next flush */
+        eval = true;
+        noscript = false;
+        rc = run_exchange(s, build_flush, &eval, "writing the batch", err);
+        if (rc == 0) rc = flush_replies(s, &late_set, &stale, late, &noscript, err);
+        replies_free(s);
+        s->scripts_reload = true;
+    } else if (rc == 0) {
+        s->scripts_reload = false;
+    }
+    if (rc == 0) {
+        /* (c): at rest an active manager has no waiting report (links are made only to managers
+         * that are not active, and resolving one drops every link it looks at). One that still
+         * has some was raced or lost its resolution to a crash after the flush that reported it:
+         * the replayed batch prefetches it, and this reports it again. */
+        for (size_t i = 0; i < s->users.cap; i++) {
+            entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+            if (!e || !e->u || e->u->status != PROV_ACTIVE) continue;
+            const link_set *l = set_get(s, e->id, false);
+            if (l && l->loaded && l->n) late_add(&late_set, late, e->id);
+        }
+        uint64_t written = 0;
+        for (size_t i = 0; i < s->users.cap; i++) {
+            entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+            if (!e || !e->u || !e->u->dirty) continue;
+            e->u->dirty = false;
+            e->stored = e->u->status;
+            written++;
+        }
+        s->stats.users_written += written;
+        s->n_ops = 0;
+        s->company_dirty = false;
+        /* another instance wrote these: read them afresh when the late managers are resolved */
+        for (size_t i = 0; i < late_set.cap; i++) {
+            const char *m = late_set.slots[i].key;
+            if (!m) continue;
+            entry_drop(s, m);
+            strmap_del(&s->links, m);
+        }
+        for (size_t i = 0; i < stale.cap; i++)
+            if (stale.slots[i].key) entry_drop(s, stale.slots[i].key);
+    } else if (late) {
+        store_late_free(late);
+    }
+    strmap_free(&late_set, NULL);
+    strmap_free(&stale, NULL);
+    return rc;
+}
+
+void store_late_free(store_late *l)
+{
+    if (!l) return;
+    for (size_t i = 0; i < l->n; i++)
+        free(l->managers[i]);
+    free(l->managers);
+    *l = (store_late){0};
+}

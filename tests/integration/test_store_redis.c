@@ -1,0 +1,1307 @@
+/* The Redis state store (issue 6) against a real redis-server: state round trips, the same engine
+ * output as the in-memory store on every scenario (R1.4, R9.3 replay), one round trip per
+ * prefetch, misses, waiting links, the two-instance hierarchy race (R6.3), corrupt values, Redis
+ * down and back, AUTH and database selection.
+ *
+ * The servers are started by small static helpers here (t_*), each on a free loopback port in a
+ * temp dir of its own, and killed by PID in the fixture's teardown, also when a test fails. */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "engine/engine.h"
+#include "event/event.h"
+#include "store/store.h"
+
+/* ---------------------------------------------------------------- redis-server helpers */
+
+typedef struct t_redis {
+    pid_t pid;
+    int port;
+    char dir[256];
+    char url[128];
+    const char *const *extra;
+} t_redis;
+
+#define T_MAX_SERVERS 4
+static t_redis t_servers[T_MAX_SERVERS];
+static int t_n_servers;
+
+static void t_sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static int t_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t len = sizeof a;
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Any answer, even NOAUTH, means the server is up. */
+static bool t_answers(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r != NULL;
+        if (r) freeReplyObject(r);
+    }
+    if (c) redisFree(c);
+    return ok;
+}
+
+static bool t_reap(t_redis *r, int wait_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        pid_t p = waitpid(r->pid, NULL, WNOHANG);
+        if (p == r->pid || (p < 0 && errno == ECHILD)) return true;
+        if (waited >= wait_ms) return false;
+        t_sleep_ms(10);
+    }
+}
+
+/* Starts redis-server on r->port; false when it exited (port taken) or never answered. */
+static bool t_redis_spawn(t_redis *r)
+{
+    char port[16], log[300];
+    snprintf(port, sizeof port, "%d", r->port);
+    snprintf(log, sizeof log, "%s/redis.log", r->dir);
+    const char *argv[32] = {
+        "redis-server", "--port", port,    "--bind", "127.0.0.1",   "--save", "",
+        "--appendonly", "no",     "--dir", r->dir,   "--daemonize", "no"};
+    size_t n = 13;
+    for (size_t i = 0; r->extra && r->extra[i] && n < 31; i++)
+        argv[n++] = r->extra[i];
+    argv[n] = NULL;
+    pid_t pid = fork();
+    cr_assert(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive a crashed test */
+        FILE *f = freopen(log, "a", stdout);
+        (void)f;
+        dup2(STDOUT_FILENO, STDERR_FILENO);
+        execvp("redis-server", (char *const *)argv);
+        _exit(127);
+    }
+    r->pid = pid;
+    for (int i = 0; i < 500; i++) {
+        if (waitpid(pid, NULL, WNOHANG) == pid) {
+            r->pid = 0;
+            return false;
+        }
+        if (t_answers(r->port)) return true;
+        t_sleep_ms(10);
+    }
+    kill(pid, SIGKILL);
+    t_reap(r, 2000);
+    r->pid = 0;
+    return false;
+}
+
+static t_redis *t_redis_start(const char *const *extra)
+{
+    cr_assert(t_n_servers < T_MAX_SERVERS);
+    t_redis *r = &t_servers[t_n_servers++];
+    memset(r, 0, sizeof *r);
+    r->extra = extra;
+    snprintf(r->dir, sizeof r->dir, "/tmp/t_redis_XXXXXX");
+    cr_assert(mkdtemp(r->dir), "mkdtemp: %s", strerror(errno));
+    for (int attempt = 0; attempt < 5; attempt++) { /* the free port may be taken meanwhile */
+        r->port = t_free_port();
+        if (t_redis_spawn(r)) break;
+        r->port = 0;
+    }
+    cr_assert(r->port, "redis-server did not start (is it installed? see %s/redis.log)", r->dir);
+    snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
+    return r;
+}
+
+static void t_redis_kill(t_redis *r)
+{
+    if (r->pid <= 0) return;
+    kill(r->pid, SIGTERM);
+    if (!t_reap(r, 3000)) {
+        kill(r->pid, SIGKILL);
+        t_reap(r, 3000);
+    }
+    r->pid = 0;
+}
+
+/* Same port, empty data (nothing is persisted). */
+static void t_redis_restart(t_redis *r)
+{
+    t_redis_kill(r);
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; i++) {
+        ok = t_redis_spawn(r);
+        if (!ok) t_sleep_ms(100);
+    }
+    cr_assert(ok, "redis-server did not restart on port %d", r->port);
+}
+
+static void t_teardown(void)
+{
+    for (int i = 0; i < t_n_servers; i++) {
+        t_redis *r = &t_servers[i];
+        t_redis_kill(r);
+        char log[300];
+        snprintf(log, sizeof log, "%s/redis.log", r->dir);
+        unlink(log);
+        rmdir(r->dir);
+    }
+    t_n_servers = 0;
+}
+
+TestSuite(store_redis, .fini = t_teardown, .timeout = 120);
+
+/* A raw connection, for looking at keys behind the store's back. */
+static redisContext *t_raw(const t_redis *r)
+{
+    redisContext *c = redisConnect("127.0.0.1", r->port);
+    cr_assert(c && !c->err);
+    return c;
+}
+
+static char *t_cmd_str(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r);
+    char *out = NULL;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        out = strndup(r->str, r->len);
+    else if (r->type == REDIS_REPLY_INTEGER) {
+        out = malloc(32);
+        snprintf(out, 32, "%lld", r->integer);
+    }
+    freeReplyObject(r);
+    return out;
+}
+
+static long long t_cmd_int(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r && r->type == REDIS_REPLY_INTEGER, "expected an integer reply");
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static store_redis *t_open_url(const char *url, const char *prefix)
+{
+    store_redis *s = NULL;
+    perr err = {{0}};
+    store_redis_opts o = {.url = url, .prefix = prefix, .timeout_ms = 3000};
+    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "open %s: %s", url, err.msg);
+    return s;
+}
+
+static store_redis *t_open(const t_redis *r, const char *prefix)
+{
+    return t_open_url(r->url, prefix);
+}
+
+static void t_flush_ok(store_redis *s, size_t want_late)
+{
+    store_late late;
+    perr err = {{0}};
+    cr_assert_eq(store_redis_flush(s, &late, &err), 0, "flush: %s", err.msg);
+    cr_assert_eq(late.n, want_late, "late managers: %zu, want %zu", late.n, want_late);
+    store_late_free(&late);
+}
+
+/* ---------------------------------------------------------------- state round trip */
+
+static bool t_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static void t_assert_same_state(const user_state *a, const user_state *b)
+{
+    cr_assert_str_eq(a->id, b->id);
+    cr_assert_eq(a->has_pos, b->has_pos);
+    cr_assert_eq(a->pos.commit_timestamp, b->pos.commit_timestamp);
+    cr_assert_eq(a->pos.commit_number, b->pos.commit_number);
+    cr_assert_eq(a->pos.sequence_number, b->pos.sequence_number);
+    cr_assert_eq(a->n_fields, b->n_fields);
+    for (size_t i = 0; i < a->n_fields; i++) {
+        cr_assert_str_eq(a->fields[i].name, b->fields[i].name);
+        cr_assert_eq(a->fields[i].name, engine_intern(b->fields[i].name), "names interned");
+        cr_assert(value_eq(&a->fields[i].val, &b->fields[i].val), "field %s differs",
+                  a->fields[i].name);
+    }
+    cr_assert_eq(a->deleted, b->deleted);
+    cr_assert_eq(a->status, b->status);
+    cr_assert_eq(a->in_scope, b->in_scope);
+    cr_assert_eq(a->reason, b->reason);
+    cr_assert(t_str_eq(a->assignment, b->assignment));
+    cr_assert(t_str_eq(a->applied_settings_of, b->applied_settings_of));
+    for (int i = 0; i < ATTR__COUNT; i++)
+        cr_assert(value_eq(&a->sent[i], &b->sent[i]), "sent[%d] differs", i);
+    cr_assert(t_str_eq(a->gong_manager, b->gong_manager));
+    cr_assert(t_str_eq(a->waiting_for, b->waiting_for));
+    cr_assert_eq(a->created_waiting, b->created_waiting);
+    cr_assert_eq(a->needs_reconcile, b->needs_reconcile);
+}
+
+static void t_fill_full(user_state *u)
+{
+    u->has_pos = true;
+    u->pos = (position){1764001000001LL, -5, INT64_MAX};
+    value_t v = value_str("ann@acme.com");
+    user_state_set(u, "Email", &v);
+    v = value_str("Zoë");
+    user_state_set(u, "FirstName", &v);
+    v = value_str("北京 🚀 O'Brien \"q\" \\ \t");
+    user_state_set(u, "LastName", &v);
+    v = value_bool(true);
+    user_state_set(u, "IsActive", &v);
+    v = value_bool(false);
+    user_state_set(u, "UserPermissionsMarketingUser", &v);
+    v = value_num(3.25);
+    user_state_set(u, "Score__c", &v);
+    v = value_num(-1e300);
+    user_state_set(u, "Tiny__c", &v);
+    v = value_num(0.1);
+    user_state_set(u, "Tenth__c", &v);
+    v = value_null();
+    user_state_set(u, "Title", &v);
+    v = value_str("");
+    user_state_set(u, "Empty__c", &v);
+    for (int i = 0; i < 40; i++) { /* more than the first fields array holds */
+        char name[32], val[32];
+        snprintf(name, sizeof name, "Extra%02d__c", i);
+        snprintf(val, sizeof val, "value %d", i);
+        v = value_str(val);
+        user_state_set(u, name, &v);
+    }
+    u->deleted = true;
+    u->status = PROV_DEACTIVATED;
+    u->in_scope = false;
+    u->reason = REASON_EMAIL_DOMAIN;
+    u->assignment = strdup("Sales € EMEA");
+    u->applied_settings_of = strdup("Sales (old)");
+    u->sent[ATTR_EMAIL] = value_str(strdup("ann@acme.com"));
+    u->sent[ATTR_FIRSTNAME] = value_str(strdup("Zoë"));
+    u->sent[ATTR_ACTIVE] = value_bool(true);
+    u->sent[ATTR_PHONE] = value_num(4155550100.0);
+    u->sent[ATTR_TITLE] = value_null();
+    u->gong_manager = strdup("005MGR000000001");
+    u->waiting_for = strdup("005MGR000000002");
+    u->created_waiting = true;
+    u->needs_reconcile = true;
+}
+
+Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "rt:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005FULL");
+    t_fill_full(u);
+    st->changed(st->ctx, u);
+    user_state *min = st->get_or_create(st->ctx, "005MIN"); /* NULLs and zeros everywhere */
+    st->changed(st->ctx, min);
+    user_state *want = user_state_new("005FULL");
+    user_state_copy(want, u);
+    user_state *want_min = user_state_new("005MIN");
+    user_state_copy(want_min, min);
+    t_flush_ok(s, 0);
+    cr_assert_eq(store_redis_get_stats(s)->users_written, 2);
+
+    store_redis_reset(s);
+    perr err = {{0}};
+    const char *ids[] = {"005FULL", "005MIN"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    user_state *got = st->get(st->ctx, "005FULL");
+    cr_assert(got);
+    t_assert_same_state(want, got);
+    cr_assert_not(got->dirty);
+    got = st->get(st->ctx, "005MIN");
+    cr_assert(got);
+    t_assert_same_state(want_min, got);
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses, "prefetched: no miss");
+
+    /* the status a script reads sits beside the blob */
+    redisContext *c = t_raw(r);
+    char *status = t_cmd_str(c, "HGET rt:u:005FULL status");
+    cr_assert_str_eq(status, "deactivated");
+    free(status);
+    status = t_cmd_str(c, "HGET rt:u:005MIN status");
+    cr_assert_str_eq(status, "never");
+    free(status);
+    redisFree(c);
+
+    /* written again unchanged and read again: still the same (a second generation) */
+    got = st->get(st->ctx, "005FULL");
+    st->changed(st->ctx, got);
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+    got = st->get(st->ctx, "005FULL");
+    cr_assert(got);
+    t_assert_same_state(want, got);
+    user_state_free(want);
+    user_state_free(want_min);
+    store_redis_close(s);
+}
+
+Test(store_redis, company_state_round_trips)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "co:");
+    perr err = {{0}};
+    cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
+    engine_store *st = store_redis_iface(s);
+    company_state *cs = st->company(st->ctx);
+    cr_assert_not(cs->toggle_sent, "before any was sent: false (R7.2)");
+    cr_assert_eq(cs->n_sent, 0);
+    cs->toggle_sent = true;
+    cs->n_sent = 3;
+    st->company_changed(st->ctx);
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+    cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cs = st->company(st->ctx);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "loaded by the prefetch");
+    cr_assert(cs->toggle_sent);
+    cr_assert_eq(cs->n_sent, 3);
+    store_redis_close(s);
+}
+
+/* ---------------------------------------------------------------- engine equivalence */
+
+typedef struct t_cmds {
+    char **lines;
+    size_t n, cap;
+} t_cmds;
+
+static void t_on_emit(void *ctx, const command *c)
+{
+    t_cmds *o = ctx;
+    buf b;
+    buf_init(&b);
+    command_to_json(c, &b);
+    if (o->n == o->cap) {
+        o->cap = o->cap ? o->cap * 2 : 16;
+        o->lines = realloc(o->lines, o->cap * sizeof *o->lines);
+    }
+    o->lines[o->n++] = strdup(b.data);
+    buf_free(&b);
+}
+
+static void t_cmds_free(t_cmds *o)
+{
+    for (size_t i = 0; i < o->n; i++)
+        free(o->lines[i]);
+    free(o->lines);
+    *o = (t_cmds){0};
+}
+
+static char *t_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    size_t got = fread(p, 1, (size_t)n, f);
+    p[got] = '\0';
+    fclose(f);
+    return p;
+}
+
+typedef struct t_events {
+    char **lines;
+    size_t n;
+} t_events;
+
+static t_events t_split_lines(char *text)
+{
+    t_events ev = {0};
+    size_t cap = 0;
+    for (char *p = text; p && *p;) {
+        char *nl = strchr(p, '\n');
+        if (nl) *nl = '\0';
+        if (*p) {
+            if (ev.n == cap) {
+                cap = cap ? cap * 2 : 16;
+                ev.lines = realloc(ev.lines, cap * sizeof *ev.lines);
+            }
+            ev.lines[ev.n++] = p;
+        }
+        p = nl ? nl + 1 : NULL;
+    }
+    return ev;
+}
+
+static const engine_opts T_OPTS = {.with_why = true};
+
+/* The in-memory reference: simulate. */
+static void t_run_mem(const config *cfg, const t_events *evs, t_cmds *out)
+{
+    store_mem *m = store_mem_new();
+    engine *e = engine_new(cfg, store_mem_iface(m), &T_OPTS);
+    engine_hooks h = {.ctx = out, .emit = t_on_emit};
+    engine_start(e, &h);
+    arena mem;
+    arena_init(&mem, 16384);
+    for (size_t i = 0; i < evs->n; i++) {
+        event ev;
+        perr err = {{0}};
+        arena_reset(&mem);
+        cr_assert_eq(event_from_json(evs->lines[i], strlen(evs->lines[i]), NULL, &mem, &ev, &err),
+                     0, "%s", err.msg);
+        engine_apply(e, &ev, &h, &err);
+    }
+    arena_free(&mem);
+    engine_free(e);
+    store_mem_free(m);
+}
+
+/* Flush, then resolve late managers and flush again until nothing is late, as the service does. */
+static void t_flush_resolving(store_redis *s, engine *e, const engine_hooks *h, size_t *late_seen)
+{
+    for (int round = 0; round < 8; round++) {
+        store_late late;
+        perr err = {{0}};
+        cr_assert_eq(store_redis_flush(s, &late, &err), 0, "flush: %s", err.msg);
+        if (late_seen) *late_seen += late.n;
+        if (!late.n) {
+            store_late_free(&late);
+            return;
+        }
+        for (size_t i = 0; i < late.n; i++)
+            engine_resolve_manager(e, late.managers[i], h);
+        store_late_free(&late);
+    }
+    cr_assert_fail("late managers did not settle");
+}
+
+/* The service's batch loop against Redis: prefetch the batch's users and the managers its events
+ * name, decide, flush, forget. */
+static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
+                        const t_events *evs, size_t batch, t_cmds *out, uint64_t *misses)
+{
+    store_redis *s = t_open(r, prefix);
+    engine *e = engine_new(cfg, store_redis_iface(s), &T_OPTS);
+    engine_hooks h = {.ctx = out, .emit = t_on_emit};
+    perr err = {{0}};
+    cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
+    engine_start(e, &h);
+    arena mem;
+    arena_init(&mem, 16384);
+    event *evb = calloc(batch, sizeof *evb);
+    for (size_t i = 0; i < evs->n; i += batch) {
+        size_t nb = evs->n - i < batch ? evs->n - i : batch;
+        const char *ids[512];
+        size_t n_ids = 0;
+        arena_reset(&mem);
+        for (size_t j = 0; j < nb; j++) {
+            const char *line = evs->lines[i + j];
+            cr_assert_eq(event_from_json(line, strlen(line), NULL, &mem, &evb[j], &err), 0, "%s",
+                         err.msg);
+            for (size_t k = 0; k < evb[j].n_record_ids && n_ids < 500; k++)
+                ids[n_ids++] = evb[j].record_ids[k];
+            n_ids += engine_event_refs(&evb[j], ids + n_ids, 500 - n_ids);
+        }
+        cr_assert_eq(store_redis_prefetch(s, ids, n_ids, &err), 0, "%s", err.msg);
+        for (size_t j = 0; j < nb; j++)
+            engine_apply(e, &evb[j], &h, &err);
+        cr_assert_not(store_redis_failed(s, &err), "%s", err.msg);
+        t_flush_resolving(s, e, &h, NULL);
+        store_redis_reset(s);
+    }
+    if (misses) *misses = store_redis_get_stats(s)->misses;
+    free(evb);
+    arena_free(&mem);
+    engine_free(e);
+    store_redis_close(s);
+}
+
+static size_t t_scenario_dirs(char dirs[][512], size_t max)
+{
+    const char *src = getenv("PV_SOURCE_DIR");
+    char here[512];
+    if (!src) { /* run by hand, outside ctest: the tree this file is in */
+        snprintf(here, sizeof here, "%s", __FILE__);
+        char *cut = strstr(here, "/tests/integration/");
+        if (cut) *cut = '\0';
+        src = here;
+    }
+    const char *roots[2] = {"tests/scenarios", "../shared/scenarios"};
+    size_t n = 0;
+    for (int k = 0; k < 2; k++) {
+        char root[400];
+        snprintf(root, sizeof root, "%.370s/%s", src, roots[k]);
+        DIR *d = opendir(root);
+        if (!d) continue;
+        struct dirent *de;
+        while ((de = readdir(d)) && n < max) {
+            if (de->d_name[0] == '.') continue;
+            snprintf(dirs[n], 512, "%s/%.100s", root, de->d_name);
+            char p[600];
+            struct stat st;
+            snprintf(p, sizeof p, "%s/events.jsonl", dirs[n]);
+            if (stat(p, &st) == 0) n++;
+        }
+        closedir(d);
+    }
+    return n;
+}
+
+static void t_assert_same_cmds(const char *dir, const char *what, const t_cmds *a, const t_cmds *b)
+{
+    for (size_t i = 0; i < a->n && i < b->n; i++)
+        cr_assert_str_eq(b->lines[i], a->lines[i], "%s (%s): command %zu differs", dir, what, i);
+    cr_assert_eq(b->n, a->n, "%s (%s): %zu commands, in memory %zu", dir, what, b->n, a->n);
+}
+
+Test(store_redis, engine_output_is_the_same_as_in_memory_on_every_scenario, .timeout = 300)
+{
+    t_redis *r = t_redis_start(NULL);
+    static char dirs[512][512];
+    size_t n = t_scenario_dirs(dirs, 512);
+    cr_assert_geq(n, 10, "scenarios not found (PV_SOURCE_DIR?)");
+    size_t with_cmds = 0;
+    for (size_t k = 0; k < n; k++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/settings.yaml", dirs[k]);
+        char *yaml = t_slurp(path);
+        snprintf(path, sizeof path, "%s/events.jsonl", dirs[k]);
+        char *text = t_slurp(path);
+        if (!yaml || !text) {
+            free(yaml);
+            free(text);
+            continue;
+        }
+        config *cfg;
+        perr err = {{0}};
+        cr_assert_eq(config_load_string(yaml, strlen(yaml), "settings.yaml", &cfg, &err), 0,
+                     "%s: %s", dirs[k], err.msg);
+        t_events evs = t_split_lines(text);
+        t_cmds mem = {0};
+        t_run_mem(cfg, &evs, &mem);
+        if (mem.n) with_cmds++;
+        const size_t batches[] = {1, 4, 1000};
+        for (size_t b = 0; b < 3; b++) {
+            char prefix[64];
+            snprintf(prefix, sizeof prefix, "eq%zu.%zu:", k, batches[b]);
+            t_cmds red = {0};
+            t_run_redis(r, prefix, cfg, &evs, batches[b], &red, NULL);
+            char what[64];
+            snprintf(what, sizeof what, "batches of %zu", batches[b]);
+            t_assert_same_cmds(dirs[k], what, &mem, &red);
+            t_cmds_free(&red);
+            /* R9.3: the same events again over the same state produce nothing */
+            t_run_redis(r, prefix, cfg, &evs, batches[b], &red, NULL);
+            cr_assert_eq(red.n, 0, "%s: a replay over the stored state produced %zu commands",
+                         dirs[k], red.n);
+            t_cmds_free(&red);
+        }
+        t_cmds_free(&mem);
+        free(evs.lines);
+        free(text);
+        free(yaml);
+        config_free(cfg);
+    }
+    cr_assert_geq(with_cmds, 10);
+}
+
+/* ---------------------------------------------------------------- round trips and misses */
+
+Test(store_redis, prefetch_of_many_users_is_one_round_trip)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "pf:");
+    engine_store *st = store_redis_iface(s);
+    char ids[300][24];
+    const char *idp[300];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof ids[i], "005U%06d", i);
+        idp[i] = ids[i];
+    }
+    for (int i = 0; i < 250; i++) { /* 50 of the ids stay unknown to Redis */
+        user_state *u = st->get_or_create(st->ctx, ids[i]);
+        value_t v = value_str(ids[i]);
+        user_state_set(u, "Email", &v);
+        st->changed(st->ctx, u);
+        if (i % 10 == 0) st->link_add(st->ctx, ids[i], ids[i + 1]);
+    }
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    t_flush_ok(s, 0);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "flush: one round trip");
+    cr_assert_eq(store_redis_get_stats(s)->users_written, 250);
+
+    store_redis_reset(s);
+    perr err = {{0}};
+    rt = store_redis_get_stats(s)->round_trips;
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "prefetch: one round trip");
+    for (int i = 0; i < 300; i++) {
+        user_state *u = st->get(st->ctx, ids[i]);
+        cr_assert_eq(u != NULL, i < 250, "%s", ids[i]);
+        if (u) cr_assert_str_eq(user_state_get(u, "Email")->s, ids[i]);
+        const char *const *reports;
+        size_t n = st->links(st->ctx, ids[i], &reports);
+        cr_assert_eq(n, i < 250 && i % 10 == 0 ? 1u : 0u, "links of %s", ids[i]);
+        if (n) cr_assert_str_eq(reports[0], ids[i + 1]);
+    }
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "everything came from the cache");
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses);
+    /* prefetching what is cached costs nothing */
+    cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
+    store_redis_close(s);
+}
+
+Test(store_redis, users_not_prefetched_are_read_once_and_counted_as_misses)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "ms:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    u->status = PROV_ACTIVE;
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+
+    const store_redis_stats *stats = store_redis_get_stats(s);
+    uint64_t rt = stats->round_trips, misses = stats->misses;
+    u = st->get(st->ctx, "005A");
+    cr_assert(u);
+    cr_assert_eq(u->status, PROV_ACTIVE);
+    cr_assert_eq(stats->misses, misses + 1);
+    cr_assert_eq(stats->round_trips, rt + 1);
+    cr_assert_eq(st->get(st->ctx, "005A"), u, "cached after the miss");
+    cr_assert_eq(stats->misses, misses + 1);
+
+    cr_assert_null(st->get(st->ctx, "005NOPE"));
+    cr_assert_eq(stats->misses, misses + 2);
+    cr_assert_null(st->get(st->ctx, "005NOPE"), "\"not found\" is cached too");
+    cr_assert_eq(stats->misses, misses + 2);
+    cr_assert_eq(stats->round_trips, rt + 2);
+    user_state *created = st->get_or_create(st->ctx, "005NOPE");
+    cr_assert(created);
+    cr_assert_str_eq(created->id, "005NOPE");
+    cr_assert_eq(st->get(st->ctx, "005NOPE"), created);
+    cr_assert_eq(stats->round_trips, rt + 2, "created in the cache, no round trip");
+    perr err = {{0}};
+    cr_assert_not(store_redis_failed(s, &err));
+    store_redis_close(s);
+}
+
+/* ---------------------------------------------------------------- waiting links */
+
+static bool t_has(const char *const *v, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], id) == 0) return true;
+    return false;
+}
+
+Test(store_redis, waiting_links_are_added_removed_and_read_back)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "ln:");
+    engine_store *st = store_redis_iface(s);
+    /* changes to a set never loaded: queued, then merged when it is read */
+    st->link_add(st->ctx, "005M", "005R1");
+    st->link_add(st->ctx, "005M", "005R2");
+    st->link_add(st->ctx, "005M", "005R3");
+    st->link_del(st->ctx, "005M", "005R3");
+    /* a link registered with the report's own state */
+    user_state *r5 = st->get_or_create(st->ctx, "005R5");
+    r5->waiting_for = strdup("005M");
+    st->link_add(st->ctx, "005M", "005R5");
+    st->changed(st->ctx, r5);
+    t_flush_ok(s, 0);
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "SCARD ln:w:005M"), 3);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ln:w:005M 005R5"), 1);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ln:w:005M 005R3"), 0);
+
+    store_redis_reset(s);
+    st->link_add(st->ctx, "005M", "005R4"); /* before the set is read */
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    const char *const *reports;
+    size_t n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "read on the spot");
+    cr_assert_eq(n, 4);
+    cr_assert(t_has(reports, n, "005R1") && t_has(reports, n, "005R2") &&
+              t_has(reports, n, "005R4") && t_has(reports, n, "005R5"));
+    st->link_del(st->ctx, "005M", "005R1");
+    n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(n, 3);
+    cr_assert_not(t_has(reports, n, "005R1"));
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "cached after the first read");
+    t_flush_ok(s, 0);
+
+    store_redis_reset(s);
+    const char *ids[] = {"005M"};
+    perr err = {{0}};
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
+    rt = store_redis_get_stats(s)->round_trips;
+    n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "prefetched with the user");
+    cr_assert_eq(n, 3);
+    cr_assert(t_has(reports, n, "005R2") && t_has(reports, n, "005R4") &&
+              t_has(reports, n, "005R5"));
+    cr_assert_eq(st->links(st->ctx, "005NOBODY", &reports), 0);
+    /* add then remove in one batch: nothing stays */
+    st->link_add(st->ctx, "005M2", "005R9");
+    st->link_del(st->ctx, "005M2", "005R9");
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "EXISTS ln:w:005M2"), 0);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* ---------------------------------------------------------------- the R6.3 race */
+
+/* Store level: A registers R->M while B stores M as active; whichever flushes second reports M. */
+static void t_race_store(t_redis *r, const char *prefix, bool link_first)
+{
+    store_redis *a = t_open(r, prefix), *b = t_open(r, prefix);
+    engine_store *sa = store_redis_iface(a), *sb = store_redis_iface(b);
+    perr err = {{0}};
+    const char *ra[] = {"005R", "005M"}, *rb[] = {"005M"};
+    cr_assert_eq(store_redis_prefetch(a, ra, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_prefetch(b, rb, 1, &err), 0, "%s", err.msg);
+    cr_assert_null(sa->get(sa->ctx, "005M"), "A sees no manager");
+    user_state *rep = sa->get_or_create(sa->ctx, "005R");
+    rep->status = PROV_ACTIVE;
+    rep->waiting_for = strdup("005M");
+    sa->link_add(sa->ctx, "005M", "005R");
+    sa->changed(sa->ctx, rep);
+    const char *const *reports;
+    cr_assert_eq(sb->links(sb->ctx, "005M", &reports), 0, "B sees no waiting report");
+    user_state *m = sb->get_or_create(sb->ctx, "005M");
+    m->status = PROV_ACTIVE;
+    sb->changed(sb->ctx, m);
+
+    store_redis *first = link_first ? a : b, *second = link_first ? b : a;
+    t_flush_ok(first, 0);
+    store_late late;
+    cr_assert_eq(store_redis_flush(second, &late, &err), 0, "%s", err.msg);
+    cr_assert_eq(late.n, 1, "the second flush sees the first");
+    cr_assert_str_eq(late.managers[0], "005M");
+    store_late_free(&late);
+    /* the late manager is read afresh: the second instance now sees what the first wrote */
+    engine_store *s2 = store_redis_iface(second);
+    user_state *m2 = s2->get(s2->ctx, "005M");
+    cr_assert(m2);
+    cr_assert_eq(m2->status, PROV_ACTIVE);
+    size_t n = s2->links(s2->ctx, "005M", &reports);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(reports[0], "005R");
+    store_redis_close(a);
+    store_redis_close(b);
+}
+
+Test(store_redis, race_link_registered_then_manager_stored_active)
+{
+    t_race_store(t_redis_start(NULL), "race1:", true);
+}
+
+Test(store_redis, race_manager_stored_active_then_link_registered)
+{
+    t_race_store(t_redis_start(NULL), "race2:", false);
+}
+
+#define HDR(id, ts, extra)                                                                         \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"" id                         \
+    "\"],\"changeType\":\"CREATE\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"    \
+    "\"transactionKey\":\"tx" #ts "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts               \
+    ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"},"                    \
+    "\"Email\":\"" id "@acme.com\",\"FirstName\":\"F\",\"LastName\":\"L\",\"IsActive\":true" extra \
+    "}"
+
+static const char *T_SETTINGS = "company:\n  primary_domain: acme.com\n"
+                                "assignments:\n  - name: Everyone\n    seats: [recorder]\n";
+
+typedef struct t_instance {
+    store_redis *s;
+    engine *e;
+    t_cmds out;
+    engine_hooks h;
+    arena mem;
+    event ev;
+} t_instance;
+
+static void t_instance_start(t_instance *in, const t_redis *r, const char *prefix,
+                             const config *cfg, const char *line, const char *const *ids,
+                             size_t n_ids)
+{
+    in->s = t_open(r, prefix);
+    in->e = engine_new(cfg, store_redis_iface(in->s), &T_OPTS);
+    in->h = (engine_hooks){.ctx = &in->out, .emit = t_on_emit};
+    arena_init(&in->mem, 4096);
+    perr err = {{0}};
+    cr_assert_eq(store_redis_prefetch(in->s, ids, n_ids, &err), 0, "%s", err.msg);
+    engine_start(in->e, &in->h);
+    cr_assert_eq(event_from_json(line, strlen(line), NULL, &in->mem, &in->ev, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(engine_apply(in->e, &in->ev, &in->h, &err), 0, "%s", err.msg);
+}
+
+static void t_instance_stop(t_instance *in)
+{
+    engine_free(in->e);
+    store_redis_close(in->s);
+    arena_free(&in->mem);
+    t_cmds_free(&in->out);
+}
+
+static size_t t_count(const t_cmds *o, const char *needle)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (strstr(o->lines[i], needle)) n++;
+    return n;
+}
+
+/* Engine level: the report's instance and the manager's instance decide at the same moment; in
+ * either flush order exactly one SET_MANAGER places the report, and nothing is left waiting. */
+static void t_race_engine(const char *prefix, bool report_first)
+{
+    t_redis *r = t_redis_start(NULL);
+    config *cfg;
+    perr err = {{0}};
+    cr_assert_eq(config_load_string(T_SETTINGS, strlen(T_SETTINGS), "t.yaml", &cfg, &err), 0, "%s",
+                 err.msg);
+    const char *rep_ev = HDR("005REP", 1, ",\"ManagerId\":\"005MGR\"");
+    const char *mgr_ev = HDR("005MGR", 2, "");
+    const char *ids_a[] = {"005REP", "005MGR"}, *ids_b[] = {"005MGR"};
+    t_instance a = {0}, b = {0};
+    t_instance_start(&a, r, prefix, cfg, rep_ev, ids_a, 2);
+    t_instance_start(&b, r, prefix, cfg, mgr_ev, ids_b, 1);
+    cr_assert_eq(t_count(&a.out, "CREATE_USER"), 1);
+    cr_assert_eq(t_count(&b.out, "CREATE_USER"), 1);
+    cr_assert_eq(t_count(&a.out, "SET_MANAGER") + t_count(&b.out, "SET_MANAGER"), 0,
+                 "neither instance can place the report yet");
+
+    t_instance *first = report_first ? &a : &b, *second = report_first ? &b : &a;
+    size_t late_first = 0, late_second = 0;
+    t_flush_resolving(first->s, first->e, &first->h, &late_first);
+    t_flush_resolving(second->s, second->e, &second->h, &late_second);
+    cr_assert_eq(late_first, 0);
+    cr_assert_eq(late_second, 1, "the second flush sees the race");
+    cr_assert_eq(t_count(&second->out, "\"type\":\"SET_MANAGER\""), 1);
+    cr_assert_eq(t_count(&second->out, "\"manager_sf_user_id\":\"005MGR\""), 1);
+    cr_assert_eq(t_count(&first->out, "SET_MANAGER"), 0);
+
+    /* what is stored: the report placed, no link left waiting */
+    store_redis *check = t_open(r, prefix);
+    engine_store *st = store_redis_iface(check);
+    user_state *rep = st->get(st->ctx, "005REP");
+    cr_assert(rep);
+    cr_assert_str_eq(rep->gong_manager, "005MGR");
+    cr_assert_null(rep->waiting_for);
+    const char *const *reports;
+    cr_assert_eq(st->links(st->ctx, "005MGR", &reports), 0);
+    store_redis_close(check);
+    t_instance_stop(&a);
+    t_instance_stop(&b);
+    config_free(cfg);
+}
+
+Test(store_redis, race_engine_report_instance_flushes_first) { t_race_engine("re1:", true); }
+
+Test(store_redis, race_engine_manager_instance_flushes_first) { t_race_engine("re2:", false); }
+
+/* The second flush reports the race, then the process dies before resolving it. The replayed
+ * batch (both events again: duplicates, R1.4) still places the report: the active manager with a
+ * waiting report is reported late again (store_redis.c, check (c)). */
+Test(store_redis, race_resolution_lost_to_a_crash_is_redone_by_the_replay)
+{
+    t_redis *r = t_redis_start(NULL);
+    config *cfg;
+    perr err = {{0}};
+    cr_assert_eq(config_load_string(T_SETTINGS, strlen(T_SETTINGS), "t.yaml", &cfg, &err), 0, "%s",
+                 err.msg);
+    const char *rep_ev = HDR("005REP", 1, ",\"ManagerId\":\"005MGR\"");
+    const char *mgr_ev = HDR("005MGR", 2, "");
+    const char *ids_a[] = {"005REP", "005MGR"}, *ids_b[] = {"005MGR"};
+    t_instance a = {0}, b = {0};
+    t_instance_start(&a, r, "crash:", cfg, rep_ev, ids_a, 2);
+    t_instance_start(&b, r, "crash:", cfg, mgr_ev, ids_b, 1);
+    t_flush_ok(a.s, 0);
+    t_flush_ok(b.s, 1); /* late, and then the process dies */
+    t_instance_stop(&a);
+    t_instance_stop(&b);
+
+    t_cmds out = {0};
+    t_events evs = {0};
+    char *lines[2] = {(char *)rep_ev, (char *)mgr_ev};
+    evs.lines = lines;
+    evs.n = 2;
+    uint64_t misses = 0;
+    t_run_redis(r, "crash:", cfg, &evs, 10, &out, &misses);
+    cr_assert_eq(out.n, 1, "only the lost placement: %zu commands", out.n);
+    cr_assert(strstr(out.lines[0], "\"type\":\"SET_MANAGER\"") &&
+                  strstr(out.lines[0], "\"sf_user_id\":\"005REP\"") &&
+                  strstr(out.lines[0], "\"manager_sf_user_id\":\"005MGR\""),
+              "%s", out.lines[0]);
+    t_cmds_free(&out);
+    /* and a second replay finds nothing left to do */
+    t_run_redis(r, "crash:", cfg, &evs, 10, &out, NULL);
+    cr_assert_eq(out.n, 0);
+    t_cmds_free(&out);
+    config_free(cfg);
+}
+
+/* ---------------------------------------------------------------- corrupt values */
+
+Test(store_redis, corrupt_values_are_errors_naming_the_key)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = t_open(r, "cx:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005GOOD");
+    t_fill_full(u);
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+
+    redisReply *good = redisCommand(c, "HGET cx:u:005GOOD blob");
+    cr_assert(good && good->type == REDIS_REPLY_STRING);
+    /* every truncation of a valid blob is refused, never a crash */
+    for (size_t cut = 0; cut < good->len; cut += 7) {
+        freeReplyObject(redisCommand(c, "HSET cx:u:005CUT status active blob %b", good->str, cut));
+        perr err = {{0}};
+        const char *ids[] = {"005CUT"};
+        cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1, "cut at %zu", cut);
+        cr_assert(strstr(err.msg, "cx:u:005CUT"), "%s", err.msg);
+        store_redis_reset(s);
+    }
+    /* flipped bytes: refused or read, never a crash (ASan run) */
+    char *bad = malloc(good->len);
+    for (size_t i = 2; i < good->len; i++) {
+        memcpy(bad, good->str, good->len);
+        bad[i] = (char)(bad[i] ^ 0xa5);
+        freeReplyObject(redisCommand(c, "HSET cx:u:005FLIP status active blob %b", bad, good->len));
+        perr err = {{0}};
+        const char *ids[] = {"005FLIP"};
+        if (store_redis_prefetch(s, ids, 1, &err) < 0)
+            cr_assert(strstr(err.msg, "cx:u:005FLIP"), "%s", err.msg);
+        store_redis_reset(s);
+    }
+    free(bad);
+    /* the state of another user under this key */
+    freeReplyObject(
+        redisCommand(c, "HSET cx:u:005OTHER status active blob %b", good->str, good->len));
+    freeReplyObject(good);
+
+    freeReplyObject(redisCommand(c, "HSET cx:u:005BAD status active blob garbage"));
+    freeReplyObject(redisCommand(c, "SET cx:u:005STR plain"));
+    freeReplyObject(redisCommand(c, "SET cx:w:005WSTR plain"));
+    perr err = {{0}};
+    const char *ids[] = {"005BAD"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "cx:u:005BAD"), "%s", err.msg);
+    store_redis_reset(s);
+    ids[0] = "005OTHER";
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "cx:u:005OTHER") && strstr(err.msg, "another user"), "%s", err.msg);
+    store_redis_reset(s);
+    ids[0] = "005STR";
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "cx:u:005STR") && strstr(err.msg, "WRONGTYPE"), "%s", err.msg);
+    store_redis_reset(s);
+    ids[0] = "005WSTR";
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "cx:w:005WSTR"), "%s", err.msg);
+    store_redis_reset(s);
+
+    /* read on the spot inside an engine call: NULL, the batch is marked failed, flush refuses */
+    cr_assert_null(st->get(st->ctx, "005BAD"));
+    cr_assert(store_redis_failed(s, &err));
+    cr_assert(strstr(err.msg, "cx:u:005BAD"), "%s", err.msg);
+    /* the batch is lost: no more reads for it (each could wait a timeout), stand-ins only */
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_null(st->get(st->ctx, "005GOOD"));
+    user_state *g = st->get_or_create(st->ctx, "005GOOD");
+    cr_assert(g);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt);
+    st->changed(st->ctx, g);
+    cr_assert_eq(store_redis_flush(s, NULL, &err), -1);
+    cr_assert(strstr(err.msg, "cx:u:005BAD"), "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "nothing written");
+    store_redis_reset(s);
+    cr_assert_not(store_redis_failed(s, &err), "reset starts a clean batch");
+    g = st->get(st->ctx, "005GOOD");
+    cr_assert(g, "read again in the next batch");
+    cr_assert_str_eq(user_state_get(g, "FirstName")->s, "Zoë");
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* ---------------------------------------------------------------- Redis down */
+
+Test(store_redis, redis_down_gives_errors_and_restart_recovers)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "dn:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+
+    t_redis_kill(r);
+    char where[64];
+    snprintf(where, sizeof where, "127.0.0.1:%d", r->port);
+    perr err = {{0}};
+    const char *ids[] = {"005A", "005B"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), -1);
+    cr_assert(strstr(err.msg, where), "names the server: %s", err.msg);
+    cr_assert_eq(store_redis_ping(s, &err), -1);
+    cr_assert(strstr(err.msg, where), "%s", err.msg);
+    u = st->get_or_create(st->ctx, "005C");
+    st->changed(st->ctx, u);
+    cr_assert(store_redis_failed(s, &err), "the read of 005C failed");
+    cr_assert_eq(store_redis_flush(s, NULL, &err), -1);
+    store_redis_reset(s);
+    u = st->get_or_create(st->ctx, "005C"); /* no read: created knowingly */
+    store_redis_reset(s);
+
+    t_redis_restart(r);
+    cr_assert_eq(store_redis_ping(s, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    u = st->get_or_create(st->ctx, "005B");
+    st->changed(st->ctx, u);
+    st->link_add(st->ctx, "005M", "005B"); /* through the scripts, loaded again */
+    t_flush_ok(s, 0);
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "EXISTS dn:u:005B"), 1);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER dn:w:005M 005B"), 1);
+    redisFree(c);
+
+    /* a flush that fails keeps the batch: the same flush again (no reset) writes it all once
+     * Redis is back (R9.2) */
+    store_redis_reset(s);
+    u = st->get_or_create(st->ctx, "005D");
+    u->status = PROV_ACTIVE;
+    st->changed(st->ctx, u);
+    st->link_add(st->ctx, "005M", "005D");
+    st->company(st->ctx)->n_sent = 7;
+    st->company_changed(st->ctx);
+    t_redis_kill(r);
+    cr_assert_eq(store_redis_flush(s, NULL, &err), -1);
+    cr_assert(strstr(err.msg, where), "%s", err.msg);
+    cr_assert_eq(store_redis_flush(s, NULL, &err), -1, "still down");
+    t_redis_restart(r);
+    t_flush_ok(s, 0);
+    c = t_raw(r);
+    char *st_d = t_cmd_str(c, "HGET dn:u:005D status");
+    cr_assert_str_eq(st_d, "active");
+    free(st_d);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER dn:w:005M 005D"), 1);
+    char *n_sent = t_cmd_str(c, "HGET dn:company n_sent");
+    cr_assert_str_eq(n_sent, "7");
+    free(n_sent);
+    redisFree(c);
+    store_redis_close(s);
+
+    /* opening against nothing: one clear line */
+    t_redis_kill(r);
+    store_redis *none = NULL;
+    store_redis_opts o = {.url = r->url, .prefix = "dn:", .timeout_ms = 500};
+    cr_assert_eq(store_redis_open(&o, &none, &err), -1);
+    cr_assert_null(none);
+    cr_assert(strstr(err.msg, "cannot connect") && strstr(err.msg, where), "%s", err.msg);
+}
+
+Test(store_redis, a_server_that_never_answers_times_out)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    cr_assert(listen(fd, 4) == 0); /* connections complete in the backlog; nothing is read */
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    store_redis *s = NULL;
+    perr err = {{0}};
+    store_redis_opts o = {.url = url, .prefix = "x:", .timeout_ms = 200};
+    cr_assert_eq(store_redis_open(&o, &s, &err), -1);
+    cr_assert(strstr(err.msg, "no answer within 200 ms"), "%s", err.msg);
+    close(fd);
+}
+
+/* ---------------------------------------------------------------- AUTH, db, URL */
+
+Test(store_redis, password_auth_and_a_wrong_password_without_printing_it)
+{
+    static const char *const extra[] = {"--requirepass", "s3cr3t-pw", NULL};
+    t_redis *r = t_redis_start(extra);
+    char url[160];
+    snprintf(url, sizeof url, "redis://:s3cr3t-pw@127.0.0.1:%d", r->port);
+    store_redis *s = t_open_url(url, "au:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    st->changed(st->ctx, u);
+    st->link_add(st->ctx, "005M", "005A");
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+    cr_assert(st->get(st->ctx, "005A"));
+    store_redis_close(s);
+
+    perr err = {{0}};
+    store_redis *bad = NULL;
+    snprintf(url, sizeof url, "redis://:wr0ng-pw@127.0.0.1:%d", r->port);
+    store_redis_opts o = {.url = url, .prefix = "au:"};
+    cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
+    cr_assert(strstr(err.msg, "authentication failed"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "wr0ng-pw"), "the password is never printed: %s", err.msg);
+    cr_assert(strstr(err.msg, "***"), "the URL is shown masked: %s", err.msg);
+
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", r->port);
+    cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
+    cr_assert(strstr(err.msg, "requires a password"), "%s", err.msg);
+}
+
+Test(store_redis, acl_user_and_password)
+{
+    static const char *const extra[] = {"--user", "alice", "on",    ">al1ce-pw",
+                                        "~*",     "&*",    "+@all", NULL};
+    t_redis *r = t_redis_start(extra);
+    char url[160];
+    snprintf(url, sizeof url, "redis://alice:al1ce-pw@127.0.0.1:%d", r->port);
+    store_redis *s = t_open_url(url, "acl:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    store_redis_close(s);
+
+    perr err = {{0}};
+    store_redis *bad = NULL;
+    snprintf(url, sizeof url, "redis://alice:n0t-h3r-pw@127.0.0.1:%d", r->port);
+    store_redis_opts o = {.url = url, .prefix = "acl:"};
+    cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
+    cr_assert(strstr(err.msg, "authentication failed for user alice"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "n0t-h3r-pw"), "%s", err.msg);
+}
+
+Test(store_redis, database_selection)
+{
+    t_redis *r = t_redis_start(NULL);
+    char url[160];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/5", r->port);
+    store_redis *s = t_open_url(url, "db:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    store_redis_close(s);
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "EXISTS db:u:005A"), 0, "not in db 0");
+    freeReplyObject(redisCommand(c, "SELECT 5"));
+    cr_assert_eq(t_cmd_int(c, "EXISTS db:u:005A"), 1, "in db 5");
+    redisFree(c);
+
+    perr err = {{0}};
+    store_redis *bad = NULL;
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d/99", r->port);
+    store_redis_opts o = {.url = url, .prefix = "db:"};
+    cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
+    cr_assert(strstr(err.msg, "database 99"), "%s", err.msg);
+}
+
+Test(store_redis, bad_urls_are_one_clear_line_with_the_password_masked)
+{
+    static const struct {
+        const char *url, *needle;
+    } cases[] = {
+        {"http://127.0.0.1:6379", "scheme must be redis://"},
+        {"127.0.0.1:6379", "expected redis://"},
+        {"rediss://127.0.0.1:6379", "TLS"},
+        {"redis://", "no host"},
+        {"redis://127.0.0.1:0", "port"},
+        {"redis://127.0.0.1:99999", "port"},
+        {"redis://127.0.0.1:12x", "port"},
+        {"redis://127.0.0.1:6379/x", "database"},
+        {"redis://bob@127.0.0.1:6379", "needs a password"},
+        {"redis://bob:t0psecret@127.0.0.1:6379/abc", "database"},
+        {"redis://[::1:6379", "unclosed"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        store_redis *s = NULL;
+        perr err = {{0}};
+        store_redis_opts o = {.url = cases[i].url, .prefix = "x:"};
+        cr_assert_eq(store_redis_open(&o, &s, &err), -1, "%s", cases[i].url);
+        cr_assert(strstr(err.msg, cases[i].needle), "%s: %s", cases[i].url, err.msg);
+        cr_assert_null(strstr(err.msg, "t0psecret"), "%s", err.msg);
+        cr_assert_null(strchr(err.msg, '\n'));
+    }
+}
+
+/* ---------------------------------------------------------------- scripts */
+
+Test(store_redis, flush_survives_a_script_flush_with_eval)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "ns:");
+    engine_store *st = store_redis_iface(s);
+    redisContext *c = t_raw(r);
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    user_state *u = st->get_or_create(st->ctx, "005R");
+    u->waiting_for = strdup("005M");
+    st->link_add(st->ctx, "005M", "005R"); /* makes the write a script */
+    st->changed(st->ctx, u);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    t_flush_ok(s, 0);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "NOSCRIPT, then EVAL");
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ns:w:005M 005R"), 1);
+    /* the next flush loads the scripts again in the same round trip */
+    u->status = PROV_ACTIVE;
+    st->changed(st->ctx, u);
+    st->link_del(st->ctx, "005M", "005R");
+    rt = store_redis_get_stats(s)->round_trips;
+    t_flush_ok(s, 0);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
+    cr_assert_eq(t_cmd_int(c, "EXISTS ns:w:005M"), 0);
+    rt = store_redis_get_stats(s)->round_trips;
+    st->changed(st->ctx, u);
+    st->link_add(st->ctx, "005M", "005R");
+    t_flush_ok(s, 0);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "EVALSHA works again");
+    redisFree(c);
+    store_redis_close(s);
+}

@@ -29,10 +29,15 @@ extern const size_t pv_n_options;
 int cmd_parse(unsigned cmd, const char *usage, const char *summary, int argc, char **argv,
               cli_args *out, int *code);
 
+int cmd_run(int argc, char **argv);
+int cmd_replay(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
 int cmd_check_config(int argc, char **argv);
 int cmd_encode(int argc, char **argv);
 int cmd_decode(int argc, char **argv);
+int cmd_dev_broker(int argc, char **argv);
+int cmd_produce_events(int argc, char **argv);
+int cmd_consume_commands(int argc, char **argv);
 
 #endif

@@ -24,11 +24,16 @@ static int cmd_options(int argc, char **argv)
 }
 
 static const subcommand subcommands[] = {
+    {"run", cmd_run, "the service: consume, decide, publish, until SIGTERM"},
+    {"replay", cmd_replay, "re-consume the input topic to backfill or rebuild (R9.3)"},
     {"simulate", cmd_simulate, "apply the rules to JSON-lines events offline, print the commands"},
     {"explain", cmd_explain, "say in plain words why a user is or is not provisioned"},
     {"check-config", cmd_check_config, "validate a settings file and every filter"},
     {"encode", cmd_encode, "JSON-lines events -> Avro message values in files"},
     {"decode", cmd_decode, "Avro message values -> JSON-lines events"},
+    {"dev-broker", cmd_dev_broker, "librdkafka's mock Kafka cluster on loopback (demos, tests)"},
+    {"produce-events", cmd_produce_events, "JSON-lines events -> Avro -> a topic, key = record id"},
+    {"consume-commands", cmd_consume_commands, "commands from a topic -> JSON lines on stdout"},
     {"options", cmd_options, "print every option as a Markdown table (for the README)"},
 };
 

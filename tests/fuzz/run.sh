@@ -17,10 +17,18 @@ cd "$root"
 # and one line here.
 declare -A FUZZ_SOURCES=(
     [soql]="internal/soql/*.c internal/value/value.c internal/util/util.c"
+    [config]="internal/config/config.c internal/soql/*.c internal/value/value.c internal/util/util.c"
+    [codec]="internal/codec/*.c internal/event/*.c internal/command/command.c internal/value/value.c internal/util/util.c"
 )
 # Extra libraries per target, if any (e.g. [codec]="-ljansson").
 declare -A FUZZ_LIBS=(
     [soql]="-lm"
+    [config]="-lyaml -lm"
+    [codec]="-lavro -ljansson -lcurl -lm -lpthread"
+)
+# Files compiled into a target as C string constants, as CMake's pv_embed does: "SYMBOL=path ...".
+declare -A FUZZ_EMBED=(
+    [codec]="pv_user_change_event_avsc=schemas/UserChangeEvent.avsc pv_gong_command_avsc=schemas/GongCommand.avsc"
 )
 
 usage() {
@@ -54,10 +62,17 @@ for t in "${targets[@]}"; do
     harness="tests/fuzz/fuzz_$t.c"
     bin="$out/fuzz_$t"
     echo "== fuzz $t: building $bin"
+    embedded=()
+    for pair in ${FUZZ_EMBED[$t]:-}; do
+        mkdir -p "$out/embed/$t"
+        c="$out/embed/$t/${pair%%=*}.c"
+        cmake -DIN="$root/${pair#*=}" -DOUT="$c" -DSYM="${pair%%=*}" -P cmake/embed.cmake
+        embedded+=("$c")
+    done
     # shellcheck disable=SC2086  # the sources list is meant to split and glob
     "$CC" -g -O1 -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
         -fno-omit-frame-pointer -Wall -Wextra -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE \
-        -I internal "$harness" ${FUZZ_SOURCES[$t]} -o "$bin" ${FUZZ_LIBS[$t]:-}
+        -I internal "$harness" ${FUZZ_SOURCES[$t]} "${embedded[@]}" -o "$bin" ${FUZZ_LIBS[$t]:-}
 
     work="$(mktemp -d "${TMPDIR:-/tmp}/fuzz-$t.XXXXXX")"
     if [[ -d tests/fuzz/corpus/$t ]]; then

@@ -1,0 +1,34 @@
+/* http: the operations listener (libmicrohttpd): /healthz, /readyz, /metrics and POST /reimport.
+ * Handlers run on the server's own thread; they read state through callbacks that must be
+ * thread-safe (atomics), and a reimport request only raises a flag that the main loop acts on. */
+#ifndef PROVISIONER_HTTP_H
+#define PROVISIONER_HTTP_H
+
+#include <stdbool.h>
+
+#include "util/util.h"
+
+typedef struct http_handlers {
+    void *ctx;
+    /* alive: the main loop turned recently. */
+    bool (*alive)(void *ctx);
+    /* ready: joined the group, Redis and brokers reachable, settings loaded; why says what is not. */
+    bool (*ready)(void *ctx, buf *why);
+    void (*metrics)(void *ctx, buf *out);
+    /* Queues a reimport (R8.2); returns false when one is already queued or running. */
+    bool (*reimport)(void *ctx, bool dry_run);
+} http_handlers;
+
+typedef struct http_server http_server;
+
+/* Listens on bind_addr:port (port 0: any free port). reimport_token: the bearer token POST
+ * /reimport requires; NULL disables the endpoint (403). */
+int http_start(const char *bind_addr, int port, const char *reimport_token,
+               const http_handlers *h, http_server **out, perr *err);
+int http_port(const http_server *s);
+void http_stop(http_server *s);
+
+/* Reads a secret from a file, trimming the trailing newline. */
+int http_read_secret_file(const char *path, char **out, perr *err);
+
+#endif

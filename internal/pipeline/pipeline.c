@@ -1,0 +1,920 @@
+/* The batch loop of `provisioner run`. One batch:
+ *   1. poll up to batch_size messages or linger_ms;
+ *   2. decode each (undecodable -> dead-letter list, R9.4);
+ *   3. prefetch every user the batch names in one Redis round trip;
+ *   4. decide every event in order; encoded commands are buffered, not yet produced;
+ *   5. produce commands and dead letters, wait for every delivery report;
+ *   6. write the states in one Redis round trip (and resolve links another instance raced with);
+ *   7. commit the batch's offsets.
+ * A crash anywhere before 7 redelivers the batch; the events whose state was written are then
+ * stale (R1.4) and produce nothing; those whose state was not are decided again with the same
+ * command ids (R9.1), so nothing is lost and a consumer can drop duplicates (R9.2). */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kafka/kafka.h"
+#include "log/log.h"
+#include "store/store.h"
+
+typedef struct out_msg {
+    size_t key_off, key_len, val_off, val_len;
+    command_type type;
+    char id[33];
+    int32_t src_partition;
+    int64_t src_offset;
+    bool dead_letter;
+    char err_kind[32];
+    size_t err_off, err_len;
+} out_msg;
+
+typedef struct revoked {
+    char topic[256];
+    int32_t partition;
+} revoked;
+
+typedef struct pipeline {
+    const pipeline_opts *o;
+    pipeline_stats stats;
+    rd_kafka_t *consumer;
+    rd_kafka_t *producer;
+    codec_decoder *dec;
+    codec_command_encoder *enc;
+    store_redis *store;
+    engine *eng;
+    engine_hooks hooks;
+    /* the batch */
+    rd_kafka_message_t **msgs;
+    size_t n_msgs;
+    event *events;
+    bool *ok;
+    arena mem;
+    buf bytes; /* keys, values and error texts of out_msgs */
+    out_msg *outs;
+    size_t n_outs, cap_outs;
+    buf scratch;
+    const rd_kafka_message_t *current; /* the message being decided, for command sources */
+    /* rebalance */
+    revoked *revoked;
+    size_t n_revoked, cap_revoked;
+    /* replay: per partition, the end offset seen at start and how far we have read */
+    struct part_end {
+        int32_t partition;
+        int64_t end;
+        int64_t next;
+    } *ends;
+    size_t n_ends;
+    uint64_t skipped_before_ts;
+    int n_assigned;           /* partitions this instance owns now */
+    int64_t last_assignment;  /* when the assignment last changed: idleness counts from there */
+    /* delivery */
+    uint64_t delivery_failures;
+    char last_delivery_error[256];
+    bool fatal;
+    char fatal_msg[512];
+} pipeline;
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+/* ---------------------------------------------------------------- Kafka callbacks */
+
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    pipeline *p = opaque;
+    if (m->err) {
+        p->delivery_failures++;
+        snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s",
+                 rd_kafka_err2str(m->err));
+    }
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    pipeline *p = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char buf_[400];
+        rd_kafka_fatal_error(rk, buf_, sizeof buf_);
+        p->fatal = true;
+        snprintf(p->fatal_msg, sizeof p->fatal_msg, "fatal Kafka error: %s", buf_);
+        return;
+    }
+    /* transient: librdkafka retries by itself; say so once at warn level */
+    log_msg(LOG_WARN, "kafka", "error", rd_kafka_err2str((rd_kafka_resp_err_t)err), "reason",
+            reason, NULL);
+}
+
+static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        if (p->n_revoked == p->cap_revoked) {
+            p->cap_revoked = p->cap_revoked ? p->cap_revoked * 2 : 16;
+            p->revoked = xrealloc(p->revoked, p->cap_revoked * sizeof *p->revoked);
+        }
+        revoked *r = &p->revoked[p->n_revoked++];
+        snprintf(r->topic, sizeof r->topic, "%s", parts->elems[i].topic);
+        r->partition = parts->elems[i].partition;
+    }
+}
+
+static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    pipeline *p = opaque;
+    p->stats.rebalances++;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    char n[16];
+    snprintf(n, sizeof n, "%d", parts->cnt);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        log_msg(LOG_INFO, "partitions assigned", "count", n, NULL);
+        if (cooperative) rd_kafka_incremental_assign(rk, parts);
+        else rd_kafka_assign(rk, parts);
+        p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
+        p->last_assignment = now_ms();
+        return;
+    }
+    /* Revoked: batches are finished and committed before the next poll, so the only in-flight
+     * work is what this poll sequence already collected; it is dropped (mark_revoked) and the
+     * partition's next owner reads it again from the committed offset. */
+    log_msg(LOG_INFO, "partitions revoked", "count", n, NULL);
+    mark_revoked(p, parts);
+    if (cooperative) rd_kafka_incremental_unassign(rk, parts);
+    else rd_kafka_assign(rk, NULL);
+    p->n_assigned = cooperative ? p->n_assigned - parts->cnt : 0;
+    p->last_assignment = now_ms();
+}
+
+static bool is_revoked(const pipeline *p, const rd_kafka_message_t *m)
+{
+    const char *t = rd_kafka_topic_name(m->rkt);
+    for (size_t i = 0; i < p->n_revoked; i++)
+        if (p->revoked[i].partition == m->partition && strcmp(p->revoked[i].topic, t) == 0)
+            return true;
+    return false;
+}
+
+/* ---------------------------------------------------------------- output buffer */
+
+static out_msg *out_new(pipeline *p)
+{
+    if (p->n_outs == p->cap_outs) {
+        p->cap_outs = p->cap_outs ? p->cap_outs * 2 : 1024;
+        p->outs = xrealloc(p->outs, p->cap_outs * sizeof *p->outs);
+    }
+    out_msg *o = &p->outs[p->n_outs++];
+    memset(o, 0, sizeof *o);
+    return o;
+}
+
+static void on_command(void *ctx, const command *c)
+{
+    pipeline *p = ctx;
+    codec_error cerr;
+    buf_reset(&p->scratch);
+    if (p->o->dry_run) {
+        command_to_json(c, &p->scratch); /* a dry run prints; JSON is what people read */
+    } else if (codec_encode_command(p->enc, c, &p->scratch, &cerr) < 0) {
+        /* the command schema is ours: this is a bug, not input; keep going, loudly */
+        log_msg(LOG_ERROR, "cannot encode command", "command_id", c->id, "error", cerr.msg, NULL);
+        return;
+    }
+    out_msg *o = out_new(p);
+    const char *key = c->sf_user_id && *c->sf_user_id ? c->sf_user_id : "company";
+    o->key_off = p->bytes.len;
+    o->key_len = strlen(key);
+    buf_append(&p->bytes, key, o->key_len);
+    o->val_off = p->bytes.len;
+    o->val_len = p->scratch.len;
+    buf_append(&p->bytes, p->scratch.data, p->scratch.len);
+    o->type = c->type;
+    memcpy(o->id, c->id, sizeof o->id);
+    o->src_partition = p->current ? p->current->partition : -1;
+    o->src_offset = p->current ? p->current->offset : -1;
+}
+
+static void on_warning(void *ctx, engine_warning w, const char *msg)
+{
+    (void)ctx;
+    (void)w;
+    log_msg(LOG_WARN, msg, NULL);
+}
+
+static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *kind,
+                        const char *msg)
+{
+    out_msg *o = out_new(p);
+    o->dead_letter = true;
+    o->key_off = p->bytes.len;
+    o->key_len = m->key_len;
+    if (m->key_len) buf_append(&p->bytes, m->key, m->key_len);
+    o->val_off = p->bytes.len;
+    o->val_len = m->len;
+    if (m->len) buf_append(&p->bytes, m->payload, m->len);
+    o->err_off = p->bytes.len;
+    o->err_len = strlen(msg);
+    buf_append(&p->bytes, msg, o->err_len);
+    snprintf(o->err_kind, sizeof o->err_kind, "%s", kind);
+    o->src_partition = m->partition;
+    o->src_offset = m->offset;
+    p->stats.dead_lettered++;
+    char part[16], off[24];
+    snprintf(part, sizeof part, "%d", m->partition);
+    snprintf(off, sizeof off, "%lld", (long long)m->offset);
+    log_msg(LOG_WARN, "message dead-lettered", "topic", rd_kafka_topic_name(m->rkt), "partition",
+            part, "offset", off, "error", msg, NULL);
+}
+
+/* ---------------------------------------------------------------- produce */
+
+static int produce_outputs(pipeline *p, perr *err)
+{
+    const pipeline_opts *o = p->o;
+    uint64_t failures_before = p->delivery_failures;
+    for (size_t i = 0; i < p->n_outs; i++) {
+        out_msg *m = &p->outs[i];
+        const char *base = p->bytes.data;
+        char part[16], off[24];
+        snprintf(part, sizeof part, "%d", m->src_partition);
+        snprintf(off, sizeof off, "%lld", (long long)m->src_offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(6);
+        rd_kafka_header_add(h, "source.topic", -1, o->input_topic, -1);
+        rd_kafka_header_add(h, "source.partition", -1, part, -1);
+        rd_kafka_header_add(h, "source.offset", -1, off, -1);
+        const char *topic;
+        if (m->dead_letter) {
+            topic = o->dlq_topic;
+            rd_kafka_header_add(h, "error.kind", -1, m->err_kind, -1);
+            rd_kafka_header_add(h, "error.message", -1, base + m->err_off, (ssize_t)m->err_len);
+        } else {
+            topic = o->output_topic;
+            rd_kafka_header_add(h, "type", -1, command_type_name(m->type), -1);
+            rd_kafka_header_add(h, "command_id", -1, m->id, -1);
+        }
+        rd_kafka_resp_err_t e;
+        for (;;) {
+            e = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_KEY(base + m->key_off, m->key_len),
+                                  RD_KAFKA_V_VALUE((void *)(base + m->val_off), m->val_len),
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                  RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+            rd_kafka_poll(p->producer, 50); /* the local queue drains as deliveries complete */
+        }
+        if (e) {
+            rd_kafka_headers_destroy(h);
+            return perr_set(err, "produce to %s: %s", topic, rd_kafka_err2str(e));
+        }
+    }
+    /* R9.2: nothing is committed until every message is acknowledged */
+    while (rd_kafka_outq_len(p->producer) > 0) {
+        rd_kafka_resp_err_t e = rd_kafka_flush(p->producer, 1000);
+        if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
+        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+    }
+    if (p->delivery_failures != failures_before)
+        return perr_set(err, "%llu messages were not delivered: %s",
+                        (unsigned long long)(p->delivery_failures - failures_before),
+                        p->last_delivery_error);
+    p->stats.commands_produced += p->n_outs;
+    return 0;
+}
+
+/* ---------------------------------------------------------------- batch */
+
+static void batch_release(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
+    p->n_msgs = 0;
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    arena_reset(&p->mem);
+}
+
+static void note_position(pipeline *p, const rd_kafka_message_t *m)
+{
+    for (size_t i = 0; i < p->n_ends; i++)
+        if (p->ends[i].partition == m->partition && m->offset + 1 > p->ends[i].next)
+            p->ends[i].next = m->offset + 1;
+}
+
+/* A replay is done when every partition has been read up to where it ended when we started. */
+static bool reached_end(const pipeline *p)
+{
+    for (size_t i = 0; i < p->n_ends; i++)
+        if (p->ends[i].next < p->ends[i].end) return false;
+    return true;
+}
+
+static int64_t replay_lag(const pipeline *p)
+{
+    int64_t lag = 0;
+    for (size_t i = 0; i < p->n_ends; i++)
+        if (p->ends[i].end > p->ends[i].next) lag += p->ends[i].end - p->ends[i].next;
+    return lag;
+}
+
+static size_t collect(pipeline *p, int64_t *last_seen)
+{
+    const pipeline_opts *o = p->o;
+    p->n_revoked = 0;
+    int64_t deadline = 0;
+    while (p->n_msgs < (size_t)o->batch_size && !*o->stop && !p->fatal) {
+        int timeout = 100;
+        if (p->n_msgs) {
+            int64_t left = deadline - now_ms();
+            if (left <= 0) break;
+            timeout = (int)left;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, timeout);
+        if (!m) {
+            if (!p->n_msgs) break;
+            continue;
+        }
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                log_msg(LOG_WARN, "consumer", "error", rd_kafka_message_errstr(m), NULL);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        *last_seen = now_ms();
+        note_position(p, m);
+        if (o->start == START_TIMESTAMP) {
+            /* offsets_for_times may not know (a mock broker answers "none"): skip by timestamp */
+            rd_kafka_timestamp_type_t tt;
+            int64_t ts = rd_kafka_message_timestamp(m, &tt);
+            if (ts >= 0 && ts < o->from_timestamp_ms) {
+                p->skipped_before_ts++;
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+        }
+        if (!p->n_msgs) deadline = now_ms() + o->linger_ms;
+        p->msgs[p->n_msgs++] = m;
+    }
+    /* drop what a rebalance took away while we were collecting */
+    if (p->n_revoked) {
+        size_t kept = 0;
+        for (size_t i = 0; i < p->n_msgs; i++) {
+            if (is_revoked(p, p->msgs[i])) {
+                rd_kafka_message_destroy(p->msgs[i]);
+                p->stats.dropped_on_revoke++;
+            } else {
+                p->msgs[kept++] = p->msgs[i];
+            }
+        }
+        p->n_msgs = kept;
+    }
+    return p->n_msgs;
+}
+
+/* Retries f with backoff while Redis is away; gives up only when asked to stop and the shutdown
+ * deadline has passed. */
+static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *what,
+                      bool reset_on_failure, int64_t *stop_deadline, perr *err)
+{
+    long backoff = 100;
+    bool logged = false;
+    for (;;) {
+        if (f(p, err) == 0) {
+            if (logged) log_msg(LOG_INFO, "redis is back", "step", what, NULL);
+            return 0;
+        }
+        p->stats.redis_retries++;
+        if (p->o->dry_run) return -1; /* a retry would lose the scratch state: stop instead */
+        if (!logged) log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error",
+                             err->msg, NULL);
+        logged = true;
+        if (*p->o->stop) {
+            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+            if (now_ms() > *stop_deadline) return -1;
+        }
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        /* a failed prefetch starts over; a failed flush keeps the cache, which is what it must
+         * write, and repeating it is safe */
+        if (reset_on_failure) store_redis_reset(p->store);
+    }
+}
+
+static int step_prefetch(pipeline *p, perr *err)
+{
+    const char **ids = arena_alloc(&p->mem, sizeof(char *) * (p->n_msgs * 4 + 8));
+    size_t n = 0, cap = p->n_msgs * 4 + 8;
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        if (!p->ok[i]) continue;
+        const event *ev = &p->events[i];
+        for (size_t r = 0; r < ev->n_record_ids; r++) {
+            if (n == cap) {
+                const char **more = arena_alloc(&p->mem, sizeof(char *) * cap * 2);
+                memcpy(more, ids, sizeof(char *) * n);
+                ids = more;
+                cap *= 2;
+            }
+            ids[n++] = ev->record_ids[r];
+        }
+        const char *refs[8];
+        size_t k = engine_event_refs(ev, refs, 8);
+        for (size_t r = 0; r < k; r++) {
+            if (n == cap) {
+                const char **more = arena_alloc(&p->mem, sizeof(char *) * cap * 2);
+                memcpy(more, ids, sizeof(char *) * n);
+                ids = more;
+                cap *= 2;
+            }
+            ids[n++] = refs[r];
+        }
+    }
+    return store_redis_prefetch(p->store, ids, n, err);
+}
+
+static int step_decide(pipeline *p, perr *err)
+{
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        if (!p->ok[i]) continue;
+        p->current = p->msgs[i];
+        perr e;
+        if (engine_apply(p->eng, &p->events[i], &p->hooks, &e) < 0) {
+            p->ok[i] = false;
+            dead_letter(p, p->msgs[i], "invalid_event", e.msg);
+        }
+    }
+    p->current = NULL;
+    if (store_redis_failed(p->store, err)) return -1;
+    return 0;
+}
+
+static int step_flush_state(pipeline *p, perr *err)
+{
+    /* Links another instance raced with (R6.3): resolve them, produce, and store again. */
+    for (int round = 0; round < 4; round++) {
+        store_late late = {0};
+        if (store_redis_flush(p->store, &late, err) < 0) return -1;
+        if (!late.n) return 0;
+        p->n_outs = 0;
+        buf_reset(&p->bytes);
+        for (size_t i = 0; i < late.n; i++) {
+            p->stats.late_resolutions++;
+            engine_resolve_manager(p->eng, late.managers[i], &p->hooks);
+        }
+        store_late_free(&late);
+        if (store_redis_failed(p->store, err)) return -1;
+        if (p->n_outs && produce_outputs(p, err) < 0) return -1;
+    }
+    return 0;
+}
+
+static int commit_batch(pipeline *p, perr *err)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        const rd_kafka_message_t *m = p->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp) tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_commit(p->consumer, list, 0);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return perr_set(err, "commit: %s", rd_kafka_err2str(e));
+    return 0;
+}
+
+/* Puts the consumer back at the batch's first offsets, so a batch that could not be delivered is
+ * read again (nothing was committed and no state was written). */
+static void rewind_batch(pipeline *p)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        const rd_kafka_message_t *m = p->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+            tp->offset = m->offset;
+        } else if (m->offset < tp->offset) {
+            tp->offset = m->offset;
+        }
+    }
+    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, list, 5000);
+    if (e) {
+        log_msg(LOG_ERROR, "seek back failed", "error", rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+static void decode_batch(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        rd_kafka_message_t *m = p->msgs[i];
+        codec_error ce;
+        p->ok[i] = false;
+        if (!m->payload || !m->len) {
+            dead_letter(p, m, "empty", "the message has no value");
+            continue;
+        }
+        long backoff = 200;
+        for (;;) {
+            if (codec_decode(p->dec, m->payload, m->len, &p->mem, &p->events[i], &ce) == 0) {
+                p->ok[i] = true;
+                break;
+            }
+            /* a registry outage is not the message's fault: wait for it rather than
+             * dead-letter good data */
+            if (!codec_error_is_transient(ce.kind) || *p->o->stop) break;
+            log_msg(LOG_WARN, "schema registry unavailable; retrying", "error", ce.msg, NULL);
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        }
+        if (!p->ok[i]) {
+            p->stats.decode_errors++;
+            dead_letter(p, m, codec_error_kind_name(ce.kind), ce.msg);
+            continue;
+        }
+        event *ev = &p->events[i];
+        ev->source.topic = rd_kafka_topic_name(m->rkt);
+        ev->source.partition = m->partition;
+        ev->source.offset = m->offset;
+    }
+}
+
+static void print_dry_run(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_outs; i++) {
+        const out_msg *m = &p->outs[i];
+        if (m->dead_letter) {
+            fprintf(stderr, "dry run: would dead-letter partition %d offset %lld: %.*s\n",
+                    m->src_partition, (long long)m->src_offset, (int)m->err_len,
+                    p->bytes.data + m->err_off);
+            continue;
+        }
+        fwrite(p->bytes.data + m->val_off, 1, m->val_len, p->o->dry_run_out);
+        fputc('\n', p->o->dry_run_out);
+    }
+    fflush(p->o->dry_run_out);
+}
+
+/* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
+ * abandoned on shutdown. */
+static int run_batch(pipeline *p, perr *err)
+{
+    int64_t stop_deadline = 0;
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    decode_batch(p);
+    /* the dead letters found while decoding are kept across decide retries */
+    size_t dlq_outs = p->n_outs;
+    size_t dlq_bytes = p->bytes.len;
+    char *dlq_copy = NULL;
+    out_msg *dlq_msgs = NULL;
+    if (dlq_outs) {
+        dlq_copy = xmalloc(dlq_bytes);
+        memcpy(dlq_copy, p->bytes.data, dlq_bytes);
+        dlq_msgs = xmalloc(dlq_outs * sizeof *dlq_msgs);
+        memcpy(dlq_msgs, p->outs, dlq_outs * sizeof *dlq_msgs);
+    }
+    int rc = -1;
+    for (;;) {
+        if (with_retry(p, step_prefetch, "prefetch", true, &stop_deadline, err) < 0) goto out;
+        if (step_decide(p, err) == 0) break;
+        p->stats.redis_retries++;
+        log_msg(LOG_ERROR, "redis read failed during the batch; deciding it again", "error",
+                err->msg, NULL);
+        if (p->o->dry_run) goto out; /* the scratch state is half-changed: start the replay over */
+        store_redis_reset(p->store);
+        sleep_ms(200);
+        if (*p->o->stop) goto out;
+    }
+    /* put the dead letters back in front of the commands */
+    if (dlq_outs) {
+        size_t cmd_outs = p->n_outs, cmd_bytes = p->bytes.len;
+        out_msg *cmds = xmalloc((cmd_outs ? cmd_outs : 1) * sizeof *cmds);
+        memcpy(cmds, p->outs, cmd_outs * sizeof *cmds);
+        char *cb = xmalloc(cmd_bytes ? cmd_bytes : 1);
+        memcpy(cb, p->bytes.data, cmd_bytes);
+        p->n_outs = 0;
+        buf_reset(&p->bytes);
+        buf_append(&p->bytes, dlq_copy, dlq_bytes);
+        for (size_t i = 0; i < dlq_outs; i++) *out_new(p) = dlq_msgs[i];
+        buf_append(&p->bytes, cb, cmd_bytes);
+        for (size_t i = 0; i < cmd_outs; i++) {
+            out_msg *o = out_new(p);
+            *o = cmds[i];
+            o->key_off += dlq_bytes;
+            o->val_off += dlq_bytes;
+        }
+        free(cmds);
+        free(cb);
+    }
+    if (p->o->dry_run) { /* print, change nothing; the cache stays as the scratch state */
+        print_dry_run(p);
+        p->stats.batches++;
+        p->stats.messages += p->n_msgs;
+        free(dlq_copy);
+        free(dlq_msgs);
+        return 0;
+    }
+    if (produce_outputs(p, err) < 0) {
+        p->stats.produce_failures++;
+        if (p->fatal) goto out;
+        log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
+                err->msg, NULL);
+        store_redis_reset(p->store);
+        rewind_batch(p);
+        rc = 1;
+        goto out;
+    }
+    if (with_retry(p, step_flush_state, "write state", false, &stop_deadline, err) < 0) goto out;
+    if (commit_batch(p, err) < 0) {
+        /* the states are stored: a redelivery is stale and harmless (R1.4) */
+        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
+                NULL);
+    }
+    p->stats.batches++;
+    p->stats.messages += p->n_msgs;
+    rc = 0;
+out:
+    free(dlq_copy);
+    free(dlq_msgs);
+    store_redis_reset(p->store);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- setup */
+
+/* Replay (R9.3): the input's partitions at the asked positions, and where each ends now. */
+static int assign_for_replay(pipeline *p, rd_kafka_t *rk, perr *err)
+{
+    const pipeline_opts *o = p->o;
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, o->input_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+    rd_kafka_topic_destroy(t);
+    if (e || !md || md->topic_cnt != 1 || md->topics[0].err) {
+        if (md) rd_kafka_metadata_destroy(md);
+        return perr_set(err, "replay: cannot read the partitions of %s: %s", o->input_topic,
+                        rd_kafka_err2str(e ? e : RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART));
+    }
+    int np = md->topics[0].partition_cnt;
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(np);
+    for (int i = 0; i < np; i++) {
+        int32_t part = md->topics[0].partitions[i].id;
+        int64_t off = RD_KAFKA_OFFSET_BEGINNING;
+        if (o->start == START_OFFSETS) {
+            bool named = false;
+            for (size_t k = 0; k < o->n_offsets; k++)
+                if (o->offsets[k].partition == part) {
+                    off = o->offsets[k].offset;
+                    named = true;
+                }
+            if (!named) continue;
+        } else if (o->start == START_TIMESTAMP) {
+            off = o->from_timestamp_ms;
+        }
+        rd_kafka_topic_partition_list_add(list, o->input_topic, part)->offset = off;
+    }
+    rd_kafka_metadata_destroy(md);
+    for (size_t k = 0; k < o->n_offsets; k++) {
+        if (!rd_kafka_topic_partition_list_find(list, o->input_topic, o->offsets[k].partition)) {
+            rd_kafka_topic_partition_list_destroy(list);
+            return perr_set(err, "replay: %s has no partition %d", o->input_topic,
+                            o->offsets[k].partition);
+        }
+    }
+    if (o->start == START_TIMESTAMP) {
+        e = rd_kafka_offsets_for_times(rk, list, 10000);
+        for (int i = 0; i < list->cnt; i++) /* unknown: from the beginning, skipping by time */
+            if (e || list->elems[i].err || list->elems[i].offset < 0)
+                list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+    }
+    p->ends = xcalloc((size_t)list->cnt + 1, sizeof *p->ends);
+    for (int i = 0; i < list->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_query_watermark_offsets(rk, o->input_topic, list->elems[i].partition, &lo, &hi,
+                                         10000);
+        int64_t from = list->elems[i].offset >= 0 ? list->elems[i].offset : lo;
+        p->ends[p->n_ends++] =
+            (struct part_end){.partition = list->elems[i].partition, .end = hi, .next = from};
+    }
+    e = rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) return perr_set(err, "replay: assign: %s", rd_kafka_err2str(e));
+    return 0;
+}
+
+static rd_kafka_t *new_consumer(pipeline *p, perr *err)
+{
+    const pipeline_opts *o = p->o;
+    rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, o->kafka_props, o->n_kafka_props, err);
+    if (!conf) return NULL;
+    if (kafka_conf_set(conf, "group.id", o->group, err) < 0 ||
+        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
+        kafka_conf_set(conf, "enable.auto.commit", "false", err) < 0 ||
+        kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
+        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        perr_set(err, "consumer: %s", errstr);
+        return NULL;
+    }
+    rd_kafka_poll_set_consumer(rk);
+    if (o->start != START_COMMITTED) {
+        if (assign_for_replay(p, rk, err) < 0) {
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
+        return rk;
+    }
+    rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(topics, o->input_topic, RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (e) {
+        perr_set(err, "subscribe to %s: %s", o->input_topic, rd_kafka_err2str(e));
+        rd_kafka_destroy(rk);
+        return NULL;
+    }
+    return rk;
+}
+
+static rd_kafka_t *new_producer(pipeline *p, perr *err)
+{
+    const pipeline_opts *o = p->o;
+    rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, o->kafka_props, o->n_kafka_props, err);
+    if (!conf) return NULL;
+    if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
+        kafka_conf_set(conf, "linger.ms", "5", err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        perr_set(err, "producer: %s", errstr);
+    }
+    return rk;
+}
+
+static void teardown(pipeline *p)
+{
+    if (p->consumer) {
+        rd_kafka_consumer_close(p->consumer); /* leaves the group */
+        rd_kafka_destroy(p->consumer);
+    }
+    if (p->producer) {
+        rd_kafka_flush(p->producer, 5000);
+        rd_kafka_destroy(p->producer);
+    }
+    engine_free(p->eng);
+    store_redis_close(p->store);
+    codec_decoder_free(p->dec);
+    codec_command_encoder_free(p->enc);
+    free(p->msgs);
+    free(p->events);
+    free(p->ok);
+    free(p->outs);
+    free(p->revoked);
+    free(p->ends);
+    buf_free(&p->bytes);
+    buf_free(&p->scratch);
+    arena_free(&p->mem);
+}
+
+static void log_stats(const pipeline *p, const char *msg)
+{
+    const engine_stats *es = engine_get_stats(p->eng);
+    char a[24], b[24], c[24], d[24], e[24];
+    snprintf(a, sizeof a, "%llu", (unsigned long long)p->stats.messages);
+    snprintf(b, sizeof b, "%llu", (unsigned long long)p->stats.commands_produced);
+    snprintf(c, sizeof c, "%llu", (unsigned long long)p->stats.dead_lettered);
+    snprintf(d, sizeof d, "%llu", (unsigned long long)(es->duplicates + es->stale));
+    snprintf(e, sizeof e, "%llu", (unsigned long long)p->stats.batches);
+    log_msg(LOG_INFO, msg, "messages", a, "batches", e, "produced", b, "dead_lettered", c,
+            "duplicates_or_stale", d, NULL);
+}
+
+int pipeline_run(const pipeline_opts *o, perr *err)
+{
+    pipeline pl = {.o = o};
+    pipeline *p = &pl;
+    arena_init(&p->mem, 1 << 20);
+    buf_init(&p->bytes);
+    buf_init(&p->scratch);
+    p->msgs = xcalloc((size_t)o->batch_size, sizeof *p->msgs);
+    p->events = xcalloc((size_t)o->batch_size, sizeof *p->events);
+    p->ok = xcalloc((size_t)o->batch_size, sizeof *p->ok);
+    int rc = -1;
+
+    codec_error ce;
+    codec_decoder_config dc = {.registry = {.url = o->registry}};
+    if (codec_decoder_new(&dc, &p->dec, &ce) < 0) {
+        perr_set(err, "decoder: %s", ce.msg);
+        goto out;
+    }
+    codec_command_encoder_config ec = {.format = o->output_format,
+                                       .registry = {.url = o->registry},
+                                       .topic = o->output_topic};
+    if (codec_command_encoder_new(&ec, &p->enc, &ce) < 0) {
+        perr_set(err, "command encoder: %s", ce.msg);
+        goto out;
+    }
+    store_redis_opts so = {.url = o->redis_url, .prefix = o->redis_prefix};
+    if (store_redis_open(&so, &p->store, err) < 0) goto out;
+    engine_opts eo = {.with_why = true, .with_source = true};
+    p->eng = engine_new(o->cfg, store_redis_iface(p->store), &eo);
+    p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
+    if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
+
+    /* R7.2 at start-up: the company switch, produced and stored before any event */
+    int64_t stop_deadline = 0;
+    if (with_retry(p, step_prefetch, "start", true, &stop_deadline, err) < 0) goto out;
+    engine_start(p->eng, &p->hooks);
+    if (p->n_outs && o->dry_run) {
+        print_dry_run(p);
+    } else if (p->n_outs) {
+        if (produce_outputs(p, err) < 0) goto out;
+        if (with_retry(p, step_flush_state, "start", false, &stop_deadline, err) < 0) goto out;
+    }
+    if (!o->dry_run) store_redis_reset(p->store);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+
+    log_msg(LOG_INFO, "consuming", "topic", o->input_topic, "group", o->group, NULL);
+    int64_t last_seen = now_ms(), last_log = now_ms(), started = now_ms();
+    while (!*o->stop && !p->fatal) {
+        size_t n = collect(p, &last_seen);
+        if (n) {
+            int r = run_batch(p, err);
+            batch_release(p);
+            if (r < 0) {
+                if (p->fatal || !*o->stop) goto out;
+                log_msg(LOG_WARN, "shutdown deadline passed; the unfinished batch will be read "
+                                  "again by the next owner", NULL);
+                break;
+            }
+        } else if (o->exit_when_idle_s && (p->n_assigned > 0 || p->n_ends) &&
+                   now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
+                       o->exit_when_idle_s * 1000L) {
+            log_msg(LOG_INFO, "idle: caught up with the input", NULL);
+            break;
+        }
+        if (o->progress && now_ms() - last_log > 1000) {
+            double secs = (double)(now_ms() - started) / 1000.0;
+            double rate = secs > 0 ? (double)p->stats.messages / secs : 0;
+            int64_t lag = replay_lag(p);
+            fprintf(stderr, "\r%llu events, %.0f/s, lag %lld, ETA %.0f s   ",
+                    (unsigned long long)p->stats.messages, rate, (long long)lag,
+                    rate > 0 ? (double)lag / rate : 0.0);
+            last_log = now_ms();
+        } else if (!o->progress && now_ms() - last_log > 10000) {
+            log_stats(p, "progress");
+            last_log = now_ms();
+        }
+        if (o->stop_at_end && p->n_ends && reached_end(p)) {
+            log_msg(LOG_INFO, "replay reached the end offsets seen at start", NULL);
+            break;
+        }
+    }
+    if (o->progress) fputc('\n', stderr);
+    if (p->fatal) {
+        perr_set(err, "%s", p->fatal_msg);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (p->eng) log_stats(p, "stopped");
+    teardown(p);
+    return rc;
+}

@@ -1,0 +1,83 @@
+/* pipeline: the service (`provisioner run`). Data flows one way, batch by batch:
+ *   Kafka bytes -> codec_decode -> event -> engine (state in Redis beside it) -> commands ->
+ *   codec encode -> Kafka bytes
+ * and the input offsets are committed only after the commands are acknowledged by Kafka and the
+ * states are stored in Redis (R9.2). */
+#ifndef PROVISIONER_PIPELINE_H
+#define PROVISIONER_PIPELINE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "codec/codec.h"
+#include "config/config.h"
+#include "engine/engine.h"
+#include "util/util.h"
+
+/* Where a replay starts (R9.3); `run` starts from the group's committed offsets. */
+typedef enum {
+    START_COMMITTED = 0,
+    START_BEGINNING,
+    START_TIMESTAMP,
+    START_OFFSETS,
+} pipeline_start;
+
+typedef struct pipeline_offset {
+    int32_t partition;
+    int64_t offset;
+} pipeline_offset;
+
+typedef struct pipeline_opts {
+    const char *brokers;
+    const char *input_topic;
+    const char *output_topic;
+    const char *dlq_topic;
+    const char *group;
+    const char *redis_url;
+    const char *redis_prefix;
+    const char *registry; /* NULL: plain Avro input with the bundled schema */
+    codec_format output_format;
+    int batch_size;
+    int linger_ms;
+    int shutdown_timeout_s;
+    int exit_when_idle_s; /* 0: run until signalled */
+    char *const *kafka_props; /* "name=value" pass-through librdkafka properties */
+    size_t n_kafka_props;
+    const config *cfg;
+    volatile sig_atomic_t *stop; /* set by the signal handler; the loop acts on it */
+    /* replay (R9.3): assign the input's partitions at these positions instead of subscribing,
+     * and stop once the end offsets seen at start are reached */
+    pipeline_start start;
+    int64_t from_timestamp_ms;  /* START_TIMESTAMP: messages older than this are skipped */
+    const pipeline_offset *offsets; /* START_OFFSETS */
+    size_t n_offsets;
+    bool stop_at_end;
+    /* decide against a scratch copy of the state (read from Redis, never written) and print
+     * the commands as JSON lines on dry_run_out instead of producing them; commit nothing */
+    bool dry_run;
+    FILE *dry_run_out;
+    bool progress; /* a progress line on stderr (a terminal) */
+} pipeline_opts;
+
+/* Counters shared with the metrics endpoint and the final log line. */
+typedef struct pipeline_stats {
+    uint64_t messages;
+    uint64_t batches;
+    uint64_t dead_lettered;
+    uint64_t decode_errors;
+    uint64_t commands_produced;
+    uint64_t produce_failures;
+    uint64_t redis_retries;
+    uint64_t late_resolutions;
+    uint64_t rebalances;
+    uint64_t dropped_on_revoke;
+} pipeline_stats;
+
+/* Runs until *stop is set (then finishes the batch, commits and leaves the group within the
+ * shutdown timeout) or, with exit_when_idle_s, until the input has been quiet that long. Returns 0,
+ * or -1 with err for a fatal error (bad configuration, fatal Kafka error). */
+int pipeline_run(const pipeline_opts *o, perr *err);
+
+#endif

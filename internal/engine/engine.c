@@ -53,6 +53,9 @@ engine *engine_new(const config *cfg, engine_store *store, const engine_opts *op
         if (f && soql_field_count(f) > widest) widest = soql_field_count(f);
     }
     e->vals = xcalloc(widest, sizeof *e->vals);
+    e->compounds = xcalloc(event_layout_count(e->opts.layout), sizeof *e->compounds);
+    for (size_t i = 0; i < event_layout_count(e->opts.layout); i++)
+        if (event_layout_part_count(e->opts.layout, i)) e->compounds[e->n_compounds++] = i;
     return e;
 }
 
@@ -63,6 +66,7 @@ void engine_free(engine *e)
     buf_free(&e->scratch);
     free(e->sorted);
     free(e->vals);
+    free(e->compounds);
     free(e);
 }
 
@@ -170,11 +174,9 @@ static void command_id(const ctx *c, const char *user, command_type t, const cha
                        char out[33])
 {
     char key[512];
-    int n = snprintf(key, sizeof key, "%s|%lld|%lld|%lld|%s|%s|%s", user,
+    int n = snprintf(key, sizeof key, "%s|%lld|%lld|%lld|%s|%s", user,
                      (long long)c->src.commit_timestamp, (long long)c->src.commit_number,
-                     (long long)c->src.sequence_number,
-                     c->src.transaction_key ? c->src.transaction_key : "", command_type_name(t),
-                     extra ? extra : "");
+                     (long long)c->src.sequence_number, command_type_name(t), extra ? extra : "");
     if (n < 0) n = 0;
     size_t len = (size_t)n < sizeof key ? (size_t)n : sizeof key - 1;
     uint64_t a = hash64(key, len, HASH64_SEED), b = hash64(key, len, 0x9e3779b97f4a7c15ULL);
@@ -458,10 +460,9 @@ static void resolve_waiting(ctx *c, user_state *m)
 
 static bool is_compound(const engine *e, const char *name, size_t *pos)
 {
-    const event_layout *l = e->opts.layout;
-    for (size_t i = 0; i < event_layout_count(l); i++) {
-        if (event_layout_part_count(l, i) && strcasecmp(event_layout_name(l, i), name) == 0) {
-            *pos = i;
+    for (size_t i = 0; i < e->n_compounds; i++) {
+        if (engine_name_eq(event_layout_name(e->opts.layout, e->compounds[i]), name)) {
+            *pos = e->compounds[i];
             return true;
         }
     }
@@ -471,7 +472,7 @@ static bool is_compound(const engine *e, const char *name, size_t *pos)
 static const value_t *event_value(const event *ev, const char *name)
 {
     for (size_t i = 0; i < ev->n_fields; i++)
-        if (strcasecmp(ev->fields[i].name, name) == 0) return &ev->fields[i].val;
+        if (engine_name_eq(ev->fields[i].name, name)) return &ev->fields[i].val;
     return NULL;
 }
 
@@ -482,8 +483,10 @@ static void take_from_event(user_state *u, const event *ev, const char *name)
     user_state_set(u, name, v ? v : &null);
 }
 
-/* A changedFields / nulledFields name: "Name.LastName" is the part LastName; a compound's own name
- * stands for all its parts. */
+/* A changedFields / nulledFields name: "Name.LastName" is the part LastName. A compound's own
+ * name (Pub/Sub sets its top-level bit beside the part bitmap, "7-0x06") changes only the parts
+ * the event carries: the parts that changed are named on their own, and nulling the others would
+ * erase values Salesforce did not touch. */
 static void change_named(engine *e, user_state *u, const event *ev, const char *name)
 {
     const char *dot = strrchr(name, '.');
@@ -493,8 +496,11 @@ static void change_named(engine *e, user_state *u, const event *ev, const char *
     }
     size_t pos;
     if (is_compound(e, name, &pos)) {
-        for (size_t p = 0; p < event_layout_part_count(e->opts.layout, pos); p++)
-            take_from_event(u, ev, event_layout_part_name(e->opts.layout, pos, p));
+        for (size_t p = 0; p < event_layout_part_count(e->opts.layout, pos); p++) {
+            const char *part = event_layout_part_name(e->opts.layout, pos, p);
+            const value_t *v = event_value(ev, part);
+            if (v) user_state_set(u, part, v);
+        }
         return;
     }
     take_from_event(u, ev, name);
@@ -730,6 +736,20 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
     if (ev->n_record_ids == 0) return perr_set(err, "the event names no recordIds");
     for (size_t i = 0; i < ev->n_record_ids; i++) apply_user(&c, ev->record_ids[i]);
     return 0;
+}
+
+void engine_resolve_manager(engine *e, const char *manager_id, const engine_hooks *h)
+{
+    user_state *m = e->store->get(e->store->ctx, manager_id);
+    if (!active_in_gong(m)) return;
+    ctx c = {.e = e, .h = h, .u = m};
+    /* the ids are those the manager's own event would have given its waiting reports */
+    c.src = (command_source){.partition = -1,
+                             .offset = -1,
+                             .sequence_number = m->pos.sequence_number,
+                             .commit_number = m->pos.commit_number,
+                             .commit_timestamp = m->pos.commit_timestamp};
+    resolve_waiting(&c, m);
 }
 
 size_t engine_event_refs(const event *ev, const char **ids, size_t max)

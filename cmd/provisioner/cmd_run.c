@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "config/config.h"
@@ -59,6 +60,14 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
+    char txn_id[512];
+    if (cli_str(&a, "transactional-id")) {
+        snprintf(txn_id, sizeof txn_id, "%s", cli_str(&a, "transactional-id"));
+    } else {
+        char host[256] = "host";
+        gethostname(host, sizeof host - 1);
+        snprintf(txn_id, sizeof txn_id, "%s.%s.%ld", cli_str(&a, "group"), host, (long)getpid());
+    }
     pipeline_opts o = {
         .brokers = cli_str(&a, "brokers"),
         .input_topic = input,
@@ -77,6 +86,8 @@ int cmd_run(int argc, char **argv)
         .n_kafka_props = a.n_kafka_props,
         .cfg = cfg,
         .stop = &stop_requested,
+        .exactly_once = cli_bool(&a, "exactly-once"),
+        .transactional_id = txn_id,
     };
     char redis_shown[512];
     log_redact_url(o.redis_url, redis_shown, sizeof redis_shown);

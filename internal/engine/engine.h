@@ -147,6 +147,10 @@ void engine_start(engine *e, const engine_hooks *h);
  * cannot be applied at all (err says why). */
 int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err);
 
+/* R6.3 again for one manager, outside an event: places the reports still waiting for it if it is
+ * now an active Gong user. Used when another instance raced with a link (store_late). */
+void engine_resolve_manager(engine *e, const char *manager_id, const engine_hooks *h);
+
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);
 

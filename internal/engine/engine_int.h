@@ -14,6 +14,10 @@ struct engine {
     const char **sorted; /* reused for waiting reports */
     size_t sorted_cap;
     value_t *vals; /* filter inputs, as many as the widest filter reads */
+    /* layout positions of the compound fields (Name, Address), ascending: change_named looks a
+     * changedFields name up among these instead of every field of the layout */
+    size_t *compounds;
+    size_t n_compounds;
 };
 
 /* The result of R3 for a snapshot. */
@@ -24,6 +28,23 @@ typedef struct scope {
     const char *email; /* the email to send (domain lower-cased, maybe converted); in e->scratch */
     bool converted;
 } scope;
+
+/* Case-insensitive equality of two field names, as strcasecmp(a, b) == 0 in the C locale the
+ * process runs in (only A-Z fold; field names are ASCII API names). Inline, and deciding on the
+ * first differing byte: snapshot and event lookups compare every name with dozens of others, nearly
+ * all different from the first byte, and the libc call cost more than the comparison itself. */
+static inline bool engine_name_eq(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+        if (x != y) {
+            /* equal only as the two cases of one letter */
+            if ((x | 0x20) != (y | 0x20) || (x | 0x20) < 'a' || (x | 0x20) > 'z') return false;
+        } else if (!x) {
+            return true;
+        }
+    }
+}
 
 scope engine_evaluate_scope(engine *e, const user_state *u, int64_t now_ms);
 int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms);

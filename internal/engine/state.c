@@ -2,9 +2,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "engine.h"
+#include "engine_int.h"
 
 static strmap interned;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -64,11 +64,19 @@ void user_state_free(user_state *u)
 
 static ssize_t find_field(const user_state *u, const char *field)
 {
-    /* interned names make the common hit a pointer compare; case-insensitive as SOQL is */
-    for (size_t i = 0; i < u->n_fields; i++)
-        if (u->fields[i].name == field) return (ssize_t)i;
-    for (size_t i = 0; i < u->n_fields; i++)
-        if (strcasecmp(u->fields[i].name, field) == 0) return (ssize_t)i;
+    /* Case-insensitive as SOQL is. One pass, where there used to be a pointer pass (for interned
+     * names) before a strcasecmp pass: callers pass event or literal names, never interned, so the
+     * pointer pass always ran in full, for every field of every event. The same pointer cannot be
+     * found after a match in another case: user_state_set, the only way names get in, never adds a
+     * name that equals one already there but for case. The first byte, folded, rules out nearly
+     * every other name without a call. */
+    const user_field *f = u->fields;
+    unsigned char first = (unsigned char)field[0] | 0x20;
+    for (size_t i = 0; i < u->n_fields; i++) {
+        if (f[i].name == field) return (ssize_t)i;
+        if (((unsigned char)f[i].name[0] | 0x20) == first && engine_name_eq(f[i].name, field))
+            return (ssize_t)i;
+    }
     return -1;
 }
 

@@ -134,6 +134,8 @@ static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *par
     }
 }
 
+static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
+
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -144,6 +146,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     snprintf(n, sizeof n, "%d", parts->cnt);
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_msg(LOG_INFO, "partitions assigned", "count", n, NULL);
+        if (p->o->exactly_once) eos_recover(p, rk, parts);
         if (cooperative) rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
         p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
@@ -469,15 +472,17 @@ static int step_flush_state(pipeline *p, perr *err)
         store_late late = {0};
         if (store_redis_flush(p->store, &late, err) < 0) return -1;
         if (!late.n) return 0;
-        p->n_outs = 0;
-        buf_reset(&p->bytes);
+        if (!p->o->exactly_once) { /* in a transaction they join the batch's commands */
+            p->n_outs = 0;
+            buf_reset(&p->bytes);
+        }
         for (size_t i = 0; i < late.n; i++) {
             p->stats.late_resolutions++;
             engine_resolve_manager(p->eng, late.managers[i], &p->hooks);
         }
         store_late_free(&late);
         if (store_redis_failed(p->store, err)) return -1;
-        if (p->n_outs && produce_outputs(p, err) < 0) return -1;
+        if (!p->o->exactly_once && p->n_outs && produce_outputs(p, err) < 0) return -1;
     }
     return 0;
 }
@@ -574,6 +579,302 @@ static void print_dry_run(pipeline *p)
     fflush(p->o->dry_run_out);
 }
 
+/* ---------------------------------------------------------------- exactly-once
+ * Redis and a Kafka transaction cannot commit together, so a batch goes:
+ *   1. its commands (and dead letters) are written to Redis, per input partition, with the
+ *      offsets they cover ("pending");
+ *   2. the user states are written;
+ *   3. one transaction produces the commands and commits the offsets;
+ *   4. the pending record is cleared.
+ * A crash before 3 commits aborts the transaction; the events are read again, but their states
+ * are already written, so the engine would call them stale and say nothing: instead, when the
+ * partition is assigned again, a pending record not covered by the committed offset is produced
+ * again, with those offsets, in a transaction of its own, and consumption resumes after it.
+ * A crash after 3 leaves a pending record that the committed offset covers: it is only cleared. */
+
+static void put_u32(buf *b, uint32_t v)
+{
+    unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    buf_append(b, x, 4);
+}
+
+static void put_i64(buf *b, int64_t v)
+{
+    put_u32(b, (uint32_t)((uint64_t)v >> 32));
+    put_u32(b, (uint32_t)v);
+}
+
+static void put_bytes(buf *b, const void *d, size_t n)
+{
+    put_u32(b, (uint32_t)n);
+    buf_append(b, d, n);
+}
+
+typedef struct reader {
+    const unsigned char *p, *end;
+    bool bad;
+} reader;
+
+static uint32_t get_u32(reader *r)
+{
+    if (r->end - r->p < 4) {
+        r->bad = true;
+        return 0;
+    }
+    uint32_t v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
+                 r->p[3];
+    r->p += 4;
+    return v;
+}
+
+static int64_t get_i64(reader *r)
+{
+    uint64_t hi = get_u32(r), lo = get_u32(r);
+    return (int64_t)(hi << 32 | lo);
+}
+
+/* Appends the next length-prefixed field to p->bytes; returns its offset there. */
+static size_t get_bytes(pipeline *p, reader *r, size_t *len)
+{
+    uint32_t n = get_u32(r);
+    if (r->bad || (size_t)(r->end - r->p) < n) {
+        r->bad = true;
+        *len = 0;
+        return p->bytes.len;
+    }
+    size_t off = p->bytes.len;
+    buf_append(&p->bytes, r->p, n);
+    r->p += n;
+    *len = n;
+    return off;
+}
+
+static void pending_name(const pipeline *p, int32_t partition, char *out, size_t n)
+{
+    snprintf(out, n, "pending:%s:%s:%d", p->o->group, p->o->input_topic, partition);
+}
+
+/* The messages of the batch from one partition (and, for the first, those no event owns: links
+ * resolved after the flush). */
+static void pending_encode(const pipeline *p, int32_t partition, int64_t first, int64_t last,
+                           bool with_unowned, buf *out)
+{
+    buf_reset(out);
+    buf_append(out, "PVP1", 4);
+    put_i64(out, first);
+    put_i64(out, last);
+    uint32_t n = 0;
+    for (size_t i = 0; i < p->n_outs; i++)
+        if (p->outs[i].src_partition == partition || (with_unowned && p->outs[i].src_partition < 0))
+            n++;
+    put_u32(out, n);
+    const char *base = p->bytes.data;
+    for (size_t i = 0; i < p->n_outs; i++) {
+        const out_msg *m = &p->outs[i];
+        if (!(m->src_partition == partition || (with_unowned && m->src_partition < 0))) continue;
+        put_u32(out, (uint32_t)m->dead_letter << 8 | (uint32_t)m->type);
+        buf_append(out, m->id, 32);
+        put_u32(out, (uint32_t)m->src_partition);
+        put_i64(out, m->src_offset);
+        put_bytes(out, base + m->key_off, m->key_len);
+        put_bytes(out, base + m->val_off, m->val_len);
+        put_bytes(out, m->err_kind, strlen(m->err_kind));
+        put_bytes(out, base + m->err_off, m->err_len);
+    }
+}
+
+/* Loads a pending record into p->outs; -1 when it is not one. */
+static int pending_decode(pipeline *p, const buf *in, int64_t *first, int64_t *last)
+{
+    reader r = {(const unsigned char *)in->data, (const unsigned char *)in->data + in->len, false};
+    if (in->len < 4 || memcmp(in->data, "PVP1", 4) != 0) return -1;
+    r.p += 4;
+    *first = get_i64(&r);
+    *last = get_i64(&r);
+    uint32_t n = get_u32(&r);
+    for (uint32_t i = 0; i < n && !r.bad; i++) {
+        out_msg *m = out_new(p);
+        uint32_t kind = get_u32(&r);
+        m->dead_letter = (kind >> 8) & 1;
+        m->type = (command_type)(kind & 0xff);
+        if (r.end - r.p < 32) {
+            r.bad = true;
+            break;
+        }
+        memcpy(m->id, r.p, 32);
+        m->id[32] = '\0';
+        r.p += 32;
+        m->src_partition = (int32_t)get_u32(&r);
+        m->src_offset = get_i64(&r);
+        m->key_off = get_bytes(p, &r, &m->key_len);
+        m->val_off = get_bytes(p, &r, &m->val_len);
+        size_t kl, ko = get_bytes(p, &r, &kl);
+        snprintf(m->err_kind, sizeof m->err_kind, "%.*s", (int)kl, p->bytes.data + ko);
+        m->err_off = get_bytes(p, &r, &m->err_len);
+    }
+    return r.bad ? -1 : 0;
+}
+
+/* Produces p->outs and commits offsets in one transaction, retrying what Kafka says may be
+ * retried. Fatal errors (a fenced producer) stop the service. */
+static int txn_produce_commit(pipeline *p, const rd_kafka_topic_partition_list_t *offsets,
+                              perr *err)
+{
+    for (int attempt = 0; attempt < 5; attempt++) {
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
+        if (!e) {
+            if (produce_outputs(p, err) < 0) {
+                e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "%s", err->msg);
+            } else {
+                rd_kafka_consumer_group_metadata_t *md =
+                    rd_kafka_consumer_group_metadata(p->consumer);
+                e = rd_kafka_send_offsets_to_transaction(p->producer, offsets, md, 30000);
+                rd_kafka_consumer_group_metadata_destroy(md);
+                if (!e) e = rd_kafka_commit_transaction(p->producer, 30000);
+                if (!e) {
+                    p->stats.transactions++;
+                    return 0;
+                }
+            }
+        }
+        if (rd_kafka_error_is_fatal(e) || p->fatal) {
+            perr_set(err, "transaction: fatal: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            p->fatal = true;
+            return -1;
+        }
+        log_msg(LOG_WARN, "transaction failed; aborting and trying again", "error",
+                rd_kafka_error_string(e), NULL);
+        rd_kafka_error_destroy(e);
+        p->stats.transaction_aborts++;
+        rd_kafka_error_t *a = rd_kafka_abort_transaction(p->producer, 30000);
+        if (a) {
+            bool fatal = rd_kafka_error_is_fatal(a);
+            perr_set(err, "abort_transaction: %s", rd_kafka_error_string(a));
+            rd_kafka_error_destroy(a);
+            if (fatal) {
+                p->fatal = true;
+                return -1;
+            }
+        }
+        sleep_ms(200L << attempt);
+    }
+    return perr_set(err, "transaction: gave up after 5 attempts");
+}
+
+static rd_kafka_topic_partition_list_t *batch_offsets(const pipeline *p)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        const rd_kafka_message_t *m = p->msgs[i];
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp) {
+            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+            tp->offset = m->offset + 1;
+        } else if (m->offset + 1 > tp->offset) {
+            tp->offset = m->offset + 1;
+        }
+    }
+    return list;
+}
+
+static int step_pending(pipeline *p, perr *err)
+{
+    rd_kafka_topic_partition_list_t *parts = batch_offsets(p);
+    int rc = 0;
+    for (int i = 0; i < parts->cnt && rc == 0; i++) {
+        int64_t first = INT64_MAX;
+        for (size_t k = 0; k < p->n_msgs; k++)
+            if (p->msgs[k]->partition == parts->elems[i].partition && p->msgs[k]->offset < first)
+                first = p->msgs[k]->offset;
+        pending_encode(p, parts->elems[i].partition, first, parts->elems[i].offset - 1, i == 0,
+                       &p->scratch);
+        char name[512];
+        pending_name(p, parts->elems[i].partition, name, sizeof name);
+        rc = store_redis_blob_put(p->store, name, p->scratch.data, p->scratch.len, err);
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return rc;
+}
+
+static void clear_pending(pipeline *p, int32_t partition)
+{
+    char name[512];
+    perr err;
+    pending_name(p, partition, name, sizeof name);
+    if (store_redis_blob_put(p->store, name, "", 0, &err) < 0) /* harmless: only re-checked */
+        log_msg(LOG_WARN, "could not clear a pending batch record", "error", err.msg, NULL);
+}
+
+static int eos_batch(pipeline *p, int64_t *stop_deadline, perr *err)
+{
+    if (with_retry(p, step_pending, "keep pending commands", false, stop_deadline, err) < 0)
+        return -1;
+    if (with_retry(p, step_flush_state, "write state", false, stop_deadline, err) < 0) return -1;
+    rd_kafka_topic_partition_list_t *offsets = batch_offsets(p);
+    int rc = txn_produce_commit(p, offsets, err);
+    if (rc == 0)
+        for (int i = 0; i < offsets->cnt; i++) clear_pending(p, offsets->elems[i].partition);
+    rd_kafka_topic_partition_list_destroy(offsets);
+    return rc;
+}
+
+/* On assignment: a pending batch that the committed offset does not cover is produced again
+ * (same bytes, same command ids) with its offsets, and the partition starts after it. */
+static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *committed = rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t ce = rd_kafka_committed(rk, committed, 10000);
+    buf blob;
+    buf_init(&blob);
+    for (int i = 0; i < parts->cnt; i++) {
+        char name[512];
+        perr err;
+        bool found = false;
+        pending_name(p, parts->elems[i].partition, name, sizeof name);
+        if (store_redis_blob_get(p->store, name, &blob, &found, &err) < 0) {
+            log_msg(LOG_ERROR, "cannot read pending batch record", "error", err.msg, NULL);
+            continue;
+        }
+        if (!found || !blob.len) continue;
+        p->n_outs = 0;
+        buf_reset(&p->bytes);
+        int64_t first, last;
+        if (pending_decode(p, &blob, &first, &last) < 0) {
+            log_msg(LOG_ERROR, "pending batch record is corrupt; ignoring it", "key", name, NULL);
+            continue;
+        }
+        int64_t c = ce ? RD_KAFKA_OFFSET_INVALID : committed->elems[i].offset;
+        if (c > last) { /* the transaction did commit */
+            clear_pending(p, parts->elems[i].partition);
+            continue;
+        }
+        rd_kafka_topic_partition_list_t *off = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(off, parts->elems[i].topic, parts->elems[i].partition)
+            ->offset = last + 1;
+        char np[16], from[24], to[24];
+        snprintf(np, sizeof np, "%d", parts->elems[i].partition);
+        snprintf(from, sizeof from, "%lld", (long long)first);
+        snprintf(to, sizeof to, "%lld", (long long)last);
+        log_msg(LOG_WARN, "re-producing a batch whose transaction did not commit", "partition", np,
+                "from", from, "to", to, NULL);
+        if (txn_produce_commit(p, off, &err) == 0) {
+            clear_pending(p, parts->elems[i].partition);
+            parts->elems[i].offset = last + 1;
+            p->stats.recovered_batches++;
+        } else {
+            log_msg(LOG_ERROR, "could not re-produce the pending batch", "error", err.msg, NULL);
+        }
+        rd_kafka_topic_partition_list_destroy(off);
+    }
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    buf_free(&blob);
+    rd_kafka_topic_partition_list_destroy(committed);
+}
+
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
@@ -633,6 +934,13 @@ static int run_batch(pipeline *p, perr *err)
         free(dlq_copy);
         free(dlq_msgs);
         return 0;
+    }
+    if (p->o->exactly_once) {
+        if (eos_batch(p, &stop_deadline, err) < 0) goto out;
+        p->stats.batches++;
+        p->stats.messages += p->n_msgs;
+        rc = 0;
+        goto out;
     }
     if (produce_outputs(p, err) < 0) {
         p->stats.produce_failures++;
@@ -731,7 +1039,8 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
         kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err) < 0 ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0) {
+        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
+        (o->exactly_once && kafka_conf_set(conf, "isolation.level", "read_committed", err) < 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -775,6 +1084,11 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
+    if (o->exactly_once &&
+        kafka_conf_set(conf, "transactional.id", o->transactional_id, err) < 0) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
@@ -783,6 +1097,17 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
     if (!rk) {
         rd_kafka_conf_destroy(conf);
         perr_set(err, "producer: %s", errstr);
+        return NULL;
+    }
+    if (o->exactly_once) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
+        if (e) {
+            perr_set(err, "init_transactions (transactional.id %s): %s", o->transactional_id,
+                     rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            rd_kafka_destroy(rk);
+            return NULL;
+        }
     }
     return rk;
 }

@@ -59,6 +59,10 @@ typedef struct pipeline_opts {
     bool dry_run;
     FILE *dry_run_out;
     bool progress; /* a progress line on stderr (a terminal) */
+    /* exactly-once (R9.2): each batch's commands and offsets in one Kafka transaction; the
+     * batch's commands are kept in Redis until the transaction is known to be committed */
+    bool exactly_once;
+    const char *transactional_id;
 } pipeline_opts;
 
 /* Counters shared with the metrics endpoint and the final log line. */
@@ -73,6 +77,9 @@ typedef struct pipeline_stats {
     uint64_t late_resolutions;
     uint64_t rebalances;
     uint64_t dropped_on_revoke;
+    uint64_t transactions;
+    uint64_t transaction_aborts;
+    uint64_t recovered_batches;
 } pipeline_stats;
 
 /* Runs until *stop is set (then finishes the batch, commits and leaves the group within the

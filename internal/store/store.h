@@ -56,3 +56,9 @@ int store_redis_ping(store_redis *s, perr *err);
  * unknown that may exist, so the caller must discard the batch's decisions and retry it. */
 bool store_redis_failed(const store_redis *s, perr *err);
 const store_redis_stats *store_redis_get_stats(const store_redis *s);
+
+/* Opaque values under {prefix}b:{name}, outside the user cache: the exactly-once mode keeps the
+ * commands of a batch whose Kafka transaction is not yet known to be committed there. */
+int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len,
+                         perr *err);
+int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found, perr *err);

@@ -1647,3 +1647,52 @@ void store_late_free(store_late *l)
     free(l->managers);
     *l = (store_late){0};
 }
+
+/* ---------------------------------------------------------------- blobs */
+
+typedef struct blob_arg {
+    const char *name;
+    const void *data;
+    size_t len;
+    bool put;
+} blob_arg;
+
+static size_t build_blob(store_redis *s, void *arg)
+{
+    blob_arg *a = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, a->put ? "SET" : "GET");
+    cb_key(&s->cmd, s, "b:", a->name);
+    if (a->put) cb_arg(&s->cmd, a->data, a->len);
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len,
+                         perr *err)
+{
+    blob_arg a = {.name = name, .data = data, .len = len, .put = true};
+    if (run_exchange(s, build_blob, &a, "SET blob", err) < 0) return -1;
+    redisReply *r = s->rep[0];
+    int rc = 0;
+    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: SET: %s", s->where, r->str);
+    replies_free(s);
+    return rc;
+}
+
+int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found, perr *err)
+{
+    blob_arg a = {.name = name};
+    if (run_exchange(s, build_blob, &a, "GET blob", err) < 0) return -1;
+    redisReply *r = s->rep[0];
+    int rc = 0;
+    *found = false;
+    buf_reset(out);
+    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: GET: %s", s->where, r->str);
+    else if (r->type == REDIS_REPLY_STRING) {
+        buf_append(out, r->str, r->len);
+        *found = true;
+    }
+    replies_free(s);
+    return rc;
+}

@@ -1,11 +1,19 @@
 /* provisioner dev-broker: librdkafka's mock cluster on a loopback port, the embedded Kafka of the
  * demo and the integration tests. The first stdout line is the bootstrap address (scripts read
- * it); the broker then serves until SIGTERM or SIGINT. Everything it holds is in memory. */
+ * it); the broker then serves until SIGTERM or SIGINT. Everything it holds is in memory.
+ *
+ * With --control it also reads fault-injection commands on stdin, one a line (kafka.h,
+ * kafka_mock_control: error, clear, down, up, leader, rtt, topic-error, ping), and answers each
+ * with one line on stdout, "ok" or "error <why>", in order: the chaos tests drive it so. End of
+ * input stops the reading, not the broker. */
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "commands.h"
 #include "kafka/kafka.h"
@@ -40,15 +48,97 @@ static void dev_broker_split(const char *list, char ***names, size_t *n)
     }
 }
 
+/* One control line: its answer on stdout. Blank lines and # comments get no answer. */
+static void dev_broker_control_line(kafka_mock *m, char *line)
+{
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    char *s = line;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (!*s || *s == '#') return;
+    perr err;
+    if (kafka_mock_control(m, s, &err) < 0) {
+        printf("error %s\n", err.msg);
+        fprintf(stderr, "dev-broker: control: %s: %s\n", s, err.msg);
+    } else {
+        printf("ok\n");
+        fprintf(stderr, "dev-broker: control: %s\n", s);
+    }
+    fflush(stdout);
+}
+
+/* Serves until a signal; with control, reads stdin meanwhile (poll, so a signal is seen within
+ * 50 ms either way). */
+static void dev_broker_serve(kafka_mock *m, bool control)
+{
+    char pending[4096];
+    size_t have = 0;
+    while (!dev_broker_stop) {
+        if (!control) {
+            struct timespec tick = {0, 50 * 1000 * 1000};
+            nanosleep(&tick, NULL);
+            continue;
+        }
+        struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+        int r = poll(&pfd, 1, 50);
+        if (r < 0 && errno != EINTR) {
+            control = false;
+            continue;
+        }
+        if (r <= 0) continue;
+        ssize_t got = read(STDIN_FILENO, pending + have, sizeof pending - 1 - have);
+        if (got < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (got <= 0) { /* end of input: keep serving, stop reading */
+            if (have) {
+                pending[have] = '\0';
+                dev_broker_control_line(m, pending);
+            }
+            control = false;
+            continue;
+        }
+        have += (size_t)got;
+        pending[have] = '\0';
+        char *start = pending, *nl;
+        while ((nl = strchr(start, '\n'))) {
+            *nl = '\0';
+            dev_broker_control_line(m, start);
+            start = nl + 1;
+        }
+        have = strlen(start);
+        memmove(pending, start, have);
+        if (have == sizeof pending - 1) { /* a line longer than the buffer: refuse it whole */
+            printf("error line too long\n");
+            fflush(stdout);
+            have = 0;
+        }
+    }
+}
+
 int cmd_dev_broker(int argc, char **argv)
 {
-    static const char usage[] = "provisioner dev-broker [--partitions N] [--topics A,B]";
+    static const char usage[] = "provisioner dev-broker [--partitions N] [--topics A,B:N] "
+                                "[--brokers-count N] [--control]";
     static const char summary[] =
-        "Starts librdkafka's mock Kafka cluster (one broker on a loopback port), creates the\n"
-        "topics named plus salesforce.user.changes, gong.user.commands and\n"
+        "Starts librdkafka's mock Kafka cluster (one broker on a loopback port, or\n"
+        "--brokers-count), creates the topics named (NAME:N for N partitions instead of\n"
+        "--partitions) plus salesforce.user.changes, gong.user.commands and\n"
         "salesforce.user.changes.dlq, prints the bootstrap address as the first line on stdout\n"
         "and serves until SIGTERM or SIGINT. For demos and tests: data is kept in memory only,\n"
-        "about 5 MiB per partition; no transactions and no timestamp look-ups.\n";
+        "about 5 MiB per partition; no transactions and no timestamp look-ups.\n"
+        "\n"
+        "--control reads fault-injection commands on stdin, one a line, each answered with\n"
+        "one line on stdout, \"ok\" or \"error <why>\":\n"
+        "  error API ERR COUNT        the next COUNT requests of API (Produce, Fetch,\n"
+        "                             OffsetCommit, ... or a number) fail with ERR\n"
+        "                             (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, ... or a number)\n"
+        "  clear API                  forget the errors still queued for API\n"
+        "  down ID | up ID            broker ID drops its connections and refuses new ones / serves\n"
+        "  leader TOPIC PARTITION ID  make broker ID the partition's leader\n"
+        "  rtt ID MS                  broker ID answers MS ms late (0 to stop)\n"
+        "  topic-error TOPIC ERR      metadata reports ERR for the topic (NO_ERROR clears)\n"
+        "  ping                       answer ok\n";
     cli_args args;
     int code = EXIT_OK;
     if (cmd_parse(C_DEV_BROKER, usage, summary, argc, argv, &args, &code) < 0) return code;
@@ -64,6 +154,8 @@ int cmd_dev_broker(int argc, char **argv)
                      &topics, &n);
     dev_broker_split(cli_str(&args, "topics"), &topics, &n);
     int partitions = (int)cli_int(&args, "partitions");
+    int brokers = (int)cli_int(&args, "brokers-count");
+    bool control = cli_bool(&args, "control");
 
     /* Handlers go in before the address is printed: whoever reads it may signal at once. */
     struct sigaction sa;
@@ -75,20 +167,22 @@ int cmd_dev_broker(int argc, char **argv)
 
     kafka_mock *m = NULL;
     perr err;
-    if (kafka_mock_start(partitions, (const char *const *)topics, n, &m, &err) < 0) {
+    if (kafka_mock_start_cluster(brokers, partitions, (const char *const *)topics, n, &m, &err) <
+        0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
         code = EXIT_RUNTIME;
     } else {
         printf("%s\n", kafka_mock_bootstrap(m));
         fflush(stdout);
-        fprintf(stderr, "dev-broker: serving on %s: %zu topics with %d partitions each (",
-                kafka_mock_bootstrap(m), n, partitions);
+        fprintf(stderr,
+                "dev-broker: serving on %s (%d broker%s): %zu topics with %d partitions unless "
+                "named NAME:N (",
+                kafka_mock_bootstrap(m), brokers, brokers == 1 ? "" : "s", n, partitions);
         for (size_t i = 0; i < n; i++)
             fprintf(stderr, "%s%s", i ? ", " : "", topics[i]);
-        fprintf(stderr, "); SIGTERM or Ctrl-C stops it\n");
-        struct timespec tick = {0, 50 * 1000 * 1000};
-        while (!dev_broker_stop)
-            nanosleep(&tick, NULL);
+        fprintf(stderr, "); %sSIGTERM or Ctrl-C stops it\n",
+                control ? "control commands on stdin; " : "");
+        dev_broker_serve(m, control);
         kafka_mock_stop(m);
         fprintf(stderr, "dev-broker: stopped\n");
     }

@@ -2,6 +2,8 @@
 #ifndef PROVISIONER_COMMANDS_H
 #define PROVISIONER_COMMANDS_H
 
+#include <signal.h>
+
 #include "cli/cli.h"
 
 /* Subcommand bits for cli_option.commands. */
@@ -17,6 +19,7 @@ enum {
     C_CONSUME = 1u << 8,
     C_ENCODE = 1u << 9,
     C_DECODE = 1u << 10,
+    C_HELD = 1u << 11,
 };
 
 /* Exit codes (interfaces.md): 0 success, 1 runtime failure, 2 bad usage, settings or input. */
@@ -30,6 +33,8 @@ int cmd_parse(unsigned cmd, const char *usage, const char *summary, int argc, ch
               cli_args *out, int *code);
 
 int cmd_run(int argc, char **argv);
+int cmd_reimport(int argc, char **argv);
+int cmd_held(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_simulate(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
@@ -39,5 +44,10 @@ int cmd_decode(int argc, char **argv);
 int cmd_dev_broker(int argc, char **argv);
 int cmd_produce_events(int argc, char **argv);
 int cmd_consume_commands(int argc, char **argv);
+
+/* The Salesforce client from the --salesforce-* options; *out NULL when no URL is configured.
+ * Prints the error and returns -1 on a bad configuration. */
+struct sf_client;
+int cmd_salesforce_client(const cli_args *a, volatile sig_atomic_t *stop, struct sf_client **out);
 
 #endif

@@ -26,6 +26,8 @@ static int cmd_options(int argc, char **argv)
 static const subcommand subcommands[] = {
     {"run", cmd_run, "the service: consume, decide, publish, until SIGTERM"},
     {"replay", cmd_replay, "re-consume the input topic to backfill or rebuild (R9.3)"},
+    {"reimport", cmd_reimport, "\"Reimport users now\" from Salesforce (R8)"},
+    {"held", cmd_held, "list the deactivations the mass-deactivation guard holds (R8.3)"},
     {"simulate", cmd_simulate, "apply the rules to JSON-lines events offline, print the commands"},
     {"explain", cmd_explain, "say in plain words why a user is or is not provisioned"},
     {"check-config", cmd_check_config, "validate a settings file and every filter"},

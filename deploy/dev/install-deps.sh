@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config python3
   librdkafka-dev libavro-dev libjansson-dev libcurl4-openssl-dev libhiredis-dev libyaml-dev
   libmicrohttpd-dev libssl-dev libcriterion-dev
-  redis-server kcat clang
+  redis-server kcat clang gnuplot-nox
   yamllint python3-jsonschema
 )
 

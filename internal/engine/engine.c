@@ -67,6 +67,8 @@ void engine_free(engine *e)
     free(e->sorted);
     free(e->vals);
     free(e->compounds);
+    free(e->deacts);
+    buf_free(&e->fp);
     free(e);
 }
 
@@ -240,6 +242,23 @@ static void set_str(char **dst, const char *src)
     if (*dst && src && strcmp(*dst, src) == 0) return;
     free(*dst);
     *dst = src ? xstrdup(src) : NULL;
+}
+
+/* What Gong has for the user's settings: the assignment and a hash of its settings, so that a
+ * reimport sees a settings change of the same assignment (R8.1). */
+static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
+{
+    buf_reset(&e->fp);
+    command_settings_json(a, &e->fp);
+    uint64_t h = hash64(e->fp.data, e->fp.len, HASH64_SEED);
+    buf_reset(&e->fp);
+    buf_printf(&e->fp, "%s#%016llx", a->name, (unsigned long long)h);
+    return e->fp.data;
+}
+
+static void set_applied(engine *e, user_state *u, const cfg_assignment *a)
+{
+    set_str(&u->applied_settings_of, settings_fingerprint(e, a));
 }
 
 static const char *manager_id_of(const user_state *u)
@@ -538,6 +557,45 @@ static bool any_capture(const cfg_assignment *a)
     return d->web_conferences || d->telephony || d->emails || d->calendar;
 }
 
+/* R8.3: a deactivation waits for confirmation when a reimport asked for it, or when the events of
+ * the configured window would deactivate more users than the guard allows. */
+static bool deactivation_held(ctx *c, user_state *u)
+{
+    engine *e = c->e;
+    const cfg_guards *g = &e->cfg->guards;
+    bool held = e->opts.hold_deactivations;
+    int64_t ts = c->ev ? c->ev->commit_timestamp : 0;
+    bool window = g->enabled && c->ev && !e->opts.reimport;
+    if (!held && window) {
+        int64_t from = ts - g->window_seconds * 1000;
+        size_t kept = 0; /* forget what left the window */
+        for (size_t i = 0; i < e->n_deacts; i++)
+            if (e->deacts[i] > from) e->deacts[kept++] = e->deacts[i];
+        e->n_deacts = kept;
+        double would = (double)e->n_deacts + 1;
+        if (g->max_deactivations >= 0 && would > (double)g->max_deactivations) held = true;
+        if (g->max_deactivation_share >= 0 && e->opts.provisioned_hint &&
+            would / (double)e->opts.provisioned_hint > g->max_deactivation_share)
+            held = true;
+    }
+    if (held) {
+        e->stats.held_deactivations++;
+        warn(c, ENGINE_WARN_HELD,
+             "R8.3: deactivation of %s (%s) held by the mass-deactivation guard; it goes through "
+             "when confirmed (reimport --confirm)",
+             u->id, engine_reason_name(u->reason));
+        return true;
+    }
+    if (window) {
+        if (e->n_deacts == e->cap_deacts) {
+            e->cap_deacts = e->cap_deacts ? e->cap_deacts * 2 : 64;
+            e->deacts = xrealloc(e->deacts, e->cap_deacts * sizeof *e->deacts);
+        }
+        e->deacts[e->n_deacts++] = ts;
+    }
+    return false;
+}
+
 static void decide(ctx *c, user_state *u, const char *old_manager_id)
 {
     engine *e = c->e;
@@ -569,7 +627,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         u->status = PROV_ACTIVE;
         remember_sent(u, now, ATTR_ALL);
         set_str(&u->assignment, a->name);
-        set_str(&u->applied_settings_of, a->name);
+        set_applied(e, u, a);
         set_str(&u->gong_manager, manager);
         if (manager && e->cfg->notify_managers && any_capture(a)) { /* R6.6 */
             why(e, "R6.6: %s is the manager of a new member whose data capture is on", manager);
@@ -600,7 +658,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                     command cmd = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id,
                                    .assignment = a, .with_settings = true};
                     emit(c, &cmd, NULL);
-                    set_str(&u->applied_settings_of, a->name);
+                    set_applied(e, u, a);
                 }
                 set_str(&u->assignment, a->name);
             }
@@ -622,6 +680,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             }
             return;
         }
+        if (deactivation_held(c, u)) return;
         why(e, "R5.4: out of scope: %s", engine_reason_name(s.reason));
         command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
                        .reason = engine_reason_name(s.reason)};
@@ -648,7 +707,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             command as = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id, .assignment = a,
                           .with_settings = true};
             emit(c, &as, NULL);
-            set_str(&u->applied_settings_of, a->name);
+            set_applied(e, u, a);
         }
         set_str(&u->assignment, a->name);
     }
@@ -750,6 +809,36 @@ void engine_resolve_manager(engine *e, const char *manager_id, const engine_hook
                              .commit_number = m->pos.commit_number,
                              .commit_timestamp = m->pos.commit_timestamp};
     resolve_waiting(&c, m);
+}
+
+void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,
+                           const engine_hooks *h)
+{
+    user_state *u = e->store->get(e->store->ctx, id);
+    if (!u || u->status != PROV_ACTIVE) return;
+    ctx c = {.e = e, .h = h, .u = u};
+    c.src = (command_source){.partition = -1, .offset = -1, .commit_timestamp = at};
+    if (u->in_scope) {
+        const cfg_assignment *a = assignment_named(e, u->assignment);
+        if (!a || a->mode != UPDATE_AUTOMATIC) return;
+        const char *fp = settings_fingerprint(e, a);
+        if (u->applied_settings_of && strcmp(u->applied_settings_of, fp) == 0) return;
+        why(e, "R8.1: the settings of assignment '%s' differ from what Gong has", a->name);
+        command cmd = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id, .assignment = a,
+                       .with_settings = true};
+        emit(&c, &cmd, fp);
+        set_applied(e, u, a);
+        changed(e, u);
+        return;
+    }
+    if (!release_held || e->cfg->keep_active) return;
+    why(e, "R8.3: held deactivation confirmed: %s", engine_reason_name(u->reason));
+    command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
+                   .reason = engine_reason_name(u->reason)};
+    emit(&c, &cmd, "confirmed");
+    u->status = PROV_DEACTIVATED;
+    stop_waiting(e, u);
+    changed(e, u);
 }
 
 size_t engine_event_refs(const event *ev, const char **ids, size_t max)

@@ -113,9 +113,15 @@ typedef struct engine_stats {
     uint64_t cycles_refused;
     uint64_t commands[CMD__COUNT];
     uint64_t out_of_scope[REASON__COUNT];
+    uint64_t held_deactivations; /* R8.3 */
 } engine_stats;
 
-typedef enum { ENGINE_WARN_CYCLE, ENGINE_WARN_GAP, ENGINE_WARN_OVERFLOW } engine_warning;
+typedef enum {
+    ENGINE_WARN_CYCLE,
+    ENGINE_WARN_GAP,
+    ENGINE_WARN_OVERFLOW,
+    ENGINE_WARN_HELD
+} engine_warning;
 
 typedef struct engine_hooks {
     void *ctx;
@@ -131,6 +137,16 @@ typedef struct engine_opts {
     bool with_why;    /* attach `why` to commands */
     bool with_source; /* attach `source` to commands */
     const event_layout *layout; /* compound fields for changedFields names; NULL: bundled */
+    /* R8.3: hold every deactivation (a reimport over its guard, not confirmed). A held user stays
+     * active in Gong, out of scope in the state; a later event, reimport --confirm or
+     * engine_reconcile_user with release_held deactivates it. */
+    bool hold_deactivations;
+    /* The decisions of a reimport: it counts its deactivations itself, so the event window's
+     * guard does not apply. */
+    bool reimport;
+    /* R8.3 for events: how many users are provisioned, for max_deactivation_share; 0: unknown
+     * (only max_deactivations applies to event windows then). */
+    uint64_t provisioned_hint;
 } engine_opts;
 
 typedef struct engine engine;
@@ -150,6 +166,13 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err);
 /* R6.3 again for one manager, outside an event: places the reports still waiting for it if it is
  * now an active Gong user. Used when another instance raced with a link (store_late). */
 void engine_resolve_manager(engine *e, const char *manager_id, const engine_hooks *h);
+
+/* R8.1 for one known user, outside an event: re-applies the current settings of its automatic
+ * assignment when Gong has other ones (a settings change takes effect here), and with
+ * release_held deactivates a user whose deactivation was held (R8.3). `at` stands in for the
+ * event position in the command ids. */
+void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,
+                           const engine_hooks *h);
 
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);

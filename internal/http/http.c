@@ -4,9 +4,13 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "log/log.h"
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -16,14 +20,17 @@ struct http_server {
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-                             const char *body, size_t len)
+                             const char *body, size_t len, const char *allow)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
     if (!r) return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    /* probes and scrapes must see the state now, never a proxy's copy */
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     if (status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (allow) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, allow);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -31,19 +38,82 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 
 static enum MHD_Result text(struct MHD_Connection *c, unsigned status, const char *s)
 {
-    return reply(c, status, "text/plain; charset=utf-8", s, strlen(s));
+    return reply(c, status, "text/plain; charset=utf-8", s, strlen(s), NULL);
 }
 
-/* Compares without an early exit, so the time taken says nothing about the token. */
+/* 405 must say what is allowed (RFC 9110 15.5.6). */
+static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
+{
+    char body[64];
+    snprintf(body, sizeof body, "method not allowed; use %s\n", allow);
+    return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", body, strlen(body),
+                 allow);
+}
+
+/* Compares without an early exit, so the time taken says nothing about how much of the token a
+ * guess got right (only, at most, whether its length was right). */
 static bool same_secret(const char *a, const char *b)
 {
     size_t la = strlen(a), lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
-    for (size_t i = 0; i < la; i++) diff |= (unsigned char)(a[i] ^ b[i % (lb ? lb : 1)]);
-    return diff == 0;
+    for (size_t i = 0; i < la; i++)
+        diff |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
+    return diff == 0 && lb > 0;
 }
 
-static int marker; /* *con_cls for a request whose body is being skipped */
+/* "Bearer <token>": the scheme is case-insensitive (RFC 9110 11.1), spaces around are not part of
+ * the token. Returns the token or NULL. */
+static const char *bearer(const char *auth)
+{
+    if (!auth) return NULL;
+    while (*auth == ' ')
+        auth++;
+    if (strncasecmp(auth, "Bearer ", 7) != 0) return NULL;
+    auth += 7;
+    while (*auth == ' ')
+        auth++;
+    return auth;
+}
+
+/* dry_run=1/true/yes or 0/false/no; absent: false. Returns -1 for anything else, so that a typo
+ * never turns a dry run into a real reimport. */
+static int parse_dry_run(const char *v, bool *out)
+{
+    *out = false;
+    if (!v) return 0;
+    static const char *const yes[] = {"1", "true", "yes"}, *const no[] = {"0", "false", "no"};
+    for (size_t i = 0; i < 3; i++) {
+        if (strcasecmp(v, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(v, no[i]) == 0) return 0;
+    }
+    return -1;
+}
+
+static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
+{
+    if (!s->token) return text(c, MHD_HTTP_FORBIDDEN, "reimport over HTTP is not enabled\n");
+    const char *tok =
+        bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+    if (!tok || !same_secret(tok, s->token)) {
+        log_msg(LOG_WARN, "reimport refused: missing or wrong bearer token", NULL);
+        return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
+    }
+    bool dry_run;
+    if (parse_dry_run(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run"), &dry_run) <
+        0)
+        return text(c, MHD_HTTP_BAD_REQUEST, "dry_run must be 1, true, yes, 0, false or no\n");
+    if (!s->h.reimport) return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no reimport here\n");
+    if (!s->h.reimport(s->h.ctx, dry_run))
+        return text(c, MHD_HTTP_CONFLICT, "a reimport is already queued or running\n");
+    return text(c, MHD_HTTP_ACCEPTED,
+                dry_run ? "dry-run reimport queued; the plan goes to the log\n"
+                        : "reimport queued\n");
+}
+
+static int marker; /* *con_cls of a POST whose body is being read (and ignored) */
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
@@ -52,87 +122,103 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     (void)upload_data;
     http_server *s = cls;
-    bool get = strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, "HEAD") == 0;
+    bool get =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     bool post = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
-    if (post && !*con_cls) { /* first call of a POST: headers only */
+    /* MHD calls a POST's handler once for the headers, then per chunk of body, then once more:
+     * answer on the last call, so that a body (none is expected) is read rather than left on the
+     * connection */
+    if (post && !*con_cls) {
         *con_cls = &marker;
         return MHD_YES;
     }
-    if (post && *upload_data_size) { /* the reimport takes no body: skip it */
+    if (post && *upload_data_size) {
         *upload_data_size = 0;
         return MHD_YES;
     }
     if (strcmp(url, "/healthz") == 0) {
-        if (!get) return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+        if (!get) return not_allowed(c, "GET, HEAD");
         bool ok = !s->h.alive || s->h.alive(s->h.ctx);
         return text(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                     ok ? "ok\n" : "the main loop has not turned recently\n");
     }
     if (strcmp(url, "/readyz") == 0) {
-        if (!get) return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+        if (!get) return not_allowed(c, "GET, HEAD");
         buf why;
         buf_init(&why);
         bool ok = !s->h.ready || s->h.ready(s->h.ctx, &why);
-        if (ok) buf_puts(&why, "ready\n");
+        if (ok)
+            buf_puts(&why, "ready\n");
+        else if (!why.len)
+            buf_puts(&why, "not ready\n");
         enum MHD_Result r = text(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, why.data);
         buf_free(&why);
         return r;
     }
     if (strcmp(url, "/metrics") == 0) {
-        if (!get) return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use GET\n");
+        if (!get) return not_allowed(c, "GET, HEAD");
         buf out;
         buf_init(&out);
         if (s->h.metrics) s->h.metrics(s->h.ctx, &out);
         enum MHD_Result r = reply(c, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-                                  out.data ? out.data : "", out.len);
+                                  out.data ? out.data : "", out.len, NULL);
         buf_free(&out);
         return r;
     }
     if (strcmp(url, "/reimport") == 0) {
-        if (!post) return text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n");
-        if (!s->token) return text(c, MHD_HTTP_FORBIDDEN, "reimport over HTTP is not enabled\n");
-        const char *auth = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization");
-        if (!auth || strncmp(auth, "Bearer ", 7) != 0 || !same_secret(auth + 7, s->token))
-            return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
-        const char *dry = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run");
-        bool dry_run = dry && (strcmp(dry, "1") == 0 || strcmp(dry, "true") == 0);
-        if (!s->h.reimport) return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no reimport here\n");
-        if (!s->h.reimport(s->h.ctx, dry_run))
-            return text(c, MHD_HTTP_CONFLICT, "a reimport is already queued or running\n");
-        return text(c, MHD_HTTP_ACCEPTED,
-                    dry_run ? "dry-run reimport queued; the plan goes to the log\n"
-                            : "reimport queued\n");
+        if (!post) return not_allowed(c, "POST");
+        return reimport(s, c);
     }
     return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
+}
+
+/* libmicrohttpd's own complaints (a client that hung up, no memory for a connection) go to the
+ * service's log as JSON lines rather than as bare text on stderr. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(LOG_WARN, "http", "error", msg, NULL);
 }
 
 int http_start(const char *bind_addr, int port, const char *token, const http_handlers *h,
                http_server **out, perr *err)
 {
     if (port < 0 || port > 65535) return perr_set(err, "http port %d is out of range", port);
+    if (!bind_addr) bind_addr = "0.0.0.0";
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
-    if (inet_pton(AF_INET, bind_addr ? bind_addr : "0.0.0.0", &addr.sin_addr) != 1)
+    if (inet_pton(AF_INET, bind_addr, &addr.sin_addr) != 1)
         return perr_set(err, "http bind address '%s' is not an IPv4 address", bind_addr);
+    if (token && !*token) return perr_set(err, "the reimport token is empty");
     http_server *s = xcalloc(1, sizeof *s);
     s->h = *h;
     s->token = token ? xstrdup(token) : NULL;
-    s->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD, (uint16_t)port, NULL, NULL, handle, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                            MHD_OPTION_CONNECTION_LIMIT, (unsigned int)64,
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)10,
-                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+    /* One internal thread polls every connection (poll or epoll, whichever the system has: select
+     * would stop at FD_SETSIZE). The limits keep a scraper or a probe storm from taking memory
+     * from the service. */
+    errno = 0;
+    /* the logger first: libmicrohttpd complains on stderr about options before it */
+    s->d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned int)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!s->d) {
         int e = errno;
         free(s->token);
         free(s);
-        return perr_set(err, "cannot listen on %s:%d: %s", bind_addr ? bind_addr : "0.0.0.0",
-                        port, strerror(e));
+        return perr_set(err, "cannot listen on %s:%d: %s", bind_addr, port,
+                        e ? strerror(e) : "libmicrohttpd refused to start");
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : port;
+    s->port = info && info->port ? info->port : port;
     *out = s;
     return 0;
 }
@@ -154,13 +240,24 @@ int http_read_secret_file(const char *path, char **out, perr *err)
 {
     FILE *f = fopen(path, "r");
     if (!f) return perr_set(err, "%s: %s", path, strerror(errno));
-    char line[4096];
+    char line[4097];
     size_t n = fread(line, 1, sizeof line - 1, f);
+    bool more = n == sizeof line - 1 && fgetc(f) != EOF;
+    bool failed = ferror(f) != 0;
     fclose(f);
+    if (failed || more) {
+        memset(line, 0, sizeof line);
+        return perr_set(err, "%s: %s", path, failed ? "read error" : "longer than 4096 bytes");
+    }
     line[n] = '\0';
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
-    if (!n) return perr_set(err, "%s is empty", path);
-    *out = xstrdup(line);
+    /* a Secret written with `echo` ends in a newline; blanks are never part of a token */
+    while (n && strchr(" \t\r\n", line[n - 1]))
+        line[--n] = '\0';
+    size_t start = 0;
+    while (start < n && strchr(" \t\r\n", line[start]))
+        start++;
+    if (start == n) return perr_set(err, "%s is empty", path);
+    *out = xstrdup(line + start);
     memset(line, 0, sizeof line);
     return 0;
 }

@@ -12,7 +12,8 @@ typedef struct http_handlers {
     void *ctx;
     /* alive: the main loop turned recently. */
     bool (*alive)(void *ctx);
-    /* ready: joined the group, Redis and brokers reachable, settings loaded; why says what is not. */
+    /* ready: joined the group, Redis and brokers reachable, settings loaded; why says what is not.
+     */
     bool (*ready)(void *ctx, buf *why);
     void (*metrics)(void *ctx, buf *out);
     /* Queues a reimport (R8.2); returns false when one is already queued or running. */
@@ -21,14 +22,19 @@ typedef struct http_handlers {
 
 typedef struct http_server http_server;
 
-/* Listens on bind_addr:port (port 0: any free port). reimport_token: the bearer token POST
- * /reimport requires; NULL disables the endpoint (403). */
-int http_start(const char *bind_addr, int port, const char *reimport_token,
-               const http_handlers *h, http_server **out, perr *err);
+/* Listens on bind_addr:port (IPv4; NULL: 0.0.0.0; port 0: any free port, see http_port).
+ * reimport_token: the bearer token POST /reimport requires (copied); NULL disables the endpoint
+ * (403). Answers: /healthz and /readyz 200 or 503 with plain-text reasons, /metrics 200 in the
+ * Prometheus text format, POST /reimport[?dry_run=1] 202 queued, 401 without the right token, 409
+ * when one is queued or running, 400 for a dry_run value that is not a boolean; other paths 404,
+ * other methods 405 with Allow. */
+int http_start(const char *bind_addr, int port, const char *reimport_token, const http_handlers *h,
+               http_server **out, perr *err);
 int http_port(const http_server *s);
 void http_stop(http_server *s);
 
-/* Reads a secret from a file, trimming the trailing newline. */
+/* Reads a secret from a file (at most 4096 bytes), trimming surrounding blanks and newlines;
+ * an empty file is an error. */
 int http_read_secret_file(const char *path, char **out, perr *err);
 
 #endif

@@ -25,4 +25,32 @@ const char *kafka_mock_bootstrap(const kafka_mock *m);
 rd_kafka_mock_cluster_t *kafka_mock_cluster(kafka_mock *m); /* for fault injection */
 void kafka_mock_stop(kafka_mock *m);
 
+/* The same with `brokers` brokers (ids 1..brokers); each partition gets min(brokers, 3) replicas
+ * with the leaders spread over the brokers. A topic may be written "name:N" for N partitions
+ * instead of `partitions` (kafka_mock_start accepts that form too). */
+int kafka_mock_start_cluster(int brokers, int partitions, const char *const *topics, size_t n,
+                             kafka_mock **out, perr *err);
+int kafka_mock_broker_count(const kafka_mock *m);
+
+/* Fault injection, one command (the dev broker's --control channel reads them from stdin):
+ *   error API ERR COUNT          the next COUNT requests of API (name or number: Produce, Fetch,
+ *                                OffsetCommit, ...) fail with ERR (name, e.g.
+ *                                NOT_LEADER_FOR_PARTITION, or number), on whichever broker
+ *   clear API                    drops the errors still queued for API
+ *   down ID / up ID              broker ID closes its connections and refuses new ones / serves
+ *                                again (partition leadership does not move by itself)
+ *   leader TOPIC PARTITION ID    makes broker ID the partition's leader (like any request naming
+ *                                a topic, it creates a topic the mock does not know)
+ *   rtt ID MS                    broker ID answers MS milliseconds late (0: no delay)
+ *   topic-error TOPIC ERR        metadata answers ERR for the topic (NO_ERROR clears it)
+ *   ping                         does nothing (to synchronise with the caller)
+ * Returns 0, or -1 with err saying what is wrong with the command or what the mock refused. */
+int kafka_mock_control(kafka_mock *m, const char *line, perr *err);
+
+/* A Kafka API key from its protocol name ("Produce", case-insensitive) or number; -1 unknown. */
+int kafka_api_key_parse(const char *s);
+/* A Kafka error code from its name ("NOT_LEADER_FOR_PARTITION", also with RD_KAFKA_RESP_ERR_
+ * before it, case-insensitive) or number; -1 when unknown (*out untouched). */
+int kafka_err_parse(const char *s, rd_kafka_resp_err_t *out);
+
 #endif

@@ -15,11 +15,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "kafka/kafka.h"
 #include "log/log.h"
+#include "ops.h"
+#include "reimport/reimport.h"
+#include "salesforce/salesforce.h"
 #include "store/store.h"
 
 typedef struct out_msg {
@@ -70,6 +75,9 @@ typedef struct pipeline {
     } *ends;
     size_t n_ends;
     uint64_t skipped_before_ts;
+    strmap gap_records;       /* id -> gap_rec*, the batch's gap events read from Salesforce */
+    bool gaps_read;           /* the batch's gap records were read from Salesforce */
+    bool reimport_wanted;     /* a GAP_OVERFLOW or a request asked for a reconciliation (R8) */
     int n_assigned;           /* partitions this instance owns now */
     int64_t last_assignment;  /* when the assignment last changed: idleness counts from there */
     /* delivery */
@@ -77,6 +85,16 @@ typedef struct pipeline {
     char last_delivery_error[256];
     bool fatal;
     char fatal_msg[512];
+    /* operations (issue 9): metrics, health, settings reload; see ops_turn */
+    pipeline_opts opts;   /* the caller's, copied: a settings reload replaces opts.cfg, so every
+                             p->o->cfg is the settings in force */
+    config *owned_cfg;    /* a reloaded config, ours to free (the first one is the caller's) */
+    engine_opts eng_opts; /* to build the engine again after a reload */
+    pipeline_metrics pm;
+    metrics *own_metrics; /* when the caller has no registry (replay) */
+    pipeline_health own_health, *health;
+    settings_sig settings_seen;
+    int64_t next_settings_check, next_ops_tick, last_redis_ms;
 } pipeline;
 
 static int64_t now_ms(void)
@@ -116,6 +134,8 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
         snprintf(p->fatal_msg, sizeof p->fatal_msg, "fatal Kafka error: %s", buf_);
         return;
     }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN || err == RD_KAFKA_RESP_ERR__TRANSPORT)
+        atomic_store(&p->health->brokers_down, true); /* until a broker answers: ops_turn */
     /* transient: librdkafka retries by itself; say so once at warn level */
     log_msg(LOG_WARN, "kafka", "error", rd_kafka_err2str((rd_kafka_resp_err_t)err), "reason",
             reason, NULL);
@@ -150,6 +170,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (cooperative) rd_kafka_incremental_assign(rk, parts);
         else rd_kafka_assign(rk, parts);
         p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
+        atomic_store(&p->health->joined, true); /* a member, even with no partition */
         p->last_assignment = now_ms();
         return;
     }
@@ -161,6 +182,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (cooperative) rd_kafka_incremental_unassign(rk, parts);
     else rd_kafka_assign(rk, NULL);
     p->n_assigned = cooperative ? p->n_assigned - parts->cnt : 0;
+    if (rd_kafka_assignment_lost(rk)) atomic_store(&p->health->joined, false);
     p->last_assignment = now_ms();
 }
 
@@ -244,11 +266,55 @@ static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *ki
             part, "offset", off, "error", msg, NULL);
 }
 
+/* ---------------------------------------------------------------- operations: counting */
+
+/* /healthz: the main loop, or a wait inside it, is still turning. */
+static void beat(pipeline *p) { pipeline_health_beat(p->health); }
+
+/* /readyz: Redis answered (or did not) just now. */
+static void redis_step_done(pipeline *p, bool ok)
+{
+    atomic_store(&p->health->redis_ok, ok);
+    p->last_redis_ms = now_ms();
+    beat(p);
+}
+
+/* What a produce (or a transaction) delivered: commands by type, and dead letters. */
+static void count_outputs(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_outs; i++) {
+        if (p->outs[i].dead_letter) metric_add(p->pm.dead_lettered, 1);
+        else if ((unsigned)p->outs[i].type < CMD__COUNT)
+            metric_add(p->pm.commands[p->outs[i].type], 1);
+    }
+}
+
+/* A finished batch: its size, its events by change type, and for each message the time from its
+ * Kafka timestamp to now (commands acknowledged, state stored, offsets committed). */
+static void batch_done(pipeline *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    double now = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    metric_observe(p->pm.batch_size, (double)p->n_msgs);
+    metric_add(p->pm.messages, p->n_msgs);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        if (p->ok[i] && (unsigned)p->events[i].change < CHANGE__COUNT)
+            metric_add(p->pm.events[p->events[i].change], 1);
+        rd_kafka_timestamp_type_t tt;
+        int64_t ms = rd_kafka_message_timestamp(p->msgs[i], &tt);
+        if (ms <= 0) continue; /* no timestamp */
+        double latency = now - (double)ms / 1000.0;
+        metric_observe(p->pm.end_to_end, latency > 0 ? latency : 0); /* clocks disagree a bit */
+    }
+}
+
 /* ---------------------------------------------------------------- produce */
 
 static int produce_outputs(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
+    double started = pipeline_mono_s();
     uint64_t failures_before = p->delivery_failures;
     for (size_t i = 0; i < p->n_outs; i++) {
         out_msg *m = &p->outs[i];
@@ -288,6 +354,7 @@ static int produce_outputs(pipeline *p, perr *err)
     /* R9.2: nothing is committed until every message is acknowledged */
     while (rd_kafka_outq_len(p->producer) > 0) {
         rd_kafka_resp_err_t e = rd_kafka_flush(p->producer, 1000);
+        beat(p); /* waiting for brokers is not being stuck */
         if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
     }
@@ -296,6 +363,9 @@ static int produce_outputs(pipeline *p, perr *err)
                         (unsigned long long)(p->delivery_failures - failures_before),
                         p->last_delivery_error);
     p->stats.commands_produced += p->n_outs;
+    if (p->n_outs) metric_observe(p->pm.produce, pipeline_mono_s() - started);
+    /* acknowledged; in a transaction that then aborts (rare, retried) they count twice */
+    count_outputs(p);
     return 0;
 }
 
@@ -397,8 +467,10 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
     for (;;) {
         if (f(p, err) == 0) {
             if (logged) log_msg(LOG_INFO, "redis is back", "step", what, NULL);
+            redis_step_done(p, true);
             return 0;
         }
+        redis_step_done(p, false);
         p->stats.redis_retries++;
         if (p->o->dry_run) return -1; /* a retry would lose the scratch state: stop instead */
         if (!logged) log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error",
@@ -444,7 +516,95 @@ static int step_prefetch(pipeline *p, perr *err)
             ids[n++] = refs[r];
         }
     }
-    return store_redis_prefetch(p->store, ids, n, err);
+    double started = pipeline_mono_s();
+    int rc = store_redis_prefetch(p->store, ids, n, err);
+    if (rc == 0) metric_observe(p->pm.redis_prefetch, pipeline_mono_s() - started);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- gaps (R1.3) */
+
+typedef struct gap_rec {
+    event_field *fields;
+    size_t n;
+} gap_rec;
+
+static bool is_gap(change_type t) { return t >= CHANGE_GAP_CREATE && t <= CHANGE_GAP_UNDELETE; }
+
+static int on_gap_record(void *ctx, const sf_record *r, perr *err)
+{
+    pipeline *p = ctx;
+    (void)err;
+    if (!r->id) return 0;
+    gap_rec *g = arena_alloc(&p->mem, sizeof *g);
+    g->fields = arena_alloc(&p->mem, (r->n_fields ? r->n_fields : 1) * sizeof *g->fields);
+    g->n = 0;
+    for (size_t i = 0; i < r->n_fields; i++) {
+        if (strcasecmp(r->fields[i].name, "Id") == 0) continue;
+        event_field *f = &g->fields[g->n++];
+        f->name = arena_strdup(&p->mem, r->fields[i].name);
+        f->val = r->fields[i].val;
+        if (f->val.type == VAL_STR) f->val.s = arena_strndup(&p->mem, f->val.s, f->val.len);
+    }
+    strmap_put(&p->gap_records, r->id, g);
+    return 0;
+}
+
+/* Reads the current record of every user a gap event names, in batched look-ups by Id. When
+ * Salesforce cannot be read the events stay gaps: the engine marks those users for
+ * reconciliation and nothing is guessed. */
+static void resolve_gaps(pipeline *p)
+{
+    strmap_free(&p->gap_records, NULL);
+    strmap_init(&p->gap_records);
+    p->gaps_read = p->o->sf != NULL;
+    if (!p->o->sf) return;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        if (p->ok[i] && is_gap(p->events[i].change) && p->events[i].change != CHANGE_GAP_DELETE)
+            n += p->events[i].n_record_ids;
+    if (!n) return;
+    const char **ids = arena_alloc(&p->mem, n * sizeof *ids);
+    size_t k = 0;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        if (p->ok[i] && is_gap(p->events[i].change) && p->events[i].change != CHANGE_GAP_DELETE)
+            for (size_t r = 0; r < p->events[i].n_record_ids; r++)
+                if (sf_id_valid(p->events[i].record_ids[r])) ids[k++] = p->events[i].record_ids[r];
+    size_t nf;
+    const char **fields = reimport_fields(p->o->cfg, &nf);
+    perr err;
+    if (sf_query_users_by_ids(p->o->sf, ids, k, fields, nf, SF_ESSENTIAL, on_gap_record, p,
+                              &err) < 0) {
+        log_msg(LOG_ERROR, "gap events: cannot read the users from Salesforce; they are marked "
+                           "for reconciliation",
+                "error", err.msg, NULL);
+        p->gaps_read = false;
+    }
+    free(fields);
+}
+
+/* A gap event whose records were read: each becomes a full image (or a DELETE when Salesforce no
+ * longer has it) at the gap's position. */
+static int apply_gap(pipeline *p, const event *ev, perr *err)
+{
+    for (size_t r = 0; r < ev->n_record_ids; r++) {
+        event one = *ev;
+        one.record_ids = &ev->record_ids[r];
+        one.n_record_ids = 1;
+        gap_rec *g = strmap_get(&p->gap_records, ev->record_ids[r]);
+        if (ev->change == CHANGE_GAP_DELETE || !g) {
+            one.change = CHANGE_DELETE;
+            one.n_fields = 0;
+        } else {
+            one.change = CHANGE_UNDELETE; /* a full image */
+            one.fields = g->fields;
+            one.n_fields = g->n;
+        }
+        one.payload_marks_changes = false;
+        if (engine_apply(p->eng, &one, &p->hooks, err) < 0) return -1;
+        p->stats.gaps_resolved++;
+    }
+    return 0;
 }
 
 static int step_decide(pipeline *p, perr *err)
@@ -455,7 +615,10 @@ static int step_decide(pipeline *p, perr *err)
         if (!p->ok[i]) continue;
         p->current = p->msgs[i];
         perr e;
-        if (engine_apply(p->eng, &p->events[i], &p->hooks, &e) < 0) {
+        const event *ev = &p->events[i];
+        if (ev->change == CHANGE_GAP_OVERFLOW && p->o->sf) p->reimport_wanted = true;
+        bool resolved = is_gap(ev->change) && p->gaps_read;
+        if (resolved ? apply_gap(p, ev, &e) < 0 : engine_apply(p->eng, ev, &p->hooks, &e) < 0) {
             p->ok[i] = false;
             dead_letter(p, p->msgs[i], "invalid_event", e.msg);
         }
@@ -470,7 +633,9 @@ static int step_flush_state(pipeline *p, perr *err)
     /* Links another instance raced with (R6.3): resolve them, produce, and store again. */
     for (int round = 0; round < 4; round++) {
         store_late late = {0};
+        double started = pipeline_mono_s();
         if (store_redis_flush(p->store, &late, err) < 0) return -1;
+        metric_observe(p->pm.redis_flush, pipeline_mono_s() - started);
         if (!late.n) return 0;
         if (!p->o->exactly_once) { /* in a transaction they join the batch's commands */
             p->n_outs = 0;
@@ -548,6 +713,7 @@ static void decode_batch(pipeline *p)
              * dead-letter good data */
             if (!codec_error_is_transient(ce.kind) || *p->o->stop) break;
             log_msg(LOG_WARN, "schema registry unavailable; retrying", "error", ce.msg, NULL);
+            beat(p);
             sleep_ms(backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         }
@@ -896,6 +1062,7 @@ static int run_batch(pipeline *p, perr *err)
     }
     int rc = -1;
     for (;;) {
+        resolve_gaps(p);
         if (with_retry(p, step_prefetch, "prefetch", true, &stop_deadline, err) < 0) goto out;
         if (step_decide(p, err) == 0) break;
         p->stats.redis_retries++;
@@ -962,10 +1129,223 @@ static int run_batch(pipeline *p, perr *err)
     p->stats.messages += p->n_msgs;
     rc = 0;
 out:
+    if (rc == 0) batch_done(p);
     free(dlq_copy);
     free(dlq_msgs);
     store_redis_reset(p->store);
     return rc;
+}
+
+/* ---------------------------------------------------------------- reimport (R8) in the service */
+
+/* Each chunk's commands reach Kafka before its states are written (R9.2); with exactly-once they
+ * go in a transaction of their own (no input offsets belong to them). */
+static int reimport_sync(void *ctx, perr *err)
+{
+    pipeline *p = ctx;
+    beat(p); /* a reimport takes minutes: /healthz must not call that stuck */
+    int rc = 0;
+    if (p->o->exactly_once) {
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
+        if (!e && produce_outputs(p, err) == 0) e = rd_kafka_commit_transaction(p->producer, 30000);
+        else if (!e) e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "%s", err->msg);
+        if (e) {
+            rc = perr_set(err, "reimport transaction: %s", rd_kafka_error_string(e));
+            if (rd_kafka_error_is_fatal(e)) p->fatal = true;
+            else rd_kafka_error_destroy(rd_kafka_abort_transaction(p->producer, 30000));
+            rd_kafka_error_destroy(e);
+        }
+    } else {
+        rc = produce_outputs(p, err);
+    }
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    return rc;
+}
+
+static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
+{
+    if (!p->o->sf) {
+        log_msg(LOG_WARN, "a reimport was asked for but no Salesforce access is configured",
+                "trigger", why_now, NULL);
+        return;
+    }
+    log_msg(LOG_INFO, "reimport starting", "trigger", why_now, "dry_run", dry_run ? "yes" : "no",
+            NULL);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    store_redis_reset(p->store);
+    reimport_opts ro = {.sf = p->o->sf,
+                        .store = p->store,
+                        .cfg = p->o->cfg,
+                        .emit = on_command,
+                        .sync = reimport_sync,
+                        .ctx = p,
+                        .dry_run = dry_run,
+                        .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                        .stop = p->o->stop};
+    reimport_result res;
+    perr err;
+    if (reimport_run(&ro, &res, &err) < 0) {
+        log_msg(LOG_ERROR, "reimport failed", "error", err.msg, NULL);
+    } else {
+        char a[24], b[24], c[24], d[24];
+        snprintf(a, sizeof a, "%llu", (unsigned long long)res.salesforce_users);
+        snprintf(b, sizeof b, "%llu", (unsigned long long)res.missing);
+        snprintf(c, sizeof c, "%llu", (unsigned long long)res.held);
+        snprintf(d, sizeof d, "%llu", (unsigned long long)p->n_outs);
+        log_msg(LOG_INFO, dry_run ? "reimport dry run done (nothing changed)" : "reimport done",
+                "salesforce_users", a, "gone_from_salesforce", b, "held_deactivations", c,
+                dry_run ? "planned_commands" : "unsent", d, NULL);
+        p->stats.reimports++;
+    }
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    store_redis_reset(p->store);
+}
+
+/* ---------------------------------------------------------------- operations: between batches
+ * Each turn of the main loop beats for /healthz and publishes the counters as metrics; every 5 s
+ * it reads the consumer lag and checks that an idle Redis and suspect brokers answer; it takes a
+ * POST /reimport, and reloads the settings on SIGHUP or when the file changes. Between batches,
+ * nothing is in flight: a new engine can take over from the old one. */
+
+/* R7.2: the company switch, produced and stored before any further event: at start-up and after
+ * a settings reload. */
+static int company_settings(pipeline *p, const char *step, perr *err)
+{
+    int64_t stop_deadline = 0;
+    if (with_retry(p, step_prefetch, step, true, &stop_deadline, err) < 0) return -1;
+    engine_start(p->eng, &p->hooks);
+    int rc = 0;
+    if (p->n_outs && p->o->dry_run) {
+        print_dry_run(p);
+    } else if (p->n_outs) {
+        /* produced first (in a transaction of its own with --exactly-once: a transactional
+         * producer produces only in one), then stored (R9.2) */
+        rc = reimport_sync(p, err);
+        if (rc == 0) rc = with_retry(p, step_flush_state, step, false, &stop_deadline, err);
+    }
+    if (!p->o->dry_run) store_redis_reset(p->store);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    return rc;
+}
+
+/* Loads the settings file again; in force only when it loads (config_load_file validates all of
+ * it), else the error is logged and the old settings stay. The engine is rebuilt over the same
+ * store (its state is all in Redis) and R7.2 runs again. -1 only when the company switch cannot
+ * be produced: fatal, as at start-up, and the restart sends it. */
+static int reload_settings(pipeline *p, const char *trigger, perr *err)
+{
+    const char *path = p->o->settings_path;
+    config *fresh = NULL;
+    perr lerr;
+    if (config_load_file(path, &fresh, &lerr) < 0) {
+        metric_add(p->pm.reload_error, 1);
+        metric_set(p->pm.reload_failing, 1);
+        log_msg(LOG_ERROR, "settings reload refused; the settings in force stay", "trigger",
+                trigger, "error", lerr.msg, NULL);
+        return 0;
+    }
+    /* the old engine's last counts, before its successor starts from zero */
+    pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), NULL, NULL);
+    engine_free(p->eng);
+    config_free(p->owned_cfg); /* after the engine that used it; never the caller's */
+    p->owned_cfg = fresh;
+    p->opts.cfg = fresh;
+    p->eng = engine_new(fresh, store_redis_iface(p->store), &p->eng_opts);
+    pipeline_metrics_engine_replaced(&p->pm);
+    metric_add(p->pm.reload_ok, 1);
+    metric_set(p->pm.reload_failing, 0);
+    log_msg(LOG_INFO, "settings reloaded", "trigger", trigger, "settings", path, NULL);
+    return company_settings(p, "settings reload", err);
+}
+
+/* "All brokers down" or a transport error said the brokers were away; librdkafka says nothing
+ * when they come back, so ask one for metadata. (Not query_watermark_offsets: once its request is
+ * out it waits for the broker's socket timeout, a minute, whatever timeout it was given.) */
+static void check_brokers(pipeline *p)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(p->consumer, 0, NULL, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        atomic_store(&p->health->brokers_down, false);
+    if (md) rd_kafka_metadata_destroy(md);
+}
+
+static int ops_turn(pipeline *p, perr *err)
+{
+    const pipeline_opts *o = p->o;
+    int64_t now = now_ms();
+    beat(p);
+    pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), store_redis_get_stats(p->store),
+                             &p->stats);
+    if (now >= p->next_ops_tick) {
+        p->next_ops_tick = now + 5000;
+        pipeline_metrics_lag(&p->pm, p->consumer, p->last_assignment);
+        if (atomic_load(&p->health->brokers_down)) check_brokers(p);
+        if (!o->dry_run && now - p->last_redis_ms >= 5000) { /* idle: is Redis still there? */
+            perr e;
+            redis_step_done(p, store_redis_ping(p->store, &e) == 0);
+        }
+        long used, max;
+        if (o->sf && sf_api_usage(o->sf, &used, &max)) {
+            metric_set(p->pm.sf_used, (double)used);
+            metric_set(p->pm.sf_max, (double)max);
+        }
+    }
+    int req = pipeline_take_reimport(p->health);
+    if (req) {
+        bool dry = req == 2;
+        metric_add(p->pm.reimports, 1);
+        log_msg(LOG_INFO, "reimport requested", "trigger", "http", "dry_run", dry ? "yes" : "no",
+                NULL);
+        atomic_store(&p->health->reimport_running, true);
+        if (o->on_reimport) o->on_reimport(o->reimport_ctx, dry);
+        else if (!o->dry_run) run_reimport(p, dry, "http");
+        atomic_store(&p->health->reimport_running, false);
+    }
+    if (!o->settings_path || o->dry_run) return 0;
+    const char *trigger = NULL;
+    settings_sig sig;
+    if (o->reload && *o->reload) {
+        *o->reload = 0;
+        trigger = "SIGHUP";
+        settings_sig_read(o->settings_path, &sig);
+    } else if (now >= p->next_settings_check) {
+        p->next_settings_check = now + 2000;
+        if (settings_sig_changed(o->settings_path, &p->settings_seen, &sig))
+            trigger = "file changed";
+        p->settings_seen = sig; /* a touch with the same bytes is not looked at again */
+    }
+    if (!trigger) return 0;
+    p->settings_seen = sig; /* a refused file is not tried again until it changes */
+    return reload_settings(p, trigger, err);
+}
+
+static void ops_init(pipeline *p)
+{
+    p->health = p->o->health;
+    if (!p->health) {
+        pipeline_health_init(&p->own_health);
+        p->health = &p->own_health;
+    }
+    metrics *reg = p->o->metrics;
+    if (!reg) reg = p->own_metrics = metrics_new();
+    pipeline_metrics_init(&p->pm, reg);
+    if (p->o->settings_path) settings_sig_read(p->o->settings_path, &p->settings_seen);
+    p->next_settings_check = now_ms() + 2000;
+    atomic_store(&p->health->settings_loaded, p->o->cfg != NULL);
+    beat(p);
+}
+
+static void ops_free(pipeline *p)
+{
+    pipeline_metrics_free(&p->pm);
+    metrics_free(p->own_metrics);
+    config_free(p->owned_cfg);
 }
 
 /* ---------------------------------------------------------------- setup */
@@ -1060,6 +1440,7 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
             rd_kafka_destroy(rk);
             return NULL;
         }
+        atomic_store(&p->health->joined, true);
         return rk;
     }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -1132,6 +1513,7 @@ static void teardown(pipeline *p)
     free(p->outs);
     free(p->revoked);
     free(p->ends);
+    strmap_free(&p->gap_records, NULL);
     buf_free(&p->bytes);
     buf_free(&p->scratch);
     arena_free(&p->mem);
@@ -1152,8 +1534,10 @@ static void log_stats(const pipeline *p, const char *msg)
 
 int pipeline_run(const pipeline_opts *o, perr *err)
 {
-    pipeline pl = {.o = o};
+    pipeline pl = {.opts = *o};
     pipeline *p = &pl;
+    p->o = o = &p->opts; /* from here on, o->cfg is the settings in force */
+    ops_init(p);
     arena_init(&p->mem, 1 << 20);
     buf_init(&p->bytes);
     buf_init(&p->scratch);
@@ -1177,28 +1561,19 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     store_redis_opts so = {.url = o->redis_url, .prefix = o->redis_prefix};
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
-    engine_opts eo = {.with_why = true, .with_source = true};
-    p->eng = engine_new(o->cfg, store_redis_iface(p->store), &eo);
+    p->eng_opts = (engine_opts){.with_why = true, .with_source = true};
+    p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
     p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
 
     /* R7.2 at start-up: the company switch, produced and stored before any event */
-    int64_t stop_deadline = 0;
-    if (with_retry(p, step_prefetch, "start", true, &stop_deadline, err) < 0) goto out;
-    engine_start(p->eng, &p->hooks);
-    if (p->n_outs && o->dry_run) {
-        print_dry_run(p);
-    } else if (p->n_outs) {
-        if (produce_outputs(p, err) < 0) goto out;
-        if (with_retry(p, step_flush_state, "start", false, &stop_deadline, err) < 0) goto out;
-    }
-    if (!o->dry_run) store_redis_reset(p->store);
-    p->n_outs = 0;
-    buf_reset(&p->bytes);
+    if (company_settings(p, "start", err) < 0) goto out;
 
     log_msg(LOG_INFO, "consuming", "topic", o->input_topic, "group", o->group, NULL);
     int64_t last_seen = now_ms(), last_log = now_ms(), started = now_ms();
+    int64_t next_reimport = o->reimport_interval_s ? now_ms() + o->reimport_interval_s * 1000L : 0;
     while (!*o->stop && !p->fatal) {
+        if (ops_turn(p, err) < 0) goto out;
         size_t n = collect(p, &last_seen);
         if (n) {
             int r = run_batch(p, err);
@@ -1227,11 +1602,20 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             log_stats(p, "progress");
             last_log = now_ms();
         }
+        if (p->reimport_wanted && !o->dry_run) { /* GAP_OVERFLOW: the whole org (R1.3, R8) */
+            p->reimport_wanted = false;
+            run_reimport(p, false, "GAP_OVERFLOW");
+        }
+        if (next_reimport && now_ms() >= next_reimport && !o->dry_run) {
+            run_reimport(p, false, "schedule");
+            next_reimport = now_ms() + o->reimport_interval_s * 1000L;
+        }
         if (o->stop_at_end && p->n_ends && reached_end(p)) {
             log_msg(LOG_INFO, "replay reached the end offsets seen at start", NULL);
             break;
         }
     }
+    atomic_store(&p->health->stopping, true);
     if (o->progress) fputc('\n', stderr);
     if (p->fatal) {
         perr_set(err, "%s", p->fatal_msg);
@@ -1239,7 +1623,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     rc = 0;
 out:
+    atomic_store(&p->health->stopping, true);
     if (p->eng) log_stats(p, "stopped");
     teardown(p);
+    ops_free(p);
     return rc;
 }

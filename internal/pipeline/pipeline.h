@@ -63,6 +63,19 @@ typedef struct pipeline_opts {
      * batch's commands are kept in Redis until the transaction is known to be committed */
     bool exactly_once;
     const char *transactional_id;
+    /* Salesforce (R1.3 gap events, R8 reimports); NULL: gaps are reported, not resolved */
+    struct sf_client *sf;
+    int reimport_interval_s; /* scheduled reimports (R8.2); 0: none */
+    /* operations (issue 9; internal/pipeline/ops.h); each may be NULL (replay leaves them so) */
+    struct metrics *metrics;        /* the registry /metrics renders; NULL: a private one */
+    struct pipeline_health *health; /* what /healthz and /readyz read; NULL: a private one */
+    /* the settings file behind cfg, reloaded between batches when *reload is set (SIGHUP) or the
+     * file changes; a file that does not load is refused and cfg stays in force */
+    const char *settings_path;
+    volatile sig_atomic_t *reload;
+    /* a POST /reimport taken by the main loop; NULL: the pipeline's own reimport runs */
+    void (*on_reimport)(void *ctx, bool dry_run);
+    void *reimport_ctx;
 } pipeline_opts;
 
 /* Counters shared with the metrics endpoint and the final log line. */
@@ -80,6 +93,8 @@ typedef struct pipeline_stats {
     uint64_t transactions;
     uint64_t transaction_aborts;
     uint64_t recovered_batches;
+    uint64_t gaps_resolved;
+    uint64_t reimports;
 } pipeline_stats;
 
 /* Runs until *stop is set (then finishes the batch, commits and leaves the group within the

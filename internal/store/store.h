@@ -12,8 +12,6 @@ void store_mem_free(store_mem *m);
 engine_store *store_mem_iface(store_mem *m);
 size_t store_mem_count(const store_mem *m);
 
-#endif
-
 /* ---- store_redis: the service's state in Redis (issue 6). Key layout under a prefix (see
  * README "State in Redis"). The engine works on an in-process cache that a batch fills with
  * store_redis_prefetch (one pipelined round trip) and writes back with store_redis_flush (one
@@ -62,3 +60,10 @@ const store_redis_stats *store_redis_get_stats(const store_redis *s);
 int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len,
                          perr *err);
 int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found, perr *err);
+
+/* Calls fn with the id of every user stored under the prefix (SCAN; a user written meanwhile may
+ * or may not be seen). fn returning -1 stops the scan. */
+int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
+                           perr *err);
+
+#endif

@@ -1696,3 +1696,62 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
     replies_free(s);
     return rc;
 }
+
+/* ---------------------------------------------------------------- scan */
+
+typedef struct scan_arg {
+    const char *cursor;
+} scan_arg;
+
+static size_t build_scan(store_redis *s, void *arg)
+{
+    scan_arg *a = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "SCAN");
+    cb_str(&s->cmd, a->cursor);
+    cb_str(&s->cmd, "MATCH");
+    cb_arg_begin(&s->cmd);
+    buf_append(&s->cmd.data, s->prefix, s->prefix_len);
+    buf_append(&s->cmd.data, "u:*", 3);
+    cb_arg_end(&s->cmd);
+    cb_str(&s->cmd, "COUNT");
+    cb_str(&s->cmd, "1000");
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
+                           perr *err)
+{
+    char cursor[32] = "0";
+    size_t skip = s->prefix_len + 2;
+    do {
+        scan_arg a = {.cursor = cursor};
+        if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return -1;
+        redisReply *r = s->rep[0];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            replies_free(s);
+            return perr_set(err, "Redis %s: SCAN: unexpected reply", s->where);
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        /* copy the keys out: fn may talk to Redis, which frees this reply */
+        size_t n = r->element[1]->elements;
+        char **ids = xcalloc(n ? n : 1, sizeof *ids);
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *k = r->element[1]->element[i];
+            ids[i] = k->type == REDIS_REPLY_STRING && k->len > skip
+                         ? xstrndup(k->str + skip, k->len - skip)
+                         : NULL;
+        }
+        replies_free(s);
+        int rc = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (ids[i] && rc == 0) rc = fn(ctx, ids[i]);
+            free(ids[i]);
+        }
+        free(ids);
+        if (rc < 0) return perr_set(err, "scan stopped by its caller");
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}

@@ -31,6 +31,12 @@ static char h_tmp[PATH_MAX];
 static bool h_atexit_done;
 static h_broker *h_brokers[64];
 static size_t h_n_brokers;
+/* h_proc_start_piped: the write end of each such child's stdin */
+static struct h_pipe {
+    h_proc *proc;
+    int fd;
+} h_pipes[64];
+static size_t h_n_pipes;
 
 static double h_now(void)
 {
@@ -258,7 +264,7 @@ static char **h_child_env(const char *const *env)
 
 /* In the child, between fork and exec: only async-signal-safe calls, then exec or _exit. */
 static void h_child(const char *path, const char *const *argv, char **envp, const char *out,
-                    const char *err, pid_t parent)
+                    const char *err, pid_t parent, int in_fd)
 {
     /* Dies with the test worker even if it crashes or is killed on a timeout. */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -271,7 +277,7 @@ static void h_child(const char *path, const char *const *argv, char **envp, cons
     signal(SIGINT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
     signal(SIGCHLD, SIG_DFL);
-    int in = open("/dev/null", O_RDONLY);
+    int in = in_fd >= 0 ? in_fd : open("/dev/null", O_RDONLY);
     int o = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     int e = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || o < 0 || e < 0) _exit(126);
@@ -285,7 +291,9 @@ static void h_child(const char *path, const char *const *argv, char **envp, cons
     _exit(127);
 }
 
-static h_proc *h_spawn(const char *const *argv, const char *const *env, const char *out_path)
+/* in_fd: the child's stdin (-1: /dev/null); the parent closes it after the fork. */
+static h_proc *h_spawn_in(const char *const *argv, const char *const *env, const char *out_path,
+                          int in_fd)
 {
     cr_assert(argv && argv[0], "h_proc_start: empty argv");
     cr_assert(h_n_procs < H_MAX_PROCS, "harness: too many processes in one test");
@@ -312,10 +320,16 @@ static h_proc *h_spawn(const char *const *argv, const char *const *env, const ch
     pid_t parent = getpid();
     pid_t pid = fork();
     cr_assert(pid >= 0, "fork: %s", strerror(errno));
-    if (pid == 0) h_child(path, argv, envp, p->out_path, p->err_path, parent);
+    if (pid == 0) h_child(path, argv, envp, p->out_path, p->err_path, parent, in_fd);
+    if (in_fd >= 0) close(in_fd);
     p->pid = pid;
     h_procs[h_n_procs++] = p;
     return p;
+}
+
+static h_proc *h_spawn(const char *const *argv, const char *const *env, const char *out_path)
+{
+    return h_spawn_in(argv, env, out_path, -1);
 }
 
 h_proc *h_proc_start(const char *const *argv, const char *const *env)
@@ -326,6 +340,54 @@ h_proc *h_proc_start(const char *const *argv, const char *const *env)
 h_proc *h_proc_start_to(const char *const *argv, const char *const *env, const char *out_path)
 {
     return h_spawn(argv, env, out_path);
+}
+
+h_proc *h_proc_start_piped(const char *const *argv, const char *const *env)
+{
+    cr_assert(h_n_pipes < sizeof h_pipes / sizeof h_pipes[0], "harness: too many piped processes");
+    /* A socket pair rather than pipe(2): send(MSG_NOSIGNAL) to a child that has gone fails with
+     * EPIPE instead of killing the test with SIGPIPE. Both ends close on exec; the child's end
+     * is dup2'ed onto its stdin, which clears that. */
+    int sv[2];
+    cr_assert(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0, "socketpair: %s",
+              strerror(errno));
+    shutdown(sv[0], SHUT_RD); /* the test only writes; the child only reads */
+    shutdown(sv[1], SHUT_WR);
+    h_proc *p = h_spawn_in(argv, env, NULL, sv[1]);
+    h_pipes[h_n_pipes++] = (struct h_pipe){.proc = p, .fd = sv[0]};
+    return p;
+}
+
+static struct h_pipe *h_pipe_of(const h_proc *p)
+{
+    for (size_t i = 0; i < h_n_pipes; i++)
+        if (h_pipes[i].proc == p) return &h_pipes[i];
+    return NULL;
+}
+
+bool h_proc_write_stdin(h_proc *p, const char *text)
+{
+    struct h_pipe *hp = h_pipe_of(p);
+    cr_assert_not_null(hp, "h_proc_write_stdin: %s was not started with h_proc_start_piped",
+                       p->name);
+    if (hp->fd < 0) return false;
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t w = send(hp->fd, text + done, len - done, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return false;
+        done += (size_t)w;
+    }
+    return true;
+}
+
+void h_proc_close_stdin(h_proc *p)
+{
+    struct h_pipe *hp = h_pipe_of(p);
+    if (hp && hp->fd >= 0) {
+        close(hp->fd);
+        hp->fd = -1;
+    }
 }
 
 int h_proc_wait(h_proc *p, double timeout_s)
@@ -530,12 +592,12 @@ h_broker *h_broker_start(int partitions, const char *topics)
     cr_assert(h_n_brokers < sizeof h_brokers / sizeof h_brokers[0]);
     h_brokers[h_n_brokers++] = b;
     b->proc = h_proc_start(argv, NULL);
-    if (!h_proc_wait_output(b->proc, false, "\n", 20)) {
+    if (!h_proc_wait_output(b->proc, false, "\n", 60)) {
         char *err = h_proc_stderr(b->proc);
         bool alive = h_proc_alive(b->proc);
         h_proc_stop(b->proc, 5);
         cr_assert_fail("dev-broker printed no address (%s): %s",
-                       alive ? "still running after 20 s" : "it exited", err);
+                       alive ? "still running after 60 s" : "it exited", err);
     }
     char *out = h_proc_stdout(b->proc);
     size_t len = strcspn(out, "\r\n");
@@ -545,6 +607,85 @@ h_broker *h_broker_start(int partitions, const char *topics)
     b->bootstrap[len] = '\0';
     free(out);
     return b;
+}
+
+h_broker *h_broker_start_control(int partitions, const char *topics, int brokers_count)
+{
+    char parts[16], nb[16];
+    snprintf(parts, sizeof parts, "%d", partitions);
+    snprintf(nb, sizeof nb, "%d", brokers_count > 0 ? brokers_count : 1);
+    const char *argv[12];
+    size_t n = 0;
+    argv[n++] = h_pv_binary();
+    argv[n++] = "dev-broker";
+    argv[n++] = "--control";
+    argv[n++] = "--brokers-count", argv[n++] = nb;
+    if (partitions > 0) argv[n++] = "--partitions", argv[n++] = parts;
+    if (topics && *topics) argv[n++] = "--topics", argv[n++] = topics;
+    argv[n] = NULL;
+    h_broker *b = calloc(1, sizeof *b);
+    cr_assert_not_null(b);
+    cr_assert(h_n_brokers < sizeof h_brokers / sizeof h_brokers[0]);
+    h_brokers[h_n_brokers++] = b;
+    b->proc = h_proc_start_piped(argv, NULL);
+    if (!h_proc_wait_output(b->proc, false, "\n", 60)) {
+        char *err = h_proc_stderr(b->proc);
+        bool alive = h_proc_alive(b->proc);
+        h_proc_stop(b->proc, 5);
+        cr_assert_fail("dev-broker --control printed no address (%s): %s",
+                       alive ? "still running after 60 s" : "it exited", err);
+    }
+    char *out = h_proc_stdout(b->proc);
+    size_t len = strcspn(out, "\r\n");
+    cr_assert(len > 0 && len < sizeof b->bootstrap, "dev-broker's first line is unusable: '%s'",
+              out);
+    memcpy(b->bootstrap, out, len);
+    b->bootstrap[len] = '\0';
+    free(out);
+    return b;
+}
+
+/* Line k (0-based) of text, malloc'd; NULL when there are not that many complete lines. */
+static char *h_line_at(const char *text, size_t k)
+{
+    const char *p = text;
+    for (size_t i = 0; i < k; i++) {
+        const char *nl = strchr(p, '\n');
+        if (!nl) return NULL;
+        p = nl + 1;
+    }
+    const char *nl = strchr(p, '\n');
+    if (!nl) return NULL;
+    size_t len = (size_t)(nl - p);
+    if (len && p[len - 1] == '\r') len--;
+    char *s = malloc(len + 1);
+    cr_assert_not_null(s);
+    memcpy(s, p, len);
+    s[len] = '\0';
+    return s;
+}
+
+char *h_broker_control(h_broker *b, const char *command)
+{
+    /* Answers come one line each, in order, after the address line: the answer to this
+     * command is the line after the last one there now. */
+    char *before = h_proc_stdout(b->proc);
+    size_t lines = 0;
+    for (const char *c = before; *c; c++)
+        if (*c == '\n') lines++;
+    free(before);
+    char line[1024];
+    snprintf(line, sizeof line, "%s\n", command);
+    if (!h_proc_write_stdin(b->proc, line)) return NULL;
+    double until = h_now() + 10;
+    for (;;) {
+        char *out = h_proc_stdout(b->proc);
+        char *answer = h_line_at(out, lines);
+        free(out);
+        if (answer) return answer;
+        if (!h_proc_alive(b->proc) || h_now() >= until) return NULL;
+        h_sleep(0.01);
+    }
 }
 
 int h_broker_stop(h_broker *b) { return h_proc_stop(b->proc, 10); }
@@ -622,6 +763,9 @@ void h_teardown(void)
         free(p);
     }
     h_n_procs = 0;
+    for (size_t i = 0; i < h_n_pipes; i++)
+        if (h_pipes[i].fd >= 0) close(h_pipes[i].fd);
+    h_n_pipes = 0;
     for (size_t i = 0; i < h_n_brokers; i++)
         free(h_brokers[i]);
     h_n_brokers = 0;

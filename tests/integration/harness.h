@@ -48,6 +48,14 @@ typedef struct h_proc {
 h_proc *h_proc_start(const char *const *argv, const char *const *env);
 /* The same with stdout written to out_path instead of a file of the harness's choosing. */
 h_proc *h_proc_start_to(const char *const *argv, const char *const *env, const char *out_path);
+/* The same with a pipe on its stdin instead of /dev/null (a Unix socket pair, so that writing to
+ * a process that has ended fails instead of raising SIGPIPE in the test). */
+h_proc *h_proc_start_piped(const char *const *argv, const char *const *env);
+/* Writes text to the stdin of a process from h_proc_start_piped (fails the test for any other);
+ * false when it cannot be written (the process has ended or closed its stdin). */
+bool h_proc_write_stdin(h_proc *p, const char *text);
+/* Closes the process's stdin: it reads end of file. */
+void h_proc_close_stdin(h_proc *p);
 /* Waits up to timeout_s for the process to end: its exit code, 128 + signal, or -1 on timeout
  * (the process is left running). */
 int h_proc_wait(h_proc *p, double timeout_s);
@@ -95,6 +103,14 @@ typedef struct h_broker {
 
 /* `provisioner dev-broker --partitions N [--topics topics]` (partitions <= 0: its default). */
 h_broker *h_broker_start(int partitions, const char *topics);
+/* `provisioner dev-broker --control --brokers-count N ...` with a pipe on its stdin, for fault
+ * injection (brokers_count <= 0: one). bootstrap lists every broker. */
+h_broker *h_broker_start_control(int partitions, const char *topics, int brokers_count);
+/* Sends one control command (kafka.h, kafka_mock_control: "error Produce
+ * NOT_LEADER_FOR_PARTITION 5", "down 1", "leader out 0 2", "rtt 1 200", ...) to a broker from
+ * h_broker_start_control and waits up to 10 s for its answer: "ok" or "error <why>" (malloc'd),
+ * NULL when none came. */
+char *h_broker_control(h_broker *b, const char *command);
 /* SIGTERM; its exit status (0 when it stopped cleanly). */
 int h_broker_stop(h_broker *b);
 

@@ -363,3 +363,40 @@ Test(engine, r9_1_command_ids_are_stable_and_unique)
     }
     cr_assert_str_neq(str_at(&a, 0, "command_id"), str_at(&a, 1, "command_id"));
 }
+
+static const char *GUARDED = "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Everyone\n"
+                             "guards:\n  max_deactivations: 1\n  window_seconds: 60\n";
+
+Test(engine, r8_3_event_window_guard_holds_the_second_deactivation)
+{
+    run r = simulate(GUARDED, HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))
+                                  HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))
+                                      HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                          HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false"));
+    cr_assert_eq(json_array_size(r.cmds), 3, "the second deactivation in the window waits");
+    cr_assert_str_eq(type_at(&r, 2), "DEACTIVATE_USER");
+    cr_assert_eq(r.stats.held_deactivations, 1);
+}
+
+Test(engine, r8_3_event_window_guard_lets_deactivations_through_after_the_window)
+{
+    run r = simulate(GUARDED, HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))
+                                  HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))
+                                      HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                          HDR("\"005B\"", "UPDATE", 90000, ",\"IsActive\":false"));
+    cr_assert_eq(json_array_size(r.cmds), 4, "61 s later the window is empty again");
+    cr_assert_eq(r.stats.held_deactivations, 0);
+}
+
+Test(engine, r8_3_held_user_is_deactivated_by_its_next_event_when_the_window_allows)
+{
+    run r = simulate(GUARDED, HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))
+                                  HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))
+                                      HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                          HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false")
+                                              HDR("\"005B\"", "UPDATE", 90000, ",\"Title\":\"x\""));
+    cr_assert_eq(json_array_size(r.cmds), 4);
+    cr_assert_str_eq(type_at(&r, 3), "DEACTIVATE_USER");
+    cr_assert_str_eq(str_at(&r, 3, "sf_user_id"), "005B");
+}

@@ -1,0 +1,117 @@
+/* ops: what the pipeline shares with the operations listener (issue 9): the health state that
+ * /healthz and /readyz read, the POST /reimport request, and the pipeline's metric families. The
+ * main loop writes; the HTTP thread reads: every shared field is atomic, and nothing here blocks.
+ */
+#ifndef PROVISIONER_PIPELINE_OPS_H
+#define PROVISIONER_PIPELINE_OPS_H
+
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "engine/engine.h"
+#include "metrics/metrics.h"
+#include "pipeline.h"
+#include "store/store.h"
+#include "util/util.h"
+
+typedef struct pipeline_health {
+    _Atomic int64_t heartbeat_ms; /* pipeline_mono_ms() of the main loop's last turn */
+    atomic_bool joined;           /* an assignment came, maybe of no partition (an extra replica
+                                     is a member all the same, and must count as Ready) */
+    atomic_bool redis_ok;         /* the last Redis step (or idle ping) succeeded */
+    atomic_bool brokers_down;     /* "all brokers down" or a transport error, until a broker
+                                     answers again */
+    atomic_bool settings_loaded;
+    atomic_bool stopping;         /* leaving the group: not ready for new traffic */
+    atomic_int reimport;          /* 0: none queued; 1: a reimport; 2: a dry-run reimport */
+    atomic_bool reimport_running; /* for the reimport hook to set while it works */
+    int64_t stale_after_ms;       /* alive while the heartbeat is younger than this (60 s) */
+} pipeline_health;
+
+void pipeline_health_init(pipeline_health *h);
+int64_t pipeline_mono_ms(void);
+double pipeline_mono_s(void); /* for latencies: sub-millisecond */
+void pipeline_health_beat(pipeline_health *h);
+/* /healthz: the main loop turned within stale_after_ms. */
+bool pipeline_health_alive(pipeline_health *h);
+/* /readyz: joined, Redis and brokers reachable, settings loaded, not stopping; otherwise one line
+ * per reason in why. */
+bool pipeline_health_ready(pipeline_health *h, buf *why);
+/* POST /reimport: queues one; false when one is queued or running. */
+bool pipeline_request_reimport(pipeline_health *h, bool dry_run);
+/* The main loop takes the queued request: 0 none, 1 reimport, 2 dry-run reimport. */
+int pipeline_take_reimport(pipeline_health *h);
+
+/* ---- settings file watching. Kubernetes updates a mounted ConfigMap by swapping the symlink
+ * ..data in its directory: stat() of the path follows it to a new inode; an editor writing in
+ * place changes size or mtime. Either makes the next check read the file, and a reload follows
+ * only when the content differs from what was last loaded (or refused). */
+typedef struct settings_sig {
+    bool file_ok, dir_ok, content_ok;
+    dev_t dev, dir_dev;
+    ino_t ino, dir_ino;
+    off_t size;
+    struct timespec mtime, dir_mtime;
+    uint64_t content; /* hash of the bytes */
+} settings_sig;
+
+/* Reads the signature of path (and its directory), the content hash included. */
+void settings_sig_read(const char *path, settings_sig *s);
+/* True when path no longer matches seen: stat first, then the content if stat moved. now is
+ * filled with what was read. */
+bool settings_sig_changed(const char *path, const settings_sig *seen, settings_sig *now);
+
+/* ---- the pipeline's metric families: registered at once, so every name is on /metrics (at 0)
+ * from the start and rate() has a first sample. */
+typedef struct lag_series {
+    int32_t partition;
+    metric *m;
+    int64_t committed; /* fallback position until something is consumed; INVALID: not read yet */
+    bool seen;
+} lag_series;
+
+typedef struct pipeline_metrics {
+    metrics *reg;
+    metric *events[CHANGE__COUNT];
+    metric *messages;
+    metric *skipped_duplicate, *skipped_stale, *skipped_not_user;
+    metric *commands[CMD__COUNT];
+    metric *decisions[REASON__COUNT]; /* [REASON_NONE]: reason="in_scope" */
+    metric *gaps_unresolved, *overflows, *cycles_refused;
+    metric *decode_errors, *dead_lettered, *dropped_on_revoke;
+    metric *batch_size, *end_to_end, *redis_prefetch, *redis_flush, *produce;
+    metric *redis_round_trips, *redis_misses, *users_written, *redis_retries;
+    metric *rebalances, *produce_failures, *transactions, *transaction_aborts;
+    metric *assigned, *held_deactivations, *sf_used, *sf_max;
+    metric *reload_ok, *reload_error, *reload_failing;
+    metric *reimports;
+    lag_series *lag;
+    size_t n_lag;
+    int64_t lag_epoch;
+    /* the counters already published: the sources count up from their start, metrics add the
+     * difference (an engine replaced by a settings reload starts again from zero) */
+    engine_stats eng_seen;
+    store_redis_stats store_seen;
+    pipeline_stats pipe_seen;
+} pipeline_metrics;
+
+void pipeline_metrics_init(pipeline_metrics *pm, metrics *reg);
+void pipeline_metrics_free(pipeline_metrics *pm);
+/* Adds what the counters gained since the last call. Any argument may be NULL. */
+void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
+                              const store_redis_stats *ss, const pipeline_stats *ps);
+/* The engine was replaced: its successor counts from zero. */
+void pipeline_metrics_engine_replaced(pipeline_metrics *pm);
+/* Consumer lag per assigned partition, from the consumer's position and the high watermarks of
+ * its last fetch responses (cached: no request), and the assigned partition count. A partition
+ * with no position yet (nothing consumed since assignment) falls back to its committed offset,
+ * asked once per assignment (assignment_epoch changes with each rebalance). Series of partitions
+ * no longer assigned are removed. */
+void pipeline_metrics_lag(pipeline_metrics *pm, rd_kafka_t *consumer, int64_t assignment_epoch);
+
+#endif

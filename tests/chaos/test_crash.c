@@ -1,0 +1,375 @@
+/* The crash suite (issue 7; R9.1, R9.2, R1.4): a stream of 20,000 events over 1,000 users
+ * (examples/gen_events.py: creates with reports before their managers, title/phone/department
+ * updates, manager changes, deactivations and reactivations, multi-record events, non-User events
+ * and redelivered duplicates) goes through the real binary three times, each against a reference:
+ *
+ *   - the service is SIGKILLed at 20 random moments and restarted each time;
+ *   - redis-server (append-only file, appendfsync always) is SIGKILLed 5 to 10 times under a
+ *     running service and restarted on the same port and dir;
+ *   - the dev broker (3 brokers) injects request errors, slow answers, partition leader changes
+ *     and brokers going down and up under a running service;
+ *
+ * and afterwards the set of command ids on the output topic equals the reference's, every id's
+ * payload equals the reference's (`source` aside, `why` included; every duplicate of an id
+ * too), the group's committed offset is at the end of the input, and the Redis state under the
+ * run's prefix equals the reference's key by key (u:* status and blob byte for byte, w:* sets,
+ * company). The service gets no help: in the Redis and broker tests it is never restarted and
+ * must reach the end by itself.
+ *
+ * THE REFERENCE, AND WHY THE INPUT HAS ONE PARTITION. The reference is an uninterrupted run of
+ * the same binary on the same topic (its own group, Redis prefix and output topic), not
+ * `simulate`. Equality with it is only meaningful if an uninterrupted run is deterministic. With
+ * several input partitions consumed by one instance it is not: how partitions interleave inside a
+ * batch depends on fetch timing, and the hierarchy rules make the commands depend on the
+ * cross-user order (a report created before its manager waits and gets a SET_MANAGER later, one
+ * created after gets its manager in CREATE_USER; R6.3, R6.6 notifications likewise). Two correct
+ * runs could then differ in ids and payloads, and an exact comparison would fail for no fault of
+ * the service. So the input topic has ONE partition: Kafka keeps a total order per partition, every
+ * run decides the same events in the same order, and exact equality must hold, crashes or not.
+ * It fits the dev broker's cap (~5 MiB per partition): 20,000 generated events average ~160 bytes
+ * as Avro (measured: 3.07 MB of values for 19,406 User events, plus keys and record overhead,
+ * ~3.6 MB), and the test checks the partition's low watermark is still 0 after producing and at
+ * the end (nothing dropped). The OUTPUT topics have 8 partitions (commands are JSON of ~600
+ * bytes: ~9,600 of them, plus the duplicates a crash causes, would overflow one partition), which
+ * is harmless: commands are compared as a set keyed by command_id. The order-independent
+ * properties of several input partitions and instances are tested in
+ * tests/integration/test_pipeline.c (two_instances_share_partitions_and_links_end_right).
+ * As a check on the reference itself, it must equal `simulate` on the same file (one partition
+ * keeps the file's order) and hold no duplicate command.
+ *
+ * Every random choice comes from one seed, printed at the start ($PV_CHAOS_SEED overrides it);
+ * each kill and fault is printed to stderr with its delay and the committed offset at that
+ * moment, so a failure can be replayed. PV_KEEP_TMP=1 keeps the processes' logs.
+ *
+ * Not testable on the mock broker (librdkafka 2.0.2's rdkafka_mock), so not here: transactional
+ * offsets (TxnOffsetCommit is accepted and not stored), transaction markers (read_committed sees
+ * aborted messages), timestamp look-ups (offsets_for_times answers "none"), real replication and
+ * ISR behaviour on a leader change (the mock only moves the leader pointer; no data is lost or
+ * truncated, unlike an unclean election on a real cluster). */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "verify.h"
+
+TestSuite(chaos, .fini = h_teardown, .timeout = 1500);
+
+#define USERS 1000
+#define EVENTS 20000
+#define GEN_SEED 20261125
+#define TOPICS "in:1,ref:8,out:8"
+
+typedef struct chaos {
+    const char *name;
+    double t0;
+    h_broker *b;
+    int redis_port;
+    char redis_url[64];
+    const char *events;
+    const char *settings;
+    json_t *ref_cmds;
+    json_t *ref_state;
+    v_rng rng;
+    v_offsets *offs; /* the committed offsets of group "crash" */
+} chaos;
+
+static void say(const chaos *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const chaos *c, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "[%s +%6.1fs] %s\n", c->name, v_now() - c->t0, line);
+}
+
+/* `provisioner run` on topic in, into output topic out under Redis prefix prefix. */
+static h_proc *start_service(const chaos *c, const char *group, const char *prefix,
+                             const char *out, const char *const *extra)
+{
+    const char *argv[48] = {h_pv_binary(), "run",          "--brokers",   c->b->bootstrap,
+                            "--redis",     c->redis_url,   "--input-topic", "in",
+                            "--output-topic", out,         "--group",     group,
+                            "--redis-prefix", prefix,      "--settings",  c->settings,
+                            "--batch-linger-ms", "5"};
+    size_t n = 18;
+    for (size_t i = 0; extra && extra[i] && n < 46; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+    const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
+    return h_proc_start(argv, env);
+}
+
+/* Group "crash"'s committed offset on the input: -1 none yet, -2 no answer within 2 s. */
+static int64_t committed(const chaos *c)
+{
+    return v_offsets_get(c->offs, "in", 0, 2000);
+}
+
+/* Events on the topic, then the uninterrupted reference run: group "ref", prefix "ref:",
+ * output topic "ref". */
+static void prepare(chaos *c, const char *name, h_broker *b, int redis_port, const char *url,
+                    uint64_t seed)
+{
+    c->name = name;
+    c->t0 = v_now();
+    c->b = b;
+    c->redis_port = redis_port;
+    snprintf(c->redis_url, sizeof c->redis_url, "%s", url);
+    v_rng_seed(&c->rng, seed);
+    c->settings = h_source_path("examples/settings.yaml");
+    c->events = v_gen_events(USERS, EVENTS, GEN_SEED);
+    cr_assert_eq(h_count_lines(c->events), EVENTS);
+    cr_assert_eq(h_produce(b->bootstrap, "in", c->events), 0, "produce-events failed");
+    int64_t lo[4] = {0}, hi[4] = {0};
+    cr_assert_eq(v_watermarks(b->bootstrap, "in", lo, hi, 4), 1, "the input has one partition");
+    cr_assert(lo[0] == 0 && hi[0] == EVENTS,
+              "input partition holds [%lld, %lld): the dev broker's size cap dropped events",
+              (long long)lo[0], (long long)hi[0]);
+    say(c, "%d events over %d users on in [0]", EVENTS, USERS);
+
+    const char *extra[] = {"--exit-when-idle", "3", "-X", "session.timeout.ms=6000", NULL};
+    h_proc *ref = start_service(c, "ref", "ref:", "ref", extra);
+    cr_assert_eq(h_proc_wait(ref, 300), 0, "the reference run failed: %s", h_proc_stderr(ref));
+    cr_assert_eq(v_committed(b->bootstrap, "ref", "in", 0), EVENTS,
+                 "the reference run did not reach the end");
+    c->ref_cmds = v_read_topic(b->bootstrap, "ref");
+    c->ref_state = v_redis_state(redis_port, "ref:");
+    json_t *ids = v_by_id(c->ref_cmds, "the reference run");
+    cr_assert_eq(json_object_size(ids), json_array_size(c->ref_cmds),
+                 "the uninterrupted reference run produced duplicates (%zu messages, %zu ids)",
+                 json_array_size(c->ref_cmds), json_object_size(ids));
+    json_decref(ids);
+    json_t *sim = v_simulate(c->settings, c->events);
+    v_same_commands(c->ref_cmds, sim, "reference run vs simulate");
+    json_decref(sim);
+    say(c, "reference: %zu commands, %zu Redis keys", json_array_size(c->ref_cmds),
+        json_object_size(c->ref_state));
+    c->offs = v_offsets_open(b->bootstrap, "crash");
+}
+
+/* What every test asserts at the end. */
+static void check_outcome(chaos *c, const char *group, const char *prefix, const char *topic)
+{
+    cr_assert_eq(v_committed(c->b->bootstrap, group, "in", 0), EVENTS,
+                 "group %s did not commit the end of the input", group);
+    v_offsets_close(c->offs);
+    c->offs = NULL;
+    int64_t lo[4] = {0}, hi[4] = {0};
+    v_watermarks(c->b->bootstrap, "in", lo, hi, 4);
+    cr_assert(lo[0] == 0 && hi[0] == EVENTS, "the input changed under the test");
+    json_t *got = v_read_topic(c->b->bootstrap, topic);
+    v_same_commands(got, c->ref_cmds, c->name);
+    json_t *ids = v_by_id(got, c->name);
+    say(c, "output: %zu messages, %zu distinct command ids (%zu redelivered duplicates), equal to "
+           "the reference",
+        json_array_size(got), json_object_size(ids),
+        json_array_size(got) - json_object_size(ids));
+    json_decref(ids);
+    json_decref(got);
+    json_t *state = v_redis_state(c->redis_port, prefix);
+    v_same_state(state, c->ref_state, c->name);
+    json_decref(state);
+    json_decref(c->ref_cmds);
+    json_decref(c->ref_state);
+}
+
+/* ------------------------------------------------------------------ SIGKILL the service */
+
+#define KILLS 20
+
+Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, TOPICS);
+    chaos c;
+    prepare(&c, "kill-service", b, r.port, r.url, v_seed(7001, "kill-service"));
+
+    /* Batch sizes vary per restart so the kills land at different places of a batch: while
+     * polling, deciding, producing, waiting for acks, writing Redis, committing. A short session
+     * timeout lets a restarted member take the partition over from its killed predecessor
+     * sooner: the mock waits session.timeout.ms - 1 s for the dead member to rejoin. It must stay
+     * above 3 s, the mock's delay for the first join of an empty group, or the joining member's
+     * session expires while it waits and it never gets in. */
+    static const char *const sizes[] = {"50", "100", "200", "500"};
+    for (int k = 1; k <= KILLS; k++) {
+        const char *size = sizes[(int)v_rng_range(&c.rng, 0, 3.999)];
+        const char *extra[] = {"--batch-size",  size, "-X", "session.timeout.ms=4000", "-X",
+                               "heartbeat.interval.ms=500", NULL};
+        /* When to kill: 15% during start-up (before or while joining the group), 20% soon after
+         * the partition is assigned (the first batches, redelivered ones among them), 65% in full
+         * flow: once the committed offset passes a target drawn in the k-th twentieth of the
+         * stream (so the kills spread over all of it whatever the speed), plus up to 150 ms to
+         * land inside a later batch. Every draw is made whatever the branch, so the sequence
+         * depends on the seed alone. */
+        double mode = v_rng_range(&c.rng, 0, 1);
+        double d_start = v_rng_range(&c.rng, 0.0, 0.5), d_assigned = v_rng_range(&c.rng, 0.0, 0.4),
+               d_flow = v_rng_range(&c.rng, 0.0, 0.15);
+        int64_t target = (int64_t)v_rng_range(&c.rng, (double)(k - 1) * EVENTS / KILLS,
+                                              (double)k * EVENTS / KILLS);
+        double delay = mode < 0.15 ? d_start : mode < 0.35 ? d_assigned : d_flow;
+        char when[96];
+        int64_t before = committed(&c);
+        if (mode < 0.15)
+            snprintf(when, sizeof when, "start");
+        else if (mode < 0.35)
+            snprintf(when, sizeof when, "its partition was assigned");
+        else
+            snprintf(when, sizeof when, "the committed offset passed %lld",
+                     (long long)(target > before ? target : before + 1));
+        h_proc *p = start_service(&c, "crash", "crash:", "out", extra);
+        if (mode >= 0.15)
+            cr_assert(h_proc_wait_output(p, true, "partitions assigned", 60),
+                      "run %d got no partition within 60 s: %s", k, h_proc_stderr(p));
+        if (mode >= 0.35 && before < EVENTS) {
+            int64_t need = target > before ? target : before + 1;
+            double until = v_now() + 60;
+            while (committed(&c) < need && v_now() < until && h_proc_alive(p))
+                v_sleep(0.01);
+        }
+        v_sleep(delay);
+        cr_assert(h_proc_alive(p), "run %d ended by itself before its kill (status %d): %s", k,
+                  p->status, h_proc_stderr(p));
+        h_proc_signal(p, SIGKILL);
+        h_proc_wait(p, 10);
+        say(&c, "kill %2d/%d: SIGKILL %.3f s after %s (batch size %s); committed offset %lld -> "
+                "%lld of %d",
+            k, KILLS, delay, when, size, (long long)before, (long long)committed(&c), EVENTS);
+    }
+    const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", "-X",
+                          "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500", NULL};
+    h_proc *p = start_service(&c, "crash", "crash:", "out", last);
+    cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
+                 h_proc_stderr(p));
+    say(&c, "last run finished; comparing with the reference");
+    check_outcome(&c, "crash", "crash:", "out");
+}
+
+/* ------------------------------------------------------------------ SIGKILL Redis */
+
+Test(chaos, redis_sigkilled_under_the_service_loses_and_changes_nothing)
+{
+    v_redis r = {0};
+    v_redis_aof_start(&r);
+    h_broker *b = h_broker_start(1, TOPICS);
+    chaos c;
+    prepare(&c, "kill-redis", b, r.port, r.url, v_seed(7002, "kill-redis"));
+
+    const char *extra[] = {"--batch-size", "100", "-X", "session.timeout.ms=6000", NULL};
+    h_proc *svc = start_service(&c, "crash", "crash:", "out", extra);
+    cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
+              "the service got no partition: %s", h_proc_stderr(svc));
+    int kills = (int)v_rng_range(&c.rng, 5, 10.999);
+    for (int k = 1; k <= kills; k++) {
+        double delay = v_rng_range(&c.rng, 0.2, 1.2), down = v_rng_range(&c.rng, 0.1, 2.0);
+        v_sleep(delay);
+        v_redis_aof_kill(&r);
+        int64_t at = committed(&c);
+        v_sleep(down);
+        cr_assert(h_proc_alive(svc), "the service died while Redis was down (kill %d): %s", k,
+                  h_proc_stderr(svc));
+        v_redis_aof_start(&r);
+        say(&c, "kill %2d/%d: redis-server SIGKILLed %.3f s after the last event, down %.3f s; "
+                "committed offset %lld of %d",
+            k, kills, delay, down, (long long)at, EVENTS);
+    }
+    cr_assert(v_wait_committed_to_end(b->bootstrap, "crash", "in", 240),
+              "the service did not reach the end of the input by itself (committed %lld of %d): "
+              "%s",
+              (long long)committed(&c), EVENTS, h_proc_stderr(svc));
+    cr_assert(h_proc_alive(svc), "the service ended: %s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "no clean stop on SIGTERM: %s", h_proc_stderr(svc));
+    say(&c, "service caught up and stopped; comparing with the reference");
+    check_outcome(&c, "crash", "crash:", "out");
+}
+
+/* ------------------------------------------------------------------ broker faults */
+
+static void ctl(chaos *c, const char *command)
+{
+    char *answer = h_broker_control(c->b, command);
+    cr_assert_not_null(answer, "the dev broker did not answer '%s'", command);
+    cr_assert_str_eq(answer, "ok", "the dev broker refused '%s': %s", command, answer);
+    free(answer);
+}
+
+/* Injects one fault; the committed offset is shown unless asking could block (a broker is
+ * down: the coordinator may be on it). */
+static void fault(chaos *c, const char *command, h_proc *svc, bool show_offset)
+{
+    ctl(c, command);
+    if (show_offset)
+        say(c, "fault: %-45s committed offset %lld of %d", command, (long long)committed(c),
+            EVENTS);
+    else
+        say(c, "fault: %s", command);
+    cr_assert(h_proc_alive(svc), "the service died after '%s': %s", command, h_proc_stderr(svc));
+}
+
+Test(chaos, broker_errors_and_outages_are_survived_without_help)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start_control(1, TOPICS, 3);
+    chaos c;
+    prepare(&c, "broker-faults", b, r.port, r.url, v_seed(7003, "broker-faults"));
+
+    const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", NULL};
+    h_proc *svc = start_service(&c, "crash", "crash:", "out", extra);
+    cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
+              "the service got no partition: %s", h_proc_stderr(svc));
+    /* Slow answers first, so the stream lasts while the rest is injected. */
+    ctl(&c, "rtt 1 40");
+    ctl(&c, "rtt 2 40");
+    ctl(&c, "rtt 3 40");
+    static const char *const faults[] = {
+        "error Produce NOT_LEADER_FOR_PARTITION 5", /* retriable: metadata refresh, resend */
+        "error Fetch NOT_LEADER_FOR_PARTITION 3",
+        "error Produce REQUEST_TIMED_OUT 3",
+        "error Fetch REQUEST_TIMED_OUT 3",
+        "error OffsetCommit REQUEST_TIMED_OUT 2", /* a commit that fails: redelivery is stale */
+        "error Produce NOT_ENOUGH_REPLICAS 4",
+        "leader out 0 2", /* the output's leaders move mid-stream */
+        "leader out 5 3",
+        "error Heartbeat REBALANCE_IN_PROGRESS 1", /* the member rejoins: revoke, assign */
+        "leader in 0 2", /* the input's leader moves */
+        "error Fetch UNKNOWN_TOPIC_OR_PART 2",
+        "error Produce MSG_SIZE_TOO_LARGE 1", /* permanent: not delivered, batch read again */
+        "leader out 1 1",
+    };
+    size_t nf = sizeof faults / sizeof faults[0];
+    for (size_t i = 0; i < nf; i++) {
+        fault(&c, faults[i], svc, true);
+        v_sleep(v_rng_range(&c.rng, 0.2, 0.7));
+    }
+    /* every broker down for a second in turn, the input's leader first */
+    static const char *const ids[] = {"2", "1", "3"};
+    for (int i = 0; i < 3; i++) {
+        char down[32], up[32];
+        snprintf(down, sizeof down, "down %s", ids[i]);
+        snprintf(up, sizeof up, "up %s", ids[i]);
+        double for_s = v_rng_range(&c.rng, 0.8, 1.5);
+        fault(&c, down, svc, false);
+        v_sleep(for_s);
+        fault(&c, up, svc, true);
+        v_sleep(v_rng_range(&c.rng, 0.3, 0.8));
+    }
+    ctl(&c, "rtt 1 0");
+    ctl(&c, "rtt 2 0");
+    ctl(&c, "rtt 3 0");
+    cr_assert(v_wait_committed_to_end(b->bootstrap, "crash", "in", 240),
+              "the service did not reach the end of the input by itself (committed %lld of %d): "
+              "%s",
+              (long long)committed(&c), EVENTS, h_proc_stderr(svc));
+    cr_assert(h_proc_alive(svc), "the service ended: %s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "no clean stop on SIGTERM: %s", h_proc_stderr(svc));
+    say(&c, "service caught up and stopped; comparing with the reference");
+    check_outcome(&c, "crash", "crash:", "out");
+}

@@ -1,0 +1,467 @@
+/* Operations (issue 9) against the real service: `provisioner run --http-port` with Redis and the
+ * dev broker. /healthz and /readyz over HTTP, /metrics names moving as events flow, the reimport
+ * token refused when wrong, and the settings reloaded on SIGHUP (good and bad files) and when the
+ * file is edited in place. */
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+TestSuite(ops, .fini = h_teardown, .timeout = 300);
+
+/* ---------------------------------------------------------------- HTTP */
+
+typedef struct reply {
+    long status; /* 0: no answer */
+    char *body;
+    size_t len;
+} reply;
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+    reply *r = ud;
+    r->body = realloc(r->body, r->len + size * n + 1);
+    memcpy(r->body + r->len, p, size * n);
+    r->len += size * n;
+    r->body[r->len] = '\0';
+    return size * n;
+}
+
+static reply http(int port, const char *method, const char *path, const char *auth)
+{
+    reply r = {0, strdup(""), 0};
+    char url[256], hdr[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    struct curl_slist *h = NULL;
+    if (auth) {
+        snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
+        h = curl_slist_append(h, hdr);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
+    if (strcmp(method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+    }
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return r;
+}
+
+static long status_of(int port, const char *path)
+{
+    reply r = http(port, "GET", path, NULL);
+    free(r.body);
+    return r.status;
+}
+
+/* Polls until path answers want, up to timeout_s. */
+static bool wait_status(int port, const char *path, long want, double timeout_s)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        if (status_of(port, path) == want) return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* A sample's value from the exposition text: `series` is the name with its labels as rendered
+ * (`name` or `name{k="v"}`); with sum_family, a bare family name sums every series of it. -1 when
+ * absent. */
+static double sample(const char *text, const char *series, bool sum_family)
+{
+    size_t n = strlen(series);
+    double total = -1;
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (*line == '#' || strncmp(line, series, n) != 0) continue;
+        const char *rest = line + n;
+        if (*rest == ' ' || (sum_family && *rest == '{')) {
+            const char *v = strchr(rest, ' ');
+            if (!v) continue;
+            total = (total < 0 ? 0 : total) + strtod(v + 1, NULL);
+            if (!sum_family) break;
+        }
+    }
+    return total;
+}
+
+static double metric_now(int port, const char *series, bool sum_family)
+{
+    reply r = http(port, "GET", "/metrics", NULL);
+    double v = r.status == 200 ? sample(r.body, series, sum_family) : -1;
+    free(r.body);
+    return v;
+}
+
+static bool wait_metric(int port, const char *series, bool sum_family, double want,
+                        double timeout_s, double *last)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        *last = metric_now(port, series, sum_family);
+        if (*last == want) return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* For the reload counters: the 2 s file check may see a change before the SIGHUP that follows it
+ * is handled, and the SIGHUP then reloads once more. */
+static bool wait_metric_at_least(int port, const char *series, double want, double timeout_s,
+                                 double *last)
+{
+    for (int i = 0; i < timeout_s * 10; i++) {
+        *last = metric_now(port, series, false);
+        if (*last >= want) return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* ---------------------------------------------------------------- the service */
+
+static h_proc *start_service(const char *brokers, const h_redis *r, const char *settings, int port,
+                             const char *token_file)
+{
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *argv[40] = {h_pv_binary(),
+                            "run",
+                            "--brokers",
+                            brokers,
+                            "--redis",
+                            r->url,
+                            "--input-topic",
+                            "in",
+                            "--output-topic",
+                            "out",
+                            "--group",
+                            "g",
+                            "--settings",
+                            settings,
+                            "--batch-linger-ms",
+                            "5",
+                            "--http-port",
+                            p,
+                            "--http-bind",
+                            "127.0.0.1",
+                            "-X",
+                            "session.timeout.ms=6000"};
+    size_t n = 22;
+    if (token_file) {
+        argv[n++] = "--reimport-token-file";
+        argv[n++] = token_file;
+    }
+    argv[n] = NULL;
+    const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
+    return h_proc_start(argv, env);
+}
+
+static json_t *load_lines(const char *path)
+{
+    json_t *arr = json_array();
+    char *text = h_read_file(path);
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        json_error_t je;
+        json_t *j = json_loads(line, 0, &je);
+        cr_assert_not_null(j, "%s: not JSON: %s", path, line);
+        json_object_del(j, "source"); /* where the event came from differs by design */
+        json_array_append_new(arr, j);
+    }
+    free(text);
+    return arr;
+}
+
+static json_t *simulate(const char *settings, const char *events)
+{
+    const char *out = h_path("simulate.out");
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
+                          "--events",    events,     NULL};
+    h_proc *p = h_proc_start_to(argv, NULL, out);
+    cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
+    return load_lines(out);
+}
+
+static size_t count_type(json_t *cmds, const char *type)
+{
+    size_t n = 0, i;
+    json_t *c;
+    json_array_foreach(cmds, i, c)
+    {
+        if (strcmp(json_string_value(json_object_get(c, "type")), type) == 0) n++;
+    }
+    return n;
+}
+
+/* Replaces the first `from` in text by `to` (malloc'd); the test fails if from is absent. */
+static char *replace(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    cr_assert_not_null(at, "'%s' not in the settings", from);
+    size_t n = strlen(text) - strlen(from) + strlen(to) + 1;
+    char *out = malloc(n);
+    snprintf(out, n, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    return out;
+}
+
+/* The names /metrics must carry from the start (issue 9; deploy/OPERATIONS.md). */
+static const char *const families[] = {
+    "provisioner_events_consumed_total",
+    "provisioner_events_skipped_total",
+    "provisioner_commands_produced_total",
+    "provisioner_decisions_total",
+    "provisioner_decode_errors_total",
+    "provisioner_dead_lettered_total",
+    "provisioner_batch_size",
+    "provisioner_end_to_end_latency_seconds",
+    "provisioner_redis_latency_seconds",
+    "provisioner_produce_latency_seconds",
+    "provisioner_consumer_lag",
+    "provisioner_held_deactivations",
+    "provisioner_salesforce_api_used",
+    "provisioner_salesforce_api_max",
+    "provisioner_settings_reloads_total",
+    "provisioner_redis_round_trips_total",
+    "provisioner_messages_consumed_total",
+    "provisioner_assigned_partitions",
+    "provisioner_settings_reload_failing",
+    "provisioner_rebalances_total",
+};
+
+/* ---------------------------------------------------------------- tests */
+
+Test(ops, probes_metrics_and_the_reimport_token_over_http)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out,in.dlq");
+    const char *settings = h_source_path("examples/settings.yaml");
+    const char *events = h_source_path("examples/events.jsonl");
+    const char *token = h_path("token");
+    h_write_file(token, "s3cret-token\n");
+    int port = h_free_port();
+    h_proc *svc = start_service(b->bootstrap, &r, settings, port, token);
+
+    cr_assert(wait_status(port, "/healthz", 200, 20), "/healthz never answered 200: %s",
+              h_proc_stderr(svc));
+    cr_assert(wait_status(port, "/readyz", 200, 60), "/readyz never became ready: %s",
+              h_proc_stderr(svc));
+    reply m = http(port, "GET", "/metrics", NULL);
+    cr_assert_eq(m.status, 200);
+    for (size_t i = 0; i < sizeof families / sizeof *families; i++) {
+        char help[128];
+        snprintf(help, sizeof help, "# HELP %s ", families[i]);
+        cr_assert(strstr(m.body, help), "/metrics lacks %s", families[i]);
+    }
+    cr_assert_eq(sample(m.body, "provisioner_events_consumed_total", true), 0);
+    free(m.body);
+    cr_assert_eq(status_of(port, "/nowhere"), 404);
+
+    /* events flow: the counters reach what simulate says */
+    json_t *want = simulate(settings, events);
+    double creates = (double)count_type(want, "CREATE_USER"), got;
+    cr_assert_gt(creates, 10);
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    size_t n_events = h_count_lines(events);
+    cr_assert(
+        wait_metric(port, "provisioner_events_consumed_total", true, (double)n_events, 60, &got),
+        "events consumed: %g, want %zu", got, n_events);
+    cr_assert(wait_metric(port, "provisioner_commands_produced_total{type=\"CREATE_USER\"}", false,
+                          creates, 30, &got),
+              "CREATE_USER produced: %g, want %g", got, creates);
+    cr_assert(wait_metric(port, "provisioner_commands_produced_total", true,
+                          (double)json_array_size(want), 30, &got),
+              "commands produced: %g, want %zu", got, json_array_size(want));
+    m = http(port, "GET", "/metrics", NULL);
+    cr_assert_eq(sample(m.body, "provisioner_messages_consumed_total", false), (double)n_events);
+    cr_assert_eq(sample(m.body, "provisioner_end_to_end_latency_seconds_count", false),
+                 (double)n_events, "one latency per message");
+    cr_assert_geq(sample(m.body, "provisioner_batch_size_count", false), 1);
+    cr_assert_eq(sample(m.body, "provisioner_batch_size_sum", false), (double)n_events);
+    cr_assert_geq(sample(m.body, "provisioner_redis_latency_seconds_count{op=\"prefetch\"}", false),
+                  1);
+    cr_assert_geq(sample(m.body, "provisioner_redis_latency_seconds_count{op=\"flush\"}", false),
+                  1);
+    cr_assert_geq(sample(m.body, "provisioner_produce_latency_seconds_count", false), 1);
+    cr_assert_geq(sample(m.body, "provisioner_redis_round_trips_total", false), 2);
+    cr_assert_gt(sample(m.body, "provisioner_events_skipped_total{reason=\"not_user\"}", false), 0,
+                 "the example has Account events");
+    cr_assert_gt(sample(m.body, "provisioner_decisions_total{reason=\"in_scope\"}", false), 0);
+    cr_assert_eq(sample(m.body, "provisioner_decode_errors_total", false), 0);
+    free(m.body);
+    /* the lag of the one partition, read every 5 s, comes down to 0 */
+    cr_assert(wait_metric(port, "provisioner_consumer_lag{partition=\"0\"}", false, 0, 20, &got),
+              "consumer lag: %g", got);
+    cr_assert_eq(metric_now(port, "provisioner_assigned_partitions", false), 1);
+
+    /* POST /reimport: the token is checked before anything is queued */
+    reply x = http(port, "POST", "/reimport", NULL);
+    cr_assert_eq(x.status, 401, "no token: %ld %s", x.status, x.body);
+    free(x.body);
+    x = http(port, "POST", "/reimport", "Bearer wrong-token");
+    cr_assert_eq(x.status, 401, "a wrong token: %ld %s", x.status, x.body);
+    free(x.body);
+    x = http(port, "GET", "/reimport", "Bearer s3cret-token");
+    cr_assert_eq(x.status, 405);
+    free(x.body);
+    cr_assert(!strstr(h_proc_stderr(svc), "reimport requested"), "a refused request was queued");
+    x = http(port, "POST", "/reimport?dry_run=1", "Bearer s3cret-token");
+    cr_assert_eq(x.status, 202, "the right token: %ld %s", x.status, x.body);
+    free(x.body);
+    cr_assert(h_proc_wait_output(svc, true, "\"msg\":\"reimport requested\"", 10),
+              "the main loop did not take the request: %s", h_proc_stderr(svc));
+    cr_assert(strstr(h_proc_stderr(svc), "\"dry_run\":\"yes\""));
+    cr_assert(strstr(h_proc_stderr(svc), "\"msg\":\"http listening\""));
+
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "a clean stop: %s", h_proc_stderr(svc));
+    cr_assert_eq(status_of(port, "/healthz"), 0, "the listener stops with the service");
+    json_decref(want);
+}
+
+Test(ops, no_token_file_means_reimport_is_forbidden)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    int port = h_free_port();
+    h_proc *svc =
+        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL);
+    cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(svc));
+    reply x = http(port, "POST", "/reimport", "Bearer anything");
+    cr_assert_eq(x.status, 403, "%ld %s", x.status, x.body);
+    free(x.body);
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+}
+
+Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out,in.dlq");
+    /* the settings in a directory of their own, as a ConfigMap mount is */
+    const char *dir = h_path("conf");
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    char settings[PATH_MAX];
+    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
+    char *base = h_read_file(h_source_path("examples/settings.yaml"));
+    char *on = replace(base, "managers_can_toggle_data_capture: false",
+                       "managers_can_toggle_data_capture: true");
+    h_write_file(settings, base);
+    int port = h_free_port();
+    h_proc *svc = start_service(b->bootstrap, &r, settings, port, NULL);
+    cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
+
+    /* 1. a good file on SIGHUP: in force, and R7.2 sends the switch (off before: nothing sent) */
+    h_write_file(settings, on);
+    h_proc_signal(svc, SIGHUP);
+    cr_assert(
+        h_proc_wait_output(svc, true, "\"msg\":\"settings reloaded\",\"trigger\":\"SIGHUP\"", 20),
+        "no reload logged: %s", h_proc_stderr(svc));
+    const char *out1 = h_path("out1.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", 1, 20, out1), 0);
+    json_t *first = load_lines(out1);
+    cr_assert_eq(json_array_size(first), 1, "COMPANY_SETTINGS after the reload");
+    json_t *cs = json_array_get(first, 0);
+    cr_assert_str_eq(json_string_value(json_object_get(cs, "type")), "COMPANY_SETTINGS");
+    cr_assert(json_is_true(json_object_get(cs, "managers_can_toggle_data_capture")), "%s",
+              json_dumps(cs, 0));
+    json_decref(first);
+    double got;
+    cr_assert(wait_metric_at_least(port, "provisioner_settings_reloads_total{result=\"ok\"}", 1, 10,
+                                   &got));
+
+    /* 2. a bad file on SIGHUP: refused with its line, the settings in force stay. It also changes
+     * a filter, which must not take effect. */
+    char *filter = replace(on, "Department = 'Sales' AND", "Department = 'Nobody' AND");
+    char *bad = replace(filter, "  primary_domain: acme.com\n",
+                        "  primary_domain: acme.com\n  bogus_key: 1\n");
+    h_write_file(settings, bad);
+    h_proc_signal(svc, SIGHUP);
+    cr_assert(h_proc_wait_output(svc, true, "settings reload refused", 20), "%s",
+              h_proc_stderr(svc));
+    char *log = h_proc_stderr(svc);
+    char where[PATH_MAX + 32];
+    snprintf(where, sizeof where, "settings.yaml:5:3: unknown key 'bogus_key'");
+    cr_assert(strstr(log, where), "the error names the file, line and column: %s", log);
+    cr_assert(strstr(log, "\"level\":\"error\""));
+    free(log);
+    cr_assert(h_proc_alive(svc), "a bad file must not stop the service");
+    cr_assert(wait_metric_at_least(port, "provisioner_settings_reloads_total{result=\"error\"}", 1,
+                                   10, &got));
+    cr_assert_eq(metric_now(port, "provisioner_settings_reload_failing", false), 1);
+    cr_assert_eq(status_of(port, "/readyz"), 200, "the old settings are in force: still ready");
+
+    /* events decided now follow the settings in force (`on`), not the refused file */
+    const char *events = h_source_path("examples/events.jsonl");
+    const char *on_path = h_path("on.yaml");
+    h_write_file(on_path, on);
+    json_t *want = simulate(on_path, events); /* COMPANY_SETTINGS first, then the events' */
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    const char *out2 = h_path("out2.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 60, out2), 0);
+    json_t *got2 = load_lines(out2);
+    cr_assert_eq(json_array_size(got2), json_array_size(want), "%zu commands, simulate %zu",
+                 json_array_size(got2), json_array_size(want));
+    cr_assert(json_equal(got2, want),
+              "the service decided with other settings than those in force");
+    json_decref(got2);
+
+    /* 3. the file edited in place, no signal: reloaded within the 2 s check */
+    FILE *f = fopen(settings, "w"); /* same inode, as an editor saving in place */
+    cr_assert_not_null(f);
+    fputs(base, f);
+    fclose(f);
+    cr_assert(h_proc_wait_output(svc, true,
+                                 "\"msg\":\"settings reloaded\",\"trigger\":\"file changed\"", 20),
+              "%s", h_proc_stderr(svc));
+    const char *out3 = h_path("out3.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want) + 1, 30, out3), 0);
+    json_t *all = load_lines(out3);
+    cr_assert_eq(json_array_size(all), json_array_size(want) + 1);
+    json_t *last = json_array_get(all, json_array_size(all) - 1);
+    cr_assert_str_eq(json_string_value(json_object_get(last, "type")), "COMPANY_SETTINGS");
+    cr_assert(json_is_false(json_object_get(last, "managers_can_toggle_data_capture")));
+    cr_assert(wait_metric(port, "provisioner_settings_reload_failing", false, 0, 10, &got));
+    cr_assert(wait_metric_at_least(port, "provisioner_settings_reloads_total{result=\"ok\"}", 2, 10,
+                                   &got));
+    json_decref(all);
+
+    /* a touch without a change of content reloads nothing */
+    char *before = h_proc_stderr(svc);
+    size_t reloads = 0;
+    for (const char *s = before; (s = strstr(s, "settings reloaded")); s++)
+        reloads++;
+    free(before);
+    f = fopen(settings, "a");
+    fclose(f);
+    utimensat(AT_FDCWD, settings, NULL, 0);
+    sleep(3);
+    char *after = h_proc_stderr(svc);
+    size_t reloads_after = 0;
+    for (const char *s = after; (s = strstr(s, "settings reloaded")); s++)
+        reloads_after++;
+    free(after);
+    cr_assert_eq(reloads_after, reloads, "the same bytes were loaded again");
+
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+    json_decref(want);
+    free(base);
+    free(on);
+    free(filter);
+    free(bad);
+}

@@ -1,0 +1,320 @@
+/* Salesforce in the service (issue 8): gap events read the current record (R1.3), "Reimport users
+ * now" reconciles a drifted state (R8.1), the mass-deactivation guard holds and releases (R8.3),
+ * a dry run changes nothing (R8.2), and a reimport never overwrites newer event data. Against the
+ * Salesforce stand-in (tests/standins/salesforce.py), real redis-server and the dev broker. */
+#include <criterion/criterion.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "util/util.h"
+
+TestSuite(reimport, .fini = h_teardown, .timeout = 300);
+
+typedef struct env {
+    h_redis redis;
+    h_broker *broker;
+    h_proc *sf;
+    char sf_url[64];
+    char secret[PATH_MAX];
+    char settings[PATH_MAX];
+} env;
+
+static const char *SETTINGS = "company:\n  primary_domain: acme.com\n"
+                              "assignments:\n  - name: Sales\n    filter: \"Department = 'Sales'\"\n"
+                              "    seats: [recorder]\n%s";
+
+/* A User as Salesforce's REST API returns it. */
+static void user_json(buf *b, int n, const char *title, bool active, const char *modstamp)
+{
+    buf_printf(b,
+               "{\"attributes\":{\"type\":\"User\"},\"Id\":\"0055e%010dAAK\","
+               "\"Email\":\"u%d@acme.com\",\"FirstName\":\"F%d\",\"LastName\":\"L%d\","
+               "\"Title\":\"%s\",\"Department\":\"Sales\",\"IsActive\":%s,"
+               "\"SystemModstamp\":\"%s\",\"LastModifiedDate\":\"%s\"}",
+               n, n, n, n, title, active ? "true" : "false", modstamp, modstamp);
+}
+
+/* (Re)starts the stand-in serving these users: it reads its data file once, at start. */
+static void sf_serve(env *e, const char *users_json)
+{
+    if (e->sf) h_proc_stop(e->sf, 5);
+    const char *data = h_path("users.json");
+    h_write_file(data, users_json);
+    char script[PATH_MAX];
+    snprintf(script, sizeof script, "%s", h_source_path("tests/standins/salesforce.py"));
+    const char *argv[] = {"python3", script, "--data", data, "--client-secret-file", e->secret,
+                          "--client-id", "cid", "--page-size", "3", "--max-seconds", "280",
+                          NULL};
+    e->sf = h_proc_start_piped(argv, NULL);
+    cr_assert(h_proc_wait_output(e->sf, false, "\n", 10), "the stand-in did not start");
+    char *out = h_proc_stdout(e->sf);
+    snprintf(e->sf_url, sizeof e->sf_url, "http://127.0.0.1:%d", atoi(out));
+    free(out);
+}
+
+static void start_env(env *e, const char *users_json, const char *guards)
+{
+    memset(e, 0, sizeof *e);
+    h_redis_start(&e->redis);
+    e->broker = h_broker_start(1, "in,out");
+    char settings[1024];
+    snprintf(settings, sizeof settings, SETTINGS, guards ? guards : "");
+    snprintf(e->settings, sizeof e->settings, "%s", h_path("settings.yaml"));
+    h_write_file(e->settings, settings);
+    snprintf(e->secret, sizeof e->secret, "%s", h_path("secret"));
+    h_write_file(e->secret, "s3cret\n");
+    sf_serve(e, users_json);
+}
+
+static json_t *lines_of(const char *path)
+{
+    json_t *arr = json_array();
+    char *text = h_read_file(path), *save = NULL;
+    for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        json_t *j = json_loads(l, 0, NULL);
+        if (j) json_array_append_new(arr, j);
+    }
+    free(text);
+    return arr;
+}
+
+static int run_cmd(env *e, const char *sub, const char *const *extra, const char *out_path)
+{
+    const char *argv[48] = {h_pv_binary(),
+                            sub,
+                            "--settings",
+                            e->settings,
+                            "--redis",
+                            e->redis.url,
+                            "--salesforce-url",
+                            e->sf_url,
+                            "--salesforce-client-id",
+                            "cid",
+                            "--salesforce-client-secret-file",
+                            e->secret};
+    size_t n = 12;
+    if (strcmp(sub, "held") == 0) n = 6; /* held reads the state only */
+    if (strcmp(sub, "run") == 0 || strcmp(sub, "reimport") == 0) {
+        argv[n++] = "--brokers";
+        argv[n++] = e->broker->bootstrap;
+        argv[n++] = "--output-topic";
+        argv[n++] = "out";
+    }
+    if (strcmp(sub, "run") == 0) {
+        argv[n++] = "--input-topic";
+        argv[n++] = "in";
+    }
+    for (size_t i = 0; extra && extra[i] && n < 46; i++) argv[n++] = extra[i];
+    argv[n] = NULL;
+    const char *env_[] = {"PROVISIONER_LOG_LEVEL=warn", NULL};
+    h_proc *p = out_path ? h_proc_start_to(argv, env_, out_path) : h_proc_start(argv, env_);
+    int rc = h_proc_wait(p, 120);
+    if (rc != 0) fprintf(stderr, "%s %s: %s\n", h_pv_binary(), sub, h_proc_stderr(p));
+    return rc;
+}
+
+static json_t *output(env *e)
+{
+    const char *p = h_path("out.jsonl");
+    cr_assert_eq(h_consume(e->broker->bootstrap, "out", 0, 3, p), 0);
+    return lines_of(p);
+}
+
+static const char *type_of(json_t *cmds, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(cmds, i), "type"));
+}
+
+static const char *user_of(json_t *cmds, size_t i)
+{
+    return json_string_value(json_object_get(json_array_get(cmds, i), "sf_user_id"));
+}
+
+#define EV(id, type, ts, extra)                                                                    \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"" id                        \
+    "\"],\"changeType\":\"" type "\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"  \
+    "\"transactionKey\":\"t\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts                        \
+    ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}" extra "}\n"
+
+#define U1 "0055e0000000001AAK"
+#define U2 "0055e0000000002AAK"
+#define U3 "0055e0000000003AAK"
+#define U4 "0055e0000000004AAK"
+#define PERSON(n, title)                                                                           \
+    ",\"Email\":\"u" #n "@acme.com\",\"FirstName\":\"F" #n "\",\"LastName\":\"L" #n "\","          \
+    "\"Title\":\"" title "\",\"Department\":\"Sales\",\"IsActive\":true"
+
+/* R1.3: a GAP_UPDATE carries no values; the service reads the record by Id and applies it as a
+ * full image. */
+Test(reimport, gap_update_resolves_to_the_current_record)
+{
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "VP Sales", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    env e;
+    start_env(&e, users.data, NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U1, "GAP_UPDATE", 1764000001000, ""));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 2);
+    cr_assert_str_eq(type_of(cmds, 1), "UPDATE_USER");
+    json_t *user = json_object_get(json_array_get(cmds, 1), "user");
+    cr_assert_str_eq(json_string_value(json_object_get(user, "title")), "VP Sales",
+                     "the title Salesforce has now");
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* R8.1: a drifted state is reconciled with the commands the events would have produced: a
+ * changed title, a user gone inactive, one deleted from Salesforce, one never seen. */
+Test(reimport, reimport_reconciles_a_drifted_state)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    /* Salesforce now: 1 retitled, 2 inactive, 3 gone, 4 new */
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, ",");
+    user_json(&users, 2, "AE", false, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, ",");
+    user_json(&users, 4, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(&e, users.data);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 7, "3 creates, then 4 reconciling commands");
+    json_t *seen = json_object();
+    for (size_t i = 3; i < json_array_size(cmds); i++) {
+        char k[128];
+        snprintf(k, sizeof k, "%s %s", type_of(cmds, i), user_of(cmds, i));
+        json_object_set_new(seen, k, json_true());
+    }
+    cr_assert(json_object_get(seen, "UPDATE_USER " U1));
+    cr_assert(json_object_get(seen, "DEACTIVATE_USER " U2));
+    cr_assert(json_object_get(seen, "DEACTIVATE_USER " U3));
+    cr_assert(json_object_get(seen, "CREATE_USER " U4));
+    for (size_t i = 3; i < json_array_size(cmds); i++)
+        if (strcmp(user_of(cmds, i), U3) == 0)
+            cr_assert_str_eq(
+                json_string_value(json_object_get(json_array_get(cmds, i), "reason")),
+                "deleted_in_salesforce");
+    /* a second reimport finds nothing to do */
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    json_t *again = output(&e);
+    cr_assert_eq(json_array_size(again), 7, "nothing twice");
+    json_decref(again);
+    json_decref(seen);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* R8.3: over the guard, deactivations are held (listed by `held`), other commands go on; with
+ * --confirm they go through. */
+Test(reimport, guard_holds_a_mass_deactivation_until_confirmed)
+{
+    env e;
+    start_env(&e, "[]", "guards:\n  max_deactivations: 1\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Lead AE", true, "2026-11-25T12:00:00.000+0000"); /* only a change */
+    buf_puts(&users, "]"); /* 2 and 3 gone: two deactivations, over the guard of 1 */
+    sf_serve(&e, users.data);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 4, "the title change goes on, the deactivations wait");
+    cr_assert_str_eq(type_of(cmds, 3), "UPDATE_USER");
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 2, "both held deactivations listed");
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    json_t *after = output(&e);
+    cr_assert_eq(json_array_size(after), 6);
+    cr_assert_str_eq(type_of(after, 4), "DEACTIVATE_USER");
+    cr_assert_str_eq(type_of(after, 5), "DEACTIVATE_USER");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 0, "nothing held any more");
+    json_decref(after);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* R8.2: a dry run prints the plan and changes nothing, in Redis or on Kafka. */
+Test(reimport, dry_run_prints_the_plan_and_changes_nothing)
+{
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, ",");
+    user_json(&users, 2, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    env e;
+    start_env(&e, users.data, NULL);
+    const char *plan = h_path("plan.jsonl");
+    const char *dry[] = {"--dry-run", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", dry, plan), 0);
+    json_t *cmds = lines_of(plan);
+    cr_assert_eq(json_array_size(cmds), 2);
+    cr_assert_str_eq(type_of(cmds, 0), "CREATE_USER");
+    char *n = h_redis_cmd(&e.redis, "DBSIZE");
+    cr_assert_str_eq(n, ":0", "nothing written to Redis");
+    free(n);
+    json_t *out = output(&e);
+    cr_assert_eq(json_array_size(out), 0, "nothing produced");
+    json_decref(out);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* A record read by the reimport that is older than the user's last event is not applied: the
+ * newer event data stays (R1.4). */
+Test(reimport, reimport_keeps_newer_event_data)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    /* the event is at 2025-11-25T12:00:00Z; Salesforce's copy is from an hour before */
+    h_write_file(events, EV(U1, "CREATE", 1764072000000, PERSON(1, "Newest Title")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Stale Title", true, "2025-11-25T11:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(&e, users.data);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 1, "no UPDATE_USER back to the older title");
+    json_decref(cmds);
+    buf_free(&users);
+}

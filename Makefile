@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test test-asan demo bench fuzz format clean
+.PHONY: all deps build test test-asan demo bench fuzz format readme clean
 
 all: build
 
@@ -33,6 +33,10 @@ bench: build
 
 fuzz: deps
 	@./tests/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+# The README's configuration reference is printed from the option table.
+readme: build
+	@./deploy/dev/readme-options.py $(BUILD)/provisioner
 
 format:
 	@clang-format -i $$(git ls-files '*.c' '*.h')

@@ -57,9 +57,7 @@ int cmd_replay(int argc, char **argv)
                 (cli_str(&a, "offsets") != NULL);
     const char *problem = forms != 1 ? "give exactly one of --from-beginning, --from-timestamp, "
                                        "--offsets"
-                          : !cli_str(&a, "brokers")  ? "--brokers (PROVISIONER_BROKERS) is required"
-                          : !cli_str(&a, "settings") ? "--settings (PROVISIONER_SETTINGS) is required"
-                                                     : NULL;
+                                     : NULL;
     pipeline_offset *offsets = NULL;
     size_t n_offsets = 0;
     int64_t from_ts = 0;
@@ -74,9 +72,6 @@ int cmd_replay(int argc, char **argv)
         if (parse_offsets(cli_str(&a, "offsets"), &offsets, &n_offsets) < 0)
             problem = "--offsets must read PARTITION:OFFSET[,PARTITION:OFFSET...]";
     }
-    codec_format fmt = CODEC_FORMAT_JSON;
-    if (!problem && codec_format_parse(cli_str(&a, "output-format"), &fmt) < 0)
-        problem = "--output-format must be json or avro";
     if (problem) {
         fprintf(stderr, "provisioner: replay: %s\n", problem);
         free(offsets);
@@ -84,53 +79,28 @@ int cmd_replay(int argc, char **argv)
         return EXIT_USAGE;
     }
     perr err;
-    config *cfg;
-    if (config_load_file(cli_str(&a, "settings"), &cfg, &err) < 0) {
-        fprintf(stderr, "provisioner: %s\n", err.msg);
+    config *cfg = NULL;
+    char dlq[512];
+    pipeline_opts o;
+    if ((code = cmd_service_opts(&a, "replay", &o, &cfg, dlq, sizeof dlq)) != EXIT_OK) {
         free(offsets);
         cli_free(&a);
-        return EXIT_USAGE;
+        return code;
     }
-    char dlq[512];
-    const char *input = cli_str(&a, "input-topic");
-    if (cli_str(&a, "dlq-topic")) snprintf(dlq, sizeof dlq, "%s", cli_str(&a, "dlq-topic"));
-    else snprintf(dlq, sizeof dlq, "%s.dlq", input);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-
-    pipeline_opts o = {
-        .brokers = cli_str(&a, "brokers"),
-        .input_topic = input,
-        .output_topic = cli_str(&a, "output-topic"),
-        .dlq_topic = dlq,
-        /* --group on the command line is taken at its word; PROVISIONER_GROUP is the service's
-         * group and a replay must never join it */
-        .group = cli_from_flag(&a, "group") ? cli_str(&a, "group") : cli_str(&a, "replay-group"),
-        .redis_url = cli_str(&a, "redis"),
-        .redis_prefix = cli_str(&a, "state-prefix") ? cli_str(&a, "state-prefix")
-                                                    : cli_str(&a, "redis-prefix"),
-        .registry = cli_str(&a, "schema-registry"),
-        .output_format = fmt,
-        .batch_size = (int)cli_int(&a, "batch-size"),
-        .linger_ms = (int)cli_int(&a, "batch-linger-ms"),
-        .shutdown_timeout_s = (int)cli_int(&a, "shutdown-timeout"),
-        .exit_when_idle_s = cli_str(&a, "exit-when-idle") ? (int)cli_int(&a, "exit-when-idle") : 0,
-        .kafka_props = a.kafka_props,
-        .n_kafka_props = a.n_kafka_props,
-        .cfg = cfg,
-        .stop = &stop_requested,
-        .start = start,
-        .from_timestamp_ms = from_ts,
-        .offsets = offsets,
-        .n_offsets = n_offsets,
-        .stop_at_end = true,
-        .dry_run = cli_bool(&a, "dry-run"),
-        .dry_run_out = stdout,
-        .progress = isatty(STDERR_FILENO) == 1,
-    };
+    cmd_on_stop_signals(on_signal);
+    /* --group on the command line is taken at its word; PROVISIONER_GROUP is the service's group
+     * and a replay must never join it */
+    o.group = cli_from_flag(&a, "group") ? cli_str(&a, "group") : cli_str(&a, "replay-group");
+    if (cli_str(&a, "state-prefix")) o.redis_prefix = cli_str(&a, "state-prefix");
+    o.stop = &stop_requested;
+    o.start = start;
+    o.from_timestamp_ms = from_ts;
+    o.offsets = offsets;
+    o.n_offsets = n_offsets;
+    o.stop_at_end = true;
+    o.dry_run = cli_bool(&a, "dry-run");
+    o.dry_run_out = stdout;
+    o.progress = isatty(STDERR_FILENO) == 1;
     code = EXIT_OK;
     if (pipeline_run(&o, &err) < 0) {
         log_msg(LOG_FATAL, err.msg, NULL);

@@ -122,38 +122,17 @@ int cmd_run(int argc, char **argv)
                   "the settings\n(state in Redis) and publishes Gong commands, until SIGTERM.",
                   argc, argv, &a, &code) < 0)
         return code;
-    const char *missing = !cli_str(&a, "brokers")    ? "--brokers (PROVISIONER_BROKERS)"
-                          : !cli_str(&a, "settings") ? "--settings (PROVISIONER_SETTINGS)"
-                                                     : NULL;
-    if (missing) {
-        fprintf(stderr, "provisioner: run: %s is required\n", missing);
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
-    codec_format fmt;
-    if (codec_format_parse(cli_str(&a, "output-format"), &fmt) < 0) {
-        fprintf(stderr, "provisioner: run: --output-format must be json or avro, not '%s'\n",
-                cli_str(&a, "output-format"));
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
     perr err;
-    config *cfg;
-    if (config_load_file(cli_str(&a, "settings"), &cfg, &err) < 0) {
-        fprintf(stderr, "provisioner: %s\n", err.msg);
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
+    config *cfg = NULL;
     char dlq[512];
-    const char *input = cli_str(&a, "input-topic");
-    if (cli_str(&a, "dlq-topic")) snprintf(dlq, sizeof dlq, "%s", cli_str(&a, "dlq-topic"));
-    else snprintf(dlq, sizeof dlq, "%s.dlq", input);
-
+    pipeline_opts o;
+    if ((code = cmd_service_opts(&a, "run", &o, &cfg, dlq, sizeof dlq)) != EXIT_OK) {
+        cli_free(&a);
+        return code;
+    }
+    cmd_on_stop_signals(on_signal);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
     sa.sa_handler = on_hup;
     sigaction(SIGHUP, &sa, NULL);
 
@@ -171,31 +150,13 @@ int cmd_run(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
-    pipeline_opts o = {
-        .brokers = cli_str(&a, "brokers"),
-        .input_topic = input,
-        .output_topic = cli_str(&a, "output-topic"),
-        .dlq_topic = dlq,
-        .group = cli_str(&a, "group"),
-        .redis_url = cli_str(&a, "redis"),
-        .redis_prefix = cli_str(&a, "redis-prefix"),
-        .registry = cli_str(&a, "schema-registry"),
-        .output_format = fmt,
-        .batch_size = (int)cli_int(&a, "batch-size"),
-        .linger_ms = (int)cli_int(&a, "batch-linger-ms"),
-        .shutdown_timeout_s = (int)cli_int(&a, "shutdown-timeout"),
-        .exit_when_idle_s = (int)cli_int(&a, "exit-when-idle"),
-        .kafka_props = a.kafka_props,
-        .n_kafka_props = a.n_kafka_props,
-        .cfg = cfg,
-        .stop = &stop_requested,
-        .sf = sf,
-        .exactly_once = cli_bool(&a, "exactly-once"),
-        .reimport_interval_s = (int)cli_int(&a, "reimport-interval"),
-        .transactional_id = txn_id,
-        .settings_path = cli_str(&a, "settings"),
-        .reload = &reload_requested,
-    };
+    o.stop = &stop_requested;
+    o.sf = sf;
+    o.exactly_once = cli_bool(&a, "exactly-once");
+    o.reimport_interval_s = (int)cli_int(&a, "reimport-interval");
+    o.transactional_id = txn_id;
+    o.settings_path = cli_str(&a, "settings");
+    o.reload = &reload_requested;
     /* up before the pipeline connects: /healthz answers during a slow start, /readyz says what
      * is missing */
     run_ops ops;

@@ -45,6 +45,15 @@ int cmd_dev_broker(int argc, char **argv);
 int cmd_produce_events(int argc, char **argv);
 int cmd_consume_commands(int argc, char **argv);
 
+/* Fills the pipeline options `run` and `replay` share and loads the settings; dlq receives the
+ * dead-letter topic's name. Prints what is wrong and returns the exit code. */
+struct pipeline_opts;
+struct config;
+int cmd_service_opts(const cli_args *a, const char *cmd, struct pipeline_opts *o,
+                     struct config **cfg, char *dlq, size_t dlq_size);
+/* SIGTERM and SIGINT call handler, which only sets a flag. */
+void cmd_on_stop_signals(void (*handler)(int));
+
 /* The Salesforce client from the --salesforce-* options; *out NULL when no URL is configured.
  * Prints the error and returns -1 on a bad configuration. */
 struct sf_client;

@@ -1410,6 +1410,22 @@ static int assign_for_replay(pipeline *p, rd_kafka_t *rk, perr *err)
     return 0;
 }
 
+/* A client with the pipeline's callbacks; takes conf in every case. */
+static rd_kafka_t *new_client(pipeline *p, rd_kafka_type_t type, rd_kafka_conf_t *conf, perr *err)
+{
+    rd_kafka_conf_set_opaque(conf, p);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    if (type == RD_KAFKA_CONSUMER) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    else rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        perr_set(err, "%s: %s", type == RD_KAFKA_CONSUMER ? "consumer" : "producer", errstr);
+    }
+    return rk;
+}
+
 static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
@@ -1424,16 +1440,8 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        perr_set(err, "consumer: %s", errstr);
-        return NULL;
-    }
+    rd_kafka_t *rk = new_client(p, RD_KAFKA_CONSUMER, conf, err);
+    if (!rk) return NULL;
     rd_kafka_poll_set_consumer(rk);
     if (o->start != START_COMMITTED) {
         if (assign_for_replay(p, rk, err) < 0) {
@@ -1470,16 +1478,8 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_conf_set_opaque(conf, p);
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_error_cb(conf, on_error);
-    char errstr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        perr_set(err, "producer: %s", errstr);
-        return NULL;
-    }
+    rd_kafka_t *rk = new_client(p, RD_KAFKA_PRODUCER, conf, err);
+    if (!rk) return NULL;
     if (o->exactly_once) {
         rd_kafka_error_t *e = rd_kafka_init_transactions(rk, 30000);
         if (e) {

@@ -246,7 +246,7 @@ say "redis-server on 127.0.0.1:$RP (pid $REDIS_PID), dev broker on $BR (pid $BRO
 cat >"$WORK/params.json" <<EOF
 {"users":$USERS,"events":$EVENTS,"partitions":$PARTS,"rate":$RATE,"seconds":$SECS,"smoke":$SMOKE,
  "seed":$SEED,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
- "service_args":"${BENCH_SERVICE_ARGS:-}","latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
+ "service_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_SERVICE_ARGS:-}"),"latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
  "nproc":$(nproc),"loadavg_start":"$(cut -d' ' -f1-3 /proc/loadavg)",
  "git":"$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)",
  "librdkafka":"$(pkg-config --modversion rdkafka)","redis":"$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')",

@@ -1,0 +1,62 @@
+/* What `run` and `replay` share: the pipeline's Kafka, Redis, settings, format and batch options,
+ * and the stop handler. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "config/config.h"
+#include "pipeline/pipeline.h"
+
+int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, config **cfg,
+                     char *dlq, size_t dlq_size)
+{
+    const char *missing = !cli_str(a, "brokers")    ? "--brokers (PROVISIONER_BROKERS)"
+                          : !cli_str(a, "settings") ? "--settings (PROVISIONER_SETTINGS)"
+                                                    : NULL;
+    if (missing) {
+        fprintf(stderr, "provisioner: %s: %s is required\n", cmd, missing);
+        return EXIT_USAGE;
+    }
+    codec_format fmt;
+    if (codec_format_parse(cli_str(a, "output-format"), &fmt) < 0) {
+        fprintf(stderr, "provisioner: %s: --output-format must be json or avro, not '%s'\n", cmd,
+                cli_str(a, "output-format"));
+        return EXIT_USAGE;
+    }
+    perr err;
+    if (config_load_file(cli_str(a, "settings"), cfg, &err) < 0) {
+        fprintf(stderr, "provisioner: %s\n", err.msg);
+        return EXIT_USAGE;
+    }
+    const char *input = cli_str(a, "input-topic");
+    if (cli_str(a, "dlq-topic")) snprintf(dlq, dlq_size, "%s", cli_str(a, "dlq-topic"));
+    else snprintf(dlq, dlq_size, "%s.dlq", input);
+    memset(o, 0, sizeof *o);
+    o->brokers = cli_str(a, "brokers");
+    o->input_topic = input;
+    o->output_topic = cli_str(a, "output-topic");
+    o->dlq_topic = dlq;
+    o->group = cli_str(a, "group");
+    o->redis_url = cli_str(a, "redis");
+    o->redis_prefix = cli_str(a, "redis-prefix");
+    o->registry = cli_str(a, "schema-registry");
+    o->output_format = fmt;
+    o->batch_size = (int)cli_int(a, "batch-size");
+    o->linger_ms = (int)cli_int(a, "batch-linger-ms");
+    o->shutdown_timeout_s = (int)cli_int(a, "shutdown-timeout");
+    o->exit_when_idle_s = cli_str(a, "exit-when-idle") ? (int)cli_int(a, "exit-when-idle") : 0;
+    o->kafka_props = a->kafka_props;
+    o->n_kafka_props = a->n_kafka_props;
+    o->cfg = *cfg;
+    return EXIT_OK;
+}
+
+void cmd_on_stop_signals(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler; /* it only sets a flag: the main loop acts on it */
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+}

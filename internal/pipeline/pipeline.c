@@ -352,11 +352,18 @@ static int produce_outputs(pipeline *p, perr *err)
         }
     }
     /* R9.2: nothing is committed until every message is acknowledged */
+    int64_t give_up = 0;
     while (rd_kafka_outq_len(p->producer) > 0) {
         rd_kafka_resp_err_t e = rd_kafka_flush(p->producer, 1000);
         beat(p); /* waiting for brokers is not being stuck */
         if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
         if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+        /* asked to stop and the brokers are gone: give up within the shutdown deadline; the
+         * batch is neither stored nor committed, so it is read again later (R9.2) */
+        if (*o->stop && !give_up) give_up = now_ms() + o->shutdown_timeout_s * 1000L;
+        if (give_up && now_ms() > give_up)
+            return perr_set(err, "shutting down with %d messages not acknowledged",
+                            rd_kafka_outq_len(p->producer));
     }
     if (p->delivery_failures != failures_before)
         return perr_set(err, "%llu messages were not delivered: %s",
@@ -410,14 +417,13 @@ static size_t collect(pipeline *p, int64_t *last_seen)
     int64_t deadline = 0;
     while (p->n_msgs < (size_t)o->batch_size && !*o->stop && !p->fatal) {
         int timeout = 100;
-        if (p->n_msgs) {
+        if (p->n_msgs) { /* past the linger, take only what is already here */
             int64_t left = deadline - now_ms();
-            if (left <= 0) break;
-            timeout = (int)left;
+            timeout = left > 0 ? (int)left : 0;
         }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, timeout);
         if (!m) {
-            if (!p->n_msgs) break;
+            if (!p->n_msgs || timeout == 0) break;
             continue;
         }
         if (m->err) {
@@ -662,7 +668,9 @@ static int commit_batch(pipeline *p, perr *err)
         if (!tp) tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
-    rd_kafka_resp_err_t e = rd_kafka_commit(p->consumer, list, 0);
+    /* asynchronous: the states are stored, so a commit lost in a crash only redelivers events
+     * that are then duplicates (R1.4); commits of one consumer stay in order */
+    rd_kafka_resp_err_t e = rd_kafka_commit(p->consumer, list, 1);
     rd_kafka_topic_partition_list_destroy(list);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         return perr_set(err, "commit: %s", rd_kafka_err2str(e));
@@ -1410,6 +1418,19 @@ static int assign_for_replay(pipeline *p, rd_kafka_t *rk, perr *err)
     return 0;
 }
 
+/* Our defaults, then the user's pass-through properties (later wins), so -X can tune them. */
+static rd_kafka_conf_t *conf_with_defaults(const pipeline_opts *o, const char *const *defaults,
+                                           size_t n_defaults, perr *err)
+{
+    char **all = xcalloc(n_defaults + o->n_kafka_props + 1, sizeof *all);
+    size_t n = 0;
+    for (size_t i = 0; i < n_defaults; i++) all[n++] = (char *)defaults[i];
+    for (size_t i = 0; i < o->n_kafka_props; i++) all[n++] = o->kafka_props[i];
+    rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, all, n, err);
+    free(all);
+    return conf;
+}
+
 /* A client with the pipeline's callbacks; takes conf in every case. */
 static rd_kafka_t *new_client(pipeline *p, rd_kafka_type_t type, rd_kafka_conf_t *conf, perr *err)
 {
@@ -1429,13 +1450,18 @@ static rd_kafka_t *new_client(pipeline *p, rd_kafka_type_t type, rd_kafka_conf_t
 static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
-    rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, o->kafka_props, o->n_kafka_props, err);
+    /* Bounded prefetch keeps the RSS small whatever the topic holds; short fetch waits keep the
+     * latency low (a broker that never cuts a long poll short, like the mock, would add it). */
+    static const char *const defaults[] = {
+        "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
+        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10"};
+    rd_kafka_conf_t *conf =
+        conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
     if (!conf) return NULL;
+    /* what R9.2 rests on is not the user's to change */
     if (kafka_conf_set(conf, "group.id", o->group, err) < 0 ||
-        kafka_conf_set(conf, "partition.assignment.strategy", "cooperative-sticky", err) < 0 ||
         kafka_conf_set(conf, "enable.auto.commit", "false", err) < 0 ||
         kafka_conf_set(conf, "enable.auto.offset.store", "false", err) < 0 ||
-        kafka_conf_set(conf, "auto.offset.reset", "earliest", err) < 0 ||
         (o->exactly_once && kafka_conf_set(conf, "isolation.level", "read_committed", err) < 0)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -1466,10 +1492,11 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 static rd_kafka_t *new_producer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
-    rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, o->kafka_props, o->n_kafka_props, err);
+    /* a batch waits for its deliveries: a long linger would only add to every batch */
+    static const char *const defaults[] = {"linger.ms=1"};
+    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 1, err);
     if (!conf) return NULL;
-    if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
-        kafka_conf_set(conf, "linger.ms", "5", err) < 0) {
+    if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

@@ -21,20 +21,7 @@ static void emit_forward(void *ctx, const command *c)
     if (o->emit_fn) o->emit_fn(o->emit_ctx, c);
 }
 
-int64_t offline_parse_iso(const char *s)
-{
-    struct tm tm = {0};
-    int y, mo, d, h = 0, mi = 0, sec = 0;
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) < 3) return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = sec;
-    time_t t = timegm(&tm);
-    return (int64_t)t * 1000;
-}
+int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
 int offline_open(offline *o, const char *settings, const char *now_iso, bool with_why,
                  void (*emit)(void *ctx, const command *c), void *emit_ctx)

@@ -67,7 +67,6 @@ void engine_free(engine *e)
     free(e->sorted);
     free(e->vals);
     free(e->compounds);
-    free(e->deacts);
     buf_free(&e->fp);
     free(e);
 }
@@ -565,15 +564,18 @@ static bool deactivation_held(ctx *c, user_state *u)
     const cfg_guards *g = &e->cfg->guards;
     bool held = e->opts.hold_deactivations;
     int64_t ts = c->ev ? c->ev->commit_timestamp : 0;
-    bool window = g->enabled && c->ev && !e->opts.reimport;
+    bool window = g->enabled && c->ev && !e->opts.reimport && g->max_deactivations >= 0 &&
+                  g->max_deactivations < ENGINE_MAX_WINDOW;
+    company_state *cs = window ? e->store->company(e->store->ctx) : NULL;
     if (!held && window) {
         int64_t from = ts - g->window_seconds * 1000;
-        size_t kept = 0; /* forget what left the window */
-        for (size_t i = 0; i < e->n_deacts; i++)
-            if (e->deacts[i] > from) e->deacts[kept++] = e->deacts[i];
-        e->n_deacts = kept;
-        double would = (double)e->n_deacts + 1;
-        if (g->max_deactivations >= 0 && would > (double)g->max_deactivations) held = true;
+        uint32_t kept = 0; /* forget what left the window */
+        for (uint32_t i = 0; i < cs->n_deacts; i++)
+            if (cs->deacts[i] > from) cs->deacts[kept++] = cs->deacts[i];
+        if (kept != cs->n_deacts) e->store->company_changed(e->store->ctx);
+        cs->n_deacts = kept;
+        double would = (double)cs->n_deacts + 1;
+        if (would > (double)g->max_deactivations) held = true;
         if (g->max_deactivation_share >= 0 && e->opts.provisioned_hint &&
             would / (double)e->opts.provisioned_hint > g->max_deactivation_share)
             held = true;
@@ -586,12 +588,9 @@ static bool deactivation_held(ctx *c, user_state *u)
              u->id, engine_reason_name(u->reason));
         return true;
     }
-    if (window) {
-        if (e->n_deacts == e->cap_deacts) {
-            e->cap_deacts = e->cap_deacts ? e->cap_deacts * 2 : 64;
-            e->deacts = xrealloc(e->deacts, e->cap_deacts * sizeof *e->deacts);
-        }
-        e->deacts[e->n_deacts++] = ts;
+    if (window && cs->n_deacts < ENGINE_MAX_WINDOW) {
+        cs->deacts[cs->n_deacts++] = ts;
+        e->store->company_changed(e->store->ctx);
     }
     return false;
 }

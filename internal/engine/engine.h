@@ -77,9 +77,15 @@ void user_state_copy(user_state *dst, const user_state *src);
 /* Interns a field name: the same pointer for the same name, for the process's life. */
 const char *engine_intern(const char *name);
 
+#define ENGINE_MAX_WINDOW 256
+
 typedef struct company_state {
     bool toggle_sent; /* managers_can_toggle_data_capture last sent (R7.2); false before any */
     uint32_t n_sent;  /* COMPANY_SETTINGS commands sent so far, for their ids */
+    /* R8.3: commit timestamps of the deactivations inside the guard's window, stored with the
+     * state so that a restart or a replay decides as the first run did (R9.2, R9.3) */
+    int64_t deacts[ENGINE_MAX_WINDOW];
+    uint32_t n_deacts;
 } company_state;
 
 /* ---- where the state lives. The engine asks for users one by one; a store that talks to a

@@ -15,8 +15,6 @@ struct engine {
     size_t sorted_cap;
     value_t *vals; /* filter inputs, as many as the widest filter reads */
     buf fp;        /* settings fingerprints */
-    int64_t *deacts; /* commit timestamps of recent deactivations, for the R8.3 window */
-    size_t n_deacts, cap_deacts;
     /* layout positions of the compound fields (Name, Address), ascending: change_named looks a
      * changedFields name up among these instead of every field of the layout */
     size_t *compounds;

@@ -30,35 +30,7 @@ typedef struct run {
     bool tally;    /* the first pass counts users for the result */
 } run;
 
-int64_t reimport_parse_time(const char *s)
-{
-    int y, mo, d, h, mi, sec, ms = 0;
-    char rest[16] = "";
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d", &y, &mo, &d, &h, &mi, &sec) != 6) return -1;
-    const char *p = s + 19;
-    if (*p == '.') {
-        p++;
-        int digits = 0;
-        while (*p >= '0' && *p <= '9') {
-            if (digits < 3) ms = ms * 10 + (*p - '0');
-            digits++;
-            p++;
-        }
-        while (digits++ < 3) ms *= 10;
-    }
-    snprintf(rest, sizeof rest, "%s", p);
-    long off = 0;
-    if (rest[0] == '+' || rest[0] == '-') {
-        int hh = 0, mm = 0;
-        if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) < 1 && sscanf(rest + 1, "%2d%2d", &hh, &mm) < 1)
-            return -1;
-        if (strlen(rest) == 5) sscanf(rest + 1, "%2d%2d", &hh, &mm);
-        off = (hh * 60L + mm) * 60L * (rest[0] == '-' ? -1 : 1);
-    }
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = sec};
-    return ((int64_t)timegm(&tm) - off) * 1000 + ms;
-}
+int64_t reimport_parse_time(const char *s) { return time_parse_iso8601(s); }
 
 const char **reimport_fields(const config *cfg, size_t *n)
 {

@@ -8,7 +8,8 @@
  *                  The status sits beside the blob so that a Lua script reads a manager's
  *                  provisioning status with one HGET, without decoding anything (R6.3 race).
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
- *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2)
+ *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2), deacts
+ *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window
  *
  * The per-user position (R1.4) lives inside the blob, so a user's state and its idempotency
  * record are written by one command and can never disagree (R9.2, R9.3).
@@ -938,7 +939,7 @@ static int entry_fill(store_redis *s, entry *e, const redisReply *r, perr *err)
 
 static int company_fill(store_redis *s, const redisReply *r, perr *err)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
         return perr_set(err, "Redis %s: reading key '%scompany': %s", s->where, s->prefix,
                         r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     company_state c = {0};
@@ -955,6 +956,19 @@ static int company_fill(store_redis *s, const redisReply *r, perr *err)
             return perr_set(err, "Redis %s: key '%scompany': n_sent is not a number", s->where,
                             s->prefix);
         c.n_sent = (uint32_t)v;
+    }
+    const redisReply *d = r->element[2]; /* "ts,ts,...": the R8.3 window */
+    if (d->type == REDIS_REPLY_STRING && d->len) {
+        const char *p = d->str, *end = d->str + d->len;
+        while (p < end && c.n_deacts < ENGINE_MAX_WINDOW) {
+            char *next;
+            long long ts = strtoll(p, &next, 10);
+            if (next == p || (next < end && *next != ','))
+                return perr_set(err, "Redis %s: key '%scompany': deacts is not a list of numbers",
+                                s->where, s->prefix);
+            c.deacts[c.n_deacts++] = ts;
+            p = next + (next < end);
+        }
     }
     s->company = c;
     s->company_loaded = true;
@@ -988,6 +1002,7 @@ static void append_company_get(store_redis *s)
     cb_key(b, s, "company", NULL);
     cb_str(b, "toggle_sent");
     cb_str(b, "n_sent");
+    cb_str(b, "deacts");
     cb_send(s, b);
 }
 
@@ -1507,6 +1522,11 @@ static size_t build_flush(store_redis *s, void *arg)
         cb_str(b, s->company.toggle_sent ? "1" : "0");
         cb_str(b, "n_sent");
         cb_num(b, s->company.n_sent);
+        cb_str(b, "deacts");
+        cb_arg_begin(b);
+        for (uint32_t i = 0; i < s->company.n_deacts; i++)
+            buf_printf(&b->data, "%s%lld", i ? "," : "", (long long)s->company.deacts[i]);
+        cb_arg_end(b);
         cb_send(s, b);
         add_info(s, (reply_info){.kind = RK_COMPANY});
     }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int perr_set(perr *e, const char *fmt, ...)
 {
@@ -351,3 +352,59 @@ bool str_ieqn(const char *a, size_t an, const char *b, size_t bn)
 }
 
 bool str_ieq(const char *a, const char *b) { return str_ieqn(a, strlen(a), b, strlen(b)); }
+
+static int digits(const char **p, int n)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++, (*p)++) {
+        if (**p < '0' || **p > '9') return -1;
+        v = v * 10 + (**p - '0');
+    }
+    return v;
+}
+
+int64_t time_parse_iso8601(const char *s)
+{
+    if (!s) return -1;
+    const char *p = s;
+    int y = digits(&p, 4), mo, d, h = 0, mi = 0, sec = 0, ms = 0;
+    if (y < 0 || *p++ != '-' || (mo = digits(&p, 2)) < 1 || mo > 12 || *p++ != '-' ||
+        (d = digits(&p, 2)) < 1 || d > 31)
+        return -1;
+    long off = 0;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':' || (mi = digits(&p, 2)) < 0 ||
+            mi > 59)
+            return -1;
+        if (*p == ':' && ((void)p++, (sec = digits(&p, 2)) < 0 || sec > 60)) return -1;
+        if (*p == '.') {
+            p++;
+            int n = 0;
+            while (*p >= '0' && *p <= '9') {
+                if (n < 3) ms = ms * 10 + (*p - '0');
+                n++;
+                p++;
+            }
+            if (!n) return -1;
+            for (; n < 3; n++) ms *= 10;
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int sign = *p++ == '-' ? -1 : 1, oh = digits(&p, 2), om;
+            if (oh < 0 || oh > 23) return -1;
+            if (*p == ':') p++;
+            if ((om = digits(&p, 2)) < 0 || om > 59) return -1;
+            off = sign * (oh * 3600L + om * 60L);
+        }
+    }
+    if (*p) return -1;
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
+                    .tm_min = mi, .tm_sec = sec};
+    time_t t = timegm(&tm);
+    struct tm back;
+    gmtime_r(&t, &back);
+    if (back.tm_mday != d || back.tm_mon != mo - 1) return -1; /* 2026-02-30 */
+    return ((int64_t)t - off) * 1000 + ms;
+}

@@ -76,6 +76,10 @@ const char *strmap_put(strmap *m, const char *key, void *val);
 void *strmap_del(strmap *m, const char *key);
 /* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... */
 
+/* ---- time: "2026-11-25", "2026-11-25T10:00:00Z", "...T10:00:00.500+01:00" or "...+0100" (REST)
+ * -> ms since the epoch; -1 when malformed (trailing text, impossible dates included). */
+int64_t time_parse_iso8601(const char *s);
+
 /* ---- small string helpers */
 bool str_ieq(const char *a, const char *b);
 bool str_ieqn(const char *a, size_t an, const char *b, size_t bn);

@@ -175,13 +175,13 @@ Test(pipeline, every_scenario_through_kafka_gives_simulates_commands)
     h_broker *b = h_broker_start(1, topics.data);
     buf_free(&topics);
 
-    static char topic_in[512][16], topic_out[512][16], group[512][16], prefix[512][16];
+    static char topic_in[512][32], topic_out[512][32], group[512][32], prefix[512][32];
     static char settings[512][PATH_MAX], events[512][PATH_MAX];
     for (size_t i = 0; i < n; i++) {
-        snprintf(topic_in[i], 16, "in%zu", i);
-        snprintf(topic_out[i], 16, "out%zu", i);
-        snprintf(group[i], 16, "g%zu", i);
-        snprintf(prefix[i], 16, "s%zu:", i);
+        snprintf(topic_in[i], 32, "in%zu", i);
+        snprintf(topic_out[i], 32, "out%zu", i);
+        snprintf(group[i], 32, "g%zu", i);
+        snprintf(prefix[i], 32, "s%zu:", i);
         snprintf(settings[i], PATH_MAX, "%s/settings.yaml", dirs[i]);
         snprintf(events[i], PATH_MAX, "%s/events.jsonl", dirs[i]);
     }

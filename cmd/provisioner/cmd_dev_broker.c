@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,6 +118,48 @@ static void dev_broker_serve(kafka_mock *m, bool control)
     }
 }
 
+/* ---- start-up watchdog */
+static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
+static bool wd_done;
+static pthread_t wd_thread;
+static char **wd_argv;
+
+static void *dev_broker_watchdog(void *arg)
+{
+    (void)arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 5;
+    pthread_mutex_lock(&wd_lock);
+    int rc = 0;
+    while (!wd_done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &until);
+    bool stalled = !wd_done;
+    pthread_mutex_unlock(&wd_lock);
+    if (stalled) {
+        fputs("dev-broker: the mock cluster stalled creating topics; starting again\n", stderr);
+        execv("/proc/self/exe", wd_argv);
+        _exit(EXIT_RUNTIME); /* exec failed: say so by exiting, never by hanging */
+    }
+    return NULL;
+}
+
+static void dev_broker_watchdog_start(char **argv)
+{
+    wd_argv = argv;
+    wd_done = false;
+    pthread_create(&wd_thread, NULL, dev_broker_watchdog, NULL);
+}
+
+static void dev_broker_watchdog_stop(void)
+{
+    pthread_mutex_lock(&wd_lock);
+    wd_done = true;
+    pthread_cond_signal(&wd_cond);
+    pthread_mutex_unlock(&wd_lock);
+    pthread_join(wd_thread, NULL);
+}
+
 int cmd_dev_broker(int argc, char **argv)
 {
     static const char usage[] = "provisioner dev-broker [--partitions N] [--topics A,B:N] "
@@ -167,8 +211,15 @@ int cmd_dev_broker(int argc, char **argv)
 
     kafka_mock *m = NULL;
     perr err;
-    if (kafka_mock_start_cluster(brokers, partitions, (const char *const *)topics, n, &m, &err) <
-        0) {
+    /* librdkafka 2.0.2's mock cluster now and then never answers a topic_create (its thread
+     * misses the wake-up; more topics, more likely). Nothing in the API can time out, so a
+     * watchdog starts the whole process again (same PID, same stdout) when the topics are not
+     * created in time; main passed argv + 2, so the full command line sits just before it. */
+    dev_broker_watchdog_start(argv - 2);
+    int started = kafka_mock_start_cluster(brokers, partitions, (const char *const *)topics, n,
+                                           &m, &err);
+    dev_broker_watchdog_stop();
+    if (started < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
         code = EXIT_RUNTIME;
     } else {

@@ -576,14 +576,18 @@ void h_redis_restart(h_redis *r)
 }
 
 /* ---- the dev broker */
-h_broker *h_broker_start(int partitions, const char *topics)
+/* brokers_count 0: a plain dev broker; > 0: with --control on a piped stdin and that many
+ * brokers. */
+static h_broker *h_broker_spawn(int partitions, const char *topics, int brokers_count)
 {
-    char parts[16];
+    char parts[16], nb[16];
     snprintf(parts, sizeof parts, "%d", partitions);
-    const char *argv[8];
+    snprintf(nb, sizeof nb, "%d", brokers_count > 0 ? brokers_count : 1);
+    const char *argv[12];
     size_t n = 0;
     argv[n++] = h_pv_binary();
     argv[n++] = "dev-broker";
+    if (brokers_count > 0) argv[n++] = "--control", argv[n++] = "--brokers-count", argv[n++] = nb;
     if (partitions > 0) argv[n++] = "--partitions", argv[n++] = parts;
     if (topics && *topics) argv[n++] = "--topics", argv[n++] = topics;
     argv[n] = NULL;
@@ -591,7 +595,7 @@ h_broker *h_broker_start(int partitions, const char *topics)
     cr_assert_not_null(b);
     cr_assert(h_n_brokers < sizeof h_brokers / sizeof h_brokers[0]);
     h_brokers[h_n_brokers++] = b;
-    b->proc = h_proc_start(argv, NULL);
+    b->proc = brokers_count > 0 ? h_proc_start_piped(argv, NULL) : h_proc_start(argv, NULL);
     if (!h_proc_wait_output(b->proc, false, "\n", 60)) {
         char *err = h_proc_stderr(b->proc);
         bool alive = h_proc_alive(b->proc);
@@ -609,40 +613,14 @@ h_broker *h_broker_start(int partitions, const char *topics)
     return b;
 }
 
+h_broker *h_broker_start(int partitions, const char *topics)
+{
+    return h_broker_spawn(partitions, topics, 0);
+}
+
 h_broker *h_broker_start_control(int partitions, const char *topics, int brokers_count)
 {
-    char parts[16], nb[16];
-    snprintf(parts, sizeof parts, "%d", partitions);
-    snprintf(nb, sizeof nb, "%d", brokers_count > 0 ? brokers_count : 1);
-    const char *argv[12];
-    size_t n = 0;
-    argv[n++] = h_pv_binary();
-    argv[n++] = "dev-broker";
-    argv[n++] = "--control";
-    argv[n++] = "--brokers-count", argv[n++] = nb;
-    if (partitions > 0) argv[n++] = "--partitions", argv[n++] = parts;
-    if (topics && *topics) argv[n++] = "--topics", argv[n++] = topics;
-    argv[n] = NULL;
-    h_broker *b = calloc(1, sizeof *b);
-    cr_assert_not_null(b);
-    cr_assert(h_n_brokers < sizeof h_brokers / sizeof h_brokers[0]);
-    h_brokers[h_n_brokers++] = b;
-    b->proc = h_proc_start_piped(argv, NULL);
-    if (!h_proc_wait_output(b->proc, false, "\n", 60)) {
-        char *err = h_proc_stderr(b->proc);
-        bool alive = h_proc_alive(b->proc);
-        h_proc_stop(b->proc, 5);
-        cr_assert_fail("dev-broker --control printed no address (%s): %s",
-                       alive ? "still running after 60 s" : "it exited", err);
-    }
-    char *out = h_proc_stdout(b->proc);
-    size_t len = strcspn(out, "\r\n");
-    cr_assert(len > 0 && len < sizeof b->bootstrap, "dev-broker's first line is unusable: '%s'",
-              out);
-    memcpy(b->bootstrap, out, len);
-    b->bootstrap[len] = '\0';
-    free(out);
-    return b;
+    return h_broker_spawn(partitions, topics, brokers_count > 0 ? brokers_count : 1);
 }
 
 /* Line k (0-based) of text, malloc'd; NULL when there are not that many complete lines. */

@@ -38,21 +38,6 @@ static void put_str_or_null(buf *b, const char *s)
     else buf_puts(b, "null");
 }
 
-static void put_value(buf *b, const value_t *v)
-{
-    switch (v->type) {
-    case VAL_NULL: buf_puts(b, "null"); break;
-    case VAL_BOOL: buf_puts(b, v->b ? "true" : "false"); break;
-    case VAL_NUM:
-        if (isfinite(v->num) && v->num == (double)(long long)v->num && fabs(v->num) < 1e15)
-            buf_printf(b, "%lld", (long long)v->num);
-        else if (isfinite(v->num)) buf_printf(b, "%.17g", v->num);
-        else buf_puts(b, "null");
-        break;
-    case VAL_STR: buf_json_str(b, v->s, v->len); break;
-    }
-}
-
 void command_settings_json(const cfg_assignment *a, buf *b)
 {
     buf_puts(b, "{\"seats\":[");
@@ -96,7 +81,7 @@ void command_to_json(const command *c, buf *b)
             buf_putc(b, '"');
             buf_puts(b, command_attr_gong[i]);
             buf_puts(b, "\":");
-            put_value(b, &c->attrs[i]);
+            value_to_json(&c->attrs[i], b);
         }
         buf_putc(b, '}');
     }

@@ -241,19 +241,6 @@ int event_from_json(const char *line, size_t len, const event_layout *layout, ar
     return 0;
 }
 
-static void put_value(buf *b, const value_t *v)
-{
-    switch (v->type) {
-    case VAL_NULL: buf_puts(b, "null"); break;
-    case VAL_BOOL: buf_puts(b, v->b ? "true" : "false"); break;
-    case VAL_NUM:
-        if (v->num == (double)(long long)v->num) buf_printf(b, "%lld", (long long)v->num);
-        else buf_printf(b, "%.17g", v->num);
-        break;
-    case VAL_STR: buf_json_str(b, v->s, v->len); break;
-    }
-}
-
 static void put_names(buf *b, const char *key, const char *const *names, size_t n)
 {
     buf_printf(b, ",\"%s\":[", key);
@@ -299,7 +286,7 @@ void event_to_json(const event *ev, const event_layout *l, buf *b)
         buf_putc(b, ',');
         buf_json_str(b, f->name, strlen(f->name));
         buf_putc(b, ':');
-        put_value(b, &f->val);
+        value_to_json(&f->val, b);
     }
     for (size_t c = 0; c < event_layout_count(l); c++) {
         size_t np = event_layout_part_count(l, c);
@@ -318,7 +305,7 @@ void event_to_json(const event *ev, const event_layout *l, buf *b)
             }
             buf_json_str(b, ev->fields[i].name, strlen(ev->fields[i].name));
             buf_putc(b, ':');
-            put_value(b, &ev->fields[i].val);
+            value_to_json(&ev->fields[i].val, b);
         }
         if (opened) buf_putc(b, '}');
     }

@@ -1,6 +1,9 @@
 #include "value.h"
 
+#include "util/util.h"
+
 #include <ctype.h>
+#include <math.h>
 #include <string.h>
 #include <strings.h>
 
@@ -31,4 +34,20 @@ bool value_field_is_boolean(const char *f)
     return has_prefix(f, "UserPermissions") || has_prefix(f, "UserPreferences") ||
            has_prefix(f, "EmailPreferences") || strcasecmp(f, "ReceivesInfoEmails") == 0 ||
            strcasecmp(f, "ReceivesAdminInfoEmails") == 0 || strcasecmp(f, "ForecastEnabled") == 0;
+}
+
+void value_to_json(const value_t *v, buf *b)
+{
+    switch (v->type) {
+    case VAL_NULL: buf_puts(b, "null"); break;
+    case VAL_BOOL: buf_puts(b, v->b ? "true" : "false"); break;
+    case VAL_NUM:
+        /* the range test first: casting a double beyond long long is undefined */
+        if (!isfinite(v->num)) buf_puts(b, "null");
+        else if (fabs(v->num) < 1e15 && v->num == (double)(long long)v->num)
+            buf_printf(b, "%lld", (long long)v->num);
+        else buf_printf(b, "%.17g", v->num);
+        break;
+    case VAL_STR: buf_json_str(b, v->s, v->len); break;
+    }
 }

@@ -25,6 +25,11 @@ value_t value_str(const char *s);
 /* Exact equality: same type and same content (strings compared byte-wise). */
 bool value_eq(const value_t *a, const value_t *b);
 
+/* Appends the value as JSON: null, true/false, a number (whole numbers without a fraction; NaN and
+ * infinities, which JSON lacks, as null) or a string literal. */
+struct buf;
+void value_to_json(const value_t *v, struct buf *out);
+
 /* True for the User fields that Salesforce types as checkbox (never null there): IsActive,
  * UserPermissions*, UserPreferences*, ... A filter reads a missing one as false. */
 bool value_field_is_boolean(const char *field);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "lookup/lookup.h"
 #include "config/config.h"
 
 static void check_config_list(buf *b, const char *label, const char *const *items, size_t n)
@@ -78,6 +79,13 @@ static void check_config_summary(const config *c, buf *b)
         if (a->data_capture.calendar) dc[n_dc++] = "calendar";
         check_config_list(b, "     data capture on: ", dc, n_dc);
     }
+    lookup *lk = lookup_new(c);
+    if (lookup_needed(lk)) { /* R4.3: what `run` will need from Salesforce */
+        buf_puts(b, "look-ups: ");
+        lookup_describe(lk, b);
+        buf_puts(b, ", read from Salesforce (run needs --salesforce-url; simulate --lookups)\n");
+    }
+    lookup_free(lk);
     check_config_guards(b, &c->guards);
 }
 

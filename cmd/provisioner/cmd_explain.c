@@ -22,7 +22,8 @@ int cmd_explain(int argc, char **argv)
         return EXIT_USAGE;
     }
     offline o;
-    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "now"), false, NULL, NULL) < 0) {
+    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"), false,
+                     NULL, NULL) < 0) {
         cli_free(&a);
         return EXIT_USAGE;
     }

@@ -23,8 +23,8 @@ static void emit_forward(void *ctx, const command *c)
 
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
-int offline_open(offline *o, const char *settings, const char *now_iso, bool with_why,
-                 void (*emit)(void *ctx, const command *c), void *emit_ctx)
+int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
+                 bool with_why, void (*emit)(void *ctx, const command *c), void *emit_ctx)
 {
     memset(o, 0, sizeof *o);
     perr err;
@@ -36,11 +36,30 @@ int offline_open(offline *o, const char *settings, const char *now_iso, bool wit
         fprintf(stderr, "provisioner: %s\n", err.msg);
         return -1;
     }
-    engine_opts opts = {.with_why = with_why, .with_source = with_why};
+    o->lk = lookup_new(o->cfg);
+    if (lookups_path && lookup_load_file(o->lk, lookups_path, &err) < 0) {
+        fprintf(stderr, "provisioner: --lookups %s\n", err.msg);
+        lookup_free(o->lk);
+        config_free(o->cfg);
+        return -1;
+    }
+    if (!lookups_path && lookup_needed(o->lk)) {
+        buf what;
+        buf_init(&what);
+        lookup_describe(o->lk, &what);
+        fprintf(stderr,
+                "warning: the filters read %s; without --lookups FILE these read as null "
+                "(R4.3)\n",
+                what.data);
+        buf_free(&what);
+    }
+    engine_opts opts = {
+        .with_why = with_why, .with_source = with_why, .lookup = lookup_get, .lookup_ctx = o->lk};
     if (now_iso) {
         opts.now_ms = offline_parse_iso(now_iso);
         if (opts.now_ms < 0) {
             fprintf(stderr, "provisioner: --now '%s' is not an ISO 8601 date-time\n", now_iso);
+            lookup_free(o->lk);
             config_free(o->cfg);
             return -1;
         }
@@ -73,9 +92,11 @@ int offline_feed(offline *o, const char *path)
     unsigned long lineno = 0;
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
         size_t i = 0;
-        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
+        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t'))
+            i++;
         if (i == (size_t)len) continue;
         event ev;
         perr err;
@@ -96,7 +117,8 @@ void offline_summary(const offline *o, FILE *f)
 {
     const engine_stats *s = engine_get_stats(o->eng);
     uint64_t total = 0;
-    for (int i = 0; i < CMD__COUNT; i++) total += s->commands[i];
+    for (int i = 0; i < CMD__COUNT; i++)
+        total += s->commands[i];
     fprintf(f, "summary: %llu events, %llu commands (", (unsigned long long)s->events,
             (unsigned long long)total);
     bool first = true;
@@ -118,6 +140,7 @@ void offline_close(offline *o)
 {
     engine_free(o->eng);
     store_mem_free(o->mem);
+    lookup_free(o->lk);
     config_free(o->cfg);
     memset(o, 0, sizeof *o);
 }

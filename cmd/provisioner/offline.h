@@ -7,12 +7,14 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "lookup/lookup.h"
 #include "store/store.h"
 
 typedef struct offline {
     config *cfg;
     store_mem *mem;
     engine *eng;
+    lookup *lk; /* Profile and UserRole tables from --lookups (R4.3); empty without */
     engine_hooks hooks; /* ctx = this struct; emit forwards to emit_fn */
     void (*emit_fn)(void *ctx, const command *c);
     void *emit_ctx;
@@ -21,9 +23,10 @@ typedef struct offline {
     unsigned long warnings;
 } offline;
 
-/* Loads settings and builds the engine; prints the error and returns -1 on bad settings. */
-int offline_open(offline *o, const char *settings, const char *now_iso, bool with_why,
-                 void (*emit)(void *ctx, const command *c), void *emit_ctx);
+/* Loads settings (and the look-up tables of relationship filters from lookups_path, which may be
+ * NULL) and builds the engine; prints the error and returns -1 on bad settings or tables. */
+int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
+                 bool with_why, void (*emit)(void *ctx, const command *c), void *emit_ctx);
 /* Applies every event of the file (stdin for NULL or "-"); bad lines are reported with
  * FILE:LINE and counted. Returns -1 when the file cannot be read. */
 int offline_feed(offline *o, const char *events_path);

@@ -53,6 +53,21 @@ engine *engine_new(const config *cfg, engine_store *store, const engine_opts *op
         if (f && soql_field_count(f) > widest) widest = soql_field_count(f);
     }
     e->vals = xcalloc(widest, sizeof *e->vals);
+    e->n_refs = cfg->n_assignments;
+    e->refs = xcalloc(e->n_refs ? e->n_refs : 1, sizeof *e->refs);
+    for (size_t a = 0; a < cfg->n_assignments; a++) {
+        const soql_filter *f = cfg->assignments[a].filter;
+        size_t n = soql_field_count(f);
+        e->refs[a] = xcalloc(n ? n : 1, sizeof **e->refs);
+        for (size_t i = 0; i < n; i++) {
+            filter_ref *r = &e->refs[a][i];
+            const char *leaf;
+            r->rel = soql_relationship(soql_field_name(f, i), &leaf);
+            r->field = engine_intern(leaf);
+            r->key = soql_relationship_key(r->rel);
+            r->boolean = value_field_is_boolean(leaf);
+        }
+    }
     e->compounds = xcalloc(event_layout_count(e->opts.layout), sizeof *e->compounds);
     for (size_t i = 0; i < event_layout_count(e->opts.layout); i++)
         if (event_layout_part_count(e->opts.layout, i)) e->compounds[e->n_compounds++] = i;
@@ -66,6 +81,8 @@ void engine_free(engine *e)
     buf_free(&e->scratch);
     free(e->sorted);
     free(e->vals);
+    for (size_t a = 0; a < e->n_refs; a++) free(e->refs[a]);
+    free(e->refs);
     free(e->compounds);
     buf_free(&e->fp);
     free(e);
@@ -122,6 +139,27 @@ static int64_t clock_for(const engine *e, const event *ev)
     return e->opts.now_ms ? e->opts.now_ms : (ev ? ev->commit_timestamp : 0);
 }
 
+/* R4.3: a relationship field through the user's key field. The manager's snapshot is in the
+ * store (prefetched with the event's references, or read on the spot); Profile and UserRole come
+ * from the caller's look-up tables. *related is false when there is no related record (an empty
+ * or unknown key): the whole path is null then, checkboxes included, as in SOQL. */
+const value_t *engine_related_value(engine *e, const user_state *u, const filter_ref *r,
+                                   bool *related)
+{
+    *related = false;
+    const value_t *key = user_state_get(u, r->key);
+    if (!key || key->type != VAL_STR || key->len == 0) return NULL;
+    if (r->rel == SOQL_REL_MANAGER) {
+        const user_state *m = e->store->get(e->store->ctx, key->s);
+        *related = m != NULL;
+        return m ? user_state_get(m, r->field) : NULL;
+    }
+    if (r->rel == SOQL_REL_UNSUPPORTED || !e->opts.lookup) return NULL;
+    const value_t *v = e->opts.lookup(e->opts.lookup_ctx, r->rel, key->s, r->field);
+    *related = v != NULL;
+    return v;
+}
+
 /* R3.4: the first assignment whose filter is true for the snapshot. */
 int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
 {
@@ -132,11 +170,16 @@ int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
         if (!f) return (int)a;
         size_t n = soql_field_count(f);
         for (size_t i = 0; i < n; i++) {
-            const char *name = soql_field_name(f, i);
-            const value_t *v = user_state_get(u, name);
-            if (v && v->type != VAL_NULL) vals[i] = *v;
-            else if (value_field_is_boolean(name)) vals[i] = value_bool(false);
-            else vals[i] = value_null();
+            const filter_ref *r = &e->refs[a][i];
+            bool related = true;
+            const value_t *v = r->rel == SOQL_REL_NONE ? user_state_get(u, r->field)
+                                                       : engine_related_value(e, u, r, &related);
+            if (v && v->type != VAL_NULL)
+                vals[i] = *v;
+            else if (r->boolean && related)
+                vals[i] = value_bool(false);
+            else
+                vals[i] = value_null();
         }
         if (soql_eval(f, vals, &clk) == SOQL_TRUE) return (int)a;
     }

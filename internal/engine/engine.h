@@ -12,6 +12,7 @@
 #include "command/command.h"
 #include "config/config.h"
 #include "event/event.h"
+#include "soql/soql.h"
 #include "util/util.h"
 #include "value/value.h"
 
@@ -153,6 +154,13 @@ typedef struct engine_opts {
     /* R8.3 for events: how many users are provisioned, for max_deactivation_share; 0: unknown
      * (only max_deactivations applies to event windows then). */
     uint64_t provisioned_hint;
+    /* R4.3: the value of a field of the Profile or UserRole record with this id (rel is
+     * SOQL_REL_PROFILE or SOQL_REL_USERROLE), or NULL when the look-up does not know it. The
+     * tables behind it are read from Salesforce by the caller, between events, never from here.
+     * NULL: such fields read as null. Manager.<field> needs none: the manager's own snapshot is in
+     * the store. */
+    const value_t *(*lookup)(void *ctx, soql_rel rel, const char *id, const char *field);
+    void *lookup_ctx;
 } engine_opts;
 
 typedef struct engine engine;

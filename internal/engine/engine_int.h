@@ -4,6 +4,15 @@
 
 #include "engine.h"
 
+/* A filter field resolved once at engine_new: the user's own field, or a relationship path (R4.3)
+ * read through the user's key field (ProfileId, UserRoleId, ManagerId). */
+typedef struct filter_ref {
+    soql_rel rel;
+    const char *field; /* the user's field, or the related record's (the path's leaf) */
+    const char *key;   /* the user's field holding the related id; NULL for SOQL_REL_NONE */
+    bool boolean;      /* absent reads as false (value_field_is_boolean) */
+} filter_ref;
+
 struct engine {
     const config *cfg;
     engine_store *store;
@@ -13,8 +22,10 @@ struct engine {
     buf scratch;         /* reused for normalised emails */
     const char **sorted; /* reused for waiting reports */
     size_t sorted_cap;
-    value_t *vals; /* filter inputs, as many as the widest filter reads */
-    buf fp;        /* settings fingerprints */
+    value_t *vals;     /* filter inputs, as many as the widest filter reads */
+    filter_ref **refs; /* per assignment, where each of its filter's fields comes from */
+    size_t n_refs;
+    buf fp; /* settings fingerprints */
     /* layout positions of the compound fields (Name, Address), ascending: change_named looks a
      * changedFields name up among these instead of every field of the layout */
     size_t *compounds;
@@ -50,5 +61,9 @@ static inline bool engine_name_eq(const char *a, const char *b)
 scope engine_evaluate_scope(engine *e, const user_state *u, int64_t now_ms);
 int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms);
 bool engine_is_blank(const value_t *v);
+/* R4.3: the value of a relationship field for u; *related false when there is no related
+ * record. */
+const value_t *engine_related_value(engine *e, const user_state *u, const filter_ref *r,
+                                    bool *related);
 
 #endif

@@ -1,6 +1,7 @@
 /* `explain`: the engine's view of one user in plain words: R3 rule by rule, the R5 record and the
  * R6 manager link. */
 #include <string.h>
+#include <strings.h>
 
 #include "engine_int.h"
 
@@ -65,6 +66,43 @@ static void explain_reason(engine *e, const user_state *u, reason_code r, buf *b
     buf_printf(b, " [%s]", engine_reason_name(r));
 }
 
+/* R4.3: what the relationship fields read for this user, so that an admin can see why a
+ * Profile.Name filter did or did not match. Each path once, in the order the filters name them. */
+static void explain_relationships(engine *e, const user_state *u, buf *b)
+{
+    size_t shown = 0;
+    for (size_t a = 0; a < e->n_refs; a++) {
+        const soql_filter *f = e->cfg->assignments[a].filter;
+        for (size_t i = 0; i < soql_field_count(f); i++) {
+            const filter_ref *r = &e->refs[a][i];
+            if (r->rel == SOQL_REL_NONE) continue;
+            const char *path = soql_field_name(f, i);
+            bool seen = false;
+            for (size_t pa = 0; pa <= a && !seen; pa++) {
+                const soql_filter *pf = e->cfg->assignments[pa].filter;
+                size_t upto = pa == a ? i : soql_field_count(pf);
+                for (size_t pi = 0; pi < upto && !seen; pi++)
+                    seen = strcasecmp(soql_field_name(pf, pi), path) == 0;
+            }
+            if (seen) continue;
+            buf_puts(b, shown++ ? "; " : "  Relationship fields (R4.3): ");
+            bool related;
+            const value_t *v = engine_related_value(e, u, r, &related);
+            const value_t *key = user_state_get(u, r->key);
+            buf_printf(b, "%s = ", path);
+            put_value(b, v);
+            if (!key || key->type != VAL_STR || !key->len)
+                buf_printf(b, " (%s is empty)", r->key);
+            else if (!related)
+                buf_printf(b, " (%s %s %s)", soql_relationship_name(r->rel), key->s,
+                           r->rel == SOQL_REL_MANAGER ? "never seen here"
+                           : e->opts.lookup          ? "not in the look-up tables"
+                                                     : "unknown: no look-up tables given");
+        }
+    }
+    if (shown) buf_puts(b, ".\n");
+}
+
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
@@ -98,6 +136,14 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): %s.\n",
                    a->name, a->filter_text[0] ? a->filter_text : "empty filter, matches everyone");
     }
+    explain_relationships(e, u, b);
+    if (s.reason == REASON_NONE && u->assignment && u->status == PROV_ACTIVE &&
+        strcasecmp(u->assignment, e->cfg->assignments[s.assignment].name) != 0)
+        buf_printf(b,
+                   "  The filters pick '%s' now, but '%s' was last applied: something the "
+                   "filters read changed without an event of this user (a manager's field, a "
+                   "look-up, the settings); the user's next event or a reimport applies it.\n",
+                   e->cfg->assignments[s.assignment].name, u->assignment);
     if (u->assignment) {
         const cfg_assignment *la = NULL;
         int i = config_assignment_index(e->cfg, u->assignment);

@@ -967,3 +967,36 @@ const char *soql_field_name(const soql_filter *f, size_t i)
 }
 
 bool soql_needs_relationships(const soql_filter *f) { return f && f->relationships; }
+
+static const struct {
+    const char *name, *key;
+} soql_rels[SOQL_REL__COUNT] = {
+    [SOQL_REL_PROFILE] = {"Profile", "ProfileId"},
+    [SOQL_REL_USERROLE] = {"UserRole", "UserRoleId"},
+    [SOQL_REL_MANAGER] = {"Manager", "ManagerId"},
+};
+
+soql_rel soql_relationship(const char *path, const char **leaf)
+{
+    if (leaf) *leaf = path;
+    const char *dot = strchr(path, '.');
+    if (!dot) return SOQL_REL_NONE;
+    /* one level only: the look-ups hold the related record's own fields, not its relationships */
+    if (strchr(dot + 1, '.') || dot[1] == '\0') return SOQL_REL_UNSUPPORTED;
+    for (int r = SOQL_REL_PROFILE; r <= SOQL_REL_MANAGER; r++)
+        if (str_ieqn(soql_rels[r].name, strlen(soql_rels[r].name), path, (size_t)(dot - path))) {
+            if (leaf) *leaf = dot + 1;
+            return (soql_rel)r;
+        }
+    return SOQL_REL_UNSUPPORTED;
+}
+
+const char *soql_relationship_key(soql_rel r)
+{
+    return r > SOQL_REL_NONE && r < SOQL_REL_UNSUPPORTED ? soql_rels[r].key : NULL;
+}
+
+const char *soql_relationship_name(soql_rel r)
+{
+    return r > SOQL_REL_NONE && r < SOQL_REL_UNSUPPORTED ? soql_rels[r].name : "";
+}

@@ -28,6 +28,25 @@ const char *soql_field_name(const soql_filter *f, size_t i);
 /* True when a field is a relationship path (contains '.'), R4.3. */
 bool soql_needs_relationships(const soql_filter *f);
 
+/* R4.3: the relationships a filter may go through, each resolved from a cached look-up keyed by
+ * one of the user's own fields (soql_relationship_key). */
+typedef enum {
+    SOQL_REL_NONE = 0,    /* a field of the user itself */
+    SOQL_REL_PROFILE,     /* Profile.<field>, by ProfileId */
+    SOQL_REL_USERROLE,    /* UserRole.<field>, by UserRoleId */
+    SOQL_REL_MANAGER,     /* Manager.<field>, by ManagerId, from the manager's own snapshot */
+    SOQL_REL_UNSUPPORTED, /* any other path (Account.Name, Manager.Profile.Name, ...) */
+    SOQL_REL__COUNT
+} soql_rel;
+
+/* Which relationship a field path goes through (names case-insensitive, as in SOQL); *leaf is set
+ * to the field after the dot (into path) for the supported ones, to path otherwise. */
+soql_rel soql_relationship(const char *path, const char **leaf);
+/* "ProfileId", "UserRoleId", "ManagerId"; NULL for NONE and UNSUPPORTED. */
+const char *soql_relationship_key(soql_rel r);
+/* "Profile", "UserRole", "Manager"; "" for NONE and UNSUPPORTED. */
+const char *soql_relationship_name(soql_rel r);
+
 typedef struct soql_clock {
     int64_t now_ms;        /* "now", milliseconds since the Unix epoch */
     int tz_offset_minutes; /* the org's offset from UTC for TODAY and friends; 0 = UTC */

@@ -39,7 +39,10 @@ static void fuzz_check_config(const config *c)
     for (size_t i = 0; i < c->n_assignments; i++) {
         const cfg_assignment *a = &c->assignments[i];
         FUZZ_CHECK(a->name && *a->name && a->filter_text && a->filter && a->line >= 1);
-        FUZZ_CHECK(!soql_needs_relationships(a->filter));
+        /* R4.3: a loaded filter names only relationships the service can resolve */
+        for (size_t k = 0; k < soql_field_count(a->filter); k++)
+            FUZZ_CHECK(soql_relationship(soql_field_name(a->filter, k), NULL) !=
+                       SOQL_REL_UNSUPPORTED);
         for (size_t j = 0; j < i; j++)
             FUZZ_CHECK(strcasecmp(a->name, c->assignments[j].name));
         FUZZ_CHECK(a->mode == UPDATE_AUTOMATIC || a->mode == UPDATE_MANUAL);

@@ -564,12 +564,26 @@ Test(config_filters, block_scalar_filter_position)
                     "settings.yaml:5:13: assignment 'Sales': filter: column ");
 }
 
-Test(config_filters, relationship_field_is_rejected_at_load)
+Test(config_filters, supported_relationship_fields_load)
 {
-    load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Profile.Name = 'System "
-                  "Administrator'\"\n",
-             "settings.yaml:5:13: assignment 'Admins': filter uses relationship field "
-             "'Profile.Name', which needs Salesforce look-ups (not available yet, R4.3)");
+    /* R4.3: Profile, UserRole and Manager paths are resolved through look-ups */
+    config *c = load_ok(BASE "assignments:\n  - name: Admins\n    filter: \"Profile.Name = 'System "
+                             "Administrator' OR userrole.DeveloperName = 'CEO' OR "
+                             "Manager.Email LIKE '%@acme.com'\"\n");
+    cr_assert_eq(c->n_assignments, 1);
+    config_free(c);
+}
+
+Test(config_filters, unsupported_relationship_field_is_rejected_at_load)
+{
+    load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Account.Name = 'Acme'\"\n",
+             "settings.yaml:5:13: assignment 'Admins': filter: relationship field 'Account.Name' "
+             "cannot be resolved here; use Profile.<field>, UserRole.<field> or Manager.<field> "
+             "(R4.3)");
+    load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Manager.Profile.Name = 'X'\"\n",
+             "settings.yaml:5:13: assignment 'Admins': filter: relationship field "
+             "'Manager.Profile.Name' cannot be resolved here; use Profile.<field>, "
+             "UserRole.<field> or Manager.<field> (R4.3)");
 }
 
 Test(config_filters, filter_must_be_text)

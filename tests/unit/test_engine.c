@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "config/config.h"
 #include "engine/engine.h"
@@ -50,7 +51,7 @@ static void on_warn(void *ctx, engine_warning w, const char *msg)
     ((run *)ctx)->warnings++;
 }
 
-static run simulate(const char *settings, const char *events)
+static run simulate_with(const char *settings, const char *events, const engine_opts *given)
 {
     config *cfg;
     perr err;
@@ -58,6 +59,7 @@ static run simulate(const char *settings, const char *events)
                  err.msg);
     store_mem *m = store_mem_new();
     engine_opts opts = {.with_why = true, .with_source = true};
+    if (given) opts = *given;
     engine *e = engine_new(cfg, store_mem_iface(m), &opts);
     run r = {.cmds = json_array()};
     engine_hooks h = {.ctx = &r, .emit = on_emit, .warn = on_warn};
@@ -82,6 +84,11 @@ static run simulate(const char *settings, const char *events)
     store_mem_free(m);
     config_free(cfg);
     return r;
+}
+
+static run simulate(const char *settings, const char *events)
+{
+    return simulate_with(settings, events, NULL);
 }
 
 static const char *type_at(const run *r, size_t i)
@@ -112,6 +119,87 @@ Test(engine, r5_1_create_in_scope_carries_all_attributes)
     cr_assert_str_eq(str_at(&r, 0, "assignment"), "Everyone");
     cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 0), "manager_sf_user_id")));
     cr_assert(json_is_object(json_object_get(json_array_get(r.cmds, 0), "settings")));
+}
+
+/* ---- R4.3: relationship fields */
+
+static const char *REL_SETTINGS =
+    "company:\n  primary_domain: acme.com\n"
+    "assignments:\n"
+    "  - name: Admins\n    filter: \"Profile.Name = 'System Administrator'\"\n"
+    "    seats: [admin]\n"
+    "  - name: Leaders\n    filter: \"UserRole.DeveloperName LIKE 'Sales%'\"\n"
+    "    seats: [recorder]\n"
+    "  - name: Reports of VPs\n    filter: \"Manager.Title = 'VP' AND Manager.IsActive = true\"\n"
+    "    seats: [viewer]\n"
+    "  - name: Inactive managers\n    filter: \"Manager.IsActive = false\"\n"
+    "    seats: [viewer]\n"
+    "  - name: Everyone else\n    filter: \"Title = 'AE'\"\n"
+    "    seats: [viewer]\n";
+
+typedef struct fake_tables {
+    unsigned calls;
+    value_t admin, sales_vp;
+} fake_tables;
+
+static const value_t *fake_lookup(void *ctx, soql_rel rel, const char *id, const char *field)
+{
+    fake_tables *t = ctx;
+    t->calls++;
+    if (rel == SOQL_REL_PROFILE && strcmp(id, "00eADMIN") == 0 && strcasecmp(field, "Name") == 0)
+        return &t->admin;
+    if (rel == SOQL_REL_USERROLE && strcmp(id, "00EVP") == 0 &&
+        strcasecmp(field, "DeveloperName") == 0)
+        return &t->sales_vp;
+    return NULL;
+}
+
+static const char *created_as(const run *r, const char *id)
+{
+    for (size_t i = 0; i < json_array_size(r->cmds); i++)
+        if (strcmp(type_at(r, i), "CREATE_USER") == 0 && strcmp(str_at(r, i, "sf_user_id"), id) == 0)
+            return str_at(r, i, "assignment");
+    return NULL;
+}
+
+Test(engine, r4_3_profile_and_role_fields_resolve_through_the_lookup)
+{
+    fake_tables t = {.admin = value_str("System Administrator"), .sales_vp = value_str("SalesVP")};
+    engine_opts o = {.lookup = fake_lookup, .lookup_ctx = &t};
+    run r = simulate_with(
+        REL_SETTINGS,
+        HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", ",\"ProfileId\":\"00eADMIN\""))
+        HDR("\"005U2\"", "CREATE", 2, USER("Bob", "bob@acme.com", ",\"UserRoleId\":\"00EVP\""))
+        HDR("\"005U3\"", "CREATE", 3, USER("Cy", "cy@acme.com", ",\"ProfileId\":\"00eOTHER\""))
+        HDR("\"005U3\"", "UPDATE", 4, ",\"ProfileId\":\"00eADMIN\""),
+        &o);
+    cr_assert_str_eq(created_as(&r, "005U1"), "Admins");
+    cr_assert_str_eq(created_as(&r, "005U2"), "Leaders");
+    /* U3's profile was not an admin's: the last assignment, until its ProfileId changes and it
+     * moves to Admins (R5.3) */
+    cr_assert_str_eq(created_as(&r, "005U3"), "Everyone else");
+    cr_assert_str_eq(type_at(&r, json_array_size(r.cmds) - 1), "APPLY_SETTINGS");
+    cr_assert_str_eq(str_at(&r, json_array_size(r.cmds) - 1, "assignment"), "Admins");
+    cr_assert(t.calls > 0);
+}
+
+Test(engine, r4_3_without_tables_profile_fields_read_null)
+{
+    run r = simulate(REL_SETTINGS, HDR("\"005U1\"", "CREATE", 1,
+                                       USER("Ann", "ann@acme.com", ",\"ProfileId\":\"00eADMIN\"")));
+    cr_assert_str_eq(created_as(&r, "005U1"), "Everyone else");
+}
+
+Test(engine, r4_3_manager_fields_come_from_the_managers_snapshot)
+{
+    run r = simulate(
+        REL_SETTINGS,
+        HDR("\"005M1\"", "CREATE", 1, USER("Max", "max@acme.com", "") ",\"Title\":\"VP\"")
+        HDR("\"005U1\"", "CREATE", 2, USER("Ann", "ann@acme.com", ",\"ManagerId\":\"005M1\""))
+        /* a manager never seen: no related record, so Manager.IsActive is null, not false */
+        HDR("\"005U2\"", "CREATE", 3, USER("Bob", "bob@acme.com", ",\"ManagerId\":\"005M9\"")));
+    cr_assert_str_eq(created_as(&r, "005U1"), "Reports of VPs");
+    cr_assert_str_eq(created_as(&r, "005U2"), "Everyone else", "not Inactive managers");
 }
 
 Test(engine, r1_1_non_user_entity_is_skipped_and_counted)

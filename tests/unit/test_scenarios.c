@@ -6,6 +6,7 @@
 #include <criterion/parameterized.h>
 #include <dirent.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,9 +66,17 @@ static json_t *run_simulate(const char *dir, char *err, size_t errsz)
 {
     const char *bin = getenv("PV_BINARY");
     cr_assert(bin, "PV_BINARY is not set (run under ctest)");
+    /* a scenario with relationship filters (R4.3) brings its Profile and UserRole tables */
+    char lookups[700] = "";
+    struct stat lst;
+    snprintf(lookups, sizeof lookups, "%s/lookups.json", dir);
+    bool has_lookups = stat(lookups, &lst) == 0;
     char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl' 2>/dev/null",
-             bin, dir, dir);
+    snprintf(cmd, sizeof cmd,
+             "'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl'%s%s%s "
+             "2>/dev/null",
+             bin, dir, dir, has_lookups ? " --lookups '" : "", has_lookups ? lookups : "",
+             has_lookups ? "'" : "");
     FILE *p = popen(cmd, "r");
     cr_assert(p);
     json_t *arr = json_array();

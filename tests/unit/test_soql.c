@@ -167,6 +167,26 @@ Test(soql_r4_3, relationship_path_needs_lookups)
     soql_free(f);
 }
 
+Test(soql_r4_3, relationship_paths_classified)
+{
+    const char *leaf;
+    cr_assert_eq(soql_relationship("Title", &leaf), SOQL_REL_NONE);
+    cr_assert_str_eq(leaf, "Title");
+    cr_assert_eq(soql_relationship("profile.Name", &leaf), SOQL_REL_PROFILE);
+    cr_assert_str_eq(leaf, "Name");
+    cr_assert_eq(soql_relationship("UserRole.DeveloperName", &leaf), SOQL_REL_USERROLE);
+    cr_assert_str_eq(leaf, "DeveloperName");
+    cr_assert_eq(soql_relationship("MANAGER.Email", &leaf), SOQL_REL_MANAGER);
+    cr_assert_str_eq(leaf, "Email");
+    cr_assert_str_eq(soql_relationship_key(SOQL_REL_MANAGER), "ManagerId");
+    cr_assert_str_eq(soql_relationship_key(SOQL_REL_USERROLE), "UserRoleId");
+    cr_assert_eq(soql_relationship("Account.Name", &leaf), SOQL_REL_UNSUPPORTED);
+    cr_assert_eq(soql_relationship("Manager.Profile.Name", NULL), SOQL_REL_UNSUPPORTED);
+    cr_assert_eq(soql_relationship("Managers.Email", NULL), SOQL_REL_UNSUPPORTED);
+    cr_assert_eq(soql_relationship("Profile.", NULL), SOQL_REL_UNSUPPORTED);
+    cr_assert_null(soql_relationship_key(SOQL_REL_UNSUPPORTED));
+}
+
 Test(soql_r4_3, plain_fields_need_no_lookups)
 {
     soql_filter *f;

@@ -154,6 +154,7 @@ int cmd_run(int argc, char **argv)
     o.sf = sf;
     o.exactly_once = cli_bool(&a, "exactly-once");
     o.reimport_interval_s = (int)cli_int(&a, "reimport-interval");
+    o.lookup_refresh_s = (int)cli_int(&a, "lookup-refresh-interval");
     o.transactional_id = txn_id;
     o.settings_path = cli_str(&a, "settings");
     o.reload = &reload_requested;

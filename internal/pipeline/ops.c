@@ -262,6 +262,20 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
     pm->reimports =
         metrics_counter(r, "provisioner_reimport_requests_total",
                         "Reimports requested over HTTP and taken by the main loop.", "");
+    const char *reads_help = "Reads of the Profile and UserRole tables of relationship filters "
+                             "(R4.3), by result.";
+    pm->lookup_ok = counter(r, "provisioner_lookup_reads_total", reads_help, "result=\"%s\"", "ok");
+    pm->lookup_error =
+        counter(r, "provisioner_lookup_reads_total", reads_help, "result=\"%s\"", "error");
+    const char *rows_help = "Records in the look-up tables of relationship filters (R4.3).";
+    pm->lookup_profiles =
+        metrics_gauge(r, "provisioner_lookup_records", rows_help, "object=\"Profile\"");
+    pm->lookup_roles =
+        metrics_gauge(r, "provisioner_lookup_records", rows_help, "object=\"UserRole\"");
+    pm->lookup_age = metrics_gauge(r, "provisioner_lookup_age_seconds",
+                                   "Seconds since the look-up tables were last read; 0 when "
+                                   "no filter needs them.",
+                                   "");
 }
 
 void pipeline_metrics_free(pipeline_metrics *pm)

@@ -90,6 +90,8 @@ typedef struct pipeline_metrics {
     metric *assigned, *held_deactivations, *sf_used, *sf_max;
     metric *reload_ok, *reload_error, *reload_failing;
     metric *reimports;
+    /* R4.3: reads of the Profile and UserRole tables, their sizes and age */
+    metric *lookup_ok, *lookup_error, *lookup_profiles, *lookup_roles, *lookup_age;
     lag_series *lag;
     size_t n_lag;
     int64_t lag_epoch;

@@ -22,6 +22,7 @@
 
 #include "kafka/kafka.h"
 #include "log/log.h"
+#include "lookup/lookup.h"
 #include "ops.h"
 #include "reimport/reimport.h"
 #include "salesforce/salesforce.h"
@@ -90,6 +91,9 @@ typedef struct pipeline {
                              p->o->cfg is the settings in force */
     config *owned_cfg;    /* a reloaded config, ours to free (the first one is the caller's) */
     engine_opts eng_opts; /* to build the engine again after a reload */
+    lookup *lk;           /* Profile and UserRole tables for the settings in force (R4.3) */
+    int64_t next_lookup_refresh;
+    lookup_stats lk_seen; /* what the metrics have of lk's counters */
     pipeline_metrics pm;
     metrics *own_metrics; /* when the caller has no registry (replay) */
     pipeline_health own_health, *health;
@@ -613,6 +617,49 @@ static int apply_gap(pipeline *p, const event *ev, perr *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------- look-ups (R4.3) */
+
+/* The tables cfg's filters need, read once before the first decision under cfg. Without
+ * Salesforce access such filters cannot be decided (every user would read null and fall out of
+ * scope), so the service refuses them at start and a reload refuses them too. */
+static lookup *lookups_for(pipeline *p, const config *cfg, perr *err)
+{
+    lookup *lk = lookup_new(cfg);
+    if (!lookup_needed(lk)) return lk;
+    buf what;
+    buf_init(&what);
+    lookup_describe(lk, &what);
+    int rc = 0;
+    if (!p->o->sf)
+        rc = perr_set(err,
+                      "the settings' filters read %s (R4.3): that needs Salesforce access "
+                      "(--salesforce-url and its credentials)",
+                      what.data);
+    else if (lookup_refresh(lk, p->o->sf, SF_ESSENTIAL, err) < 0)
+        rc = perr_prefix(err, "reading %s from Salesforce: ", what.data);
+    buf_free(&what);
+    if (rc < 0) {
+        lookup_free(lk);
+        return NULL;
+    }
+    p->next_lookup_refresh = now_ms() + p->o->lookup_refresh_s * 1000L;
+    return lk;
+}
+
+/* Before a batch is decided: an id the tables do not know (a profile created since they were
+ * read) makes them be read again, so that no user is decided on a null that is not one. */
+static int step_lookups(pipeline *p, perr *err)
+{
+    if (!lookup_needed(p->lk)) return 0;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        if (p->ok[i]) lookup_note_fields(p->lk, p->events[i].fields, p->events[i].n_fields);
+    for (size_t i = 0; i < p->gap_records.cap; i++) {
+        const gap_rec *g = p->gap_records.slots[i].key ? p->gap_records.slots[i].val : NULL;
+        if (g) lookup_note_fields(p->lk, g->fields, g->n);
+    }
+    return lookup_resolve_noted(p->lk, p->o->sf, err);
+}
+
 static int step_decide(pipeline *p, perr *err)
 {
     p->n_outs = 0;
@@ -1071,6 +1118,14 @@ static int run_batch(pipeline *p, perr *err)
     int rc = -1;
     for (;;) {
         resolve_gaps(p);
+        long backoff = 500;
+        while (step_lookups(p, err) < 0) { /* Salesforce away: wait rather than guess */
+            log_msg(LOG_ERROR, "Profile and UserRole tables cannot be read; the batch waits",
+                    "error", err->msg, NULL);
+            if (*p->o->stop) goto out;
+            sleep_ms(backoff);
+            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
+        }
         if (with_retry(p, step_prefetch, "prefetch", true, &stop_deadline, err) < 0) goto out;
         if (step_decide(p, err) == 0) break;
         p->stats.redis_retries++;
@@ -1258,9 +1313,22 @@ static int reload_settings(pipeline *p, const char *trigger, perr *err)
                 trigger, "error", lerr.msg, NULL);
         return 0;
     }
+    lookup *lk = lookups_for(p, fresh, &lerr);
+    if (!lk) {
+        config_free(fresh);
+        metric_add(p->pm.reload_error, 1);
+        metric_set(p->pm.reload_failing, 1);
+        log_msg(LOG_ERROR, "settings reload refused; the settings in force stay", "trigger",
+                trigger, "error", lerr.msg, NULL);
+        return 0;
+    }
     /* the old engine's last counts, before its successor starts from zero */
     pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), NULL, NULL);
     engine_free(p->eng);
+    lookup_free(p->lk);
+    p->lk = lk;
+    memset(&p->lk_seen, 0, sizeof p->lk_seen);
+    p->eng_opts.lookup_ctx = lk;
     config_free(p->owned_cfg); /* after the engine that used it; never the caller's */
     p->owned_cfg = fresh;
     p->opts.cfg = fresh;
@@ -1283,6 +1351,21 @@ static void check_brokers(pipeline *p)
     if (md) rd_kafka_metadata_destroy(md);
 }
 
+static void publish_lookups(pipeline *p)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* refreshed_ms is wall clock */
+    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    lookup_stats st;
+    lookup_get_stats(p->lk, &st);
+    metric_add(p->pm.lookup_ok, st.refreshes - p->lk_seen.refreshes);
+    metric_add(p->pm.lookup_error, st.failures - p->lk_seen.failures);
+    p->lk_seen = st;
+    metric_set(p->pm.lookup_profiles, (double)st.rows[SOQL_REL_PROFILE]);
+    metric_set(p->pm.lookup_roles, (double)st.rows[SOQL_REL_USERROLE]);
+    metric_set(p->pm.lookup_age, st.refreshed_ms ? (double)(now - st.refreshed_ms) / 1000.0 : 0);
+}
+
 static int ops_turn(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
@@ -1290,6 +1373,7 @@ static int ops_turn(pipeline *p, perr *err)
     beat(p);
     pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), store_redis_get_stats(p->store),
                              &p->stats);
+    publish_lookups(p);
     if (now >= p->next_ops_tick) {
         p->next_ops_tick = now + 5000;
         pipeline_metrics_lag(&p->pm, p->consumer, p->last_assignment);
@@ -1297,6 +1381,15 @@ static int ops_turn(pipeline *p, perr *err)
         if (!o->dry_run && now - p->last_redis_ms >= 5000) { /* idle: is Redis still there? */
             perr e;
             redis_step_done(p, store_redis_ping(p->store, &e) == 0);
+        }
+        if (o->sf && lookup_needed(p->lk) && o->lookup_refresh_s > 0 &&
+            now >= p->next_lookup_refresh) {
+            /* not essential: below the API floor the tables in hand stay in use */
+            perr e;
+            p->next_lookup_refresh = now + o->lookup_refresh_s * 1000L;
+            if (lookup_refresh(p->lk, o->sf, 0, &e) < 0)
+                log_msg(LOG_WARN, "Profile and UserRole tables not read again; the last ones stay",
+                        "error", e.msg, NULL);
         }
         long used, max;
         if (o->sf && sf_api_usage(o->sf, &used, &max)) {
@@ -1531,6 +1624,7 @@ static void teardown(pipeline *p)
         rd_kafka_destroy(p->producer);
     }
     engine_free(p->eng);
+    lookup_free(p->lk);
     store_redis_close(p->store);
     codec_decoder_free(p->dec);
     codec_command_encoder_free(p->enc);
@@ -1588,7 +1682,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     store_redis_opts so = {.url = o->redis_url, .prefix = o->redis_prefix};
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
-    p->eng_opts = (engine_opts){.with_why = true, .with_source = true};
+    if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
+    p->eng_opts = (engine_opts){.with_why = true, .with_source = true, .lookup = lookup_get,
+                                .lookup_ctx = p->lk};
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
     p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;

@@ -66,6 +66,9 @@ typedef struct pipeline_opts {
     /* Salesforce (R1.3 gap events, R8 reimports); NULL: gaps are reported, not resolved */
     struct sf_client *sf;
     int reimport_interval_s; /* scheduled reimports (R8.2); 0: none */
+    /* R4.3: seconds between reads of the Profile and UserRole tables relationship filters use;
+     * 0: only at start, at a settings reload and when an event names an unknown id */
+    int lookup_refresh_s;
     /* operations (issue 9; internal/pipeline/ops.h); each may be NULL (replay leaves them so) */
     struct metrics *metrics;        /* the registry /metrics renders; NULL: a private one */
     struct pipeline_health *health; /* what /healthz and /readyz read; NULL: a private one */

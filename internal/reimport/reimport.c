@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "log/log.h"
+#include "lookup/lookup.h"
 
 #define CHUNK 500
 
@@ -28,6 +29,7 @@ typedef struct run {
     size_t n_known, cap_known;
     bool counting; /* the guard's dry pass */
     bool tally;    /* the first pass counts users for the result */
+    lookup *lk;    /* Profile and UserRole tables for relationship filters (R4.3) */
 } run;
 
 int64_t reimport_parse_time(const char *s) { return time_parse_iso8601(s); }
@@ -47,7 +49,11 @@ const char **reimport_fields(const config *cfg, size_t *n)
     for (size_t i = 0; i < cfg->n_assignments; i++) {
         const soql_filter *f = cfg->assignments[i].filter;
         for (size_t j = 0; f && j < soql_field_count(f); j++) {
+            /* a relationship path is read through the user's key field and a look-up, as for
+             * events (R4.3): the snapshot holds the user's own fields only */
             const char *name = soql_field_name(f, j);
+            const char *key = soql_relationship_key(soql_relationship(name, NULL));
+            if (key) name = key;
             bool dup = false;
             for (size_t m = 0; m < k && !dup; m++) dup = strcasecmp(out[m], name) == 0;
             if (!dup) out[k++] = name;
@@ -143,7 +149,12 @@ static int pass(run *x, bool hold, perr *err)
 {
     const reimport_opts *o = x->o;
     engine_opts eo = {
-        .with_why = true, .with_source = false, .hold_deactivations = hold, .reimport = true};
+        .with_why = true,
+        .with_source = false,
+        .hold_deactivations = hold,
+        .reimport = true,
+        .lookup = lookup_get,
+        .lookup_ctx = x->lk};
     engine *e = engine_new(o->cfg, store_redis_iface(o->store), &eo);
     engine_hooks h = {.ctx = x, .emit = on_emit, .warn = on_warn};
     engine_store *st = store_redis_iface(o->store);
@@ -220,7 +231,11 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
     strmap_init(&x.in_sf);
     size_t nf;
     const char **fields = reimport_fields(o->cfg, &nf);
-    int rc = sf_query_all_users(o->sf, fields, nf, SF_ESSENTIAL, on_record, &x, err);
+    x.lk = lookup_new(o->cfg);
+    int rc = 0;
+    if (lookup_needed(x.lk) && lookup_refresh(x.lk, o->sf, SF_ESSENTIAL, err) < 0)
+        rc = perr_prefix(err, "reading the Profile and UserRole tables (R4.3): ");
+    if (rc == 0) rc = sf_query_all_users(o->sf, fields, nf, SF_ESSENTIAL, on_record, &x, err);
     free(fields);
     if (o->progress) fputc('\n', stderr);
     if (rc == 0) rc = store_redis_scan_users(o->store, on_known, &x, err);
@@ -253,6 +268,7 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
     for (size_t i = 0; i < x.n_known; i++) free(x.known[i]);
     free(x.known);
     free(x.recs);
+    lookup_free(x.lk);
     strmap_free(&x.in_sf, NULL);
     arena_free(&x.mem);
     return rc;

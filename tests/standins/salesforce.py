@@ -22,6 +22,7 @@ Control, for the tests:
      {"token_ttl": N}                      each token serves N data requests (null = no limit)
      {"delay_ms": M}                       every request waits M ms before answering
      {"api_used": U, "api_max": M}         the Sforce-Limit-Info counters (each data request adds 1)
+     {"upsert": {"Profile": [{"Id": ..., ...}], "User": [...]}}   records added or replaced by Id
      {"reset_stats": true}
   GET  /_stats    JSON counters: requests, token_requests, grants, jwt_verified, query_requests,
                   queries (the SOQL texts), url_lengths, statuses, tokens (issued), unauthorized
@@ -303,6 +304,11 @@ class Handler(BaseHTTPRequestHandler):
                 st.api_used = int(req["api_used"])
             if "api_max" in req:
                 st.api_max = int(req["api_max"])
+            for table, records in (req.get("upsert") or {}).items():
+                rows = st.tables.setdefault(table.lower(), [])
+                for rec in records:
+                    rows[:] = [r for r in rows if r.get("Id") != rec.get("Id")]
+                    rows.append(rec)
             if req.get("reset_stats"):
                 st.reset_stats()
         self.send_json(200, {"ok": True})

@@ -7,7 +7,7 @@
 
 #define SVC (C_RUN | C_REPLAY | C_REIMPORT)
 #define STATE (SVC | C_HELD) /* the commands that read the Redis state */
-#define NB 1, 0 /* no bounds */
+#define NB 1, 0              /* no bounds */
 
 const cli_option pv_options[] = {
     {"settings", CLI_STR, NULL, NB, "PROVISIONER_SETTINGS", "settings file (YAML)",
@@ -21,8 +21,8 @@ const cli_option pv_options[] = {
     {"lookups", CLI_STR, NULL, NB, NULL,
      "Profile and UserRole records for relationship filters (JSON), as Salesforce would answer",
      C_SIMULATE | C_EXPLAIN, false},
-    {"no-why", CLI_FLAG, NULL, NB, NULL, "leave `why` and `source` out of the commands",
-     C_SIMULATE, false},
+    {"no-why", CLI_FLAG, NULL, NB, NULL, "leave `why` and `source` out of the commands", C_SIMULATE,
+     false},
     {"brokers", CLI_STR, NULL, NB, "PROVISIONER_BROKERS", "Kafka bootstrap servers",
      SVC | C_PRODUCE | C_CONSUME, false},
     {"input-topic", CLI_STR, "salesforce.user.changes", NB, "PROVISIONER_INPUT_TOPIC",
@@ -61,28 +61,30 @@ const cli_option pv_options[] = {
     {"transactional-id", CLI_STR, NULL, NB, "PROVISIONER_TRANSACTIONAL_ID",
      "transactional.id with --exactly-once (default: GROUP.HOSTNAME.PID)", C_RUN, false},
     {"salesforce-url", CLI_STR, NULL, NB, "PROVISIONER_SALESFORCE_URL",
-     "the org's My Domain URL (also the token endpoint's base)", C_RUN | C_REIMPORT, false},
+     "the org's My Domain URL (also the token endpoint's base); replay uses Salesforce only for "
+     "the look-ups of relationship filters",
+     C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-api-version", CLI_STR, "v62.0", NB, "PROVISIONER_SALESFORCE_API_VERSION",
-     "REST API version", C_RUN | C_REIMPORT, false},
+     "REST API version", C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-client-id", CLI_STR, NULL, NB, "PROVISIONER_SALESFORCE_CLIENT_ID",
-     "the connected app's consumer key", C_RUN | C_REIMPORT, false},
+     "the connected app's consumer key", C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-client-secret-file", CLI_STR, NULL, NB,
      "PROVISIONER_SALESFORCE_CLIENT_SECRET_FILE", "client-credentials flow: the secret's file",
-     C_RUN | C_REIMPORT, false},
+     C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-jwt-key-file", CLI_STR, NULL, NB, "PROVISIONER_SALESFORCE_JWT_KEY_FILE",
-     "JWT bearer flow: the RSA private key's file", C_RUN | C_REIMPORT, false},
+     "JWT bearer flow: the RSA private key's file", C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-username", CLI_STR, NULL, NB, "PROVISIONER_SALESFORCE_USERNAME",
-     "JWT bearer flow: the user to act as", C_RUN | C_REIMPORT, false},
+     "JWT bearer flow: the user to act as", C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-login-url", CLI_STR, "https://login.salesforce.com", NB,
      "PROVISIONER_SALESFORCE_LOGIN_URL", "JWT bearer flow: the token's audience",
-     C_RUN | C_REIMPORT, false},
+     C_RUN | C_REIMPORT | C_REPLAY, false},
     {"salesforce-min-remaining-calls", CLI_INT, "0", 0, 1e9,
      "PROVISIONER_SALESFORCE_MIN_REMAINING_CALLS",
-     "below this many API calls left, only essential calls are made", C_RUN | C_REIMPORT, false},
+     "below this many API calls left, only essential calls are made", C_RUN | C_REIMPORT | C_REPLAY,
+     false},
     {"confirm", CLI_FLAG, NULL, NB, NULL,
      "let held deactivations through (R8.3) and do not hold this run's", C_REIMPORT, false},
-    {"lookup-refresh-interval", CLI_INT, "3600", 0, 604800,
-     "PROVISIONER_LOOKUP_REFRESH_INTERVAL",
+    {"lookup-refresh-interval", CLI_INT, "3600", 0, 604800, "PROVISIONER_LOOKUP_REFRESH_INTERVAL",
      "seconds between reads of the Profile and UserRole tables of relationship filters (R4.3); "
      "0: at start, reload and unknown ids only",
      C_RUN, false},

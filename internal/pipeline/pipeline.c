@@ -619,6 +619,11 @@ static int apply_gap(pipeline *p, const event *ev, perr *err)
 
 /* ---------------------------------------------------------------- look-ups (R4.3) */
 
+static sf_client *lookup_client(const pipeline *p)
+{
+    return p->o->lookup_sf ? p->o->lookup_sf : p->o->sf;
+}
+
 /* The tables cfg's filters need, read once before the first decision under cfg. Without
  * Salesforce access such filters cannot be decided (every user would read null and fall out of
  * scope), so the service refuses them at start and a reload refuses them too. */
@@ -630,12 +635,12 @@ static lookup *lookups_for(pipeline *p, const config *cfg, perr *err)
     buf_init(&what);
     lookup_describe(lk, &what);
     int rc = 0;
-    if (!p->o->sf)
+    if (!lookup_client(p))
         rc = perr_set(err,
                       "the settings' filters read %s (R4.3): that needs Salesforce access "
                       "(--salesforce-url and its credentials)",
                       what.data);
-    else if (lookup_refresh(lk, p->o->sf, SF_ESSENTIAL, err) < 0)
+    else if (lookup_refresh(lk, lookup_client(p), SF_ESSENTIAL, err) < 0)
         rc = perr_prefix(err, "reading %s from Salesforce: ", what.data);
     buf_free(&what);
     if (rc < 0) {
@@ -657,7 +662,7 @@ static int step_lookups(pipeline *p, perr *err)
         const gap_rec *g = p->gap_records.slots[i].key ? p->gap_records.slots[i].val : NULL;
         if (g) lookup_note_fields(p->lk, g->fields, g->n);
     }
-    return lookup_resolve_noted(p->lk, p->o->sf, err);
+    return lookup_resolve_noted(p->lk, lookup_client(p), err);
 }
 
 static int step_decide(pipeline *p, perr *err)
@@ -1382,12 +1387,12 @@ static int ops_turn(pipeline *p, perr *err)
             perr e;
             redis_step_done(p, store_redis_ping(p->store, &e) == 0);
         }
-        if (o->sf && lookup_needed(p->lk) && o->lookup_refresh_s > 0 &&
+        if (lookup_client(p) && lookup_needed(p->lk) && o->lookup_refresh_s > 0 &&
             now >= p->next_lookup_refresh) {
             /* not essential: below the API floor the tables in hand stay in use */
             perr e;
             p->next_lookup_refresh = now + o->lookup_refresh_s * 1000L;
-            if (lookup_refresh(p->lk, o->sf, 0, &e) < 0)
+            if (lookup_refresh(p->lk, lookup_client(p), 0, &e) < 0)
                 log_msg(LOG_WARN, "Profile and UserRole tables not read again; the last ones stay",
                         "error", e.msg, NULL);
         }

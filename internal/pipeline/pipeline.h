@@ -65,6 +65,9 @@ typedef struct pipeline_opts {
     const char *transactional_id;
     /* Salesforce (R1.3 gap events, R8 reimports); NULL: gaps are reported, not resolved */
     struct sf_client *sf;
+    /* Salesforce for the look-up tables of relationship filters only (R4.3), when gaps and
+     * reimports must not use it (replay); NULL: sf */
+    struct sf_client *lookup_sf;
     int reimport_interval_s; /* scheduled reimports (R8.2); 0: none */
     /* R4.3: seconds between reads of the Profile and UserRole tables relationship filters use;
      * 0: only at start, at a settings reload and when an event names an unknown id */

@@ -336,6 +336,25 @@ Test(lookup, the_service_decides_relationship_filters)
     json_decref(cmds);
     cr_assert_eq(queries_from(&s, "Profile"), 2, "at start and for the unknown id, no more");
     cr_assert_eq(h_proc_stop(svc, 20), 0);
+
+    /* a replay into an empty state reads the tables too (and only them: no gap, no reimport) */
+    const char *replay[] = {h_pv_binary(), "replay", "--from-beginning", "--dry-run",
+                            "--state-prefix", "rebuild:", "--settings", settings_path, "--redis",
+                            redis.url, "--brokers", b->bootstrap, "--input-topic", "in",
+                            "--output-topic", "out", "--salesforce-url", s.url,
+                            "--salesforce-client-id", "cid", "--salesforce-client-secret-file",
+                            s.secret, NULL};
+    h_proc *rp;
+    cr_assert_eq(h_run(replay, env, 60, &rp), 0, "%s", h_proc_stderr(rp));
+    const char *planned = h_path("replay.jsonl");
+    char *text = h_proc_stdout(rp);
+    h_write_file(planned, text);
+    free(text);
+    cmds = commands_in(planned);
+    cr_assert_str_eq(created_as(cmds, U3), "Admins");
+    cr_assert_str_eq(created_as(cmds, U5), "Reports of admins");
+    json_decref(cmds);
+    cr_assert_eq(queries_from(&s, "User"), 0);
     h_redis_stop(&redis);
 }
 

@@ -498,6 +498,32 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
     }
 }
 
+/* R4.3: a Manager.<field> filter reads the manager's snapshot for every user decided, also when
+ * the event does not name the manager (a Title change): those managers are read in one more round
+ * trip instead of one each during the decisions. */
+static bool reads_manager_fields(const config *cfg)
+{
+    for (size_t a = 0; a < cfg->n_assignments; a++) {
+        const soql_filter *f = cfg->assignments[a].filter;
+        for (size_t i = 0; i < soql_field_count(f); i++)
+            if (soql_relationship(soql_field_name(f, i), NULL) == SOQL_REL_MANAGER) return true;
+    }
+    return false;
+}
+
+static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr *err)
+{
+    engine_store *st = store_redis_iface(p->store);
+    const char **managers = arena_alloc(&p->mem, sizeof(char *) * (n ? n : 1));
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const user_state *u = st->get(st->ctx, ids[i]); /* prefetched: no round trip */
+        const value_t *m = u ? user_state_get(u, "ManagerId") : NULL;
+        if (m && m->type == VAL_STR && m->len) managers[k++] = arena_strdup(&p->mem, m->s);
+    }
+    return k ? store_redis_prefetch(p->store, managers, k, err) : 0;
+}
+
 static int step_prefetch(pipeline *p, perr *err)
 {
     const char **ids = arena_alloc(&p->mem, sizeof(char *) * (p->n_msgs * 4 + 8));
@@ -528,6 +554,7 @@ static int step_prefetch(pipeline *p, perr *err)
     }
     double started = pipeline_mono_s();
     int rc = store_redis_prefetch(p->store, ids, n, err);
+    if (rc == 0 && reads_manager_fields(p->o->cfg)) rc = prefetch_managers(p, ids, n, err);
     if (rc == 0) metric_observe(p->pm.redis_prefetch, pipeline_mono_s() - started);
     return rc;
 }

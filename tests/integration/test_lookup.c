@@ -128,6 +128,31 @@ static config *settings(void)
 
 static const char *str_of(const value_t *v) { return v && v->type == VAL_STR ? v->s : NULL; }
 
+/* The component under test over a running stand-in, with its tables read once. */
+typedef struct fixture {
+    standin s;
+    config *cfg;
+    lookup *lk;
+    sf_client *sf;
+} fixture;
+
+static void fixture_open(fixture *f)
+{
+    standin_start(&f->s, TABLES);
+    f->cfg = settings();
+    f->lk = lookup_new(f->cfg);
+    f->sf = client_for(&f->s);
+    perr err;
+    cr_assert_eq(lookup_refresh(f->lk, f->sf, 0, &err), 0, "%s", err.msg);
+}
+
+static void fixture_close(fixture *f)
+{
+    lookup_free(f->lk);
+    sf_client_free(f->sf);
+    config_free(f->cfg);
+}
+
 Test(lookup, tables_read_once_with_only_the_fields_filters_use)
 {
     standin s;
@@ -166,13 +191,12 @@ Test(lookup, tables_read_once_with_only_the_fields_filters_use)
 
 Test(lookup, an_unknown_id_reads_the_tables_again_once)
 {
-    standin s;
-    standin_start(&s, TABLES);
-    config *cfg = settings();
-    lookup *lk = lookup_new(cfg);
-    sf_client *sf = client_for(&s);
+    fixture f;
+    fixture_open(&f);
+    lookup *lk = f.lk;
+    sf_client *sf = f.sf;
+    const standin *sp = &f.s;
     perr err;
-    cr_assert_eq(lookup_refresh(lk, sf, 0, &err), 0, "%s", err.msg);
 
     /* ids the tables know cost nothing */
     event_field known[] = {{"ProfileId", value_str(P_STD)},
@@ -180,40 +204,37 @@ Test(lookup, an_unknown_id_reads_the_tables_again_once)
                            {"Title", value_str(P_NEW)}};
     cr_assert_eq(lookup_note_fields(lk, known, 3), 0);
     cr_assert_eq(lookup_resolve_noted(lk, sf, &err), 0);
-    cr_assert_eq(queries_from(&s, "Profile"), 1);
+    cr_assert_eq(queries_from(sp, "Profile"), 1);
 
     /* a profile created in Salesforce since: one read finds it */
-    standin_control(&s, "{\"upsert\": {\"Profile\": [{\"Id\": \"" P_NEW "\", "
+    standin_control(sp, "{\"upsert\": {\"Profile\": [{\"Id\": \"" P_NEW "\", "
                         "\"Name\": \"Sales Engineer\"}]}}");
     event_field fresh[] = {{"ProfileId", value_str(P_NEW)},
                            {"profileid", value_str("00e5e000000GoneAA")}};
     cr_assert_eq(lookup_note_fields(lk, fresh, 2), 2);
     cr_assert_eq(lookup_note_fields(lk, fresh, 2), 0, "noted once");
     cr_assert_eq(lookup_resolve_noted(lk, sf, &err), 0, "%s", err.msg);
-    cr_assert_eq(queries_from(&s, "Profile"), 2);
+    cr_assert_eq(queries_from(sp, "Profile"), 2);
     cr_assert_str_eq(str_of(lookup_get(lk, SOQL_REL_PROFILE, P_NEW, "Name")), "Sales Engineer");
 
     /* an id Salesforce does not have is not asked for again batch after batch */
     cr_assert_eq(lookup_note_fields(lk, fresh, 2), 0);
     cr_assert_eq(lookup_resolve_noted(lk, sf, &err), 0);
-    cr_assert_eq(queries_from(&s, "Profile"), 2);
+    cr_assert_eq(queries_from(sp, "Profile"), 2);
     cr_assert_null(lookup_get(lk, SOQL_REL_PROFILE, "00e5e000000GoneAA", "Name"));
-    lookup_free(lk);
-    sf_client_free(sf);
-    config_free(cfg);
+    fixture_close(&f);
 }
 
 Test(lookup, a_failed_read_keeps_the_tables_and_asks_again)
 {
-    standin s;
-    standin_start(&s, TABLES);
-    config *cfg = settings();
-    lookup *lk = lookup_new(cfg);
-    sf_client *sf = client_for(&s);
+    fixture f;
+    fixture_open(&f);
+    lookup *lk = f.lk;
+    sf_client *sf = f.sf;
+    const standin *sp = &f.s;
     perr err;
-    cr_assert_eq(lookup_refresh(lk, sf, 0, &err), 0, "%s", err.msg);
-    standin_control(&s, "{\"status_500\": 4}");
-    standin_control(&s, "{\"upsert\": {\"Profile\": [{\"Id\": \"" P_NEW "\", "
+    standin_control(sp, "{\"status_500\": 4}");
+    standin_control(sp, "{\"upsert\": {\"Profile\": [{\"Id\": \"" P_NEW "\", "
                         "\"Name\": \"Sales Engineer\"}]}}");
     cr_assert_eq(lookup_refresh(lk, sf, 0, &err), -1);
     cr_assert_str_eq(str_of(lookup_get(lk, SOQL_REL_PROFILE, P_ADMIN, "Name")),
@@ -227,9 +248,7 @@ Test(lookup, a_failed_read_keeps_the_tables_and_asks_again)
     lookup_stats st;
     lookup_get_stats(lk, &st);
     cr_assert_eq(st.failures, 2);
-    lookup_free(lk);
-    sf_client_free(sf);
-    config_free(cfg);
+    fixture_close(&f);
 }
 
 /* ---- the service */

@@ -318,3 +318,160 @@ Test(reimport, reimport_keeps_newer_event_data)
     json_decref(cmds);
     buf_free(&users);
 }
+
+/* ---------------------------------------------------------------- GAP_OVERFLOW in the service */
+
+/* A User as the REST API returns it, with a manager (0: none). */
+static void sf_user(buf *b, int n, const char *title, bool active, int manager,
+                    const char *modstamp)
+{
+    char mgr[64] = "null";
+    if (manager) snprintf(mgr, sizeof mgr, "\"0055e%010dAAK\"", manager);
+    buf_printf(b,
+               "%s{\"attributes\":{\"type\":\"User\"},\"Id\":\"0055e%010dAAK\","
+               "\"Email\":\"u%d@acme.com\",\"FirstName\":\"F%d\",\"LastName\":\"L%d\","
+               "\"Title\":\"%s\",\"Department\":\"Sales\",\"IsActive\":%s,\"ManagerId\":%s,"
+               "\"SystemModstamp\":\"%s\",\"LastModifiedDate\":\"%s\"}",
+               b->len > 1 ? "," : "", n, n, n, n, title, active ? "true" : "false", mgr, modstamp,
+               modstamp);
+}
+
+/* Commands as they compare between the service and simulate: the ids and sources name the
+ * positions, which a reconciliation cannot share with the events it stands in for. */
+static json_t *comparable(json_t *cmds)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cmds, i, c)
+    {
+        json_object_del(c, "command_id");
+        json_object_del(c, "source");
+    }
+    return cmds;
+}
+
+static json_t *simulate_file(env *e, const char *events)
+{
+    const char *out = h_path("simulate.jsonl");
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", e->settings, "--events",
+                          events, NULL};
+    h_proc *p = h_proc_start_to(argv, NULL, out);
+    cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
+    return lines_of(out);
+}
+
+#define U5 "0055e0000000005AAK"
+#define U6 "0055e0000000006AAK"
+#define U7 "0055e0000000007AAK"
+#define U8 "0055e0000000008AAK"
+#define U9 "0055e0000000009AAK"
+#define OVERFLOW(ts)                                                                               \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],\"changeType\":"            \
+    "\"GAP_OVERFLOW\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"                 \
+    "\"transactionKey\":\"o\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" \
+    #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}}\n"
+
+/* R1.3, R8.1: `run` meets a GAP_OVERFLOW while its state has drifted from Salesforce (changes the
+ * topic never carried): it reconciles the whole org with the commands the lost events would have
+ * produced, in Salesforce's order, then deletes the users Salesforce no longer has
+ * (deleted_in_salesforce). A second GAP_OVERFLOW finds nothing to do. */
+Test(reimport, gap_overflow_in_the_service_reconciles_a_drifted_state)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    /* the state: 1-3, 6, 8, 9 active (6 under 2), 5 deactivated */
+    const char *built = EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+        EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+        EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+        EV(U5, "CREATE", 1764000000003, PERSON(5, "AE"))
+        EV(U5, "UPDATE", 1764000000004, ",\"IsActive\":false")
+        EV(U6, "CREATE", 1764000000005, PERSON(6, "AE") ",\"ManagerId\":\"" U2 "\"")
+        EV(U8, "CREATE", 1764000000006, PERSON(8, "AE"))
+        EV(U9, "CREATE", 1764000000007, PERSON(9, "AE"));
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, built);
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    /* the mock waits a session timeout for the last run's member before a new one joins */
+    const char *idle[] = {"--exit-when-idle", "2", "-X", "session.timeout.ms=6000", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *before = output(&e);
+    size_t n_before = json_array_size(before);
+    cr_assert_eq(n_before, 8, "7 creates and a deactivation");
+
+    /* Salesforce now, in the order it answers (pages of 3): 1 retitled, 2 inactive, 4 new under
+     * 7 (which comes later), 5 active again, 6 moved under 1, 7 new, 8 touched but unchanged,
+     * 9 unchanged and older than its last event; 3 is gone. */
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    const char *later = "2026-11-25T12:00:00.000+0000";
+    sf_user(&users, 1, "Senior AE", true, 0, later);
+    sf_user(&users, 2, "AE", false, 0, later);
+    sf_user(&users, 4, "AE", true, 7, later);
+    sf_user(&users, 5, "AE", true, 0, later);
+    sf_user(&users, 6, "AE", true, 1, later);
+    sf_user(&users, 7, "AE", true, 0, later);
+    sf_user(&users, 8, "AE", true, 0, later);
+    sf_user(&users, 9, "AE", true, 0, "2025-11-24T15:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(&e, users.data);
+
+    /* what the events the topic lost would have produced, through simulate */
+    buf lost;
+    buf_init(&lost);
+    buf_puts(&lost, built);
+    buf_puts(&lost, EV(U1, "UPDATE", 1764000100000, ",\"Title\":\"Senior AE\"")
+                 EV(U2, "UPDATE", 1764000100001, ",\"IsActive\":false")
+                 EV(U4, "CREATE", 1764000100002, PERSON(4, "AE") ",\"ManagerId\":\"" U7 "\"")
+                 EV(U5, "UPDATE", 1764000100003, ",\"IsActive\":true")
+                 EV(U6, "UPDATE", 1764000100004, ",\"ManagerId\":\"" U1 "\"")
+                 EV(U7, "CREATE", 1764000100005, PERSON(7, "AE"))
+                 EV(U3, "DELETE", 1764000100006, ""));
+    const char *lost_path = h_path("lost.jsonl");
+    h_write_file(lost_path, lost.data);
+    json_t *want = comparable(simulate_file(&e, lost_path));
+
+    h_write_file(events, OVERFLOW(1764000200000));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *got = comparable(output(&e));
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_INDENT(1) | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_INDENT(1) | JSON_SORT_KEYS);
+        cr_assert_fail("the service's commands differ from simulate's\nservice:\n%s\nsimulate:\n%s",
+                       g, w);
+    }
+    /* spelled out, so that a change of simulate cannot hide one here */
+    const char *expect[][2] = {
+        {"UPDATE_USER", U1},     {"DEACTIVATE_USER", U2}, {"CREATE_USER", U4},
+        {"REACTIVATE_USER", U5}, {"SET_MANAGER", U6},     {"CREATE_USER", U7},
+        {"SET_MANAGER", U4},     {"DEACTIVATE_USER", U3},
+    };
+    size_t n_expect = sizeof expect / sizeof expect[0];
+    cr_assert_eq(json_array_size(got), n_before + n_expect);
+    for (size_t i = 0; i < n_expect; i++) {
+        cr_assert_str_eq(type_of(got, n_before + i), expect[i][0], "command %zu", i);
+        cr_assert_str_eq(user_of(got, n_before + i), expect[i][1], "command %zu", i);
+    }
+    json_t *del = json_array_get(got, n_before + 7);
+    cr_assert_str_eq(json_string_value(json_object_get(del, "reason")), "deleted_in_salesforce");
+    json_t *inactive = json_array_get(got, n_before + 1);
+    cr_assert_str_eq(json_string_value(json_object_get(inactive, "reason")),
+                     "inactive_in_salesforce");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(got, n_before + 6),
+                                                       "manager_sf_user_id")),
+                     U7, "4's link waited for 7 and completes at 7's creation (R6.3)");
+
+    /* the state now agrees with Salesforce: another overflow changes nothing */
+    h_write_file(events, OVERFLOW(1764000300000));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *again = output(&e);
+    cr_assert_eq(json_array_size(again), json_array_size(got), "nothing twice");
+    json_decref(again);
+    json_decref(got);
+    json_decref(want);
+    json_decref(before);
+    buf_free(&lost);
+    buf_free(&users);
+}

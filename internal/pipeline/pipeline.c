@@ -1220,6 +1220,13 @@ static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
  * POST /reimport, and reloads the settings on SIGHUP or when the file changes. Between batches,
  * nothing is in flight: a new engine can take over from the old one. */
 
+/* R8.3: the share of an event window needs the provisioned count; a state from before it gets it
+ * once (a dry run counts into its scratch copy only). */
+static int step_count_provisioned(pipeline *p, perr *err)
+{
+    return store_redis_count_provisioned(p->store, !p->o->dry_run, err);
+}
+
 /* R7.2: the company switch, produced and stored before any further event: at start-up and after
  * a settings reload. */
 static int company_settings(pipeline *p, const char *step, perr *err)
@@ -1593,6 +1600,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
 
+    int64_t count_deadline = 0;
+    if (with_retry(p, step_count_provisioned, "count provisioned", true, &count_deadline, err) < 0)
+        goto out;
     /* R7.2 at start-up: the company switch, produced and stored before any event */
     if (company_settings(p, "start", err) < 0) goto out;
 

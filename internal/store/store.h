@@ -66,4 +66,10 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
 int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
                            perr *err);
 
+/* R8.3: a company state stored before the provisioned count (company_state.provisioned) gets it
+ * once: the users whose status is active, counted with SCAN and stored with HSETNX (write false:
+ * only in the cache, for a dry run). Nothing when the count is there. A user whose status
+ * another instance changes while the count runs may be counted wrongly, once. */
+int store_redis_count_provisioned(store_redis *s, bool write, perr *err);
+
 #endif

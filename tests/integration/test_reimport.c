@@ -475,3 +475,42 @@ Test(reimport, gap_overflow_in_the_service_reconciles_a_drifted_state)
     buf_free(&lost);
     buf_free(&users);
 }
+
+/* R8.3 for event windows in the service: a state stored before the provisioned count gets it at
+ * start (4 active), and a second deactivation in the window, 2 of those 4, is over a share of
+ * 0.25: held and listed, while the first goes through. */
+Test(reimport, event_window_share_holds_in_the_service_over_a_state_counted_at_start)
+{
+    env e;
+    start_env(&e, "[]", "guards:\n  max_deactivation_share: 0.25\n  window_seconds: 600\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", "-X", "session.timeout.ms=6000", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    char *v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    cr_assert_str_eq(v, ":4", "counted on every creation");
+    free(v);
+    v = h_redis_cmd(&e.redis, "HDEL prov:company provisioned"); /* as an older version left it */
+    cr_assert_str_eq(v, ":1");
+    free(v);
+
+    h_write_file(events, EV(U1, "UPDATE", 1764000010000, ",\"IsActive\":false")
+                             EV(U2, "UPDATE", 1764000020000, ",\"IsActive\":false"));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 5, "4 creates and one deactivation; the second is held");
+    cr_assert_str_eq(type_of(cmds, 4), "DEACTIVATE_USER");
+    cr_assert_str_eq(user_of(cmds, 4), U1);
+    v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    cr_assert_str_eq(v, ":3", "counted at start, then one deactivation");
+    free(v);
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 1, "the held deactivation is listed");
+    json_decref(cmds);
+}

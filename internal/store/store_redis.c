@@ -17,6 +17,10 @@
  *                        nothing. Absent: a state from before the count, counted once by
  *                        store_redis_count_provisioned (HSETNX); until then nothing is added.
  *
+ *   P overflows    SET   the GAP_OVERFLOW events whose reconciliation (R1.3, R8) is not done yet,
+ *                        as topic:partition:offset; added before their batch is committed,
+ *                        removed by a reimport that started after them and succeeded
+ *
  * The per-user position (R1.4) lives inside the blob, so a user's state and its idempotency
  * record are written by one command and can never disagree (R9.2, R9.3).
  *
@@ -1903,5 +1907,68 @@ int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
     char n[24];
     snprintf(n, sizeof n, "%lld", (long long)s->company.provisioned);
     log_msg(LOG_INFO, "R8.3: counted the users provisioned in Gong, once", "provisioned", n, NULL);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- pending reconciliations */
+
+typedef struct members_arg {
+    const char *op; /* SADD, SREM or SMEMBERS */
+    const char *const *ids;
+    size_t n;
+} members_arg;
+
+static size_t build_members(store_redis *s, void *arg)
+{
+    members_arg *a = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, a->op);
+    cb_key(&s->cmd, s, "overflows", NULL);
+    for (size_t i = 0; i < a->n; i++)
+        cb_str(&s->cmd, a->ids[i]);
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+static int members_op(store_redis *s, const char *op, const char *const *ids, size_t n, perr *err)
+{
+    if (!n) return 0;
+    members_arg a = {.op = op, .ids = ids, .n = n};
+    if (run_exchange(s, build_members, &a, op, err) < 0) return -1;
+    const redisReply *r = s->rep[0];
+    int rc =
+        r->type == REDIS_REPLY_ERROR ? perr_set(err, "Redis %s: %s: %s", s->where, op, r->str) : 0;
+    replies_free(s);
+    return rc;
+}
+
+int store_redis_overflow_note(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    return members_op(s, "SADD", ids, n, err);
+}
+
+int store_redis_overflow_done(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    return members_op(s, "SREM", ids, n, err);
+}
+
+int store_redis_overflow_pending(store_redis *s, char ***ids, size_t *n, perr *err)
+{
+    *ids = NULL;
+    *n = 0;
+    members_arg a = {.op = "SMEMBERS"};
+    if (run_exchange(s, build_members, &a, "SMEMBERS", err) < 0) return -1;
+    const redisReply *r = s->rep[0];
+    if (r->type != REDIS_REPLY_ARRAY) {
+        int rc = perr_set(err, "Redis %s: SMEMBERS %soverflows: %s", s->where, s->prefix,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        replies_free(s);
+        return rc;
+    }
+    *ids = xcalloc(r->elements + 1, sizeof **ids);
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            (*ids)[(*n)++] = xstrndup(r->element[i]->str, r->element[i]->len);
+    replies_free(s);
     return 0;
 }

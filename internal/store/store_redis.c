@@ -46,8 +46,8 @@
  *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
  *             when not loaded): 1 round trip for the batch;
  *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
- *             link changes or becomes active), standalone link changes and the company: 1 round
- *             trip (2 after a NOSCRIPT: the whole flush again with EVAL);
+ *             link changes or its status moves to or from active), standalone link changes and
+ *             the company: 1 round trip (2 after a NOSCRIPT: the whole flush again with EVAL);
  *   miss      a get() or links() of something not prefetched: 1 round trip each.
  * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *

@@ -311,6 +311,22 @@ static const char *manager_id_of(const user_state *u)
 
 static bool active_in_gong(const user_state *m) { return m && m->status == PROV_ACTIVE; }
 
+/* Every status change goes through here: company_state.provisioned follows the transitions to
+ * and from PROV_ACTIVE (R8.3). Not company_changed: stores persist the transitions with the
+ * users' own writes, which instances sharing a store can add up without overwriting. */
+static void set_status(engine *e, user_state *u, prov_status s)
+{
+    if (u->status == s) return;
+    company_state *cs = e->store->company(e->store->ctx);
+    if (cs->provisioned >= 0) {
+        if (s == PROV_ACTIVE)
+            cs->provisioned++;
+        else if (u->status == PROV_ACTIVE && cs->provisioned > 0)
+            cs->provisioned--;
+    }
+    u->status = s;
+}
+
 /* R6.4: would `manager` becoming user's Gong manager close a loop? */
 static bool makes_cycle(engine *e, const char *user, const char *manager)
 {
@@ -600,15 +616,21 @@ static bool any_capture(const cfg_assignment *a)
 }
 
 /* R8.3: a deactivation waits for confirmation when a reimport asked for it, or when the events of
- * the configured window would deactivate more users than the guard allows. */
+ * the configured window would deactivate more users than the guard allows: more than
+ * max_deactivations, or more than max_deactivation_share of the users provisioned before the
+ * window's deactivations (those active now plus those the window deactivated), as a reimport
+ * counts its share of the users provisioned before it. The window holds ENGINE_MAX_WINDOW
+ * commit times: a larger number limit is not enforced for events, and the share sees at most
+ * that many. */
 static bool deactivation_held(ctx *c, user_state *u)
 {
     engine *e = c->e;
     const cfg_guards *g = &e->cfg->guards;
     bool held = e->opts.hold_deactivations;
     int64_t ts = c->ev ? c->ev->commit_timestamp : 0;
-    bool window = g->enabled && c->ev && !e->opts.reimport && g->max_deactivations >= 0 &&
-                  g->max_deactivations < ENGINE_MAX_WINDOW;
+    bool by_count = g->max_deactivations >= 0 && g->max_deactivations < ENGINE_MAX_WINDOW;
+    bool by_share = g->max_deactivation_share >= 0;
+    bool window = g->enabled && c->ev && !e->opts.reimport && (by_count || by_share);
     company_state *cs = window ? e->store->company(e->store->ctx) : NULL;
     if (!held && window) {
         int64_t from = ts - g->window_seconds * 1000;
@@ -618,9 +640,10 @@ static bool deactivation_held(ctx *c, user_state *u)
         if (kept != cs->n_deacts) e->store->company_changed(e->store->ctx);
         cs->n_deacts = kept;
         double would = (double)cs->n_deacts + 1;
-        if (would > (double)g->max_deactivations) held = true;
-        if (g->max_deactivation_share >= 0 && e->opts.provisioned_hint &&
-            would / (double)e->opts.provisioned_hint > g->max_deactivation_share)
+        if (by_count && would > (double)g->max_deactivations) held = true;
+        double before = (double)cs->provisioned + (double)cs->n_deacts;
+        if (by_share && cs->provisioned >= 0 && before > 0 &&
+            would / before > g->max_deactivation_share)
             held = true;
     }
     if (held) {
@@ -666,7 +689,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                        .with_settings = true, .with_manager = true, .manager_id = manager};
         fill_attrs(&cmd, now, ATTR_ALL);
         emit(c, &cmd, NULL);
-        u->status = PROV_ACTIVE;
+        set_status(e, u, PROV_ACTIVE);
         remember_sent(u, now, ATTR_ALL);
         set_str(&u->assignment, a->name);
         set_applied(e, u, a);
@@ -727,7 +750,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
                        .reason = engine_reason_name(s.reason)};
         emit(c, &cmd, NULL);
-        u->status = PROV_DEACTIVATED;
+        set_status(e, u, PROV_DEACTIVATED);
         stop_waiting(e, u);
         return;
     }
@@ -740,7 +763,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
     command cmd = {.type = CMD_REACTIVATE_USER, .sf_user_id = u->id, .assignment = a};
     fill_attrs(&cmd, now, ATTR_ALL);
     emit(c, &cmd, NULL);
-    u->status = PROV_ACTIVE;
+    set_status(e, u, PROV_ACTIVE);
     remember_sent(u, now, ATTR_ALL);
     if (!u->assignment || strcmp(u->assignment, a->name) != 0) {
         if (syncs) {
@@ -878,7 +901,7 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
     command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
                    .reason = engine_reason_name(u->reason)};
     emit(&c, &cmd, "confirmed");
-    u->status = PROV_DEACTIVATED;
+    set_status(e, u, PROV_DEACTIVATED);
     stop_waiting(e, u);
     changed(e, u);
 }

@@ -87,6 +87,13 @@ typedef struct company_state {
      * state so that a restart or a replay decides as the first run did (R9.2, R9.3) */
     int64_t deacts[ENGINE_MAX_WINDOW];
     uint32_t n_deacts;
+    /* R8.3: users active in Gong (PROV_ACTIVE), what max_deactivation_share is a share of. The
+     * engine keeps it on every transition to or from PROV_ACTIVE, so that an event window knows
+     * it without reading every user; -1: not known (a state stored before the count existed,
+     * until it is counted once, store_redis_count_provisioned), and the share does not apply.
+     * Stores persist the transitions, not the value: instances sharing a store each add their
+     * own (store_redis: HINCRBY inside the user's write), none overwrites another's. */
+    int64_t provisioned;
 } company_state;
 
 /* ---- where the state lives. The engine asks for users one by one; a store that talks to a
@@ -151,9 +158,6 @@ typedef struct engine_opts {
     /* The decisions of a reimport: it counts its deactivations itself, so the event window's
      * guard does not apply. */
     bool reimport;
-    /* R8.3 for events: how many users are provisioned, for max_deactivation_share; 0: unknown
-     * (only max_deactivations applies to event windows then). */
-    uint64_t provisioned_hint;
     /* R4.3: the value of a field of the Profile or UserRole record with this id (rel is
      * SOQL_REL_PROFILE or SOQL_REL_USERROLE), or NULL when the look-up does not know it. The
      * tables behind it are read from Salesforce by the caller, between events, never from here.

@@ -79,6 +79,8 @@ typedef struct pipeline {
     strmap gap_records;       /* id -> gap_rec*, the batch's gap events read from Salesforce */
     bool gaps_read;           /* the batch's gap records were read from Salesforce */
     bool reimport_wanted;     /* a GAP_OVERFLOW or a request asked for a reconciliation (R8) */
+    int64_t reimport_retry_at; /* a failed GAP_OVERFLOW reconciliation is tried again then */
+    long reimport_backoff_ms;
     int n_assigned;           /* partitions this instance owns now */
     int64_t last_assignment;  /* when the assignment last changed: idleness counts from there */
     /* delivery */
@@ -713,6 +715,44 @@ static int step_decide(pipeline *p, perr *err)
     return 0;
 }
 
+/* R1.3, R9.2: the batch's GAP_OVERFLOW events are noted in Redis before its offsets are committed:
+ * the reconciliation they ask for then outlives a crash or a failed reimport (the next attempt,
+ * or the next start, makes it). */
+static int step_note_overflows(pipeline *p, perr *err)
+{
+    const char **ids = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        if (!p->ok[i] || p->events[i].change != CHANGE_GAP_OVERFLOW) continue;
+        if (!ids) ids = arena_alloc(&p->mem, p->n_msgs * sizeof *ids);
+        const rd_kafka_message_t *m = p->msgs[i];
+        char id[300];
+        snprintf(id, sizeof id, "%s:%d:%lld", rd_kafka_topic_name(m->rkt), (int)m->partition,
+                 (long long)m->offset);
+        ids[n++] = arena_strdup(&p->mem, id);
+    }
+    return store_redis_overflow_note(p->store, ids, n, err);
+}
+
+/* At start: a GAP_OVERFLOW noted and not reconciled (a crash, a failed reimport) is made now. */
+static int step_pending_overflows(pipeline *p, perr *err)
+{
+    char **ids;
+    size_t n;
+    if (store_redis_overflow_pending(p->store, &ids, &n, err) < 0) return -1;
+    if (n) {
+        char count[24];
+        snprintf(count, sizeof count, "%zu", n);
+        log_msg(LOG_WARN, "R1.3: GAP_OVERFLOW reconciliation left undone; reimporting", "overflows",
+                count, NULL);
+        p->reimport_wanted = true;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(ids[i]);
+    free(ids);
+    return 0;
+}
+
 static int step_flush_state(pipeline *p, perr *err)
 {
     /* Links another instance raced with (R6.3): resolve them, produce, and store again. */
@@ -1197,6 +1237,9 @@ static int run_batch(pipeline *p, perr *err)
         free(dlq_msgs);
         return 0;
     }
+    if (p->o->sf &&
+        with_retry(p, step_note_overflows, "note GAP_OVERFLOW", false, &stop_deadline, err) < 0)
+        goto out;
     if (p->o->exactly_once) {
         if (eos_batch(p, &stop_deadline, err) < 0) goto out;
         p->stats.batches++;
@@ -1258,13 +1301,21 @@ static int reimport_sync(void *ctx, perr *err)
     return rc;
 }
 
-static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
+/* 0 when the reimport was made. One that is not a dry run also reconciles every GAP_OVERFLOW
+ * noted before it started (R1.3): those are done when it succeeds. */
+static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
 {
     if (!p->o->sf) {
         log_msg(LOG_WARN, "a reimport was asked for but no Salesforce access is configured",
                 "trigger", why_now, NULL);
-        return;
+        return -1;
     }
+    char **overflows = NULL;
+    size_t n_overflows = 0;
+    perr oerr;
+    if (!dry_run && store_redis_overflow_pending(p->store, &overflows, &n_overflows, &oerr) < 0)
+        log_msg(LOG_WARN, "cannot read the GAP_OVERFLOW events to reconcile; they stay noted",
+                "error", oerr.msg, NULL);
     log_msg(LOG_INFO, "reimport starting", "trigger", why_now, "dry_run", dry_run ? "yes" : "no",
             NULL);
     struct timespec ts;
@@ -1283,7 +1334,8 @@ static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
                         .stop = p->o->stop};
     reimport_result res;
     perr err;
-    if (reimport_run(&ro, &res, &err) < 0) {
+    int rc = reimport_run(&ro, &res, &err);
+    if (rc < 0) {
         log_msg(LOG_ERROR, "reimport failed", "error", err.msg, NULL);
     } else {
         char a[24], b[24], c[24], d[24];
@@ -1295,10 +1347,24 @@ static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
                 "salesforce_users", a, "gone_from_salesforce", b, "held_deactivations", c,
                 dry_run ? "planned_commands" : "unsent", d, NULL);
         p->stats.reimports++;
+        if (!dry_run) {
+            /* what others noted after this started stays in the set, for them */
+            p->reimport_wanted = false;
+            if (store_redis_overflow_done(p->store, (const char *const *)overflows, n_overflows,
+                                          &oerr) < 0)
+                log_msg(LOG_WARN,
+                        "cannot clear the reconciled GAP_OVERFLOW events; the next "
+                        "start reimports once more",
+                        "error", oerr.msg, NULL);
+        }
     }
+    for (size_t i = 0; i < n_overflows; i++)
+        free(overflows[i]);
+    free(overflows);
     p->n_outs = 0;
     buf_reset(&p->bytes);
     store_redis_reset(p->store);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- operations: between batches
@@ -1306,6 +1372,13 @@ static void run_reimport(pipeline *p, bool dry_run, const char *why_now)
  * it reads the consumer lag and checks that an idle Redis and suspect brokers answer; it takes a
  * POST /reimport, and reloads the settings on SIGHUP or when the file changes. Between batches,
  * nothing is in flight: a new engine can take over from the old one. */
+
+/* R8.3: the share of an event window needs the provisioned count; a state from before it gets it
+ * once (a dry run counts into its scratch copy only). */
+static int step_count_provisioned(pipeline *p, perr *err)
+{
+    return store_redis_count_provisioned(p->store, !p->o->dry_run, err);
+}
 
 /* R7.2: the company switch, produced and stored before any further event: at start-up and after
  * a settings reload. */
@@ -1437,7 +1510,8 @@ static int ops_turn(pipeline *p, perr *err)
                 NULL);
         atomic_store(&p->health->reimport_running, true);
         if (o->on_reimport) o->on_reimport(o->reimport_ctx, dry);
-        else if (!o->dry_run) run_reimport(p, dry, "http");
+        else if (!o->dry_run)
+            (void)run_reimport(p, dry, "http");
         atomic_store(&p->health->reimport_running, false);
     }
     if (!o->settings_path || o->dry_run) return 0;
@@ -1721,8 +1795,15 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
 
+    int64_t count_deadline = 0;
+    if (with_retry(p, step_count_provisioned, "count provisioned", true, &count_deadline, err) < 0)
+        goto out;
     /* R7.2 at start-up: the company switch, produced and stored before any event */
     if (company_settings(p, "start", err) < 0) goto out;
+    bool pending = o->sf && !o->dry_run;
+    if (pending && with_retry(p, step_pending_overflows, "pending GAP_OVERFLOW", true,
+                              &count_deadline, err) < 0)
+        goto out;
 
     log_msg(LOG_INFO, "consuming", "topic", o->input_topic, "group", o->group, NULL);
     int64_t last_seen = now_ms(), last_log = now_ms(), started = now_ms();
@@ -1743,6 +1824,11 @@ int pipeline_run(const pipeline_opts *o, perr *err)
                    now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
                        o->exit_when_idle_s * 1000L) {
             log_msg(LOG_INFO, "idle: caught up with the input", NULL);
+            if (p->reimport_wanted && !o->dry_run)
+                log_msg(LOG_WARN,
+                        "a GAP_OVERFLOW reconciliation is still to be made; it stays "
+                        "noted in Redis for the next start",
+                        NULL);
             break;
         }
         if (o->progress && now_ms() - last_log > 1000) {
@@ -1757,12 +1843,22 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             log_stats(p, "progress");
             last_log = now_ms();
         }
-        if (p->reimport_wanted && !o->dry_run) { /* GAP_OVERFLOW: the whole org (R1.3, R8) */
-            p->reimport_wanted = false;
-            run_reimport(p, false, "GAP_OVERFLOW");
+        /* GAP_OVERFLOW: the whole org (R1.3, R8); a failure is tried again, backing off */
+        if (p->reimport_wanted && !o->dry_run && now_ms() >= p->reimport_retry_at) {
+            if (run_reimport(p, false, "GAP_OVERFLOW") == 0) {
+                p->reimport_backoff_ms = 0;
+            } else {
+                long next = p->reimport_backoff_ms ? p->reimport_backoff_ms * 2 : 30000;
+                p->reimport_backoff_ms = next > 600000 ? 600000 : next;
+                p->reimport_retry_at = now_ms() + p->reimport_backoff_ms;
+                char secs[24];
+                snprintf(secs, sizeof secs, "%ld", p->reimport_backoff_ms / 1000);
+                log_msg(LOG_WARN, "the GAP_OVERFLOW reconciliation is tried again later",
+                        "in_seconds", secs, NULL);
+            }
         }
         if (next_reimport && now_ms() >= next_reimport && !o->dry_run) {
-            run_reimport(p, false, "schedule");
+            (void)run_reimport(p, false, "schedule");
             next_reimport = now_ms() + o->reimport_interval_s * 1000L;
         }
         if (o->stop_at_end && p->n_ends && reached_end(p)) {

@@ -66,4 +66,18 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
 int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
                            perr *err);
 
+/* R8.3: a company state stored before the provisioned count (company_state.provisioned) gets it
+ * once: the users whose status is active, counted with SCAN and stored with HSETNX (write false:
+ * only in the cache, for a dry run). Nothing when the count is there. A user whose status
+ * another instance changes while the count runs may be counted wrongly, once. */
+int store_redis_count_provisioned(store_redis *s, bool write, perr *err);
+
+/* GAP_OVERFLOW reconciliations not done yet (R1.3, R8), a set under {prefix}overflows: the
+ * service notes each GAP_OVERFLOW before its batch is committed and removes it when a reimport
+ * that started after it succeeded, so that neither a crash nor a failed reimport loses one
+ * (R9.2). Members are opaque strings (topic:partition:offset). pending: malloc'd, free each. */
+int store_redis_overflow_note(store_redis *s, const char *const *ids, size_t n, perr *err);
+int store_redis_overflow_pending(store_redis *s, char ***ids, size_t *n, perr *err);
+int store_redis_overflow_done(store_redis *s, const char *const *ids, size_t n, perr *err);
+
 #endif

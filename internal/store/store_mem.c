@@ -94,6 +94,7 @@ store_mem *store_mem_new(void)
     store_mem *m = xcalloc(1, sizeof *m);
     strmap_init(&m->users);
     strmap_init(&m->links);
+    m->company.provisioned = 0; /* it starts empty: nobody is provisioned, and that is known */
     m->iface = (engine_store){.ctx = m,
                               .get = mem_get,
                               .get_or_create = mem_get_or_create,

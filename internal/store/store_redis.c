@@ -9,7 +9,17 @@
  *                  provisioning status with one HGET, without decoding anything (R6.3 race).
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
  *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2), deacts
- *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window
+ *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window,
+ *                        provisioned decimal: the users whose status is "active" (R8.3 share).
+ *                        Never written whole: each user's write that moves its status to or
+ *                        from "active" adds +1/-1 in the put script, from the status it replaces,
+ *                        so instances sharing the hash add up, and a flush sent again adds
+ *                        nothing. Absent: a state from before the count, counted once by
+ *                        store_redis_count_provisioned (HSETNX); until then nothing is added.
+ *
+ *   P overflows    SET   the GAP_OVERFLOW events whose reconciliation (R1.3, R8) is not done yet,
+ *                        as topic:partition:offset; added before their batch is committed,
+ *                        removed by a reimport that started after them and succeeded
  *
  * The per-user position (R1.4) lives inside the blob, so a user's state and its idempotency
  * record are written by one command and can never disagree (R9.2, R9.3).
@@ -36,8 +46,8 @@
  *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
  *             when not loaded): 1 round trip for the batch;
  *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
- *             link changes or becomes active), standalone link changes and the company: 1 round
- *             trip (2 after a NOSCRIPT: the whole flush again with EVAL);
+ *             link changes or its status moves to or from active), standalone link changes and
+ *             the company: 1 round trip (2 after a NOSCRIPT: the whole flush again with EVAL);
  *   miss      a get() or links() of something not prefetched: 1 round trip each.
  * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *
@@ -78,23 +88,29 @@
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
 
-/* The put script (see the top comment). KEYS[1] the user's hash, KEYS[2] its waiting set;
- * KEYS[2i+1], KEYS[2i+2]: the waiting set and the hash of the manager of link change i.
- * ARGV: status, blob, id, n, n codes ('+' add, '-' remove), check ('1'/'0'), then the reports this
- * instance knows of for the user as a manager. Returns {late op indices, unknown reports}. */
+/* The put script (see the top comment). KEYS[1] the user's hash, KEYS[2] its waiting set,
+ * KEYS[3] the company hash (the provisioned count); KEYS[2i+2], KEYS[2i+3]: the waiting set and
+ * the hash of the manager of link change i. ARGV: status, blob, id, n, n codes ('+' add, '-'
+ * remove), check ('1'/'0'), then the reports this instance knows of for the user as a manager.
+ * Returns {late op indices, unknown reports}. */
 /* clang-format off */
 static const char PUT_SCRIPT[] =
+    "local old = redis.call('HGET', KEYS[1], 'status')\n"
     "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'blob', ARGV[2])\n"
+    "if (old == 'active') ~= (ARGV[1] == 'active') and\n"
+    "   redis.call('HEXISTS', KEYS[3], 'provisioned') == 1 then\n"
+    "  redis.call('HINCRBY', KEYS[3], 'provisioned', ARGV[1] == 'active' and 1 or -1)\n"
+    "end\n"
     "local n = tonumber(ARGV[4])\n"
     "local late = {}\n"
     "for i = 1, n do\n"
     "  if ARGV[4 + i] == '+' then\n"
-    "    redis.call('SADD', KEYS[2 * i + 1], ARGV[3])\n"
-    "    if redis.call('HGET', KEYS[2 * i + 2], 'status') == 'active' then\n"
+    "    redis.call('SADD', KEYS[2 * i + 2], ARGV[3])\n"
+    "    if redis.call('HGET', KEYS[2 * i + 3], 'status') == 'active' then\n"
     "      late[#late + 1] = i\n"
     "    end\n"
     "  else\n"
-    "    redis.call('SREM', KEYS[2 * i + 1], ARGV[3])\n"
+    "    redis.call('SREM', KEYS[2 * i + 2], ARGV[3])\n"
     "  end\n"
     "end\n"
     "local extra = {}\n"
@@ -939,10 +955,10 @@ static int entry_fill(store_redis *s, entry *e, const redisReply *r, perr *err)
 
 static int company_fill(store_redis *s, const redisReply *r, perr *err)
 {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3)
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
         return perr_set(err, "Redis %s: reading key '%scompany': %s", s->where, s->prefix,
                         r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-    company_state c = {0};
+    company_state c = {.provisioned = -1};
     const redisReply *t = r->element[0], *n = r->element[1];
     long v = 0;
     if (t->type == REDIS_REPLY_STRING) {
@@ -969,6 +985,16 @@ static int company_fill(store_redis *s, const redisReply *r, perr *err)
             c.deacts[c.n_deacts++] = ts;
             p = next + (next < end);
         }
+    }
+    const redisReply *pv = r->element[3];
+    if (pv->type == REDIS_REPLY_STRING) {
+        char *end;
+        long long count = strtoll(pv->str, &end, 10);
+        /* below 0 only through a hand edit: unknown, so that the share holds nothing wrongly */
+        if (end == pv->str || *end)
+            return perr_set(err, "Redis %s: key '%scompany': provisioned is not a number", s->where,
+                            s->prefix);
+        c.provisioned = count < 0 ? -1 : count;
     }
     s->company = c;
     s->company_loaded = true;
@@ -1003,6 +1029,7 @@ static void append_company_get(store_redis *s)
     cb_str(b, "toggle_sent");
     cb_str(b, "n_sent");
     cb_str(b, "deacts");
+    cb_str(b, "provisioned");
     cb_send(s, b);
 }
 
@@ -1189,6 +1216,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     ignore_sigpipe();
     store_redis *s = xcalloc(1, sizeof *s);
     s->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 2000;
+    s->company.provisioned = -1;
     s->prefix = xstrdup(o->prefix ? o->prefix : "");
     s->prefix_len = strlen(s->prefix);
     arena_init(&s->mem, 64 * 1024);
@@ -1435,8 +1463,10 @@ static void append_put(store_redis *s, entry *e, bool eval)
     size_t first = net_range(s, e->id, &nops);
     /* check (b) only when the user becomes active: an already-active manager is covered by (a) */
     bool check = u->status == PROV_ACTIVE && e->stored != PROV_ACTIVE;
+    /* the provisioned count moves in the script, from the status Redis has (R8.3) */
+    bool counts = (u->status == PROV_ACTIVE) != (e->stored == PROV_ACTIVE);
     const char *status = STATUS_NAMES[u->status <= PROV_DEACTIVATED ? u->status : PROV_NEVER];
-    if (!nops && !check) {
+    if (!nops && !check && !counts) {
         cb_begin(b);
         cb_str(b, "HSET");
         cb_key(b, s, "u:", e->id);
@@ -1450,9 +1480,10 @@ static void append_put(store_redis *s, entry *e, bool eval)
         add_info(s, (reply_info){.kind = RK_PUT_PLAIN, .e = e});
         return;
     }
-    append_script_head(s, eval, true, 2 + 2 * nops);
+    append_script_head(s, eval, true, 3 + 2 * nops);
     cb_key(b, s, "u:", e->id);
     cb_key(b, s, "w:", e->id);
+    cb_key(b, s, "company", NULL);
     for (size_t i = 0; i < nops; i++) {
         cb_key(b, s, "w:", s->net[first + i].manager);
         cb_key(b, s, "u:", s->net[first + i].manager);
@@ -1773,5 +1804,171 @@ int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id),
         free(ids);
         if (rc < 0) return perr_set(err, "scan stopped by its caller");
     } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the provisioned count */
+
+typedef struct keys_arg {
+    char **keys;
+    size_t n;
+    long long count; /* HSETNX: the value */
+} keys_arg;
+
+static size_t build_statuses(store_redis *s, void *arg)
+{
+    keys_arg *a = arg;
+    for (size_t i = 0; i < a->n; i++) {
+        cb_begin(&s->cmd);
+        cb_str(&s->cmd, "HGET");
+        cb_str(&s->cmd, a->keys[i]);
+        cb_str(&s->cmd, "status");
+        cb_send(s, &s->cmd);
+    }
+    return a->n;
+}
+
+static size_t build_setnx(store_redis *s, void *arg)
+{
+    keys_arg *a = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "HSETNX");
+    cb_key(&s->cmd, s, "company", NULL);
+    cb_str(&s->cmd, "provisioned");
+    cb_num(&s->cmd, (uint64_t)a->count);
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+static int company_load(store_redis *s, perr *err)
+{
+    if (run_exchange(s, build_company, NULL, "reading the company state", err) < 0) return -1;
+    int rc = company_fill(s, s->rep[0], err);
+    replies_free(s);
+    return rc;
+}
+
+/* Counts the users whose stored status is "active", SCAN page by page with the statuses of a
+ * page in one round trip. */
+static int count_active(store_redis *s, long long *count, perr *err)
+{
+    char cursor[32] = "0";
+    *count = 0;
+    do {
+        scan_arg a = {.cursor = cursor};
+        if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return -1;
+        redisReply *r = s->rep[0];
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+            replies_free(s);
+            return perr_set(err, "Redis %s: SCAN: unexpected reply", s->where);
+        }
+        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        keys_arg k = {.n = 0};
+        k.keys = xcalloc(r->element[1]->elements + 1, sizeof *k.keys);
+        for (size_t i = 0; i < r->element[1]->elements; i++) {
+            const redisReply *key = r->element[1]->element[i];
+            if (key->type == REDIS_REPLY_STRING) k.keys[k.n++] = xstrndup(key->str, key->len);
+        }
+        replies_free(s);
+        int rc = k.n ? run_exchange(s, build_statuses, &k, "reading statuses", err) : 0;
+        for (size_t i = 0; rc == 0 && i < k.n; i++) {
+            const redisReply *st = s->rep[i];
+            if (st->type == REDIS_REPLY_STRING && strcmp(st->str, STATUS_NAMES[PROV_ACTIVE]) == 0)
+                (*count)++;
+        }
+        if (k.n && rc == 0) replies_free(s);
+        for (size_t i = 0; i < k.n; i++)
+            free(k.keys[i]);
+        free(k.keys);
+        if (rc < 0) return -1;
+    } while (strcmp(cursor, "0") != 0);
+    return 0;
+}
+
+int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
+{
+    if (!s->company_loaded && company_load(s, err) < 0) return -1;
+    if (s->company.provisioned >= 0) return 0;
+    long long count;
+    if (count_active(s, &count, err) < 0) return -1;
+    if (write) {
+        keys_arg a = {.count = count};
+        if (run_exchange(s, build_setnx, &a, "HSETNX provisioned", err) < 0) return -1;
+        redisReply *r = s->rep[0];
+        int rc = r->type == REDIS_REPLY_ERROR
+                     ? perr_set(err, "Redis %s: HSETNX: %s", s->where, r->str)
+                     : 0;
+        replies_free(s);
+        /* read back: an instance that started at the same time may have stored its count */
+        if (rc < 0 || company_load(s, err) < 0) return -1;
+    }
+    if (s->company.provisioned < 0) s->company.provisioned = count;
+    char n[24];
+    snprintf(n, sizeof n, "%lld", (long long)s->company.provisioned);
+    log_msg(LOG_INFO, "R8.3: counted the users provisioned in Gong, once", "provisioned", n, NULL);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- pending reconciliations */
+
+typedef struct members_arg {
+    const char *op; /* SADD, SREM or SMEMBERS */
+    const char *const *ids;
+    size_t n;
+} members_arg;
+
+static size_t build_members(store_redis *s, void *arg)
+{
+    members_arg *a = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, a->op);
+    cb_key(&s->cmd, s, "overflows", NULL);
+    for (size_t i = 0; i < a->n; i++)
+        cb_str(&s->cmd, a->ids[i]);
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+static int members_op(store_redis *s, const char *op, const char *const *ids, size_t n, perr *err)
+{
+    if (!n) return 0;
+    members_arg a = {.op = op, .ids = ids, .n = n};
+    if (run_exchange(s, build_members, &a, op, err) < 0) return -1;
+    const redisReply *r = s->rep[0];
+    int rc =
+        r->type == REDIS_REPLY_ERROR ? perr_set(err, "Redis %s: %s: %s", s->where, op, r->str) : 0;
+    replies_free(s);
+    return rc;
+}
+
+int store_redis_overflow_note(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    return members_op(s, "SADD", ids, n, err);
+}
+
+int store_redis_overflow_done(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    return members_op(s, "SREM", ids, n, err);
+}
+
+int store_redis_overflow_pending(store_redis *s, char ***ids, size_t *n, perr *err)
+{
+    *ids = NULL;
+    *n = 0;
+    members_arg a = {.op = "SMEMBERS"};
+    if (run_exchange(s, build_members, &a, "SMEMBERS", err) < 0) return -1;
+    const redisReply *r = s->rep[0];
+    if (r->type != REDIS_REPLY_ARRAY) {
+        int rc = perr_set(err, "Redis %s: SMEMBERS %soverflows: %s", s->where, s->prefix,
+                          r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        replies_free(s);
+        return rc;
+    }
+    *ids = xcalloc(r->elements + 1, sizeof **ids);
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            (*ids)[(*n)++] = xstrndup(r->element[i]->str, r->element[i]->len);
+    replies_free(s);
     return 0;
 }

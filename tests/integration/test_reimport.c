@@ -318,3 +318,246 @@ Test(reimport, reimport_keeps_newer_event_data)
     json_decref(cmds);
     buf_free(&users);
 }
+
+/* ---------------------------------------------------------------- GAP_OVERFLOW in the service */
+
+/* A User as the REST API returns it, with a manager (0: none). */
+static void sf_user(buf *b, int n, const char *title, bool active, int manager,
+                    const char *modstamp)
+{
+    char mgr[64] = "null";
+    if (manager) snprintf(mgr, sizeof mgr, "\"0055e%010dAAK\"", manager);
+    buf_printf(b,
+               "%s{\"attributes\":{\"type\":\"User\"},\"Id\":\"0055e%010dAAK\","
+               "\"Email\":\"u%d@acme.com\",\"FirstName\":\"F%d\",\"LastName\":\"L%d\","
+               "\"Title\":\"%s\",\"Department\":\"Sales\",\"IsActive\":%s,\"ManagerId\":%s,"
+               "\"SystemModstamp\":\"%s\",\"LastModifiedDate\":\"%s\"}",
+               b->len > 1 ? "," : "", n, n, n, n, title, active ? "true" : "false", mgr, modstamp,
+               modstamp);
+}
+
+/* Commands as they compare between the service and simulate: the ids and sources name the
+ * positions, which a reconciliation cannot share with the events it stands in for. */
+static json_t *comparable(json_t *cmds)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cmds, i, c)
+    {
+        json_object_del(c, "command_id");
+        json_object_del(c, "source");
+    }
+    return cmds;
+}
+
+static json_t *simulate_file(env *e, const char *events)
+{
+    const char *out = h_path("simulate.jsonl");
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", e->settings, "--events",
+                          events, NULL};
+    h_proc *p = h_proc_start_to(argv, NULL, out);
+    cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
+    return lines_of(out);
+}
+
+#define U5 "0055e0000000005AAK"
+#define U6 "0055e0000000006AAK"
+#define U7 "0055e0000000007AAK"
+#define U8 "0055e0000000008AAK"
+#define U9 "0055e0000000009AAK"
+#define OVERFLOW(ts)                                                                               \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],\"changeType\":"            \
+    "\"GAP_OVERFLOW\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"                 \
+    "\"transactionKey\":\"o\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" \
+    #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}}\n"
+
+/* The state the service built from events: 1-3, 6, 8, 9 active (6 under 2), 5 deactivated. */
+static const char *BUILT = EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+    EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+        EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+            EV(U5, "CREATE", 1764000000003, PERSON(5, "AE"))
+                EV(U5, "UPDATE", 1764000000004, ",\"IsActive\":false")
+                    EV(U6, "CREATE", 1764000000005, PERSON(6, "AE") ",\"ManagerId\":\"" U2 "\"")
+                        EV(U8, "CREATE", 1764000000006, PERSON(8, "AE"))
+                            EV(U9, "CREATE", 1764000000007, PERSON(9, "AE"));
+
+/* The same changes as the events the topic lost would have carried them. */
+static const char *LOST = EV(U1, "UPDATE", 1764000100000, ",\"Title\":\"Senior AE\"")
+    EV(U2, "UPDATE", 1764000100001, ",\"IsActive\":false")
+        EV(U4, "CREATE", 1764000100002, PERSON(4, "AE") ",\"ManagerId\":\"" U7 "\"")
+            EV(U5, "UPDATE", 1764000100003, ",\"IsActive\":true")
+                EV(U6, "UPDATE", 1764000100004, ",\"ManagerId\":\"" U1 "\"")
+                    EV(U7, "CREATE", 1764000100005, PERSON(7, "AE"))
+                        EV(U3, "DELETE", 1764000100006, "");
+
+/* the mock waits a session timeout for the last run's member before a new one joins */
+static const char *const RUN_IDLE[] = {"--exit-when-idle", "2", "-X", "session.timeout.ms=6000",
+                                       NULL};
+
+/* Builds the state with `run`, then makes Salesforce drift from it: in the order it answers
+ * (pages of 3), 1 retitled, 2 inactive, 4 new under 7 (which comes later), 5 active again, 6
+ * moved under 1, 7 new, 8 touched but unchanged, 9 unchanged and older than its last event; 3 is
+ * gone. Returns what simulate gives for BUILT then LOST, ids and sources aside. */
+static json_t *drifted(env *e)
+{
+    start_env(e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, BUILT);
+    cr_assert_eq(h_produce(e->broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(e, "run", RUN_IDLE, NULL), 0);
+    json_t *before = output(e);
+    cr_assert_eq(json_array_size(before), 8, "7 creates and a deactivation");
+    json_decref(before);
+
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    const char *later = "2026-11-25T12:00:00.000+0000";
+    sf_user(&users, 1, "Senior AE", true, 0, later);
+    sf_user(&users, 2, "AE", false, 0, later);
+    sf_user(&users, 4, "AE", true, 7, later);
+    sf_user(&users, 5, "AE", true, 0, later);
+    sf_user(&users, 6, "AE", true, 1, later);
+    sf_user(&users, 7, "AE", true, 0, later);
+    sf_user(&users, 8, "AE", true, 0, later);
+    sf_user(&users, 9, "AE", true, 0, "2025-11-24T15:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(e, users.data);
+    buf_free(&users);
+
+    buf all;
+    buf_init(&all);
+    buf_puts(&all, BUILT);
+    buf_puts(&all, LOST);
+    const char *path = h_path("lost.jsonl");
+    h_write_file(path, all.data);
+    buf_free(&all);
+    return comparable(simulate_file(e, path));
+}
+
+/* The output topic holds what the lost events would have given, spelled out as well, so that a
+ * change of simulate cannot hide one here. */
+static void assert_reconciled(env *e, json_t *want)
+{
+    json_t *got = comparable(output(e));
+    if (!json_equal(got, want)) {
+        char *g = json_dumps(got, JSON_INDENT(1) | JSON_SORT_KEYS);
+        char *w = json_dumps(want, JSON_INDENT(1) | JSON_SORT_KEYS);
+        cr_assert_fail("the service's commands differ from simulate's\nservice:\n%s\nsimulate:\n%s",
+                       g, w);
+    }
+    const char *expect[][2] = {
+        {"UPDATE_USER", U1},     {"DEACTIVATE_USER", U2}, {"CREATE_USER", U4},
+        {"REACTIVATE_USER", U5}, {"SET_MANAGER", U6},     {"CREATE_USER", U7},
+        {"SET_MANAGER", U4},     {"DEACTIVATE_USER", U3},
+    };
+    size_t n_expect = sizeof expect / sizeof expect[0], n_before = 8;
+    cr_assert_eq(json_array_size(got), n_before + n_expect);
+    for (size_t i = 0; i < n_expect; i++) {
+        cr_assert_str_eq(type_of(got, n_before + i), expect[i][0], "command %zu", i);
+        cr_assert_str_eq(user_of(got, n_before + i), expect[i][1], "command %zu", i);
+    }
+    json_t *del = json_array_get(got, n_before + 7);
+    cr_assert_str_eq(json_string_value(json_object_get(del, "reason")), "deleted_in_salesforce");
+    json_t *inactive = json_array_get(got, n_before + 1);
+    cr_assert_str_eq(json_string_value(json_object_get(inactive, "reason")),
+                     "inactive_in_salesforce");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(got, n_before + 6),
+                                                       "manager_sf_user_id")),
+                     U7, "4's link waited for 7 and completes at 7's creation (R6.3)");
+    json_decref(got);
+}
+
+/* R1.3, R8.1: `run` meets a GAP_OVERFLOW while its state has drifted from Salesforce (changes the
+ * topic never carried): it reconciles the whole org with the commands the lost events would have
+ * produced, in Salesforce's order, then deletes the users Salesforce no longer has
+ * (deleted_in_salesforce). A second GAP_OVERFLOW finds nothing to do. */
+Test(reimport, gap_overflow_in_the_service_reconciles_a_drifted_state)
+{
+    env e;
+    json_t *want = drifted(&e);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, OVERFLOW(1764000200000));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    assert_reconciled(&e, want);
+    char *n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
+    cr_assert_str_eq(n, ":0", "nothing left to reconcile");
+    free(n);
+
+    /* the state now agrees with Salesforce: another overflow changes nothing */
+    h_write_file(events, OVERFLOW(1764000300000));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    json_t *again = output(&e);
+    cr_assert_eq(json_array_size(again), 16, "nothing twice");
+    json_decref(again);
+    json_decref(want);
+}
+
+/* R1.3, R9.2: a GAP_OVERFLOW whose reconciliation cannot be made (Salesforce unreachable) is not
+ * lost with its committed offset: the next start of the service makes it, without the event. */
+Test(reimport, gap_overflow_reconciliation_outlives_salesforce_down_and_a_restart)
+{
+    env e;
+    json_t *want = drifted(&e);
+    char up[64];
+    snprintf(up, sizeof up, "%s", e.sf_url);
+    snprintf(e.sf_url, sizeof e.sf_url, "http://127.0.0.1:%d", h_free_port()); /* nobody there */
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, OVERFLOW(1764000200000));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    json_t *none = output(&e);
+    cr_assert_eq(json_array_size(none), 8, "no Salesforce, no reconciliation");
+    json_decref(none);
+    char *n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
+    cr_assert_str_eq(n, ":1", "the overflow is noted, its offset committed or not");
+    free(n);
+
+    snprintf(e.sf_url, sizeof e.sf_url, "%s", up);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0); /* no new event */
+    assert_reconciled(&e, want);
+    n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
+    cr_assert_str_eq(n, ":0", "reconciled, so no longer noted");
+    free(n);
+    json_decref(want);
+}
+
+/* R8.3 for event windows in the service: a state stored before the provisioned count gets it at
+ * start (4 active), and a second deactivation in the window, 2 of those 4, is over a share of
+ * 0.25: held and listed, while the first goes through. */
+Test(reimport, event_window_share_holds_in_the_service_over_a_state_counted_at_start)
+{
+    env e;
+    start_env(&e, "[]", "guards:\n  max_deactivation_share: 0.25\n  window_seconds: 600\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    char *v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    cr_assert_str_eq(v, ":4", "counted on every creation");
+    free(v);
+    v = h_redis_cmd(&e.redis, "HDEL prov:company provisioned"); /* as an older version left it */
+    cr_assert_str_eq(v, ":1");
+    free(v);
+
+    h_write_file(events, EV(U1, "UPDATE", 1764000010000, ",\"IsActive\":false")
+                             EV(U2, "UPDATE", 1764000020000, ",\"IsActive\":false"));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 5, "4 creates and one deactivation; the second is held");
+    cr_assert_str_eq(type_of(cmds, 4), "DEACTIVATE_USER");
+    cr_assert_str_eq(user_of(cmds, 4), U1);
+    v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    cr_assert_str_eq(v, ":3", "counted at start, then one deactivation");
+    free(v);
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 1, "the held deactivation is listed");
+    json_decref(cmds);
+}

@@ -1305,3 +1305,140 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
     redisFree(c);
     store_redis_close(s);
 }
+
+/* ---------------------------------------------------------------- the provisioned count (R8.3) */
+
+#define T_DEACT(id, ts)                                                                            \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"" id                         \
+    "\"],\"changeType\":\"UPDATE\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"    \
+    "\"transactionKey\":\"tx" #ts "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts               \
+    ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"},\"IsActive\":false}"
+
+static char *t_provisioned(redisContext *c, const char *prefix)
+{
+    return t_cmd_str(c, "HGET %scompany provisioned", prefix);
+}
+
+/* One instance's batch of one event: prefetch, decide, flush; the count its engine saw after. */
+static int64_t t_one_event(const t_redis *r, const char *prefix, const config *cfg,
+                           const char *line, const char *id)
+{
+    t_instance in = {0};
+    const char *ids[] = {id};
+    t_instance_start(&in, r, prefix, cfg, line, ids, 1);
+    engine_store *st = store_redis_iface(in.s);
+    int64_t seen = st->company(st->ctx)->provisioned;
+    t_flush_resolving(in.s, in.e, &in.h, NULL);
+    t_instance_stop(&in);
+    return seen;
+}
+
+/* Instances that share Redis each add their transitions to the count: two that create a user
+ * at the same moment from the same count give 2, not 1; two that deactivate the same user
+ * (a redelivered batch on another instance) take it off once, as the status each replaces says;
+ * a flush sent again adds nothing. */
+Test(store_redis, provisioned_count_is_added_to_by_every_instance_never_overwritten)
+{
+    t_redis *r = t_redis_start(NULL);
+    const char *prefix = "pc:";
+    config *cfg;
+    perr err = {{0}};
+    cr_assert_eq(config_load_string(T_SETTINGS, strlen(T_SETTINGS), "t.yaml", &cfg, &err), 0, "%s",
+                 err.msg);
+    store_redis *init = t_open(r, prefix);
+    cr_assert_eq(store_redis_count_provisioned(init, true, &err), 0, "%s", err.msg);
+    store_redis_close(init);
+    redisContext *c = t_raw(r);
+    char *v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "0", "an empty state counts 0");
+    free(v);
+
+    t_instance a = {0}, b = {0};
+    const char *ids_a[] = {"005A"}, *ids_b[] = {"005B"};
+    t_instance_start(&a, r, prefix, cfg, HDR("005A", 1, ""), ids_a, 1);
+    t_instance_start(&b, r, prefix, cfg, HDR("005B", 2, ""), ids_b, 1);
+    engine_store *sa = store_redis_iface(a.s), *sb = store_redis_iface(b.s);
+    cr_assert_eq(sa->company(sa->ctx)->provisioned, 1, "each engine counts its own creation");
+    cr_assert_eq(sb->company(sb->ctx)->provisioned, 1);
+    t_flush_resolving(a.s, a.e, &a.h, NULL);
+    t_flush_resolving(b.s, b.e, &b.h, NULL);
+    v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "2", "both creations, added up");
+    free(v);
+    t_flush_ok(a.s, 0); /* nothing dirty: nothing added again */
+    t_instance_stop(&a);
+    t_instance_stop(&b);
+
+    cr_assert_eq(t_one_event(r, prefix, cfg, HDR("005C", 3, ""), "005C"), 3,
+                 "the next batch reads the sum");
+    /* both read 005A active and deactivate it; the second write replaces "deactivated" */
+    t_instance d1 = {0}, d2 = {0};
+    t_instance_start(&d1, r, prefix, cfg, T_DEACT("005A", 4), ids_a, 1);
+    t_instance_start(&d2, r, prefix, cfg, T_DEACT("005A", 4), ids_a, 1);
+    cr_assert_eq(t_count(&d1.out, "DEACTIVATE_USER"), 1);
+    t_flush_resolving(d1.s, d1.e, &d1.h, NULL);
+    t_flush_resolving(d2.s, d2.e, &d2.h, NULL);
+    t_instance_stop(&d1);
+    t_instance_stop(&d2);
+    v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "2", "one deactivation, taken off once");
+    free(v);
+    cr_assert_eq(t_one_event(r, prefix, cfg, HDR("005A", 5, ""), "005A"), 3,
+                 "a reactivation adds one");
+    v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "3");
+    free(v);
+    redisFree(c);
+    config_free(cfg);
+}
+
+/* A state stored before the count: nothing is added to a count that is not there (it would
+ * start from 0); the first start counts the active users once (HSETNX), later starts keep the
+ * stored count, and a dry run counts into its cache only. */
+Test(store_redis, provisioned_count_of_an_existing_state_is_counted_once)
+{
+    t_redis *r = t_redis_start(NULL);
+    const char *prefix = "old:";
+    config *cfg;
+    perr err = {{0}};
+    cr_assert_eq(config_load_string(T_SETTINGS, strlen(T_SETTINGS), "t.yaml", &cfg, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(t_one_event(r, prefix, cfg, HDR("005A", 1, ""), "005A"), -1, "not known yet");
+    t_one_event(r, prefix, cfg, HDR("005B", 2, ""), "005B");
+    t_one_event(r, prefix, cfg, HDR("005C", 3, ""), "005C");
+    t_one_event(r, prefix, cfg, T_DEACT("005B", 4), "005B");
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany provisioned", prefix), 0,
+                 "no count made up from 0");
+
+    store_redis *dry = t_open(r, prefix);
+    cr_assert_eq(store_redis_count_provisioned(dry, false, &err), 0, "%s", err.msg);
+    engine_store *st = store_redis_iface(dry);
+    cr_assert_eq(st->company(st->ctx)->provisioned, 2, "A and C are active");
+    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany provisioned", prefix), 0, "a dry run writes none");
+    store_redis_close(dry);
+
+    store_redis *s = t_open(r, prefix);
+    cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
+    st = store_redis_iface(s);
+    cr_assert_eq(st->company(st->ctx)->provisioned, 2);
+    store_redis_close(s);
+    char *v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "2");
+    free(v);
+    cr_assert_eq(t_one_event(r, prefix, cfg, HDR("005E", 6, ""), "005E"), 3,
+                 "counted on from there");
+    v = t_provisioned(c, prefix);
+    cr_assert_str_eq(v, "3");
+    free(v);
+
+    /* once: a later start keeps what is stored, even if it differs from a count */
+    freeReplyObject(redisCommand(c, "HSET %scompany provisioned 7", prefix));
+    s = t_open(r, prefix);
+    cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
+    st = store_redis_iface(s);
+    cr_assert_eq(st->company(st->ctx)->provisioned, 7);
+    store_redis_close(s);
+    redisFree(c);
+    config_free(cfg);
+}

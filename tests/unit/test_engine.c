@@ -29,7 +29,16 @@ typedef struct run {
     json_t *cmds; /* array */
     unsigned warnings;
     engine_stats stats;
+    int64_t provisioned; /* company_state.provisioned after the events */
 } run;
+
+/* What a test changes about a run: a store from before the provisioned count, or a held
+ * deactivation confirmed after the events (engine_reconcile_user, R8.3). */
+typedef struct sim_opts {
+    bool count_unknown;
+    const engine_opts *engine; /* instead of the defaults (why and source on) */
+    const char *release; /* a user id */
+} sim_opts;
 
 static void on_emit(void *ctx, const command *c)
 {
@@ -51,7 +60,7 @@ static void on_warn(void *ctx, engine_warning w, const char *msg)
     ((run *)ctx)->warnings++;
 }
 
-static run simulate_with(const char *settings, const char *events, const engine_opts *given)
+static run simulate_opts(const char *settings, const char *events, const sim_opts *so)
 {
     config *cfg;
     perr err;
@@ -59,8 +68,10 @@ static run simulate_with(const char *settings, const char *events, const engine_
                  err.msg);
     store_mem *m = store_mem_new();
     engine_opts opts = {.with_why = true, .with_source = true};
-    if (given) opts = *given;
-    engine *e = engine_new(cfg, store_mem_iface(m), &opts);
+    if (so && so->engine) opts = *so->engine;
+    engine_store *st = store_mem_iface(m);
+    if (so && so->count_unknown) st->company(st->ctx)->provisioned = -1;
+    engine *e = engine_new(cfg, st, &opts);
     run r = {.cmds = json_array()};
     engine_hooks h = {.ctx = &r, .emit = on_emit, .warn = on_warn};
     engine_start(e, &h);
@@ -78,7 +89,9 @@ static run simulate_with(const char *settings, const char *events, const engine_
         }
         p += len + (nl ? 1 : 0);
     }
+    if (so && so->release) engine_reconcile_user(e, so->release, true, 99999999, &h);
     r.stats = *engine_get_stats(e);
+    r.provisioned = st->company(st->ctx)->provisioned;
     arena_free(&mem);
     engine_free(e);
     store_mem_free(m);
@@ -88,7 +101,7 @@ static run simulate_with(const char *settings, const char *events, const engine_
 
 static run simulate(const char *settings, const char *events)
 {
-    return simulate_with(settings, events, NULL);
+    return simulate_opts(settings, events, NULL);
 }
 
 static const char *type_at(const run *r, size_t i)
@@ -166,13 +179,14 @@ Test(engine, r4_3_profile_and_role_fields_resolve_through_the_lookup)
 {
     fake_tables t = {.admin = value_str("System Administrator"), .sales_vp = value_str("SalesVP")};
     engine_opts o = {.lookup = fake_lookup, .lookup_ctx = &t};
-    run r = simulate_with(
+    sim_opts so = {.engine = &o};
+    run r = simulate_opts(
         REL_SETTINGS,
         HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", ",\"ProfileId\":\"00eADMIN\""))
         HDR("\"005U2\"", "CREATE", 2, USER("Bob", "bob@acme.com", ",\"UserRoleId\":\"00EVP\""))
         HDR("\"005U3\"", "CREATE", 3, USER("Cy", "cy@acme.com", ",\"ProfileId\":\"00eOTHER\""))
         HDR("\"005U3\"", "UPDATE", 4, ",\"ProfileId\":\"00eADMIN\""),
-        &o);
+        &so);
     cr_assert_str_eq(created_as(&r, "005U1"), "Admins");
     cr_assert_str_eq(created_as(&r, "005U2"), "Leaders");
     /* U3's profile was not an admin's: the last assignment, until its ProfileId changes and it
@@ -487,4 +501,99 @@ Test(engine, r8_3_held_user_is_deactivated_by_its_next_event_when_the_window_all
     cr_assert_eq(json_array_size(r.cmds), 4);
     cr_assert_str_eq(type_at(&r, 3), "DEACTIVATE_USER");
     cr_assert_str_eq(str_at(&r, 3, "sf_user_id"), "005B");
+}
+
+/* ---- R8.3: the share of an event window, over the provisioned count the engine keeps */
+
+static const char *SHARED = "company:\n  primary_domain: acme.com\n"
+                            "assignments:\n  - name: Everyone\n"
+                            "    filter: \"Department = 'Sales'\"\n"
+                            "guards:\n  max_deactivation_share: 0.25\n  window_seconds: 60\n";
+
+#define FOUR_CREATED                                                                               \
+    HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))                                   \
+    HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))                                   \
+    HDR("\"005C\"", "CREATE", 1002, USER("C", "c@acme.com", ""))                                   \
+    HDR("\"005D\"", "CREATE", 1003, USER("D", "d@acme.com", ""))
+
+Test(engine, r8_3_provisioned_count_follows_every_transition)
+{
+    run r = simulate(SHARED, FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                 HDR("\"005E\"", "CREATE", 2001, USER("E", "e@other.com", ""))
+                                     HDR("\"005A\"", "UPDATE", 90000, ",\"IsActive\":true"));
+    cr_assert_eq(json_array_size(r.cmds), 6, "4 creates, a deactivation, a reactivation");
+    cr_assert_eq(r.provisioned, 4, "4 created, 1 deactivated, 1 reactivated; E never provisioned");
+    run d = simulate(SHARED, FOUR_CREATED HDR("\"005B\"", "DELETE", 2000, ""));
+    cr_assert_eq(d.provisioned, 3, "a DELETE deactivates (R3.1)");
+    run k = simulate("company:\n  primary_domain: acme.com\noptions:\n  keep_active: true\n"
+                     "assignments:\n  - name: Everyone\n",
+                     FOUR_CREATED HDR("\"005B\"", "UPDATE", 2000, ",\"IsActive\":false"));
+    cr_assert_eq(k.provisioned, 4, "keep_active: still active in Gong (R5.4)");
+}
+
+Test(engine, r8_3_share_holds_an_event_deactivation_over_it)
+{
+    /* 1 of 4 is 0.25, not over; 2 of the 4 provisioned before the window is */
+    run r = simulate(SHARED, FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                 HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false"));
+    cr_assert_eq(json_array_size(r.cmds), 5, "the second deactivation waits");
+    cr_assert_str_eq(type_at(&r, 4), "DEACTIVATE_USER");
+    cr_assert_str_eq(str_at(&r, 4, "sf_user_id"), "005A");
+    cr_assert_eq(r.stats.held_deactivations, 1);
+    cr_assert_eq(r.provisioned, 3, "a held user stays active in Gong");
+}
+
+Test(engine, r8_3_share_counts_users_provisioned_before_the_window)
+{
+    /* 8 provisioned: 2 deactivations are 0.25; the third, 3 of 8, is over (not 3 of the 6 left,
+     * nor 2 of the 7 left for the second) */
+    const char *evs = FOUR_CREATED HDR("\"005E\"", "CREATE", 1004, USER("E", "e@acme.com", ""))
+        HDR("\"005F\"", "CREATE", 1005, USER("F", "f@acme.com", ""))
+            HDR("\"005G\"", "CREATE", 1006, USER("G", "g@acme.com", ""))
+                HDR("\"005H\"", "CREATE", 1007, USER("H", "h@acme.com", ""))
+                    HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                        HDR("\"005B\"", "UPDATE", 2001, ",\"IsActive\":false")
+                            HDR("\"005C\"", "UPDATE", 2002, ",\"IsActive\":false");
+    run r = simulate(SHARED, evs);
+    cr_assert_eq(json_array_size(r.cmds), 10);
+    cr_assert_eq(r.stats.held_deactivations, 1);
+    cr_assert_str_eq(str_at(&r, 9, "sf_user_id"), "005B");
+    cr_assert_eq(r.provisioned, 6);
+}
+
+Test(engine, r8_3_share_lets_deactivations_through_after_the_window)
+{
+    /* 2 of 4 is over 0.34; a window later, 1 of the 3 left is not */
+    const char *third = "company:\n  primary_domain: acme.com\nassignments:\n  - name: Everyone\n"
+                        "guards:\n  max_deactivation_share: 0.34\n  window_seconds: 60\n";
+    run r = simulate(third, FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                                HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false")
+                                    HDR("\"005B\"", "UPDATE", 90000, ",\"Title\":\"x\""));
+    cr_assert_eq(r.stats.held_deactivations, 1);
+    cr_assert_eq(json_array_size(r.cmds), 6, "B's next event deactivates it");
+    cr_assert_str_eq(str_at(&r, 5, "sf_user_id"), "005B");
+    cr_assert_eq(r.provisioned, 2);
+}
+
+Test(engine, r8_3_confirmed_release_moves_the_count)
+{
+    sim_opts so = {.release = "005B"};
+    run r = simulate_opts(SHARED,
+                          FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                              HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false"),
+                          &so);
+    cr_assert_eq(json_array_size(r.cmds), 6, "the held deactivation, confirmed");
+    cr_assert_str_eq(type_at(&r, 5), "DEACTIVATE_USER");
+    cr_assert_eq(r.provisioned, 2);
+}
+
+Test(engine, r8_3_share_does_not_apply_while_the_count_is_unknown)
+{
+    sim_opts so = {.count_unknown = true};
+    run r = simulate_opts(SHARED,
+                          FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                              HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false"),
+                          &so);
+    cr_assert_eq(r.stats.held_deactivations, 0, "a state from before the count: no share yet");
+    cr_assert_eq(r.provisioned, -1, "and the engine does not make one up");
 }

@@ -42,8 +42,9 @@
  * logic instead, and so do we. Only TRUE matches an assignment (R3.4).
  *
  * "By type" (both sides non-null):
- *   string field: with a string, compared ignoring ASCII case (=, !=, <, ... alike; other bytes
- *   exactly); with a number, the field is read as a number (unreadable: UNKNOWN); with true/false,
+ *   string field: with a string, compared ignoring case (=, !=, <, ... alike): ASCII and the
+ *   two-byte UTF-8 letters of Latin-1, Latin Extended-A, Greek and Cyrillic (soql_fold_char);
+ *   other characters exactly; with a number, the field is read as a number (unreadable: UNKNOWN); with true/false,
  *   "true"/"false" in any case (anything else: UNKNOWN); with a date, date-time or date literal,
  *   the field is read as "YYYY-MM-DD" or a date-time with Z, +hh:mm, +hhmm or no zone (UTC);
  *   unreadable: UNKNOWN.
@@ -540,6 +541,13 @@ static int soql_decode(soql_parser *p, bool like, const char **out, size_t *outl
         i++;
     }
     o[w] = '\0';
+    /* the two-byte letters, as values are folded when compared (soql_fold_char) */
+    for (size_t i = 0; i < w;) {
+        unsigned char f[2];
+        size_t k = soql_fold_char((const unsigned char *)o + i, w - i, f);
+        memcpy(o + i, f, k);
+        i += k;
+    }
     *out = o;
     *outlen = w;
     return 0;

@@ -48,23 +48,29 @@ static soql_truth soql_num_cmp(double a, double b, int op)
     return soql_apply(op, a < b ? -1 : a > b ? 1 : 0);
 }
 
-/* a as written, b already folded. */
+/* a as written, b already folded (the same length once folded: see soql_fold_char). */
 static int soql_icmp(const char *a, size_t an, const char *b, size_t bn)
 {
     size_t n = an < bn ? an : bn;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char x = soql_fold((unsigned char)a[i]), y = (unsigned char)b[i];
-        if (x != y) return x < y ? -1 : 1;
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (c < 0x80) { /* ASCII, nearly always: one byte, no decoding */
+            c = soql_fold(c);
+            if (c != y) return c < y ? -1 : 1;
+            i++;
+            continue;
+        }
+        unsigned char f[2];
+        size_t k = soql_fold_char((const unsigned char *)a + i, n - i, f);
+        for (size_t j = 0; j < k; i++, j++)
+            if (f[j] != (unsigned char)b[i]) return f[j] < (unsigned char)b[i] ? -1 : 1;
     }
     return an < bn ? -1 : an > bn ? 1 : 0;
 }
 
 static bool soql_ieq(const char *a, size_t an, const char *b, size_t bn)
 {
-    if (an != bn) return false;
-    for (size_t i = 0; i < an; i++)
-        if (soql_fold((unsigned char)a[i]) != (unsigned char)b[i]) return false;
-    return true;
+    return an == bn && soql_icmp(a, an, b, bn) == 0;
 }
 
 static bool soql_str_bool(const value_t *v, bool *out)
@@ -233,11 +239,13 @@ static bool soql_like_general(const char *s, size_t n, const char *p, size_t pn)
                 pi++;
                 continue;
             }
-            size_t adv = 1;
-            if (pc == '\\') pc = p[pi + 1], adv = 2;
-            if (soql_fold((unsigned char)s[si]) == (unsigned char)pc) {
-                si++;
-                pi += adv;
+            size_t q = pc == '\\' ? pi + 1 : pi; /* escapes only precede ASCII */
+            unsigned char f[2];
+            size_t k = soql_fold_char((const unsigned char *)s + si, n - si, f);
+            if (q + k <= pn && f[0] == (unsigned char)p[q] &&
+                (k == 1 || f[1] == (unsigned char)p[q + 1])) {
+                si += k;
+                pi = q + k;
                 continue;
             }
         }
@@ -256,10 +264,11 @@ static bool soql_contains(const char *s, size_t n, const char *core, size_t cn)
 {
     if (cn > n) return false;
     unsigned char first = (unsigned char)core[0];
-    for (size_t i = 0; i + cn <= n; i++)
-        if (soql_fold((unsigned char)s[i]) == first &&
-            soql_ieq(s + i + 1, cn - 1, core + 1, cn - 1))
-            return true;
+    for (size_t i = 0; i + cn <= n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c < 0x80 && soql_fold(c) != first) continue; /* the common case, decided at once */
+        if (soql_ieq(s + i, cn, core, cn)) return true;
+    }
     return false;
 }
 

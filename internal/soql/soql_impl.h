@@ -86,10 +86,56 @@ struct soql_filter {
     arena mem; /* literal text and field names */
 };
 
-/* ---- ASCII case folding: what "ignore case" means here (non-ASCII bytes compare exactly). */
+/* ---- case folding: what "ignore case" means here. ASCII, and Unicode's simple case folding of
+ * the letters whose upper and lower case are both two-byte UTF-8 (Latin-1, Latin Extended-A,
+ * Greek, Cyrillic): folding never changes a string's length, so a literal folded at compile time
+ * lines up byte for byte with a value folded while it is compared. Other bytes compare exactly. */
 static inline unsigned char soql_fold(unsigned char c)
 {
     return (unsigned char)((c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c);
+}
+
+static inline uint32_t soql_fold_cp2(uint32_t c)
+{
+    if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 0x20;
+    if (c >= 0x100 && c <= 0x17F) {
+        if (c == 0x178) return 0xFF;
+        bool even_upper = (c <= 0x12F) || (c >= 0x132 && c <= 0x137) || (c >= 0x14A && c <= 0x177);
+        bool odd_upper = (c >= 0x139 && c <= 0x148) || (c >= 0x179 && c <= 0x17E);
+        if ((even_upper && c % 2 == 0) || (odd_upper && c % 2 == 1)) return c + 1;
+        return c;
+    }
+    if (c >= 0x386 && c <= 0x3AB) {
+        if (c == 0x386) return 0x3AC;
+        if (c >= 0x388 && c <= 0x38A) return c + 0x25;
+        if (c == 0x38C) return 0x3CC;
+        if (c == 0x38E || c == 0x38F) return c + 0x3F;
+        if (c >= 0x391 && c != 0x3A2) return c + 0x20;
+        return c;
+    }
+    if (c == 0x3C2) return 0x3C3; /* final sigma folds to sigma */
+    if (c >= 0x400 && c <= 0x40F) return c + 0x50;
+    if (c >= 0x410 && c <= 0x42F) return c + 0x20;
+    if (c == 0x4C0) return 0x4CF;
+    if (((c >= 0x460 && c <= 0x481) || (c >= 0x48A && c <= 0x4BF) || (c >= 0x4D0 && c <= 0x4FF)) &&
+        c % 2 == 0)
+        return c + 1;
+    if (c >= 0x4C1 && c <= 0x4CE && c % 2 == 1) return c + 1;
+    return c;
+}
+
+/* Folds the character at s (n > 0 bytes left) into out: returns how many bytes it took, 1 or 2,
+ * and out holds as many. */
+static inline size_t soql_fold_char(const unsigned char *s, size_t n, unsigned char out[2])
+{
+    if (s[0] >= 0xC2 && s[0] <= 0xDF && n >= 2 && (s[1] & 0xC0) == 0x80) {
+        uint32_t c = soql_fold_cp2(((uint32_t)(s[0] & 0x1F) << 6) | (s[1] & 0x3F));
+        out[0] = (unsigned char)(0xC0 | (c >> 6));
+        out[1] = (unsigned char)(0x80 | (c & 0x3F));
+        return 2;
+    }
+    out[0] = soql_fold(s[0]);
+    return 1;
 }
 
 /* ---- civil dates (proleptic Gregorian), after H. Hinnant's days_from_civil. */

@@ -259,10 +259,31 @@ Test(soql_r4_1_case, lt_on_strings_ignores_case)
     cr_assert_eq(EV("Name < 'Banana'", {"Name", S("apple")}), T);
 }
 Test(soql_r4_1_case, gt_on_strings) { cr_assert_eq(EV("Name > 'm'", {"Name", S("Zed")}), T); }
-Test(soql_r4_1_case, non_ascii_compared_exactly)
+Test(soql_r4_1_case, latin_greek_cyrillic_letters_fold)
 {
-    /* ASCII folding only: É and é are different bytes. */
-    cr_assert_eq(EV("City = 'école'", {"City", S("École")}), F);
+    /* R4.1 "ignores case": Unicode simple case folding of two-byte UTF-8 letters */
+    cr_assert_eq(EV("City = 'école'", {"City", S("École")}), T);
+    cr_assert_eq(EV("City = 'ÉCOLE'", {"City", S("école")}), T);
+    cr_assert_eq(EV("City != 'ÉCOLE'", {"City", S("école")}), F);
+    cr_assert_eq(EV("City = 'łódź'", {"City", S("ŁÓDŹ")}), T);
+    cr_assert_eq(EV("City = 'αθήνα'", {"City", S("ΑΘΉΝΑ")}), T);
+    cr_assert_eq(EV("City = 'москва'", {"City", S("МОСКВА")}), T);
+    cr_assert_eq(EV("City = 'ёж'", {"City", S("ЁЖ")}), T);
+    cr_assert_eq(EV("City IN ('x', 'ÅRHUS')", {"City", S("århus")}), T);
+    cr_assert_eq(EV("City LIKE 'é%'", {"City", S("École")}), T);
+    cr_assert_eq(EV("City LIKE '%ÜRICH'", {"City", S("zürich")}), T);
+    cr_assert_eq(EV("City LIKE '%ÖLN%'", {"City", S("Köln am Rhein")}), T);
+    cr_assert_eq(EV("City LIKE '_cole'", {"City", S("École")}), T);
+    cr_assert_eq(EV("City LIKE 'm_skv_'", {"City", S("МОСКВА")}), F, "Latin m is not Cyrillic м");
+    cr_assert_eq(EV("Regions__c INCLUDES ('ÎLE')", {"Regions__c", S("Nord; île")}), T);
+}
+
+Test(soql_r4_1_case, other_characters_compared_exactly)
+{
+    cr_assert_eq(EV("City = 'e'", {"City", S("é")}), F, "accents matter");
+    cr_assert_eq(EV("City = 'strasse'", {"City", S("straße")}), F, "no multi-letter folding");
+    cr_assert_eq(EV("City = '東京'", {"City", S("東京")}), T);
+    cr_assert_eq(EV("City = '×'", {"City", S("÷")}), F, "signs are not letters");
 }
 Test(soql_r4_1_case, non_ascii_same_bytes_equal)
 {

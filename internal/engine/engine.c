@@ -462,6 +462,19 @@ static void sync_manager_change(ctx *c, user_state *u)
     }
 }
 
+/* R6.2/R6.3: a user whose assignment does not sync manager changes, created while its manager
+ * was not in Gong, has its placement at creation still to complete. The link waits for whatever
+ * ManagerId names now (R6.3 places a report "created while waiting" when the manager its
+ * ManagerId names is created, in either update mode); a ManagerId that names an active Gong user
+ * or none ends the wait without a command, as a later change is not reflected (R6.2). */
+static void retarget_creation_wait(engine *e, user_state *u)
+{
+    const char *mid = manager_id_of(u);
+    const user_state *m = mid ? e->store->get(e->store->ctx, mid) : NULL;
+    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(m)) start_waiting(e, u, mid, true);
+    else stop_waiting(e, u);
+}
+
 /* R5.5: bring the manager in line after a reactivation. */
 static void sync_manager_after_reactivation(ctx *c, user_state *u, bool syncs)
 {
@@ -729,6 +742,8 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             }
             if (!e->cfg->ignore_org_structure && syncs && manager_changed)
                 sync_manager_change(c, u);
+            else if (!e->cfg->ignore_org_structure && manager_changed && u->created_waiting)
+                retarget_creation_wait(e, u);
             return;
         }
         /* R5.4 */

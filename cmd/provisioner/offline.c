@@ -53,8 +53,10 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
                 what.data);
         buf_free(&what);
     }
-    engine_opts opts = {
-        .with_why = with_why, .with_source = with_why, .lookup = lookup_get, .lookup_ctx = o->lk};
+    engine_opts opts = {.with_why = with_why,
+                        .with_source = with_why,
+                        .lookup = lookups_path ? lookup_get : NULL,
+                        .lookup_ctx = o->lk};
     if (now_iso) {
         opts.now_ms = offline_parse_iso(now_iso);
         if (opts.now_ms < 0) {

@@ -463,6 +463,24 @@ Test(lookup, simulate_reads_the_tables_or_warns)
               "%s", err);
     free(err);
 
+    /* explain says what the relationship fields read, and why one is null */
+    const char *explain[] = {h_pv_binary(), "explain", "--settings", settings_path, "--events",
+                             events, "--lookups", tables, "--user", U1, NULL};
+    cr_assert_eq(h_run(explain, NULL, 30, &p), 0);
+    out = h_proc_stdout(p);
+    cr_assert(strstr(out, "Relationship fields (R4.3): Profile.Name = 'System Administrator'; "
+                          "UserRole.DeveloperName = empty (UserRoleId is empty); "
+                          "Manager.Department = empty (ManagerId is empty)."),
+              "%s", out);
+    free(out);
+    explain[7] = h_path("none.json");
+    h_write_file(explain[7], "{}");
+    cr_assert_eq(h_run(explain, NULL, 30, &p), 0);
+    out = h_proc_stdout(p);
+    cr_assert(strstr(out, "Profile.Name = empty (Profile " P_ADMIN " not in the look-up tables)"),
+              "%s", out);
+    free(out);
+
     h_write_file(tables, "{\"Profile\": ");
     cr_assert_eq(h_run(with, NULL, 30, &p), 2);
     err = h_proc_stderr(p);

@@ -463,27 +463,37 @@ static void sync_manager_change(ctx *c, user_state *u)
 }
 
 /* R6.2/R6.3: a user whose assignment does not sync manager changes, created while its manager
- * was not in Gong, has its placement at creation still to complete. The link waits for whatever
- * ManagerId names now (R6.3 places a report "created while waiting" when the manager its
- * ManagerId names is created, in either update mode); a ManagerId that names an active Gong user
- * or none ends the wait without a command, as a later change is not reflected (R6.2). */
-static void retarget_creation_wait(engine *e, user_state *u)
+ * was not in Gong, has its placement at creation still to complete, "in either update mode": it
+ * completes with whatever ManagerId names now, at once if that is an active Gong user, else when
+ * it is created or reactivated. A cleared ManagerId ends the wait (Gong has no manager yet). */
+static void retarget_creation_wait(ctx *c, user_state *u)
 {
     const char *mid = manager_id_of(u);
-    const user_state *m = mid ? e->store->get(e->store->ctx, mid) : NULL;
-    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(m)) start_waiting(e, u, mid, true);
-    else stop_waiting(e, u);
+    if (!mid) {
+        stop_waiting(c->e, u);
+        return;
+    }
+    bool refused;
+    const char *m = place_under(c, u, mid, true, &refused);
+    if (m) {
+        why(c->e, "R6.3: created while waiting for its manager; ManagerId now names %s, an "
+                  "active Gong user, which completes its placement",
+            m);
+        send_set_manager(c, u, m, NULL);
+    }
 }
 
-/* R5.5: bring the manager in line after a reactivation. */
-static void sync_manager_after_reactivation(ctx *c, user_state *u, bool syncs)
+/* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
+ * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId,
+ * placed as at creation. `occasion` starts the `why`. */
+static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *occasion)
 {
     engine *e = c->e;
     const char *mid = manager_id_of(u);
     if (!mid) {
         stop_waiting(e, u);
         if (u->gong_manager && syncs) {
-            why(e, "R5.5/R6.3: reactivated without a ManagerId; clearing the Gong manager");
+            why(e, "%s without a ManagerId; clearing the Gong manager", occasion);
             send_set_manager(c, u, NULL, NULL);
         }
         return;
@@ -495,7 +505,7 @@ static void sync_manager_after_reactivation(ctx *c, user_state *u, bool syncs)
     bool refused;
     const char *m = place_under(c, u, mid, true, &refused);
     if (m) {
-        why(e, "R5.5/R6.1: reactivated; manager %s is an active Gong user", m);
+        why(e, "%s; manager %s is an active Gong user", occasion, m);
         send_set_manager(c, u, m, NULL);
     }
 }
@@ -530,6 +540,10 @@ static void resolve_waiting(ctx *c, user_state *m)
         bool created_waiting = r->created_waiting;
         stop_waiting(e, r);
         changed(e, r);
+        /* kept active out of scope (R5.4): no manager command now; coming back in scope places
+         * it, as at creation if that is still to complete */
+        if (r->status == PROV_ACTIVE && !r->in_scope && mid && strcmp(mid, m->id) == 0)
+            r->created_waiting = created_waiting;
         if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE || !r->in_scope ||
             e->cfg->ignore_org_structure)
             continue;
@@ -719,6 +733,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
 
     if (u->status == PROV_ACTIVE) {
         if (in_scope) { /* R5.3 */
+            bool was_in_scope = u->in_scope;
             u->in_scope = true;
             unsigned mask = changed_attrs(u, now, true);
             if (mask) {
@@ -740,10 +755,13 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                 }
                 set_str(&u->assignment, a->name);
             }
-            if (!e->cfg->ignore_org_structure && syncs && manager_changed)
+            if (e->cfg->ignore_org_structure) return;
+            if (!was_in_scope && (syncs || u->created_waiting))
+                sync_manager_again(c, u, syncs, "R5.3/R6.2: back in scope after R5.4 kept it active");
+            else if (syncs && manager_changed)
                 sync_manager_change(c, u);
-            else if (!e->cfg->ignore_org_structure && manager_changed && u->created_waiting)
-                retarget_creation_wait(e, u);
+            else if (manager_changed && u->created_waiting)
+                retarget_creation_wait(c, u);
             return;
         }
         /* R5.4 */
@@ -791,7 +809,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         }
         set_str(&u->assignment, a->name);
     }
-    if (!e->cfg->ignore_org_structure) sync_manager_after_reactivation(c, u, syncs);
+    if (!e->cfg->ignore_org_structure) sync_manager_again(c, u, syncs, "R5.5/R6.1: reactivated");
     resolve_waiting(c, u);
 }
 

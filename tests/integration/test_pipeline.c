@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <dirent.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,14 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* FNV-1a of a folder name: the same sample of scenarios on every machine. */
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
 static size_t scenario_dirs(char **out, size_t max)
 {
     size_t n = 0;
@@ -139,6 +148,13 @@ static size_t scenario_dirs(char **out, size_t max)
              * service's side of R4.3 is tests/integration/test_lookup.c */
             snprintf(p, sizeof p, "%s/%s/lookups.json", root, de->d_name);
             if (stat(p, &st) == 0) continue;
+            /* The later rounds of blind scenarios (no NOTES.md) are all checked by simulate in
+             * test_scenarios; through Kafka, which proves the service decides as simulate does,
+             * one in four of them keeps this test within a few minutes (PV_ALL_SCENARIOS=1: all). */
+            snprintf(p, sizeof p, "%s/%s/NOTES.md", root, de->d_name);
+            if (r == 0 && stat(p, &st) != 0 && !getenv("PV_ALL_SCENARIOS") &&
+                name_hash(de->d_name) % 4 != 0)
+                continue;
             size_t len = strlen(root) + strlen(de->d_name) + 2;
             out[n] = malloc(len);
             snprintf(out[n], len, "%s/%s", root, de->d_name);

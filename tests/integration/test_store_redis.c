@@ -520,6 +520,9 @@ static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
     perr err = {{0}};
     cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
     engine_start(e, &h);
+    /* stored before any event, as the service does at start (R7.2): a scenario may have none */
+    t_flush_resolving(s, e, &h, NULL);
+    store_redis_reset(s);
     arena mem;
     arena_init(&mem, 16384);
     event *evb = calloc(batch, sizeof *evb);

@@ -1771,26 +1771,36 @@ static size_t build_scan(store_redis *s, void *arg)
     return 1;
 }
 
+/* One page of SCAN over the user keys: the reply's array of keys (valid until replies_free),
+ * with cursor moved on; NULL (err set) when Redis fails or answers something else. */
+static const redisReply *scan_page(store_redis *s, char cursor[32], perr *err)
+{
+    scan_arg a = {.cursor = cursor};
+    if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return NULL;
+    redisReply *r = s->rep[0];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
+        replies_free(s);
+        perr_set(err, "Redis %s: SCAN: unexpected reply", s->where);
+        return NULL;
+    }
+    snprintf(cursor, 32, "%s", r->element[0]->str);
+    return r->element[1];
+}
+
 int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
                            perr *err)
 {
     char cursor[32] = "0";
     size_t skip = s->prefix_len + 2;
     do {
-        scan_arg a = {.cursor = cursor};
-        if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return -1;
-        redisReply *r = s->rep[0];
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            replies_free(s);
-            return perr_set(err, "Redis %s: SCAN: unexpected reply", s->where);
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = scan_page(s, cursor, err);
+        if (!keys) return -1;
         /* copy the keys out: fn may talk to Redis, which frees this reply */
-        size_t n = r->element[1]->elements;
+        size_t n = keys->elements;
         char **ids = xcalloc(n ? n : 1, sizeof *ids);
         for (size_t i = 0; i < n; i++) {
-            const redisReply *k = r->element[1]->element[i];
+            const redisReply *k = keys->element[i];
             ids[i] = k->type == REDIS_REPLY_STRING && k->len > skip
                          ? xstrndup(k->str + skip, k->len - skip)
                          : NULL;
@@ -1855,19 +1865,12 @@ static int count_active(store_redis *s, long long *count, perr *err)
     char cursor[32] = "0";
     *count = 0;
     do {
-        scan_arg a = {.cursor = cursor};
-        if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return -1;
-        redisReply *r = s->rep[0];
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-            r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY) {
-            replies_free(s);
-            return perr_set(err, "Redis %s: SCAN: unexpected reply", s->where);
-        }
-        snprintf(cursor, sizeof cursor, "%s", r->element[0]->str);
+        const redisReply *keys = scan_page(s, cursor, err);
+        if (!keys) return -1;
         keys_arg k = {.n = 0};
-        k.keys = xcalloc(r->element[1]->elements + 1, sizeof *k.keys);
-        for (size_t i = 0; i < r->element[1]->elements; i++) {
-            const redisReply *key = r->element[1]->element[i];
+        k.keys = xcalloc(keys->elements + 1, sizeof *k.keys);
+        for (size_t i = 0; i < keys->elements; i++) {
+            const redisReply *key = keys->element[i];
             if (key->type == REDIS_REPLY_STRING) k.keys[k.n++] = xstrndup(key->str, key->len);
         }
         replies_free(s);

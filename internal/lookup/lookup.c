@@ -32,6 +32,16 @@ struct lookup {
 
 static bool has_table(soql_rel r) { return r == SOQL_REL_PROFILE || r == SOQL_REL_USERROLE; }
 
+/* The table whose object (soql_relationship_name) or key field (soql_relationship_key) is called
+ * name, any case; SOQL_REL_NONE when none is: the names live in soql's table, not here. */
+static soql_rel table_named(const char *name, const char *(*name_of)(soql_rel))
+{
+    for (int r = 0; r < SOQL_REL__COUNT; r++)
+        if (has_table((soql_rel)r) && strcasecmp(name, name_of((soql_rel)r)) == 0)
+            return (soql_rel)r;
+    return SOQL_REL_NONE;
+}
+
 static void id_key(const char *id, char out[ID_KEY_LEN + 1])
 {
     size_t n = strnlen(id, ID_KEY_LEN);
@@ -229,9 +239,7 @@ size_t lookup_note_fields(lookup *l, const event_field *fields, size_t n)
     for (size_t i = 0; i < n; i++) {
         const value_t *v = &fields[i].val;
         if (v->type != VAL_STR || v->len == 0) continue;
-        soql_rel r = strcasecmp(fields[i].name, "ProfileId") == 0    ? SOQL_REL_PROFILE
-                     : strcasecmp(fields[i].name, "UserRoleId") == 0 ? SOQL_REL_USERROLE
-                                                                     : SOQL_REL_NONE;
+        soql_rel r = table_named(fields[i].name, soql_relationship_key);
         if (r == SOQL_REL_NONE || !l->t[r].n_fields) continue;
         char key[ID_KEY_LEN + 1];
         id_key(v->s, key);
@@ -320,9 +328,7 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
     json_t *obj;
     json_object_foreach(root, name, obj)
     {
-        soql_rel r = strcasecmp(name, "Profile") == 0    ? SOQL_REL_PROFILE
-                     : strcasecmp(name, "UserRole") == 0 ? SOQL_REL_USERROLE
-                                                         : SOQL_REL_NONE;
+        soql_rel r = table_named(name, soql_relationship_name);
         if (r == SOQL_REL_NONE) {
             rc = perr_set(err, "%s: unknown table '%s' (expected Profile or UserRole)", path, name);
             goto out;

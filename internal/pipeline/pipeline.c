@@ -96,6 +96,7 @@ typedef struct pipeline {
     lookup *lk;           /* Profile and UserRole tables for the settings in force (R4.3) */
     int64_t next_lookup_refresh;
     lookup_stats lk_seen; /* what the metrics have of lk's counters */
+    bool reads_managers;  /* the settings in force read Manager.<field> (R4.3) */
     pipeline_metrics pm;
     metrics *own_metrics; /* when the caller has no registry (replay) */
     pipeline_health own_health, *health;
@@ -556,7 +557,7 @@ static int step_prefetch(pipeline *p, perr *err)
     }
     double started = pipeline_mono_s();
     int rc = store_redis_prefetch(p->store, ids, n, err);
-    if (rc == 0 && reads_manager_fields(p->o->cfg)) rc = prefetch_managers(p, ids, n, err);
+    if (rc == 0 && p->reads_managers) rc = prefetch_managers(p, ids, n, err);
     if (rc == 0) metric_observe(p->pm.redis_prefetch, pipeline_mono_s() - started);
     return rc;
 }
@@ -1432,6 +1433,7 @@ static int reload_settings(pipeline *p, const char *trigger, perr *err)
     engine_free(p->eng);
     lookup_free(p->lk);
     p->lk = lk;
+    p->reads_managers = reads_manager_fields(fresh);
     memset(&p->lk_seen, 0, sizeof p->lk_seen);
     p->eng_opts.lookup_ctx = lk;
     config_free(p->owned_cfg); /* after the engine that used it; never the caller's */
@@ -1789,6 +1791,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     store_redis_opts so = {.url = o->redis_url, .prefix = o->redis_prefix};
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
     if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
+    p->reads_managers = reads_manager_fields(o->cfg);
     p->eng_opts = (engine_opts){.with_why = true, .with_source = true, .lookup = lookup_get,
                                 .lookup_ctx = p->lk};
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);

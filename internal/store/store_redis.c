@@ -67,6 +67,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "log/log.h"
 #include "store.h"
@@ -124,14 +125,23 @@ typedef struct entry {
     bool pending;       /* being read by the prefetch in flight */
 } entry;
 
-typedef struct link_set {
-    bool loaded;          /* members mirror Redis as read, plus our changes */
-    bool loading;         /* in the prefetch in flight */
-    bool has_ops;         /* changed before it was loaded: replay s->ops on load */
-    const char **members; /* arena strings; the view links() returns */
+/* A set of arena strings kept as an array (the view links() returns), with a hash index over it
+ * once it outgrows a linear scan: a manager with thousands of waiting reports made every link
+ * change a scan of them all. Index slots hold array positions + 1; 0 is free, SLOT_GONE a
+ * removed entry. */
+typedef struct strlist {
+    const char **v;
     size_t n, cap;
-    const char **seen; /* every report read or changed here: the known set of check (b) */
-    size_t n_seen, cap_seen;
+    uint32_t *slot; /* NULL until the list is long enough */
+    size_t slot_cap, slot_used;
+} strlist;
+
+typedef struct link_set {
+    bool loaded;     /* members mirror Redis as read, plus our changes */
+    bool loading;    /* in the prefetch in flight */
+    bool has_ops;    /* changed before it was loaded: replay s->ops on load */
+    strlist members; /* the reports waiting, as Redis has them plus our changes */
+    strlist seen;    /* every report read or changed here: the known set of check (b) */
 } link_set;
 
 typedef struct link_op {
@@ -161,8 +171,6 @@ typedef struct cmdb {
     buf data;
     size_t *off, *len;
     size_t n, cap;
-    const char **argv;
-    size_t argv_cap;
     size_t arg_start;
 } cmdb;
 
@@ -195,6 +203,7 @@ struct store_redis {
     perr fail_err;
     /* pipeline scratch */
     cmdb cmd;
+    buf out; /* the RESP of the exchange being built, written at once */
     redisReply **rep;
     size_t n_rep, cap_rep;
     reply_info *info;
@@ -367,19 +376,33 @@ static void cb_num(cmdb *b, uint64_t v)
     cb_arg(b, t, (size_t)n);
 }
 
-/* Appends the command to the connection's output buffer: nothing is sent until replies are read. */
+/* "*3\r\n" or "$12\r\n": a RESP header. */
+static void resp_head(buf *out, char kind, size_t n)
+{
+    char t[24];
+    size_t i = sizeof t;
+    t[--i] = '\n';
+    t[--i] = '\r';
+    do {
+        t[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    t[--i] = kind;
+    buf_append(out, t + i, sizeof t - i);
+}
+
+/* Formats the command into the exchange's one output buffer, kept across exchanges: hiredis would
+ * format each command into an sds of its own and then regrow its output buffer command by command,
+ * which for a batch of thousands meant reallocating (and consolidating) megabytes per round trip.
+ * Nothing is sent until the exchange. */
 static void cb_send(store_redis *s, cmdb *b)
 {
-    if (b->argv_cap < b->n) {
-        b->argv_cap = b->n * 2;
-        b->argv = xrealloc(b->argv, b->argv_cap * sizeof *b->argv);
-    }
-    for (size_t i = 0; i < b->n; i++)
-        b->argv[i] = b->data.data + b->off[i];
-    /* only fails on out of memory, which xmalloc treats as fatal everywhere else too */
-    if (redisAppendCommandArgv(s->c, (int)b->n, b->argv, b->len) != REDIS_OK) {
-        fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
-        abort();
+    buf_reserve(&s->out, b->data.len + 16 * (b->n + 1));
+    resp_head(&s->out, '*', b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        resp_head(&s->out, '$', b->len[i]);
+        buf_append(&s->out, b->data.data + b->off[i], b->len[i]);
+        buf_append(&s->out, "\r\n", 2);
     }
 }
 
@@ -388,7 +411,6 @@ static void cb_free(cmdb *b)
     buf_free(&b->data);
     free(b->off);
     free(b->len);
-    free(b->argv);
 }
 
 /* ---------------------------------------------------------------- connection */
@@ -428,12 +450,47 @@ static void replies_free(store_redis *s)
     s->n_rep = 0;
 }
 
-/* Reads n replies to what was appended: one round trip. A broken connection is dropped. */
+/* Writes the formatted commands in one go (the socket has the command timeout as its send
+ * timeout); the buffer is emptied for the next exchange either way. */
+static int send_out(store_redis *s, const char *doing, perr *err)
+{
+    const char *p = s->out.data;
+    size_t left = s->out.len;
+    s->out.len = 0; /* the bytes stay readable until the next append */
+    while (left) {
+        ssize_t k = write(s->c->fd, p, left);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            int e = errno;
+            const char *why = strerror(e);
+            char tmp[160];
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                snprintf(tmp, sizeof tmp, "no answer within %d ms", s->timeout_ms);
+                why = tmp;
+            } else if (e == EPIPE || e == ECONNRESET) {
+                why = "the server closed the connection";
+            }
+            perr_set(err, "Redis %s: %s: %s", s->where, doing, why);
+            conn_drop(s);
+            return -1;
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Sends what was formatted and reads its n replies: one round trip. A broken connection is
+ * dropped. */
 static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
 {
     replies_free(s);
-    if (!n) return 0;
+    if (!n) {
+        buf_reset(&s->out);
+        return 0;
+    }
     s->stats.round_trips++;
+    if (send_out(s, doing, err) < 0) return -1;
     if (s->cap_rep < n) {
         s->cap_rep = n * 2;
         s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
@@ -466,6 +523,7 @@ static int conn_open(store_redis *s, perr *err)
     redisSetTimeout(c, tv);
     redisEnableKeepAlive(c);
     s->c = c;
+    buf_reset(&s->out);
     cmdb *b = &s->cmd;
     size_t n = 0;
     if (s->password) {
@@ -853,35 +911,113 @@ static link_set *set_get(store_redis *s, const char *manager, bool create)
     return l;
 }
 
-static size_t list_find(const char *const *v, size_t n, const char *id)
+#define SLOT_GONE UINT32_MAX
+#define LINEAR_MAX 16 /* below this many, a scan is cheaper than hashing */
+
+/* The index slot holding id, or where it would go (*found false). */
+static size_t sl_probe(const strlist *l, const char *id, bool *found)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], id) == 0) return i;
-    return n;
+    size_t mask = l->slot_cap - 1, i = hash64(id, strlen(id), HASH64_SEED) & mask;
+    size_t free_at = SIZE_MAX;
+    for (;;) {
+        uint32_t k = l->slot[i];
+        if (k == 0) {
+            *found = false;
+            return free_at != SIZE_MAX ? free_at : i;
+        }
+        if (k == SLOT_GONE) {
+            if (free_at == SIZE_MAX) free_at = i;
+        } else if (strcmp(l->v[k - 1], id) == 0) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
 }
 
-/* Arrays of arena strings grow in the arena too: everything goes at reset in one step. */
-static void list_add(store_redis *s, const char ***v, size_t *n, size_t *cap, const char *id)
+/* (Re)builds the index at most half full, in the arena (a reset drops it with the rest). */
+static void sl_index(store_redis *s, strlist *l)
 {
-    if (list_find(*v, *n, id) < *n) return;
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4;
-        const char **nv = arena_alloc(&s->mem, nc * sizeof *nv);
-        if (*n) memcpy(nv, *v, *n * sizeof *nv);
-        *v = nv;
-        *cap = nc;
+    size_t cap = 64;
+    while (cap < 2 * l->n + 2)
+        cap *= 2;
+    l->slot = arena_alloc(&s->mem, cap * sizeof *l->slot);
+    memset(l->slot, 0, cap * sizeof *l->slot);
+    l->slot_cap = cap;
+    l->slot_used = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        bool found;
+        size_t at = sl_probe(l, l->v[i], &found);
+        if (found) continue; /* cannot happen: the array has no duplicates */
+        l->slot[at] = (uint32_t)(i + 1);
+        l->slot_used++;
     }
-    (*v)[(*n)++] = id;
+}
+
+/* The position of id in the array, or l->n. */
+static size_t sl_find(store_redis *s, strlist *l, const char *id)
+{
+    if (!l->slot && l->n <= LINEAR_MAX) {
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(l->v[i], id) == 0) return i;
+        return l->n;
+    }
+    if (!l->slot) sl_index(s, l);
+    bool found;
+    size_t at = sl_probe(l, id, &found);
+    return found ? l->slot[at] - 1 : l->n;
+}
+
+/* Appends without the membership test (the caller knows id is not there). Arrays grow in the
+ * arena too: everything goes at reset in one step. */
+static void sl_push(store_redis *s, strlist *l, const char *id)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        const char **nv = arena_alloc(&s->mem, nc * sizeof *nv);
+        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = id;
+    if (!l->slot) return;
+    if (2 * (l->slot_used + 1) > l->slot_cap) {
+        sl_index(s, l);
+        return;
+    }
+    bool found;
+    size_t at = sl_probe(l, id, &found);
+    if (!l->slot[at]) l->slot_used++; /* a reused SLOT_GONE was counted already */
+    l->slot[at] = (uint32_t)l->n;
+}
+
+static void sl_add(store_redis *s, strlist *l, const char *id)
+{
+    if (sl_find(s, l, id) < l->n) return;
+    sl_push(s, l, id);
+}
+
+/* Removes id by moving the last entry into its place. */
+static void sl_del(store_redis *s, strlist *l, const char *id)
+{
+    size_t i = sl_find(s, l, id);
+    if (i == l->n) return;
+    size_t last = l->n - 1;
+    if (l->slot) {
+        bool found;
+        l->slot[sl_probe(l, id, &found)] = SLOT_GONE;
+        if (i != last) l->slot[sl_probe(l, l->v[last], &found)] = (uint32_t)(i + 1);
+    }
+    l->v[i] = l->v[last];
+    l->n = last;
 }
 
 static void set_apply(store_redis *s, link_set *l, const char *report, bool add)
 {
-    if (add) {
-        list_add(s, &l->members, &l->n, &l->cap, report);
-        return;
-    }
-    size_t i = list_find(l->members, l->n, report);
-    if (i < l->n) l->members[i] = l->members[--l->n];
+    if (add)
+        sl_add(s, &l->members, report);
+    else
+        sl_del(s, &l->members, report);
 }
 
 /* Fills a link set from an SMEMBERS reply, then replays the changes made before it was loaded. */
@@ -892,24 +1028,18 @@ static int set_fill(store_redis *s, const char *manager, link_set *l, const redi
     if (r->type != REDIS_REPLY_ARRAY)
         return perr_set(err, "Redis %s: reading key '%sw:%s': %s", s->where, s->prefix, manager,
                         r->type == REDIS_REPLY_ERROR ? r->str : "not a set");
-    /* SMEMBERS has no duplicates: appended without the linear membership test */
-    size_t n = r->elements, had_seen = l->n_seen;
-    l->members = arena_alloc(&s->mem, (n ? n : 1) * sizeof *l->members);
-    l->cap = n ? n : 1;
-    l->n = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* SMEMBERS has no duplicates: appended without the membership test */
+    l->members = (strlist){0};
+    bool had_seen = l->seen.n > 0;
+    for (size_t i = 0; i < r->elements; i++) {
         const redisReply *m = r->element[i];
-        if (m->type == REDIS_REPLY_STRING)
-            l->members[l->n++] = arena_strndup(&s->mem, m->str, m->len);
-    }
-    if (!had_seen) {
-        l->seen = arena_alloc(&s->mem, l->cap * sizeof *l->seen);
-        memcpy(l->seen, l->members, l->n * sizeof *l->seen);
-        l->n_seen = l->n;
-        l->cap_seen = l->cap;
-    } else {
-        for (size_t i = 0; i < l->n; i++)
-            list_add(s, &l->seen, &l->n_seen, &l->cap_seen, l->members[i]);
+        if (m->type != REDIS_REPLY_STRING) continue;
+        const char *id = arena_strndup(&s->mem, m->str, m->len);
+        sl_push(s, &l->members, id);
+        if (had_seen)
+            sl_add(s, &l->seen, id);
+        else
+            sl_push(s, &l->seen, id);
     }
     if (l->has_ops)
         for (size_t i = 0; i < s->n_ops; i++)
@@ -1016,6 +1146,7 @@ static int run_exchange(store_redis *s, build_fn build, void *arg, const char *d
     for (int attempt = 0;; attempt++) {
         bool had = s->c != NULL;
         if (conn_ensure(s, err) < 0) return -1;
+        buf_reset(&s->out);
         size_t n = build(s, arg);
         if (exchange(s, n, doing, err) == 0) return 0;
         if (!had || attempt) return -1;
@@ -1110,7 +1241,7 @@ static void link_change(store_redis *s, const char *manager, const char *report,
         set_apply(s, l, r, add);
     else
         l->has_ops = true;
-    list_add(s, &l->seen, &l->n_seen, &l->cap_seen, r);
+    sl_add(s, &l->seen, r);
     GROW(s->ops, s->n_ops, s->cap_ops);
     s->ops[s->n_ops++] = (link_op){
         .manager = arena_strdup(&s->mem, manager), .report = r, .seq = s->op_seq++, .add = add};
@@ -1144,8 +1275,8 @@ static size_t rs_links(void *ctx, const char *manager, const char *const **repor
             return 0;
         }
     }
-    *reports = l->members;
-    return l->n;
+    *reports = l->members.v;
+    return l->members.n;
 }
 
 static company_state *rs_company(void *ctx)
@@ -1195,6 +1326,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     strmap_init(&s->users);
     strmap_init(&s->links);
     buf_init(&s->cmd.data);
+    buf_init(&s->out);
     buf_init(&s->scratch);
     s->iface = (engine_store){.ctx = s,
                               .get = rs_get,
@@ -1250,6 +1382,7 @@ void store_redis_close(store_redis *s)
     replies_free(s);
     conn_drop(s);
     cb_free(&s->cmd);
+    buf_free(&s->out);
     buf_free(&s->scratch);
     free(s->rep);
     free(s->info);
@@ -1468,8 +1601,8 @@ static void append_put(store_redis *s, entry *e, bool eval)
     cb_str(b, check ? "1" : "0");
     if (check) {
         const link_set *l = set_get(s, e->id, false);
-        for (size_t i = 0; l && i < l->n_seen; i++)
-            cb_str(b, l->seen[i]);
+        for (size_t i = 0; l && i < l->seen.n; i++)
+            cb_str(b, l->seen.v[i]);
     }
     cb_send(s, b);
     add_info(s, (reply_info){.kind = RK_PUT_SCRIPT, .e = e, .first_op = first});
@@ -1629,7 +1762,7 @@ int store_redis_flush(store_redis *s, store_late *late, perr *err)
             entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
             if (!e || !e->u || e->u->status != PROV_ACTIVE) continue;
             const link_set *l = set_get(s, e->id, false);
-            if (l && l->loaded && l->n) late_add(&late_set, late, e->id);
+            if (l && l->loaded && l->members.n) late_add(&late_set, late, e->id);
         }
         uint64_t written = 0;
         for (size_t i = 0; i < s->users.cap; i++) {

@@ -8,7 +8,9 @@
  *   7. commit the batch's offsets.
  * A crash anywhere before 7 redelivers the batch; the events whose state was written are then
  * stale (R1.4) and produce nothing; those whose state was not are decided again with the same
- * command ids (R9.1), so nothing is lost and a consumer can drop duplicates (R9.2). */
+ * command ids (R9.1), so nothing is lost and a consumer can drop duplicates (R9.2).
+ * In at-least-once mode the next batch is decided (1-4) while this one waits in 5; see "overlap"
+ * below. */
 #include "pipeline.h"
 
 #include <errno.h>
@@ -426,13 +428,28 @@ static int produce_outputs(pipeline *p, perr *err)
 
 /* ---------------------------------------------------------------- batch */
 
+/* What a typical batch needs is kept across batches; what an unusual one grew beyond that (a
+ * manager whose thousands of waiting reports are placed at once) goes back, or the RSS would
+ * stay at the largest batch ever seen. */
+#define BATCH_KEEP_BYTES (4u << 20)
+
 static void batch_release(pipeline *p)
 {
     for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
     p->n_msgs = 0;
     p->n_outs = 0;
     buf_reset(&p->bytes);
+    if (p->bytes.cap > BATCH_KEEP_BYTES) {
+        buf_free(&p->bytes);
+        buf_init(&p->bytes);
+    }
+    if (p->cap_outs * sizeof *p->outs > BATCH_KEEP_BYTES) {
+        free(p->outs);
+        p->outs = NULL;
+        p->cap_outs = 0;
+    }
     arena_reset(&p->mem);
+    arena_trim(&p->mem, BATCH_KEEP_BYTES);
 }
 
 static void note_position(pipeline *p, const rd_kafka_message_t *m)
@@ -1672,10 +1689,13 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
     /* Bounded prefetch keeps the RSS small whatever the topic holds; short fetch waits keep the
-     * latency low (a broker that never cuts a long poll short, like the mock, would add it). */
+     * latency low (a broker that never cuts a long poll short, like the mock, would add it). The
+     * queue bound is checked before a fetch, which may then bring up to fetch.max.bytes (50 MB by
+     * default, 1 MB per partition): smaller fetches keep that overshoot to a few MB. */
     static const char *const defaults[] = {
         "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
-        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10"};
+        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10",
+        "fetch.max.bytes=4194304", "max.partition.fetch.bytes=262144"};
     rd_kafka_conf_t *conf =
         conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
     if (!conf) return NULL;

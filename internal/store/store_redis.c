@@ -35,9 +35,13 @@
  * replies read):
  *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
  *             when not loaded): 1 round trip for the batch;
+ *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
+ *             (store_redis_prefetch_waiting): 0 or 1 round trip;
  *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
  *             link changes or becomes active), standalone link changes and the company: 1 round
- *             trip (2 after a NOSCRIPT: the whole flush again with EVAL);
+ *             trip (2 after a NOSCRIPT: the same commands again, SCRIPT LOAD in front); a
+ *             flush can also be sealed now and sent later (store_redis_seal: reads see it
+ *             meanwhile);
  *   miss      a get() or links() of something not prefetched: 1 round trip each.
  * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *
@@ -74,7 +78,10 @@
 
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 1
-#define POOL_MAX 65536 /* recycled user_state structs kept across resets */
+#define POOL_MAX 4096 /* recycled user_state structs kept across resets (about two batches) */
+/* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
+ * is given back rather than held for the life of the process. */
+#define KEEP_BYTES (4u << 20)
 
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
@@ -215,7 +222,7 @@ struct store_redis {
     char *prefix;
     size_t prefix_len;
     char sha_put[41], sha_link[41];
-    bool scripts_reload; /* SCRIPT LOAD again before the next flush (after a NOSCRIPT) */
+    bool scripts_reload; /* SCRIPT LOAD in front of the next write (after a NOSCRIPT) */
     /* cache */
     arena mem;
     strmap users; /* id -> entry* */
@@ -255,6 +262,14 @@ struct store_redis {
             (p) = xrealloc((p), (cap) * sizeof *(p));                                              \
         }                                                                                          \
     } while (0)
+
+static void buf_trim(buf *b)
+{
+    buf_reset(b);
+    if (b->cap <= KEEP_BYTES) return;
+    buf_free(b);
+    buf_init(b);
+}
 
 static void write_free(store_write *w);
 static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob);
@@ -1443,6 +1458,8 @@ void store_redis_reset(store_redis *s)
     map_clear(&s->users);
     map_clear(&s->links);
     arena_reset(&s->mem);
+    arena_trim(&s->mem, KEEP_BYTES);
+    buf_trim(&s->out);
     s->n_ops = 0;
     s->company_loaded = s->company_dirty = false;
     s->failed = false;
@@ -1763,12 +1780,13 @@ static store_write *write_new(store_redis *s)
 static void write_clear(store_write *w)
 {
     w->next = NULL;
-    buf_reset(&w->resp);
+    buf_trim(&w->resp);
     w->n_info = w->n_net = w->n_late_c = 0;
     w->n_users = 0;
     w->has_company = false;
     map_clear(&w->users);
     arena_reset(&w->mem);
+    arena_trim(&w->mem, KEEP_BYTES);
 }
 
 static void write_free(store_write *w)

@@ -1691,11 +1691,12 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
     /* Bounded prefetch keeps the RSS small whatever the topic holds; short fetch waits keep the
      * latency low (a broker that never cuts a long poll short, like the mock, would add it). The
      * queue bound is checked before a fetch, which may then bring up to fetch.max.bytes (50 MB by
-     * default, 1 MB per partition): smaller fetches keep that overshoot to a few MB. */
+     * default): 8 MB keeps that overshoot small. (Not max.partition.fetch.bytes: below the size
+     * of a produced message set, fetches stall, a third slower end to end on the dev broker.) */
     static const char *const defaults[] = {
         "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
         "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10",
-        "fetch.max.bytes=4194304", "max.partition.fetch.bytes=262144"};
+        "fetch.max.bytes=8388608"};
     rd_kafka_conf_t *conf =
         conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
     if (!conf) return NULL;

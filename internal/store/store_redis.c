@@ -1835,8 +1835,10 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         w->net[i] = op;
     }
     w->n_net = s->n_net;
-    memcpy(w->by_mgr, w->net, w->n_net * sizeof *w->net);
-    qsort(w->by_mgr, w->n_net, sizeof *w->by_mgr, cmp_op_mgr);
+    if (w->n_net) { /* (no link change: the arrays may not exist yet) */
+        memcpy(w->by_mgr, w->net, w->n_net * sizeof *w->net);
+        qsort(w->by_mgr, w->n_net, sizeof *w->by_mgr, cmp_op_mgr);
+    }
 
     cmdb *b = &s->cmd;
     buf_reset(&s->out);

@@ -8,7 +8,9 @@
  *   7. commit the batch's offsets.
  * A crash anywhere before 7 redelivers the batch; the events whose state was written are then
  * stale (R1.4) and produce nothing; those whose state was not are decided again with the same
- * command ids (R9.1), so nothing is lost and a consumer can drop duplicates (R9.2). */
+ * command ids (R9.1), so nothing is lost and a consumer can drop duplicates (R9.2).
+ * In at-least-once mode the next batch is decided (1-4) while this one waits in 5; see "overlap"
+ * below. */
 #include "pipeline.h"
 
 #include <errno.h>
@@ -44,6 +46,24 @@ typedef struct revoked {
     int32_t partition;
 } revoked;
 
+/* The batch whose commands are on their way to Kafka while the next one is decided (at-least-once
+ * mode): its messages, events and commands, and its state write, sealed and held back until every
+ * delivery report is in (R9.2). */
+typedef struct flight {
+    bool active;
+    rd_kafka_message_t **msgs;
+    size_t n_msgs;
+    event *events;
+    bool *ok;
+    arena mem;
+    buf bytes;
+    out_msg *outs;
+    size_t n_outs, cap_outs;
+    store_write *w;
+    uint64_t failures_before; /* delivery failures counted before its commands were produced */
+    double produced_at;
+} flight;
+
 typedef struct pipeline {
     const pipeline_opts *o;
     pipeline_stats stats;
@@ -65,6 +85,12 @@ typedef struct pipeline {
     size_t n_outs, cap_outs;
     buf scratch;
     const rd_kafka_message_t *current; /* the message being decided, for command sources */
+    bool *ok_decoded;                  /* ok as decoding left it, for deciding a batch again */
+    flight fl;                         /* the batch before this one, when still in flight */
+    store_write *cur_w;                /* this batch's sealed state write, until it flies */
+    store_write *fl_write;             /* the flight's, while step_write_flight sends it */
+    rd_kafka_topic_t *out_topic;       /* held so that its metadata stays known (warm_up) */
+    store_late fl_late;                /* what that write reported */
     /* rebalance */
     revoked *revoked;
     size_t n_revoked, cap_revoked;
@@ -162,6 +188,7 @@ static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *par
 }
 
 static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
+static int finish_flight(pipeline *p, perr *err);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -185,6 +212,15 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * work is what this poll sequence already collected; it is dropped (mark_revoked) and the
      * partition's next owner reads it again from the committed offset. */
     log_msg(LOG_INFO, "partitions revoked", "count", n, NULL);
+    /* the batch in flight may hold messages of these partitions: finished (delivered, stored,
+     * committed) while they are still ours; if it cannot be, it and what this poll collected are
+     * read again from the committed offsets */
+    if (p->fl.active && !p->fatal) {
+        perr e;
+        if (finish_flight(p, &e) < 0)
+            log_msg(LOG_ERROR, "the batch in flight could not be finished before the revocation",
+                    "error", e.msg, NULL);
+    }
     mark_revoked(p, parts);
     if (cooperative) rd_kafka_incremental_unassign(rk, parts);
     else rd_kafka_assign(rk, NULL);
@@ -318,11 +354,10 @@ static void batch_done(pipeline *p)
 
 /* ---------------------------------------------------------------- produce */
 
-static int produce_outputs(pipeline *p, perr *err)
+/* Hands every output message to the producer; delivery is awaited by produce_wait. */
+static int produce_enqueue(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
-    double started = pipeline_mono_s();
-    uint64_t failures_before = p->delivery_failures;
     for (size_t i = 0; i < p->n_outs; i++) {
         out_msg *m = &p->outs[i];
         const char *base = p->bytes.data;
@@ -358,7 +393,14 @@ static int produce_outputs(pipeline *p, perr *err)
             return perr_set(err, "produce to %s: %s", topic, rd_kafka_err2str(e));
         }
     }
-    /* R9.2: nothing is committed until every message is acknowledged */
+    return 0;
+}
+
+/* Waits until every message handed to the producer is acknowledged (R9.2: nothing is stored or
+ * committed before); fails when any since failures_before was not delivered. */
+static int produce_wait(pipeline *p, uint64_t failures_before, double started, perr *err)
+{
+    const pipeline_opts *o = p->o;
     int64_t give_up = 0;
     while (rd_kafka_outq_len(p->producer) > 0) {
         rd_kafka_resp_err_t e = rd_kafka_flush(p->producer, 1000);
@@ -383,7 +425,20 @@ static int produce_outputs(pipeline *p, perr *err)
     return 0;
 }
 
+static int produce_outputs(pipeline *p, perr *err)
+{
+    double started = pipeline_mono_s();
+    uint64_t failures_before = p->delivery_failures;
+    if (produce_enqueue(p, err) < 0) return -1;
+    return produce_wait(p, failures_before, started, err);
+}
+
 /* ---------------------------------------------------------------- batch */
+
+/* What a typical batch needs is kept across batches; what an unusual one grew beyond that (a
+ * manager whose thousands of waiting reports are placed at once) goes back, or the RSS would
+ * stay at the largest batch ever seen. */
+#define BATCH_KEEP_BYTES (4u << 20)
 
 static void batch_release(pipeline *p)
 {
@@ -391,7 +446,17 @@ static void batch_release(pipeline *p)
     p->n_msgs = 0;
     p->n_outs = 0;
     buf_reset(&p->bytes);
+    if (p->bytes.cap > BATCH_KEEP_BYTES) {
+        buf_free(&p->bytes);
+        buf_init(&p->bytes);
+    }
+    if (p->cap_outs * sizeof *p->outs > BATCH_KEEP_BYTES) {
+        free(p->outs);
+        p->outs = NULL;
+        p->cap_outs = 0;
+    }
     arena_reset(&p->mem);
+    arena_trim(&p->mem, BATCH_KEEP_BYTES);
 }
 
 static void note_position(pipeline *p, const rd_kafka_message_t *m)
@@ -558,6 +623,15 @@ static int step_prefetch(pipeline *p, perr *err)
     double started = pipeline_mono_s();
     int rc = store_redis_prefetch(p->store, ids, n, err);
     if (rc == 0 && p->reads_managers) rc = prefetch_managers(p, ids, n, err);
+    if (rc == 0) {
+        /* the users whose own events may make them active (not the managers they name): their
+         * waiting reports are read when they are (R6.3) */
+        size_t k = 0;
+        for (size_t i = 0; i < p->n_msgs; i++)
+            for (size_t r = 0; p->ok[i] && r < p->events[i].n_record_ids && k < n; r++)
+                ids[k++] = p->events[i].record_ids[r];
+        rc = store_redis_prefetch_waiting(p->store, ids, k, err);
+    }
     if (rc == 0) metric_observe(p->pm.redis_prefetch, pipeline_mono_s() - started);
     return rc;
 }
@@ -797,13 +871,15 @@ static int commit_batch(pipeline *p, perr *err)
     return 0;
 }
 
-/* Puts the consumer back at the batch's first offsets, so a batch that could not be delivered is
- * read again (nothing was committed and no state was written). */
-static void rewind_batch(pipeline *p)
+/* Puts the consumer back at the first offsets of these messages (two sets: a batch in flight and
+ * the one after it), so that what could not be delivered is read again (nothing of it was
+ * committed and no state was written). */
+static void rewind_msgs(pipeline *p, rd_kafka_message_t *const *a, size_t na,
+                        rd_kafka_message_t *const *b, size_t nb)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; i < p->n_msgs; i++) {
-        const rd_kafka_message_t *m = p->msgs[i];
+    for (size_t i = 0; i < na + nb; i++) {
+        const rd_kafka_message_t *m = i < na ? a[i] : b[i - na];
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (!tp) {
@@ -813,13 +889,17 @@ static void rewind_batch(pipeline *p)
             tp->offset = m->offset;
         }
     }
-    rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, list, 5000);
-    if (e) {
-        log_msg(LOG_ERROR, "seek back failed", "error", rd_kafka_error_string(e), NULL);
-        rd_kafka_error_destroy(e);
+    if (list->cnt) {
+        rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, list, 5000);
+        if (e) {
+            log_msg(LOG_ERROR, "seek back failed", "error", rd_kafka_error_string(e), NULL);
+            rd_kafka_error_destroy(e);
+        }
     }
     rd_kafka_topic_partition_list_destroy(list);
 }
+
+static void rewind_batch(pipeline *p) { rewind_msgs(p, p->msgs, p->n_msgs, NULL, 0); }
 
 static void decode_batch(pipeline *p)
 {
@@ -1169,6 +1249,143 @@ static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_li
     rd_kafka_topic_partition_list_destroy(committed);
 }
 
+/* ---------------------------------------------------------------- overlap (at-least-once)
+ * A batch is decided while the one before it is still waiting for its delivery reports:
+ *   batch N+1: collect, decode, prefetch, decide, seal its state write (held back);
+ *   batch N:   wait for every delivery report, write its state, commit its offsets;
+ *   batch N+1: produce its commands, and it is in flight.
+ * The store answers N+1's reads with what N's sealed write will leave in Redis, so N+1 is decided
+ * exactly as it would be after N. R9.2 holds per batch: a state is written only after its
+ * commands are acknowledged, offsets are committed only after that. N+1's commands go out only
+ * once N is done, so when N cannot be delivered (or a late link must be resolved first), N+1 has
+ * produced nothing and is read (or decided) again. */
+
+static bool overlapped(const pipeline *p) { return !p->o->exactly_once && !p->o->dry_run; }
+
+static void swap_bytes(void *a, void *b, size_t n)
+{
+    unsigned char t[64], *x = a, *y = b;
+    for (size_t done = 0; done < n; done += sizeof t) {
+        size_t k = n - done < sizeof t ? n - done : sizeof t;
+        memcpy(t, x + done, k);
+        memcpy(x + done, y + done, k);
+        memcpy(y + done, t, k);
+    }
+}
+
+/* Exchanges the batch fields of p with those of the flight. */
+static void flight_swap(pipeline *p)
+{
+    flight *f = &p->fl;
+#define SWAP_FIELD(a, b) swap_bytes(&(a), &(b), sizeof(a))
+    SWAP_FIELD(p->msgs, f->msgs);
+    SWAP_FIELD(p->n_msgs, f->n_msgs);
+    SWAP_FIELD(p->events, f->events);
+    SWAP_FIELD(p->ok, f->ok);
+    SWAP_FIELD(p->mem, f->mem);
+    SWAP_FIELD(p->bytes, f->bytes);
+    SWAP_FIELD(p->outs, f->outs);
+    SWAP_FIELD(p->n_outs, f->n_outs);
+    SWAP_FIELD(p->cap_outs, f->cap_outs);
+#undef SWAP_FIELD
+}
+
+static int step_write_flight(pipeline *p, perr *err)
+{
+    double started = pipeline_mono_s();
+    if (store_redis_write_sealed(p->store, p->fl_write, &p->fl_late, err) < 0) return -1;
+    metric_observe(p->pm.redis_flush, pipeline_mono_s() - started);
+    return 0;
+}
+
+/* Links another instance raced with (R6.3), reported by the flight's write: resolved on a fresh
+ * cache, produced and stored before anything else. */
+static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, perr *err)
+{
+    store_redis_reset(p->store);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    for (size_t i = 0; i < late->n; i++) {
+        p->stats.late_resolutions++;
+        engine_resolve_manager(p->eng, late->managers[i], &p->hooks);
+    }
+    store_late_free(late);
+    if (store_redis_failed(p->store, err)) return -1;
+    if (p->n_outs && produce_outputs(p, err) < 0) return -1;
+    return with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
+}
+
+/* Finishes the batch in flight: its delivery reports, its state write, its offsets.
+ * Returns 0 when done; 2 when done but the batch decided meanwhile must be decided again (its
+ * sealed write is dropped: late links were resolved in between); 1 when the flight was not
+ * delivered: it is read again, and so is the batch after it (collected or decided, never
+ * produced; its messages are dropped here); -1 when fatal, or abandoned on shutdown (nothing of
+ * the flight is committed: the next owner reads it again). */
+static int finish_flight(pipeline *p, perr *err)
+{
+    if (!p->fl.active) return 0;
+    flight_swap(p); /* p's batch is the flight now; the batch after it waits in p->fl */
+    p->fl.active = false;
+    store_write *w = p->fl.w;
+    p->fl.w = NULL;
+    int64_t stop_deadline = 0;
+    int rc = 0;
+    if (produce_wait(p, p->fl.failures_before, p->fl.produced_at, err) < 0) {
+        p->stats.produce_failures++;
+        if (p->fatal) {
+            rc = -1;
+        } else {
+            log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
+                    err->msg, NULL);
+            rc = 1;
+        }
+        store_redis_discard(p->store, p->cur_w);
+        store_redis_discard(p->store, w);
+        p->cur_w = NULL;
+        store_redis_reset(p->store);
+        if (rc == 1) rewind_msgs(p, p->msgs, p->n_msgs, p->fl.msgs, p->fl.n_msgs);
+        for (size_t i = 0; i < p->fl.n_msgs; i++)
+            rd_kafka_message_destroy(p->fl.msgs[i]);
+        p->fl.n_msgs = 0;
+        goto out;
+    }
+    p->fl_write = w;
+    p->fl_late = (store_late){0};
+    if (w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0) {
+        rc = -1;
+        goto out;
+    }
+    store_late late = p->fl_late;
+    p->fl_late = (store_late){0};
+    if (late.n) {
+        /* the batch decided meanwhile did not see what the resolution changes */
+        store_redis_discard(p->store, p->cur_w);
+        p->cur_w = NULL;
+        if (resolve_late(p, &late, &stop_deadline, err) < 0) {
+            rc = -1;
+            goto out;
+        }
+        rc = 2;
+    }
+    if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
+        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
+                NULL);
+    p->stats.batches++;
+    p->stats.messages += p->n_msgs;
+    batch_done(p);
+out:
+    batch_release(p);
+    flight_swap(p);
+    return rc;
+}
+
+/* Between batches (idle, a reimport, a settings reload, leaving): nothing may stay in flight. */
+static int drain(pipeline *p, perr *err)
+{
+    int r = finish_flight(p, err);
+    return r < 0 ? -1 : 0;
+}
+
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
@@ -1177,6 +1394,7 @@ static int run_batch(pipeline *p, perr *err)
     p->n_outs = 0;
     buf_reset(&p->bytes);
     decode_batch(p);
+    memcpy(p->ok_decoded, p->ok, p->n_msgs * sizeof *p->ok);
     /* the dead letters found while decoding are kept across decide retries */
     size_t dlq_outs = p->n_outs;
     size_t dlq_bytes = p->bytes.len;
@@ -1189,7 +1407,10 @@ static int run_batch(pipeline *p, perr *err)
         memcpy(dlq_msgs, p->outs, dlq_outs * sizeof *dlq_msgs);
     }
     int rc = -1;
+decide:
     for (;;) {
+        /* an event found invalid by a decision that is thrown away is decided again too */
+        memcpy(p->ok, p->ok_decoded, p->n_msgs * sizeof *p->ok);
         resolve_gaps(p);
         long backoff = 500;
         while (step_lookups(p, err) < 0) { /* Salesforce away: wait rather than guess */
@@ -1248,27 +1469,42 @@ static int run_batch(pipeline *p, perr *err)
         rc = 0;
         goto out;
     }
-    if (produce_outputs(p, err) < 0) {
-        p->stats.produce_failures++;
-        if (p->fatal) goto out;
-        log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
-                err->msg, NULL);
+    /* at-least-once: this batch's state write is sealed, then the batch in flight finished, then
+     * this one produced and left in flight */
+    if (store_redis_seal(p->store, &p->cur_w, err) < 0) { /* a read failed after all */
         store_redis_reset(p->store);
+        goto decide;
+    }
+    store_redis_reset(p->store); /* its reads now come from the sealed write */
+    int f = finish_flight(p, err);
+    if (f == 1) { /* dropped with the flight, rewound: read again */
+        rc = 1;
+        goto out;
+    }
+    if (f < 0) goto out;
+    if (f == 2) goto decide; /* its write was dropped: decided again after the late links */
+    double started = pipeline_mono_s();
+    uint64_t failures_before = p->delivery_failures;
+    if (produce_enqueue(p, err) < 0) {
+        p->stats.produce_failures++;
+        log_msg(LOG_ERROR, "commands not produced; reading the batch again", "error", err->msg,
+                NULL);
+        rd_kafka_flush(p->producer, 10000); /* what did go out is not the next batch's */
+        store_redis_discard(p->store, p->cur_w);
+        p->cur_w = NULL;
         rewind_batch(p);
         rc = 1;
         goto out;
     }
-    if (with_retry(p, step_flush_state, "write state", false, &stop_deadline, err) < 0) goto out;
-    if (commit_batch(p, err) < 0) {
-        /* the states are stored: a redelivery is stale and harmless (R1.4) */
-        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
-                NULL);
-    }
-    p->stats.batches++;
-    p->stats.messages += p->n_msgs;
+    p->fl.w = p->cur_w;
+    p->cur_w = NULL;
+    p->fl.failures_before = failures_before;
+    p->fl.produced_at = started;
+    flight_swap(p); /* the caller releases what is left in p: the finished flight's buffers */
+    p->fl.active = true;
     rc = 0;
 out:
-    if (rc == 0) batch_done(p);
+    if (rc == 0 && !overlapped(p)) batch_done(p);
     free(dlq_copy);
     free(dlq_msgs);
     store_redis_reset(p->store);
@@ -1511,6 +1747,7 @@ static int ops_turn(pipeline *p, perr *err)
         log_msg(LOG_INFO, "reimport requested", "trigger", "http", "dry_run", dry ? "yes" : "no",
                 NULL);
         atomic_store(&p->health->reimport_running, true);
+        if (drain(p, err) < 0) return -1;
         if (o->on_reimport) o->on_reimport(o->reimport_ctx, dry);
         else if (!o->dry_run)
             (void)run_reimport(p, dry, "http");
@@ -1531,6 +1768,7 @@ static int ops_turn(pipeline *p, perr *err)
     }
     if (!trigger) return 0;
     p->settings_seen = sig; /* a refused file is not tried again until it changes */
+    if (drain(p, err) < 0) return -1;
     return reload_settings(p, trigger, err);
 }
 
@@ -1652,10 +1890,14 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
     /* Bounded prefetch keeps the RSS small whatever the topic holds; short fetch waits keep the
-     * latency low (a broker that never cuts a long poll short, like the mock, would add it). */
+     * latency low (a broker that never cuts a long poll short, like the mock, would add it). The
+     * queue bound is checked before a fetch, which may then bring up to fetch.max.bytes (50 MB by
+     * default): 8 MB keeps that overshoot small. (Not max.partition.fetch.bytes: below the size
+     * of a produced message set, fetches stall, a third slower end to end on the dev broker.) */
     static const char *const defaults[] = {
         "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
-        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10"};
+        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10",
+        "fetch.max.bytes=8388608"};
     rd_kafka_conf_t *conf =
         conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
     if (!conf) return NULL;
@@ -1721,16 +1963,43 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
     return rk;
 }
 
+/* A fresh producer learns a topic's partitions on its first message to it, and that message
+ * waits (about a second against the dev broker): asked for now, while the consumer joins its
+ * group, the first batch does not wait. Failure is harmless: the first produce asks again. */
+static void warm_up(pipeline *p)
+{
+    if (p->o->dry_run) return;
+    p->out_topic = rd_kafka_topic_new(p->producer, p->o->output_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    if (p->out_topic && rd_kafka_metadata(p->producer, 0, p->out_topic, &md, 5000) == 0 && md)
+        rd_kafka_metadata_destroy(md);
+}
+
 static void teardown(pipeline *p)
 {
+    /* a flight still here was abandoned (fatal, or past the shutdown deadline): its messages go
+     * before the consumer that owns them, and leaving the group must not try to finish it */
+    p->fl.active = false;
+    for (size_t i = 0; i < p->fl.n_msgs; i++)
+        rd_kafka_message_destroy(p->fl.msgs[i]);
+    p->fl.n_msgs = 0;
     if (p->consumer) {
         rd_kafka_consumer_close(p->consumer); /* leaves the group */
         rd_kafka_destroy(p->consumer);
     }
+    if (p->out_topic) rd_kafka_topic_destroy(p->out_topic);
     if (p->producer) {
         rd_kafka_flush(p->producer, 5000);
         rd_kafka_destroy(p->producer);
     }
+    free(p->fl.msgs);
+    free(p->fl.events);
+    free(p->fl.ok);
+    free(p->fl.outs);
+    buf_free(&p->fl.bytes);
+    arena_free(&p->fl.mem);
+    free(p->ok_decoded);
+    store_late_free(&p->fl_late);
     engine_free(p->eng);
     lookup_free(p->lk);
     store_redis_close(p->store);
@@ -1773,6 +2042,12 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->msgs = xcalloc((size_t)o->batch_size, sizeof *p->msgs);
     p->events = xcalloc((size_t)o->batch_size, sizeof *p->events);
     p->ok = xcalloc((size_t)o->batch_size, sizeof *p->ok);
+    p->ok_decoded = xcalloc((size_t)o->batch_size, sizeof *p->ok_decoded);
+    p->fl.msgs = xcalloc((size_t)o->batch_size, sizeof *p->fl.msgs);
+    p->fl.events = xcalloc((size_t)o->batch_size, sizeof *p->fl.events);
+    p->fl.ok = xcalloc((size_t)o->batch_size, sizeof *p->fl.ok);
+    arena_init(&p->fl.mem, 1 << 20);
+    buf_init(&p->fl.bytes);
     int rc = -1;
 
     codec_error ce;
@@ -1797,6 +2072,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
     p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
+    warm_up(p);
 
     int64_t count_deadline = 0;
     if (with_retry(p, step_count_provisioned, "count provisioned", true, &count_deadline, err) < 0)
@@ -1814,16 +2090,15 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     while (!*o->stop && !p->fatal) {
         if (ops_turn(p, err) < 0) goto out;
         size_t n = collect(p, &last_seen);
-        if (n) {
-            int r = run_batch(p, err);
-            batch_release(p);
-            if (r < 0) {
-                if (p->fatal || !*o->stop) goto out;
-                log_msg(LOG_WARN, "shutdown deadline passed; the unfinished batch will be read "
-                                  "again by the next owner", NULL);
-                break;
-            }
-        } else if (o->exit_when_idle_s && (p->n_assigned > 0 || p->n_ends) &&
+        int r = n ? run_batch(p, err) : finish_flight(p, err); /* idle: nothing waits longer */
+        if (n) batch_release(p);
+        if (r < 0) {
+            if (p->fatal || !*o->stop) goto out;
+            log_msg(LOG_WARN, "shutdown deadline passed; the unfinished batch will be read "
+                              "again by the next owner", NULL);
+            break;
+        }
+        if (!n && o->exit_when_idle_s && (p->n_assigned > 0 || p->n_ends) &&
                    now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
                        o->exit_when_idle_s * 1000L) {
             log_msg(LOG_INFO, "idle: caught up with the input", NULL);
@@ -1848,6 +2123,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         }
         /* GAP_OVERFLOW: the whole org (R1.3, R8); a failure is tried again, backing off */
         if (p->reimport_wanted && !o->dry_run && now_ms() >= p->reimport_retry_at) {
+            if (drain(p, err) < 0) goto out;
             if (run_reimport(p, false, "GAP_OVERFLOW") == 0) {
                 p->reimport_backoff_ms = 0;
             } else {
@@ -1861,6 +2137,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             }
         }
         if (next_reimport && now_ms() >= next_reimport && !o->dry_run) {
+            if (drain(p, err) < 0) goto out;
             (void)run_reimport(p, false, "schedule");
             next_reimport = now_ms() + o->reimport_interval_s * 1000L;
         }
@@ -1869,6 +2146,11 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             break;
         }
     }
+    /* the last batch in flight: delivered, stored and committed before leaving (within the
+     * shutdown deadline; past it, the next owner reads it again) */
+    if (!p->fatal && finish_flight(p, err) < 0 && !p->fatal)
+        log_msg(LOG_WARN, "shutdown deadline passed; the batch in flight is read again later",
+                NULL);
     atomic_store(&p->health->stopping, true);
     if (o->progress) fputc('\n', stderr);
     if (p->fatal) {

@@ -44,10 +44,32 @@ void store_redis_close(store_redis *s);
 engine_store *store_redis_iface(store_redis *s);
 /* Loads these users (and the waiting-link sets naming them as manager) into the cache. */
 int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err);
-/* Writes every changed user, link and the company state; fills late (may be NULL). */
+/* After store_redis_prefetch: loads the reports waiting for these users (prefetched before) that
+ * are not cached yet, in one more round trip when there are any. A manager that becomes active
+ * reads every report waiting for it (R6.3); pass the users a batch may activate, not every
+ * manager it names, whose waiting sets can be long. */
+int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n,
+                                 perr *err);
+/* Writes every changed user, link and the company state (after any sealed write still pending);
+ * fills late (may be NULL). On failure nothing is lost: the same call again writes it all. */
 int store_redis_flush(store_redis *s, store_late *late, perr *err);
 void store_late_free(store_late *l);
-/* Forgets the cache (between batches: another instance may change users after a rebalance). */
+
+/* The two halves of a flush, so that a batch can be decided while the previous one's commands
+ * are still on their way to Kafka (R9.2: a state is written only after its commands are
+ * acknowledged). store_redis_seal builds the write of every change in the cache and marks the
+ * cache written; *w is NULL when nothing changed. Until the write is sent, every read (prefetch,
+ * misses, waiting sets, the company state, also after a reset) sees what it will leave in Redis.
+ * store_redis_write_sealed sends the oldest pending write (w must be it) in one round trip and
+ * fills late as a flush does; on failure w stays pending and the call can be repeated.
+ * store_redis_discard drops the newest pending write unsent (its batch is decided again). */
+typedef struct store_write store_write;
+int store_redis_seal(store_redis *s, store_write **w, perr *err);
+int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, perr *err);
+void store_redis_discard(store_redis *s, store_write *w);
+
+/* Forgets the cache (between batches: another instance may change users after a rebalance).
+ * Sealed writes not yet sent are kept. */
 void store_redis_reset(store_redis *s);
 int store_redis_ping(store_redis *s, perr *err);
 /* True when a read outside a prefetch failed since the last reset: the engine then saw a user as

@@ -45,9 +45,13 @@
  * replies read):
  *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
  *             when not loaded): 1 round trip for the batch;
+ *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
+ *             (store_redis_prefetch_waiting): 0 or 1 round trip;
  *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
  *             link changes or its status moves to or from active), standalone link changes and
- *             the company: 1 round trip (2 after a NOSCRIPT: the whole flush again with EVAL);
+ *             the company: 1 round trip (2 after a NOSCRIPT: the same commands again, SCRIPT
+ *             LOAD in front); a flush can also be sealed now and sent later (store_redis_seal:
+ *             reads see it meanwhile);
  *   miss      a get() or links() of something not prefetched: 1 round trip each.
  * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *
@@ -77,13 +81,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include "log/log.h"
 #include "store.h"
 
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 1
-#define POOL_MAX 65536 /* recycled user_state structs kept across resets */
+#define POOL_MAX 4096 /* recycled user_state structs kept across resets (about two batches) */
+/* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
+ * is given back rather than held for the life of the process. */
+#define KEEP_BYTES (4u << 20)
 
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
@@ -140,15 +148,26 @@ typedef struct entry {
     bool pending;       /* being read by the prefetch in flight */
 } entry;
 
-typedef struct link_set {
-    bool loaded;          /* members mirror Redis as read, plus our changes */
-    bool loading;         /* in the prefetch in flight */
-    bool has_ops;         /* changed before it was loaded: replay s->ops on load */
-    const char **members; /* arena strings; the view links() returns */
+/* A set of arena strings kept as an array (the view links() returns), with a hash index over it
+ * once it outgrows a linear scan: a manager with thousands of waiting reports made every link
+ * change a scan of them all. Index slots hold array positions + 1; 0 is free, SLOT_GONE a
+ * removed entry. */
+typedef struct strlist {
+    const char **v;
     size_t n, cap;
-    const char **seen; /* every report read or changed here: the known set of check (b) */
-    size_t n_seen, cap_seen;
-} link_set;
+    uint32_t *slot; /* NULL until the list is long enough */
+    size_t slot_cap, slot_used;
+} strlist;
+
+typedef struct link_set link_set;
+struct link_set {
+    bool loaded;     /* members mirror Redis as read, plus our changes */
+    bool loading;    /* in the prefetch in flight */
+    bool has_ops;    /* changed before it was loaded: replay s->ops on load */
+    bool prefetched; /* its reports were prefetched (store_redis_prefetch_waiting) */
+    strlist members; /* the reports waiting, as Redis has them plus our changes */
+    strlist seen;    /* every report read or changed here: the known set of check (b) */
+};
 
 typedef struct link_op {
     const char *manager, *report; /* arena */
@@ -167,18 +186,45 @@ typedef enum {
 
 typedef struct reply_info {
     reply_kind kind;
-    entry *e;          /* RK_PUT_* */
-    size_t first_op;   /* RK_PUT_SCRIPT: index in s->net of its first link change */
+    const char *id;    /* RK_PUT_*: the user (the write's arena) */
+    size_t first_op;   /* RK_PUT_SCRIPT: index in the write's net of its first link change */
     const char *other; /* RK_LINK_ADD / RK_SREM: the manager */
 } reply_info;
+
+/* A user as a sealed write leaves it: its blob inside the write's commands. */
+typedef struct wuser {
+    size_t blob_off, blob_len; /* in resp */
+    prov_status status;
+} wuser;
+
+/* A sealed write: the commands of one flush, built from the cache when a batch has been decided,
+ * and sent once its commands are acknowledged (R9.2). Until it is written, reads see what it will
+ * leave in Redis (its users, link changes and company state), so the next batch can be decided
+ * while this one's commands are on their way. Writes go out in the order they were sealed. */
+struct store_write {
+    store_write *next;
+    buf resp; /* the commands, RESP */
+    reply_info *info;
+    size_t n_info, cap_info;
+    arena mem;
+    strmap users; /* id -> wuser* */
+    link_op *net; /* the net link changes, by report (replies name them by index) */
+    size_t n_net, cap_net;
+    link_op *by_mgr; /* the same, by manager: replayed on a waiting set read from Redis */
+    size_t cap_by_mgr;
+    bool has_company;
+    company_state company;
+    const char **late_c; /* check (c) at seal time: reported late once written */
+    size_t n_late_c, cap_late_c;
+    uint64_t n_users;
+};
 
 /* One command's arguments, built back to back in one buffer (hiredis copies them on append). */
 typedef struct cmdb {
     buf data;
     size_t *off, *len;
+    size_t *out_off; /* where each argument landed in the exchange's buffer (cb_send) */
     size_t n, cap;
-    const char **argv;
-    size_t argv_cap;
     size_t arg_start;
 } cmdb;
 
@@ -192,7 +238,7 @@ struct store_redis {
     char *prefix;
     size_t prefix_len;
     char sha_put[41], sha_link[41];
-    bool scripts_reload; /* SCRIPT LOAD again before the next flush (after a NOSCRIPT) */
+    bool scripts_reload; /* SCRIPT LOAD in front of the next write (after a NOSCRIPT) */
     /* cache */
     arena mem;
     strmap users; /* id -> entry* */
@@ -211,10 +257,11 @@ struct store_redis {
     perr fail_err;
     /* pipeline scratch */
     cmdb cmd;
+    buf out; /* the RESP of the exchange being built, written at once */
     redisReply **rep;
     size_t n_rep, cap_rep;
-    reply_info *info;
-    size_t n_info, cap_info;
+    store_write *pending, *pending_tail; /* sealed, not yet written, oldest first */
+    store_write *spare;                  /* a written one, kept for its buffers */
     entry **todo_u;
     size_t n_todo_u, cap_todo_u;
     const char **todo_w;
@@ -231,6 +278,19 @@ struct store_redis {
             (p) = xrealloc((p), (cap) * sizeof *(p));                                              \
         }                                                                                          \
     } while (0)
+
+static void buf_trim(buf *b)
+{
+    buf_reset(b);
+    if (b->cap <= KEEP_BYTES) return;
+    buf_free(b);
+    buf_init(b);
+}
+
+static void write_free(store_write *w);
+static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob);
+static const company_state *overlay_company(const store_redis *s);
+static void overlay_links(store_redis *s, const char *manager, link_set *l);
 
 /* ---------------------------------------------------------------- URL */
 
@@ -352,6 +412,7 @@ static void cb_arg_end(cmdb *b)
         b->cap = b->cap ? b->cap * 2 : 32;
         b->off = xrealloc(b->off, b->cap * sizeof *b->off);
         b->len = xrealloc(b->len, b->cap * sizeof *b->len);
+        b->out_off = xrealloc(b->out_off, b->cap * sizeof *b->out_off);
     }
     b->off[b->n] = b->arg_start;
     b->len[b->n] = b->data.len - b->arg_start;
@@ -383,19 +444,34 @@ static void cb_num(cmdb *b, uint64_t v)
     cb_arg(b, t, (size_t)n);
 }
 
-/* Appends the command to the connection's output buffer: nothing is sent until replies are read. */
+/* "*3\r\n" or "$12\r\n": a RESP header. */
+static void resp_head(buf *out, char kind, size_t n)
+{
+    char t[24];
+    size_t i = sizeof t;
+    t[--i] = '\n';
+    t[--i] = '\r';
+    do {
+        t[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    t[--i] = kind;
+    buf_append(out, t + i, sizeof t - i);
+}
+
+/* Formats the command into the exchange's one output buffer, kept across exchanges: hiredis would
+ * format each command into an sds of its own and then regrow its output buffer command by command,
+ * which for a batch of thousands meant reallocating (and consolidating) megabytes per round trip.
+ * Nothing is sent until the exchange. */
 static void cb_send(store_redis *s, cmdb *b)
 {
-    if (b->argv_cap < b->n) {
-        b->argv_cap = b->n * 2;
-        b->argv = xrealloc(b->argv, b->argv_cap * sizeof *b->argv);
-    }
-    for (size_t i = 0; i < b->n; i++)
-        b->argv[i] = b->data.data + b->off[i];
-    /* only fails on out of memory, which xmalloc treats as fatal everywhere else too */
-    if (redisAppendCommandArgv(s->c, (int)b->n, b->argv, b->len) != REDIS_OK) {
-        fputs("{\"level\":\"fatal\",\"msg\":\"out of memory\"}\n", stderr);
-        abort();
+    buf_reserve(&s->out, b->data.len + 16 * (b->n + 1));
+    resp_head(&s->out, '*', b->n);
+    for (size_t i = 0; i < b->n; i++) {
+        resp_head(&s->out, '$', b->len[i]);
+        b->out_off[i] = s->out.len;
+        buf_append(&s->out, b->data.data + b->off[i], b->len[i]);
+        buf_append(&s->out, "\r\n", 2);
     }
 }
 
@@ -404,7 +480,7 @@ static void cb_free(cmdb *b)
     buf_free(&b->data);
     free(b->off);
     free(b->len);
-    free(b->argv);
+    free(b->out_off);
 }
 
 /* ---------------------------------------------------------------- connection */
@@ -444,12 +520,43 @@ static void replies_free(store_redis *s)
     s->n_rep = 0;
 }
 
-/* Reads n replies to what was appended: one round trip. A broken connection is dropped. */
-static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
+/* Writes bytes in one go (the socket has the command timeout as its send timeout). */
+static int send_bytes(store_redis *s, const char *p, size_t left, const char *doing, perr *err)
+{
+    while (left) {
+        ssize_t k = write(s->c->fd, p, left);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) {
+            int e = errno;
+            const char *why = strerror(e);
+            char tmp[160];
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                snprintf(tmp, sizeof tmp, "no answer within %d ms", s->timeout_ms);
+                why = tmp;
+            } else if (e == EPIPE || e == ECONNRESET) {
+                why = "the server closed the connection";
+            }
+            perr_set(err, "Redis %s: %s: %s", s->where, doing, why);
+            conn_drop(s);
+            return -1;
+        }
+        p += k;
+        left -= (size_t)k;
+    }
+    return 0;
+}
+
+/* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
+ * replies: one round trip. A broken connection is dropped. */
+static int exchange_with(store_redis *s, size_t n, const buf *more, const char *doing, perr *err)
 {
     replies_free(s);
+    size_t len = s->out.len;
+    s->out.len = 0; /* emptied for the next exchange; the bytes stay readable until then */
     if (!n) return 0;
     s->stats.round_trips++;
+    if (send_bytes(s, s->out.data, len, doing, err) < 0) return -1;
+    if (more && send_bytes(s, more->data, more->len, doing, err) < 0) return -1;
     if (s->cap_rep < n) {
         s->cap_rep = n * 2;
         s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
@@ -461,6 +568,11 @@ static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
         s->rep[s->n_rep++] = r;
     }
     return 0;
+}
+
+static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
+{
+    return exchange_with(s, n, NULL, doing, err);
 }
 
 static bool reply_is_err(const redisReply *r, const char *prefix)
@@ -481,7 +593,12 @@ static int conn_open(store_redis *s, perr *err)
     }
     redisSetTimeout(c, tv);
     redisEnableKeepAlive(c);
+    /* hiredis frees its read buffer whenever it empties with more than 16 KiB spare, so a batch's
+     * megabytes of replies were read into a freshly malloc'd and regrown buffer 16 KiB at a time
+     * (malloc_consolidate, ~10% of the CPU): keep it */
+    c->reader->maxbuf = 0;
     s->c = c;
+    buf_reset(&s->out);
     cmdb *b = &s->cmd;
     size_t n = 0;
     if (s->password) {
@@ -869,35 +986,113 @@ static link_set *set_get(store_redis *s, const char *manager, bool create)
     return l;
 }
 
-static size_t list_find(const char *const *v, size_t n, const char *id)
+#define SLOT_GONE UINT32_MAX
+#define LINEAR_MAX 16 /* below this many, a scan is cheaper than hashing */
+
+/* The index slot holding id, or where it would go (*found false). */
+static size_t sl_probe(const strlist *l, const char *id, bool *found)
 {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], id) == 0) return i;
-    return n;
+    size_t mask = l->slot_cap - 1, i = hash64(id, strlen(id), HASH64_SEED) & mask;
+    size_t free_at = SIZE_MAX;
+    for (;;) {
+        uint32_t k = l->slot[i];
+        if (k == 0) {
+            *found = false;
+            return free_at != SIZE_MAX ? free_at : i;
+        }
+        if (k == SLOT_GONE) {
+            if (free_at == SIZE_MAX) free_at = i;
+        } else if (strcmp(l->v[k - 1], id) == 0) {
+            *found = true;
+            return i;
+        }
+        i = (i + 1) & mask;
+    }
 }
 
-/* Arrays of arena strings grow in the arena too: everything goes at reset in one step. */
-static void list_add(store_redis *s, const char ***v, size_t *n, size_t *cap, const char *id)
+/* (Re)builds the index at most half full, in the arena (a reset drops it with the rest). */
+static void sl_index(store_redis *s, strlist *l)
 {
-    if (list_find(*v, *n, id) < *n) return;
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 4;
-        const char **nv = arena_alloc(&s->mem, nc * sizeof *nv);
-        if (*n) memcpy(nv, *v, *n * sizeof *nv);
-        *v = nv;
-        *cap = nc;
+    size_t cap = 64;
+    while (cap < 2 * l->n + 2)
+        cap *= 2;
+    l->slot = arena_alloc(&s->mem, cap * sizeof *l->slot);
+    memset(l->slot, 0, cap * sizeof *l->slot);
+    l->slot_cap = cap;
+    l->slot_used = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        bool found;
+        size_t at = sl_probe(l, l->v[i], &found);
+        if (found) continue; /* cannot happen: the array has no duplicates */
+        l->slot[at] = (uint32_t)(i + 1);
+        l->slot_used++;
     }
-    (*v)[(*n)++] = id;
+}
+
+/* The position of id in the array, or l->n. */
+static size_t sl_find(store_redis *s, strlist *l, const char *id)
+{
+    if (!l->slot && l->n <= LINEAR_MAX) {
+        for (size_t i = 0; i < l->n; i++)
+            if (strcmp(l->v[i], id) == 0) return i;
+        return l->n;
+    }
+    if (!l->slot) sl_index(s, l);
+    bool found;
+    size_t at = sl_probe(l, id, &found);
+    return found ? l->slot[at] - 1 : l->n;
+}
+
+/* Appends without the membership test (the caller knows id is not there). Arrays grow in the
+ * arena too: everything goes at reset in one step. */
+static void sl_push(store_redis *s, strlist *l, const char *id)
+{
+    if (l->n == l->cap) {
+        size_t nc = l->cap ? l->cap * 2 : 4;
+        const char **nv = arena_alloc(&s->mem, nc * sizeof *nv);
+        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
+        l->v = nv;
+        l->cap = nc;
+    }
+    l->v[l->n++] = id;
+    if (!l->slot) return;
+    if (2 * (l->slot_used + 1) > l->slot_cap) {
+        sl_index(s, l);
+        return;
+    }
+    bool found;
+    size_t at = sl_probe(l, id, &found);
+    if (!l->slot[at]) l->slot_used++; /* a reused SLOT_GONE was counted already */
+    l->slot[at] = (uint32_t)l->n;
+}
+
+static void sl_add(store_redis *s, strlist *l, const char *id)
+{
+    if (sl_find(s, l, id) < l->n) return;
+    sl_push(s, l, id);
+}
+
+/* Removes id by moving the last entry into its place. */
+static void sl_del(store_redis *s, strlist *l, const char *id)
+{
+    size_t i = sl_find(s, l, id);
+    if (i == l->n) return;
+    size_t last = l->n - 1;
+    if (l->slot) {
+        bool found;
+        l->slot[sl_probe(l, id, &found)] = SLOT_GONE;
+        if (i != last) l->slot[sl_probe(l, l->v[last], &found)] = (uint32_t)(i + 1);
+    }
+    l->v[i] = l->v[last];
+    l->n = last;
 }
 
 static void set_apply(store_redis *s, link_set *l, const char *report, bool add)
 {
-    if (add) {
-        list_add(s, &l->members, &l->n, &l->cap, report);
-        return;
-    }
-    size_t i = list_find(l->members, l->n, report);
-    if (i < l->n) l->members[i] = l->members[--l->n];
+    if (add)
+        sl_add(s, &l->members, report);
+    else
+        sl_del(s, &l->members, report);
 }
 
 /* Fills a link set from an SMEMBERS reply, then replays the changes made before it was loaded. */
@@ -908,25 +1103,20 @@ static int set_fill(store_redis *s, const char *manager, link_set *l, const redi
     if (r->type != REDIS_REPLY_ARRAY)
         return perr_set(err, "Redis %s: reading key '%sw:%s': %s", s->where, s->prefix, manager,
                         r->type == REDIS_REPLY_ERROR ? r->str : "not a set");
-    /* SMEMBERS has no duplicates: appended without the linear membership test */
-    size_t n = r->elements, had_seen = l->n_seen;
-    l->members = arena_alloc(&s->mem, (n ? n : 1) * sizeof *l->members);
-    l->cap = n ? n : 1;
-    l->n = 0;
-    for (size_t i = 0; i < n; i++) {
+    /* SMEMBERS has no duplicates: appended without the membership test */
+    l->members = (strlist){0};
+    bool had_seen = l->seen.n > 0;
+    for (size_t i = 0; i < r->elements; i++) {
         const redisReply *m = r->element[i];
-        if (m->type == REDIS_REPLY_STRING)
-            l->members[l->n++] = arena_strndup(&s->mem, m->str, m->len);
+        if (m->type != REDIS_REPLY_STRING) continue;
+        const char *id = arena_strndup(&s->mem, m->str, m->len);
+        sl_push(s, &l->members, id);
+        if (had_seen)
+            sl_add(s, &l->seen, id);
+        else
+            sl_push(s, &l->seen, id);
     }
-    if (!had_seen) {
-        l->seen = arena_alloc(&s->mem, l->cap * sizeof *l->seen);
-        memcpy(l->seen, l->members, l->n * sizeof *l->seen);
-        l->n_seen = l->n;
-        l->cap_seen = l->cap;
-    } else {
-        for (size_t i = 0; i < l->n; i++)
-            list_add(s, &l->seen, &l->n_seen, &l->cap_seen, l->members[i]);
-    }
+    if (s->pending) overlay_links(s, manager, l);
     if (l->has_ops)
         for (size_t i = 0; i < s->n_ops; i++)
             if (strcmp(s->ops[i].manager, manager) == 0)
@@ -1043,6 +1233,7 @@ static int run_exchange(store_redis *s, build_fn build, void *arg, const char *d
     for (int attempt = 0;; attempt++) {
         bool had = s->c != NULL;
         if (conn_ensure(s, err) < 0) return -1;
+        buf_reset(&s->out);
         size_t n = build(s, arg);
         if (exchange(s, n, doing, err) == 0) return 0;
         if (!had || attempt) return -1;
@@ -1078,11 +1269,45 @@ static size_t build_company(store_redis *s, void *arg)
 }
 
 /* A user not prefetched: one round trip. "Not found" is cached too. */
+/* A user a pending write leaves in Redis: read from the write, not from Redis (which does not have
+ * it yet). 1 when found, 0 when not, -1 when its blob does not decode. */
+static int overlay_fill(store_redis *s, const char *id, entry **out, perr *err)
+{
+    const char *blob;
+    const wuser *wu = s->pending ? overlay_user(s, id, &blob) : NULL;
+    if (!wu) return 0;
+    entry *e = entry_new(s, id);
+    if (decode_state(s, e->id, blob, wu->blob_len, &e->u, err) < 0) {
+        strmap_del(&s->users, id);
+        return -1;
+    }
+    e->stored = wu->status;
+    *out = e;
+    return 1;
+}
+
+/* The company state a pending write leaves, if any. */
+static bool company_from_overlay(store_redis *s)
+{
+    const company_state *c = s->pending ? overlay_company(s) : NULL;
+    if (!c) return false;
+    s->company = *c;
+    s->company_loaded = true;
+    return true;
+}
+
 static entry *load_miss(store_redis *s, const char *id)
 {
     perr err;
     /* the batch is lost already: with Redis hanging, every further read would wait a timeout */
     if (s->failed) return NULL;
+    entry *o = NULL;
+    int orc = overlay_fill(s, id, &o, &err);
+    if (orc > 0) return o;
+    if (orc < 0) {
+        fail_sticky(s, &err);
+        return NULL;
+    }
     s->stats.misses++;
     if (run_exchange(s, build_hget, (void *)id, "reading a user", &err) < 0) {
         fail_sticky(s, &err);
@@ -1137,7 +1362,7 @@ static void link_change(store_redis *s, const char *manager, const char *report,
         set_apply(s, l, r, add);
     else
         l->has_ops = true;
-    list_add(s, &l->seen, &l->n_seen, &l->cap_seen, r);
+    sl_add(s, &l->seen, r);
     GROW(s->ops, s->n_ops, s->cap_ops);
     s->ops[s->n_ops++] = (link_op){
         .manager = arena_strdup(&s->mem, manager), .report = r, .seq = s->op_seq++, .add = add};
@@ -1171,15 +1396,15 @@ static size_t rs_links(void *ctx, const char *manager, const char *const **repor
             return 0;
         }
     }
-    *reports = l->members;
-    return l->n;
+    *reports = l->members.v;
+    return l->members.n;
 }
 
 static company_state *rs_company(void *ctx)
 {
     store_redis *s = ctx;
     if (!s->company_loaded && s->failed) return &s->company;
-    if (!s->company_loaded) {
+    if (!s->company_loaded && !company_from_overlay(s)) {
         perr err;
         if (run_exchange(s, build_company, NULL, "reading the company state", &err) < 0) {
             fail_sticky(s, &err);
@@ -1223,6 +1448,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     strmap_init(&s->users);
     strmap_init(&s->links);
     buf_init(&s->cmd.data);
+    buf_init(&s->out);
     buf_init(&s->scratch);
     s->iface = (engine_store){.ctx = s,
                               .get = rs_get,
@@ -1260,6 +1486,8 @@ void store_redis_reset(store_redis *s)
     map_clear(&s->users);
     map_clear(&s->links);
     arena_reset(&s->mem);
+    arena_trim(&s->mem, KEEP_BYTES);
+    buf_trim(&s->out);
     s->n_ops = 0;
     s->company_loaded = s->company_dirty = false;
     s->failed = false;
@@ -1278,9 +1506,15 @@ void store_redis_close(store_redis *s)
     replies_free(s);
     conn_drop(s);
     cb_free(&s->cmd);
+    buf_free(&s->out);
     buf_free(&s->scratch);
     free(s->rep);
-    free(s->info);
+    while (s->pending) {
+        store_write *w = s->pending;
+        s->pending = w->next;
+        write_free(w);
+    }
+    write_free(s->spare);
     free(s->ops);
     free(s->net);
     free(s->todo_u);
@@ -1340,22 +1574,27 @@ static size_t build_prefetch(store_redis *s, void *arg)
     return s->n_todo_u + s->n_todo_w + (*company ? 1 : 0);
 }
 
-int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err)
+/* One prefetch round trip: these users not cached (and, with links, the waiting sets naming them
+ * as manager). */
+static int prefetch_round(store_redis *s, const char *const *ids, size_t n, bool links, perr *err)
 {
-    if (s->failed) {
-        if (err) *err = s->fail_err;
-        return -1;
-    }
     s->n_todo_u = s->n_todo_w = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = ids[i];
         if (!id || !*id) continue;
+        entry *o;
+        if (!strmap_get(&s->users, id) && overlay_fill(s, id, &o, err) < 0) {
+            /* a blob this process encoded: a bug, but no half-read batch stays behind */
+            fail_sticky(s, err);
+            return -1;
+        }
         if (!strmap_get(&s->users, id)) {
             entry *e = entry_new(s, id);
             e->pending = true;
             GROW(s->todo_u, s->n_todo_u, s->cap_todo_u);
             s->todo_u[s->n_todo_u++] = e;
         }
+        if (!links) continue;
         link_set *l = set_get(s, id, true);
         if (!l->loaded && !l->loading) {
             l->loading = true;
@@ -1363,7 +1602,7 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
             s->todo_w[s->n_todo_w++] = arena_strdup(&s->mem, id);
         }
     }
-    bool company = !s->company_loaded;
+    bool company = !s->company_loaded && !company_from_overlay(s);
     int rc = run_exchange(s, build_prefetch, &company, "prefetching users", err);
     size_t k = 0;
     for (size_t i = 0; i < s->n_todo_u; i++, k++) {
@@ -1382,6 +1621,43 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
     return rc;
 }
 
+int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    if (s->failed) {
+        if (err) *err = s->fail_err;
+        return -1;
+    }
+    return prefetch_round(s, ids, n, true, err);
+}
+
+int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, perr *err)
+{
+    if (s->failed) {
+        if (err) *err = s->fail_err;
+        return -1;
+    }
+    const char **more = NULL;
+    size_t n_more = 0, cap_more = 0;
+    for (size_t i = 0; i < n; i++) {
+        const link_set *l = managers[i] && *managers[i] ? set_get(s, managers[i], false) : NULL;
+        if (!l || !l->loaded || !l->members.n || l->prefetched) continue;
+        ((link_set *)l)->prefetched = true; /* a manager named twice is looked at once */
+        for (size_t j = 0; j < l->members.n; j++) {
+            const char *r = l->members.v[j];
+            if (strmap_get(&s->users, r)) continue;
+            if (n_more == cap_more) {
+                size_t nc = cap_more ? cap_more * 2 : 64;
+                const char **nm = arena_alloc(&s->mem, nc * sizeof *nm);
+                if (n_more) memcpy(nm, more, n_more * sizeof *nm);
+                more = nm;
+                cap_more = nc;
+            }
+            more[n_more++] = r;
+        }
+    }
+    return n_more ? prefetch_round(s, more, n_more, false, err) : 0;
+}
+
 /* ---------------------------------------------------------------- flush */
 
 static int cmp_op(const void *a, const void *b)
@@ -1389,6 +1665,14 @@ static int cmp_op(const void *a, const void *b)
     const link_op *x = a, *y = b;
     int c = strcmp(x->report, y->report);
     if (!c) c = strcmp(x->manager, y->manager);
+    if (!c) c = x->seq < y->seq ? -1 : x->seq > y->seq;
+    return c;
+}
+
+static int cmp_op_mgr(const void *a, const void *b)
+{
+    const link_op *x = a, *y = b;
+    int c = strcmp(x->manager, y->manager);
     if (!c) c = x->seq < y->seq ? -1 : x->seq > y->seq;
     return c;
 }
@@ -1435,27 +1719,23 @@ static bool is_written(const store_redis *s, const char *id)
     return e && e->u && e->u->dirty;
 }
 
-static void add_info(store_redis *s, reply_info ri)
+static void add_info(store_write *w, reply_info ri)
 {
-    GROW(s->info, s->n_info, s->cap_info);
-    s->info[s->n_info++] = ri;
+    GROW(w->info, w->n_info, w->cap_info);
+    w->info[w->n_info++] = ri;
 }
 
-static void append_script_head(store_redis *s, bool eval, bool put, size_t numkeys)
+static void append_script_head(store_redis *s, bool put, size_t numkeys)
 {
     cmdb *b = &s->cmd;
     cb_begin(b);
-    if (eval) {
-        cb_str(b, "EVAL");
-        cb_str(b, put ? PUT_SCRIPT : LINK_SCRIPT);
-    } else {
-        cb_str(b, "EVALSHA");
-        cb_str(b, put ? s->sha_put : s->sha_link);
-    }
+    cb_str(b, "EVALSHA");
+    cb_str(b, put ? s->sha_put : s->sha_link);
     cb_num(b, numkeys);
 }
 
-static void append_put(store_redis *s, entry *e, bool eval)
+/* The user's write, and where its blob lands in the commands (the write's overlay). */
+static void append_put(store_redis *s, store_write *w, entry *e)
 {
     user_state *u = e->u;
     cmdb *b = &s->cmd;
@@ -1465,7 +1745,10 @@ static void append_put(store_redis *s, entry *e, bool eval)
     bool check = u->status == PROV_ACTIVE && e->stored != PROV_ACTIVE;
     /* the provisioned count moves in the script, from the status Redis has (R8.3) */
     bool counts = (u->status == PROV_ACTIVE) != (e->stored == PROV_ACTIVE);
-    const char *status = STATUS_NAMES[u->status <= PROV_DEACTIVATED ? u->status : PROV_NEVER];
+    prov_status st = u->status <= PROV_DEACTIVATED ? u->status : PROV_NEVER;
+    const char *status = STATUS_NAMES[st];
+    const char *id = arena_strdup(&w->mem, e->id);
+    size_t blob_arg;
     if (!nops && !check && !counts) {
         cb_begin(b);
         cb_str(b, "HSET");
@@ -1473,76 +1756,144 @@ static void append_put(store_redis *s, entry *e, bool eval)
         cb_str(b, "status");
         cb_str(b, status);
         cb_str(b, "blob");
+        blob_arg = b->n;
         cb_arg_begin(b);
         encode_state(&b->data, u);
         cb_arg_end(b);
         cb_send(s, b);
-        add_info(s, (reply_info){.kind = RK_PUT_PLAIN, .e = e});
-        return;
+        add_info(w, (reply_info){.kind = RK_PUT_PLAIN, .id = id});
+    } else {
+        append_script_head(s, true, 3 + 2 * nops);
+        cb_key(b, s, "u:", e->id);
+        cb_key(b, s, "w:", e->id);
+        cb_key(b, s, "company", NULL);
+        for (size_t i = 0; i < nops; i++) {
+            cb_key(b, s, "w:", s->net[first + i].manager);
+            cb_key(b, s, "u:", s->net[first + i].manager);
+        }
+        cb_str(b, status);
+        blob_arg = b->n;
+        cb_arg_begin(b);
+        encode_state(&b->data, u);
+        cb_arg_end(b);
+        cb_str(b, e->id);
+        cb_num(b, nops);
+        for (size_t i = 0; i < nops; i++)
+            cb_str(b, s->net[first + i].add ? "+" : "-");
+        cb_str(b, check ? "1" : "0");
+        if (check) {
+            const link_set *l = set_get(s, e->id, false);
+            for (size_t i = 0; l && i < l->seen.n; i++)
+                cb_str(b, l->seen.v[i]);
+        }
+        cb_send(s, b);
+        add_info(w, (reply_info){.kind = RK_PUT_SCRIPT, .id = id, .first_op = first});
     }
-    append_script_head(s, eval, true, 3 + 2 * nops);
-    cb_key(b, s, "u:", e->id);
-    cb_key(b, s, "w:", e->id);
-    cb_key(b, s, "company", NULL);
-    for (size_t i = 0; i < nops; i++) {
-        cb_key(b, s, "w:", s->net[first + i].manager);
-        cb_key(b, s, "u:", s->net[first + i].manager);
-    }
-    cb_str(b, status);
-    cb_arg_begin(b);
-    encode_state(&b->data, u);
-    cb_arg_end(b);
-    cb_str(b, e->id);
-    cb_num(b, nops);
-    for (size_t i = 0; i < nops; i++)
-        cb_str(b, s->net[first + i].add ? "+" : "-");
-    cb_str(b, check ? "1" : "0");
-    if (check) {
-        const link_set *l = set_get(s, e->id, false);
-        for (size_t i = 0; l && i < l->n_seen; i++)
-            cb_str(b, l->seen[i]);
-    }
-    cb_send(s, b);
-    add_info(s, (reply_info){.kind = RK_PUT_SCRIPT, .e = e, .first_op = first});
+    wuser *wu = arena_alloc(&w->mem, sizeof *wu);
+    *wu = (wuser){.blob_off = b->out_off[blob_arg], .blob_len = b->len[blob_arg], .status = st};
+    strmap_put(&w->users, id, wu);
 }
 
-static size_t build_flush(store_redis *s, void *arg)
+static store_write *write_new(store_redis *s)
 {
-    bool eval = *(bool *)arg;
-    cmdb *b = &s->cmd;
-    s->n_info = 0;
-    if (s->scripts_reload && !eval) { /* scripts were flushed from Redis: load them again */
-        const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
-        for (int i = 0; i < 2; i++) {
-            cb_begin(b);
-            cb_str(b, "SCRIPT");
-            cb_str(b, "LOAD");
-            cb_str(b, scripts[i]);
-            cb_send(s, b);
-            add_info(s, (reply_info){.kind = RK_SCRIPT_LOAD});
-        }
+    store_write *w = s->spare;
+    if (w) {
+        s->spare = NULL;
+        return w;
     }
+    w = xcalloc(1, sizeof *w);
+    buf_init(&w->resp);
+    arena_init(&w->mem, 64 * 1024);
+    strmap_init(&w->users);
+    return w;
+}
+
+static void write_clear(store_write *w)
+{
+    w->next = NULL;
+    buf_trim(&w->resp);
+    w->n_info = w->n_net = w->n_late_c = 0;
+    w->n_users = 0;
+    w->has_company = false;
+    map_clear(&w->users);
+    arena_reset(&w->mem);
+    arena_trim(&w->mem, KEEP_BYTES);
+}
+
+static void write_free(store_write *w)
+{
+    if (!w) return;
+    buf_free(&w->resp);
+    free(w->info);
+    arena_free(&w->mem);
+    strmap_free(&w->users, NULL);
+    free(w->net);
+    free(w->by_mgr);
+    free(w->late_c);
+    free(w);
+}
+
+/* Keeps one written (or discarded) write for its buffers; frees the rest. */
+static void write_recycle(store_redis *s, store_write *w)
+{
+    write_clear(w);
+    if (s->spare)
+        write_free(w);
+    else
+        s->spare = w;
+}
+
+int store_redis_seal(store_redis *s, store_write **out, perr *err)
+{
+    *out = NULL;
+    if (s->failed) { /* decisions made on a failed read must not become the stored truth */
+        if (err) *err = s->fail_err;
+        return perr_prefix(err, "not writing this batch: a read failed: ");
+    }
+    net_ops(s);
+    store_write *w = write_new(s);
+    /* the net changes, in the write's own memory: the cache is reset before the write is sent */
+    if (w->cap_net < s->n_net) {
+        w->cap_net = s->n_net * 2;
+        w->net = xrealloc(w->net, w->cap_net * sizeof *w->net);
+        w->cap_by_mgr = w->cap_net;
+        w->by_mgr = xrealloc(w->by_mgr, w->cap_by_mgr * sizeof *w->by_mgr);
+    }
+    for (size_t i = 0; i < s->n_net; i++) {
+        link_op op = s->net[i];
+        op.manager = arena_strdup(&w->mem, op.manager);
+        op.report = arena_strdup(&w->mem, op.report);
+        w->net[i] = op;
+    }
+    w->n_net = s->n_net;
+    if (w->n_net) { /* (no link change: the arrays may not exist yet) */
+        memcpy(w->by_mgr, w->net, w->n_net * sizeof *w->net);
+        qsort(w->by_mgr, w->n_net, sizeof *w->by_mgr, cmp_op_mgr);
+    }
+
+    cmdb *b = &s->cmd;
+    buf_reset(&s->out);
     for (size_t i = 0; i < s->users.cap; i++) {
         entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (e && e->u && e->u->dirty) append_put(s, e, eval);
+        if (e && e->u && e->u->dirty) append_put(s, w, e);
     }
     for (size_t i = 0; i < s->n_net; i++) {
         const link_op *op = &s->net[i];
         if (is_written(s, op->report)) continue; /* inside the report's own script */
         if (op->add) {
-            append_script_head(s, eval, false, 2);
+            append_script_head(s, false, 2);
             cb_key(b, s, "w:", op->manager);
             cb_key(b, s, "u:", op->manager);
             cb_str(b, op->report);
             cb_send(s, b);
-            add_info(s, (reply_info){.kind = RK_LINK_ADD, .other = op->manager});
+            add_info(w, (reply_info){.kind = RK_LINK_ADD, .other = w->net[i].manager});
         } else {
             cb_begin(b);
             cb_str(b, "SREM");
             cb_key(b, s, "w:", op->manager);
             cb_str(b, op->report);
             cb_send(s, b);
-            add_info(s, (reply_info){.kind = RK_SREM, .other = op->manager});
+            add_info(w, (reply_info){.kind = RK_SREM, .other = w->net[i].manager});
         }
     }
     if (s->company_dirty) {
@@ -1559,9 +1910,109 @@ static size_t build_flush(store_redis *s, void *arg)
             buf_printf(&b->data, "%s%lld", i ? "," : "", (long long)s->company.deacts[i]);
         cb_arg_end(b);
         cb_send(s, b);
-        add_info(s, (reply_info){.kind = RK_COMPANY});
+        add_info(w, (reply_info){.kind = RK_COMPANY});
     }
-    return s->n_info;
+    /* reads before the write is sent see the whole company state, also the provisioned count,
+     * which the users' writes move without the company being dirty (R8.3) */
+    if (s->company_loaded) {
+        w->has_company = true;
+        w->company = s->company;
+    }
+    /* (c): at rest an active manager has no waiting report (links are made only to managers
+     * that are not active, and resolving one drops every link it looks at). One that still has
+     * some was raced or lost its resolution to a crash after the flush that reported it: the
+     * replayed batch prefetches it, and this reports it again once the write is done. */
+    for (size_t i = 0; i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (!e || !e->u || e->u->status != PROV_ACTIVE) continue;
+        const link_set *l = set_get(s, e->id, false);
+        if (!l || !l->loaded || !l->members.n) continue;
+        GROW(w->late_c, w->n_late_c, w->cap_late_c);
+        w->late_c[w->n_late_c++] = arena_strdup(&w->mem, e->id);
+    }
+    /* the cache now stands for what Redis will hold once the write is sent */
+    for (size_t i = 0; i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (!e || !e->u || !e->u->dirty) continue;
+        e->u->dirty = false;
+        e->stored = e->u->status;
+        w->n_users++;
+    }
+    s->n_ops = 0;
+    s->company_dirty = false;
+    if (!w->n_info && !w->n_late_c) {
+        write_recycle(s, w);
+        return 0;
+    }
+    /* the commands move into the write; the store's buffer is the write's old one */
+    buf t = w->resp;
+    w->resp = s->out;
+    s->out = t;
+    buf_reset(&s->out);
+    if (s->pending_tail)
+        s->pending_tail->next = w;
+    else
+        s->pending = w;
+    s->pending_tail = w;
+    *out = w;
+    return 0;
+}
+
+void store_redis_discard(store_redis *s, store_write *w)
+{
+    if (!w) return;
+    store_write **pp = &s->pending, *prev = NULL;
+    while (*pp && *pp != w) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp) return;
+    *pp = w->next;
+    if (s->pending_tail == w) s->pending_tail = prev;
+    write_recycle(s, w);
+}
+
+/* ---- what pending writes leave in Redis, for reads made before they are sent */
+
+static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob)
+{
+    const wuser *found = NULL;
+    for (const store_write *w = s->pending; w; w = w->next) { /* the newest wins */
+        const wuser *wu = strmap_get(&w->users, id);
+        if (wu) {
+            found = wu;
+            *blob = w->resp.data + wu->blob_off;
+        }
+    }
+    return found;
+}
+
+static const company_state *overlay_company(const store_redis *s)
+{
+    const company_state *c = NULL;
+    for (const store_write *w = s->pending; w; w = w->next)
+        if (w->has_company) c = &w->company;
+    return c;
+}
+
+/* Replays the pending link changes of manager on a set just read from Redis, oldest first. */
+static void overlay_links(store_redis *s, const char *manager, link_set *l)
+{
+    for (const store_write *w = s->pending; w; w = w->next) {
+        size_t lo = 0, hi = w->n_net;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (strcmp(w->by_mgr[mid].manager, manager) < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        for (; lo < w->n_net && strcmp(w->by_mgr[lo].manager, manager) == 0; lo++) {
+            const char *r = arena_strdup(&s->mem, w->by_mgr[lo].report);
+            set_apply(s, l, r, w->by_mgr[lo].add);
+            sl_add(s, &l->seen, r);
+        }
+    }
 }
 
 static void late_add(strmap *seen, store_late *late, const char *manager)
@@ -1573,26 +2024,28 @@ static void late_add(strmap *seen, store_late *late, const char *manager)
     late->managers[late->n++] = xstrdup(manager);
 }
 
-/* Reads the flush replies: errors, NOSCRIPT, late managers (and the reports named by (b)). */
-static int flush_replies(store_redis *s, strmap *late_set, strmap *stale, store_late *late,
-                         bool *noscript, perr *err)
+/* Reads a write's replies (after `pre` SCRIPT LOAD replies): errors, NOSCRIPT, late managers
+ * (and the reports named by (b)). */
+static int write_replies(store_redis *s, const store_write *w, size_t pre, strmap *late_set,
+                         strmap *stale, store_late *late, bool *noscript, perr *err)
 {
     int rc = 0;
-    for (size_t i = 0; i < s->n_info; i++) {
+    for (size_t i = 0; i < pre; i++) {
         const redisReply *r = s->rep[i];
-        const reply_info *ri = &s->info[i];
+        if (r->type == REDIS_REPLY_ERROR && !rc)
+            rc = perr_set(err, "Redis %s: SCRIPT LOAD: %s", s->where, r->str);
+    }
+    for (size_t i = 0; i < w->n_info; i++) {
+        const redisReply *r = s->rep[pre + i];
+        const reply_info *ri = &w->info[i];
         if (r->type == REDIS_REPLY_ERROR) {
             if (reply_is_err(r, "NOSCRIPT")) {
                 *noscript = true;
                 continue;
             }
             if (rc) continue;
-            if (ri->kind == RK_SCRIPT_LOAD) {
-                rc = perr_set(err, "Redis %s: SCRIPT LOAD: %s", s->where, r->str);
-                continue;
-            }
-            const char *what = ri->e ? ri->e->id : ri->other ? ri->other : "";
-            const char *kind = ri->e ? "u:" : ri->other ? "w:" : "company";
+            const char *what = ri->id ? ri->id : ri->other ? ri->other : "";
+            const char *kind = ri->id ? "u:" : ri->other ? "w:" : "company";
             rc = perr_set(err, "Redis %s: writing key '%s%s%s': %s", s->where, s->prefix, kind,
                           what, r->str);
             continue;
@@ -1603,18 +2056,18 @@ static int flush_replies(store_redis *s, strmap *late_set, strmap *stale, store_
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
             if (!rc)
                 rc = perr_set(err, "Redis %s: writing key '%su:%s': unexpected script reply",
-                              s->where, s->prefix, ri->e->id);
+                              s->where, s->prefix, ri->id);
             continue;
         }
         const redisReply *lt = r->element[0], *extra = r->element[1];
         for (size_t j = 0; lt->type == REDIS_REPLY_ARRAY && j < lt->elements; j++) {
             long long k = lt->element[j]->integer; /* 1-based op index within this user */
             if (lt->element[j]->type == REDIS_REPLY_INTEGER && k >= 1)
-                late_add(late_set, late, s->net[ri->first_op + (size_t)k - 1].manager);
+                late_add(late_set, late, w->net[ri->first_op + (size_t)k - 1].manager);
         }
         if (extra->type == REDIS_REPLY_ARRAY && extra->elements) {
-            late_add(late_set, late, ri->e->id);
-            for (size_t j = 0; j < extra->elements; j++)
+            late_add(late_set, late, ri->id);
+            for (size_t j = 0; stale && j < extra->elements; j++)
                 if (extra->element[j]->type == REDIS_REPLY_STRING)
                     strmap_put(stale, extra->element[j]->str, (void *)1);
         }
@@ -1622,57 +2075,82 @@ static int flush_replies(store_redis *s, strmap *late_set, strmap *stale, store_
     return rc;
 }
 
-/* On failure the cache keeps every change (dirty states, link changes, company), so the caller
- * retries this call as it is, without a reset: every write in it is idempotent (R9.2). */
+/* Sends the oldest pending write: one round trip, retried once on a fresh connection (every
+ * write in it is idempotent). After a NOSCRIPT (SCRIPT FLUSH, failover) it goes again with
+ * SCRIPT LOAD in front, which costs a second round trip. */
+static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *stale,
+                     store_late *late, perr *err)
+{
+    for (int round = 0;; round++) {
+        size_t pre = 0;
+        int rc = -1;
+        for (int attempt = 0;; attempt++) {
+            bool had = s->c != NULL;
+            if (conn_ensure(s, err) < 0) return -1;
+            buf_reset(&s->out);
+            pre = 0;
+            if (s->scripts_reload) {
+                const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+                for (int i = 0; i < 2; i++) {
+                    cb_begin(&s->cmd);
+                    cb_str(&s->cmd, "SCRIPT");
+                    cb_str(&s->cmd, "LOAD");
+                    cb_str(&s->cmd, scripts[i]);
+                    cb_send(s, &s->cmd);
+                    pre++;
+                }
+            }
+            rc = exchange_with(s, pre + w->n_info, &w->resp, "writing the batch", err);
+            if (rc == 0 || !had || attempt) break;
+        }
+        if (rc < 0) return -1;
+        bool noscript = false;
+        rc = write_replies(s, w, pre, late_set, stale, late, &noscript, err);
+        replies_free(s);
+        if (rc < 0) return -1;
+        if (!noscript) {
+            s->scripts_reload = false;
+            break;
+        }
+        if (round) return perr_set(err, "Redis %s: the scripts are gone again", s->where);
+        s->scripts_reload = true;
+    }
+    for (size_t i = 0; i < w->n_late_c; i++)
+        late_add(late_set, late, w->late_c[i]);
+    s->stats.users_written += w->n_users;
+    s->pending = w->next;
+    if (!s->pending) s->pending_tail = NULL;
+    write_recycle(s, w);
+    return 0;
+}
+
+int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, perr *err)
+{
+    if (late) *late = (store_late){0};
+    if (!w) return 0; /* nothing was sealed: nothing to write */
+    if (w != s->pending) return perr_set(err, "store: sealed writes must go out in order");
+    strmap late_set;
+    strmap_init(&late_set);
+    int rc = write_one(s, w, &late_set, NULL, late, err);
+    if (rc < 0 && late) store_late_free(late);
+    strmap_free(&late_set, NULL);
+    return rc;
+}
+
+/* On failure every change stays pending (sealed), so the caller retries this call as it is: every
+ * write in it is idempotent (R9.2). */
 int store_redis_flush(store_redis *s, store_late *late, perr *err)
 {
     if (late) *late = (store_late){0};
-    if (s->failed) { /* decisions made on a failed read must not become the stored truth */
-        if (err) *err = s->fail_err;
-        return perr_prefix(err, "not writing this batch: a read failed: ");
-    }
-    net_ops(s);
+    store_write *w;
+    if (store_redis_seal(s, &w, err) < 0) return -1;
     strmap late_set, stale;
     strmap_init(&late_set);
     strmap_init(&stale);
-    bool eval = false, noscript = false;
-    int rc = run_exchange(s, build_flush, &eval, "writing the batch", err);
-    if (rc == 0) rc = flush_replies(s, &late_set, &stale, late, &noscript, err);
-    replies_free(s);
-    if (rc == 0 && noscript) {
-        /* SCRIPT FLUSH or a failover emptied the script cache: the whole flush again with EVAL
-         * (every write in it is idempotent), and SCRIPT LOAD with the next flush */
-        eval = true;
-        noscript = false;
-        rc = run_exchange(s, build_flush, &eval, "writing the batch", err);
-        if (rc == 0) rc = flush_replies(s, &late_set, &stale, late, &noscript, err);
-        replies_free(s);
-        s->scripts_reload = true;
-    } else if (rc == 0) {
-        s->scripts_reload = false;
-    }
+    int rc = 0;
+    while (rc == 0 && s->pending)
+        rc = write_one(s, s->pending, &late_set, &stale, late, err);
     if (rc == 0) {
-        /* (c): at rest an active manager has no waiting report (links are made only to managers
-         * that are not active, and resolving one drops every link it looks at). One that still
-         * has some was raced or lost its resolution to a crash after the flush that reported it:
-         * the replayed batch prefetches it, and this reports it again. */
-        for (size_t i = 0; i < s->users.cap; i++) {
-            entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-            if (!e || !e->u || e->u->status != PROV_ACTIVE) continue;
-            const link_set *l = set_get(s, e->id, false);
-            if (l && l->loaded && l->n) late_add(&late_set, late, e->id);
-        }
-        uint64_t written = 0;
-        for (size_t i = 0; i < s->users.cap; i++) {
-            entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-            if (!e || !e->u || !e->u->dirty) continue;
-            e->u->dirty = false;
-            e->stored = e->u->status;
-            written++;
-        }
-        s->stats.users_written += written;
-        s->n_ops = 0;
-        s->company_dirty = false;
         /* another instance wrote these: read them afresh when the late managers are resolved */
         for (size_t i = 0; i < late_set.cap; i++) {
             const char *m = late_set.slots[i].key;

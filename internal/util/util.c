@@ -133,6 +133,22 @@ void arena_reset(arena *a)
     }
 }
 
+void arena_trim(arena *a, size_t keep)
+{
+    size_t kept = 0;
+    arena_block **pp = &a->spare;
+    while (*pp) {
+        arena_block *b = *pp;
+        if (kept + b->cap <= keep) {
+            kept += b->cap;
+            pp = &b->next;
+        } else {
+            *pp = b->next;
+            free(b);
+        }
+    }
+}
+
 void arena_free(arena *a)
 {
     arena_reset(a);

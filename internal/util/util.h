@@ -31,6 +31,9 @@ void *arena_alloc(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);
 char *arena_strdup(arena *a, const char *s);
 void arena_reset(arena *a);
+/* Frees the blocks kept across resets beyond keep bytes: one unusually large unit of work (a
+ * batch that resolves thousands of links) does not hold its memory for the life of the process. */
+void arena_trim(arena *a, size_t keep);
 void arena_free(arena *a);
 
 /* ---- buf: growable byte buffer, always NUL-terminated. */

@@ -792,6 +792,116 @@ Test(store_redis, waiting_links_are_added_removed_and_read_back)
     store_redis_close(s);
 }
 
+/* Sets past the linear-scan size (a hash index then): adds, removes, duplicates, read back. */
+Test(store_redis, large_waiting_sets_keep_exact_membership)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "big:");
+    engine_store *st = store_redis_iface(s);
+    char id[32];
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "005R%04d", i);
+        st->link_add(st->ctx, "005M", id);
+        st->link_add(st->ctx, "005M", id); /* twice: still one member */
+    }
+    for (int i = 0; i < 500; i += 3) {
+        snprintf(id, sizeof id, "005R%04d", i);
+        st->link_del(st->ctx, "005M", id);
+    }
+    const char *const *reports;
+    size_t n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(n, 333);
+    t_flush_ok(s, 0);
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "SCARD big:w:005M"), 333);
+    store_redis_reset(s);
+    n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(n, 333);
+    for (int i = 0; i < 500; i++) {
+        snprintf(id, sizeof id, "005R%04d", i);
+        cr_assert_eq(t_has(reports, n, id), i % 3 != 0, "%s", id);
+    }
+    /* removing everything through the index, in another order */
+    for (int i = 499; i >= 0; i--) {
+        snprintf(id, sizeof id, "005R%04d", i);
+        st->link_del(st->ctx, "005M", id);
+    }
+    cr_assert_eq(st->links(st->ctx, "005M", &reports), 0);
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "EXISTS big:w:005M"), 0);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* A sealed write is not in Redis until it is sent, but every read sees it: the next batch is
+ * decided on what it will leave there. Dropped unsent, it leaves nothing. */
+Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "sw:");
+    engine_store *st = store_redis_iface(s);
+    redisContext *c = t_raw(r);
+    perr err = {{0}};
+    user_state *u = st->get_or_create(st->ctx, "005R");
+    u->status = PROV_ACTIVE;
+    u->waiting_for = strdup("005M");
+    st->link_add(st->ctx, "005M", "005R");
+    st->changed(st->ctx, u);
+    st->company(st->ctx)->n_sent = 3;
+    st->company_changed(st->ctx);
+    store_write *w1;
+    cr_assert_eq(store_redis_seal(s, &w1, &err), 0, "%s", err.msg);
+    cr_assert(w1);
+    store_redis_reset(s);
+    cr_assert_eq(t_cmd_int(c, "EXISTS sw:u:005R"), 0, "not sent yet");
+
+    /* the next batch: reads come from the sealed write, not from Redis */
+    const char *ids[] = {"005R", "005M"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    user_state *r2 = st->get(st->ctx, "005R");
+    cr_assert(r2, "the sealed state");
+    cr_assert_eq(r2->status, PROV_ACTIVE);
+    cr_assert_str_eq(r2->waiting_for, "005M");
+    const char *const *reports;
+    size_t n = st->links(st->ctx, "005M", &reports);
+    cr_assert_eq(n, 1);
+    cr_assert_str_eq(reports[0], "005R");
+    cr_assert_eq(st->company(st->ctx)->n_sent, 3);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "all prefetched");
+    /* it changes them again, and seals a second write */
+    r2->status = PROV_DEACTIVATED;
+    st->changed(st->ctx, r2);
+    st->link_del(st->ctx, "005M", "005R");
+    store_write *w2;
+    cr_assert_eq(store_redis_seal(s, &w2, &err), 0, "%s", err.msg);
+    cr_assert(w2);
+    store_redis_reset(s);
+    r2 = st->get(st->ctx, "005R"); /* a miss: the newest sealed write answers */
+    cr_assert(r2);
+    cr_assert_eq(r2->status, PROV_DEACTIVATED);
+    cr_assert_eq(st->links(st->ctx, "005M", &reports), 0);
+    store_redis_reset(s);
+
+    /* out of order is refused; in order, each lands */
+    store_late late;
+    cr_assert_eq(store_redis_write_sealed(s, w2, &late, &err), -1);
+    cr_assert_eq(store_redis_write_sealed(s, w1, &late, &err), 0, "%s", err.msg);
+    store_late_free(&late);
+    char *status = t_cmd_str(c, "HGET sw:u:005R status");
+    cr_assert_str_eq(status, "active");
+    free(status);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER sw:w:005M 005R"), 1);
+    /* the second is dropped unsent (its batch would be decided again): Redis keeps the first */
+    store_redis_discard(s, w2);
+    r2 = st->get(st->ctx, "005R");
+    cr_assert(r2);
+    cr_assert_eq(r2->status, PROV_ACTIVE, "read from Redis again");
+    cr_assert_eq(st->links(st->ctx, "005M", &reports), 1);
+    redisFree(c);
+    store_redis_close(s);
+}
+
 /* ---------------------------------------------------------------- the R6.3 race */
 
 /* Store level: A registers R->M while B stores M as active; whichever flushes second reports M. */

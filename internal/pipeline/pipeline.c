@@ -46,11 +46,17 @@ typedef struct revoked {
     int32_t partition;
 } revoked;
 
-/* The batch whose commands are on their way to Kafka while the next one is decided (at-least-once
+/* The delivery reports awaited for one set of produced messages (each message's opaque). */
+typedef struct delivery {
+    size_t outstanding;
+    uint64_t failures;
+} delivery;
+
+/* A batch whose commands are on their way to Kafka while later ones are decided (at-least-once
  * mode): its messages, events and commands, and its state write, sealed and held back until every
- * delivery report is in (R9.2). */
+ * delivery report is in (R9.2). Flights finish in the order they were produced. */
+#define MAX_FLIGHTS 8
 typedef struct flight {
-    bool active;
     rd_kafka_message_t **msgs;
     size_t n_msgs;
     event *events;
@@ -60,7 +66,7 @@ typedef struct flight {
     out_msg *outs;
     size_t n_outs, cap_outs;
     store_write *w;
-    uint64_t failures_before; /* delivery failures counted before its commands were produced */
+    delivery dl;
     double produced_at;
 } flight;
 
@@ -86,11 +92,16 @@ typedef struct pipeline {
     buf scratch;
     const rd_kafka_message_t *current; /* the message being decided, for command sources */
     bool *ok_decoded;                  /* ok as decoding left it, for deciding a batch again */
-    flight fl;                         /* the batch before this one, when still in flight */
+    /* the batches before this one still in flight, oldest at fl_head; a slot not in flight keeps
+     * its buffers for the next batch to swap into */
+    flight fl[MAX_FLIGHTS];
+    size_t fl_head, fl_n, fl_max;
+    delivery sync_dl;                  /* produce_outputs' messages */
     store_write *cur_w;                /* this batch's sealed state write, until it flies */
     store_write *fl_write;             /* the flight's, while step_write_flight sends it */
     rd_kafka_topic_t *out_topic;       /* held so that its metadata stays known (warm_up) */
     store_late fl_late;                /* what that write reported */
+    store_late late_acc;               /* what the flights written so far reported */
     /* rebalance */
     revoked *revoked;
     size_t n_revoked, cap_revoked;
@@ -150,6 +161,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     pipeline *p = opaque;
+    delivery *dl = m->_private;
+    if (dl) {
+        dl->outstanding--;
+        if (m->err) dl->failures++;
+    }
     if (m->err) {
         p->delivery_failures++;
         snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s",
@@ -188,7 +204,7 @@ static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *par
 }
 
 static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
-static int finish_flight(pipeline *p, perr *err);
+static int finish_flights(pipeline *p, size_t keep, perr *err);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -215,9 +231,9 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* the batch in flight may hold messages of these partitions: finished (delivered, stored,
      * committed) while they are still ours; if it cannot be, it and what this poll collected are
      * read again from the committed offsets */
-    if (p->fl.active && !p->fatal) {
+    if (p->fl_n && !p->fatal) {
         perr e;
-        if (finish_flight(p, &e) < 0)
+        if (finish_flights(p, 0, &e) < 0)
             log_msg(LOG_ERROR, "the batch in flight could not be finished before the revocation",
                     "error", e.msg, NULL);
     }
@@ -354,8 +370,8 @@ static void batch_done(pipeline *p)
 
 /* ---------------------------------------------------------------- produce */
 
-/* Hands every output message to the producer; delivery is awaited by produce_wait. */
-static int produce_enqueue(pipeline *p, perr *err)
+/* Hands every output message to the producer; delivery is awaited by produce_wait on dl. */
+static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
 {
     const pipeline_opts *o = p->o;
     for (size_t i = 0; i < p->n_outs; i++) {
@@ -384,7 +400,7 @@ static int produce_enqueue(pipeline *p, perr *err)
                                   RD_KAFKA_V_KEY(base + m->key_off, m->key_len),
                                   RD_KAFKA_V_VALUE((void *)(base + m->val_off), m->val_len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_END);
+                                  RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(dl), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
             rd_kafka_poll(p->producer, 50); /* the local queue drains as deliveries complete */
         }
@@ -392,32 +408,35 @@ static int produce_enqueue(pipeline *p, perr *err)
             rd_kafka_headers_destroy(h);
             return perr_set(err, "produce to %s: %s", topic, rd_kafka_err2str(e));
         }
+        dl->outstanding++;
     }
     return 0;
 }
 
-/* Waits until every message handed to the producer is acknowledged (R9.2: nothing is stored or
- * committed before); fails when any since failures_before was not delivered. */
-static int produce_wait(pipeline *p, uint64_t failures_before, double started, perr *err)
+/* Waits until every message counted in dl is acknowledged (R9.2: nothing is stored or committed
+ * before); fails when any was not delivered. Messages produced after them may still be on their
+ * way. */
+static int produce_wait(pipeline *p, delivery *dl, double started, perr *err)
 {
     const pipeline_opts *o = p->o;
     int64_t give_up = 0;
-    while (rd_kafka_outq_len(p->producer) > 0) {
-        rd_kafka_resp_err_t e = rd_kafka_flush(p->producer, 1000);
+    while (dl->outstanding > 0) {
+        rd_kafka_poll(p->producer, 100);
         beat(p); /* waiting for brokers is not being stuck */
         if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
-        if (e == RD_KAFKA_RESP_ERR_NO_ERROR) break;
         /* asked to stop and the brokers are gone: give up within the shutdown deadline; the
          * batch is neither stored nor committed, so it is read again later (R9.2) */
         if (*o->stop && !give_up) give_up = now_ms() + o->shutdown_timeout_s * 1000L;
         if (give_up && now_ms() > give_up)
-            return perr_set(err, "shutting down with %d messages not acknowledged",
-                            rd_kafka_outq_len(p->producer));
+            return perr_set(err, "shutting down with %zu messages not acknowledged",
+                            dl->outstanding);
     }
-    if (p->delivery_failures != failures_before)
-        return perr_set(err, "%llu messages were not delivered: %s",
-                        (unsigned long long)(p->delivery_failures - failures_before),
+    if (dl->failures) {
+        uint64_t n = dl->failures;
+        dl->failures = 0;
+        return perr_set(err, "%llu messages were not delivered: %s", (unsigned long long)n,
                         p->last_delivery_error);
+    }
     p->stats.commands_produced += p->n_outs;
     if (p->n_outs) metric_observe(p->pm.produce, pipeline_mono_s() - started);
     /* acknowledged; in a transaction that then aborts (rare, retried) they count twice */
@@ -428,9 +447,13 @@ static int produce_wait(pipeline *p, uint64_t failures_before, double started, p
 static int produce_outputs(pipeline *p, perr *err)
 {
     double started = pipeline_mono_s();
-    uint64_t failures_before = p->delivery_failures;
-    if (produce_enqueue(p, err) < 0) return -1;
-    return produce_wait(p, failures_before, started, err);
+    p->sync_dl.failures = 0;
+    if (produce_enqueue(p, &p->sync_dl, err) < 0) {
+        rd_kafka_flush(p->producer, 10000); /* what did go out is not counted for what comes next */
+        p->sync_dl = (delivery){0};
+        return -1;
+    }
+    return produce_wait(p, &p->sync_dl, started, err);
 }
 
 /* ---------------------------------------------------------------- batch */
@@ -871,15 +894,14 @@ static int commit_batch(pipeline *p, perr *err)
     return 0;
 }
 
-/* Puts the consumer back at the first offsets of these messages (two sets: a batch in flight and
- * the one after it), so that what could not be delivered is read again (nothing of it was
- * committed and no state was written). */
-static void rewind_msgs(pipeline *p, rd_kafka_message_t *const *a, size_t na,
-                        rd_kafka_message_t *const *b, size_t nb)
+/* Puts the consumer back at the first offsets of messages (rewind_add for each set, then
+ * rewind_list), so that what could not be delivered is read again (nothing of it was committed
+ * and no state was written). */
+static void rewind_add(rd_kafka_topic_partition_list_t *list, rd_kafka_message_t *const *a,
+                       size_t na)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; i < na + nb; i++) {
-        const rd_kafka_message_t *m = i < na ? a[i] : b[i - na];
+    for (size_t i = 0; i < na; i++) {
+        const rd_kafka_message_t *m = a[i];
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (!tp) {
@@ -889,6 +911,10 @@ static void rewind_msgs(pipeline *p, rd_kafka_message_t *const *a, size_t na,
             tp->offset = m->offset;
         }
     }
+}
+
+static void rewind_list(pipeline *p, rd_kafka_topic_partition_list_t *list)
+{
     if (list->cnt) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, list, 5000);
         if (e) {
@@ -899,7 +925,12 @@ static void rewind_msgs(pipeline *p, rd_kafka_message_t *const *a, size_t na,
     rd_kafka_topic_partition_list_destroy(list);
 }
 
-static void rewind_batch(pipeline *p) { rewind_msgs(p, p->msgs, p->n_msgs, NULL, 0); }
+static void rewind_batch(pipeline *p)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    rewind_add(list, p->msgs, p->n_msgs);
+    rewind_list(p, list);
+}
 
 static void decode_batch(pipeline *p)
 {
@@ -1273,10 +1304,9 @@ static void swap_bytes(void *a, void *b, size_t n)
     }
 }
 
-/* Exchanges the batch fields of p with those of the flight. */
-static void flight_swap(pipeline *p)
+/* Exchanges the batch fields of p with those of a flight slot. */
+static void flight_swap(pipeline *p, flight *f)
 {
-    flight *f = &p->fl;
 #define SWAP_FIELD(a, b) swap_bytes(&(a), &(b), sizeof(a))
     SWAP_FIELD(p->msgs, f->msgs);
     SWAP_FIELD(p->n_msgs, f->n_msgs);
@@ -1290,6 +1320,8 @@ static void flight_swap(pipeline *p)
 #undef SWAP_FIELD
 }
 
+static flight *flight_at(pipeline *p, size_t i) { return &p->fl[(p->fl_head + i) % p->fl_max]; }
+
 static int step_write_flight(pipeline *p, perr *err)
 {
     double started = pipeline_mono_s();
@@ -1298,10 +1330,13 @@ static int step_write_flight(pipeline *p, perr *err)
     return 0;
 }
 
-/* Links another instance raced with (R6.3), reported by the flight's write: resolved on a fresh
- * cache, produced and stored before anything else. */
+/* Links another instance raced with (R6.3), reported by the flights' writes: resolved on a fresh
+ * cache once no flight is left, produced and stored before anything else. p's batch fields are
+ * a free flight slot's meanwhile (the commands of the resolution go there). */
 static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, perr *err)
 {
+    flight *f = &p->fl[p->fl_head];
+    flight_swap(p, f);
     store_redis_reset(p->store);
     p->n_outs = 0;
     buf_reset(&p->bytes);
@@ -1310,79 +1345,149 @@ static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, p
         engine_resolve_manager(p->eng, late->managers[i], &p->hooks);
     }
     store_late_free(late);
-    if (store_redis_failed(p->store, err)) return -1;
-    if (p->n_outs && produce_outputs(p, err) < 0) return -1;
-    return with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
+    int rc = 0;
+    if (store_redis_failed(p->store, err)) rc = -1;
+    if (rc == 0 && p->n_outs && produce_outputs(p, err) < 0) rc = -1;
+    if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    flight_swap(p, f);
+    return rc;
 }
 
-/* Finishes the batch in flight: its delivery reports, its state write, its offsets.
- * Returns 0 when done; 2 when done but the batch decided meanwhile must be decided again (its
- * sealed write is dropped: late links were resolved in between); 1 when the flight was not
- * delivered: it is read again, and so is the batch after it (collected or decided, never
- * produced; its messages are dropped here); -1 when fatal, or abandoned on shutdown (nothing of
- * the flight is committed: the next owner reads it again). */
-static int finish_flight(pipeline *p, perr *err)
+static void late_merge(store_late *into, store_late *from)
 {
-    if (!p->fl.active) return 0;
-    flight_swap(p); /* p's batch is the flight now; the batch after it waits in p->fl */
-    p->fl.active = false;
-    store_write *w = p->fl.w;
-    p->fl.w = NULL;
+    for (size_t i = 0; i < from->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < into->n && !seen; j++)
+            seen = strcmp(into->managers[j], from->managers[i]) == 0;
+        if (seen) {
+            free(from->managers[i]);
+            continue;
+        }
+        into->managers = xrealloc(into->managers, (into->n + 1) * sizeof *into->managers);
+        into->managers[into->n++] = from->managers[i];
+    }
+    free(from->managers);
+    *from = (store_late){0};
+}
+
+/* Drops every flight and the batch after them (collected or decided, never produced): their
+ * sealed writes, and their messages, which the consumer reads again from the first offsets. */
+static void drop_flights(pipeline *p, bool rewind)
+{
+    store_redis_discard(p->store, p->cur_w);
+    p->cur_w = NULL;
+    for (size_t i = p->fl_n; i-- > 0;) {
+        store_redis_discard(p->store, flight_at(p, i)->w);
+        flight_at(p, i)->w = NULL;
+    }
+    store_redis_reset(p->store);
+    /* what is still on its way must not land after what is produced again */
+    if (p->fl_n) rd_kafka_flush(p->producer, 10000);
+    if (rewind) {
+        rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+        for (size_t k = 0; k <= p->fl_n; k++) {
+            rd_kafka_message_t *const *a = k < p->fl_n ? flight_at(p, k)->msgs : p->msgs;
+            size_t na = k < p->fl_n ? flight_at(p, k)->n_msgs : p->n_msgs;
+            rewind_add(list, a, na);
+        }
+        rewind_list(p, list);
+    }
+    for (size_t k = 0; k < p->fl_n; k++) {
+        flight *f = flight_at(p, k);
+        for (size_t i = 0; i < f->n_msgs; i++)
+            rd_kafka_message_destroy(f->msgs[i]);
+        f->n_msgs = 0;
+        f->n_outs = 0;
+        f->dl = (delivery){0};
+    }
+    for (size_t i = 0; i < p->n_msgs; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
+    p->n_msgs = 0;
+    p->n_outs = 0;
+    p->fl_n = 0;
+}
+
+/* Finishes the oldest flight: its delivery reports, its state write, its offsets; what its write
+ * reports late goes to p->late_acc. Returns 0 when done; 1 when it was not delivered: it is read
+ * again, and so is every batch after it (see drop_flights); -1 when fatal, or abandoned on
+ * shutdown (nothing of it is committed: the next owner reads it again). */
+static int finish_oldest(pipeline *p, perr *err)
+{
+    flight *f = flight_at(p, 0);
+    flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
     int64_t stop_deadline = 0;
     int rc = 0;
-    if (produce_wait(p, p->fl.failures_before, p->fl.produced_at, err) < 0) {
+    if (produce_wait(p, &f->dl, f->produced_at, err) < 0) {
         p->stats.produce_failures++;
-        if (p->fatal) {
-            rc = -1;
-        } else {
+        rc = p->fatal ? -1 : 1;
+        if (rc == 1)
             log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
                     err->msg, NULL);
-            rc = 1;
-        }
-        store_redis_discard(p->store, p->cur_w);
-        store_redis_discard(p->store, w);
-        p->cur_w = NULL;
-        store_redis_reset(p->store);
-        if (rc == 1) rewind_msgs(p, p->msgs, p->n_msgs, p->fl.msgs, p->fl.n_msgs);
-        for (size_t i = 0; i < p->fl.n_msgs; i++)
-            rd_kafka_message_destroy(p->fl.msgs[i]);
-        p->fl.n_msgs = 0;
-        goto out;
+        flight_swap(p, f);
+        if (rc == 1) drop_flights(p, true);
+        return rc;
     }
-    p->fl_write = w;
+    p->fl_write = f->w;
     p->fl_late = (store_late){0};
-    if (w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0) {
-        rc = -1;
-        goto out;
+    if (f->w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0) {
+        flight_swap(p, f);
+        return -1;
     }
-    store_late late = p->fl_late;
-    p->fl_late = (store_late){0};
-    if (late.n) {
-        /* the batch decided meanwhile did not see what the resolution changes */
-        store_redis_discard(p->store, p->cur_w);
-        p->cur_w = NULL;
-        if (resolve_late(p, &late, &stop_deadline, err) < 0) {
-            rc = -1;
-            goto out;
-        }
-        rc = 2;
-    }
+    f->w = NULL;
+    late_merge(&p->late_acc, &p->fl_late);
     if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
         log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
                 NULL);
     p->stats.batches++;
     p->stats.messages += p->n_msgs;
     batch_done(p);
-out:
     batch_release(p);
-    flight_swap(p);
+    flight_swap(p, f);
+    p->fl_head = (p->fl_head + 1) % p->fl_max;
+    p->fl_n--;
     return rc;
+}
+
+/* Finishes flights, oldest first, until at most keep are left (all of them when a write reports
+ * late links: those are resolved with nothing else pending). Returns 0 when done; 2 when done
+ * but the batch decided meanwhile must be decided again (its sealed write is dropped: late links
+ * were resolved in between); 1 or -1 as finish_oldest. */
+static int finish_flights(pipeline *p, size_t keep, perr *err)
+{
+    while (p->fl_n > (p->late_acc.n ? 0 : keep)) {
+        int r = finish_oldest(p, err);
+        if (r != 0) {
+            store_late_free(&p->late_acc);
+            return r;
+        }
+    }
+    if (!p->late_acc.n) return 0;
+    /* the batch decided meanwhile did not see what the resolution changes */
+    store_redis_discard(p->store, p->cur_w);
+    p->cur_w = NULL;
+    store_late late = p->late_acc;
+    p->late_acc = (store_late){0};
+    int64_t stop_deadline = 0;
+    if (resolve_late(p, &late, &stop_deadline, err) < 0) return -1;
+    return 2;
+}
+
+/* The flights whose deliveries are all in are finished now, without waiting for any other. */
+static int finish_delivered(pipeline *p, perr *err)
+{
+    rd_kafka_poll(p->producer, 0);
+    int r = 0;
+    while (r == 0 && p->fl_n && flight_at(p, 0)->dl.outstanding == 0)
+        r = finish_flights(p, p->fl_n - 1, err);
+    return r;
 }
 
 /* Between batches (idle, a reimport, a settings reload, leaving): nothing may stay in flight. */
 static int drain(pipeline *p, perr *err)
 {
-    int r = finish_flight(p, err);
+    int r = finish_flights(p, 0, err);
     return r < 0 ? -1 : 0;
 }
 
@@ -1476,32 +1581,35 @@ decide:
         goto decide;
     }
     store_redis_reset(p->store); /* its reads now come from the sealed write */
-    int f = finish_flight(p, err);
-    if (f == 1) { /* dropped with the flight, rewound: read again */
+    /* flights already delivered are finished; the oldest is waited for when all are taken */
+    int f = finish_delivered(p, err);
+    if (f == 0) f = finish_flights(p, p->fl_max - 1, err);
+    if (f == 1) { /* dropped with the flights, rewound: read again */
         rc = 1;
         goto out;
     }
     if (f < 0) goto out;
     if (f == 2) goto decide; /* its write was dropped: decided again after the late links */
     double started = pipeline_mono_s();
-    uint64_t failures_before = p->delivery_failures;
-    if (produce_enqueue(p, err) < 0) {
+    flight *slot = flight_at(p, p->fl_n);
+    slot->dl = (delivery){0};
+    if (produce_enqueue(p, &slot->dl, err) < 0) {
         p->stats.produce_failures++;
         log_msg(LOG_ERROR, "commands not produced; reading the batch again", "error", err->msg,
                 NULL);
         rd_kafka_flush(p->producer, 10000); /* what did go out is not the next batch's */
+        slot->dl = (delivery){0};
         store_redis_discard(p->store, p->cur_w);
         p->cur_w = NULL;
         rewind_batch(p);
         rc = 1;
         goto out;
     }
-    p->fl.w = p->cur_w;
+    slot->w = p->cur_w;
     p->cur_w = NULL;
-    p->fl.failures_before = failures_before;
-    p->fl.produced_at = started;
-    flight_swap(p); /* the caller releases what is left in p: the finished flight's buffers */
-    p->fl.active = true;
+    slot->produced_at = started;
+    flight_swap(p, slot); /* the caller releases what is left in p: a finished flight's buffers */
+    p->fl_n++;
     rc = 0;
 out:
     if (rc == 0 && !overlapped(p)) batch_done(p);
@@ -1979,10 +2087,13 @@ static void teardown(pipeline *p)
 {
     /* a flight still here was abandoned (fatal, or past the shutdown deadline): its messages go
      * before the consumer that owns them, and leaving the group must not try to finish it */
-    p->fl.active = false;
-    for (size_t i = 0; i < p->fl.n_msgs; i++)
-        rd_kafka_message_destroy(p->fl.msgs[i]);
-    p->fl.n_msgs = 0;
+    for (size_t k = 0; k < p->fl_n; k++) {
+        flight *f = flight_at(p, k);
+        for (size_t i = 0; i < f->n_msgs; i++)
+            rd_kafka_message_destroy(f->msgs[i]);
+        f->n_msgs = 0;
+    }
+    p->fl_n = 0;
     if (p->consumer) {
         rd_kafka_consumer_close(p->consumer); /* leaves the group */
         rd_kafka_destroy(p->consumer);
@@ -1992,12 +2103,16 @@ static void teardown(pipeline *p)
         rd_kafka_flush(p->producer, 5000);
         rd_kafka_destroy(p->producer);
     }
-    free(p->fl.msgs);
-    free(p->fl.events);
-    free(p->fl.ok);
-    free(p->fl.outs);
-    buf_free(&p->fl.bytes);
-    arena_free(&p->fl.mem);
+    for (size_t k = 0; k < p->fl_max; k++) {
+        flight *f = &p->fl[k];
+        free(f->msgs);
+        free(f->events);
+        free(f->ok);
+        free(f->outs);
+        buf_free(&f->bytes);
+        arena_free(&f->mem);
+    }
+    store_late_free(&p->late_acc);
     free(p->ok_decoded);
     store_late_free(&p->fl_late);
     engine_free(p->eng);
@@ -2043,11 +2158,16 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->events = xcalloc((size_t)o->batch_size, sizeof *p->events);
     p->ok = xcalloc((size_t)o->batch_size, sizeof *p->ok);
     p->ok_decoded = xcalloc((size_t)o->batch_size, sizeof *p->ok_decoded);
-    p->fl.msgs = xcalloc((size_t)o->batch_size, sizeof *p->fl.msgs);
-    p->fl.events = xcalloc((size_t)o->batch_size, sizeof *p->fl.events);
-    p->fl.ok = xcalloc((size_t)o->batch_size, sizeof *p->fl.ok);
-    arena_init(&p->fl.mem, 1 << 20);
-    buf_init(&p->fl.bytes);
+    p->fl_max = o->batches_in_flight > 0 ? (size_t)o->batches_in_flight : PIPELINE_FLIGHTS;
+    if (p->fl_max > MAX_FLIGHTS) p->fl_max = MAX_FLIGHTS;
+    for (size_t k = 0; k < p->fl_max; k++) {
+        flight *f = &p->fl[k];
+        f->msgs = xcalloc((size_t)o->batch_size, sizeof *f->msgs);
+        f->events = xcalloc((size_t)o->batch_size, sizeof *f->events);
+        f->ok = xcalloc((size_t)o->batch_size, sizeof *f->ok);
+        arena_init(&f->mem, 1 << 20);
+        buf_init(&f->bytes);
+    }
     int rc = -1;
 
     codec_error ce;
@@ -2090,7 +2210,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     while (!*o->stop && !p->fatal) {
         if (ops_turn(p, err) < 0) goto out;
         size_t n = collect(p, &last_seen);
-        int r = n ? run_batch(p, err) : finish_flight(p, err); /* idle: nothing waits longer */
+        int r = n ? run_batch(p, err) : finish_flights(p, 0, err); /* idle: nothing waits */
         if (n) batch_release(p);
         if (r < 0) {
             if (p->fatal || !*o->stop) goto out;
@@ -2148,7 +2268,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     /* the last batch in flight: delivered, stored and committed before leaving (within the
      * shutdown deadline; past it, the next owner reads it again) */
-    if (!p->fatal && finish_flight(p, err) < 0 && !p->fatal)
+    if (!p->fatal && finish_flights(p, 0, err) < 0 && !p->fatal)
         log_msg(LOG_WARN, "shutdown deadline passed; the batch in flight is read again later",
                 NULL);
     atomic_store(&p->health->stopping, true);

@@ -29,6 +29,9 @@ typedef struct pipeline_offset {
     int64_t offset;
 } pipeline_offset;
 
+/* Batches whose commands may be on their way to Kafka at once (at-least-once mode) by default. */
+#define PIPELINE_FLIGHTS 3
+
 typedef struct pipeline_opts {
     const char *brokers;
     const char *input_topic;
@@ -41,6 +44,7 @@ typedef struct pipeline_opts {
     codec_format output_format;
     int batch_size;
     int linger_ms;
+    int batches_in_flight; /* produced, not yet acknowledged; 0: PIPELINE_FLIGHTS */
     int shutdown_timeout_s;
     int exit_when_idle_s; /* 0: run until signalled */
     char *const *kafka_props; /* "name=value" pass-through librdkafka properties */

@@ -55,7 +55,7 @@ typedef struct delivery {
 /* A batch whose commands are on their way to Kafka while later ones are decided (at-least-once
  * mode): its messages, events and commands, and its state write, sealed and held back until every
  * delivery report is in (R9.2). Flights finish in the order they were produced. */
-#define MAX_FLIGHTS 8
+#define MAX_FLIGHTS 16 /* slots: twice --batches-in-flight, for those writing */
 typedef struct flight {
     rd_kafka_message_t **msgs;
     size_t n_msgs;
@@ -67,6 +67,7 @@ typedef struct flight {
     size_t n_outs, cap_outs;
     store_write *w;
     delivery dl;
+    bool writing; /* delivered; its state write sent ahead, not retired yet */
     double produced_at;
 } flight;
 
@@ -95,7 +96,7 @@ typedef struct pipeline {
     /* the batches before this one still in flight, oldest at fl_head; a slot not in flight keeps
      * its buffers for the next batch to swap into */
     flight fl[MAX_FLIGHTS];
-    size_t fl_head, fl_n, fl_max;
+    size_t fl_head, fl_n, fl_max, fl_slots;
     delivery sync_dl;                  /* produce_outputs' messages */
     store_write *cur_w;                /* this batch's sealed state write, until it flies */
     store_write *fl_write;             /* the flight's, while step_write_flight sends it */
@@ -204,7 +205,7 @@ static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *par
 }
 
 static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
-static int finish_flights(pipeline *p, size_t keep, perr *err);
+static int finish_flights(pipeline *p, perr *err);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -233,7 +234,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * read again from the committed offsets */
     if (p->fl_n && !p->fatal) {
         perr e;
-        if (finish_flights(p, 0, &e) < 0)
+        if (finish_flights(p, &e) < 0)
             log_msg(LOG_ERROR, "the batch in flight could not be finished before the revocation",
                     "error", e.msg, NULL);
     }
@@ -1320,7 +1321,7 @@ static void flight_swap(pipeline *p, flight *f)
 #undef SWAP_FIELD
 }
 
-static flight *flight_at(pipeline *p, size_t i) { return &p->fl[(p->fl_head + i) % p->fl_max]; }
+static flight *flight_at(pipeline *p, size_t i) { return &p->fl[(p->fl_head + i) % p->fl_slots]; }
 
 static int step_write_flight(pipeline *p, perr *err)
 {
@@ -1401,6 +1402,7 @@ static void drop_flights(pipeline *p, bool rewind)
         f->n_msgs = 0;
         f->n_outs = 0;
         f->dl = (delivery){0};
+        f->writing = false;
     }
     for (size_t i = 0; i < p->n_msgs; i++)
         rd_kafka_message_destroy(p->msgs[i]);
@@ -1409,34 +1411,29 @@ static void drop_flights(pipeline *p, bool rewind)
     p->fl_n = 0;
 }
 
-/* Finishes the oldest flight: its delivery reports, its state write, its offsets; what its write
- * reports late goes to p->late_acc. Returns 0 when done; 1 when it was not delivered: it is read
- * again, and so is every batch after it (see drop_flights); -1 when fatal, or abandoned on
- * shutdown (nothing of it is committed: the next owner reads it again). */
-static int finish_oldest(pipeline *p, perr *err)
+static size_t awaiting(pipeline *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->fl_n; i++)
+        n += !flight_at(p, i)->writing;
+    return n;
+}
+
+/* Retires the oldest flight, whose state write was sent ahead: takes the write's result (sending
+ * it again until it is stored), commits its offsets; what it reports late goes to p->late_acc.
+ * Returns 0, or -1 when fatal or abandoned on shutdown (nothing of it is committed: the next
+ * owner reads it again). */
+static int flight_retire(pipeline *p, perr *err)
 {
     flight *f = flight_at(p, 0);
-    flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
     int64_t stop_deadline = 0;
-    int rc = 0;
-    if (produce_wait(p, &f->dl, f->produced_at, err) < 0) {
-        p->stats.produce_failures++;
-        rc = p->fatal ? -1 : 1;
-        if (rc == 1)
-            log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
-                    err->msg, NULL);
-        flight_swap(p, f);
-        if (rc == 1) drop_flights(p, true);
-        return rc;
-    }
     p->fl_write = f->w;
     p->fl_late = (store_late){0};
-    if (f->w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0) {
-        flight_swap(p, f);
+    if (f->w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0)
         return -1;
-    }
     f->w = NULL;
     late_merge(&p->late_acc, &p->fl_late);
+    flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
     if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
         log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
                 NULL);
@@ -1445,26 +1442,73 @@ static int finish_oldest(pipeline *p, perr *err)
     batch_done(p);
     batch_release(p);
     flight_swap(p, f);
-    p->fl_head = (p->fl_head + 1) % p->fl_max;
+    f->writing = false;
+    p->fl_head = (p->fl_head + 1) % p->fl_slots;
     p->fl_n--;
-    return rc;
+    return 0;
 }
 
-/* Finishes flights, oldest first, until at most keep are left (all of them when a write reports
- * late links: those are resolved with nothing else pending). Returns 0 when done; 2 when done
- * but the batch decided meanwhile must be decided again (its sealed write is dropped: late links
- * were resolved in between); 1 or -1 as finish_oldest. */
-static int finish_flights(pipeline *p, size_t keep, perr *err)
+/* Waits for the deliveries of flight f (the oldest not writing) and sends its state write ahead
+ * (R9.2: only now). Returns 0; 1 when it was not delivered: the older flights are retired, then
+ * f and every batch after it are read again (drop_flights); -1 when fatal. */
+static int flight_send(pipeline *p, flight *f, perr *err)
 {
-    while (p->fl_n > (p->late_acc.n ? 0 : keep)) {
-        int r = finish_oldest(p, err);
+    flight_swap(p, f);
+    int rc = produce_wait(p, &f->dl, f->produced_at, err);
+    flight_swap(p, f);
+    if (rc < 0) {
+        p->stats.produce_failures++;
+        if (p->fatal) return -1;
+        log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
+                err->msg, NULL);
+        while (p->fl_n && flight_at(p, 0) != f)
+            if (flight_retire(p, err) < 0) return -1;
+        drop_flights(p, true);
+        return 1;
+    }
+    f->writing = true;
+    perr e;
+    if (f->w && store_redis_send_sealed(p->store, f->w, &e) < 0) /* sent again when retired */
+        log_msg(LOG_DEBUG, "state write not sent ahead", "error", e.msg, NULL);
+    return 0;
+}
+
+/* Sends ahead the state writes of the flights delivered without a failure since, oldest first:
+ * called between a batch's prefetch and its decisions, so that Redis applies them while the
+ * batch is decided. */
+static void send_delivered(pipeline *p)
+{
+    rd_kafka_poll(p->producer, 0);
+    for (size_t i = 0; i < p->fl_n; i++) {
+        flight *f = flight_at(p, i);
+        if (f->writing) continue;
+        if (f->dl.outstanding || f->dl.failures) break;
+        perr e;
+        (void)flight_send(p, f, &e); /* delivered: nothing to wait for, nothing to fail */
+    }
+}
+
+/* Moves the oldest flight one step: sends its write, or retires it. */
+static int flight_advance(pipeline *p, perr *err)
+{
+    flight *f = flight_at(p, 0);
+    return f->writing ? flight_retire(p, err) : flight_send(p, f, err);
+}
+
+/* Late links reported by the writes (R6.3) are resolved once no flight is left: returns 0 when
+ * there were none, 2 when they were resolved (the batch decided meanwhile did not see what the
+ * resolution changes: its sealed write is dropped and it is decided again), 1 or -1 as
+ * flight_send and flight_retire. */
+static int resolve_pending_late(pipeline *p, perr *err)
+{
+    if (!p->late_acc.n) return 0;
+    while (p->fl_n) {
+        int r = flight_advance(p, err);
         if (r != 0) {
             store_late_free(&p->late_acc);
             return r;
         }
     }
-    if (!p->late_acc.n) return 0;
-    /* the batch decided meanwhile did not see what the resolution changes */
     store_redis_discard(p->store, p->cur_w);
     p->cur_w = NULL;
     store_late late = p->late_acc;
@@ -1474,20 +1518,47 @@ static int finish_flights(pipeline *p, size_t keep, perr *err)
     return 2;
 }
 
-/* The flights whose deliveries are all in are finished now, without waiting for any other. */
+/* Without waiting: retires the flights whose writes were sent ahead and answered (their replies
+ * came back with an exchange since), then sends the writes of the flights delivered since. */
 static int finish_delivered(pipeline *p, perr *err)
 {
     rd_kafka_poll(p->producer, 0);
     int r = 0;
-    while (r == 0 && p->fl_n && flight_at(p, 0)->dl.outstanding == 0)
-        r = finish_flights(p, p->fl_n - 1, err);
+    while (r == 0 && p->fl_n && flight_at(p, 0)->writing &&
+           store_redis_write_answered(flight_at(p, 0)->w))
+        r = flight_retire(p, err);
+    for (size_t i = 0; r == 0 && i < p->fl_n; i++) {
+        flight *f = flight_at(p, i);
+        if (f->writing) continue;
+        if (f->dl.outstanding) break;
+        r = flight_send(p, f, err);
+    }
     return r;
+}
+
+/* Room for one more flight: at most fl_max awaiting their deliveries, a free slot. Returns 0, 2,
+ * 1 or -1 as resolve_pending_late. */
+static int make_room(pipeline *p, perr *err)
+{
+    int r = finish_delivered(p, err);
+    while (r == 0 && (awaiting(p) >= p->fl_max || p->fl_n >= p->fl_slots))
+        r = flight_advance(p, err);
+    return r == 0 ? resolve_pending_late(p, err) : r;
+}
+
+/* Finishes every flight, oldest first. Returns as make_room. */
+static int finish_flights(pipeline *p, perr *err)
+{
+    int r = 0;
+    while (r == 0 && p->fl_n)
+        r = flight_advance(p, err);
+    return r == 0 ? resolve_pending_late(p, err) : r;
 }
 
 /* Between batches (idle, a reimport, a settings reload, leaving): nothing may stay in flight. */
 static int drain(pipeline *p, perr *err)
 {
-    int r = finish_flights(p, 0, err);
+    int r = finish_flights(p, err);
     return r < 0 ? -1 : 0;
 }
 
@@ -1576,14 +1647,14 @@ decide:
     }
     /* at-least-once: this batch's state write is sealed, then the batch in flight finished, then
      * this one produced and left in flight */
+    send_delivered(p); /* Redis applies them while this batch is sealed and produced */
     if (store_redis_seal(p->store, &p->cur_w, err) < 0) { /* a read failed after all */
         store_redis_reset(p->store);
         goto decide;
     }
     store_redis_reset(p->store); /* its reads now come from the sealed write */
     /* flights already delivered are finished; the oldest is waited for when all are taken */
-    int f = finish_delivered(p, err);
-    if (f == 0) f = finish_flights(p, p->fl_max - 1, err);
+    int f = make_room(p, err);
     if (f == 1) { /* dropped with the flights, rewound: read again */
         rc = 1;
         goto out;
@@ -2001,10 +2072,13 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
      * latency low (a broker that never cuts a long poll short, like the mock, would add it). The
      * queue bound is checked before a fetch, which may then bring up to fetch.max.bytes (50 MB by
      * default): 8 MB keeps that overshoot small. (Not max.partition.fetch.bytes: below the size
-     * of a produced message set, fetches stall, a third slower end to end on the dev broker.) */
+     * of a produced message set, fetches stall, a third slower end to end on the dev broker.)
+     * Once the queue holds queued.min.messages, librdkafka 2.0 stops fetching for a fixed second
+     * (fetch.queue.backoff.ms only came in 2.2): the queue must hold more than a second of
+     * events, or the service idles. 10,000 did not: 2.2 s of 8 idle per 300,000 events. */
     static const char *const defaults[] = {
         "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
-        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10",
+        "queued.max.messages.kbytes=16384", "queued.min.messages=50000", "fetch.wait.max.ms=10",
         "fetch.max.bytes=8388608"};
     rd_kafka_conf_t *conf =
         conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
@@ -2103,7 +2177,7 @@ static void teardown(pipeline *p)
         rd_kafka_flush(p->producer, 5000);
         rd_kafka_destroy(p->producer);
     }
-    for (size_t k = 0; k < p->fl_max; k++) {
+    for (size_t k = 0; k < p->fl_slots; k++) {
         flight *f = &p->fl[k];
         free(f->msgs);
         free(f->events);
@@ -2159,8 +2233,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->ok = xcalloc((size_t)o->batch_size, sizeof *p->ok);
     p->ok_decoded = xcalloc((size_t)o->batch_size, sizeof *p->ok_decoded);
     p->fl_max = o->batches_in_flight > 0 ? (size_t)o->batches_in_flight : PIPELINE_FLIGHTS;
-    if (p->fl_max > MAX_FLIGHTS) p->fl_max = MAX_FLIGHTS;
-    for (size_t k = 0; k < p->fl_max; k++) {
+    if (p->fl_max > MAX_FLIGHTS / 2) p->fl_max = MAX_FLIGHTS / 2;
+    p->fl_slots = 2 * p->fl_max;
+    for (size_t k = 0; k < p->fl_slots; k++) {
         flight *f = &p->fl[k];
         f->msgs = xcalloc((size_t)o->batch_size, sizeof *f->msgs);
         f->events = xcalloc((size_t)o->batch_size, sizeof *f->events);
@@ -2210,7 +2285,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     while (!*o->stop && !p->fatal) {
         if (ops_turn(p, err) < 0) goto out;
         size_t n = collect(p, &last_seen);
-        int r = n ? run_batch(p, err) : finish_flights(p, 0, err); /* idle: nothing waits */
+        int r = n ? run_batch(p, err) : finish_flights(p, err); /* idle: nothing waits */
         if (n) batch_release(p);
         if (r < 0) {
             if (p->fatal || !*o->stop) goto out;
@@ -2268,7 +2343,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     /* the last batch in flight: delivered, stored and committed before leaving (within the
      * shutdown deadline; past it, the next owner reads it again) */
-    if (!p->fatal && finish_flights(p, 0, err) < 0 && !p->fatal)
+    if (!p->fatal && finish_flights(p, err) < 0 && !p->fatal)
         log_msg(LOG_WARN, "shutdown deadline passed; the batch in flight is read again later",
                 NULL);
     atomic_store(&p->health->stopping, true);

@@ -217,6 +217,14 @@ struct store_write {
     const char **late_c; /* check (c) at seal time: reported late once written */
     size_t n_late_c, cap_late_c;
     uint64_t n_users;
+    /* sent ahead (store_redis_send_sealed): its replies are read by the next exchange on the
+     * connection and kept here until store_redis_write_sealed takes them */
+    bool sent, answered;
+    size_t pre; /* SCRIPT LOAD replies in front of its own */
+    int rc;
+    bool noscript;
+    perr err;
+    store_late late;
 };
 
 /* One command's arguments, built back to back in one buffer (hiredis copies them on append). */
@@ -260,6 +268,8 @@ struct store_redis {
     buf out; /* the RESP of the exchange being built, written at once */
     redisReply **rep;
     size_t n_rep, cap_rep;
+    redisReply **wrep; /* the replies of a write sent ahead, while they are read */
+    size_t cap_wrep;
     store_write *pending, *pending_tail; /* sealed, not yet written, oldest first */
     store_write *spare;                  /* a written one, kept for its buffers */
     entry **todo_u;
@@ -489,6 +499,9 @@ static void conn_drop(store_redis *s)
 {
     if (s->c) redisFree(s->c);
     s->c = NULL;
+    /* the replies of what was sent ahead are lost with the connection: sent again in full */
+    for (store_write *w = s->pending; w; w = w->next)
+        if (w->sent && !w->answered) w->sent = false;
 }
 
 static struct timeval ms_tv(int ms)
@@ -546,8 +559,11 @@ static int send_bytes(store_redis *s, const char *p, size_t left, const char *do
     return 0;
 }
 
+static int read_sent(store_redis *s, const char *doing, perr *err);
+
 /* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
- * replies: one round trip. A broken connection is dropped. */
+ * replies: one round trip. The replies of writes sent ahead come first: they are read and kept
+ * with their writes. A broken connection is dropped. */
 static int exchange_with(store_redis *s, size_t n, const buf *more, const char *doing, perr *err)
 {
     replies_free(s);
@@ -557,6 +573,7 @@ static int exchange_with(store_redis *s, size_t n, const buf *more, const char *
     s->stats.round_trips++;
     if (send_bytes(s, s->out.data, len, doing, err) < 0) return -1;
     if (more && send_bytes(s, more->data, more->len, doing, err) < 0) return -1;
+    if (read_sent(s, doing, err) < 0) return -1;
     if (s->cap_rep < n) {
         s->cap_rep = n * 2;
         s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
@@ -1509,6 +1526,7 @@ void store_redis_close(store_redis *s)
     buf_free(&s->out);
     buf_free(&s->scratch);
     free(s->rep);
+    free(s->wrep);
     while (s->pending) {
         store_write *w = s->pending;
         s->pending = w->next;
@@ -1811,6 +1829,9 @@ static store_write *write_new(store_redis *s)
 static void write_clear(store_write *w)
 {
     w->next = NULL;
+    w->sent = w->answered = w->noscript = false;
+    w->rc = 0;
+    store_late_free(&w->late);
     buf_trim(&w->resp);
     w->n_info = w->n_net = w->n_late_c = 0;
     w->n_users = 0;
@@ -1830,6 +1851,7 @@ static void write_free(store_write *w)
     free(w->net);
     free(w->by_mgr);
     free(w->late_c);
+    store_late_free(&w->late);
     free(w);
 }
 
@@ -1961,6 +1983,10 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
 void store_redis_discard(store_redis *s, store_write *w)
 {
     if (!w) return;
+    if (w->sent && !w->answered) { /* its replies are on the connection, ahead of the next ones */
+        perr e;
+        (void)read_sent(s, "writing the batch", &e);
+    }
     store_write **pp = &s->pending, *prev = NULL;
     while (*pp && *pp != w) {
         prev = *pp;
@@ -2026,17 +2052,18 @@ static void late_add(strmap *seen, store_late *late, const char *manager)
 
 /* Reads a write's replies (after `pre` SCRIPT LOAD replies): errors, NOSCRIPT, late managers
  * (and the reports named by (b)). */
-static int write_replies(store_redis *s, const store_write *w, size_t pre, strmap *late_set,
-                         strmap *stale, store_late *late, bool *noscript, perr *err)
+static int write_replies(store_redis *s, const store_write *w, redisReply *const *rep, size_t pre,
+                         strmap *late_set, strmap *stale, store_late *late, bool *noscript,
+                         perr *err)
 {
     int rc = 0;
     for (size_t i = 0; i < pre; i++) {
-        const redisReply *r = s->rep[i];
+        const redisReply *r = rep[i];
         if (r->type == REDIS_REPLY_ERROR && !rc)
             rc = perr_set(err, "Redis %s: SCRIPT LOAD: %s", s->where, r->str);
     }
     for (size_t i = 0; i < w->n_info; i++) {
-        const redisReply *r = s->rep[pre + i];
+        const redisReply *r = rep[pre + i];
         const reply_info *ri = &w->info[i];
         if (r->type == REDIS_REPLY_ERROR) {
             if (reply_is_err(r, "NOSCRIPT")) {
@@ -2081,6 +2108,23 @@ static int write_replies(store_redis *s, const store_write *w, size_t pre, strma
 static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *stale,
                      store_late *late, perr *err)
 {
+    if (w->sent && !w->answered) (void)read_sent(s, "writing the batch", err); /* or resent */
+    if (w->sent && w->answered) {
+        w->sent = w->answered = false;
+        if (w->rc < 0 && !w->noscript) {
+            *err = w->err;
+            store_late_free(&w->late);
+            return -1;
+        }
+        if (!w->noscript) {
+            for (size_t i = 0; i < w->late.n; i++)
+                late_add(late_set, late, w->late.managers[i]);
+            store_late_free(&w->late);
+            goto written;
+        }
+        store_late_free(&w->late); /* a NOSCRIPT: the whole write again, SCRIPT LOAD in front */
+        s->scripts_reload = true;
+    }
     for (int round = 0;; round++) {
         size_t pre = 0;
         int rc = -1;
@@ -2105,7 +2149,7 @@ static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *s
         }
         if (rc < 0) return -1;
         bool noscript = false;
-        rc = write_replies(s, w, pre, late_set, stale, late, &noscript, err);
+        rc = write_replies(s, w, s->rep, pre, late_set, stale, late, &noscript, err);
         replies_free(s);
         if (rc < 0) return -1;
         if (!noscript) {
@@ -2115,12 +2159,81 @@ static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *s
         if (round) return perr_set(err, "Redis %s: the scripts are gone again", s->where);
         s->scripts_reload = true;
     }
+written:
     for (size_t i = 0; i < w->n_late_c; i++)
         late_add(late_set, late, w->late_c[i]);
     s->stats.users_written += w->n_users;
     s->pending = w->next;
     if (!s->pending) s->pending_tail = NULL;
     write_recycle(s, w);
+    return 0;
+}
+
+/* Reads the replies of every write sent ahead and not answered yet, oldest first, and keeps each
+ * write's result with it. On a broken connection they are marked unsent (conn_drop). */
+static int read_sent(store_redis *s, const char *doing, perr *err)
+{
+    for (store_write *w = s->pending; w && w->sent; w = w->next) {
+        if (w->answered) continue;
+        size_t n = w->pre + w->n_info;
+        if (s->cap_wrep < n) {
+            s->cap_wrep = n * 2;
+            s->wrep = xrealloc(s->wrep, s->cap_wrep * sizeof *s->wrep);
+        }
+        size_t got = 0;
+        for (; got < n; got++) {
+            void *r = NULL;
+            errno = 0;
+            if (!s->c || redisGetReply(s->c, &r) != REDIS_OK || !r) break;
+            s->wrep[got] = r;
+        }
+        if (got == n) {
+            strmap late_set;
+            strmap_init(&late_set);
+            w->noscript = false;
+            w->rc = write_replies(s, w, s->wrep, w->pre, &late_set, NULL, &w->late, &w->noscript,
+                                  &w->err);
+            strmap_free(&late_set, NULL);
+            w->answered = true;
+        }
+        for (size_t i = 0; i < got; i++)
+            freeReplyObject(s->wrep[i]);
+        if (got < n) return conn_fail(s, doing, err);
+    }
+    return 0;
+}
+
+bool store_redis_write_answered(const store_write *w) { return !w || (w->sent && w->answered); }
+
+int store_redis_send_sealed(store_redis *s, store_write *w, perr *err)
+{
+    if (!w || w->sent) return 0;
+    for (const store_write *x = s->pending; x != w; x = x->next)
+        if (!x || !x->sent) return perr_set(err, "store: sealed writes must be sent in order");
+    if (conn_ensure(s, err) < 0) return -1;
+    buf_reset(&s->out);
+    size_t pre = 0;
+    if (s->scripts_reload) {
+        const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+        for (int i = 0; i < 2; i++) {
+            cb_begin(&s->cmd);
+            cb_str(&s->cmd, "SCRIPT");
+            cb_str(&s->cmd, "LOAD");
+            cb_str(&s->cmd, scripts[i]);
+            cb_send(s, &s->cmd);
+            pre++;
+        }
+    }
+    size_t len = s->out.len;
+    s->out.len = 0;
+    s->stats.round_trips++;
+    if (send_bytes(s, s->out.data, len, "writing the batch", err) < 0 ||
+        send_bytes(s, w->resp.data, w->resp.len, "writing the batch", err) < 0)
+        return -1;
+    w->sent = true;
+    w->answered = false;
+    w->pre = pre;
+    if (pre) s->scripts_reload = false; /* a NOSCRIPT in its replies sets it again */
     return 0;
 }
 

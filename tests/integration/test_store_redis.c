@@ -902,6 +902,115 @@ Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
     store_redis_close(s);
 }
 
+/* A write sent ahead is applied by Redis while the caller works; the next exchange on the
+ * connection reads its replies, so taking its result costs no round trip. Until then reads see
+ * it, whatever Redis has applied. */
+Test(store_redis, sent_ahead_writes_are_read_back_with_the_next_exchange)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "sa:");
+    engine_store *st = store_redis_iface(s);
+    redisContext *c = t_raw(r);
+    perr err = {{0}};
+    user_state *u = st->get_or_create(st->ctx, "005R");
+    u->status = PROV_ACTIVE;
+    u->waiting_for = strdup("005M");
+    st->link_add(st->ctx, "005M", "005R"); /* a script, whose reply is an array */
+    st->changed(st->ctx, u);
+    store_write *w;
+    cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
+    store_redis_reset(s);
+    cr_assert_not(store_redis_write_answered(w), "sealed, not sent");
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "sending twice sends once");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
+    cr_assert_not(store_redis_write_answered(w), "sent, its replies not read yet");
+    for (int i = 0; i < 200 && !t_cmd_int(c, "EXISTS sa:u:005R"); i++)
+        usleep(5000);
+    cr_assert_eq(t_cmd_int(c, "EXISTS sa:u:005R"), 1, "Redis applied it meanwhile");
+
+    /* a read: its exchange takes the write's replies first, then its own */
+    const char *ids[] = {"005R", "005M"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    cr_assert(store_redis_write_answered(w));
+    user_state *r2 = st->get(st->ctx, "005R");
+    cr_assert(r2);
+    cr_assert_eq(r2->status, PROV_ACTIVE);
+    const char *const *reports;
+    cr_assert_eq(st->links(st->ctx, "005M", &reports), 1);
+    store_redis_reset(s);
+    rt = store_redis_get_stats(s)->round_trips;
+    store_late late;
+    cr_assert_eq(store_redis_write_sealed(s, w, &late, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "its result was in already");
+    cr_assert_eq(late.n, 0);
+    store_late_free(&late);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER sa:w:005M 005R"), 1);
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "the connection is in step: %s",
+                 err.msg);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* The connection breaks before a write sent ahead is answered: taking the result sends it again
+ * in full (it is idempotent), on a fresh connection. A NOSCRIPT in its replies
+ * does the same with the scripts loaded in front. */
+Test(store_redis, sent_ahead_writes_survive_a_lost_connection_and_a_script_flush)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "sl:");
+    engine_store *st = store_redis_iface(s);
+    perr err = {{0}};
+    user_state *u = st->get_or_create(st->ctx, "005A");
+    u->status = PROV_ACTIVE;
+    st->changed(st->ctx, u);
+    st->link_add(st->ctx, "005M", "005A");
+    store_write *w;
+    cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
+    redisContext *c0 = t_raw(r);
+    freeReplyObject(redisCommand(c0, "CLIENT PAUSE 10000 ALL")); /* it is never answered */
+    cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
+    redisFree(c0);
+    t_redis_kill(r);
+    t_redis_restart(r); /* empty: only a write sent again can put the user there */
+    /* a read first: its replies are its own, not taken for the lost write's */
+    const char *ids[] = {"005A"};
+    int rc = store_redis_prefetch(s, ids, 1, &err);
+    for (int i = 0; rc < 0 && i < 3; i++) /* the service retries the same call */
+        rc = store_redis_prefetch(s, ids, 1, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    cr_assert_not(store_redis_write_answered(w), "to be sent again");
+    store_redis_reset(s);
+    store_late late;
+    rc = store_redis_write_sealed(s, w, &late, &err);
+    for (int i = 0; rc < 0 && i < 3; i++) /* the service retries the same call */
+        rc = store_redis_write_sealed(s, w, &late, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    store_late_free(&late);
+    redisContext *c = t_raw(r);
+    char *status = t_cmd_str(c, "HGET sl:u:005A status");
+    cr_assert_str_eq(status, "active");
+    free(status);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER sl:w:005M 005A"), 1);
+
+    store_redis_reset(s);
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    u = st->get_or_create(st->ctx, "005B");
+    u->waiting_for = strdup("005M");
+    st->link_add(st->ctx, "005M", "005B");
+    st->changed(st->ctx, u);
+    cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_ping(s, &err), 0, "%s", err.msg); /* reads the NOSCRIPT reply */
+    cr_assert(store_redis_write_answered(w));
+    cr_assert_eq(store_redis_write_sealed(s, w, &late, &err), 0, "%s", err.msg);
+    store_late_free(&late);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER sl:w:005M 005B"), 1, "written with the scripts loaded");
+    redisFree(c);
+    store_redis_close(s);
+}
+
 /* ---------------------------------------------------------------- the R6.3 race */
 
 /* Store level: A registers R->M while B stores M as active; whichever flushes second reports M. */

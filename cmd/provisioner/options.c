@@ -42,7 +42,7 @@ const cli_option pv_options[] = {
      "command encoding on the output topic: json or avro", SVC, false},
     {"batch-size", CLI_INT, "2000", 1, 100000, "PROVISIONER_BATCH_SIZE",
      "most messages decided together (one Redis round trip each way)", SVC, false},
-    {"batch-linger-ms", CLI_INT, "20", 0, 10000, "PROVISIONER_BATCH_LINGER_MS",
+    {"batch-linger-ms", CLI_INT, "10", 0, 10000, "PROVISIONER_BATCH_LINGER_MS",
      "longest wait to fill a batch", SVC, false},
     {"batches-in-flight", CLI_INT, "3", 1, 8, "PROVISIONER_BATCHES_IN_FLIGHT",
      "batches whose commands may await Kafka's acknowledgement at once (more: faster, more memory)",

@@ -1474,8 +1474,9 @@ static int flight_send(pipeline *p, flight *f, perr *err)
 }
 
 /* Sends ahead the state writes of the flights delivered without a failure since, oldest first:
- * called between a batch's prefetch and its decisions, so that Redis applies them while the
- * batch is decided. */
+ * called once a batch is decided, so that Redis applies them while the batch is sealed and
+ * produced and the next one collected and decoded (not before deciding: a read on the spot
+ * during the decisions would wait behind them). */
 static void send_delivered(pipeline *p)
 {
     rd_kafka_poll(p->producer, 0);

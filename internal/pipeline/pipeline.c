@@ -1373,6 +1373,21 @@ static void late_merge(store_late *into, store_late *from)
     *from = (store_late){0};
 }
 
+/* Empties every flight slot (its messages destroyed, nothing of it committed or stored). */
+static void flights_forget(pipeline *p)
+{
+    for (size_t k = 0; k < p->fl_n; k++) {
+        flight *f = flight_at(p, k);
+        for (size_t i = 0; i < f->n_msgs; i++)
+            rd_kafka_message_destroy(f->msgs[i]);
+        f->n_msgs = 0;
+        f->n_outs = 0;
+        f->dl = (delivery){0};
+        f->writing = false;
+    }
+    p->fl_n = 0;
+}
+
 /* Drops every flight and the batch after them (collected or decided, never produced): their
  * sealed writes, and their messages, which the consumer reads again from the first offsets. */
 static void drop_flights(pipeline *p, bool rewind)
@@ -1395,20 +1410,11 @@ static void drop_flights(pipeline *p, bool rewind)
         }
         rewind_list(p, list);
     }
-    for (size_t k = 0; k < p->fl_n; k++) {
-        flight *f = flight_at(p, k);
-        for (size_t i = 0; i < f->n_msgs; i++)
-            rd_kafka_message_destroy(f->msgs[i]);
-        f->n_msgs = 0;
-        f->n_outs = 0;
-        f->dl = (delivery){0};
-        f->writing = false;
-    }
+    flights_forget(p);
     for (size_t i = 0; i < p->n_msgs; i++)
         rd_kafka_message_destroy(p->msgs[i]);
     p->n_msgs = 0;
     p->n_outs = 0;
-    p->fl_n = 0;
 }
 
 static size_t awaiting(pipeline *p)
@@ -2162,13 +2168,7 @@ static void teardown(pipeline *p)
 {
     /* a flight still here was abandoned (fatal, or past the shutdown deadline): its messages go
      * before the consumer that owns them, and leaving the group must not try to finish it */
-    for (size_t k = 0; k < p->fl_n; k++) {
-        flight *f = flight_at(p, k);
-        for (size_t i = 0; i < f->n_msgs; i++)
-            rd_kafka_message_destroy(f->msgs[i]);
-        f->n_msgs = 0;
-    }
-    p->fl_n = 0;
+    flights_forget(p);
     if (p->consumer) {
         rd_kafka_consumer_close(p->consumer); /* leaves the group */
         rd_kafka_destroy(p->consumer);

@@ -2102,6 +2102,22 @@ static int write_replies(store_redis *s, const store_write *w, redisReply *const
     return rc;
 }
 
+/* After a NOSCRIPT (SCRIPT FLUSH, failover): SCRIPT LOAD of both scripts in front of a write.
+ * Returns the number of replies they add. */
+static size_t scripts_reload_head(store_redis *s)
+{
+    if (!s->scripts_reload) return 0;
+    const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+    for (int i = 0; i < 2; i++) {
+        cb_begin(&s->cmd);
+        cb_str(&s->cmd, "SCRIPT");
+        cb_str(&s->cmd, "LOAD");
+        cb_str(&s->cmd, scripts[i]);
+        cb_send(s, &s->cmd);
+    }
+    return 2;
+}
+
 /* Sends the oldest pending write: one round trip, retried once on a fresh connection (every
  * write in it is idempotent). After a NOSCRIPT (SCRIPT FLUSH, failover) it goes again with
  * SCRIPT LOAD in front, which costs a second round trip. */
@@ -2132,18 +2148,7 @@ static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *s
             bool had = s->c != NULL;
             if (conn_ensure(s, err) < 0) return -1;
             buf_reset(&s->out);
-            pre = 0;
-            if (s->scripts_reload) {
-                const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
-                for (int i = 0; i < 2; i++) {
-                    cb_begin(&s->cmd);
-                    cb_str(&s->cmd, "SCRIPT");
-                    cb_str(&s->cmd, "LOAD");
-                    cb_str(&s->cmd, scripts[i]);
-                    cb_send(s, &s->cmd);
-                    pre++;
-                }
-            }
+            pre = scripts_reload_head(s);
             rc = exchange_with(s, pre + w->n_info, &w->resp, "writing the batch", err);
             if (rc == 0 || !had || attempt) break;
         }
@@ -2212,18 +2217,7 @@ int store_redis_send_sealed(store_redis *s, store_write *w, perr *err)
         if (!x || !x->sent) return perr_set(err, "store: sealed writes must be sent in order");
     if (conn_ensure(s, err) < 0) return -1;
     buf_reset(&s->out);
-    size_t pre = 0;
-    if (s->scripts_reload) {
-        const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
-        for (int i = 0; i < 2; i++) {
-            cb_begin(&s->cmd);
-            cb_str(&s->cmd, "SCRIPT");
-            cb_str(&s->cmd, "LOAD");
-            cb_str(&s->cmd, scripts[i]);
-            cb_send(s, &s->cmd);
-            pre++;
-        }
-    }
+    size_t pre = scripts_reload_head(s);
     size_t len = s->out.len;
     s->out.len = 0;
     s->stats.round_trips++;

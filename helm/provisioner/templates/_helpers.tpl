@@ -90,6 +90,8 @@ from secretKeyRef or from mounted files, never from the values. */}}
   value: {{ .Values.kafka.batchSize | int | quote }}
 - name: PROVISIONER_BATCH_LINGER_MS
   value: {{ .Values.kafka.batchLingerMs | int | quote }}
+- name: PROVISIONER_BATCHES_IN_FLIGHT
+  value: {{ .Values.kafka.batchesInFlight | int | quote }}
 - name: PROVISIONER_REDIS
   valueFrom:
     secretKeyRef:

@@ -46,6 +46,10 @@ struct codec_decoder {
     const ev_plan *last_plan;
     long unknown_ttl_ms;
     buf fetched;
+    /* an event's fields are read here first (room for every leaf of the schema, reused), then
+     * copied to the caller's arena at their real count: a few fields, not a hundred slots */
+    event_field *scratch;
+    size_t cap_scratch;
 };
 
 static int64_t now_ms(void)
@@ -115,6 +119,7 @@ void codec_decoder_free(codec_decoder *d)
     codec_registry_free(d->registry);
     codec_schema_free(d->reader);
     buf_free(&d->fetched);
+    free(d->scratch);
     free(d);
 }
 
@@ -480,16 +485,21 @@ static int read_header(av_reader *r, const ev_plan *p, event *ev)
     return 0;
 }
 
-static int decode_with(const ev_plan *p, const uint8_t *base, const uint8_t *body, size_t len,
-                       arena *mem, event *ev, codec_error *err)
+static int decode_with(codec_decoder *d, const ev_plan *p, const uint8_t *base, const uint8_t *body,
+                       size_t len, arena *mem, event *ev, codec_error *err)
 {
     av_reader r = {
         .base = base, .p = body, .end = body + len, .mem = mem, .err = err, .budget = len + 64};
     const av_node *root = p->schema->root;
     fields fl = {0};
     /* the plan knows how many scalars a value can carry at most (without recursion) */
-    fl.cap = p->n_leaves ? p->n_leaves : 1;
-    fl.v = arena_alloc(mem, fl.cap * sizeof *fl.v);
+    size_t need = p->n_leaves ? p->n_leaves : 1;
+    if (d->cap_scratch < need) {
+        d->cap_scratch = need;
+        d->scratch = xrealloc(d->scratch, need * sizeof *d->scratch);
+    }
+    fl.cap = d->cap_scratch;
+    fl.v = d->scratch;
     for (size_t i = 0; i < root->n; i++) {
         int rc = i == p->header_pos ? read_header(&r, p, ev)
                                     : read_field(&r, root->items[i], root->fields[i], &fl);
@@ -498,7 +508,8 @@ static int decode_with(const ev_plan *p, const uint8_t *base, const uint8_t *bod
     if (r.p != r.end)
         return RD_FAIL(&r, CODEC_ERR_BAD_RECORD, "%zu bytes after the record",
                        (size_t)(r.end - r.p));
-    ev->fields = fl.v;
+    ev->fields = arena_alloc(mem, (fl.n ? fl.n : 1) * sizeof *ev->fields);
+    if (fl.n) memcpy(ev->fields, fl.v, fl.n * sizeof *ev->fields);
     ev->n_fields = fl.n;
     return 0;
 }
@@ -522,7 +533,7 @@ int codec_decode(codec_decoder *d, const void *bytes, size_t len, arena *mem, ev
     if (!framed) {
         if (len == 0) return codec_fail(err, CODEC_ERR_TRUNCATED, "empty value");
         d->last_plan = d->plain;
-        return decode_with(d->plain, b, b, len, mem, ev, err);
+        return decode_with(d, d->plain, b, b, len, mem, ev, err);
     }
     if (len == 0) return codec_fail(err, CODEC_ERR_TRUNCATED, "empty value");
     if (b[0] != 0)
@@ -538,5 +549,5 @@ int codec_decode(codec_decoder *d, const void *bytes, size_t len, arena *mem, ev
     const ev_plan *p = plan_for_id(d, id, err);
     if (!p) return -1;
     d->last_plan = p;
-    return decode_with(p, b, b + 5, len - 5, mem, ev, err);
+    return decode_with(d, p, b, b + 5, len - 5, mem, ev, err);
 }

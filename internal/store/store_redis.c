@@ -1966,11 +1966,17 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         write_recycle(s, w);
         return 0;
     }
-    /* the commands move into the write; the store's buffer is the write's old one */
+    /* the commands move into the write; the store's buffer is the write's old one. A write may
+     * wait for several batches: it keeps only what it uses, not the doubling slack (a quarter
+     * of the peak RSS in a heap profile) */
     buf t = w->resp;
     w->resp = s->out;
     s->out = t;
     buf_reset(&s->out);
+    if (w->resp.cap - w->resp.len > 64 * 1024) {
+        w->resp.data = xrealloc(w->resp.data, w->resp.len);
+        w->resp.cap = w->resp.len;
+    }
     if (s->pending_tail)
         s->pending_tail->next = w;
     else

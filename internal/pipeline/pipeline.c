@@ -1652,8 +1652,8 @@ decide:
         rc = 0;
         goto out;
     }
-    /* at-least-once: this batch's state write is sealed, then the batch in flight finished, then
-     * this one produced and left in flight */
+    /* at-least-once: the writes of the flights delivered meanwhile are sent ahead, this batch's
+     * write is sealed, room is made among the flights, then this one is produced and flies */
     send_delivered(p); /* Redis applies them while this batch is sealed and produced */
     if (store_redis_seal(p->store, &p->cur_w, err) < 0) { /* a read failed after all */
         store_redis_reset(p->store);

@@ -29,8 +29,11 @@ typedef struct pipeline_offset {
     int64_t offset;
 } pipeline_offset;
 
-/* Batches whose commands may be on their way to Kafka at once (at-least-once mode) by default. */
-#define PIPELINE_FLIGHTS 3
+/* Batches whose commands may be on their way to Kafka at once (at-least-once mode) by default.
+ * More than one lost commands in chaos::broker_errors_and_outages_are_survived_without_help (a
+ * few per run, from batches retired normally while injected produce errors were retried; cause
+ * not found yet, see issue 10): one until it is. */
+#define PIPELINE_FLIGHTS 1
 
 typedef struct pipeline_opts {
     const char *brokers;

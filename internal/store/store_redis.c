@@ -1713,17 +1713,25 @@ static void net_ops(store_redis *s)
     }
 }
 
-/* First net change of report, and how many there are. */
-static size_t net_range(const store_redis *s, const char *report, size_t *count)
+/* The first of n link changes, sorted by report (or by manager), whose report (manager) is not
+ * below key. */
+static size_t ops_lower_bound(const link_op *a, size_t n, const char *key, bool by_manager)
 {
-    size_t lo = 0, hi = s->n_net;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (strcmp(s->net[mid].report, report) < 0)
+        if (strcmp(by_manager ? a[mid].manager : a[mid].report, key) < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
+    return lo;
+}
+
+/* First net change of report, and how many there are. */
+static size_t net_range(const store_redis *s, const char *report, size_t *count)
+{
+    size_t lo = ops_lower_bound(s->net, s->n_net, report, false);
     size_t n = 0;
     while (lo + n < s->n_net && strcmp(s->net[lo + n].report, report) == 0)
         n++;
@@ -2031,14 +2039,7 @@ static const company_state *overlay_company(const store_redis *s)
 static void overlay_links(store_redis *s, const char *manager, link_set *l)
 {
     for (const store_write *w = s->pending; w; w = w->next) {
-        size_t lo = 0, hi = w->n_net;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (strcmp(w->by_mgr[mid].manager, manager) < 0)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
+        size_t lo = ops_lower_bound(w->by_mgr, w->n_net, manager, true);
         for (; lo < w->n_net && strcmp(w->by_mgr[lo].manager, manager) == 0; lo++) {
             const char *r = arena_strdup(&s->mem, w->by_mgr[lo].report);
             set_apply(s, l, r, w->by_mgr[lo].add);

@@ -1479,20 +1479,22 @@ static int flight_send(pipeline *p, flight *f, perr *err)
     return 0;
 }
 
-/* Sends ahead the state writes of the flights delivered without a failure since, oldest first:
- * called once a batch is decided, so that Redis applies them while the batch is sealed and
- * produced and the next one collected and decoded (not before deciding: a read on the spot
- * during the decisions would wait behind them). */
-static void send_delivered(pipeline *p)
+/* Without waiting: sends ahead the state writes of the flights delivered since, oldest first. A
+ * flight with a failed delivery stops the walk; with handle_failed it is dropped and read again
+ * (flight_send's 1), else it is left for make_room. Called once a batch is decided too, so that
+ * Redis applies the writes while the batch is sealed and produced and the next one collected and
+ * decoded (not before deciding: a read on the spot during the decisions would wait behind them). */
+static int send_delivered(pipeline *p, bool handle_failed, perr *err)
 {
     rd_kafka_poll(p->producer, 0);
-    for (size_t i = 0; i < p->fl_n; i++) {
+    int r = 0;
+    for (size_t i = 0; r == 0 && i < p->fl_n; i++) {
         flight *f = flight_at(p, i);
         if (f->writing) continue;
-        if (f->dl.outstanding || f->dl.failures) break;
-        perr e;
-        (void)flight_send(p, f, &e); /* delivered: nothing to wait for, nothing to fail */
+        if (f->dl.outstanding || (f->dl.failures && !handle_failed)) break;
+        r = flight_send(p, f, err);
     }
+    return r;
 }
 
 /* Moves the oldest flight one step: sends its write, or retires it. */
@@ -1529,18 +1531,11 @@ static int resolve_pending_late(pipeline *p, perr *err)
  * came back with an exchange since), then sends the writes of the flights delivered since. */
 static int finish_delivered(pipeline *p, perr *err)
 {
-    rd_kafka_poll(p->producer, 0);
     int r = 0;
     while (r == 0 && p->fl_n && flight_at(p, 0)->writing &&
            store_redis_write_answered(flight_at(p, 0)->w))
         r = flight_retire(p, err);
-    for (size_t i = 0; r == 0 && i < p->fl_n; i++) {
-        flight *f = flight_at(p, i);
-        if (f->writing) continue;
-        if (f->dl.outstanding) break;
-        r = flight_send(p, f, err);
-    }
-    return r;
+    return r == 0 ? send_delivered(p, true, err) : r;
 }
 
 /* Room for one more flight: at most fl_max awaiting their deliveries, a free slot. Returns 0, 2,
@@ -1654,7 +1649,8 @@ decide:
     }
     /* at-least-once: the writes of the flights delivered meanwhile are sent ahead, this batch's
      * write is sealed, room is made among the flights, then this one is produced and flies */
-    send_delivered(p); /* Redis applies them while this batch is sealed and produced */
+    perr sent_err; /* nothing fails here: a failed delivery is left for make_room */
+    (void)send_delivered(p, false, &sent_err);
     if (store_redis_seal(p->store, &p->cur_w, err) < 0) { /* a read failed after all */
         store_redis_reset(p->store);
         goto decide;

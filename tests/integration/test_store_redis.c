@@ -229,6 +229,18 @@ static store_redis *t_open(const t_redis *r, const char *prefix)
     return t_open_url(r->url, prefix);
 }
 
+/* A user whose link waits for manager (R6.3), changed: its write carries the link change. */
+static user_state *t_waiting(engine_store *st, const char *id, const char *manager,
+                             prov_status status)
+{
+    user_state *u = st->get_or_create(st->ctx, id);
+    u->status = status;
+    u->waiting_for = strdup(manager);
+    st->link_add(st->ctx, manager, id);
+    st->changed(st->ctx, u);
+    return u;
+}
+
 static void t_flush_ok(store_redis *s, size_t want_late)
 {
     store_late late;
@@ -842,11 +854,7 @@ Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
     engine_store *st = store_redis_iface(s);
     redisContext *c = t_raw(r);
     perr err = {{0}};
-    user_state *u = st->get_or_create(st->ctx, "005R");
-    u->status = PROV_ACTIVE;
-    u->waiting_for = strdup("005M");
-    st->link_add(st->ctx, "005M", "005R");
-    st->changed(st->ctx, u);
+    t_waiting(st, "005R", "005M", PROV_ACTIVE);
     st->company(st->ctx)->n_sent = 3;
     st->company_changed(st->ctx);
     store_write *w1;
@@ -912,11 +920,7 @@ Test(store_redis, sent_ahead_writes_are_read_back_with_the_next_exchange)
     engine_store *st = store_redis_iface(s);
     redisContext *c = t_raw(r);
     perr err = {{0}};
-    user_state *u = st->get_or_create(st->ctx, "005R");
-    u->status = PROV_ACTIVE;
-    u->waiting_for = strdup("005M");
-    st->link_add(st->ctx, "005M", "005R"); /* a script, whose reply is an array */
-    st->changed(st->ctx, u);
+    t_waiting(st, "005R", "005M", PROV_ACTIVE); /* a script, whose reply is an array */
     store_write *w;
     cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
     store_redis_reset(s);
@@ -996,10 +1000,7 @@ Test(store_redis, sent_ahead_writes_survive_a_lost_connection_and_a_script_flush
 
     store_redis_reset(s);
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-    u = st->get_or_create(st->ctx, "005B");
-    u->waiting_for = strdup("005M");
-    st->link_add(st->ctx, "005M", "005B");
-    st->changed(st->ctx, u);
+    t_waiting(st, "005B", "005M", PROV_NEVER);
     cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_ping(s, &err), 0, "%s", err.msg); /* reads the NOSCRIPT reply */
@@ -1023,11 +1024,7 @@ static void t_race_store(t_redis *r, const char *prefix, bool link_first)
     cr_assert_eq(store_redis_prefetch(a, ra, 2, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_prefetch(b, rb, 1, &err), 0, "%s", err.msg);
     cr_assert_null(sa->get(sa->ctx, "005M"), "A sees no manager");
-    user_state *rep = sa->get_or_create(sa->ctx, "005R");
-    rep->status = PROV_ACTIVE;
-    rep->waiting_for = strdup("005M");
-    sa->link_add(sa->ctx, "005M", "005R");
-    sa->changed(sa->ctx, rep);
+    t_waiting(sa, "005R", "005M", PROV_ACTIVE);
     const char *const *reports;
     cr_assert_eq(sb->links(sb->ctx, "005M", &reports), 0, "B sees no waiting report");
     user_state *m = sb->get_or_create(sb->ctx, "005M");
@@ -1503,10 +1500,7 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
     engine_store *st = store_redis_iface(s);
     redisContext *c = t_raw(r);
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-    user_state *u = st->get_or_create(st->ctx, "005R");
-    u->waiting_for = strdup("005M");
-    st->link_add(st->ctx, "005M", "005R"); /* makes the write a script */
-    st->changed(st->ctx, u);
+    user_state *u = t_waiting(st, "005R", "005M", PROV_NEVER); /* makes the write a script */
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     t_flush_ok(s, 0);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "NOSCRIPT, then EVAL");

@@ -462,30 +462,13 @@ static void sync_manager_change(ctx *c, user_state *u)
     }
 }
 
-/* R6.2/R6.3: a user whose assignment does not sync manager changes, created while its manager
- * was not in Gong, has its placement at creation still to complete, "in either update mode": it
- * completes with whatever ManagerId names now, at once if that is an active Gong user, else when
- * it is created or reactivated. A cleared ManagerId ends the wait (Gong has no manager yet). */
-static void retarget_creation_wait(ctx *c, user_state *u)
-{
-    const char *mid = manager_id_of(u);
-    if (!mid) {
-        stop_waiting(c->e, u);
-        return;
-    }
-    bool refused;
-    const char *m = place_under(c, u, mid, true, &refused);
-    if (m) {
-        why(c->e, "R6.3: created while waiting for its manager; ManagerId now names %s, an "
-                  "active Gong user, which completes its placement",
-            m);
-        send_set_manager(c, u, m, NULL);
-    }
-}
-
 /* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
  * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId,
- * placed as at creation. `occasion` starts the `why`. */
+ * placed as at creation. `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
+ * assignment does not sync manager changes, created while its manager was not in Gong, has its
+ * placement at creation still to complete, "in either update mode") it completes with whatever
+ * ManagerId names now, at once if that is an active Gong user, else when it is created or
+ * reactivated; a cleared ManagerId ends the wait and sends nothing. */
 static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *occasion)
 {
     engine *e = c->e;
@@ -761,7 +744,9 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             else if (syncs && manager_changed)
                 sync_manager_change(c, u);
             else if (manager_changed && u->created_waiting)
-                retarget_creation_wait(c, u);
+                sync_manager_again(c, u, false,
+                                   "R6.3: created while waiting for its manager; ManagerId "
+                                   "changed meanwhile");
             return;
         }
         /* R5.4 */

@@ -34,7 +34,7 @@ typedef struct pipeline_offset {
  * few per run, from batches retired normally while injected produce errors were retried; with
  * the idempotent producer off it passed: librdkafka 2.0.2's idempotence against the mock's
  * injected errors, see issue 10). One until it is shown safe against a real broker. */
-#define PIPELINE_FLIGHTS 1
+#define PIPELINE_FLIGHTS 3
 
 typedef struct pipeline_opts {
     const char *brokers;

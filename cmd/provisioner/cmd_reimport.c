@@ -35,9 +35,10 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     out_ctx *o = opaque;
-    if (m->err) {
+    const char *why;
+    if (!kafka_delivered(m, &why)) {
         o->failures++;
-        snprintf(o->last_error, sizeof o->last_error, "%s", rd_kafka_err2str(m->err));
+        snprintf(o->last_error, sizeof o->last_error, "%s", why);
     }
 }
 

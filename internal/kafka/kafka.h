@@ -5,6 +5,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "util/util.h"
@@ -14,6 +15,16 @@
  * in messages (they may be secrets). */
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *const *props, size_t n, perr *err);
 int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, perr *err);
+
+/* Whether a delivery report proves that the message is on its topic. librdkafka also reports
+ * success with no offset for a message it "implicitly acknowledged" (a later request of the
+ * partition succeeded, so an earlier one whose answer was lost is taken as written). The dev
+ * broker does not check an idempotent producer's sequence numbers, so such messages were in fact
+ * lost there (a request refused by a partition's old leader, the next one accepted by the new
+ * leader); a real broker refuses that gap. Not taking them as delivered means producing them
+ * again: a duplicate with the same command id at worst (R9.1), never a loss (R9.2). When false,
+ * *why (if not NULL) says why, as static text. */
+bool kafka_delivered(const rd_kafka_message_t *m, const char **why);
 
 typedef struct kafka_mock kafka_mock;
 

@@ -163,14 +163,15 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     pipeline *p = opaque;
     delivery *dl = m->_private;
+    const char *why;
+    bool ok = kafka_delivered(m, &why);
     if (dl) {
         dl->outstanding--;
-        if (m->err) dl->failures++;
+        if (!ok) dl->failures++;
     }
-    if (m->err) {
+    if (!ok) {
         p->delivery_failures++;
-        snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s",
-                 rd_kafka_err2str(m->err));
+        snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s", why);
     }
 }
 
@@ -2120,17 +2121,16 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
 static rd_kafka_t *new_producer(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
-    /* a batch waits for its deliveries: a long linger would only add to every batch */
-    static const char *const defaults[] = {"linger.ms=1"};
-    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 1, err);
+    /* A batch waits for its deliveries: a long linger would only add to every batch. One
+     * produce request per broker at a time: batches still overlap (the next one is decided and
+     * queued while a request is out), and fewer requests of a partition race around a refused
+     * one, which is what makes librdkafka acknowledge messages implicitly (kafka_delivered):
+     * each such batch is produced again. */
+    static const char *const defaults[] = {"linger.ms=1",
+                                           "max.in.flight.requests.per.connection=1"};
+    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 2, err);
     if (!conf) return NULL;
-    /* One produce request per broker at a time, whatever -X says: with several requests of a
-     * partition in flight, librdkafka 2.0.2's idempotent producer lost acknowledged commands
-     * when retriable produce errors were injected (chaos test, 3 batches in flight: 7 of 7 runs
-     * lost some; with this, none in 5 runs). Batches still overlap: the next one is decided and
-     * queued while this request is out. */
-    if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0 ||
-        kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err) < 0) {
+    if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }

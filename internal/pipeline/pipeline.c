@@ -465,16 +465,23 @@ static int produce_outputs(pipeline *p, perr *err)
  * stay at the largest batch ever seen. */
 #define BATCH_KEEP_BYTES (4u << 20)
 
-static void batch_release(pipeline *p)
+/* The output messages' keys, values and error texts: not needed once the producer has its copies
+ * (RD_KAFKA_MSG_F_COPY), so a flight does not hold them a second time while it waits. */
+static void bytes_release(pipeline *p)
 {
-    for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
-    p->n_msgs = 0;
-    p->n_outs = 0;
     buf_reset(&p->bytes);
     if (p->bytes.cap > BATCH_KEEP_BYTES) {
         buf_free(&p->bytes);
         buf_init(&p->bytes);
     }
+}
+
+static void batch_release(pipeline *p)
+{
+    for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
+    p->n_msgs = 0;
+    p->n_outs = 0;
+    bytes_release(p);
     if (p->cap_outs * sizeof *p->outs > BATCH_KEEP_BYTES) {
         free(p->outs);
         p->outs = NULL;
@@ -1680,6 +1687,7 @@ decide:
         rc = 1;
         goto out;
     }
+    bytes_release(p);
     slot->w = p->cur_w;
     p->cur_w = NULL;
     slot->produced_at = started;

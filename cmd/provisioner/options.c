@@ -45,8 +45,7 @@ const cli_option pv_options[] = {
     {"batch-linger-ms", CLI_INT, "10", 0, 10000, "PROVISIONER_BATCH_LINGER_MS",
      "longest wait to fill a batch", SVC, false},
     {"batches-in-flight", CLI_INT, "3", 1, 8, "PROVISIONER_BATCHES_IN_FLIGHT",
-     "batches whose commands may await Kafka's acknowledgement at once (the producer keeps one "
-     "request per broker in flight whatever this is)",
+     "batches whose commands may await Kafka's acknowledgement at once",
      SVC, false},
     {"shutdown-timeout", CLI_INT, "25", 1, 3600, "PROVISIONER_SHUTDOWN_TIMEOUT",
      "seconds to finish the batch, commit and leave the group after SIGTERM", SVC, false},

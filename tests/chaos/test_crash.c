@@ -315,6 +315,40 @@ static void fault(chaos *c, const char *command, h_proc *svc, bool show_offset)
     cr_assert(h_proc_alive(svc), "the service died after '%s': %s", command, h_proc_stderr(svc));
 }
 
+/* The service under broker faults: Redis, 3 brokers and the reference run, then the service
+ * started, given its partitions, and every broker slowed to 40 ms so that the stream lasts while
+ * the faults are injected. */
+static h_proc *start_slowed(chaos *c, h_redis *r, const char *name, uint64_t seed,
+                            const char *const *extra)
+{
+    h_redis_start(r);
+    prepare(c, name, h_broker_start_control(1, TOPICS, 3), r->port, r->url, seed);
+    h_proc *svc = start_service(c, "crash", "crash:", "out", extra);
+    cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
+              "the service got no partition: %s", h_proc_stderr(svc));
+    ctl(c, "rtt 1 40");
+    ctl(c, "rtt 2 40");
+    ctl(c, "rtt 3 40");
+    return svc;
+}
+
+/* Brokers at full speed again; the service must reach the end by itself, stop cleanly and leave
+ * what the reference left. */
+static void finish_unaided(chaos *c, h_proc *svc)
+{
+    ctl(c, "rtt 1 0");
+    ctl(c, "rtt 2 0");
+    ctl(c, "rtt 3 0");
+    cr_assert(v_wait_committed_to_end(c->b->bootstrap, "crash", "in", 240),
+              "the service did not reach the end of the input by itself (committed %lld of %d): "
+              "%s",
+              (long long)committed(c), EVENTS, h_proc_stderr(svc));
+    cr_assert(h_proc_alive(svc), "the service ended: %s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "no clean stop on SIGTERM: %s", h_proc_stderr(svc));
+    say(c, "service caught up and stopped; comparing with the reference");
+    check_outcome(c, "crash", "crash:", "out");
+}
+
 /* librdkafka acknowledges a message implicitly (a success with no offset) when a later request of
  * its partition succeeds; the dev broker does not check an idempotent producer's sequence
  * numbers, so after a leader move such messages were missing from the topic (3 to 10 commands in
@@ -324,54 +358,26 @@ static void fault(chaos *c, const char *command, h_proc *svc, bool show_offset)
  * its batch produced again, and nothing may be missing at the end (R9.2). */
 Test(chaos, leader_moves_with_racing_requests_lose_nothing)
 {
-    h_redis r;
-    h_redis_start(&r);
-    h_broker *b = h_broker_start_control(1, TOPICS, 3);
-    chaos c;
-    prepare(&c, "leader-moves", b, r.port, r.url, v_seed(7004, "leader-moves"));
-
     const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", "-X",
                            "max.in.flight.requests.per.connection=5", NULL};
-    h_proc *svc = start_service(&c, "crash", "crash:", "out", extra);
-    cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
-              "the service got no partition: %s", h_proc_stderr(svc));
-    ctl(&c, "rtt 1 40");
-    ctl(&c, "rtt 2 40");
-    ctl(&c, "rtt 3 40");
+    h_redis r;
+    chaos c;
+    h_proc *svc = start_slowed(&c, &r, "leader-moves", v_seed(7004, "leader-moves"), extra);
     for (int k = 0; k < 40; k++) {
         char move[48];
         snprintf(move, sizeof move, "leader out %d %d", k % 8, 1 + (k * 7 + 1) % 3);
         fault(&c, move, svc, k % 10 == 0);
         v_sleep(v_rng_range(&c.rng, 0.05, 0.2));
     }
-    ctl(&c, "rtt 1 0");
-    ctl(&c, "rtt 2 0");
-    ctl(&c, "rtt 3 0");
-    cr_assert(v_wait_committed_to_end(b->bootstrap, "crash", "in", 240),
-              "the service did not reach the end of the input by itself (committed %lld of %d): "
-              "%s",
-              (long long)committed(&c), EVENTS, h_proc_stderr(svc));
-    cr_assert_eq(h_proc_stop(svc, 30), 0, "no clean stop on SIGTERM: %s", h_proc_stderr(svc));
-    say(&c, "service caught up and stopped; comparing with the reference");
-    check_outcome(&c, "crash", "crash:", "out");
+    finish_unaided(&c, svc);
 }
 
 Test(chaos, broker_errors_and_outages_are_survived_without_help)
 {
-    h_redis r;
-    h_redis_start(&r);
-    h_broker *b = h_broker_start_control(1, TOPICS, 3);
-    chaos c;
-    prepare(&c, "broker-faults", b, r.port, r.url, v_seed(7003, "broker-faults"));
-
     const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", NULL};
-    h_proc *svc = start_service(&c, "crash", "crash:", "out", extra);
-    cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
-              "the service got no partition: %s", h_proc_stderr(svc));
-    /* Slow answers first, so the stream lasts while the rest is injected. */
-    ctl(&c, "rtt 1 40");
-    ctl(&c, "rtt 2 40");
-    ctl(&c, "rtt 3 40");
+    h_redis r;
+    chaos c;
+    h_proc *svc = start_slowed(&c, &r, "broker-faults", v_seed(7003, "broker-faults"), extra);
     static const char *const faults[] = {
         "error Produce NOT_LEADER_FOR_PARTITION 5", /* retriable: metadata refresh, resend */
         "error Fetch NOT_LEADER_FOR_PARTITION 3",
@@ -404,15 +410,5 @@ Test(chaos, broker_errors_and_outages_are_survived_without_help)
         fault(&c, up, svc, true);
         v_sleep(v_rng_range(&c.rng, 0.3, 0.8));
     }
-    ctl(&c, "rtt 1 0");
-    ctl(&c, "rtt 2 0");
-    ctl(&c, "rtt 3 0");
-    cr_assert(v_wait_committed_to_end(b->bootstrap, "crash", "in", 240),
-              "the service did not reach the end of the input by itself (committed %lld of %d): "
-              "%s",
-              (long long)committed(&c), EVENTS, h_proc_stderr(svc));
-    cr_assert(h_proc_alive(svc), "the service ended: %s", h_proc_stderr(svc));
-    cr_assert_eq(h_proc_stop(svc, 30), 0, "no clean stop on SIGTERM: %s", h_proc_stderr(svc));
-    say(&c, "service caught up and stopped; comparing with the reference");
-    check_outcome(&c, "crash", "crash:", "out");
+    finish_unaided(&c, svc);
 }

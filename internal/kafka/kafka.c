@@ -62,7 +62,8 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, p
 bool kafka_delivered(const rd_kafka_message_t *m, const char **why)
 {
     const char *no = NULL;
-    if (m->err) no = rd_kafka_err2str(m->err);
+    if (m->err)
+        no = rd_kafka_err2str(m->err);
     else if (m->offset < 0)
         no = "acknowledged without an offset (implicitly, after a later request of the partition)";
     if (no && why) *why = no;

@@ -5,7 +5,7 @@
 #
 #   tests/bench/run.sh BUILD_DIR [--users N] [--events N] [--partitions N] [--rate R]
 #                      [--seconds S] [--warmup S] [--latency-partitions N] [--smoke] [--png FILE]
-#                      [--perf FILE] [--seed N] [--keep]
+#                      [--perf FILE] [--seed N] [--repeat N] [--keep]
 #
 # Defaults: 100,000 users, 1,000,000 events, 64 partitions, latency at 10,000 events/s for 30 s
 # after a 2 s warm-up at the same rate (reported apart: the service's first batch waits for the
@@ -13,7 +13,9 @@
 # events/s after 1 s (CI: ctest bench_smoke); explicit options still win. The latency stage runs on a
 # dev broker of its own with --latency-partitions (default 8; see stage 4). --png draws the latency distribution (gnuplot). --perf FILE adds a
 # profiled pass of the throughput stage (perf record -g into FILE, top symbols printed); the
-# headline figures come from the unprofiled pass. --keep keeps the temp dir. The service's own
+# headline figures come from the unprofiled pass. --repeat N runs the cold-start stage N times
+# (after the latency stage, Redis flushed before each) and reports each run and their median:
+# runs on a shared 2-core machine vary by 30% and more. --keep keeps the temp dir. The service's own
 # knobs pass through the environment (PROVISIONER_BATCH_SIZE, PROVISIONER_BATCH_LINGER_MS,
 # PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words appended to every `run`).
 #
@@ -61,6 +63,7 @@ case $1 in -h | --help) usage 0 ;; esac
 BUILD=$1
 shift
 USERS="" EVENTS="" PARTS="" RATE="" SECS="" WARM="" LPARTS="" SMOKE=0 PNG="" PERF="" SEED=7 KEEP=0
+REPEAT=1
 need() { [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -74,6 +77,7 @@ while [ $# -gt 0 ]; do
     --png) need "$@"; PNG=$2; shift 2 ;;
     --perf) need "$@"; PERF=$2; shift 2 ;;
     --seed) need "$@"; SEED=$2; shift 2 ;;
+    --repeat) need "$@"; REPEAT=$2; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage 0 ;;
@@ -85,7 +89,7 @@ if [ "$SMOKE" = 1 ]; then
 else
   : "${USERS:=100000}" "${EVENTS:=1000000}" "${PARTS:=64}" "${RATE:=10000}" "${SECS:=30}" "${WARM:=2}" "${LPARTS:=8}"
 fi
-for v in USERS EVENTS PARTS RATE SECS SEED LPARTS; do
+for v in USERS EVENTS PARTS RATE SECS SEED LPARTS REPEAT; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "run.sh: $v must be a positive integer" >&2; exit 2; }
 done
 [[ $WARM =~ ^[0-9]+$ ]] || { echo "run.sh: --warmup must be a whole number of seconds" >&2; exit 2; }
@@ -225,8 +229,10 @@ redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WOR
   --logfile "$WORK/redis.log" &
 PIDS+=($!)
 REDIS_PID=$!
+EXTRA_OUTS=""
+for i in $(seq 2 "$REPEAT"); do EXTRA_OUTS+=",out$i"; done
 "$BIN" dev-broker --partitions "$PARTS" \
-  --topics in,in.dlq,pipe.kcat1,pipe.kcat2,pipe.c,out,lat.src,prof.out \
+  --topics "in,in.dlq,pipe.kcat1,pipe.kcat2,pipe.c,out,lat.src,prof.out$EXTRA_OUTS" \
   >"$WORK/broker.out" 2>"$WORK/broker.err" &
 PIDS+=($!)
 BROKER_PID=$!
@@ -245,7 +251,7 @@ say "redis-server on 127.0.0.1:$RP (pid $REDIS_PID), dev broker on $BR (pid $BRO
 
 cat >"$WORK/params.json" <<EOF
 {"users":$USERS,"events":$EVENTS,"partitions":$PARTS,"rate":$RATE,"seconds":$SECS,"smoke":$SMOKE,
- "seed":$SEED,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
+ "seed":$SEED,"repeat":$REPEAT,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
  "service_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_SERVICE_ARGS:-}"),"latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
  "nproc":$(nproc),"loadavg_start":"$(cut -d' ' -f1-3 /proc/loadavg)",
  "git":"$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)",
@@ -386,6 +392,8 @@ PY
   local produced got
   produced=$(jget "$WORK/$name.stats.json" produced)
   got=$(($(jget "$WORK/$name.out.json" high) + $(jget "$WORK/$name.dlq.json" high)))
+  # the dead-letter topic is shared by the runs: what it held before this one is not its own
+  [ ! -f "$WORK/$name.dlq0.json" ] || got=$((got - $(jget "$WORK/$name.dlq0.json" high)))
   [ "$got" -eq "$produced" ] || die "$name: the service says it produced $produced messages; the output topics hold $got"
   [ "$produced" -gt 0 ] || die "$name: no command produced"
 }
@@ -456,6 +464,18 @@ n=[json.loads(l)["messages"] for l in open(sys.argv[1]) if l.startswith("{") and
 print(n[-1] if n else -1)' "$WORK/lat.log")
 [ "$LAT_SEEN" -eq "$LAT_EVENTS" ] || die "latency: the service read $LAT_SEEN events, not $LAT_EVENTS"
 say "latency: collected $(jget "$WORK/collect.json" messages) commands"
+
+# ---------------------------------------------------------------- 3b. the cold start again
+# Each on empty Redis, a new group and an output topic of its own; the first run's detailed
+# figures stand, the events/s of every run and their median are reported beside them.
+for i in $(seq 2 "$REPEAT"); do
+  say "service: cold start again ($i of $REPEAT)"
+  redis flushall >/dev/null
+  "$KB" watermarks -b "$BR" -t in.dlq --last-ts >"$WORK/tp$i.dlq0.json" || die "kbench watermarks"
+  run_cold "tp$i" "bench-tp$i" bench: "out$i"
+  check_complete "tp$i" "bench-tp$i" "out$i"
+  say "service: run $i done: $(jget "$WORK/tp$i.stats.json" produced) commands; output complete"
+done
 
 # ---------------------------------------------------------------- profile (optional)
 if [ -n "$PERF" ]; then

@@ -1294,15 +1294,16 @@ static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_li
 }
 
 /* ---------------------------------------------------------------- overlap (at-least-once)
- * A batch is decided while the one before it is still waiting for its delivery reports:
- *   batch N+1: collect, decode, prefetch, decide, seal its state write (held back);
- *   batch N:   wait for every delivery report, write its state, commit its offsets;
- *   batch N+1: produce its commands, and it is in flight.
+ * Batches are decided and produced while the ones before them still wait for their delivery
+ * reports, up to fl_max awaiting at once (--batches-in-flight):
+ *   batch N+1: collect, decode, prefetch, decide, seal its state write (held back), produce;
+ *   batch N:   once every one of its delivery reports is in, its write is sent, and once that
+ *              is answered its offsets are committed (oldest flight first).
  * The store answers N+1's reads with what N's sealed write will leave in Redis, so N+1 is decided
- * exactly as it would be after N. R9.2 holds per batch: a state is written only after its
- * commands are acknowledged, offsets are committed only after that. N+1's commands go out only
- * once N is done, so when N cannot be delivered (or a late link must be resolved first), N+1 has
- * produced nothing and is read (or decided) again. */
+ * exactly as it would be after N. R9.2 holds per batch: a state is written only after its own
+ * commands are acknowledged, offsets are committed only after that. When N cannot be delivered,
+ * N and every batch after it are dropped unwritten and read again (drop_flights); when a late
+ * link must be resolved first, the batch decided meanwhile is decided again. */
 
 static bool overlapped(const pipeline *p) { return !p->o->exactly_once && !p->o->dry_run; }
 

@@ -6,6 +6,7 @@ missing or the latency join finds commands of no sent event."""
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 
@@ -55,6 +56,17 @@ def r(x, nd=1):
     return None if x is None else round(x, nd)
 
 
+def cold_run(work, name, n):
+    """One cold start's figures from its files: events/s from the partition assignment to the last
+    command (output or dead letter), CPU and peak RSS."""
+    st, ru = load(work, f"{name}.stats.json"), load(work, f"{name}.rusage")
+    last_ts = max(load(work, f"{name}.out.json")["last_ts"], load(work, f"{name}.dlq.json")["last_ts"])
+    busy = (last_ts - st["assigned_ms"]) / 1000
+    return {"events_per_s": r(n / busy, 0) if busy > 0 else None, "seconds": r(busy, 3),
+            "cpu_s_per_1k_events": r(ru["cpu_s"] / n * 1000, 4),
+            "peak_rss_mib": r(ru["maxrss_kib"] / 1024), "last_ts": last_ts}
+
+
 def main():
     args = sys.argv[1:]
     if not args:
@@ -93,10 +105,9 @@ def main():
     # service, cold start
     ru = load(work, "tp.rusage")
     st = load(work, "tp.stats.json")
-    out, dlq = load(work, "tp.out.json"), load(work, "tp.dlq.json")
-    last_ts = max(out["last_ts"], dlq["last_ts"])
+    first = cold_run(work, "tp", n)
+    last_ts = first.pop("last_ts")
     start_ms = int(open(os.path.join(work, "tp.start_ms")).read())
-    busy = (last_ts - st["assigned_ms"]) / 1000
     ib, ia = info(work, "redis.tp.before"), info(work, "redis.tp.after")
     cmds = ia["total_commands_processed"] - ib["total_commands_processed"] - 1  # our INFO
     cb, ca = cmdstats(ib), cmdstats(ia)
@@ -105,15 +116,15 @@ def main():
     userkeys = int(open(os.path.join(work, "tp.userkeys")).read().strip() or 0)
     mem = ia["used_memory"] - ib["used_memory"]
     svc = {
-        "events_per_s": r(n / busy, 0) if busy > 0 else None,
-        "seconds": r(busy, 3),
+        "events_per_s": first["events_per_s"],
+        "seconds": first["seconds"],
         "events_per_s_from_process_start": r(n / ((last_ts - start_ms) / 1000), 0),
         "startup_to_assignment_s": r((st["assigned_ms"] - start_ms) / 1000, 2),
-        "cpu_s_per_1k_events": r(ru["cpu_s"] / n * 1000, 4),
+        "cpu_s_per_1k_events": first["cpu_s_per_1k_events"],
         "cpu_s": r(ru["cpu_s"], 2),
         "cpu_user_s": r(ru["user_s"], 2),
         "cpu_sys_s": r(ru["sys_s"], 2),
-        "peak_rss_mib": r(ru["maxrss_kib"] / 1024),
+        "peak_rss_mib": first["peak_rss_mib"],
         "commands_produced": st["produced"],
         "dead_lettered": st["dead_lettered"],
         "duplicates_or_stale": st["duplicates_or_stale"],
@@ -146,20 +157,15 @@ def main():
             svc["redis_round_trips_per_event"] = r(w / n, 5)
             svc["redis_round_trips_per_batch"] = r(w / max(1, st["batches"]), 2)
     # every cold-start run (--repeat): events/s the same way, and their median
-    runs, i = [], 1
-    while os.path.exists(os.path.join(work, f"tp{i if i > 1 else ''}.stats.json")):
-        name = f"tp{i if i > 1 else ''}"
-        rst, rru = load(work, f"{name}.stats.json"), load(work, f"{name}.rusage")
-        rlast = max(load(work, f"{name}.out.json")["last_ts"], load(work, f"{name}.dlq.json")["last_ts"])
-        rbusy = (rlast - rst["assigned_ms"]) / 1000
-        runs.append({"events_per_s": r(n / rbusy, 0) if rbusy > 0 else None, "seconds": r(rbusy, 3),
-                     "cpu_s_per_1k_events": r(rru["cpu_s"] / n * 1000, 4),
-                     "peak_rss_mib": r(rru["maxrss_kib"] / 1024)})
+    runs, i = [first], 2
+    while os.path.exists(os.path.join(work, f"tp{i}.stats.json")):
+        more = cold_run(work, f"tp{i}", n)
+        more.pop("last_ts")
+        runs.append(more)
         i += 1
-    eps = sorted(x["events_per_s"] for x in runs if x["events_per_s"])
+    eps = [x["events_per_s"] for x in runs if x["events_per_s"]]
     svc["runs"] = runs
-    svc["events_per_s_median"] = (eps[len(eps) // 2] if len(eps) % 2 else
-                                  r((eps[len(eps) // 2 - 1] + eps[len(eps) // 2]) / 2, 0)) if eps else None
+    svc["events_per_s_median"] = r(statistics.median(eps), 0) if eps else None
     res["service"] = svc
     res["ratio_service_to_kcat"] = r(svc["events_per_s"] / base["kcat_events_per_s"], 3) if svc["events_per_s"] else None
     res["ratio_service_to_c_pipe"] = r(svc["events_per_s"] / base["c_pipe_events_per_s"], 3) if svc["events_per_s"] else None

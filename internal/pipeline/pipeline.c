@@ -231,13 +231,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
      * work is what this poll sequence already collected; it is dropped (mark_revoked) and the
      * partition's next owner reads it again from the committed offset. */
     log_msg(LOG_INFO, "partitions revoked", "count", n, NULL);
-    /* the batch in flight may hold messages of these partitions: finished (delivered, stored,
-     * committed) while they are still ours; if it cannot be, it and what this poll collected are
-     * read again from the committed offsets */
+    /* the batches in flight may hold messages of these partitions: finished (delivered, stored,
+     * committed) while they are still ours; if they cannot be, they and what this poll collected
+     * are read again from the committed offsets */
     if (p->fl_n && !p->fatal) {
         perr e;
         if (finish_flights(p, &e) < 0)
-            log_msg(LOG_ERROR, "the batch in flight could not be finished before the revocation",
+            log_msg(LOG_ERROR, "the batches in flight could not be finished before the revocation",
                     "error", e.msg, NULL);
     }
     mark_revoked(p, parts);
@@ -2368,10 +2368,10 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             break;
         }
     }
-    /* the last batch in flight: delivered, stored and committed before leaving (within the
-     * shutdown deadline; past it, the next owner reads it again) */
+    /* the last batches in flight: delivered, stored and committed before leaving (within the
+     * shutdown deadline; past it, the next owner reads them again) */
     if (!p->fatal && finish_flights(p, err) < 0 && !p->fatal)
-        log_msg(LOG_WARN, "shutdown deadline passed; the batch in flight is read again later",
+        log_msg(LOG_WARN, "shutdown deadline passed; the batches in flight are read again later",
                 NULL);
     atomic_store(&p->health->stopping, true);
     if (o->progress) fputc('\n', stderr);

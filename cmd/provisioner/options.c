@@ -46,6 +46,10 @@ const cli_option pv_options[] = {
      "longest wait to fill a batch", SVC, false},
     {"batches-in-flight", CLI_INT, "3", 1, 8, "PROVISIONER_BATCHES_IN_FLIGHT",
      "batches whose commands may await Kafka's acknowledgement at once", SVC, false},
+    {"placements-at-once", CLI_INT, "2000", 1, 1000000, "PROVISIONER_PLACEMENTS_AT_ONCE",
+     "most waiting reports placed with their manager's batch (R6.3); more go in parts of this "
+     "size right after it, so memory does not grow with a manager's reports",
+     SVC, false},
     {"shutdown-timeout", CLI_INT, "25", 1, 3600, "PROVISIONER_SHUTDOWN_TIMEOUT",
      "seconds to finish the batch, commit and leave the group after SIGTERM", SVC, false},
     {"exit-when-idle", CLI_INT, NULL, 1, 86400, NULL,

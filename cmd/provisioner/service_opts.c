@@ -45,6 +45,7 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
     o->batch_size = (int)cli_int(a, "batch-size");
     o->linger_ms = (int)cli_int(a, "batch-linger-ms");
     o->batches_in_flight = (int)cli_int(a, "batches-in-flight");
+    o->placements_at_once = (int)cli_int(a, "placements-at-once");
     o->shutdown_timeout_s = (int)cli_int(a, "shutdown-timeout");
     o->exit_when_idle_s = cli_str(a, "exit-when-idle") ? (int)cli_int(a, "exit-when-idle") : 0;
     o->kafka_props = a->kafka_props;

@@ -211,6 +211,7 @@ typedef struct ctx {
     const event *ev;
     command_source src;
     user_state *u;
+    bool may_defer; /* the event's last record: its placements may be left to the caller */
 } ctx;
 
 /* R9.1: 32 hex digits from the user, the event's position and the command's place. */
@@ -498,22 +499,12 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* R6.3: `m` was just created or reactivated; place the reports waiting for it, ascending Id. */
-static void resolve_waiting(ctx *c, user_state *m)
+/* R6.3 for these reports of `m` (ascending Id), each if it still waits for m. */
+static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size_t n)
 {
     engine *e = c->e;
-    const char *const *reports;
-    size_t n = e->store->links(e->store->ctx, m->id, &reports);
-    if (!n) return;
-    if (n > e->sorted_cap) {
-        e->sorted_cap = n * 2;
-        e->sorted = xrealloc(e->sorted, e->sorted_cap * sizeof *e->sorted);
-    }
-    /* copies: the store's list changes as links are dropped below */
-    for (size_t i = 0; i < n; i++) e->sorted[i] = xstrdup(reports[i]);
-    qsort(e->sorted, n, sizeof *e->sorted, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        const char *rid = e->sorted[i];
+        const char *rid = sorted[i];
         user_state *r = e->store->get(e->store->ctx, rid);
         if (!r || !r->waiting_for || strcmp(r->waiting_for, m->id) != 0) {
             e->store->link_del(e->store->ctx, m->id, rid);
@@ -540,6 +531,26 @@ static void resolve_waiting(ctx *c, user_state *m)
         why(e, "R6.3: manager %s is now an active Gong user; %s was waiting for it", m->id, r->id);
         send_set_manager(c, r, m->id, m->id);
     }
+}
+
+/* R6.3: `m` was just created or reactivated; place the reports waiting for it, ascending Id. */
+static void resolve_waiting(ctx *c, user_state *m)
+{
+    engine *e = c->e;
+    const char *const *reports;
+    size_t n = e->store->links(e->store->ctx, m->id, &reports);
+    if (!n) return;
+    if (c->may_defer && e->opts.max_placements && n > e->opts.max_placements && c->h &&
+        c->h->deferred && c->h->deferred(c->h->ctx, m->id, n, &c->src))
+        return;
+    if (n > e->sorted_cap) {
+        e->sorted_cap = n * 2;
+        e->sorted = xrealloc(e->sorted, e->sorted_cap * sizeof *e->sorted);
+    }
+    /* copies: the store's list changes as links are dropped below */
+    for (size_t i = 0; i < n; i++) e->sorted[i] = xstrdup(reports[i]);
+    qsort(e->sorted, n, sizeof *e->sorted, cmp_str);
+    place_waiting(c, m, (const char *const *)e->sorted, n);
     for (size_t i = 0; i < n; i++) free((char *)e->sorted[i]);
 }
 
@@ -876,7 +887,11 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
         return 0;
     }
     if (ev->n_record_ids == 0) return perr_set(err, "the event names no recordIds");
-    for (size_t i = 0; i < ev->n_record_ids; i++) apply_user(&c, ev->record_ids[i]);
+    for (size_t i = 0; i < ev->n_record_ids; i++) {
+        /* after the last record nothing of the event is left to decide before its placements */
+        c.may_defer = i + 1 == ev->n_record_ids;
+        apply_user(&c, ev->record_ids[i]);
+    }
     return 0;
 }
 
@@ -892,6 +907,21 @@ void engine_resolve_manager(engine *e, const char *manager_id, const engine_hook
                              .commit_number = m->pos.commit_number,
                              .commit_timestamp = m->pos.commit_timestamp};
     resolve_waiting(&c, m);
+}
+
+void engine_place_waiting(engine *e, const char *manager_id, const char *const *reports, size_t n,
+                          const command_source *src, const engine_hooks *h)
+{
+    user_state *m = e->store->get(e->store->ctx, manager_id);
+    if (!active_in_gong(m)) return;
+    ctx c = {.e = e, .h = h, .u = m};
+    c.src = src ? *src
+                : (command_source){.partition = -1,
+                                   .offset = -1,
+                                   .sequence_number = m->pos.sequence_number,
+                                   .commit_number = m->pos.commit_number,
+                                   .commit_timestamp = m->pos.commit_timestamp};
+    place_waiting(&c, m, reports, n);
 }
 
 void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,

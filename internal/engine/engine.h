@@ -142,6 +142,11 @@ typedef struct engine_hooks {
     void (*emit)(void *ctx, const command *c);
     /* A counted warning (R6.4 cycles, unresolved gaps); msg is plain words. May be NULL. */
     void (*warn)(void *ctx, engine_warning w, const char *msg);
+    /* R6.3 offered to the caller (engine_opts.max_placements): `manager` became an active Gong
+     * user by the last record of the event at src, with n reports waiting for it. true: they
+     * still wait, and the caller places them with engine_place_waiting before any later event
+     * is decided; false: the engine places them now. May be NULL (placed now). */
+    bool (*deferred)(void *ctx, const char *manager, size_t n, const command_source *src);
 } engine_hooks;
 
 typedef struct engine_opts {
@@ -165,6 +170,10 @@ typedef struct engine_opts {
      * the store. */
     const value_t *(*lookup)(void *ctx, soql_rel rel, const char *id, const char *field);
     void *lookup_ctx;
+    /* R6.3: a manager whose activation would place more waiting reports than this, by the last
+     * record of its event, leaves them to the caller (engine_hooks.deferred), which places them
+     * in parts with engine_place_waiting and the same commands. 0: always placed at once. */
+    size_t max_placements;
 } engine_opts;
 
 typedef struct engine engine;
@@ -184,6 +193,12 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err);
 /* R6.3 again for one manager, outside an event: places the reports still waiting for it if it is
  * now an active Gong user. Used when another instance raced with a link (store_late). */
 void engine_resolve_manager(engine *e, const char *manager_id, const engine_hooks *h);
+
+/* R6.3 for some of the reports waiting for a manager that is an active Gong user: places those
+ * of `reports` (ascending Id, as the event would have) that still wait for it, with the commands
+ * the manager's event at src would have given them (NULL src: as engine_resolve_manager). */
+void engine_place_waiting(engine *e, const char *manager_id, const char *const *reports, size_t n,
+                          const command_source *src, const engine_hooks *h);
 
 /* R8.1 for one known user, outside an event: re-applies the current settings of its automatic
  * assignment when Gong has other ones (a settings change takes effect here), and with

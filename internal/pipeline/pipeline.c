@@ -93,6 +93,23 @@ typedef struct pipeline {
     size_t n_outs, cap_outs;
     buf scratch;
     const rd_kafka_message_t *current; /* the message being decided, for command sources */
+    size_t current_i;                  /* its index in msgs */
+    /* R6.3 placements left to after the batch (--placements-at-once): the first event of the
+     * batch that made a manager with more waiting reports active; the batch ends with it */
+    struct fanout {
+        bool set;
+        size_t at;
+        char *manager;
+        command_source src; /* its strings copied */
+    } fan;
+    bool no_defer;    /* this decision places at once (a gap event's record before its last) */
+    size_t max_place; /* --placements-at-once */
+    struct parts {    /* the manager whose waiting reports place_in_parts is placing */
+        const char *manager;
+        const command_source *src;
+        char **ids; /* the reports waiting for it, ascending */
+        size_t n, done, k;
+    } parts;
     bool *ok_decoded;                  /* ok as decoding left it, for deciding a batch again */
     /* the batches before this one still in flight, oldest at fl_head; a slot not in flight keeps
      * its buffers for the next batch to swap into */
@@ -104,6 +121,9 @@ typedef struct pipeline {
     rd_kafka_topic_t *out_topic;       /* held so that its metadata stays known (warm_up) */
     store_late fl_late;                /* what that write reported */
     store_late late_acc;               /* what the flights written so far reported */
+    /* the offsets of flights retired since late_acc filled: committed once it is resolved, so
+     * that a crash before reads them again and their writes report the late links again */
+    rd_kafka_topic_partition_list_t *held;
     /* rebalance */
     revoked *revoked;
     size_t n_revoked, cap_revoked;
@@ -208,6 +228,7 @@ static void mark_revoked(pipeline *p, const rd_kafka_topic_partition_list_t *par
 
 static void eos_recover(pipeline *p, rd_kafka_t *rk, rd_kafka_topic_partition_list_t *parts);
 static int finish_flights(pipeline *p, perr *err);
+static bool overlapped(const pipeline *p);
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
@@ -292,8 +313,39 @@ static void on_command(void *ctx, const command *c)
     buf_append(&p->bytes, p->scratch.data, p->scratch.len);
     o->type = c->type;
     memcpy(o->id, c->id, sizeof o->id);
-    o->src_partition = p->current ? p->current->partition : -1;
-    o->src_offset = p->current ? p->current->offset : -1;
+    o->src_partition = p->current ? p->current->partition : c->source ? c->source->partition : -1;
+    o->src_offset = p->current ? p->current->offset : c->source ? c->source->offset : -1;
+}
+
+static void fan_clear(pipeline *p)
+{
+    free(p->fan.manager);
+    free((char *)p->fan.src.topic);
+    free((char *)p->fan.src.replay_id);
+    free((char *)p->fan.src.transaction_key);
+    p->fan = (struct fanout){0};
+}
+
+static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
+
+/* The engine leaves a manager's placements to us when the batch can end with its event and be
+ * stored before the next is decided: not in a dry run or a transaction (whose batches cannot be
+ * split in parts), nor for a gap event's record before its last. */
+static bool on_deferred(void *ctx, const char *manager, size_t n, const command_source *src)
+{
+    pipeline *p = ctx;
+    (void)n;
+    if (p->no_defer || !p->max_place || p->o->dry_run || p->o->exactly_once) return false;
+    if (!p->fan.set) {
+        p->fan.set = true;
+        p->fan.at = p->current_i;
+        p->fan.manager = xstrdup(manager);
+        p->fan.src = *src;
+        p->fan.src.topic = dup_or_null(src->topic);
+        p->fan.src.replay_id = dup_or_null(src->replay_id);
+        p->fan.src.transaction_key = dup_or_null(src->transaction_key);
+    }
+    return true; /* a later one is decided again in a batch of its own */
 }
 
 static void on_warning(void *ctx, engine_warning w, const char *msg)
@@ -661,12 +713,19 @@ static int step_prefetch(pipeline *p, perr *err)
     if (rc == 0 && p->reads_managers) rc = prefetch_managers(p, ids, n, err);
     if (rc == 0) {
         /* the users whose own events may make them active (not the managers they name): their
-         * waiting reports are read when they are (R6.3) */
-        size_t k = 0;
-        for (size_t i = 0; i < p->n_msgs; i++)
-            for (size_t r = 0; p->ok[i] && r < p->events[i].n_record_ids && k < n; r++)
+         * waiting reports are read when they are (R6.3), except those the engine will leave to
+         * be placed in parts (an event's last record, more than --placements-at-once) */
+        size_t k = 0, k_last = 0;
+        const char **last = arena_alloc(&p->mem, sizeof(char *) * (p->n_msgs + 1));
+        for (size_t i = 0; i < p->n_msgs; i++) {
+            size_t nr = p->ok[i] ? p->events[i].n_record_ids : 0;
+            for (size_t r = 0; r + 1 < nr && k < n; r++)
                 ids[k++] = p->events[i].record_ids[r];
-        rc = store_redis_prefetch_waiting(p->store, ids, k, err);
+            if (nr) last[k_last++] = p->events[i].record_ids[nr - 1];
+        }
+        size_t max = overlapped(p) ? p->max_place : 0;
+        rc = store_redis_prefetch_waiting(p->store, ids, k, 0, err);
+        if (rc == 0) rc = store_redis_prefetch_waiting(p->store, last, k_last, max, err);
     }
     if (rc == 0) metric_observe(p->pm.redis_prefetch, pipeline_mono_s() - started);
     return rc;
@@ -751,7 +810,10 @@ static int apply_gap(pipeline *p, const event *ev, perr *err)
             one.n_fields = g->n;
         }
         one.payload_marks_changes = false;
-        if (engine_apply(p->eng, &one, &p->hooks, err) < 0) return -1;
+        p->no_defer = r + 1 < ev->n_record_ids;
+        int rc = engine_apply(p->eng, &one, &p->hooks, err);
+        p->no_defer = false;
+        if (rc < 0) return -1;
         p->stats.gaps_resolved++;
     }
     return 0;
@@ -812,6 +874,7 @@ static int step_decide(pipeline *p, perr *err)
     for (size_t i = 0; i < p->n_msgs; i++) {
         if (!p->ok[i]) continue;
         p->current = p->msgs[i];
+        p->current_i = i;
         perr e;
         const event *ev = &p->events[i];
         if (ev->change == CHANGE_GAP_OVERFLOW && p->o->sf) p->reimport_wanted = true;
@@ -888,9 +951,9 @@ static int step_flush_state(pipeline *p, perr *err)
     return 0;
 }
 
-static int commit_batch(pipeline *p, perr *err)
+/* Adds the offsets after the batch's messages to list (the highest per partition). */
+static void batch_offsets(const pipeline *p, rd_kafka_topic_partition_list_t *list)
 {
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
     for (size_t i = 0; i < p->n_msgs; i++) {
         const rd_kafka_message_t *m = p->msgs[i];
         rd_kafka_topic_partition_t *tp =
@@ -898,23 +961,50 @@ static int commit_batch(pipeline *p, perr *err)
         if (!tp) tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
+}
+
+/* Commits list, and destroys it. */
+static int commit_offsets(pipeline *p, rd_kafka_topic_partition_list_t *list, perr *err)
+{
     /* asynchronous: the states are stored, so a commit lost in a crash only redelivers events
      * that are then duplicates (R1.4); commits of one consumer stay in order */
-    rd_kafka_resp_err_t e = rd_kafka_commit(p->consumer, list, 1);
+    rd_kafka_resp_err_t e = list->cnt ? rd_kafka_commit(p->consumer, list, 1) : 0;
     rd_kafka_topic_partition_list_destroy(list);
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
         return perr_set(err, "commit: %s", rd_kafka_err2str(e));
     return 0;
 }
 
+static int commit_batch(pipeline *p, perr *err)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    batch_offsets(p, list);
+    return commit_offsets(p, list, err);
+}
+
+/* The offsets held back while late links wait to be resolved (flight_retire), once they are. */
+static void commit_held(pipeline *p)
+{
+    if (!p->held) return;
+    perr e;
+    if (commit_offsets(p, p->held, &e) < 0)
+        log_msg(LOG_WARN, "offset commit failed; the batches may be read again", "error", e.msg,
+                NULL);
+    p->held = NULL;
+}
+
 /* Puts the consumer back at the first offsets of messages (rewind_add for each set, then
  * rewind_list), so that what could not be delivered is read again (nothing of it was committed
- * and no state was written). */
-static void rewind_add(rd_kafka_topic_partition_list_t *list, rd_kafka_message_t *const *a,
-                       size_t na)
+ * and no state was written). rewind_add takes a replay's progress back to them too, or the
+ * replay could end before reading them again. */
+static void rewind_add(pipeline *p, rd_kafka_topic_partition_list_t *list,
+                       rd_kafka_message_t *const *a, size_t na)
 {
     for (size_t i = 0; i < na; i++) {
         const rd_kafka_message_t *m = a[i];
+        for (size_t k = 0; k < p->n_ends; k++)
+            if (p->ends[k].partition == m->partition && m->offset < p->ends[k].next)
+                p->ends[k].next = m->offset;
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (!tp) {
@@ -941,8 +1031,19 @@ static void rewind_list(pipeline *p, rd_kafka_topic_partition_list_t *list)
 static void rewind_batch(pipeline *p)
 {
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    rewind_add(list, p->msgs, p->n_msgs);
+    rewind_add(p, list, p->msgs, p->n_msgs);
     rewind_list(p, list);
+}
+
+/* The batch ends with its message `keep - 1`: the ones after it are read again. */
+static void cut_batch(pipeline *p, size_t keep)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
+    rewind_add(p, list, p->msgs + keep, p->n_msgs - keep);
+    rewind_list(p, list);
+    for (size_t i = keep; i < p->n_msgs; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
+    p->n_msgs = keep;
 }
 
 static void decode_batch(pipeline *p)
@@ -1181,26 +1282,10 @@ static int txn_produce_commit(pipeline *p, const rd_kafka_topic_partition_list_t
     return perr_set(err, "transaction: gave up after 5 attempts");
 }
 
-static rd_kafka_topic_partition_list_t *batch_offsets(const pipeline *p)
-{
-    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
-    for (size_t i = 0; i < p->n_msgs; i++) {
-        const rd_kafka_message_t *m = p->msgs[i];
-        rd_kafka_topic_partition_t *tp =
-            rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
-        if (!tp) {
-            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
-            tp->offset = m->offset + 1;
-        } else if (m->offset + 1 > tp->offset) {
-            tp->offset = m->offset + 1;
-        }
-    }
-    return list;
-}
-
 static int step_pending(pipeline *p, perr *err)
 {
-    rd_kafka_topic_partition_list_t *parts = batch_offsets(p);
+    rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(16);
+    batch_offsets(p, parts);
     int rc = 0;
     for (int i = 0; i < parts->cnt && rc == 0; i++) {
         int64_t first = INT64_MAX;
@@ -1231,7 +1316,8 @@ static int eos_batch(pipeline *p, int64_t *stop_deadline, perr *err)
     if (with_retry(p, step_pending, "keep pending commands", false, stop_deadline, err) < 0)
         return -1;
     if (with_retry(p, step_flush_state, "write state", false, stop_deadline, err) < 0) return -1;
-    rd_kafka_topic_partition_list_t *offsets = batch_offsets(p);
+    rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(16);
+    batch_offsets(p, offsets);
     int rc = txn_produce_commit(p, offsets, err);
     if (rc == 0)
         for (int i = 0; i < offsets->cnt; i++) clear_pending(p, offsets->elems[i].partition);
@@ -1344,25 +1430,99 @@ static int step_write_flight(pipeline *p, perr *err)
     return 0;
 }
 
-/* Links another instance raced with (R6.3), reported by the flights' writes: resolved on a fresh
- * cache once no flight is left, produced and stored before anything else. p's batch fields are
- * a free flight slot's meanwhile (the commands of the resolution go there). */
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The ids of the reports waiting for parts.manager, ascending (the order R6.3 places them in). */
+static int step_read_waiting(pipeline *p, perr *err)
+{
+    struct parts *w = &p->parts;
+    store_redis_reset(p->store);
+    const char *one[1] = {w->manager};
+    if (store_redis_prefetch(p->store, one, 1, err) < 0) return -1;
+    engine_store *st = store_redis_iface(p->store);
+    const char *const *r;
+    size_t n = st->links(st->ctx, w->manager, &r);
+    if (store_redis_failed(p->store, err)) return -1;
+    w->ids = xmalloc((n ? n : 1) * sizeof *w->ids);
+    for (size_t i = 0; i < n; i++)
+        w->ids[i] = xstrdup(r[i]);
+    w->n = n;
+    qsort(w->ids, n, sizeof *w->ids, cmp_cstr);
+    store_redis_reset(p->store);
+    return 0;
+}
+
+/* The next part: its reports' states read, placed (decided again whole if a read fails). */
+static int step_decide_part(pipeline *p, perr *err)
+{
+    struct parts *w = &p->parts;
+    w->k = w->n - w->done < p->max_place ? w->n - w->done : p->max_place;
+    store_redis_reset(p->store);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    const char **ids = xmalloc((w->k + 1) * sizeof *ids);
+    ids[0] = w->manager;
+    memcpy(ids + 1, w->ids + w->done, w->k * sizeof *ids);
+    int rc = store_redis_prefetch_users(p->store, ids, w->k + 1, err);
+    free(ids);
+    if (rc < 0) return -1;
+    engine_place_waiting(p->eng, w->manager, (const char *const *)w->ids + w->done, w->k, w->src,
+                         &p->hooks);
+    return store_redis_failed(p->store, err) ? -1 : 0;
+}
+
+/* R6.3 for one manager, --placements-at-once reports at a time: the waiting ids are read once,
+ * then each part's states are read, placed, produced and stored before the next part is read,
+ * so memory does not grow with the number of reports. A part stored is no longer waiting: after
+ * a crash, the manager (active, reports still waiting: store check (c)) is resolved again from
+ * where it stopped. */
+static int place_in_parts(pipeline *p, const char *manager, const command_source *src,
+                          int64_t *stop_deadline, perr *err)
+{
+    p->parts = (struct parts){.manager = manager, .src = src};
+    int rc = with_retry(p, step_read_waiting, "read waiting reports", true, stop_deadline, err);
+    if (rc == 0 && p->parts.n > p->max_place) {
+        char n[24], k[24];
+        snprintf(n, sizeof n, "%zu", p->parts.n);
+        snprintf(k, sizeof k, "%zu", (p->parts.n + p->max_place - 1) / p->max_place);
+        log_msg(LOG_INFO, "placing a manager's waiting reports in parts (R6.3)", "manager",
+                manager, "reports", n, "parts", k, NULL);
+    }
+    while (rc == 0 && p->parts.done < p->parts.n) {
+        rc = with_retry(p, step_decide_part, "place waiting reports", true, stop_deadline, err);
+        if (rc == 0 && p->n_outs && produce_outputs(p, err) < 0) rc = -1;
+        if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
+        p->n_outs = 0;
+        bytes_release(p);
+        p->parts.done += p->parts.k;
+        beat(p);
+    }
+    for (size_t i = 0; i < p->parts.n; i++)
+        free(p->parts.ids[i]);
+    free(p->parts.ids);
+    p->parts = (struct parts){0};
+    return rc;
+}
+
+/* Links another instance raced with (R6.3), reported by the flights' writes, and placements left
+ * to after their batch (on_deferred): resolved on a fresh cache once no flight is left, produced
+ * and stored before anything else. p's batch fields are a free flight slot's meanwhile (the
+ * commands of the resolution go there). */
 static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, perr *err)
 {
     flight *f = &p->fl[p->fl_head];
     flight_swap(p, f);
-    store_redis_reset(p->store);
-    p->n_outs = 0;
-    buf_reset(&p->bytes);
-    for (size_t i = 0; i < late->n; i++) {
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < late->n; i++) {
         p->stats.late_resolutions++;
-        engine_resolve_manager(p->eng, late->managers[i], &p->hooks);
+        /* the commands its event would have given them (R9.1), when it is the batch's */
+        bool fan = p->fan.set && strcmp(p->fan.manager, late->managers[i]) == 0;
+        rc = place_in_parts(p, late->managers[i], fan ? &p->fan.src : NULL, stop_deadline, err);
     }
     store_late_free(late);
-    int rc = 0;
-    if (store_redis_failed(p->store, err)) rc = -1;
-    if (rc == 0 && p->n_outs && produce_outputs(p, err) < 0) rc = -1;
-    if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
     p->n_outs = 0;
     buf_reset(&p->bytes);
     flight_swap(p, f);
@@ -1419,7 +1579,7 @@ static void drop_flights(pipeline *p, bool rewind)
         for (size_t k = 0; k <= p->fl_n; k++) {
             rd_kafka_message_t *const *a = k < p->fl_n ? flight_at(p, k)->msgs : p->msgs;
             size_t na = k < p->fl_n ? flight_at(p, k)->n_msgs : p->n_msgs;
-            rewind_add(list, a, na);
+            rewind_add(p, list, a, na);
         }
         rewind_list(p, list);
     }
@@ -1453,9 +1613,13 @@ static int flight_retire(pipeline *p, perr *err)
     f->w = NULL;
     late_merge(&p->late_acc, &p->fl_late);
     flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
-    if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
+    if (p->late_acc.n) {
+        if (!p->held) p->held = rd_kafka_topic_partition_list_new(16);
+        batch_offsets(p, p->held);
+    } else if (commit_batch(p, err) < 0) { /* the states are stored: a redelivery is stale */
         log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
                 NULL);
+    }
     p->stats.batches++;
     p->stats.messages += p->n_msgs;
     batch_done(p);
@@ -1531,10 +1695,7 @@ static int resolve_pending_late(pipeline *p, perr *err)
     if (!p->late_acc.n) return 0;
     while (p->fl_n) {
         int r = flight_advance(p, err);
-        if (r != 0) {
-            store_late_free(&p->late_acc);
-            return r;
-        }
+        if (r != 0) return r; /* (what was retired is stored: its late links are still due) */
     }
     store_redis_discard(p->store, p->cur_w);
     p->cur_w = NULL;
@@ -1542,6 +1703,7 @@ static int resolve_pending_late(pipeline *p, perr *err)
     p->late_acc = (store_late){0};
     int64_t stop_deadline = 0;
     if (resolve_late(p, &late, &stop_deadline, err) < 0) return -1;
+    commit_held(p);
     return 2;
 }
 
@@ -1582,11 +1744,54 @@ static int drain(pipeline *p, perr *err)
     return r < 0 ? -1 : 0;
 }
 
+/* R6.3 in parts: the batch ends with the event that made a manager with more than
+ * --placements-at-once waiting reports active. It does not fly: once the batches before it are
+ * finished, its commands are delivered and its state stored, its manager's reports are placed in
+ * parts, and only then are its offsets committed. A crash in between reads it again: its events
+ * are then stale, and the manager, stored active with reports still waiting, is reported late by
+ * the write (store check (c)) and placed from where it stopped. Returns 0 when done, 2 when the
+ * batch must be decided again (its write was dropped for a late link), 1 or -1 as run_batch. */
+static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
+{
+    int r = finish_flights(p, err);
+    if (r != 0) return r;
+    if (p->n_outs && produce_outputs(p, err) < 0) {
+        p->stats.produce_failures++;
+        if (p->fatal) return -1;
+        log_msg(LOG_ERROR, "commands not produced; reading the batch again", "error", err->msg,
+                NULL);
+        store_redis_discard(p->store, p->cur_w);
+        p->cur_w = NULL;
+        rewind_batch(p);
+        return 1;
+    }
+    bytes_release(p);
+    p->fl_write = p->cur_w;
+    p->fl_late = (store_late){0};
+    if (p->cur_w && with_retry(p, step_write_flight, "write state", false, stop_deadline, err) < 0)
+        return -1;
+    p->cur_w = NULL;
+    store_late late = {0};
+    late_merge(&late, &p->fl_late);
+    store_late mine = {.managers = xmalloc(sizeof(char *)), .n = 1}; /* whatever (c) said */
+    mine.managers[0] = xstrdup(p->fan.manager);
+    late_merge(&late, &mine);
+    if (resolve_late(p, &late, stop_deadline, err) < 0) return -1;
+    if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
+        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
+                NULL);
+    p->stats.batches++;
+    p->stats.messages += p->n_msgs;
+    batch_done(p);
+    return 0;
+}
+
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
     int64_t stop_deadline = 0;
+start:
     p->n_outs = 0;
     buf_reset(&p->bytes);
     decode_batch(p);
@@ -1607,6 +1812,7 @@ decide:
     for (;;) {
         /* an event found invalid by a decision that is thrown away is decided again too */
         memcpy(p->ok, p->ok_decoded, p->n_msgs * sizeof *p->ok);
+        fan_clear(p);
         resolve_gaps(p);
         long backoff = 500;
         while (step_lookups(p, err) < 0) { /* Salesforce away: wait rather than guess */
@@ -1625,6 +1831,16 @@ decide:
         store_redis_reset(p->store);
         sleep_ms(200);
         if (*p->o->stop) goto out;
+    }
+    if (p->fan.set && p->fan.at + 1 < p->n_msgs) {
+        /* R6.3 in parts: nothing after the manager's event may be decided before its reports
+         * are placed; those events are read again, after the parts */
+        cut_batch(p, p->fan.at + 1);
+        fan_clear(p);
+        store_redis_reset(p->store);
+        free(dlq_copy);
+        free(dlq_msgs);
+        goto start;
     }
     /* put the dead letters back in front of the commands */
     if (dlq_outs) {
@@ -1674,6 +1890,13 @@ decide:
         goto decide;
     }
     store_redis_reset(p->store); /* its reads now come from the sealed write */
+    if (p->fan.set) {
+        int r = fanout_finish(p, &stop_deadline, err);
+        if (r == 2) goto decide;
+        fan_clear(p);
+        rc = r;
+        goto out;
+    }
     /* flights already delivered are finished; the oldest is waited for when all are taken */
     int f = make_room(p, err);
     if (f == 1) { /* dropped with the flights, rewound: read again */
@@ -2225,6 +2448,8 @@ static void teardown(pipeline *p)
     buf_free(&p->bytes);
     buf_free(&p->scratch);
     arena_free(&p->mem);
+    fan_clear(p);
+    if (p->held) rd_kafka_topic_partition_list_destroy(p->held); /* read again by the next owner */
 }
 
 static void log_stats(const pipeline *p, const char *msg)
@@ -2283,10 +2508,12 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
     if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
     p->reads_managers = reads_manager_fields(o->cfg);
+    p->max_place = o->placements_at_once > 0 ? (size_t)o->placements_at_once : PIPELINE_PLACEMENTS;
     p->eng_opts = (engine_opts){.with_why = true, .with_source = true, .lookup = lookup_get,
-                                .lookup_ctx = p->lk};
+                                .lookup_ctx = p->lk, .max_placements = p->max_place};
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
-    p->hooks = (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning};
+    p->hooks = (engine_hooks){
+        .ctx = p, .emit = on_command, .warn = on_warning, .deferred = on_deferred};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err))) goto out;
     warm_up(p);
 

@@ -33,6 +33,7 @@ typedef struct pipeline_offset {
  * Several are safe because a delivery counts only with an offset (kafka_delivered: librdkafka's
  * implicit acknowledgements had hidden lost commands on the dev broker, issue 10). */
 #define PIPELINE_FLIGHTS 3
+#define PIPELINE_PLACEMENTS 2000
 
 typedef struct pipeline_opts {
     const char *brokers;
@@ -47,6 +48,7 @@ typedef struct pipeline_opts {
     int batch_size;
     int linger_ms;
     int batches_in_flight; /* produced, not yet acknowledged; 0: PIPELINE_FLIGHTS */
+    int placements_at_once; /* R6.3 placements with the manager's batch; 0: PIPELINE_PLACEMENTS */
     int shutdown_timeout_s;
     int exit_when_idle_s; /* 0: run until signalled */
     char *const *kafka_props; /* "name=value" pass-through librdkafka properties */

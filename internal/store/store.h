@@ -47,9 +47,13 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
 /* After store_redis_prefetch: loads the reports waiting for these users (prefetched before) that
  * are not cached yet, in one more round trip when there are any. A manager that becomes active
  * reads every report waiting for it (R6.3); pass the users a batch may activate, not every
- * manager it names, whose waiting sets can be long. */
-int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n,
+ * manager it names, whose waiting sets can be long. A manager with more than max waiting
+ * reports (0: no limit) is skipped: the engine leaves those placements to the caller
+ * (engine_opts.max_placements). */
+int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
                                  perr *err);
+/* Loads these users into the cache, without the waiting sets naming them. */
+int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err);
 /* Writes every changed user, link and the company state (after any sealed write still pending);
  * fills late (may be NULL). On failure nothing is lost: the same call again writes it all. */
 int store_redis_flush(store_redis *s, store_late *late, perr *err);

@@ -1648,7 +1648,17 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
     return prefetch_round(s, ids, n, true, err);
 }
 
-int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, perr *err)
+int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err)
+{
+    if (s->failed) {
+        if (err) *err = s->fail_err;
+        return -1;
+    }
+    return prefetch_round(s, ids, n, false, err);
+}
+
+int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
+                                 perr *err)
 {
     if (s->failed) {
         if (err) *err = s->fail_err;
@@ -1659,6 +1669,7 @@ int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, si
     for (size_t i = 0; i < n; i++) {
         const link_set *l = managers[i] && *managers[i] ? set_get(s, managers[i], false) : NULL;
         if (!l || !l->loaded || !l->members.n || l->prefetched) continue;
+        if (max && l->members.n > max) continue; /* placed in parts, each read then */
         ((link_set *)l)->prefetched = true; /* a manager named twice is looked at once */
         for (size_t j = 0; j < l->members.n; j++) {
             const char *r = l->members.v[j];

@@ -4,6 +4,8 @@
  * and redelivered duplicates) goes through the real binary four times, each against a reference:
  *
  *   - the service is SIGKILLed at 20 random moments and restarted each time;
+ *   - the service, placing waiting reports one at a time (R6.3 in parts), is SIGKILLed just
+ *     after a manager's placements in parts began, and restarted, as long as there are some;
  *   - redis-server (append-only file, appendfsync always) is SIGKILLed 5 to 10 times under a
  *     running service and restarted on the same port and dir;
  *   - the dev broker (3 brokers) injects request errors, slow answers, partition leader changes
@@ -247,6 +249,62 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
     }
     const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", "-X",
                           "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500", NULL};
+    h_proc *p = start_service(&c, "crash", "crash:", "out", last);
+    cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
+                 h_proc_stderr(p));
+    say(&c, "last run finished; comparing with the reference");
+    check_outcome(&c, "crash", "crash:", "out");
+}
+
+/* ------------------------------------------------------------------ SIGKILL amid parts */
+
+#define PART_KILLS 8
+
+/* --placements-at-once 1: a manager that becomes active with 2 or more waiting reports ends its
+ * batch, the batch is stored, and its reports are placed one by one, each produced and stored
+ * before the next; its offsets are committed after the last. The reference placed every report
+ * at once. Kills land 0-100 ms after a run logs the start of such parts: between parts, inside
+ * one, or after them. The restarted run reads the batch again (its events are stale now) and,
+ * the manager being stored active with reports still waiting, places the rest (store check
+ * (c)). Same command ids and payloads, same Redis state. The generated stream has one such
+ * manager (5 reports), so this is mainly the whole stream decided with parts against the
+ * reference, killed once amid them; tests/integration/test_pipeline.c
+ * (sigkill_while_placing_in_parts_loses_nothing) kills amid long runs of parts. */
+Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, TOPICS);
+    chaos c;
+    prepare(&c, "kill-parts", b, r.port, r.url, v_seed(7004, "kill-parts"));
+    static const char *const sizes[] = {"50", "100", "200", "500"};
+    for (int k = 1; k <= PART_KILLS; k++) {
+        const char *size = sizes[(int)v_rng_range(&c.rng, 0, 3.999)];
+        double delay = v_rng_range(&c.rng, 0.0, 0.1);
+        const char *extra[] = {"--placements-at-once", "1", "--batch-size", size, "-X",
+                               "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
+                               NULL};
+        int64_t before = committed(&c);
+        h_proc *p = start_service(&c, "crash", "crash:", "out", extra);
+        bool parts = h_proc_wait_output(p, true, "in parts", 20);
+        if (!parts) { /* the rest of the stream has no such manager: it may have finished */
+            say(&c, "run %d placed nothing in parts within 20 s; the kills stop here", k);
+            h_proc_signal(p, SIGKILL);
+            h_proc_wait(p, 10);
+            break;
+        }
+        v_sleep(delay);
+        cr_assert(h_proc_alive(p), "run %d ended by itself before its kill (status %d): %s", k,
+                  p->status, h_proc_stderr(p));
+        h_proc_signal(p, SIGKILL);
+        h_proc_wait(p, 10);
+        say(&c, "kill %d/%d: SIGKILL %.3f s after placements in parts began (batch size %s); "
+                "committed offset %lld -> %lld of %d",
+            k, PART_KILLS, delay, size, (long long)before, (long long)committed(&c), EVENTS);
+    }
+    const char *last[] = {"--placements-at-once", "1", "--batch-size", "100", "--exit-when-idle",
+                          "3", "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
+                          NULL};
     h_proc *p = start_service(&c, "crash", "crash:", "out", last);
     cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
                  h_proc_stderr(p));

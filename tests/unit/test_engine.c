@@ -28,6 +28,12 @@ static const char *BASE = "company:\n  primary_domain: acme.com\n  additional_do
 typedef struct run {
     json_t *cmds; /* array */
     unsigned warnings;
+    unsigned deferrals; /* R6.3 placements left to the caller (sim_opts.parts) */
+    struct {
+        bool set;
+        char manager[64];
+        command_source src;
+    } fan;
     engine_stats stats;
     int64_t provisioned; /* company_state.provisioned after the events */
 } run;
@@ -38,6 +44,8 @@ typedef struct sim_opts {
     bool count_unknown;
     const engine_opts *engine; /* instead of the defaults (why and source on) */
     const char *release; /* a user id */
+    bool parts; /* accept the placements the engine leaves to the caller and make them one by
+                   one after the event, as the pipeline does (engine_opts.max_placements) */
 } sim_opts;
 
 static void on_emit(void *ctx, const command *c)
@@ -60,6 +68,40 @@ static void on_warn(void *ctx, engine_warning w, const char *msg)
     ((run *)ctx)->warnings++;
 }
 
+static bool on_defer(void *ctx, const char *manager, size_t n, const command_source *src)
+{
+    run *r = ctx;
+    cr_assert(!r->fan.set, "a second placement left to the caller in one event");
+    cr_assert_gt(n, 1);
+    r->deferrals++;
+    r->fan.set = true;
+    snprintf(r->fan.manager, sizeof r->fan.manager, "%s", manager);
+    r->fan.src = *src; /* its strings live as long as the event */
+    return true;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The reports the engine left waiting, placed one at a time in ascending Id. */
+static void place_one_by_one(engine *e, engine_store *st, run *r, const engine_hooks *h)
+{
+    const char *const *links;
+    size_t n = st->links(st->ctx, r->fan.manager, &links);
+    cr_assert_gt(n, 1, "the reports left to the caller are no longer waiting");
+    char **ids = malloc(n * sizeof *ids);
+    for (size_t i = 0; i < n; i++) ids[i] = strdup(links[i]);
+    qsort(ids, n, sizeof *ids, cmp_id);
+    for (size_t i = 0; i < n; i++) {
+        engine_place_waiting(e, r->fan.manager, (const char *const *)&ids[i], 1, &r->fan.src, h);
+        free(ids[i]);
+    }
+    free(ids);
+    r->fan.set = false;
+}
+
 static run simulate_opts(const char *settings, const char *events, const sim_opts *so)
 {
     config *cfg;
@@ -74,6 +116,7 @@ static run simulate_opts(const char *settings, const char *events, const sim_opt
     engine *e = engine_new(cfg, st, &opts);
     run r = {.cmds = json_array()};
     engine_hooks h = {.ctx = &r, .emit = on_emit, .warn = on_warn};
+    if (so && so->parts) h.deferred = on_defer;
     engine_start(e, &h);
     arena mem;
     arena_init(&mem, 4096);
@@ -86,6 +129,7 @@ static run simulate_opts(const char *settings, const char *events, const sim_opt
             arena_reset(&mem);
             cr_assert_eq(event_from_json(p, len, NULL, &mem, &ev, &err), 0, "%s", err.msg);
             cr_assert_eq(engine_apply(e, &ev, &h, &err), 0, "%s", err.msg);
+            if (r.fan.set) place_one_by_one(e, st, &r, &h);
         }
         p += len + (nl ? 1 : 0);
     }
@@ -400,6 +444,41 @@ Test(engine, r6_3_waiting_links_resolve_in_ascending_id_order)
     cr_assert_str_eq(str_at(&r, 3, "sf_user_id"), "005U3");
     cr_assert_str_eq(str_at(&r, 4, "sf_user_id"), "005U9");
     cr_assert_str_eq(str_at(&r, 4, "manager_sf_user_id"), "005M");
+}
+
+/* Reports waiting for 005M (two created before it, one of them updated after it), a manager named
+ * by the first of two records of one event, and one waiting report only. */
+static const char *WAITING =
+    HDR("\"005U9\"", "CREATE", 1, USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
+    HDR("\"005U3\"", "CREATE", 2, USER("Three", "t@acme.com", ",\"ManagerId\":\"005M\""))
+    HDR("\"005U5\"", "CREATE", 3, USER("Five", "f@acme.com", ",\"ManagerId\":\"005N\""))
+    HDR("\"005U6\"", "CREATE", 4, USER("Six", "s@acme.com", ",\"ManagerId\":\"005N\""))
+    HDR("\"005U7\"", "CREATE", 5, USER("Seven", "v@acme.com", ",\"ManagerId\":\"005P\""))
+    HDR("\"005M\"", "CREATE", 6, USER("Boss", "b@acme.com", ""))
+    HDR("\"005U9\"", "UPDATE", 7, ",\"Title\":\"VP\"")
+    HDR("\"005N\",\"005Q\"", "CREATE", 8, USER("Boss", "c@acme.com", ""))
+    HDR("\"005P\"", "CREATE", 9, USER("Boss", "d@acme.com", ""));
+
+/* engine_opts.max_placements: the placements a manager's event leaves to the caller, made after
+ * the event with engine_place_waiting, give exactly the commands of placing them at once (ids,
+ * source, why). Only a manager named by its event's last record, with more waiting reports than
+ * the limit, is left to the caller. */
+Test(engine, r6_3_placements_left_to_the_caller_give_the_same_commands)
+{
+    run at_once = simulate(BASE, WAITING);
+    cr_assert_eq(at_once.stats.commands[CMD_SET_MANAGER], 5);
+    engine_opts eo = {.with_why = true, .with_source = true, .max_placements = 1};
+    sim_opts so = {.engine = &eo, .parts = true};
+    run parts = simulate_opts(BASE, WAITING, &so);
+    cr_assert_eq(parts.deferrals, 1, "only 005M's placements are left to the caller");
+    cr_assert(json_equal(parts.cmds, at_once.cmds), "the commands changed");
+    eo.max_placements = 2; /* 005M has 2 waiting: not more than the limit */
+    run two = simulate_opts(BASE, WAITING, &so);
+    cr_assert_eq(two.deferrals, 0);
+    cr_assert(json_equal(two.cmds, at_once.cmds));
+    json_decref(at_once.cmds);
+    json_decref(parts.cmds);
+    json_decref(two.cmds);
 }
 
 Test(engine, r6_4_self_management_is_refused)

@@ -92,6 +92,8 @@ from secretKeyRef or from mounted files, never from the values. */}}
   value: {{ .Values.kafka.batchLingerMs | int | quote }}
 - name: PROVISIONER_BATCHES_IN_FLIGHT
   value: {{ .Values.kafka.batchesInFlight | int | quote }}
+- name: PROVISIONER_PLACEMENTS_AT_ONCE
+  value: {{ .Values.kafka.placementsAtOnce | int | quote }}
 - name: PROVISIONER_REDIS
   valueFrom:
     secretKeyRef:

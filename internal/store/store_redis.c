@@ -612,8 +612,9 @@ static int conn_open(store_redis *s, perr *err)
     redisEnableKeepAlive(c);
     /* hiredis frees its read buffer whenever it empties with more than 16 KiB spare, so a batch's
      * megabytes of replies were read into a freshly malloc'd and regrown buffer 16 KiB at a time
-     * (malloc_consolidate, ~10% of the CPU): keep it */
-    c->reader->maxbuf = 0;
+     * (malloc_consolidate, ~10% of the CPU): keep what a typical batch needs, not what the
+     * largest one ever read (a manager's waiting reports placed at once) */
+    c->reader->maxbuf = KEEP_BYTES;
     s->c = c;
     buf_reset(&s->out);
     cmdb *b = &s->cmd;

@@ -145,7 +145,8 @@ typedef struct engine_hooks {
     /* R6.3 offered to the caller (engine_opts.max_placements): `manager` became an active Gong
      * user by the last record of the event at src, with n reports waiting for it. true: they
      * still wait, and the caller places them with engine_place_waiting before any later event
-     * is decided; false: the engine places them now. May be NULL (placed now). */
+     * is decided (the manager is stored active with reports waiting until then: a caller that
+     * finds one places them first); false: the engine places them now. May be NULL. */
     bool (*deferred)(void *ctx, const char *manager, size_t n, const command_source *src);
 } engine_hooks;
 

@@ -255,12 +255,16 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* the batches in flight may hold messages of these partitions: finished (delivered, stored,
      * committed) while they are still ours; if they cannot be, they and what this poll collected
      * are read again from the committed offsets */
-    if (p->fl_n && !p->fatal) {
+    if ((p->fl_n || p->late_acc.n) && !p->fatal) {
         perr e;
         if (finish_flights(p, &e) < 0)
             log_msg(LOG_ERROR, "the batches in flight could not be finished before the revocation",
                     "error", e.msg, NULL);
     }
+    /* offsets held for late links not resolved: not ours to commit any more (the next owner
+     * reads those batches again, finds the links and resolves them) */
+    for (int i = 0; p->held && i < parts->cnt; i++)
+        rd_kafka_topic_partition_list_del(p->held, parts->elems[i].topic, parts->elems[i].partition);
     mark_revoked(p, parts);
     if (cooperative) rd_kafka_incremental_unassign(rk, parts);
     else rd_kafka_assign(rk, NULL);
@@ -313,8 +317,10 @@ static void on_command(void *ctx, const command *c)
     buf_append(&p->bytes, p->scratch.data, p->scratch.len);
     o->type = c->type;
     memcpy(o->id, c->id, sizeof o->id);
-    o->src_partition = p->current ? p->current->partition : c->source ? c->source->partition : -1;
-    o->src_offset = p->current ? p->current->offset : c->source ? c->source->offset : -1;
+    /* outside an event's decision (placements in parts), the event the command comes from */
+    const command_source *src = c->source && c->source->topic ? c->source : NULL;
+    o->src_partition = p->current ? p->current->partition : src ? src->partition : -1;
+    o->src_offset = p->current ? p->current->offset : src ? src->offset : -1;
 }
 
 static void fan_clear(pipeline *p)
@@ -1016,14 +1022,28 @@ static void rewind_add(pipeline *p, rd_kafka_topic_partition_list_t *list,
     }
 }
 
+/* The messages given back are destroyed: a partition that cannot be sought back would go on
+ * after them and commit past them, so the service stops instead (the next start reads from the
+ * committed offsets, which they are not behind). */
 static void rewind_list(pipeline *p, rd_kafka_topic_partition_list_t *list)
 {
     if (list->cnt) {
         rd_kafka_error_t *e = rd_kafka_seek_partitions(p->consumer, list, 5000);
-        if (e) {
-            log_msg(LOG_ERROR, "seek back failed", "error", rd_kafka_error_string(e), NULL);
-            rd_kafka_error_destroy(e);
+        const char *why = e ? rd_kafka_error_string(e) : NULL;
+        int32_t part = list->elems[0].partition;
+        for (int i = 0; !why && i < list->cnt; i++)
+            if (list->elems[i].err) {
+                why = rd_kafka_err2str(list->elems[i].err);
+                part = list->elems[i].partition;
+            }
+        if (why) {
+            log_msg(LOG_ERROR, "seek back failed; stopping", "error", why, NULL);
+            snprintf(p->fatal_msg, sizeof p->fatal_msg,
+                     "cannot seek partition %d back to the messages to read again: %s", (int)part,
+                     why);
+            p->fatal = true;
         }
+        if (e) rd_kafka_error_destroy(e);
     }
     rd_kafka_topic_partition_list_destroy(list);
 }
@@ -1474,6 +1494,25 @@ static int step_decide_part(pipeline *p, perr *err)
     return store_redis_failed(p->store, err) ? -1 : 0;
 }
 
+/* Produces a part's commands, again with back-off while they are not delivered (same ids). */
+static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
+{
+    long backoff = 200;
+    while (p->n_outs && produce_outputs(p, err) < 0) {
+        p->stats.produce_failures++;
+        if (p->fatal) return -1;
+        log_msg(LOG_ERROR, "placements not produced; producing them again", "error", err->msg,
+                NULL);
+        if (*p->o->stop) {
+            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+            if (now_ms() > *stop_deadline) return -1;
+        }
+        sleep_ms(backoff);
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+    return 0;
+}
+
 /* R6.3 for one manager, --placements-at-once reports at a time: the waiting ids are read once,
  * then each part's states are read, placed, produced and stored before the next part is read,
  * so memory does not grow with the number of reports. A part stored is no longer waiting: after
@@ -1492,8 +1531,15 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
                 manager, "reports", n, "parts", k, NULL);
     }
     while (rc == 0 && p->parts.done < p->parts.n) {
+        if (*p->o->stop) { /* the next owner places the rest (store_redis_active_waiting) */
+            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+            if (now_ms() > *stop_deadline) {
+                rc = perr_set(err, "shutdown deadline passed while placing waiting reports");
+                break;
+            }
+        }
         rc = with_retry(p, step_decide_part, "place waiting reports", true, stop_deadline, err);
-        if (rc == 0 && p->n_outs && produce_outputs(p, err) < 0) rc = -1;
+        if (rc == 0) rc = produce_part(p, stop_deadline, err);
         if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
         p->n_outs = 0;
         bytes_release(p);
@@ -1510,7 +1556,7 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
 /* Links another instance raced with (R6.3), reported by the flights' writes, and placements left
  * to after their batch (on_deferred): resolved on a fresh cache once no flight is left, produced
  * and stored before anything else. p's batch fields are a free flight slot's meanwhile (the
- * commands of the resolution go there). */
+ * commands of the resolution go there). The caller keeps late: on failure it is still due. */
 static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, perr *err)
 {
     flight *f = &p->fl[p->fl_head];
@@ -1522,7 +1568,6 @@ static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, p
         bool fan = p->fan.set && strcmp(p->fan.manager, late->managers[i]) == 0;
         rc = place_in_parts(p, late->managers[i], fan ? &p->fan.src : NULL, stop_deadline, err);
     }
-    store_late_free(late);
     p->n_outs = 0;
     buf_reset(&p->bytes);
     flight_swap(p, f);
@@ -1699,10 +1744,9 @@ static int resolve_pending_late(pipeline *p, perr *err)
     }
     store_redis_discard(p->store, p->cur_w);
     p->cur_w = NULL;
-    store_late late = p->late_acc;
-    p->late_acc = (store_late){0};
     int64_t stop_deadline = 0;
-    if (resolve_late(p, &late, &stop_deadline, err) < 0) return -1;
+    if (resolve_late(p, &p->late_acc, &stop_deadline, err) < 0) return -1;
+    store_late_free(&p->late_acc);
     commit_held(p);
     return 2;
 }
@@ -1748,9 +1792,9 @@ static int drain(pipeline *p, perr *err)
  * --placements-at-once waiting reports active. It does not fly: once the batches before it are
  * finished, its commands are delivered and its state stored, its manager's reports are placed in
  * parts, and only then are its offsets committed. A crash in between reads it again: its events
- * are then stale, and the manager, stored active with reports still waiting, is reported late by
- * the write (store check (c)) and placed from where it stopped. Returns 0 when done, 2 when the
- * batch must be decided again (its write was dropped for a late link), 1 or -1 as run_batch. */
+ * are duplicates then, and the manager, stored active with reports still waiting, has the rest
+ * placed before any of them is decided (store_redis_active_waiting). Returns 0 when done, 2 when
+ * the batch must be decided again (its write was dropped for a late link), 1 or -1 as run_batch. */
 static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
 {
     int r = finish_flights(p, err);
@@ -1776,7 +1820,10 @@ static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
     store_late mine = {.managers = xmalloc(sizeof(char *)), .n = 1}; /* whatever (c) said */
     mine.managers[0] = xstrdup(p->fan.manager);
     late_merge(&late, &mine);
-    if (resolve_late(p, &late, stop_deadline, err) < 0) return -1;
+    int rc = resolve_late(p, &late, stop_deadline, err);
+    if (rc < 0) late_merge(&p->late_acc, &late); /* still due, before anything else */
+    store_late_free(&late);
+    if (rc < 0) return -1;
     if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
         log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
                 NULL);
@@ -1808,6 +1855,7 @@ start:
         memcpy(dlq_msgs, p->outs, dlq_outs * sizeof *dlq_msgs);
     }
     int rc = -1;
+    bool placed_early = false;
 decide:
     for (;;) {
         /* an event found invalid by a decision that is thrown away is decided again too */
@@ -1823,6 +1871,25 @@ decide:
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         }
         if (with_retry(p, step_prefetch, "prefetch", true, &stop_deadline, err) < 0) goto out;
+        if (overlapped(p) && !placed_early) {
+            /* an active manager with reports still waiting (a crash cut its placements short,
+             * or a race): placed before any event of the batch is decided, as they would have
+             * been at its own event */
+            store_late due = {0};
+            store_redis_active_waiting(p->store, &due);
+            if (due.n) {
+                placed_early = true;
+                late_merge(&p->late_acc, &due);
+                int f = finish_flights(p, err); /* resolves them once no flight is left */
+                if (f == 1) {
+                    rc = 1;
+                    goto out;
+                }
+                if (f < 0) goto out;
+                store_redis_reset(p->store);
+                continue;
+            }
+        }
         if (step_decide(p, err) == 0) break;
         p->stats.redis_retries++;
         log_msg(LOG_ERROR, "redis read failed during the batch; deciding it again", "error",

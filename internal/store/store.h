@@ -52,6 +52,10 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
  * (engine_opts.max_placements). */
 int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
                                  perr *err);
+/* The cached users that are active in Gong and have reports waiting for them (their waiting sets
+ * loaded): placements cut short by a crash, or raced (check (c), which a seal also reports after
+ * its write). Appended to out, which the caller frees. */
+void store_redis_active_waiting(store_redis *s, store_late *out);
 /* Loads these users into the cache, without the waiting sets naming them. */
 int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err);
 /* Writes every changed user, link and the company state (after any sealed write still pending);

@@ -1885,6 +1885,27 @@ static void write_recycle(store_redis *s, store_write *w)
         s->spare = w;
 }
 
+/* (c): at rest an active manager has no waiting report (links are made only to managers that
+ * are not active, and resolving one drops every link it looks at). One that still has some was
+ * raced, or its placements were cut short by a crash (R6.3 in parts, or after the flush that
+ * reported it): a batch that reads it again finds it. */
+static bool active_with_waiting(store_redis *s, const entry *e)
+{
+    if (!e || !e->u || e->u->status != PROV_ACTIVE) return false;
+    const link_set *l = set_get(s, e->id, false);
+    return l && l->loaded && l->members.n;
+}
+
+void store_redis_active_waiting(store_redis *s, store_late *out)
+{
+    for (size_t i = 0; i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (!active_with_waiting(s, e)) continue;
+        out->managers = xrealloc(out->managers, (out->n + 1) * sizeof *out->managers);
+        out->managers[out->n++] = xstrdup(e->id);
+    }
+}
+
 int store_redis_seal(store_redis *s, store_write **out, perr *err)
 {
     *out = NULL;
@@ -1960,15 +1981,10 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         w->has_company = true;
         w->company = s->company;
     }
-    /* (c): at rest an active manager has no waiting report (links are made only to managers
-     * that are not active, and resolving one drops every link it looks at). One that still has
-     * some was raced or lost its resolution to a crash after the flush that reported it: the
-     * replayed batch prefetches it, and this reports it again once the write is done. */
+    /* (c): reported once the write is done */
     for (size_t i = 0; i < s->users.cap; i++) {
         entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (!e || !e->u || e->u->status != PROV_ACTIVE) continue;
-        const link_set *l = set_get(s, e->id, false);
-        if (!l || !l->loaded || !l->members.n) continue;
+        if (!active_with_waiting(s, e)) continue;
         GROW(w->late_c, w->n_late_c, w->cap_late_c);
         w->late_c[w->n_late_c++] = arena_strdup(&w->mem, e->id);
     }

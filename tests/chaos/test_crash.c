@@ -184,6 +184,29 @@ static void check_outcome(chaos *c, const char *group, const char *prefix, const
     json_decref(c->ref_state);
 }
 
+/* Batch sizes a restarted service draws from, so that kills land at different places of a
+ * batch: while polling, deciding, producing, waiting for acks, writing Redis, committing. */
+static const char *const SIZES[] = {"50", "100", "200", "500"};
+
+/* SIGKILLs run k of the service, which must still be running. */
+static void kill_run(h_proc *p, int k)
+{
+    cr_assert(h_proc_alive(p), "run %d ended by itself before its kill (status %d): %s", k,
+              p->status, h_proc_stderr(p));
+    h_proc_signal(p, SIGKILL);
+    h_proc_wait(p, 10);
+}
+
+/* The last run, left to reach the end of the input, then the outcome against the reference. */
+static void last_run_and_check(chaos *c, const char *const *last)
+{
+    h_proc *p = start_service(c, "crash", "crash:", "out", last);
+    cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
+                 h_proc_stderr(p));
+    say(c, "last run finished; comparing with the reference");
+    check_outcome(c, "crash", "crash:", "out");
+}
+
 /* ------------------------------------------------------------------ SIGKILL the service */
 
 #define KILLS 20
@@ -196,15 +219,13 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
     chaos c;
     prepare(&c, "kill-service", b, r.port, r.url, v_seed(7001, "kill-service"));
 
-    /* Batch sizes vary per restart so the kills land at different places of a batch: while
-     * polling, deciding, producing, waiting for acks, writing Redis, committing. A short session
-     * timeout lets a restarted member take the partition over from its killed predecessor
-     * sooner: the mock waits session.timeout.ms - 1 s for the dead member to rejoin. It must stay
-     * above 3 s, the mock's delay for the first join of an empty group, or the joining member's
-     * session expires while it waits and it never gets in. */
-    static const char *const sizes[] = {"50", "100", "200", "500"};
+    /* Batch sizes vary per restart (SIZES). A short session timeout lets a restarted member take
+     * the partition over from its killed predecessor sooner: the mock waits session.timeout.ms -
+     * 1 s for the dead member to rejoin. It must stay above 3 s, the mock's delay for the first
+     * join of an empty group, or the joining member's session expires while it waits and it
+     * never gets in. */
     for (int k = 1; k <= KILLS; k++) {
-        const char *size = sizes[(int)v_rng_range(&c.rng, 0, 3.999)];
+        const char *size = SIZES[(int)v_rng_range(&c.rng, 0, 3.999)];
         const char *extra[] = {"--batch-size",  size, "-X", "session.timeout.ms=4000", "-X",
                                "heartbeat.interval.ms=500", NULL};
         /* When to kill: 15% during start-up (before or while joining the group), 20% soon after
@@ -239,21 +260,14 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
                 v_sleep(0.01);
         }
         v_sleep(delay);
-        cr_assert(h_proc_alive(p), "run %d ended by itself before its kill (status %d): %s", k,
-                  p->status, h_proc_stderr(p));
-        h_proc_signal(p, SIGKILL);
-        h_proc_wait(p, 10);
+        kill_run(p, k);
         say(&c, "kill %2d/%d: SIGKILL %.3f s after %s (batch size %s); committed offset %lld -> "
                 "%lld of %d",
             k, KILLS, delay, when, size, (long long)before, (long long)committed(&c), EVENTS);
     }
     const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", "-X",
                           "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500", NULL};
-    h_proc *p = start_service(&c, "crash", "crash:", "out", last);
-    cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
-                 h_proc_stderr(p));
-    say(&c, "last run finished; comparing with the reference");
-    check_outcome(&c, "crash", "crash:", "out");
+    last_run_and_check(&c, last);
 }
 
 /* ------------------------------------------------------------------ SIGKILL amid parts */
@@ -277,9 +291,8 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
     h_broker *b = h_broker_start(1, TOPICS);
     chaos c;
     prepare(&c, "kill-parts", b, r.port, r.url, v_seed(7004, "kill-parts"));
-    static const char *const sizes[] = {"50", "100", "200", "500"};
     for (int k = 1; k <= PART_KILLS; k++) {
-        const char *size = sizes[(int)v_rng_range(&c.rng, 0, 3.999)];
+        const char *size = SIZES[(int)v_rng_range(&c.rng, 0, 3.999)];
         double delay = v_rng_range(&c.rng, 0.0, 0.1);
         const char *extra[] = {"--placements-at-once", "1", "--batch-size", size, "-X",
                                "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
@@ -294,10 +307,7 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
             break;
         }
         v_sleep(delay);
-        cr_assert(h_proc_alive(p), "run %d ended by itself before its kill (status %d): %s", k,
-                  p->status, h_proc_stderr(p));
-        h_proc_signal(p, SIGKILL);
-        h_proc_wait(p, 10);
+        kill_run(p, k);
         say(&c, "kill %d/%d: SIGKILL %.3f s after placements in parts began (batch size %s); "
                 "committed offset %lld -> %lld of %d",
             k, PART_KILLS, delay, size, (long long)before, (long long)committed(&c), EVENTS);
@@ -305,11 +315,7 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
     const char *last[] = {"--placements-at-once", "1", "--batch-size", "100", "--exit-when-idle",
                           "3", "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
                           NULL};
-    h_proc *p = start_service(&c, "crash", "crash:", "out", last);
-    cr_assert_eq(h_proc_wait(p, 300), 0, "the last run did not finish cleanly: %s",
-                 h_proc_stderr(p));
-    say(&c, "last run finished; comparing with the reference");
-    check_outcome(&c, "crash", "crash:", "out");
+    last_run_and_check(&c, last);
 }
 
 /* ------------------------------------------------------------------ SIGKILL Redis */

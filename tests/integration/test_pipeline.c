@@ -124,6 +124,17 @@ static void same_ids_and_payloads(json_t *got, json_t *want, const char *what)
     json_decref(w);
 }
 
+/* No waiting set (R6.3) is left under prefix. */
+static void no_link_waiting(h_redis *r, const char *prefix)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "EVAL \"return #redis.call('KEYS','%sw:*')\" 0", prefix);
+    char *left = h_redis_cmd(r, cmd);
+    cr_assert_not_null(left);
+    cr_assert_str_eq(left, ":0", "waiting links left behind under %s", prefix);
+    free(left);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -369,10 +380,7 @@ Test(pipeline, sigkill_while_placing_in_parts_loses_nothing)
     cr_assert_eq(h_consume(b->bootstrap, "out", 0, 5, outp), 0);
     json_t *got = load_lines(outp);
     same_ids_and_payloads(got, want, "killed while placing in parts");
-    char *left = h_redis_cmd(&r, "EVAL \"return #redis.call('KEYS','parts:w:*')\" 0");
-    cr_assert_not_null(left);
-    cr_assert_str_eq(left, ":0", "waiting links left behind");
-    free(left);
+    no_link_waiting(&r, "parts:");
     json_decref(got);
     json_decref(want);
 }
@@ -420,11 +428,7 @@ Test(pipeline, two_instances_share_partitions_and_links_end_right)
         cr_assert(m && strcmp(m, want) == 0, "%s ends under %s, not its manager %s", id,
                   m ? m : "nobody", want);
     }
-    /* and no link is left waiting in Redis */
-    char *left = h_redis_cmd(&r, "EVAL \"return #redis.call('KEYS','two:w:*')\" 0");
-    cr_assert_not_null(left);
-    cr_assert_str_eq(left, ":0", "waiting links left behind");
-    free(left);
+    no_link_waiting(&r, "two:"); /* and no link is left waiting in Redis */
     json_decref(gong_mgr);
     json_decref(cmds);
 }

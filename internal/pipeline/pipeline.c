@@ -1515,9 +1515,9 @@ static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
 
 /* R6.3 for one manager, --placements-at-once reports at a time: the waiting ids are read once,
  * then each part's states are read, placed, produced and stored before the next part is read,
- * so memory does not grow with the number of reports. A part stored is no longer waiting: after
- * a crash, the manager (active, reports still waiting: store check (c)) is resolved again from
- * where it stopped. */
+ * so only the ids, not the states and commands, grow with the number of reports. A part stored
+ * is no longer waiting: after a crash, the manager (active, reports still waiting) is found by
+ * the next batch that reads it and resolved again from where it stopped. */
 static int place_in_parts(pipeline *p, const char *manager, const command_source *src,
                           int64_t *stop_deadline, perr *err)
 {
@@ -1907,6 +1907,9 @@ decide:
         store_redis_reset(p->store);
         free(dlq_copy);
         free(dlq_msgs);
+        dlq_copy = NULL;
+        dlq_msgs = NULL;
+        if (p->fatal) goto out; /* the rest could not be sought back: nothing of it is decided */
         goto start;
     }
     /* put the dead letters back in front of the commands */

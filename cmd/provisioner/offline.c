@@ -132,10 +132,11 @@ void offline_summary(const offline *o, FILE *f)
     }
     fprintf(f,
             "), %llu duplicates, %llu stale, %llu skipped (not User), %llu gaps unresolved, "
-            "%llu cycles refused, %lu bad lines\n",
+            "%llu cycles refused, %llu deactivations held (R8.3), %lu bad lines\n",
             (unsigned long long)s->duplicates, (unsigned long long)s->stale,
             (unsigned long long)s->skipped_entity, (unsigned long long)s->gaps_unresolved,
-            (unsigned long long)s->cycles_refused, o->bad_lines);
+            (unsigned long long)s->cycles_refused, (unsigned long long)s->held_deactivations,
+            o->bad_lines);
 }
 
 void offline_close(offline *o)

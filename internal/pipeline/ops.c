@@ -316,6 +316,9 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
         add_delta(pm->gaps_unresolved, es->gaps_unresolved, &seen->gaps_unresolved);
         add_delta(pm->overflows, es->overflows, &seen->overflows);
         add_delta(pm->cycles_refused, es->cycles_refused, &seen->cycles_refused);
+        if (es->held_deactivations > seen->held_deactivations)
+            pipeline_metrics_held(pm, es->held_deactivations - seen->held_deactivations);
+        seen->held_deactivations = es->held_deactivations;
         for (int i = 0; i < REASON__COUNT; i++)
             if (i != REASON_NONE)
                 add_delta(pm->decisions[i], es->out_of_scope[i], &seen->out_of_scope[i]);
@@ -337,6 +340,12 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
         add_delta(pm->transactions, ps->transactions, &seen->transactions);
         add_delta(pm->transaction_aborts, ps->transaction_aborts, &seen->transaction_aborts);
     }
+}
+
+void pipeline_metrics_held(pipeline_metrics *pm, uint64_t n)
+{
+    pm->held += n;
+    metric_set(pm->held_deactivations, (double)pm->held);
 }
 
 void pipeline_metrics_engine_replaced(pipeline_metrics *pm)

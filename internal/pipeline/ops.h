@@ -100,6 +100,7 @@ typedef struct pipeline_metrics {
     engine_stats eng_seen;
     store_redis_stats store_seen;
     pipeline_stats pipe_seen;
+    uint64_t held; /* R8.3 deactivations this instance held since it started (the gauge) */
 } pipeline_metrics;
 
 void pipeline_metrics_init(pipeline_metrics *pm, metrics *reg);
@@ -109,6 +110,8 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
                               const store_redis_stats *ss, const pipeline_stats *ps);
 /* The engine was replaced: its successor counts from zero. */
 void pipeline_metrics_engine_replaced(pipeline_metrics *pm);
+/* Deactivations a reimport held (R8.3): its engine is not the one publish reads. */
+void pipeline_metrics_held(pipeline_metrics *pm, uint64_t n);
 /* Consumer lag per assigned partition, from the consumer's position and the high watermarks of
  * its last fetch responses (cached: no request), and the assigned partition count. A partition
  * with no position yet (nothing consumed since assignment) falls back to its committed offset,

@@ -2079,6 +2079,7 @@ static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
                 dry_run ? "planned_commands" : "unsent", d, NULL);
         p->stats.reimports++;
         if (!dry_run) {
+            pipeline_metrics_held(&p->pm, res.held);
             /* what others noted after this started stays in the set, for them */
             p->reimport_wanted = false;
             if (store_redis_overflow_done(p->store, (const char *const *)overflows, n_overflows,

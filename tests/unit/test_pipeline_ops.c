@@ -108,6 +108,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     es.gaps_unresolved = 5;
     es.skipped_entity = 3;
     es.out_of_scope[REASON_INACTIVE] = 20;
+    es.held_deactivations = 2;
     store_redis_stats ss = {.round_trips = 4, .misses = 1, .users_written = 50};
     pipeline_stats ps = {.decode_errors = 2, .rebalances = 1};
     pipeline_metrics_publish(&pm, &es, &ss, &ps);
@@ -122,6 +123,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     cr_assert_eq(value_of(m, "provisioner_redis_users_written_total"), 50);
     cr_assert_eq(value_of(m, "provisioner_decode_errors_total"), 2);
     cr_assert_eq(value_of(m, "provisioner_rebalances_total"), 1);
+    cr_assert_eq(value_of(m, "provisioner_held_deactivations"), 2);
 
     es.user_events = 150; /* +50: 5 duplicates, 5 out of scope, 40 in scope */
     es.duplicates = 15;
@@ -142,6 +144,10 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     cr_assert_eq(value_of(m, "provisioner_decisions_total{reason=\"missing_name\"}"), 2);
     cr_assert_eq(value_of(m, "provisioner_events_skipped_total{reason=\"stale\"}"), 6);
     cr_assert_eq(value_of(m, "provisioner_events_skipped_total{reason=\"duplicate\"}"), 15);
+    fresh.held_deactivations = 1; /* the gauge counts every engine's holds, and a reimport's */
+    pipeline_metrics_publish(&pm, &fresh, NULL, NULL);
+    pipeline_metrics_held(&pm, 3);
+    cr_assert_eq(value_of(m, "provisioner_held_deactivations"), 6);
     pipeline_metrics_free(&pm);
     metrics_free(m);
 }

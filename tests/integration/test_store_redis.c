@@ -530,6 +530,9 @@ static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
     engine *e = engine_new(cfg, store_redis_iface(s), &T_OPTS);
     engine_hooks h = {.ctx = out, .emit = t_on_emit};
     perr err = {{0}};
+    /* the provisioned count (R8.3 share), counted at start as the service does: without it the
+     * share cannot hold anything (r8_3_guard_share_of_provisioned gave one command more) */
+    cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
     engine_start(e, &h);
     /* stored before any event, as the service does at start (R7.2): a scenario may have none */

@@ -895,17 +895,22 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
     return 0;
 }
 
+/* Placements outside an event: the ids are those the manager's own event (its position) would
+ * have given its waiting reports. */
+static command_source manager_source(const user_state *m)
+{
+    return (command_source){.partition = -1,
+                            .offset = -1,
+                            .sequence_number = m->pos.sequence_number,
+                            .commit_number = m->pos.commit_number,
+                            .commit_timestamp = m->pos.commit_timestamp};
+}
+
 void engine_resolve_manager(engine *e, const char *manager_id, const engine_hooks *h)
 {
     user_state *m = e->store->get(e->store->ctx, manager_id);
     if (!active_in_gong(m)) return;
-    ctx c = {.e = e, .h = h, .u = m};
-    /* the ids are those the manager's own event would have given its waiting reports */
-    c.src = (command_source){.partition = -1,
-                             .offset = -1,
-                             .sequence_number = m->pos.sequence_number,
-                             .commit_number = m->pos.commit_number,
-                             .commit_timestamp = m->pos.commit_timestamp};
+    ctx c = {.e = e, .h = h, .u = m, .src = manager_source(m)};
     resolve_waiting(&c, m);
 }
 
@@ -914,13 +919,7 @@ void engine_place_waiting(engine *e, const char *manager_id, const char *const *
 {
     user_state *m = e->store->get(e->store->ctx, manager_id);
     if (!active_in_gong(m)) return;
-    ctx c = {.e = e, .h = h, .u = m};
-    c.src = src ? *src
-                : (command_source){.partition = -1,
-                                   .offset = -1,
-                                   .sequence_number = m->pos.sequence_number,
-                                   .commit_number = m->pos.commit_number,
-                                   .commit_timestamp = m->pos.commit_timestamp};
+    ctx c = {.e = e, .h = h, .u = m, .src = src ? *src : manager_source(m)};
     place_waiting(&c, m, reports, n);
 }
 

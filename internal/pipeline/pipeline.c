@@ -629,6 +629,14 @@ static size_t collect(pipeline *p, int64_t *last_seen)
     return p->n_msgs;
 }
 
+/* Once asked to stop: starts the shutdown deadline the first time, and says whether it passed. */
+static bool past_shutdown_deadline(pipeline *p, int64_t *stop_deadline)
+{
+    if (!*p->o->stop) return false;
+    if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+    return now_ms() > *stop_deadline;
+}
+
 /* Retries f with backoff while Redis is away; gives up only when asked to stop and the shutdown
  * deadline has passed. */
 static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *what,
@@ -648,10 +656,7 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
         if (!logged) log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error",
                              err->msg, NULL);
         logged = true;
-        if (*p->o->stop) {
-            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
-            if (now_ms() > *stop_deadline) return -1;
-        }
+        if (past_shutdown_deadline(p, stop_deadline)) return -1;
         sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         /* a failed prefetch starts over; a failed flush keeps the cache, which is what it must
@@ -1503,10 +1508,7 @@ static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
         if (p->fatal) return -1;
         log_msg(LOG_ERROR, "placements not produced; producing them again", "error", err->msg,
                 NULL);
-        if (*p->o->stop) {
-            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
-            if (now_ms() > *stop_deadline) return -1;
-        }
+        if (past_shutdown_deadline(p, stop_deadline)) return -1;
         sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
@@ -1531,12 +1533,9 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
                 manager, "reports", n, "parts", k, NULL);
     }
     while (rc == 0 && p->parts.done < p->parts.n) {
-        if (*p->o->stop) { /* the next owner places the rest (store_redis_active_waiting) */
-            if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
-            if (now_ms() > *stop_deadline) {
-                rc = perr_set(err, "shutdown deadline passed while placing waiting reports");
-                break;
-            }
+        if (past_shutdown_deadline(p, stop_deadline)) { /* the next owner places the rest */
+            rc = perr_set(err, "shutdown deadline passed while placing waiting reports");
+            break;
         }
         rc = with_retry(p, step_decide_part, "place waiting reports", true, stop_deadline, err);
         if (rc == 0) rc = produce_part(p, stop_deadline, err);

@@ -16,12 +16,91 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <strings.h>
 #include <syslog.h>
+
+/* ---------------------------------------------------------------- waker */
+
+struct kafka_waker {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    size_t full, low;
+    pthread_t thread;
+    atomic_bool stop;
+    atomic_ulong wakes;
+};
+
+/* How often the queue is looked at: a fetch refills it within a few milliseconds of a wake-up, and
+ * the service drains a full queue in tens. */
+#define WAKER_LOOK_MS 5
+
+static void *waker_main(void *arg)
+{
+    kafka_waker *w = arg;
+    bool armed = false; /* filled up since the last wake-up: the fetcher may be asleep */
+    const struct timespec nap = {0, WAKER_LOOK_MS * 1000000L};
+    while (!atomic_load(&w->stop)) {
+        nanosleep(&nap, NULL);
+        size_t n = rd_kafka_queue_length(w->q);
+        if (n >= w->full) armed = true;
+        if (!armed || n > w->low) continue;
+        armed = false;
+        rd_kafka_topic_partition_list_t *parts = NULL;
+        if (rd_kafka_assignment(w->rk, &parts) || !parts) continue;
+        if (parts->cnt) {
+            for (int i = 0; i < parts->cnt; i++)
+                parts->elems[i].offset = RD_KAFKA_OFFSET_END; /* the latest: no timestamp look-up */
+            /* the answer is not used: the request is what wakes each leader's broker thread */
+            (void)rd_kafka_offsets_for_times(w->rk, parts, 1000);
+            atomic_fetch_add(&w->wakes, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(parts);
+    }
+    return NULL;
+}
+
+kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t full, size_t low, perr *err)
+{
+    kafka_waker *w = xcalloc(1, sizeof *w);
+    w->rk = consumer;
+    w->q = rd_kafka_queue_get_consumer(consumer);
+    w->full = full ? full : 1;
+    w->low = low < w->full ? low : w->full - 1;
+    atomic_init(&w->stop, false);
+    atomic_init(&w->wakes, 0);
+    if (!w->q) {
+        free(w);
+        perr_set(err, "fetch waker: the client has no consumer queue");
+        return NULL;
+    }
+    int e = pthread_create(&w->thread, NULL, waker_main, w);
+    if (e) {
+        rd_kafka_queue_destroy(w->q);
+        free(w);
+        perr_set(err, "fetch waker: cannot start a thread: %s", strerror(e));
+        return NULL;
+    }
+    return w;
+}
+
+unsigned long kafka_waker_wakes(const kafka_waker *w) { return w ? atomic_load(&w->wakes) : 0; }
+
+void kafka_waker_stop(kafka_waker *w)
+{
+    if (!w) return;
+    atomic_store(&w->stop, true);
+    pthread_join(w->thread, NULL);
+    rd_kafka_queue_destroy(w->q);
+    free(w);
+}
+
+/* ---------------------------------------------------------------- dev broker */
 
 struct kafka_mock {
     rd_kafka_t *rk; /* owns nothing but the cluster's bookkeeping */

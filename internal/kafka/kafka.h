@@ -26,6 +26,23 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, p
  * *why (if not NULL) says why, as static text. */
 bool kafka_delivered(const rd_kafka_message_t *m, const char **why);
 
+/* librdkafka before 2.2 stops fetching once the consumer's queue holds queued.min.messages (or
+ * queued.max.messages.kbytes) and looks again only when the fetching broker thread next wakes: on
+ * a request or reply of its own, else a second later (rd_kafka_max_block_ms). Under a backlog the
+ * queue drains well within that second, so the consumer idles part of every second. A waker
+ * watches the queue from a thread of its own and, once it has held `full` messages and is down to
+ * `low`, sends a ListOffsets request for the assigned partitions (one per leader broker): that
+ * request wakes the broker threads, which then fetch again. A queue that never fills (the consumer
+ * keeps up) costs nothing but a look at its length every few milliseconds. */
+typedef struct kafka_waker kafka_waker;
+
+/* Starts watching consumer's queue. NULL (and err) when the thread cannot start. Stop it before
+ * the consumer is closed. */
+kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t full, size_t low, perr *err);
+/* The wake-ups sent so far. */
+unsigned long kafka_waker_wakes(const kafka_waker *w);
+void kafka_waker_stop(kafka_waker *w);
+
 typedef struct kafka_mock kafka_mock;
 
 /* Starts a mock cluster with one broker on a loopback port and creates each topic with

@@ -238,6 +238,11 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
                                        "Kafka transactions committed (--exactly-once).", "");
     pm->transaction_aborts = metrics_counter(r, "provisioner_transaction_aborts_total",
                                              "Kafka transactions aborted and retried.", "");
+    pm->fetch_wakes = metrics_counter(
+        r, "provisioner_fetch_wakeups_total",
+        "Times the consumer's fetcher was woken after its queue filled up and half drained (a "
+        "backlog is being read).",
+        "");
     pm->assigned = metrics_gauge(r, "provisioner_assigned_partitions",
                                  "Input partitions this instance owns.", "");
     /* the family before any partition is known, so that its HELP and TYPE are there */
@@ -339,6 +344,7 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
         add_delta(pm->dropped_on_revoke, ps->dropped_on_revoke, &seen->dropped_on_revoke);
         add_delta(pm->transactions, ps->transactions, &seen->transactions);
         add_delta(pm->transaction_aborts, ps->transaction_aborts, &seen->transaction_aborts);
+        add_delta(pm->fetch_wakes, ps->fetch_wakes, &seen->fetch_wakes);
     }
 }
 

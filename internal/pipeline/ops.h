@@ -86,7 +86,7 @@ typedef struct pipeline_metrics {
     metric *decode_errors, *dead_lettered, *dropped_on_revoke;
     metric *batch_size, *end_to_end, *redis_prefetch, *redis_flush, *produce;
     metric *redis_round_trips, *redis_misses, *users_written, *redis_retries;
-    metric *rebalances, *produce_failures, *transactions, *transaction_aborts;
+    metric *rebalances, *produce_failures, *transactions, *transaction_aborts, *fetch_wakes;
     metric *assigned, *held_deactivations, *sf_used, *sf_max;
     metric *reload_ok, *reload_error, *reload_failing;
     metric *reimports;

@@ -109,6 +109,7 @@ typedef struct pipeline_stats {
     uint64_t recovered_batches;
     uint64_t gaps_resolved;
     uint64_t reimports;
+    uint64_t fetch_wakes; /* kafka_waker */
 } pipeline_stats;
 
 /* Runs until *stop is set (then finishes the batch, commits and leaves the group within the

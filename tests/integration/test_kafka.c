@@ -714,3 +714,109 @@ Test(kafka, a_delivery_report_without_an_offset_is_not_taken_as_delivered)
     cr_assert_str_eq(why, rd_kafka_err2str(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE));
     cr_assert_not(kafka_delivered(&m, NULL));
 }
+
+/* ---- the fetch waker */
+
+/* Produces n small messages to topic (keyed k<i>, so spread over its partitions). */
+static void produce_n(const char *brokers, const char *topic, int n)
+{
+    rd_kafka_t *rk = new_client(RD_KAFKA_PRODUCER, brokers);
+    for (int i = 0; i < n; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        rd_kafka_resp_err_t e;
+        while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                      RD_KAFKA_V_VALUE("0123456789abcdef", 16),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END)) ==
+               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            rd_kafka_poll(rk, 10);
+        cr_assert_eq(e, 0, "%s", rd_kafka_err2str(e));
+    }
+    cr_assert_eq(rd_kafka_flush(rk, 20000), 0);
+    rd_kafka_destroy(rk);
+}
+
+/* Reads every message of topic's `np` partitions with a consumer whose queue holds queued_min
+ * messages, a waker beside it; checks that each partition comes in order, once, in full. Returns
+ * the wake-ups sent. */
+static unsigned long read_with_waker(const char *brokers, const char *topic, int np, int want,
+                                     const char *queued_min)
+{
+    perr err;
+    char *props[] = {"enable.partition.eof=false", "group.id=test-waker",
+                     "enable.auto.commit=false", (char *)queued_min, "message.max.bytes=32768",
+                     "fetch.max.bytes=65536", "fetch.wait.max.ms=10"};
+    rd_kafka_conf_t *conf = kafka_conf_new(brokers, props, 7, &err);
+    cr_assert_not_null(conf, "%s", err.msg);
+    char errstr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    cr_assert_not_null(rk, "%s", errstr);
+    rd_kafka_poll_set_consumer(rk);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(np);
+    for (int p = 0; p < np; p++)
+        rd_kafka_topic_partition_list_add(l, topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    cr_assert_eq(rd_kafka_assign(rk, l), 0);
+    rd_kafka_topic_partition_list_destroy(l);
+    char v[32];
+    size_t vn = sizeof v;
+    cr_assert_eq(rd_kafka_conf_get(rd_kafka_conf(rk), "queued.min.messages", v, &vn),
+                 RD_KAFKA_CONF_OK);
+    size_t full = (size_t)strtoull(v, NULL, 10);
+    kafka_waker *w = kafka_waker_start(rk, full, full / 2, &err);
+    cr_assert_not_null(w, "%s", err.msg);
+    int64_t next[16] = {0};
+    int got = 0;
+    time_t until = time(NULL) + 60;
+    while (got < want && time(NULL) < until) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+        if (!m) continue;
+        if (!m->err) {
+            cr_assert_lt(m->partition, 16);
+            /* a wake-up must not move the fetch position: no message twice, none skipped */
+            cr_assert_eq(m->offset, next[m->partition], "partition %d: offset %lld after %lld",
+                         (int)m->partition, (long long)m->offset,
+                         (long long)next[m->partition] - 1);
+            next[m->partition] = m->offset + 1;
+            if (++got % 250 == 0) { /* a consumer with work to do: the queue fills up */
+                const struct timespec work = {0, 10 * 1000000L};
+                nanosleep(&work, NULL);
+            }
+        }
+        rd_kafka_message_destroy(m);
+    }
+    unsigned long wakes = kafka_waker_wakes(w);
+    kafka_waker_stop(w);
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+    cr_assert_eq(got, want, "read %d of %d messages", got, want);
+    return wakes;
+}
+
+/* librdkafka 2.0 stops fetching once the queue holds queued.min.messages and would look again up
+ * to a second later: the waker wakes the fetcher once the queue has filled and half drained. */
+Test(kafka, the_waker_wakes_the_fetcher_of_a_backlog_and_moves_no_position)
+{
+    const char *topics[] = {"w.backlog"};
+    kafka_mock *m = NULL;
+    perr err;
+    cr_assert_eq(kafka_mock_start(4, topics, 1, &m, &err), 0, "%s", err.msg);
+    produce_n(kafka_mock_bootstrap(m), "w.backlog", 20000);
+    /* a queue of 500 against 20,000 messages fills again and again */
+    unsigned long wakes =
+        read_with_waker(kafka_mock_bootstrap(m), "w.backlog", 4, 20000, "queued.min.messages=500");
+    cr_assert_geq(wakes, 5, "the fetcher was woken %lu times", wakes);
+    kafka_mock_stop(m);
+}
+
+Test(kafka, the_waker_stays_quiet_while_the_queue_never_fills)
+{
+    const char *topics[] = {"w.small"};
+    kafka_mock *m = NULL;
+    perr err;
+    cr_assert_eq(kafka_mock_start(2, topics, 1, &m, &err), 0, "%s", err.msg);
+    produce_n(kafka_mock_bootstrap(m), "w.small", 300);
+    unsigned long wakes =
+        read_with_waker(kafka_mock_bootstrap(m), "w.small", 2, 300, "queued.min.messages=100000");
+    cr_assert_eq(wakes, 0, "the fetcher was woken %lu times", wakes);
+    kafka_mock_stop(m);
+}

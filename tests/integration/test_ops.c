@@ -241,6 +241,7 @@ static const char *const families[] = {
     "provisioner_assigned_partitions",
     "provisioner_settings_reload_failing",
     "provisioner_rebalances_total",
+    "provisioner_fetch_wakeups_total",
     "provisioner_lookup_reads_total",
     "provisioner_lookup_records",
     "provisioner_lookup_age_seconds",

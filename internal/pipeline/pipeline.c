@@ -63,8 +63,7 @@ typedef struct flight {
     event *events;
     bool *ok;
     arena mem;
-    buf bytes;
-    out_msg *outs;
+    out_msg *outs; /* their keys and values are the producer's copies by now */
     size_t n_outs, cap_outs;
     store_write *w;
     delivery dl;
@@ -529,7 +528,9 @@ static int produce_outputs(pipeline *p, perr *err)
 #define TRIM_AFTER_OUTS 20000
 
 /* The output messages' keys, values and error texts: not needed once the producer has its copies
- * (RD_KAFKA_MSG_F_COPY), so a flight does not hold them a second time while it waits. */
+ * (RD_KAFKA_MSG_F_COPY), so a flight does not hold them a second time while it waits. There is
+ * one such buffer, not one per flight: four buffers grown to the largest batch each were ~10 MiB
+ * of the RSS under a backlog. */
 static void bytes_release(pipeline *p)
 {
     buf_reset(&p->bytes);
@@ -544,7 +545,6 @@ static void batch_release(pipeline *p)
     for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
     p->n_msgs = 0;
     p->n_outs = 0;
-    bytes_release(p);
     if (p->cap_outs * sizeof *p->outs > BATCH_KEEP_BYTES) {
         free(p->outs);
         p->outs = NULL;
@@ -1439,7 +1439,6 @@ static void flight_swap(pipeline *p, flight *f)
     SWAP_FIELD(p->events, f->events);
     SWAP_FIELD(p->ok, f->ok);
     SWAP_FIELD(p->mem, f->mem);
-    SWAP_FIELD(p->bytes, f->bytes);
     SWAP_FIELD(p->outs, f->outs);
     SWAP_FIELD(p->n_outs, f->n_outs);
     SWAP_FIELD(p->cap_outs, f->cap_outs);
@@ -1991,6 +1990,11 @@ decide:
         goto out;
     }
     bytes_release(p);
+    /* a flight needs its messages (offsets, timestamps), outputs and change types, no longer the
+     * decoded events' strings: they go back now, not when it retires (four batches of them
+     * otherwise, ~10 MiB under a backlog) */
+    arena_reset(&p->mem);
+    arena_trim(&p->mem, 0);
     slot->w = p->cur_w;
     p->cur_w = NULL;
     slot->produced_at = started;
@@ -2517,7 +2521,6 @@ static void teardown(pipeline *p)
         free(f->events);
         free(f->ok);
         free(f->outs);
-        buf_free(&f->bytes);
         arena_free(&f->mem);
     }
     store_late_free(&p->late_acc);
@@ -2577,7 +2580,6 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         f->events = xcalloc((size_t)o->batch_size, sizeof *f->events);
         f->ok = xcalloc((size_t)o->batch_size, sizeof *f->ok);
         arena_init(&f->mem, 1 << 20);
-        buf_init(&f->bytes);
     }
     int rc = -1;
 
@@ -2627,8 +2629,11 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         if (ops_turn(p, err) < 0) goto out;
         size_t n = collect(p, &last_seen);
         int r = n ? run_batch(p, err) : finish_flights(p, err); /* idle: nothing waits */
-        if (n) batch_release(p);
-        if (n) worked = true;
+        if (n) {
+            batch_release(p);
+            bytes_release(p);
+            worked = true;
+        }
         else if (worked && r == 0 && !p->fl_n) { /* caught up: give back what the backlog took */
             malloc_trim(0);
             worked = false;

@@ -602,3 +602,55 @@ Test(pipeline, sigterm_mid_stream_commits_only_finished_work)
     json_decref(got);
     json_decref(want);
 }
+
+/* R8.3: "an alert is logged and counted". Once the guard trips under a backlog, holds come by the
+ * thousand: the first HELD_LINES_PER_MINUTE (100) name their users, one more line counts the rest;
+ * the commands are those of simulate (nothing held goes out). */
+Test(pipeline, r8_3_holds_past_a_hundred_a_minute_are_counted_in_one_line)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    const char *settings = h_path("settings.yaml");
+    char *yaml = h_read_file(h_source_path("tests/scenarios/r8_3_guard_count_exact_limit/"
+                                           "settings.yaml"));
+    cr_assert_not_null(yaml);
+    h_write_file(settings, yaml);
+    free(yaml);
+    const char *events = h_path("events.jsonl");
+    FILE *f = fopen(events, "w");
+    cr_assert_not_null(f);
+    const int users = 150; /* max_deactivations 2: 148 held */
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 1; i <= users; i++) {
+            long long n = 1000000 + pass * 1000 + i;
+            fprintf(f,
+                    "{\"ChangeEventHeader\": {\"entityName\": \"User\", \"recordIds\": "
+                    "[\"0055e%010dAAK\"], \"changeType\": \"%s\", \"changedFields\": [%s], "
+                    "\"nulledFields\": [], \"diffFields\": [], \"transactionKey\": \"tx-%lld\", "
+                    "\"sequenceNumber\": 1, \"commitTimestamp\": %lld, \"commitNumber\": %lld, "
+                    "\"commitUser\": \"0055e0000000AdmAAC\", \"changeOrigin\": \"\"}, %s}\n",
+                    i, pass ? "UPDATE" : "CREATE", pass ? "\"IsActive\"" : "", n,
+                    1764001000000LL + n, n,
+                    pass ? "\"IsActive\": false"
+                         : "\"Email\": \"u@acme.com\", \"FirstName\": \"F\", \"LastName\": \"L\", "
+                           "\"IsActive\": true");
+        }
+    fclose(f);
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
+    cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    json_t *want = simulate(settings, events);
+    cr_assert_eq(json_array_size(want), (size_t)users + 2, "simulate: %zu commands",
+                 json_array_size(want));
+    const char *outp = h_path("out.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
+    json_equal_or_fail(load_lines(outp), want, "commands with deactivations held");
+    char *log = h_proc_stderr(p);
+    int named = 0;
+    for (const char *s = log; (s = strstr(s, "held by the mass-deactivation guard;")); s++)
+        named++;
+    cr_assert_eq(named, 100, "%d held deactivations named in the log", named);
+    cr_assert(strstr(log, "\"not_logged\":\"48\""), "no line counting the other 48:\n%s", log);
+}

@@ -792,31 +792,31 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
     return wakes;
 }
 
+/* The wake-ups sent while n messages of a new topic over np partitions were read with a queue of
+ * queued_min ("queued.min.messages=N"). */
+static unsigned long wakes_reading(int np, int n, const char *queued_min)
+{
+    const char *topics[] = {"w.topic"};
+    kafka_mock *m = NULL;
+    perr err;
+    cr_assert_eq(kafka_mock_start(np, topics, 1, &m, &err), 0, "%s", err.msg);
+    produce_n(kafka_mock_bootstrap(m), "w.topic", n);
+    unsigned long wakes = read_with_waker(kafka_mock_bootstrap(m), "w.topic", np, n, queued_min);
+    kafka_mock_stop(m);
+    return wakes;
+}
+
 /* librdkafka 2.0 stops fetching once the queue holds queued.min.messages and would look again up
  * to a second later: the waker wakes the fetcher once the queue has filled and half drained. */
 Test(kafka, the_waker_wakes_the_fetcher_of_a_backlog_and_moves_no_position)
 {
-    const char *topics[] = {"w.backlog"};
-    kafka_mock *m = NULL;
-    perr err;
-    cr_assert_eq(kafka_mock_start(4, topics, 1, &m, &err), 0, "%s", err.msg);
-    produce_n(kafka_mock_bootstrap(m), "w.backlog", 20000);
     /* a queue of 500 against 20,000 messages fills again and again */
-    unsigned long wakes =
-        read_with_waker(kafka_mock_bootstrap(m), "w.backlog", 4, 20000, "queued.min.messages=500");
+    unsigned long wakes = wakes_reading(4, 20000, "queued.min.messages=500");
     cr_assert_geq(wakes, 5, "the fetcher was woken %lu times", wakes);
-    kafka_mock_stop(m);
 }
 
 Test(kafka, the_waker_stays_quiet_while_the_queue_never_fills)
 {
-    const char *topics[] = {"w.small"};
-    kafka_mock *m = NULL;
-    perr err;
-    cr_assert_eq(kafka_mock_start(2, topics, 1, &m, &err), 0, "%s", err.msg);
-    produce_n(kafka_mock_bootstrap(m), "w.small", 300);
-    unsigned long wakes =
-        read_with_waker(kafka_mock_bootstrap(m), "w.small", 2, 300, "queued.min.messages=100000");
+    unsigned long wakes = wakes_reading(2, 300, "queued.min.messages=100000");
     cr_assert_eq(wakes, 0, "the fetcher was woken %lu times", wakes);
-    kafka_mock_stop(m);
 }

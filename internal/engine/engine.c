@@ -374,11 +374,13 @@ static void fill_attrs(command *cmd, const value_t *vals, unsigned mask)
         if (mask & (1u << i)) cmd->attrs[i] = vals[i];
 }
 
-static void value_store(value_t *dst, const value_t *src)
+/* Copies src into u's dst (copied before dst is released: src may be dst's own string). */
+static void value_store(user_state *u, value_t *dst, const value_t *src)
 {
-    if (dst->type == VAL_STR) free((char *)dst->s);
-    *dst = *src;
-    if (src->type == VAL_STR) dst->s = xstrndup(src->s, src->len);
+    value_t v = *src;
+    if (src->type == VAL_STR) v.s = xstrndup(src->s, src->len);
+    user_state_release_value(u, dst);
+    *dst = v;
 }
 
 /* R2.1: the attribute values Gong would get now. The email is the R3.3 one, or, when R3.3 fails,
@@ -396,7 +398,7 @@ static void current_attrs(const user_state *u, const scope *s, value_t out[ATTR_
 static void remember_sent(user_state *u, const value_t *vals, unsigned mask)
 {
     for (int i = 0; i < ATTR__COUNT; i++)
-        if (mask & (1u << i)) value_store(&u->sent[i], &vals[i]);
+        if (mask & (1u << i)) value_store(u, &u->sent[i], &vals[i]);
 }
 
 /* UPDATE_USER: the attributes whose sent value changed, `active` excluded (R5.3). */

@@ -64,6 +64,11 @@ typedef struct user_state {
     bool created_waiting;
     bool needs_reconcile; /* a GAP event could not be read from Salesforce (R1.3) */
     bool dirty;
+    /* The strings of the values a store decoded into this state, in one block the store fills
+     * (one allocation a state, not one a string); a value pointing inside is never freed alone.
+     * Values the engine sets are allocated apart. */
+    char *strs;
+    size_t strs_cap;
 } user_state;
 
 /* Allocates / frees a user_state and everything it owns. */
@@ -72,6 +77,8 @@ void user_state_free(user_state *u);
 const value_t *user_state_get(const user_state *u, const char *field); /* case-insensitive */
 void user_state_set(user_state *u, const char *field, const value_t *v);
 void user_state_clear_fields(user_state *u);
+/* Frees v's string unless it lives in u->strs, and leaves v null. */
+void user_state_release_value(user_state *u, value_t *v);
 /* Copies src's fields over a fresh dst (for scratch copies and stores). */
 void user_state_copy(user_state *dst, const user_state *src);
 

@@ -36,15 +36,16 @@ static value_t value_dup(const value_t *v)
     return out;
 }
 
-static void value_release(value_t *v)
+void user_state_release_value(user_state *u, value_t *v)
 {
-    if (v->type == VAL_STR) free((char *)v->s);
+    bool pooled = u->strs && v->type == VAL_STR && v->s >= u->strs && v->s < u->strs + u->strs_cap;
+    if (v->type == VAL_STR && !pooled) free((char *)v->s);
     *v = value_null();
 }
 
 void user_state_clear_fields(user_state *u)
 {
-    for (size_t i = 0; i < u->n_fields; i++) value_release(&u->fields[i].val);
+    for (size_t i = 0; i < u->n_fields; i++) user_state_release_value(u, &u->fields[i].val);
     u->n_fields = 0;
 }
 
@@ -53,12 +54,13 @@ void user_state_free(user_state *u)
     if (!u) return;
     user_state_clear_fields(u);
     free(u->fields);
-    for (int i = 0; i < ATTR__COUNT; i++) value_release(&u->sent[i]);
+    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(u, &u->sent[i]);
     free(u->id);
     free(u->assignment);
     free(u->applied_settings_of);
     free(u->gong_manager);
     free(u->waiting_for);
+    free(u->strs);
     free(u);
 }
 
@@ -91,7 +93,7 @@ void user_state_set(user_state *u, const char *field, const value_t *v)
     ssize_t i = find_field(u, field);
     if (i >= 0) {
         if (value_eq(&u->fields[i].val, v)) return;
-        value_release(&u->fields[i].val);
+        user_state_release_value(u, &u->fields[i].val);
         u->fields[i].val = value_dup(v);
         return;
     }
@@ -112,15 +114,19 @@ void user_state_copy(user_state *dst, const user_state *src)
     user_field *fields = dst->fields;
     size_t cap = dst->cap_fields;
     user_state_clear_fields(dst);
-    for (int i = 0; i < ATTR__COUNT; i++) value_release(&dst->sent[i]);
+    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(dst, &dst->sent[i]);
     free(dst->assignment);
     free(dst->applied_settings_of);
     free(dst->gong_manager);
     free(dst->waiting_for);
+    char *strs = dst->strs;
+    size_t strs_cap = dst->strs_cap;
     *dst = *src;
     dst->id = id;
     dst->fields = fields;
     dst->cap_fields = cap;
+    dst->strs = strs; /* src's values are copied out of src's block below */
+    dst->strs_cap = strs_cap;
     dst->n_fields = 0;
     for (size_t i = 0; i < src->n_fields; i++)
         user_state_set(dst, src->fields[i].name, &src->fields[i].val);

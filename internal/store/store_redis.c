@@ -838,7 +838,14 @@ static char *get_ostr(reader *r)
 }
 
 /* Values own their strings, as user_state_set would have made them. */
-static value_t get_value(reader *r)
+/* A decoded string: copied to the state's block (decode_state sized it to the blob, which holds
+ * every string with at least one length byte before it, so it never grows meanwhile). */
+typedef struct str_block {
+    char *at;
+    size_t used, cap;
+} str_block;
+
+static value_t get_value(reader *r, str_block *sb)
 {
     unsigned tag = get_byte(r);
     switch (tag) {
@@ -859,7 +866,12 @@ static value_t get_value(reader *r)
         size_t len;
         const char *s = get_bytes(r, get_varint(r), &len);
         if (!s) return value_null();
-        return (value_t){.type = VAL_STR, .s = xstrndup(s, len), .len = len};
+        if (sb->cap - sb->used < len + 1) return rd_fail(r, "string past the end"), value_null();
+        char *d = sb->at + sb->used;
+        memcpy(d, s, len);
+        d[len] = '\0';
+        sb->used += len + 1;
+        return (value_t){.type = VAL_STR, .s = d, .len = len};
     }
     default: return rd_fail(r, "unknown value type"), value_null();
     }
@@ -882,8 +894,7 @@ static void state_recycle(store_redis *s, user_state *u)
         return;
     }
     user_state_clear_fields(u);
-    for (int i = 0; i < ATTR__COUNT; i++)
-        if (u->sent[i].type == VAL_STR) free((char *)u->sent[i].s);
+    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(u, &u->sent[i]);
     free(u->id);
     free(u->assignment);
     free(u->applied_settings_of);
@@ -891,9 +902,13 @@ static void state_recycle(store_redis *s, user_state *u)
     free(u->waiting_for);
     user_field *fields = u->fields;
     size_t cap = u->cap_fields;
+    char *strs = u->strs;
+    size_t strs_cap = u->strs_cap;
     memset(u, 0, sizeof *u);
     u->fields = fields;
     u->cap_fields = cap;
+    u->strs = strs; /* reused by the next state decoded into this one */
+    u->strs_cap = strs_cap;
     GROW(s->pool, s->n_pool, s->cap_pool);
     s->pool[s->n_pool++] = u;
 }
@@ -939,10 +954,16 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     u->applied_settings_of = get_ostr(&r);
     u->gong_manager = get_ostr(&r);
     u->waiting_for = get_ostr(&r);
+    if (u->strs_cap < len) { /* a recycled state holds no value in its block any more */
+        free(u->strs);
+        u->strs = xmalloc(len);
+        u->strs_cap = len;
+    }
+    str_block sb = {.at = u->strs, .cap = u->strs_cap};
     uint64_t n_sent = get_varint(&r);
     if (n_sent > ATTR__COUNT) rd_fail(&r, "more sent attributes than this build knows");
     for (uint64_t i = 0; i < n_sent && !r.bad; i++)
-        u->sent[i] = get_value(&r);
+        u->sent[i] = get_value(&r, &sb);
     uint64_t n = get_varint(&r);
     if (n > (uint64_t)(r.end - r.p) / 2) rd_fail(&r, "field count past the end");
     if (!r.bad && n > u->cap_fields) {
@@ -960,7 +981,7 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
         }
         buf_reset(&s->scratch);
         buf_append(&s->scratch, name, nl);
-        value_t v = get_value(&r);
+        value_t v = get_value(&r, &sb);
         u->fields[u->n_fields].name = engine_intern(s->scratch.data);
         u->fields[u->n_fields].val = v;
         u->n_fields++;

@@ -377,8 +377,7 @@ static void fill_attrs(command *cmd, const value_t *vals, unsigned mask)
 /* Copies src into u's dst (copied before dst is released: src may be dst's own string). */
 static void value_store(user_state *u, value_t *dst, const value_t *src)
 {
-    value_t v = *src;
-    if (src->type == VAL_STR) v.s = xstrndup(src->s, src->len);
+    value_t v = user_state_dup_value(u, src);
     user_state_release_value(u, dst);
     *dst = v;
 }

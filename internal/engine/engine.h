@@ -64,11 +64,11 @@ typedef struct user_state {
     bool created_waiting;
     bool needs_reconcile; /* a GAP event could not be read from Salesforce (R1.3) */
     bool dirty;
-    /* The strings of the values a store decoded into this state, in one block the store fills
-     * (one allocation a state, not one a string); a value pointing inside is never freed alone.
-     * Values the engine sets are allocated apart. */
-    char *strs;
-    size_t strs_cap;
+    /* Pooled (a store that recycles its states after every batch sets it): every string value
+     * of the state, decoded or set since, is allocated in strs and goes when the store resets it,
+     * not one malloc and free each. Otherwise each is allocated and freed on its own. */
+    bool pooled;
+    arena strs;
 } user_state;
 
 /* Allocates / frees a user_state and everything it owns. */
@@ -77,7 +77,9 @@ void user_state_free(user_state *u);
 const value_t *user_state_get(const user_state *u, const char *field); /* case-insensitive */
 void user_state_set(user_state *u, const char *field, const value_t *v);
 void user_state_clear_fields(user_state *u);
-/* Frees v's string unless it lives in u->strs, and leaves v null. */
+/* A copy of v whose string belongs to u (in u->strs when u is pooled). */
+value_t user_state_dup_value(user_state *u, const value_t *v);
+/* Leaves v null, freeing its string unless u is pooled. */
 void user_state_release_value(user_state *u, value_t *v);
 /* Copies src's fields over a fresh dst (for scratch copies and stores). */
 void user_state_copy(user_state *dst, const user_state *src);

@@ -26,20 +26,21 @@ user_state *user_state_new(const char *id)
 {
     user_state *u = xcalloc(1, sizeof *u);
     u->id = xstrdup(id);
+    arena_init(&u->strs, 256);
     return u;
 }
 
-static value_t value_dup(const value_t *v)
+value_t user_state_dup_value(user_state *u, const value_t *v)
 {
     value_t out = *v;
-    if (v->type == VAL_STR) out.s = xstrndup(v->s, v->len);
+    if (v->type == VAL_STR)
+        out.s = u->pooled ? arena_strndup(&u->strs, v->s, v->len) : xstrndup(v->s, v->len);
     return out;
 }
 
 void user_state_release_value(user_state *u, value_t *v)
 {
-    bool pooled = u->strs && v->type == VAL_STR && v->s >= u->strs && v->s < u->strs + u->strs_cap;
-    if (v->type == VAL_STR && !pooled) free((char *)v->s);
+    if (v->type == VAL_STR && !u->pooled) free((char *)v->s);
     *v = value_null();
 }
 
@@ -60,7 +61,7 @@ void user_state_free(user_state *u)
     free(u->applied_settings_of);
     free(u->gong_manager);
     free(u->waiting_for);
-    free(u->strs);
+    arena_free(&u->strs);
     free(u);
 }
 
@@ -94,7 +95,7 @@ void user_state_set(user_state *u, const char *field, const value_t *v)
     if (i >= 0) {
         if (value_eq(&u->fields[i].val, v)) return;
         user_state_release_value(u, &u->fields[i].val);
-        u->fields[i].val = value_dup(v);
+        u->fields[i].val = user_state_dup_value(u, v);
         return;
     }
     if (u->n_fields == u->cap_fields) {
@@ -102,7 +103,7 @@ void user_state_set(user_state *u, const char *field, const value_t *v)
         u->fields = xrealloc(u->fields, u->cap_fields * sizeof *u->fields);
     }
     u->fields[u->n_fields].name = engine_intern(field);
-    u->fields[u->n_fields].val = value_dup(v);
+    u->fields[u->n_fields].val = user_state_dup_value(u, v);
     u->n_fields++;
 }
 
@@ -119,18 +120,18 @@ void user_state_copy(user_state *dst, const user_state *src)
     free(dst->applied_settings_of);
     free(dst->gong_manager);
     free(dst->waiting_for);
-    char *strs = dst->strs;
-    size_t strs_cap = dst->strs_cap;
+    bool pooled = dst->pooled;
+    arena strs = dst->strs;
     *dst = *src;
     dst->id = id;
     dst->fields = fields;
     dst->cap_fields = cap;
-    dst->strs = strs; /* src's values are copied out of src's block below */
-    dst->strs_cap = strs_cap;
+    dst->pooled = pooled; /* src's values are copied out of src's strings below */
+    dst->strs = strs;
     dst->n_fields = 0;
     for (size_t i = 0; i < src->n_fields; i++)
         user_state_set(dst, src->fields[i].name, &src->fields[i].val);
-    for (int i = 0; i < ATTR__COUNT; i++) dst->sent[i] = value_dup(&src->sent[i]);
+    for (int i = 0; i < ATTR__COUNT; i++) dst->sent[i] = user_state_dup_value(dst, &src->sent[i]);
     dst->assignment = dup_or_null(src->assignment);
     dst->applied_settings_of = dup_or_null(src->applied_settings_of);
     dst->gong_manager = dup_or_null(src->gong_manager);

@@ -2633,7 +2633,8 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         perr_set(err, "command encoder: %s", ce.msg);
         goto out;
     }
-    store_redis_opts so = {.url = o->redis_url, .prefix = o->redis_prefix};
+    store_redis_opts so = {
+        .url = o->redis_url, .prefix = o->redis_prefix, .keep_cache = o->dry_run};
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
     if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
     p->reads_managers = reads_manager_fields(o->cfg);

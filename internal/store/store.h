@@ -23,6 +23,10 @@ typedef struct store_redis_opts {
     const char *url;    /* redis://[user:password@]host:port[/db] */
     const char *prefix; /* key prefix, e.g. "prov:" */
     int timeout_ms;     /* per command; 0: 2000 */
+    /* The cache is kept across batches (a dry run's scratch state) rather than reset after each:
+     * its states are not pooled (user_state.pooled), or a user's strings would pile up with
+     * every event of the run. */
+    bool keep_cache;
 } store_redis_opts;
 
 /* Reports (manager, report) pairs whose waiting link another instance may have raced with (R6.3):

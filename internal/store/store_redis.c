@@ -248,6 +248,7 @@ struct store_redis {
     char sha_put[41], sha_link[41];
     bool scripts_reload; /* SCRIPT LOAD in front of the next write (after a NOSCRIPT) */
     arena rmem; /* hiredis's reply objects, until the next exchange begins (reply_fns) */
+    bool pooled; /* states pooled (store_redis_opts.keep_cache not set) */
     /* cache */
     arena mem;
     strmap users; /* id -> entry* */
@@ -889,14 +890,8 @@ static char *get_ostr(reader *r)
 }
 
 /* Values own their strings, as user_state_set would have made them. */
-/* A decoded string: copied to the state's block (decode_state sized it to the blob, which holds
- * every string with at least one length byte before it, so it never grows meanwhile). */
-typedef struct str_block {
-    char *at;
-    size_t used, cap;
-} str_block;
-
-static value_t get_value(reader *r, str_block *sb)
+/* A decoded string belongs to u (pooled or not). */
+static value_t get_value(reader *r, user_state *u)
 {
     unsigned tag = get_byte(r);
     switch (tag) {
@@ -917,12 +912,8 @@ static value_t get_value(reader *r, str_block *sb)
         size_t len;
         const char *s = get_bytes(r, get_varint(r), &len);
         if (!s) return value_null();
-        if (sb->cap - sb->used < len + 1) return rd_fail(r, "string past the end"), value_null();
-        char *d = sb->at + sb->used;
-        memcpy(d, s, len);
-        d[len] = '\0';
-        sb->used += len + 1;
-        return (value_t){.type = VAL_STR, .s = d, .len = len};
+        value_t v = {.type = VAL_STR, .s = s, .len = len};
+        return user_state_dup_value(u, &v);
     }
     default: return rd_fail(r, "unknown value type"), value_null();
     }
@@ -930,9 +921,14 @@ static value_t get_value(reader *r, str_block *sb)
 
 static user_state *state_take(store_redis *s, const char *id)
 {
-    if (!s->n_pool) return user_state_new(id);
-    user_state *u = s->pool[--s->n_pool];
-    u->id = xstrdup(id);
+    user_state *u;
+    if (!s->n_pool) {
+        u = user_state_new(id);
+    } else {
+        u = s->pool[--s->n_pool];
+        u->id = xstrdup(id);
+    }
+    u->pooled = s->pooled; /* its strings then go with state_recycle */
     return u;
 }
 
@@ -953,13 +949,13 @@ static void state_recycle(store_redis *s, user_state *u)
     free(u->waiting_for);
     user_field *fields = u->fields;
     size_t cap = u->cap_fields;
-    char *strs = u->strs;
-    size_t strs_cap = u->strs_cap;
+    arena strs = u->strs;
     memset(u, 0, sizeof *u);
     u->fields = fields;
     u->cap_fields = cap;
-    u->strs = strs; /* reused by the next state decoded into this one */
-    u->strs_cap = strs_cap;
+    u->strs = strs; /* its blocks serve the next state taken */
+    arena_reset(&u->strs);
+    arena_trim(&u->strs, 512); /* a state's strings are a few hundred bytes */
     GROW(s->pool, s->n_pool, s->cap_pool);
     s->pool[s->n_pool++] = u;
 }
@@ -1005,16 +1001,10 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     u->applied_settings_of = get_ostr(&r);
     u->gong_manager = get_ostr(&r);
     u->waiting_for = get_ostr(&r);
-    if (u->strs_cap < len) { /* a recycled state holds no value in its block any more */
-        free(u->strs);
-        u->strs = xmalloc(len);
-        u->strs_cap = len;
-    }
-    str_block sb = {.at = u->strs, .cap = u->strs_cap};
     uint64_t n_sent = get_varint(&r);
     if (n_sent > ATTR__COUNT) rd_fail(&r, "more sent attributes than this build knows");
     for (uint64_t i = 0; i < n_sent && !r.bad; i++)
-        u->sent[i] = get_value(&r, &sb);
+        u->sent[i] = get_value(&r, u);
     uint64_t n = get_varint(&r);
     if (n > (uint64_t)(r.end - r.p) / 2) rd_fail(&r, "field count past the end");
     if (!r.bad && n > u->cap_fields) {
@@ -1032,7 +1022,7 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
         }
         buf_reset(&s->scratch);
         buf_append(&s->scratch, name, nl);
-        value_t v = get_value(&r, &sb);
+        value_t v = get_value(&r, u);
         u->fields[u->n_fields].name = engine_intern(s->scratch.data);
         u->fields[u->n_fields].val = v;
         u->n_fields++;
@@ -1536,6 +1526,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     s->prefix_len = strlen(s->prefix);
     arena_init(&s->mem, 64 * 1024);
     arena_init(&s->rmem, 64 * 1024);
+    s->pooled = !o->keep_cache;
     strmap_init(&s->users);
     strmap_init(&s->links);
     buf_init(&s->cmd.data);

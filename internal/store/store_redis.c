@@ -580,7 +580,7 @@ static void replies_free(store_redis *s)
 {
     s->n_rep = 0;
     arena_reset(&s->rmem);
-    arena_trim(&s->rmem, KEEP_BYTES);
+    arena_trim(&s->rmem, 1u << 20); /* a batch's replies are ~2 MB; a manager's thousands go back */
 }
 
 /* Writes bytes in one go (the socket has the command timeout as its send timeout). */

@@ -889,8 +889,7 @@ static char *get_ostr(reader *r)
     return s ? xstrndup(s, len) : NULL;
 }
 
-/* Values own their strings, as user_state_set would have made them. */
-/* A decoded string belongs to u (pooled or not). */
+/* A decoded string belongs to u, as user_state_set would have made it (pooled or not). */
 static value_t get_value(reader *r, user_state *u)
 {
     unsigned tag = get_byte(r);
@@ -1585,9 +1584,9 @@ void store_redis_close(store_redis *s)
     strmap_free(&s->users, NULL);
     strmap_free(&s->links, NULL);
     arena_free(&s->mem);
-    arena_free(&s->rmem);
     replies_free(s);
     conn_drop(s);
+    arena_free(&s->rmem); /* after the reader, whose partial reply may live there */
     cb_free(&s->cmd);
     buf_free(&s->out);
     buf_free(&s->scratch);

@@ -676,3 +676,40 @@ Test(engine, r8_3_share_does_not_apply_while_the_count_is_unknown)
     cr_assert_eq(r.stats.held_deactivations, 0, "a state from before the count: no share yet");
     cr_assert_eq(r.provisioned, -1, "and the engine does not make one up");
 }
+
+/* A pooled state (store_redis's) keeps every string in its arena: values set over and over read
+ * back right, releasing one frees nothing on its own, and user_state_free takes them all (ASan's
+ * leak and double-free checks run this under make test). The same calls on a state that is not
+ * pooled allocate and free each string. */
+Test(engine, pooled_and_unpooled_states_hold_the_same_values)
+{
+    for (int pooled = 0; pooled < 2; pooled++) {
+        user_state *u = user_state_new("005P");
+        u->pooled = pooled;
+        char text[32];
+        for (int i = 0; i < 50; i++) {
+            snprintf(text, sizeof text, "title %d", i);
+            value_t v = value_str(text);
+            user_state_set(u, "Title", &v);
+            user_state_set(u, i % 2 ? "Phone" : "Department", &v);
+        }
+        const value_t *t = user_state_get(u, "title");
+        cr_assert_not_null(t);
+        cr_assert_str_eq(t->s, "title 49");
+        cr_assert_neq((const void *)t->s, (const void *)text, "the state keeps its own copy");
+        cr_assert_str_eq(user_state_get(u, "Phone")->s, "title 49");
+        cr_assert_str_eq(user_state_get(u, "Department")->s, "title 48");
+        value_t sent = user_state_dup_value(u, t);
+        user_state_release_value(u, &sent);
+        cr_assert_eq(sent.type, VAL_NULL);
+        u->sent[ATTR_TITLE] = user_state_dup_value(u, t);
+        user_state *copy = user_state_new("005Q");
+        user_state_copy(copy, u);
+        cr_assert_not(copy->pooled, "a copy keeps its own kind");
+        cr_assert_str_eq(copy->sent[ATTR_TITLE].s, "title 49");
+        cr_assert_neq((const void *)copy->sent[ATTR_TITLE].s, (const void *)u->sent[ATTR_TITLE].s);
+        user_state_free(u);
+        cr_assert_str_eq(user_state_get(copy, "Title")->s, "title 49");
+        user_state_free(copy);
+    }
+}

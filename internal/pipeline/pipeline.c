@@ -1491,6 +1491,34 @@ static int step_write_flight(pipeline *p, perr *err)
     return 0;
 }
 
+/* Writes the sealed state write w (none: nothing to write), again while Redis is away; what it
+ * reports late is left in p->fl_late. */
+static int write_sealed(pipeline *p, store_write *w, int64_t *stop_deadline, perr *err)
+{
+    p->fl_write = w;
+    p->fl_late = (store_late){0};
+    return w ? with_retry(p, step_write_flight, "write state", false, stop_deadline, err) : 0;
+}
+
+/* p's batch is stored: its offsets are committed, or held while late links wait to be resolved
+ * (a crash before that reads it again, and its writes report the links again), and it counts as
+ * finished. */
+static void batch_stored(pipeline *p)
+{
+    if (p->late_acc.n) {
+        if (!p->held) p->held = rd_kafka_topic_partition_list_new(16);
+        batch_offsets(p, p->held);
+    } else {
+        perr e;
+        if (commit_batch(p, &e) < 0) /* the states are stored: a redelivery is stale (R1.4) */
+            log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", e.msg,
+                    NULL);
+    }
+    p->stats.batches++;
+    p->stats.messages += p->n_msgs;
+    batch_done(p);
+}
+
 static int cmp_cstr(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1686,23 +1714,11 @@ static int flight_retire(pipeline *p, perr *err)
 {
     flight *f = flight_at(p, 0);
     int64_t stop_deadline = 0;
-    p->fl_write = f->w;
-    p->fl_late = (store_late){0};
-    if (f->w && with_retry(p, step_write_flight, "write state", false, &stop_deadline, err) < 0)
-        return -1;
+    if (write_sealed(p, f->w, &stop_deadline, err) < 0) return -1;
     f->w = NULL;
     late_merge(&p->late_acc, &p->fl_late);
     flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
-    if (p->late_acc.n) {
-        if (!p->held) p->held = rd_kafka_topic_partition_list_new(16);
-        batch_offsets(p, p->held);
-    } else if (commit_batch(p, err) < 0) { /* the states are stored: a redelivery is stale */
-        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
-                NULL);
-    }
-    p->stats.batches++;
-    p->stats.messages += p->n_msgs;
-    batch_done(p);
+    batch_stored(p);
     bool unusual = p->n_outs > TRIM_AFTER_OUTS;
     batch_release(p);
     /* what such a batch took (its commands in the producer, its state write, the reports' states)
@@ -1845,10 +1861,7 @@ static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
         return 1;
     }
     bytes_release(p);
-    p->fl_write = p->cur_w;
-    p->fl_late = (store_late){0};
-    if (p->cur_w && with_retry(p, step_write_flight, "write state", false, stop_deadline, err) < 0)
-        return -1;
+    if (write_sealed(p, p->cur_w, stop_deadline, err) < 0) return -1;
     p->cur_w = NULL;
     store_late late = {0};
     late_merge(&late, &p->fl_late);
@@ -1859,12 +1872,7 @@ static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
     if (rc < 0) late_merge(&p->late_acc, &late); /* still due, before anything else */
     store_late_free(&late);
     if (rc < 0) return -1;
-    if (commit_batch(p, err) < 0) /* the states are stored: a redelivery is stale (R1.4) */
-        log_msg(LOG_WARN, "offset commit failed; the batch may be read again", "error", err->msg,
-                NULL);
-    p->stats.batches++;
-    p->stats.messages += p->n_msgs;
-    batch_done(p);
+    batch_stored(p); /* (late_acc is empty: the flights before it were finished) */
     return 0;
 }
 
@@ -2429,7 +2437,7 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
     /* Bounded prefetch keeps the RSS small whatever the topic holds; short fetch waits keep the
      * latency low (a broker that never cuts a long poll short, like the mock, would add it). The
      * queue bound is checked before a fetch, which may then bring up to fetch.max.bytes (50 MB by
-     * default): 8 MB keeps that overshoot small. (Not max.partition.fetch.bytes: below the size
+     * default): 1 MiB keeps that overshoot small. (Not max.partition.fetch.bytes: below the size
      * of a produced message set, fetches stall, a third slower end to end on the dev broker.)
      * Once the queue holds queued.min.messages, librdkafka 2.0 stops fetching until its broker
      * thread next wakes, up to a second later: the waker (start_waker) wakes it when the queue

@@ -188,6 +188,15 @@ static void check_outcome(chaos *c, const char *group, const char *prefix, const
  * batch: while polling, deciding, producing, waiting for acks, writing Redis, committing. */
 static const char *const SIZES[] = {"50", "100", "200", "500"};
 
+/* A batch size for the next run, drawn from SIZES. */
+static const char *draw_size(chaos *c) { return SIZES[(int)v_rng_range(&c->rng, 0, 3.999)]; }
+
+/* A short session timeout lets a restarted member take the partition over from its killed
+ * predecessor sooner: the mock waits session.timeout.ms - 1 s for the dead member to rejoin. It
+ * must stay above 3 s, the mock's delay for the first join of an empty group, or the joining
+ * member's session expires while it waits and it never gets in. */
+#define QUICK_REJOIN "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500"
+
 /* SIGKILLs run k of the service, which must still be running. */
 static void kill_run(h_proc *p, int k)
 {
@@ -219,15 +228,10 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
     chaos c;
     prepare(&c, "kill-service", b, r.port, r.url, v_seed(7001, "kill-service"));
 
-    /* Batch sizes vary per restart (SIZES). A short session timeout lets a restarted member take
-     * the partition over from its killed predecessor sooner: the mock waits session.timeout.ms -
-     * 1 s for the dead member to rejoin. It must stay above 3 s, the mock's delay for the first
-     * join of an empty group, or the joining member's session expires while it waits and it
-     * never gets in. */
+    /* batch sizes vary per restart (SIZES) */
     for (int k = 1; k <= KILLS; k++) {
-        const char *size = SIZES[(int)v_rng_range(&c.rng, 0, 3.999)];
-        const char *extra[] = {"--batch-size",  size, "-X", "session.timeout.ms=4000", "-X",
-                               "heartbeat.interval.ms=500", NULL};
+        const char *size = draw_size(&c);
+        const char *extra[] = {"--batch-size", size, QUICK_REJOIN, NULL};
         /* When to kill: 15% during start-up (before or while joining the group), 20% soon after
          * the partition is assigned (the first batches, redelivered ones among them), 65% in full
          * flow: once the committed offset passes a target drawn in the k-th twentieth of the
@@ -265,8 +269,7 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
                 "%lld of %d",
             k, KILLS, delay, when, size, (long long)before, (long long)committed(&c), EVENTS);
     }
-    const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", "-X",
-                          "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500", NULL};
+    const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", QUICK_REJOIN, NULL};
     last_run_and_check(&c, last);
 }
 
@@ -292,10 +295,9 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
     chaos c;
     prepare(&c, "kill-parts", b, r.port, r.url, v_seed(7004, "kill-parts"));
     for (int k = 1; k <= PART_KILLS; k++) {
-        const char *size = SIZES[(int)v_rng_range(&c.rng, 0, 3.999)];
+        const char *size = draw_size(&c);
         double delay = v_rng_range(&c.rng, 0.0, 0.1);
-        const char *extra[] = {"--placements-at-once", "1", "--batch-size", size, "-X",
-                               "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
+        const char *extra[] = {"--placements-at-once", "1", "--batch-size", size, QUICK_REJOIN,
                                NULL};
         int64_t before = committed(&c);
         h_proc *p = start_service(&c, "crash", "crash:", "out", extra);
@@ -313,8 +315,7 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
             k, PART_KILLS, delay, size, (long long)before, (long long)committed(&c), EVENTS);
     }
     const char *last[] = {"--placements-at-once", "1", "--batch-size", "100", "--exit-when-idle",
-                          "3", "-X", "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
-                          NULL};
+                          "3", QUICK_REJOIN, NULL};
     last_run_and_check(&c, last);
 }
 

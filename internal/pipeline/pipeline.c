@@ -725,39 +725,25 @@ static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr
         const value_t *m = u ? user_state_get(u, "ManagerId") : NULL;
         if (m && m->type == VAL_STR && m->len) managers[k++] = arena_strdup(&p->mem, m->s);
     }
-    return k ? store_redis_prefetch(p->store, managers, k, err) : 0;
+    return k ? store_redis_prefetch_named(p->store, managers, k, 0, err) : 0;
 }
 
 static int step_prefetch(pipeline *p, perr *err)
 {
-    const char **ids = arena_alloc(&p->mem, sizeof(char *) * (p->n_msgs * 4 + 8));
-    size_t n = 0, cap = p->n_msgs * 4 + 8;
-    for (size_t i = 0; i < p->n_msgs; i++) {
-        if (!p->ok[i]) continue;
-        const event *ev = &p->events[i];
-        for (size_t r = 0; r < ev->n_record_ids; r++) {
-            if (n == cap) {
-                const char **more = arena_alloc(&p->mem, sizeof(char *) * cap * 2);
-                memcpy(more, ids, sizeof(char *) * n);
-                ids = more;
-                cap *= 2;
-            }
-            ids[n++] = ev->record_ids[r];
-        }
-        const char *refs[8];
-        size_t k = engine_event_refs(ev, refs, 8);
-        for (size_t r = 0; r < k; r++) {
-            if (n == cap) {
-                const char **more = arena_alloc(&p->mem, sizeof(char *) * cap * 2);
-                memcpy(more, ids, sizeof(char *) * n);
-                ids = more;
-                cap *= 2;
-            }
-            ids[n++] = refs[r];
-        }
-    }
+    /* the users the events are about first, then the managers they name */
+    size_t cap = 0;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        if (p->ok[i]) cap += p->events[i].n_record_ids + 8;
+    const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        for (size_t r = 0; p->ok[i] && r < p->events[i].n_record_ids; r++)
+            ids[n++] = p->events[i].record_ids[r];
+    size_t n_subjects = n;
+    for (size_t i = 0; i < p->n_msgs; i++)
+        if (p->ok[i]) n += engine_event_refs(&p->events[i], ids + n, 8);
     double started = pipeline_mono_s();
-    int rc = store_redis_prefetch(p->store, ids, n, err);
+    int rc = store_redis_prefetch_named(p->store, ids, n, n_subjects, err);
     if (rc == 0 && p->reads_managers) rc = prefetch_managers(p, ids, n, err);
     if (rc == 0) {
         /* the users whose own events may make them active (not the managers they name): their
@@ -2160,6 +2146,12 @@ static int step_count_provisioned(pipeline *p, perr *err)
     return store_redis_count_provisioned(p->store, !p->o->dry_run, err);
 }
 
+/* R6.3: the waiting sets are looked up in their index, built once for a state from before it. */
+static int step_index_waiting(pipeline *p, perr *err)
+{
+    return store_redis_index_waiting(p->store, !p->o->dry_run, err);
+}
+
 /* R7.2: the company switch, produced and stored before any further event: at start-up and after
  * a settings reload. */
 static int company_settings(pipeline *p, const char *step, perr *err)
@@ -2659,6 +2651,8 @@ int pipeline_run(const pipeline_opts *o, perr *err)
 
     int64_t count_deadline = 0;
     if (with_retry(p, step_count_provisioned, "count provisioned", true, &count_deadline, err) < 0)
+        goto out;
+    if (with_retry(p, step_index_waiting, "index waiting sets", true, &count_deadline, err) < 0)
         goto out;
     /* R7.2 at start-up: the company switch, produced and stored before any event */
     if (company_settings(p, "start", err) < 0) goto out;

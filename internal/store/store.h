@@ -48,6 +48,11 @@ void store_redis_close(store_redis *s);
 engine_store *store_redis_iface(store_redis *s);
 /* Loads these users (and the waiting-link sets naming them as manager) into the cache. */
 int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err);
+/* The same for a batch: ids[0..n_subjects) are the users its events are about, the rest users
+ * they name (managers). With the waiting index, a named user's waiting set is read only when it
+ * has members and the user is active (check (c)); otherwise a links() of it reads it then. */
+int store_redis_prefetch_named(store_redis *s, const char *const *ids, size_t n, size_t n_subjects,
+                               perr *err);
 /* After store_redis_prefetch: loads the reports waiting for these users (prefetched before) that
  * are not cached yet, in one more round trip when there are any. A manager that becomes active
  * reads every report waiting for it (R6.3); pass the users a batch may activate, not every
@@ -114,6 +119,16 @@ int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id),
  * only in the cache, for a dry run). Nothing when the count is there. A user whose status
  * another instance changes while the count runs may be counted wrongly, once. */
 int store_redis_count_provisioned(store_redis *s, bool write, perr *err);
+
+/* R6.3: the waiting index, a set under {prefix}waiting of the waiting sets (w:{manager} keys) that
+ * may have members. The write scripts add a set when they add to it and take it out when they
+ * empty it, so a prefetch asks the index once (SMISMEMBER) and reads only the sets that exist.
+ * Sets written before the index (an older version) are added once, with SCAN, and the company
+ * hash then says so (waiting_index 1); with write false (a dry run) the store reads every set
+ * until then. Redis before 6.2 (no SMISMEMBER): every set is read, with a warning. An older
+ * version still writing meanwhile (a rolling upgrade) adds sets the index misses; the manager's
+ * own write then finds those reports (check (b)) and they are placed as late links. */
+int store_redis_index_waiting(store_redis *s, bool write, perr *err);
 
 /* GAP_OVERFLOW reconciliations not done yet (R1.3, R8), a set under {prefix}overflows: the
  * service notes each GAP_OVERFLOW before its batch is committed and removes it when a reimport

@@ -8,9 +8,15 @@
  *                  The status sits beside the blob so that a Lua script reads a manager's
  *                  provisioning status with one HGET, without decoding anything (R6.3 race).
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
+ *   P waiting      SET   the index of the waiting sets: the keys (P w:{manager}) of those that
+ *                        may have members. The scripts add a set's key when they add to it and
+ *                        take it out when a report's write empties it (a standalone SREM leaves
+ *                        it: a key too many costs one read). Complete once the company hash says
+ *                        waiting_index "1" (store_redis_index_waiting).
  *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2), deacts
  *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window,
- *                        provisioned decimal: the users whose status is "active" (R8.3 share).
+ *                        provisioned decimal: the users whose status is "active" (R8.3 share),
+ *                        waiting_index "1": the waiting index is complete.
  *                        Never written whole: each user's write that moves its status to or
  *                        from "active" adds +1/-1 in the put script, from the status it replaces,
  *                        so instances sharing the hash add up, and a flush sent again adds
@@ -43,8 +49,11 @@
  *
  * ---- Round trips. Every exchange is one pipelined round trip (all commands appended, then all
  * replies read):
- *   prefetch  HGET u:{id} blob and SMEMBERS w:{id} for every id not cached (plus HMGET company
- *             when not loaded): 1 round trip for the batch;
+ *   prefetch  HGET u:{id} blob for every id not cached, SMISMEMBER of the waiting index for
+ *             every waiting set not cached (plus HMGET company when not loaded): 1 round trip
+ *             for the batch, and 1 more for the SMEMBERS of the sets it names, when any (of a
+ *             subject, or of an active manager the batch only names). Without the index (a dry
+ *             run before it is built, Redis before 6.2): SMEMBERS w:{id} each, in the first;
  *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
  *             (store_redis_prefetch_waiting): 0 or 1 round trip;
  *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
@@ -97,10 +106,10 @@
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
 
 /* The put script (see the top comment). KEYS[1] the user's hash, KEYS[2] its waiting set,
- * KEYS[3] the company hash (the provisioned count); KEYS[2i+2], KEYS[2i+3]: the waiting set and
- * the hash of the manager of link change i. ARGV: status, blob, id, n, n codes ('+' add, '-'
- * remove), check ('1'/'0'), then the reports this instance knows of for the user as a manager.
- * Returns {late op indices, unknown reports}. */
+ * KEYS[3] the company hash (the provisioned count), KEYS[4] the waiting index; KEYS[2i+3],
+ * KEYS[2i+4]: the waiting set and the hash of the manager of link change i. ARGV: status, blob,
+ * id, n, n codes ('+' add, '-' remove), check ('1'/'0'), then the reports this instance knows of
+ * for the user as a manager. Returns {late op indices, unknown reports}. */
 /* clang-format off */
 static const char PUT_SCRIPT[] =
     "local old = redis.call('HGET', KEYS[1], 'status')\n"
@@ -112,13 +121,16 @@ static const char PUT_SCRIPT[] =
     "local n = tonumber(ARGV[4])\n"
     "local late = {}\n"
     "for i = 1, n do\n"
+    "  local w = KEYS[2 * i + 3]\n"
     "  if ARGV[4 + i] == '+' then\n"
-    "    redis.call('SADD', KEYS[2 * i + 2], ARGV[3])\n"
-    "    if redis.call('HGET', KEYS[2 * i + 3], 'status') == 'active' then\n"
+    "    redis.call('SADD', w, ARGV[3])\n"
+    "    redis.call('SADD', KEYS[4], w)\n"
+    "    if redis.call('HGET', KEYS[2 * i + 4], 'status') == 'active' then\n"
     "      late[#late + 1] = i\n"
     "    end\n"
     "  else\n"
-    "    redis.call('SREM', KEYS[2 * i + 2], ARGV[3])\n"
+    "    redis.call('SREM', w, ARGV[3])\n"
+    "    if redis.call('SCARD', w) == 0 then redis.call('SREM', KEYS[4], w) end\n"
     "  end\n"
     "end\n"
     "local extra = {}\n"
@@ -132,9 +144,11 @@ static const char PUT_SCRIPT[] =
     "return {late, extra}\n";
 
 /* A link added for a report whose state is not written in the same flush (the engine always
- * writes the report, so this is a fallback): KEYS[1] w:M, KEYS[2] u:M, ARGV[1] the report. */
+ * writes the report, so this is a fallback): KEYS[1] w:M, KEYS[2] u:M, KEYS[3] the waiting index,
+ * ARGV[1] the report. */
 static const char LINK_SCRIPT[] =
     "redis.call('SADD', KEYS[1], ARGV[1])\n"
+    "redis.call('SADD', KEYS[3], KEYS[1])\n"
     "if redis.call('HGET', KEYS[2], 'status') == 'active' then return 1 end\n"
     "return 0\n";
 /* clang-format on */
@@ -165,6 +179,7 @@ struct link_set {
     bool loading;    /* in the prefetch in flight */
     bool has_ops;    /* changed before it was loaded: replay s->ops on load */
     bool prefetched; /* its reports were prefetched (store_redis_prefetch_waiting) */
+    bool subject;    /* its user is a subject of the prefetch, not only named (sift_sets) */
     strlist members; /* the reports waiting, as Redis has them plus our changes */
     strlist seen;    /* every report read or changed here: the known set of check (b) */
 };
@@ -278,6 +293,9 @@ struct store_redis {
     size_t n_todo_u, cap_todo_u;
     const char **todo_w;
     size_t n_todo_w, cap_todo_w;
+    /* the waiting index is complete (store_redis_index_waiting): a prefetch asks it which waiting
+     * sets exist (one SMISMEMBER) and reads only those, instead of one SMEMBERS per user */
+    bool indexed;
     buf scratch;
     store_redis_stats stats;
 };
@@ -1174,21 +1192,18 @@ static void set_apply(store_redis *s, link_set *l, const char *report, bool add)
         sl_del(s, &l->members, report);
 }
 
-/* Fills a link set from an SMEMBERS reply, then replays the changes made before it was loaded. */
-static int set_fill(store_redis *s, const char *manager, link_set *l, const redisReply *r,
-                    perr *err)
+/* Fills a link set with the members Redis has (m[0..n), NULL when it has none), then replays the
+ * changes made before it was loaded. */
+static void set_load(store_redis *s, const char *manager, link_set *l, redisReply *const *m,
+                     size_t n)
 {
     l->loading = false;
-    if (r->type != REDIS_REPLY_ARRAY)
-        return perr_set(err, "Redis %s: reading key '%sw:%s': %s", s->where, s->prefix, manager,
-                        r->type == REDIS_REPLY_ERROR ? r->str : "not a set");
     /* SMEMBERS has no duplicates: appended without the membership test */
     l->members = (strlist){0};
     bool had_seen = l->seen.n > 0;
-    for (size_t i = 0; i < r->elements; i++) {
-        const redisReply *m = r->element[i];
-        if (m->type != REDIS_REPLY_STRING) continue;
-        const char *id = arena_strndup(&s->mem, m->str, m->len);
+    for (size_t i = 0; i < n; i++) {
+        if (m[i]->type != REDIS_REPLY_STRING) continue;
+        const char *id = arena_strndup(&s->mem, m[i]->str, m[i]->len);
         sl_push(s, &l->members, id);
         if (had_seen)
             sl_add(s, &l->seen, id);
@@ -1202,6 +1217,17 @@ static int set_fill(store_redis *s, const char *manager, link_set *l, const redi
                 set_apply(s, l, s->ops[i].report, s->ops[i].add);
     l->has_ops = false;
     l->loaded = true;
+}
+
+/* Fills a link set from an SMEMBERS reply. */
+static int set_fill(store_redis *s, const char *manager, link_set *l, const redisReply *r,
+                    perr *err)
+{
+    l->loading = false;
+    if (r->type != REDIS_REPLY_ARRAY)
+        return perr_set(err, "Redis %s: reading key '%sw:%s': %s", s->where, s->prefix, manager,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "not a set");
+    set_load(s, manager, l, r->element, r->elements);
     return 0;
 }
 
@@ -1646,20 +1672,90 @@ int store_redis_ping(store_redis *s, perr *err)
 
 /* ---------------------------------------------------------------- prefetch */
 
+/* SMISMEMBER waiting w:{id}...: which of the waiting sets to read exist (an empty set is no key) */
+static void append_waiting_exist(store_redis *s)
+{
+    cmdb *b = &s->cmd;
+    cb_begin(b);
+    cb_str(b, "SMISMEMBER");
+    cb_key(b, s, "waiting", NULL);
+    for (size_t i = 0; i < s->n_todo_w; i++)
+        cb_key(b, s, "w:", s->todo_w[i]);
+    cb_send(s, b);
+}
+
 static size_t build_prefetch(store_redis *s, void *arg)
 {
     bool *company = arg;
     for (size_t i = 0; i < s->n_todo_u; i++)
         append_hget(s, s->todo_u[i]->id);
+    size_t n_w = s->n_todo_w;
+    if (s->indexed && n_w) {
+        append_waiting_exist(s);
+        n_w = 1;
+    } else {
+        for (size_t i = 0; i < n_w; i++)
+            append_smembers(s, s->todo_w[i]);
+    }
+    if (*company) append_company_get(s);
+    return s->n_todo_u + n_w + (*company ? 1 : 0);
+}
+
+static size_t build_waiting_sets(store_redis *s, void *arg)
+{
+    (void)arg;
     for (size_t i = 0; i < s->n_todo_w; i++)
         append_smembers(s, s->todo_w[i]);
-    if (*company) append_company_get(s);
-    return s->n_todo_u + s->n_todo_w + (*company ? 1 : 0);
+    return s->n_todo_w;
+}
+
+/* The waiting sets of todo_w read with their SMEMBERS, in order from reply k on. */
+static int fill_sets(store_redis *s, size_t k, int rc, perr *err)
+{
+    for (size_t i = 0; i < s->n_todo_w; i++, k++) {
+        link_set *l = set_get(s, s->todo_w[i], false);
+        if (rc == 0 && set_fill(s, s->todo_w[i], l, s->rep[k], err) < 0) rc = -1;
+        l->loading = false;
+    }
+    return rc;
+}
+
+/* With the index: the SMISMEMBER reply r says which sets of todo_w exist. The others are empty
+ * and loaded at once; todo_w keeps those to read: a subject's, and a named user's when the user
+ * is active (check (c)). The set of a manager only named, not active, is used by no decision
+ * (links() reads it if one asks): during an import, thousands of reports wait for such managers,
+ * and each event of one of them read the whole set. */
+static int sift_sets(store_redis *s, const redisReply *r, perr *err)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != s->n_todo_w) {
+        for (size_t i = 0; i < s->n_todo_w; i++)
+            set_get(s, s->todo_w[i], false)->loading = false;
+        s->n_todo_w = 0;
+        return perr_set(err, "Redis %s: SMISMEMBER %swaiting: %s", s->where, s->prefix,
+                        r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < s->n_todo_w; i++) {
+        const char *id = s->todo_w[i];
+        link_set *l = set_get(s, id, false);
+        const entry *e;
+        if (r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer == 0)
+            set_load(s, id, l, NULL, 0);
+        else if (l->subject ||
+                 ((e = strmap_get(&s->users, id)) && e->u && e->u->status == PROV_ACTIVE))
+            s->todo_w[kept++] = id;
+        else
+            l->loading = false;
+    }
+    s->n_todo_w = kept;
+    return 0;
 }
 
 /* One prefetch round trip: these users not cached (and, with links, the waiting sets naming them
- * as manager). */
-static int prefetch_round(store_redis *s, const char *const *ids, size_t n, bool links, perr *err)
+ * as manager); with the index, a second one for the waiting sets that exist. ids[0..n_subjects)
+ * are subjects, the rest only named (sift_sets). */
+static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size_t n_subjects,
+                          bool links, perr *err)
 {
     s->n_todo_u = s->n_todo_w = 0;
     for (size_t i = 0; i < n; i++) {
@@ -1679,6 +1775,7 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, bool
         }
         if (!links) continue;
         link_set *l = set_get(s, id, true);
+        if (i < n_subjects) l->subject = true;
         if (!l->loaded && !l->loading) {
             l->loading = true;
             GROW(s->todo_w, s->n_todo_w, s->cap_todo_w);
@@ -1694,12 +1791,23 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, bool
         /* not read, or corrupt: forget it, so that nothing stands in for what Redis holds */
         if (e->pending || (rc < 0 && !e->u)) strmap_del(&s->users, e->id);
     }
-    for (size_t i = 0; i < s->n_todo_w; i++, k++) {
-        link_set *l = set_get(s, s->todo_w[i], false);
-        if (rc == 0 && set_fill(s, s->todo_w[i], l, s->rep[k], err) < 0) rc = -1;
-        l->loading = false;
+    bool sifted = s->indexed && s->n_todo_w;
+    if (sifted && rc == 0) {
+        if (sift_sets(s, s->rep[k], err) < 0) rc = -1;
+        k++;
+    } else if (!sifted) {
+        rc = fill_sets(s, k, rc, err);
+        k += s->n_todo_w;
     }
     if (rc == 0 && company && company_fill(s, s->rep[k], err) < 0) rc = -1;
+    replies_free(s);
+    if (sifted && rc == 0 && s->n_todo_w) {
+        rc = run_exchange(s, build_waiting_sets, NULL, "reading waiting sets", err);
+        rc = fill_sets(s, 0, rc, err);
+    } else if (sifted) {
+        for (size_t i = 0; i < s->n_todo_w; i++) /* not read: a later links() reads it */
+            set_get(s, s->todo_w[i], false)->loading = false;
+    }
     replies_free(s);
     return rc;
 }
@@ -1710,7 +1818,17 @@ int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr 
         if (err) *err = s->fail_err;
         return -1;
     }
-    return prefetch_round(s, ids, n, true, err);
+    return prefetch_round(s, ids, n, n, true, err);
+}
+
+int store_redis_prefetch_named(store_redis *s, const char *const *ids, size_t n, size_t n_subjects,
+                               perr *err)
+{
+    if (s->failed) {
+        if (err) *err = s->fail_err;
+        return -1;
+    }
+    return prefetch_round(s, ids, n, n_subjects, true, err);
 }
 
 int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err)
@@ -1719,7 +1837,7 @@ int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n,
         if (err) *err = s->fail_err;
         return -1;
     }
-    return prefetch_round(s, ids, n, false, err);
+    return prefetch_round(s, ids, n, n, false, err);
 }
 
 int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
@@ -1749,7 +1867,7 @@ int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, si
             more[n_more++] = r;
         }
     }
-    return n_more ? prefetch_round(s, more, n_more, false, err) : 0;
+    return n_more ? prefetch_round(s, more, n_more, n_more, false, err) : 0;
 }
 
 /* ---------------------------------------------------------------- flush */
@@ -1865,10 +1983,11 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         cb_send(s, b);
         add_info(w, (reply_info){.kind = RK_PUT_PLAIN, .id = id});
     } else {
-        append_script_head(s, true, 3 + 2 * nops);
+        append_script_head(s, true, 4 + 2 * nops);
         cb_key(b, s, "u:", e->id);
         cb_key(b, s, "w:", e->id);
         cb_key(b, s, "company", NULL);
+        cb_key(b, s, "waiting", NULL);
         for (size_t i = 0; i < nops; i++) {
             cb_key(b, s, "w:", s->net[first + i].manager);
             cb_key(b, s, "u:", s->net[first + i].manager);
@@ -2008,9 +2127,10 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         const link_op *op = &s->net[i];
         if (is_written(s, op->report)) continue; /* inside the report's own script */
         if (op->add) {
-            append_script_head(s, false, 2);
+            append_script_head(s, false, 3);
             cb_key(b, s, "w:", op->manager);
             cb_key(b, s, "u:", op->manager);
+            cb_key(b, s, "waiting", NULL);
             cb_str(b, op->report);
             cb_send(s, b);
             add_info(w, (reply_info){.kind = RK_LINK_ADD, .other = w->net[i].manager});
@@ -2434,6 +2554,7 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
 
 typedef struct scan_arg {
     const char *cursor;
+    const char *match; /* after the prefix: "u:*" or "w:*" */
 } scan_arg;
 
 static size_t build_scan(store_redis *s, void *arg)
@@ -2445,7 +2566,7 @@ static size_t build_scan(store_redis *s, void *arg)
     cb_str(&s->cmd, "MATCH");
     cb_arg_begin(&s->cmd);
     buf_append(&s->cmd.data, s->prefix, s->prefix_len);
-    buf_append(&s->cmd.data, "u:*", 3);
+    buf_puts(&s->cmd.data, a->match);
     cb_arg_end(&s->cmd);
     cb_str(&s->cmd, "COUNT");
     cb_str(&s->cmd, "1000");
@@ -2453,11 +2574,12 @@ static size_t build_scan(store_redis *s, void *arg)
     return 1;
 }
 
-/* One page of SCAN over the user keys: the reply's array of keys (valid until replies_free),
- * with cursor moved on; NULL (err set) when Redis fails or answers something else. */
-static const redisReply *scan_page(store_redis *s, char cursor[32], perr *err)
+/* One page of SCAN over the keys matching match (below the prefix): the reply's array of keys
+ * (valid until replies_free), with cursor moved on; NULL (err set) when Redis fails or answers
+ * something else. */
+static const redisReply *scan_page(store_redis *s, const char *match, char cursor[32], perr *err)
 {
-    scan_arg a = {.cursor = cursor};
+    scan_arg a = {.cursor = cursor, .match = match};
     if (run_exchange(s, build_scan, &a, "SCAN", err) < 0) return NULL;
     redisReply *r = s->rep[0];
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
@@ -2476,7 +2598,7 @@ int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id),
     char cursor[32] = "0";
     size_t skip = s->prefix_len + 2;
     do {
-        const redisReply *keys = scan_page(s, cursor, err);
+        const redisReply *keys = scan_page(s, "u:*", cursor, err);
         if (!keys) return -1;
         /* copy the keys out: fn may talk to Redis, which frees this reply */
         size_t n = keys->elements;
@@ -2547,7 +2669,7 @@ static int count_active(store_redis *s, long long *count, perr *err)
     char cursor[32] = "0";
     *count = 0;
     do {
-        const redisReply *keys = scan_page(s, cursor, err);
+        const redisReply *keys = scan_page(s, "u:*", cursor, err);
         if (!keys) return -1;
         keys_arg k = {.n = 0};
         k.keys = xcalloc(keys->elements + 1, sizeof *k.keys);
@@ -2592,6 +2714,110 @@ int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
     char n[24];
     snprintf(n, sizeof n, "%lld", (long long)s->company.provisioned);
     log_msg(LOG_INFO, "R8.3: counted the users provisioned in Gong, once", "provisioned", n, NULL);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- the waiting index */
+
+static size_t build_index_probe(store_redis *s, void *arg)
+{
+    (void)arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "HGET");
+    cb_key(&s->cmd, s, "company", NULL);
+    cb_str(&s->cmd, "waiting_index");
+    cb_send(s, &s->cmd);
+    /* an empty SMISMEMBER is an error on every version: one member that is never a key */
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "SMISMEMBER");
+    cb_key(&s->cmd, s, "waiting", NULL);
+    cb_str(&s->cmd, "-");
+    cb_send(s, &s->cmd);
+    return 2;
+}
+
+static size_t build_index_add(store_redis *s, void *arg)
+{
+    const redisReply *keys = arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "SADD");
+    cb_key(&s->cmd, s, "waiting", NULL);
+    for (size_t i = 0; i < keys->elements; i++)
+        if (keys->element[i]->type == REDIS_REPLY_STRING)
+            cb_arg(&s->cmd, keys->element[i]->str, keys->element[i]->len);
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+static size_t build_index_done(store_redis *s, void *arg)
+{
+    (void)arg;
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, "HSET");
+    cb_key(&s->cmd, s, "company", NULL);
+    cb_str(&s->cmd, "waiting_index");
+    cb_str(&s->cmd, "1");
+    cb_send(s, &s->cmd);
+    return 1;
+}
+
+/* Runs a one-command exchange whose reply only has to be no error. */
+static int run_simple(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
+{
+    if (run_exchange(s, build, arg, doing, err) < 0) return -1;
+    const redisReply *r = s->rep[0];
+    int rc = r->type == REDIS_REPLY_ERROR
+                 ? perr_set(err, "Redis %s: %s: %s", s->where, doing, r->str)
+                 : 0;
+    replies_free(s);
+    return rc;
+}
+
+int store_redis_index_waiting(store_redis *s, bool write, perr *err)
+{
+    if (run_exchange(s, build_index_probe, NULL, "reading the waiting index", err) < 0) return -1;
+    const redisReply *flag = s->rep[0], *probe = s->rep[1];
+    bool done = flag->type == REDIS_REPLY_STRING && flag->len == 1 && flag->str[0] == '1';
+    bool can = probe->type == REDIS_REPLY_ARRAY;
+    replies_free(s);
+    s->indexed = false;
+    if (!can) {
+        log_msg(LOG_WARN, "Redis has no SMISMEMBER (before 6.2): waiting sets are read one by one",
+                NULL);
+        return 0;
+    }
+    if (!done && !write) return 0; /* a dry run reads them one by one */
+    if (!done) {
+        /* sets written before the index (an older version): added once, page by page; the scripts
+         * keep it from here on */
+        char cursor[32] = "0";
+        size_t n = 0;
+        do {
+            const redisReply *keys = scan_page(s, "w:*", cursor, err);
+            if (!keys) return -1;
+            if (!keys->elements) {
+                replies_free(s);
+                continue;
+            }
+            n += keys->elements;
+            /* the keys are copied into the command before the exchange frees the reply */
+            buf_reset(&s->out);
+            size_t k = build_index_add(s, (void *)keys);
+            replies_free(s);
+            if (exchange(s, k, "SADD waiting", err) < 0) return -1;
+            int rc = s->rep[0]->type == REDIS_REPLY_ERROR
+                         ? perr_set(err, "Redis %s: SADD %swaiting: %s", s->where, s->prefix,
+                                    s->rep[0]->str)
+                         : 0;
+            replies_free(s);
+            if (rc < 0) return -1;
+        } while (strcmp(cursor, "0") != 0);
+        if (run_simple(s, build_index_done, NULL, "HSET waiting_index", err) < 0) return -1;
+        char count[24];
+        snprintf(count, sizeof count, "%zu", n);
+        log_msg(LOG_INFO, "R6.3: indexed the waiting sets, once", "sets", count, NULL);
+    }
+    s->indexed = true;
     return 0;
 }
 

@@ -523,8 +523,11 @@ static void t_flush_resolving(store_redis *s, engine *e, const engine_hooks *h, 
 
 /* The service's batch loop against Redis: prefetch the batch's users and the managers its events
  * name, decide, flush, forget. */
+/* indexed: with the waiting index, as the service runs (store_redis_index_waiting); without it,
+ * as a dry run or a Redis before 6.2 does. */
 static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
-                        const t_events *evs, size_t batch, t_cmds *out, uint64_t *misses)
+                        const t_events *evs, size_t batch, bool indexed, t_cmds *out,
+                        uint64_t *misses)
 {
     store_redis *s = t_open(r, prefix);
     engine *e = engine_new(cfg, store_redis_iface(s), &T_OPTS);
@@ -533,6 +536,7 @@ static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
     /* the provisioned count (R8.3 share), counted at start as the service does: without it the
      * share cannot hold anything (r8_3_guard_share_of_provisioned gave one command more) */
     cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_index_waiting(s, indexed, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
     engine_start(e, &h);
     /* stored before any event, as the service does at start (R7.2): a scenario may have none */
@@ -546,15 +550,18 @@ static void t_run_redis(const t_redis *r, const char *prefix, const config *cfg,
         const char *ids[512];
         size_t n_ids = 0;
         arena_reset(&mem);
+        /* the service's order: the users the events are about, then the managers they name */
         for (size_t j = 0; j < nb; j++) {
             const char *line = evs->lines[i + j];
             cr_assert_eq(event_from_json(line, strlen(line), NULL, &mem, &evb[j], &err), 0, "%s",
                          err.msg);
             for (size_t k = 0; k < evb[j].n_record_ids && n_ids < 500; k++)
                 ids[n_ids++] = evb[j].record_ids[k];
-            n_ids += engine_event_refs(&evb[j], ids + n_ids, 500 - n_ids);
         }
-        cr_assert_eq(store_redis_prefetch(s, ids, n_ids, &err), 0, "%s", err.msg);
+        size_t n_subjects = n_ids;
+        for (size_t j = 0; j < nb; j++)
+            n_ids += engine_event_refs(&evb[j], ids + n_ids, 500 - n_ids);
+        cr_assert_eq(store_redis_prefetch_named(s, ids, n_ids, n_subjects, &err), 0, "%s", err.msg);
         for (size_t j = 0; j < nb; j++)
             engine_apply(e, &evb[j], &h, &err);
         cr_assert_not(store_redis_failed(s, &err), "%s", err.msg);
@@ -632,18 +639,21 @@ Test(store_redis, engine_output_is_the_same_as_in_memory_on_every_scenario, .tim
         t_cmds mem = {0};
         t_run_mem(cfg, &evs, &mem);
         if (mem.n) with_cmds++;
-        const size_t batches[] = {1, 4, 1000};
-        for (size_t b = 0; b < 3; b++) {
+        /* batches of 4 also without the waiting index, every waiting set read */
+        const size_t batches[] = {1, 4, 1000, 4};
+        for (size_t b = 0; b < 4; b++) {
+            bool indexed = b < 3;
             char prefix[64];
-            snprintf(prefix, sizeof prefix, "eq%zu.%zu:", k, batches[b]);
+            snprintf(prefix, sizeof prefix, "eq%zu.%zu%s:", k, batches[b], indexed ? "" : "u");
             t_cmds red = {0};
-            t_run_redis(r, prefix, cfg, &evs, batches[b], &red, NULL);
+            t_run_redis(r, prefix, cfg, &evs, batches[b], indexed, &red, NULL);
             char what[64];
-            snprintf(what, sizeof what, "batches of %zu", batches[b]);
+            snprintf(what, sizeof what, "batches of %zu%s", batches[b],
+                     indexed ? "" : ", no waiting index");
             t_assert_same_cmds(dirs[k], what, &mem, &red);
             t_cmds_free(&red);
             /* R9.3: the same events again over the same state produce nothing */
-            t_run_redis(r, prefix, cfg, &evs, batches[b], &red, NULL);
+            t_run_redis(r, prefix, cfg, &evs, batches[b], indexed, &red, NULL);
             cr_assert_eq(red.n, 0, "%s: a replay over the stored state produced %zu commands",
                          dirs[k], red.n);
             t_cmds_free(&red);
@@ -805,6 +815,182 @@ Test(store_redis, waiting_links_are_added_removed_and_read_back)
     cr_assert_eq(t_cmd_int(c, "EXISTS ln:w:005M2"), 0);
     redisFree(c);
     store_redis_close(s);
+}
+
+/* ---------------------------------------------------------------- the waiting index (R6.3) */
+
+/* How many times Redis ran the command name (INFO commandstats). */
+static long long t_calls(redisContext *c, const char *name)
+{
+    char *info = t_cmd_str(c, "INFO commandstats");
+    cr_assert(info);
+    char key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", name);
+    const char *at = strstr(info, key);
+    long long n = at ? atoll(at + strlen(key)) : 0;
+    free(info);
+    return n;
+}
+
+static store_redis *t_open_indexed(const t_redis *r, const char *prefix)
+{
+    store_redis *s = t_open(r, prefix);
+    perr err = {{0}};
+    cr_assert_eq(store_redis_index_waiting(s, true, &err), 0, "%s", err.msg);
+    return s;
+}
+
+/* The write scripts keep the index: a set is in it once it has members, out of it once a report's
+ * write empties it; a prefetch asks it once and reads only the sets it names. */
+Test(store_redis, the_waiting_index_names_the_sets_with_members)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open_indexed(r, "wi:");
+    engine_store *st = store_redis_iface(s);
+    redisContext *c = t_raw(r);
+    char *flag = t_cmd_str(c, "HGET wi:company waiting_index");
+    cr_assert_str_eq(flag ? flag : "(nil)", "1", "an empty state is indexed at once");
+    free(flag);
+    t_waiting(st, "005R1", "005M1", PROV_NEVER);          /* in the report's put script */
+    st->link_add(st->ctx, "005M2", "005R2");              /* the link script: no report written */
+    user_state *m3 = st->get_or_create(st->ctx, "005M3"); /* a user with no reports */
+    m3->status = PROV_DEACTIVATED;
+    st->changed(st->ctx, m3);
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "SCARD wi:waiting"), 2);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER wi:waiting wi:w:005M1"), 1);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER wi:waiting wi:w:005M2"), 1);
+
+    /* 300 users, two of them with reports: the users and the index, then those two sets */
+    store_redis_reset(s);
+    char ids[300][24];
+    const char *idp[300];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ids[i], sizeof ids[i], "005X%06d", i);
+        idp[i] = ids[i];
+    }
+    idp[10] = "005M1";
+    idp[20] = "005M2";
+    idp[30] = "005M3";
+    perr err = {{0}};
+    long long smembers = t_calls(c, "smembers");
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "users and index, then two sets");
+    cr_assert_eq(t_calls(c, "smembers") - smembers, 2, "only the sets with members are read");
+    const char *const *reports;
+    for (int i = 0; i < 300; i++) {
+        size_t n = st->links(st->ctx, idp[i], &reports);
+        cr_assert_eq(n, i == 10 || i == 20 ? 1u : 0u, "links of %s", idp[i]);
+        if (n) cr_assert_str_eq(reports[0], i == 10 ? "005R1" : "005R2");
+    }
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "everything from the cache");
+
+    /* the report's write that empties the set takes it out of the index */
+    user_state *r1 = st->get_or_create(st->ctx, "005R1");
+    r1->status = PROV_ACTIVE;
+    st->link_del(st->ctx, "005M1", "005R1");
+    st->changed(st->ctx, r1);
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "EXISTS wi:w:005M1"), 0);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER wi:waiting wi:w:005M1"), 0);
+    store_redis_reset(s);
+    const char *one[] = {"005M1"};
+    rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch(s, one, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "no set left to read");
+    cr_assert_eq(st->links(st->ctx, "005M1", &reports), 0);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* A manager only named by a batch (a report's ManagerId) has its set read with it only when it is
+ * active (check (c)); otherwise nothing decides with it, and links() reads it when asked. */
+Test(store_redis, a_named_manager_has_its_waiting_set_read_only_when_active)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open_indexed(r, "nm:");
+    engine_store *st = store_redis_iface(s);
+    t_waiting(st, "005R1", "005MOFF", PROV_NEVER);
+    t_waiting(st, "005R2", "005MON", PROV_NEVER);
+    user_state *off = st->get_or_create(st->ctx, "005MOFF");
+    off->status = PROV_DEACTIVATED;
+    st->changed(st->ctx, off);
+    t_flush_ok(s, 0);
+    /* 005MON goes active in another instance, which never saw 005R2 (so its write reports it
+     * late) and then dies before the placement: stored active, its report still waiting */
+    store_redis_reset(s);
+    user_state *on = st->get_or_create(st->ctx, "005MON");
+    on->status = PROV_ACTIVE;
+    st->changed(st->ctx, on);
+    t_flush_ok(s, 1);
+    store_redis_reset(s);
+
+    perr err = {{0}};
+    const char *batch[] = {"005R1", "005MOFF"}; /* the subject, then the manager it names */
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch_named(s, batch, 2, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "the set is not read");
+    const char *const *reports;
+    cr_assert_eq(st->links(st->ctx, "005MOFF", &reports), 1, "read when asked");
+    cr_assert_str_eq(reports[0], "005R1");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    store_redis_reset(s);
+
+    const char *batch2[] = {"005R2", "005MON"};
+    rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch_named(s, batch2, 2, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "an active manager's set is read");
+    store_late due = {0};
+    store_redis_active_waiting(s, &due);
+    cr_assert_eq(due.n, 1, "check (c): the active manager with a report waiting");
+    cr_assert_str_eq(due.managers[0], "005MON");
+    store_late_free(&due);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    store_redis_close(s);
+}
+
+/* Waiting sets written before the index (an older version) are indexed once, when the service
+ * starts; until then, and for a dry run, every set is read. */
+Test(store_redis, sets_from_before_the_index_are_indexed_once)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    cr_assert_eq(t_cmd_int(c, "SADD ix:w:005M1 005R1"), 1);
+    cr_assert_eq(t_cmd_int(c, "SADD ix:w:005M2 005R2 005R3"), 2);
+    for (int i = 0; i < 2500; i++) /* more than a SCAN page of other keys */
+        freeReplyObject(redisCommand(c, "HSET ix:u:005U%05d status never", i));
+    store_redis *s = t_open(r, "ix:");
+    engine_store *st = store_redis_iface(s);
+    perr err = {{0}};
+    cr_assert_eq(store_redis_index_waiting(s, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(t_cmd_int(c, "EXISTS ix:waiting"), 0, "a dry run writes nothing");
+    const char *ids[] = {"005M1", "005M2"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    const char *const *reports;
+    cr_assert_eq(st->links(st->ctx, "005M2", &reports), 2, "not indexed: every set read");
+    store_redis_reset(s);
+
+    cr_assert_eq(store_redis_index_waiting(s, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(t_cmd_int(c, "SCARD ix:waiting"), 2);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ix:waiting ix:w:005M1"), 1);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ix:waiting ix:w:005M2"), 1);
+    char *flag = t_cmd_str(c, "HGET ix:company waiting_index");
+    cr_assert_str_eq(flag ? flag : "(nil)", "1");
+    free(flag);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    cr_assert_eq(st->links(st->ctx, "005M1", &reports), 1);
+    cr_assert_eq(st->links(st->ctx, "005M2", &reports), 2);
+    store_redis_close(s);
+
+    /* once: a set written behind the scripts' back afterwards is not picked up by a restart */
+    cr_assert_eq(t_cmd_int(c, "SADD ix:w:005M3 005R4"), 1);
+    s = t_open_indexed(r, "ix:");
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ix:waiting ix:w:005M3"), 0);
+    store_redis_close(s);
+    redisFree(c);
 }
 
 /* Sets past the linear-scan size (a hash index then): adds, removes, duplicates, read back. */
@@ -1191,7 +1377,7 @@ Test(store_redis, race_resolution_lost_to_a_crash_is_redone_by_the_replay)
     evs.lines = lines;
     evs.n = 2;
     uint64_t misses = 0;
-    t_run_redis(r, "crash:", cfg, &evs, 10, &out, &misses);
+    t_run_redis(r, "crash:", cfg, &evs, 10, true, &out, &misses);
     cr_assert_eq(out.n, 1, "only the lost placement: %zu commands", out.n);
     cr_assert(strstr(out.lines[0], "\"type\":\"SET_MANAGER\"") &&
                   strstr(out.lines[0], "\"sf_user_id\":\"005REP\"") &&
@@ -1199,7 +1385,7 @@ Test(store_redis, race_resolution_lost_to_a_crash_is_redone_by_the_replay)
               "%s", out.lines[0]);
     t_cmds_free(&out);
     /* and a second replay finds nothing left to do */
-    t_run_redis(r, "crash:", cfg, &evs, 10, &out, NULL);
+    t_run_redis(r, "crash:", cfg, &evs, 10, true, &out, NULL);
     cr_assert_eq(out.n, 0);
     t_cmds_free(&out);
     config_free(cfg);

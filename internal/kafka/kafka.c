@@ -30,7 +30,7 @@
 struct kafka_waker {
     rd_kafka_t *rk;
     rd_kafka_queue_t *q;
-    size_t full, low;
+    size_t low;
     pthread_t thread;
     atomic_bool stop;
     atomic_ulong wakes;
@@ -40,17 +40,27 @@ struct kafka_waker {
  * the service drains a full queue in tens. */
 #define WAKER_LOOK_MS 5
 
+bool kafka_waker_look(bool *armed, size_t queued, size_t low)
+{
+    /* armed above low, not at queued.min.messages: a fetch may take the queue past that (which
+     * stops the fetcher) and the consumer below it between two looks */
+    if (queued > low) {
+        *armed = true;
+        return false;
+    }
+    bool wake = *armed;
+    *armed = false;
+    return wake;
+}
+
 static void *waker_main(void *arg)
 {
     kafka_waker *w = arg;
-    bool armed = false; /* filled up since the last wake-up: the fetcher may be asleep */
+    bool armed = false; /* above low since the last wake-up: the fetcher may be asleep */
     const struct timespec nap = {0, WAKER_LOOK_MS * 1000000L};
     while (!atomic_load(&w->stop)) {
         nanosleep(&nap, NULL);
-        size_t n = rd_kafka_queue_length(w->q);
-        if (n >= w->full) armed = true;
-        if (!armed || n > w->low) continue;
-        armed = false;
+        if (!kafka_waker_look(&armed, rd_kafka_queue_length(w->q), w->low)) continue;
         rd_kafka_topic_partition_list_t *parts = NULL;
         if (rd_kafka_assignment(w->rk, &parts) || !parts) continue;
         if (parts->cnt) {
@@ -65,13 +75,12 @@ static void *waker_main(void *arg)
     return NULL;
 }
 
-kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t full, size_t low, perr *err)
+kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t low, perr *err)
 {
     kafka_waker *w = xcalloc(1, sizeof *w);
     w->rk = consumer;
     w->q = rd_kafka_queue_get_consumer(consumer);
-    w->full = full ? full : 1;
-    w->low = low < w->full ? low : w->full - 1;
+    w->low = low;
     atomic_init(&w->stop, false);
     atomic_init(&w->wakes, 0);
     if (!w->q) {

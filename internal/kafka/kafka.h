@@ -30,15 +30,21 @@ bool kafka_delivered(const rd_kafka_message_t *m, const char **why);
  * queued.max.messages.kbytes) and looks again only when the fetching broker thread next wakes: on
  * a request or reply of its own, else a second later (rd_kafka_max_block_ms). Under a backlog the
  * queue drains well within that second, so the consumer idles part of every second. A waker
- * watches the queue from a thread of its own and, once it has held `full` messages and is down to
- * `low`, sends a ListOffsets request for the assigned partitions (one per leader broker): that
- * request wakes the broker threads, which then fetch again. A queue that never fills (the consumer
- * keeps up) costs nothing but a look at its length every few milliseconds. */
+ * looks at the queue's length from a thread of its own every few milliseconds and, once it has
+ * been above `low` and is down to `low` again, sends a ListOffsets request for the assigned
+ * partitions (one per leader broker): that request wakes the broker threads, which then fetch
+ * again. It does not wait to see the queue at queued.min.messages: a fetch may take it there and
+ * the consumer below it between two looks, and the fetcher sleeps all the same. A wake-up of a
+ * fetcher that was not asleep costs one small request; a queue that stays at or below `low` (the
+ * consumer keeps up) costs nothing but the looks. */
 typedef struct kafka_waker kafka_waker;
 
 /* Starts watching consumer's queue. NULL (and err) when the thread cannot start. Stop it before
  * the consumer is closed. */
-kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t full, size_t low, perr *err);
+kafka_waker *kafka_waker_start(rd_kafka_t *consumer, size_t low, perr *err);
+/* One look at a queue of `queued` messages: true when the fetcher is to be woken (it has been
+ * above `low` since the last wake-up and is at or below it now). The waker's rule, for tests. */
+bool kafka_waker_look(bool *armed, size_t queued, size_t low);
 /* The wake-ups sent so far. */
 unsigned long kafka_waker_wakes(const kafka_waker *w);
 void kafka_waker_stop(kafka_waker *w);

@@ -240,8 +240,8 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
                                              "Kafka transactions aborted and retried.", "");
     pm->fetch_wakes = metrics_counter(
         r, "provisioner_fetch_wakeups_total",
-        "Times the consumer's fetcher was woken after its queue filled up and half drained (a "
-        "backlog is being read).",
+        "Times the consumer's fetcher was woken after its queue was above half of "
+        "queued.min.messages and drained to half (a backlog is being read).",
         "");
     pm->assigned = metrics_gauge(r, "provisioner_assigned_partitions",
                                  "Input partitions this instance owns.", "");

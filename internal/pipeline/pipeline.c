@@ -2474,8 +2474,9 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
     return rk;
 }
 
-/* The fetch waker (kafka_waker), armed at the consumer's queued.min.messages and firing at half of
- * it. Without it the service would idle a third of a backlog's time (see new_consumer). */
+/* The fetch waker (kafka_waker), firing when the queue is down to half of the consumer's
+ * queued.min.messages. Without it the service would idle a third of a backlog's time (see
+ * new_consumer). */
 static int start_waker(pipeline *p, perr *err)
 {
     char v[32];
@@ -2484,7 +2485,7 @@ static int start_waker(pipeline *p, perr *err)
         RD_KAFKA_CONF_OK)
         return perr_set(err, "consumer: cannot read queued.min.messages");
     size_t full = (size_t)strtoull(v, NULL, 10);
-    p->waker = kafka_waker_start(p->consumer, full, full / 2, err);
+    p->waker = kafka_waker_start(p->consumer, full / 2, err);
     return p->waker ? 0 : -1;
 }
 

@@ -629,10 +629,15 @@ static int send_bytes(store_redis *s, const char *p, size_t left, const char *do
 
 static int read_sent(store_redis *s, const char *doing, perr *err);
 
+/* Called with each reply of an exchange as soon as it is read: what it does with reply i overlaps
+ * with Redis still running the commands after i (a pipeline's replies come in several reads). */
+typedef void (*reply_fn)(store_redis *s, size_t i, const redisReply *r, void *ctx);
+
 /* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
- * replies: one round trip. The replies of writes sent ahead come first: they are read and kept
- * with their writes. A broken connection is dropped. */
-static int exchange_with(store_redis *s, size_t n, const buf *more, const char *doing, perr *err)
+ * replies (each, when given, called with every one): one round trip. The replies of writes sent
+ * ahead come first: they are read and kept with their writes. A broken connection is dropped. */
+static int exchange_each(store_redis *s, size_t n, const buf *more, const char *doing,
+                         reply_fn each, void *ctx, perr *err)
 {
     replies_free(s);
     size_t len = s->out.len;
@@ -651,8 +656,14 @@ static int exchange_with(store_redis *s, size_t n, const buf *more, const char *
         errno = 0;
         if (redisGetReply(s->c, &r) != REDIS_OK || !r) return conn_fail(s, doing, err);
         s->rep[s->n_rep++] = r;
+        if (each) each(s, i, r, ctx);
     }
     return 0;
+}
+
+static int exchange_with(store_redis *s, size_t n, const buf *more, const char *doing, perr *err)
+{
+    return exchange_each(s, n, more, doing, NULL, NULL, err);
 }
 
 static int exchange(store_redis *s, size_t n, const char *doing, perr *err)
@@ -1333,16 +1344,24 @@ static void append_company_get(store_redis *s)
  * exchange here is idempotent, so the retry is safe. */
 typedef size_t (*build_fn)(store_redis *s, void *arg);
 
-static int run_exchange(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
+/* The same, with each called on every reply as it is read (exchange_each); after a reconnect it
+ * may see a reply index a second time. */
+static int run_exchange_each(store_redis *s, build_fn build, void *arg, reply_fn each, void *ctx,
+                             const char *doing, perr *err)
 {
     for (int attempt = 0;; attempt++) {
         bool had = s->c != NULL;
         if (conn_ensure(s, err) < 0) return -1;
         buf_reset(&s->out);
         size_t n = build(s, arg);
-        if (exchange(s, n, doing, err) == 0) return 0;
+        if (exchange_each(s, n, NULL, doing, each, ctx, err) == 0) return 0;
         if (!had || attempt) return -1;
     }
+}
+
+static int run_exchange(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
+{
+    return run_exchange_each(s, build, arg, NULL, NULL, doing, err);
 }
 
 /* ---------------------------------------------------------------- misses */
@@ -1751,6 +1770,19 @@ static int sift_sets(store_redis *s, const redisReply *r, perr *err)
     return 0;
 }
 
+typedef struct fill_ctx {
+    int rc;
+    perr *err;
+} fill_ctx;
+
+/* A prefetch's user replies (the first n_todo_u), decoded while Redis still runs the rest. */
+static void fill_user(store_redis *s, size_t i, const redisReply *r, void *ctx)
+{
+    fill_ctx *f = ctx;
+    if (i >= s->n_todo_u || !s->todo_u[i]->pending) return; /* (read before a reconnect) */
+    if (f->rc == 0 && entry_fill(s, s->todo_u[i], r, f->err) < 0) f->rc = -1;
+}
+
 /* One prefetch round trip: these users not cached (and, with links, the waiting sets naming them
  * as manager); with the index, a second one for the waiting sets that exist. ids[0..n_subjects)
  * are subjects, the rest only named (sift_sets). */
@@ -1783,11 +1815,13 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
         }
     }
     bool company = !s->company_loaded && !company_from_overlay(s);
-    int rc = run_exchange(s, build_prefetch, &company, "prefetching users", err);
-    size_t k = 0;
-    for (size_t i = 0; i < s->n_todo_u; i++, k++) {
+    fill_ctx f = {.err = err};
+    int rc =
+        run_exchange_each(s, build_prefetch, &company, fill_user, &f, "prefetching users", err);
+    if (rc == 0) rc = f.rc;
+    size_t k = s->n_todo_u;
+    for (size_t i = 0; i < s->n_todo_u; i++) {
         entry *e = s->todo_u[i];
-        if (rc == 0 && entry_fill(s, e, s->rep[k], err) < 0) rc = -1;
         /* not read, or corrupt: forget it, so that nothing stands in for what Redis holds */
         if (e->pending || (rc < 0 && !e->u)) strmap_del(&s->users, e->id);
     }

@@ -55,11 +55,15 @@ void command_settings_json(const cfg_assignment *a, buf *b)
         buf_putc(b, '}');
     }
     const cfg_data_capture *d = &a->data_capture;
-    buf_printf(b,
-               "],\"data_capture\":{\"web_conferences\":%s,\"telephony\":%s,\"emails\":%s,"
-               "\"calendar\":%s}}",
-               d->web_conferences ? "true" : "false", d->telephony ? "true" : "false",
-               d->emails ? "true" : "false", d->calendar ? "true" : "false");
+    buf_puts(b, "],\"data_capture\":{\"web_conferences\":");
+    buf_puts(b, d->web_conferences ? "true" : "false");
+    buf_puts(b, ",\"telephony\":");
+    buf_puts(b, d->telephony ? "true" : "false");
+    buf_puts(b, ",\"emails\":");
+    buf_puts(b, d->emails ? "true" : "false");
+    buf_puts(b, ",\"calendar\":");
+    buf_puts(b, d->calendar ? "true" : "false");
+    buf_puts(b, "}}");
 }
 
 void command_to_json(const command *c, buf *b)
@@ -110,16 +114,25 @@ void command_to_json(const command *c, buf *b)
         put_key(b, "source");
         buf_puts(b, "{\"topic\":");
         put_str_or_null(b, s->topic);
-        if (s->topic) buf_printf(b, ",\"partition\":%d,\"offset\":%lld", s->partition,
-                                 (long long)s->offset);
-        else buf_puts(b, ",\"partition\":null,\"offset\":null");
+        if (s->topic) {
+            buf_puts(b, ",\"partition\":");
+            buf_put_i64(b, s->partition);
+            buf_puts(b, ",\"offset\":");
+            buf_put_i64(b, s->offset);
+        } else {
+            buf_puts(b, ",\"partition\":null,\"offset\":null");
+        }
         buf_puts(b, ",\"replay_id\":");
         put_str_or_null(b, s->replay_id);
         buf_puts(b, ",\"transaction_key\":");
         put_str_or_null(b, s->transaction_key);
-        buf_printf(b, ",\"sequence_number\":%lld,\"commit_number\":%lld,\"commit_timestamp\":%lld}",
-                   (long long)s->sequence_number, (long long)s->commit_number,
-                   (long long)s->commit_timestamp);
+        buf_puts(b, ",\"sequence_number\":");
+        buf_put_i64(b, s->sequence_number);
+        buf_puts(b, ",\"commit_number\":");
+        buf_put_i64(b, s->commit_number);
+        buf_puts(b, ",\"commit_timestamp\":");
+        buf_put_i64(b, s->commit_timestamp);
+        buf_putc(b, '}');
     }
     if (c->why) {
         put_key(b, "why");

@@ -215,17 +215,49 @@ typedef struct ctx {
 } ctx;
 
 /* R9.1: 32 hex digits from the user, the event's position and the command's place. */
+/* Appends s to key[*n..), cut at cap - 1 bytes in all. */
+static void key_put(char *key, size_t cap, size_t *n, const char *s, size_t len)
+{
+    size_t room = cap - 1 - *n;
+    if (len > room) len = room;
+    memcpy(key + *n, s, len);
+    *n += len;
+}
+
+static void key_num(char *key, size_t cap, size_t *n, int64_t v)
+{
+    char t[FMT_I64_MAX + 1];
+    t[0] = '|';
+    key_put(key, cap, n, t, 1 + fmt_i64(t + 1, v));
+}
+
+static void put_hex64(char *out, uint64_t v)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        out[i] = hex[v & 15];
+}
+
+/* R9.1: a hash of "user|commit_timestamp|commit_number|sequence_number|TYPE|extra", cut at 511
+ * bytes; a fixed format, so that a batch read again after an upgrade gets the ids it had. */
 static void command_id(const ctx *c, const char *user, command_type t, const char *extra,
                        char out[33])
 {
     char key[512];
-    int n = snprintf(key, sizeof key, "%s|%lld|%lld|%lld|%s|%s", user,
-                     (long long)c->src.commit_timestamp, (long long)c->src.commit_number,
-                     (long long)c->src.sequence_number, command_type_name(t), extra ? extra : "");
-    if (n < 0) n = 0;
-    size_t len = (size_t)n < sizeof key ? (size_t)n : sizeof key - 1;
-    uint64_t a = hash64(key, len, HASH64_SEED), b = hash64(key, len, 0x9e3779b97f4a7c15ULL);
-    snprintf(out, 33, "%016llx%016llx", (unsigned long long)a, (unsigned long long)b);
+    size_t n = 0;
+    key_put(key, sizeof key, &n, user, strlen(user));
+    key_num(key, sizeof key, &n, c->src.commit_timestamp);
+    key_num(key, sizeof key, &n, c->src.commit_number);
+    key_num(key, sizeof key, &n, c->src.sequence_number);
+    key_put(key, sizeof key, &n, "|", 1);
+    const char *type = command_type_name(t);
+    key_put(key, sizeof key, &n, type, strlen(type));
+    key_put(key, sizeof key, &n, "|", 1);
+    if (extra) key_put(key, sizeof key, &n, extra, strlen(extra));
+    uint64_t a = hash64(key, n, HASH64_SEED), b = hash64(key, n, 0x9e3779b97f4a7c15ULL);
+    put_hex64(out, a);
+    put_hex64(out + 16, b);
+    out[32] = '\0';
 }
 
 static void emit(ctx *c, command *cmd, const char *extra)

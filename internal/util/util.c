@@ -224,6 +224,29 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+size_t fmt_i64(char out[FMT_I64_MAX], int64_t v)
+{
+    /* the magnitude as unsigned: -INT64_MIN does not fit in int64_t */
+    uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    char t[FMT_I64_MAX];
+    size_t n = 0;
+    do {
+        t[n++] = (char)('0' + m % 10);
+        m /= 10;
+    } while (m);
+    size_t k = 0;
+    if (v < 0) out[k++] = '-';
+    while (n)
+        out[k++] = t[--n];
+    return k;
+}
+
+void buf_put_i64(buf *b, int64_t v)
+{
+    char t[FMT_I64_MAX];
+    buf_append(b, t, fmt_i64(t, v));
+}
+
 void buf_json_str(buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";

@@ -51,6 +51,12 @@ void buf_append(buf *b, const void *p, size_t n);
 void buf_puts(buf *b, const char *s);
 void buf_putc(buf *b, char c);
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* v in decimal, as "%lld" writes it, without printf's parsing of a format (the hot path writes
+ * numbers into every command and command id). fmt_i64 writes into out (no NUL) and returns the
+ * length. */
+#define FMT_I64_MAX 20
+size_t fmt_i64(char out[FMT_I64_MAX], int64_t v);
+void buf_put_i64(buf *b, int64_t v);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_json_str(buf *b, const char *s, size_t n);
 

@@ -543,6 +543,20 @@ Test(engine, r9_1_command_ids_are_stable_and_unique)
         cr_assert_str_eq(str_at(&a, i, "command_id"), str_at(&b, i, "command_id"));
     }
     cr_assert_str_neq(str_at(&a, 0, "command_id"), str_at(&a, 1, "command_id"));
+    /* and the same from one version to the next: a batch read again after an upgrade must give
+     * its commands the ids they had (R9.1), so the id's input is a fixed format */
+    cr_assert_str_eq(str_at(&a, 0, "command_id"), "3fe1365186acb6d87eb4b03773d68fcd");
+    cr_assert_str_eq(str_at(&a, 1, "command_id"), "f35d6d21657ecabad5ac97b2b39ceb61");
+    const char *odd =
+        "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005U2\"],"
+        "\"changeType\":\"CREATE\",\"changedFields\":[],\"nulledFields\":[],"
+        "\"diffFields\":[],\"transactionKey\":\"tx\",\"sequenceNumber\":-3,"
+        "\"commitTimestamp\":1764001000001,\"commitNumber\":-9223372036854775807,"
+        "\"commitUser\":\"005A\",\"changeOrigin\":\"\"}" USER("Bo", "b@acme.com", "") "}\n";
+    run c = simulate(BASE, odd);
+    cr_assert_eq(json_array_size(c.cmds), 1);
+    cr_assert_str_eq(str_at(&c, 0, "command_id"), "9af8f8bda8002fe1ff70257d0036a065",
+                     "negative and 64-bit numbers in the id's input");
 }
 
 static const char *GUARDED = "company:\n  primary_domain: acme.com\n"

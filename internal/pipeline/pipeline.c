@@ -1,7 +1,8 @@
 /* The batch loop of `provisioner run`. One batch:
  *   1. poll up to batch_size messages or linger_ms;
  *   2. decode each (undecodable -> dead-letter list, R9.4);
- *   3. prefetch every user the batch names in one Redis round trip;
+ *   3. prefetch every user the batch names in one Redis round trip (one more for the waiting
+ *      sets that have members, R6.3);
  *   4. decide every event in order; encoded commands are buffered, not yet produced;
  *   5. produce commands and dead letters, wait for every delivery report;
  *   6. write the states in one Redis round trip (and resolve links another instance raced with);

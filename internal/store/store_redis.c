@@ -1846,41 +1846,37 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
     return rc;
 }
 
+/* A read of this batch failed (fail_sticky): every prefetch fails with its error until
+ * store_redis_reset. */
+static int still_failed(const store_redis *s, perr *err)
+{
+    if (err) *err = s->fail_err;
+    return -1;
+}
+
 int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err)
 {
-    if (s->failed) {
-        if (err) *err = s->fail_err;
-        return -1;
-    }
+    if (s->failed) return still_failed(s, err);
     return prefetch_round(s, ids, n, n, true, err);
 }
 
 int store_redis_prefetch_named(store_redis *s, const char *const *ids, size_t n, size_t n_subjects,
                                perr *err)
 {
-    if (s->failed) {
-        if (err) *err = s->fail_err;
-        return -1;
-    }
+    if (s->failed) return still_failed(s, err);
     return prefetch_round(s, ids, n, n_subjects, true, err);
 }
 
 int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err)
 {
-    if (s->failed) {
-        if (err) *err = s->fail_err;
-        return -1;
-    }
+    if (s->failed) return still_failed(s, err);
     return prefetch_round(s, ids, n, n, false, err);
 }
 
 int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
                                  perr *err)
 {
-    if (s->failed) {
-        if (err) *err = s->fail_err;
-        return -1;
-    }
+    if (s->failed) return still_failed(s, err);
     const char **more = NULL;
     size_t n_more = 0, cap_more = 0;
     for (size_t i = 0; i < n; i++) {
@@ -2753,14 +2749,21 @@ int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
 
 /* ---------------------------------------------------------------- the waiting index */
 
+/* HGET company waiting_index, or HSET it to value. */
+static void append_index_flag(store_redis *s, const char *value)
+{
+    cb_begin(&s->cmd);
+    cb_str(&s->cmd, value ? "HSET" : "HGET");
+    cb_key(&s->cmd, s, "company", NULL);
+    cb_str(&s->cmd, "waiting_index");
+    if (value) cb_str(&s->cmd, value);
+    cb_send(s, &s->cmd);
+}
+
 static size_t build_index_probe(store_redis *s, void *arg)
 {
     (void)arg;
-    cb_begin(&s->cmd);
-    cb_str(&s->cmd, "HGET");
-    cb_key(&s->cmd, s, "company", NULL);
-    cb_str(&s->cmd, "waiting_index");
-    cb_send(s, &s->cmd);
+    append_index_flag(s, NULL);
     /* an empty SMISMEMBER is an error on every version: one member that is never a key */
     cb_begin(&s->cmd);
     cb_str(&s->cmd, "SMISMEMBER");
@@ -2786,12 +2789,7 @@ static size_t build_index_add(store_redis *s, void *arg)
 static size_t build_index_done(store_redis *s, void *arg)
 {
     (void)arg;
-    cb_begin(&s->cmd);
-    cb_str(&s->cmd, "HSET");
-    cb_key(&s->cmd, s, "company", NULL);
-    cb_str(&s->cmd, "waiting_index");
-    cb_str(&s->cmd, "1");
-    cb_send(s, &s->cmd);
+    append_index_flag(s, "1");
     return 1;
 }
 

@@ -101,6 +101,7 @@
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)
+#define NAMES_KEPT 64 /* field names remembered by position (decode_state) */
 
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
@@ -297,6 +298,12 @@ struct store_redis {
      * sets exist (one SMISMEMBER) and reads only those, instead of one SMEMBERS per user */
     bool indexed;
     buf scratch;
+    /* the interned field names of the last state decoded, by position: states share their
+     * fields' order, so a name is mostly compared, not hashed and looked up (decode_state) */
+    struct {
+        const char *name;
+        size_t len;
+    } names[NAMES_KEPT];
     store_redis_stats stats;
 };
 
@@ -1048,10 +1055,20 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
             rd_fail(&r, "empty field name");
             break;
         }
-        buf_reset(&s->scratch);
-        buf_append(&s->scratch, name, nl);
+        const char *interned;
+        if (i < NAMES_KEPT && s->names[i].len == nl && memcmp(s->names[i].name, name, nl) == 0) {
+            interned = s->names[i].name;
+        } else {
+            buf_reset(&s->scratch);
+            buf_append(&s->scratch, name, nl);
+            interned = engine_intern(s->scratch.data);
+            if (i < NAMES_KEPT) {
+                s->names[i].name = interned;
+                s->names[i].len = strlen(interned); /* a name with a NUL never matches */
+            }
+        }
         value_t v = get_value(&r, u);
-        u->fields[u->n_fields].name = engine_intern(s->scratch.data);
+        u->fields[u->n_fields].name = interned;
         u->fields[u->n_fields].val = v;
         u->n_fields++;
     }

@@ -347,13 +347,24 @@ Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
     user_state_copy(want, u);
     user_state *want_min = user_state_new("005MIN");
     user_state_copy(want_min, min);
+    /* the same names in another order, some more, some fewer: the decoder remembers the names
+     * by position and must not take one for another */
+    user_state *odd = st->get_or_create(st->ctx, "005ODD");
+    const char *odd_names[] = {"Title", "Email", "Extra05__c", "FirstNam", "FirstName", "Z"};
+    for (size_t i = 0; i < 6; i++) {
+        value_t v = value_str(odd_names[i]);
+        user_state_set(odd, odd_names[i], &v);
+    }
+    st->changed(st->ctx, odd);
+    user_state *want_odd = user_state_new("005ODD");
+    user_state_copy(want_odd, odd);
     t_flush_ok(s, 0);
-    cr_assert_eq(store_redis_get_stats(s)->users_written, 2);
+    cr_assert_eq(store_redis_get_stats(s)->users_written, 3);
 
     store_redis_reset(s);
     perr err = {{0}};
-    const char *ids[] = {"005FULL", "005MIN"};
-    cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
+    const char *ids[] = {"005FULL", "005ODD", "005MIN"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 3, &err), 0, "%s", err.msg);
     uint64_t misses = store_redis_get_stats(s)->misses;
     user_state *got = st->get(st->ctx, "005FULL");
     cr_assert(got);
@@ -362,6 +373,9 @@ Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
     got = st->get(st->ctx, "005MIN");
     cr_assert(got);
     t_assert_same_state(want_min, got);
+    got = st->get(st->ctx, "005ODD");
+    cr_assert(got);
+    t_assert_same_state(want_odd, got);
     cr_assert_eq(store_redis_get_stats(s)->misses, misses, "prefetched: no miss");
 
     /* the status a script reads sits beside the blob */
@@ -384,6 +398,7 @@ Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
     t_assert_same_state(want, got);
     user_state_free(want);
     user_state_free(want_min);
+    user_state_free(want_odd);
     store_redis_close(s);
 }
 

@@ -179,30 +179,14 @@ void buf_reset(buf *b)
     if (b->data) b->data[0] = '\0';
 }
 
-void buf_reserve(buf *b, size_t extra)
+void buf_grow(buf *b, size_t need)
 {
-    if (b->len + extra + 1 <= b->cap) return;
+    if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra + 1) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     b->data = xrealloc(b->data, cap);
     b->cap = cap;
-}
-
-void buf_append(buf *b, const void *p, size_t n)
-{
-    buf_reserve(b, n);
-    if (n) memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
-}
-
-void buf_puts(buf *b, const char *s) { buf_append(b, s, strlen(s)); }
-
-void buf_putc(buf *b, char c)
-{
-    buf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
 }
 
 void buf_printf(buf *b, const char *fmt, ...)

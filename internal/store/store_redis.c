@@ -1090,7 +1090,7 @@ static entry *entry_new(store_redis *s, const char *id)
 {
     entry *e = arena_alloc(&s->mem, sizeof *e);
     *e = (entry){.id = arena_strdup(&s->mem, id)};
-    strmap_put(&s->users, id, e);
+    strmap_put(&s->users, e->id, e);
     return e;
 }
 
@@ -1106,7 +1106,7 @@ static link_set *set_get(store_redis *s, const char *manager, bool create)
     if (!l && create) {
         l = arena_alloc(&s->mem, sizeof *l);
         *l = (link_set){0};
-        strmap_put(&s->links, manager, l);
+        strmap_put(&s->links, arena_strdup(&s->mem, manager), l);
     }
     return l;
 }
@@ -1588,8 +1588,9 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     arena_init(&s->mem, 64 * 1024);
     arena_init(&s->rmem, 64 * 1024);
     s->pooled = !o->keep_cache;
-    strmap_init(&s->users);
-    strmap_init(&s->links);
+    /* keys in s->mem, reset with the maps (store_redis_reset) */
+    strmap_init_borrowed(&s->users);
+    strmap_init_borrowed(&s->links);
     buf_init(&s->cmd.data);
     buf_init(&s->out);
     buf_init(&s->scratch);
@@ -1614,7 +1615,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
 static void map_clear(strmap *m)
 {
     for (size_t i = 0; i < m->cap; i++) {
-        free(m->slots[i].key);
+        if (!m->borrowed) free(m->slots[i].key);
         m->slots[i].key = NULL;
     }
     m->len = 0;
@@ -2072,7 +2073,7 @@ static store_write *write_new(store_redis *s)
     w = xcalloc(1, sizeof *w);
     buf_init(&w->resp);
     arena_init(&w->mem, 64 * 1024);
-    strmap_init(&w->users);
+    strmap_init_borrowed(&w->users); /* keys in w->mem, reset with it (write_clear) */
     return w;
 }
 

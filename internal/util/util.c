@@ -284,6 +284,13 @@ void strmap_init(strmap *m)
     m->slots = NULL;
     m->cap = 0;
     m->len = 0;
+    m->borrowed = false;
+}
+
+void strmap_init_borrowed(strmap *m)
+{
+    strmap_init(m);
+    m->borrowed = true;
 }
 
 void strmap_free(strmap *m, void (*free_val)(void *))
@@ -291,11 +298,13 @@ void strmap_free(strmap *m, void (*free_val)(void *))
     for (size_t i = 0; i < m->cap; i++) {
         if (m->slots[i].key) {
             if (free_val) free_val(m->slots[i].val);
-            free(m->slots[i].key);
+            if (!m->borrowed) free(m->slots[i].key);
         }
     }
     free(m->slots);
+    bool borrowed = m->borrowed;
     strmap_init(m);
+    m->borrowed = borrowed;
 }
 
 static size_t strmap_find(const strmap *m, const char *key, uint64_t h)
@@ -333,7 +342,7 @@ const char *strmap_put(strmap *m, const char *key, void *val)
     uint64_t h = hash64(key, strlen(key), HASH64_SEED);
     size_t i = strmap_find(m, key, h);
     if (!m->slots[i].key) {
-        m->slots[i].key = xstrdup(key);
+        m->slots[i].key = m->borrowed ? (char *)key : xstrdup(key);
         m->slots[i].hash = h;
         m->len++;
     }
@@ -348,7 +357,7 @@ void *strmap_del(strmap *m, const char *key)
     size_t mask = m->cap - 1, i = strmap_find(m, key, h);
     if (!m->slots[i].key) return NULL;
     void *val = m->slots[i].val;
-    free(m->slots[i].key);
+    if (!m->borrowed) free(m->slots[i].key);
     m->slots[i].key = NULL;
     m->len--;
     /* backward-shift deletion keeps probe chains intact without tombstones */

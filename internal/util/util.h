@@ -87,7 +87,8 @@ void buf_json_str(buf *b, const char *s, size_t n);
 uint64_t hash64(const void *p, size_t n, uint64_t seed);
 #define HASH64_SEED 0xcbf29ce484222325ULL
 
-/* ---- strmap: open-addressing map from NUL-terminated string keys (copied) to void*. */
+/* ---- strmap: open-addressing map from NUL-terminated string keys (copied, or borrowed: see
+ * strmap_init_borrowed) to void*. */
 typedef struct strmap_entry {
     char *key;
     void *val;
@@ -98,12 +99,16 @@ typedef struct strmap {
     strmap_entry *slots;
     size_t cap; /* power of two */
     size_t len;
+    bool borrowed; /* keys are the caller's, not copies */
 } strmap;
 
 void strmap_init(strmap *m);
+/* A map that keeps the keys it is given, not copies: each must outlive its entry (say, strings
+ * of an arena reset together with the map). A per-batch cache then costs no malloc per key. */
+void strmap_init_borrowed(strmap *m);
 void strmap_free(strmap *m, void (*free_val)(void *));
 void *strmap_get(const strmap *m, const char *key);
-/* Returns the stored key (owned by the map). */
+/* Returns the stored key (owned by the map, or the caller's when borrowed). */
 const char *strmap_put(strmap *m, const char *key, void *val);
 void *strmap_del(strmap *m, const char *key);
 /* Iteration: for (size_t i = 0; i < m->cap; i++) if (m->slots[i].key) ... */

@@ -2782,7 +2782,7 @@ static size_t build_index_probe(store_redis *s, void *arg)
 {
     (void)arg;
     append_index_flag(s, NULL);
-    /* an empty SMISMEMBER is an error on every version: one member that is never a key */
+    /* with one member (none is a syntax error): an array from 6.2 on, an error before */
     cb_begin(&s->cmd);
     cb_str(&s->cmd, "SMISMEMBER");
     cb_key(&s->cmd, s, "waiting", NULL);
@@ -2828,14 +2828,15 @@ int store_redis_index_waiting(store_redis *s, bool write, perr *err)
     if (run_exchange(s, build_index_probe, NULL, "reading the waiting index", err) < 0) return -1;
     const redisReply *flag = s->rep[0], *probe = s->rep[1];
     bool done = flag->type == REDIS_REPLY_STRING && flag->len == 1 && flag->str[0] == '1';
-    bool can = probe->type == REDIS_REPLY_ARRAY;
-    replies_free(s);
     s->indexed = false;
-    if (!can) {
-        log_msg(LOG_WARN, "Redis has no SMISMEMBER (before 6.2): waiting sets are read one by one",
-                NULL);
+    if (probe->type != REDIS_REPLY_ARRAY) {
+        /* Redis before 6.2: an unknown command */
+        log_msg(LOG_WARN, "the waiting index cannot be read: waiting sets are read one by one",
+                "error", probe->type == REDIS_REPLY_ERROR ? probe->str : "unexpected reply", NULL);
+        replies_free(s);
         return 0;
     }
+    replies_free(s);
     if (!done && !write) return 0; /* a dry run reads them one by one */
     if (!done) {
         /* sets written before the index (an older version): added once, page by page; the scripts

@@ -1008,6 +1008,33 @@ Test(store_redis, sets_from_before_the_index_are_indexed_once)
     redisFree(c);
 }
 
+/* An index that cannot be read is not used: every waiting set is read, and nothing is marked.
+ * Redis before 6.2 answers SMISMEMBER with an unknown-command error; none is installed here, so a
+ * key of another type, answered with WRONGTYPE, stands in for it (the writes' scripts would fail
+ * on such a key: this test does not write). */
+Test(store_redis, an_unreadable_waiting_index_falls_back_to_reading_every_set)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    freeReplyObject(redisCommand(c, "SET fb:waiting not-a-set"));
+    cr_assert_eq(t_cmd_int(c, "SADD fb:w:005M 005R"), 1);
+    store_redis *s = t_open(r, "fb:");
+    perr err = {{0}};
+    cr_assert_eq(store_redis_index_waiting(s, true, &err), 0, "%s", err.msg);
+    char *flag = t_cmd_str(c, "HGET fb:company waiting_index");
+    cr_assert_null(flag, "not marked indexed");
+    const char *ids[] = {"005M"};
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "SMEMBERS with the user");
+    engine_store *st = store_redis_iface(s);
+    const char *const *reports;
+    cr_assert_eq(st->links(st->ctx, "005M", &reports), 1);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
+    store_redis_close(s);
+    redisFree(c);
+}
+
 /* Sets past the linear-scan size (a hash index then): adds, removes, duplicates, read back. */
 Test(store_redis, large_waiting_sets_keep_exact_membership)
 {

@@ -214,7 +214,6 @@ typedef struct ctx {
     bool may_defer; /* the event's last record: its placements may be left to the caller */
 } ctx;
 
-/* R9.1: 32 hex digits from the user, the event's position and the command's place. */
 /* Appends s to key[*n..), cut at cap - 1 bytes in all. */
 static void key_put(char *key, size_t cap, size_t *n, const char *s, size_t len)
 {
@@ -238,8 +237,9 @@ static void put_hex64(char *out, uint64_t v)
         out[i] = hex[v & 15];
 }
 
-/* R9.1: a hash of "user|commit_timestamp|commit_number|sequence_number|TYPE|extra", cut at 511
- * bytes; a fixed format, so that a batch read again after an upgrade gets the ids it had. */
+/* R9.1: 32 hex digits from the user, the event's position and the command's place: a hash of
+ * "user|commit_timestamp|commit_number|sequence_number|TYPE|extra", cut at 511 bytes. A fixed
+ * format, so that a batch read again after an upgrade gets the ids it had. */
 static void command_id(const ctx *c, const char *user, command_type t, const char *extra,
                        char out[33])
 {

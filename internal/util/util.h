@@ -73,6 +73,7 @@ static inline void buf_putc(buf *b, char c)
     b->data[b->len++] = c;
     b->data[b->len] = '\0';
 }
+
 void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* v in decimal, as "%lld" writes it, without printf's parsing of a format (the hot path writes
  * numbers into every command and command id). fmt_i64 writes into out (no NUL) and returns the

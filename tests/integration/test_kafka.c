@@ -744,11 +744,10 @@ static double mono_ms(void)
 }
 
 /* Reads every message of topic's `np` partitions with a consumer whose queue holds queued_min
- * messages, a waker beside it, working 10 ms after every `burst` messages; checks that each
- * partition comes in order, once, in full. Returns the wake-ups sent; *max_gap_ms, the longest
- * wait for a message. */
+ * messages, a waker beside it; checks that each partition comes in order, once, in full. Returns
+ * the wake-ups sent; *max_gap_ms, the longest wait for a message. */
 static unsigned long read_with_waker(const char *brokers, const char *topic, int np, int want,
-                                     const char *queued_min, int burst, double *max_gap_ms)
+                                     const char *queued_min, double *max_gap_ms)
 {
     perr err;
     char *props[] = {"enable.partition.eof=false", "group.id=test-waker",
@@ -789,7 +788,7 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
                          (int)m->partition, (long long)m->offset,
                          (long long)next[m->partition] - 1);
             next[m->partition] = m->offset + 1;
-            if (++got % burst == 0) { /* a consumer with work to do: the queue fills up */
+            if (++got % 250 == 0) { /* a consumer with work to do: the queue fills up */
                 const struct timespec work = {0, 10 * 1000000L};
                 nanosleep(&work, NULL);
             }
@@ -806,9 +805,8 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
 }
 
 /* The wake-ups sent while n messages of a new topic over np partitions were read with a queue of
- * queued_min ("queued.min.messages=N"), in bursts (read_with_waker). */
-static unsigned long wakes_reading(int np, int n, const char *queued_min, int burst,
-                                   double *max_gap_ms)
+ * queued_min ("queued.min.messages=N"); *max_gap_ms as read_with_waker. */
+static unsigned long wakes_reading(int np, int n, const char *queued_min, double *max_gap_ms)
 {
     const char *topics[] = {"w.topic"};
     kafka_mock *m = NULL;
@@ -816,7 +814,7 @@ static unsigned long wakes_reading(int np, int n, const char *queued_min, int bu
     cr_assert_eq(kafka_mock_start(np, topics, 1, &m, &err), 0, "%s", err.msg);
     produce_n(kafka_mock_bootstrap(m), "w.topic", n);
     unsigned long wakes =
-        read_with_waker(kafka_mock_bootstrap(m), "w.topic", np, n, queued_min, burst, max_gap_ms);
+        read_with_waker(kafka_mock_bootstrap(m), "w.topic", np, n, queued_min, max_gap_ms);
     kafka_mock_stop(m);
     return wakes;
 }
@@ -828,7 +826,7 @@ Test(kafka, the_waker_wakes_the_fetcher_of_a_backlog_and_moves_no_position)
 {
     /* a queue of 500 against 20,000 messages fills again and again */
     double gap;
-    unsigned long wakes = wakes_reading(4, 20000, "queued.min.messages=500", 250, &gap);
+    unsigned long wakes = wakes_reading(4, 20000, "queued.min.messages=500", &gap);
     cr_assert_lt(gap, 500, "a wait of %.0f ms: the fetcher slept", gap);
     cr_assert_geq(wakes, 1, "the fetcher was woken %lu times", wakes);
 }
@@ -856,6 +854,6 @@ Test(kafka, the_waker_wakes_after_a_peak_it_never_saw)
 Test(kafka, the_waker_stays_quiet_while_the_queue_never_fills)
 {
     double gap;
-    unsigned long wakes = wakes_reading(2, 300, "queued.min.messages=100000", 250, &gap);
+    unsigned long wakes = wakes_reading(2, 300, "queued.min.messages=100000", &gap);
     cr_assert_eq(wakes, 0, "the fetcher was woken %lu times", wakes);
 }

@@ -2613,7 +2613,11 @@ static size_t build_scan(store_redis *s, void *arg)
     cb_str(&s->cmd, a->cursor);
     cb_str(&s->cmd, "MATCH");
     cb_arg_begin(&s->cmd);
-    buf_append(&s->cmd.data, s->prefix, s->prefix_len);
+    /* the prefix matched as it is: "prov[eu]:" must not match "prove:" keys */
+    for (size_t i = 0; i < s->prefix_len; i++) {
+        if (strchr("*?[]\\", s->prefix[i])) buf_putc(&s->cmd.data, '\\');
+        buf_putc(&s->cmd.data, s->prefix[i]);
+    }
     buf_puts(&s->cmd.data, a->match);
     cb_arg_end(&s->cmd);
     cb_str(&s->cmd, "COUNT");

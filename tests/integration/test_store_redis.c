@@ -1035,6 +1035,42 @@ Test(store_redis, an_unreadable_waiting_index_falls_back_to_reading_every_set)
     redisFree(c);
 }
 
+static int t_collect_id(void *ctx, const char *id)
+{
+    char *got = ctx;
+    strncat(got, id, 63 - strlen(got));
+    strncat(got, " ", 63 - strlen(got));
+    return 0;
+}
+
+/* SCAN's MATCH is a glob: a prefix's glob characters are matched as themselves, so the users of
+ * "pr[eu]:" are not mixed with those of "pre:" (which the glob "pr[eu]:u:*" matches). */
+Test(store_redis, a_prefix_with_glob_characters_scans_only_its_own_users)
+{
+    t_redis *r = t_redis_start(NULL);
+    const char *prefixes[] = {"pr[eu]:", "pre:", "pr*:"};
+    const char *ids[] = {"005GLOB", "005PLAIN", "005STAR"};
+    for (int i = 0; i < 3; i++) {
+        store_redis *s = t_open(r, prefixes[i]);
+        engine_store *st = store_redis_iface(s);
+        user_state *u = st->get_or_create(st->ctx, ids[i]);
+        u->status = PROV_ACTIVE;
+        st->changed(st->ctx, u);
+        t_flush_ok(s, 0);
+        store_redis_close(s);
+    }
+    for (int i = 0; i < 3; i++) {
+        store_redis *s = t_open(r, prefixes[i]);
+        char got[64] = "";
+        perr err = {{0}};
+        cr_assert_eq(store_redis_scan_users(s, t_collect_id, got, &err), 0, "%s", err.msg);
+        char want[64];
+        snprintf(want, sizeof want, "%s ", ids[i]);
+        cr_assert_str_eq(got, want, "prefix %s", prefixes[i]);
+        store_redis_close(s);
+    }
+}
+
 /* Sets past the linear-scan size (a hash index then): adds, removes, duplicates, read back. */
 Test(store_redis, large_waiting_sets_keep_exact_membership)
 {

@@ -1381,6 +1381,24 @@ static int run_exchange(store_redis *s, build_fn build, void *arg, const char *d
     return run_exchange_each(s, build, arg, NULL, NULL, doing, err);
 }
 
+/* The one reply of an exchange just run has to be no error; the replies are freed. */
+static int reply_ok(store_redis *s, const char *doing, perr *err)
+{
+    const redisReply *r = s->rep[0];
+    int rc = r->type == REDIS_REPLY_ERROR
+                 ? perr_set(err, "Redis %s: %s: %s", s->where, doing, r->str)
+                 : 0;
+    replies_free(s);
+    return rc;
+}
+
+/* Runs a one-command exchange whose reply only has to be no error. */
+static int run_simple(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
+{
+    if (run_exchange(s, build, arg, doing, err) < 0) return -1;
+    return reply_ok(s, doing, err);
+}
+
 /* ---------------------------------------------------------------- misses */
 
 static void fail_sticky(store_redis *s, const perr *err)
@@ -1699,12 +1717,7 @@ static size_t build_ping(store_redis *s, void *arg)
 
 int store_redis_ping(store_redis *s, perr *err)
 {
-    if (run_exchange(s, build_ping, NULL, "PING", err) < 0) return -1;
-    redisReply *r = s->rep[0];
-    int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: PING: %s", s->where, r->str);
-    replies_free(s);
-    return rc;
+    return run_simple(s, build_ping, NULL, "PING", err);
 }
 
 /* ---------------------------------------------------------------- prefetch */
@@ -2573,12 +2586,7 @@ int store_redis_blob_put(store_redis *s, const char *name, const void *data, siz
                          perr *err)
 {
     blob_arg a = {.name = name, .data = data, .len = len, .put = true};
-    if (run_exchange(s, build_blob, &a, "SET blob", err) < 0) return -1;
-    redisReply *r = s->rep[0];
-    int rc = 0;
-    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: SET: %s", s->where, r->str);
-    replies_free(s);
-    return rc;
+    return run_simple(s, build_blob, &a, "SET blob", err);
 }
 
 int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found, perr *err)
@@ -2753,14 +2761,10 @@ int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
     if (count_active(s, &count, err) < 0) return -1;
     if (write) {
         keys_arg a = {.count = count};
-        if (run_exchange(s, build_setnx, &a, "HSETNX provisioned", err) < 0) return -1;
-        redisReply *r = s->rep[0];
-        int rc = r->type == REDIS_REPLY_ERROR
-                     ? perr_set(err, "Redis %s: HSETNX: %s", s->where, r->str)
-                     : 0;
-        replies_free(s);
         /* read back: an instance that started at the same time may have stored its count */
-        if (rc < 0 || company_load(s, err) < 0) return -1;
+        if (run_simple(s, build_setnx, &a, "HSETNX provisioned", err) < 0 ||
+            company_load(s, err) < 0)
+            return -1;
     }
     if (s->company.provisioned < 0) s->company.provisioned = count;
     char n[24];
@@ -2815,18 +2819,6 @@ static size_t build_index_done(store_redis *s, void *arg)
     return 1;
 }
 
-/* Runs a one-command exchange whose reply only has to be no error. */
-static int run_simple(store_redis *s, build_fn build, void *arg, const char *doing, perr *err)
-{
-    if (run_exchange(s, build, arg, doing, err) < 0) return -1;
-    const redisReply *r = s->rep[0];
-    int rc = r->type == REDIS_REPLY_ERROR
-                 ? perr_set(err, "Redis %s: %s: %s", s->where, doing, r->str)
-                 : 0;
-    replies_free(s);
-    return rc;
-}
-
 int store_redis_index_waiting(store_redis *s, bool write, perr *err)
 {
     if (run_exchange(s, build_index_probe, NULL, "reading the waiting index", err) < 0) return -1;
@@ -2859,13 +2851,9 @@ int store_redis_index_waiting(store_redis *s, bool write, perr *err)
             buf_reset(&s->out);
             size_t k = build_index_add(s, (void *)keys);
             replies_free(s);
-            if (exchange(s, k, "SADD waiting", err) < 0) return -1;
-            int rc = s->rep[0]->type == REDIS_REPLY_ERROR
-                         ? perr_set(err, "Redis %s: SADD %swaiting: %s", s->where, s->prefix,
-                                    s->rep[0]->str)
-                         : 0;
-            replies_free(s);
-            if (rc < 0) return -1;
+            /* (not run_simple: a retry would build again from the freed reply) */
+            if (exchange(s, k, "SADD waiting", err) < 0 || reply_ok(s, "SADD waiting", err) < 0)
+                return -1;
         } while (strcmp(cursor, "0") != 0);
         if (run_simple(s, build_index_done, NULL, "HSET waiting_index", err) < 0) return -1;
         char count[24];
@@ -2900,12 +2888,7 @@ static int members_op(store_redis *s, const char *op, const char *const *ids, si
 {
     if (!n) return 0;
     members_arg a = {.op = op, .ids = ids, .n = n};
-    if (run_exchange(s, build_members, &a, op, err) < 0) return -1;
-    const redisReply *r = s->rep[0];
-    int rc =
-        r->type == REDIS_REPLY_ERROR ? perr_set(err, "Redis %s: %s: %s", s->where, op, r->str) : 0;
-    replies_free(s);
-    return rc;
+    return run_simple(s, build_members, &a, op, err);
 }
 
 int store_redis_overflow_note(store_redis *s, const char *const *ids, size_t n, perr *err)

@@ -53,6 +53,7 @@ engine *engine_new(const config *cfg, engine_store *store, const engine_opts *op
         if (f && soql_field_count(f) > widest) widest = soql_field_count(f);
     }
     e->vals = xcalloc(widest, sizeof *e->vals);
+    e->fps = xcalloc(cfg->n_assignments ? cfg->n_assignments : 1, sizeof *e->fps);
     e->n_refs = cfg->n_assignments;
     e->refs = xcalloc(e->n_refs ? e->n_refs : 1, sizeof *e->refs);
     for (size_t a = 0; a < cfg->n_assignments; a++) {
@@ -81,7 +82,11 @@ void engine_free(engine *e)
     buf_free(&e->scratch);
     free(e->sorted);
     free(e->vals);
-    for (size_t a = 0; a < e->n_refs; a++) free(e->refs[a]);
+    for (size_t a = 0; a < e->n_refs; a++) {
+        free(e->refs[a]);
+        free(e->fps[a]);
+    }
+    free(e->fps);
     free(e->refs);
     free(e->compounds);
     buf_free(&e->fp);
@@ -321,14 +326,17 @@ static void set_str(char **dst, const char *src)
 
 /* What Gong has for the user's settings: the assignment and a hash of its settings, so that a
  * reimport sees a settings change of the same assignment (R8.1). */
+/* a is one of e->cfg->assignments */
 static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
 {
+    size_t i = (size_t)(a - e->cfg->assignments);
+    if (e->fps[i]) return e->fps[i];
     buf_reset(&e->fp);
     command_settings_json(a, &e->fp);
     uint64_t h = hash64(e->fp.data, e->fp.len, HASH64_SEED);
     buf_reset(&e->fp);
     buf_printf(&e->fp, "%s#%016llx", a->name, (unsigned long long)h);
-    return e->fp.data;
+    return e->fps[i] = xstrdup(e->fp.data);
 }
 
 static void set_applied(engine *e, user_state *u, const cfg_assignment *a)

@@ -25,7 +25,8 @@ struct engine {
     value_t *vals;     /* filter inputs, as many as the widest filter reads */
     filter_ref **refs; /* per assignment, where each of its filter's fields comes from */
     size_t n_refs;
-    buf fp; /* settings fingerprints */
+    buf fp;     /* settings fingerprints, while one is made */
+    char **fps; /* per assignment, its fingerprint once made: the settings do not change */
     /* layout positions of the compound fields (Name, Address), ascending: change_named looks a
      * changedFields name up among these instead of every field of the layout */
     size_t *compounds;

@@ -475,13 +475,12 @@ static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
     for (size_t i = 0; i < p->n_outs; i++) {
         out_msg *m = &p->outs[i];
         const char *base = p->bytes.data;
-        char part[16], off[24];
-        snprintf(part, sizeof part, "%d", m->src_partition);
-        snprintf(off, sizeof off, "%lld", (long long)m->src_offset);
+        char part[FMT_I64_MAX], off[FMT_I64_MAX];
+        size_t part_len = fmt_i64(part, m->src_partition), off_len = fmt_i64(off, m->src_offset);
         rd_kafka_headers_t *h = rd_kafka_headers_new(6);
         rd_kafka_header_add(h, "source.topic", -1, o->input_topic, -1);
-        rd_kafka_header_add(h, "source.partition", -1, part, -1);
-        rd_kafka_header_add(h, "source.offset", -1, off, -1);
+        rd_kafka_header_add(h, "source.partition", -1, part, (ssize_t)part_len);
+        rd_kafka_header_add(h, "source.offset", -1, off, (ssize_t)off_len);
         const char *topic;
         if (m->dead_letter) {
             topic = o->dlq_topic;

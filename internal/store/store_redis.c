@@ -474,11 +474,10 @@ static void cb_key(cmdb *b, const store_redis *s, const char *kind, const char *
     cb_arg_end(b);
 }
 
-static void cb_num(cmdb *b, uint64_t v)
+static void cb_num(cmdb *b, uint64_t v) /* counts and lengths: far below INT64_MAX */
 {
-    char t[24];
-    int n = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    cb_arg(b, t, (size_t)n);
+    char t[FMT_I64_MAX];
+    cb_arg(b, t, fmt_i64(t, (int64_t)v));
 }
 
 /* "*3\r\n" or "$12\r\n": a RESP header. */

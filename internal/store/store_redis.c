@@ -4,7 +4,7 @@
  *
  *   P u:{id}       HASH  status  "never" | "active" | "deactivated" (fixed here, not the
  *                                display names of prov_status_name, which may change)
- *                        blob    the whole user_state, binary format v1 (below)
+ *                        blob    the whole user_state, binary format v2 (below)
  *                  The status sits beside the blob so that a Lua script reads a manager's
  *                  provisioning status with one HGET, without decoding anything (R6.3 race).
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
@@ -30,8 +30,8 @@
  * The per-user position (R1.4) lives inside the blob, so a user's state and its idempotency
  * record are written by one command and can never disagree (R9.2, R9.3).
  *
- * ---- Blob format v1 (all integers unsigned LEB128 varints unless said otherwise)
- *   'P' 0x01                      magic and format version
+ * ---- Blob format v2 (all integers unsigned LEB128 varints unless said otherwise)
+ *   'P' 0x02                      magic and format version
  *   flags                         bit0 has_pos, bit1 deleted, bit2 in_scope, bit3 created_waiting,
  *                                 bit4 needs_reconcile
  *   status, reason                one byte each
@@ -40,12 +40,16 @@
  *   id                            str (len, bytes)
  *   assignment, applied_settings_of, gong_manager, waiting_for
  *                                 optional str: len+1, bytes; 0 = NULL
+ *   n_fields, (name, value)*      the snapshot; a name is a varint k: odd, KNOWN_NAMES[k >> 1];
+ *                                 even, k >> 1 bytes of the name follow (k = 0 is corrupt)
  *   n_sent, n_sent values         the R2.1 attributes last sent (fewer than ATTR__COUNT: the rest
- *                                 are null, so adding an attribute needs no new version)
- *   n_fields, (name str, value)*  the snapshot
+ *                                 are null, so adding an attribute needs no new version); a sent
+ *                                 value may be tag 5, j: the value of field j (most are)
  *   value                         tag byte 0 null, 1 false, 2 true, 3 number (8 bytes IEEE-754
  *                                 little endian), 4 string (len, bytes)
- * Binary, not JSON: a batch decodes thousands of states and the blob is half the size.
+ * Binary, not JSON: a batch decodes thousands of states. v2 is v1 (still read: 'P' 0x01, the sent
+ * values before the fields, every name spelled out, no tag 5) with the snapshot's names and the
+ * sent values that repeat it written as references: the bench's 489 bytes a user became 286.
  *
  * ---- Round trips. Every exchange is one pipelined round trip (all commands appended, then all
  * replies read):
@@ -96,12 +100,65 @@
 #include "store.h"
 
 #define FORMAT_MAGIC 'P'
-#define FORMAT_VERSION 1
+#define FORMAT_VERSION 2 /* written; 1 is still read */
 #define POOL_MAX 4096 /* recycled user_state structs kept across resets (about two batches) */
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)
 #define NAMES_KEPT 64 /* field names remembered by position (decode_state) */
+
+/* The field names a blob names by index (format v2): the User fields of Change Data Capture,
+ * compound fields flattened. A stored format: append only, an index once written keeps its name;
+ * other names are spelled out. */
+static const char *const KNOWN_NAMES[] = {"Username",
+                                          "Email",
+                                          "IsActive",
+                                          "ManagerId",
+                                          "Title",
+                                          "Department",
+                                          "Division",
+                                          "CompanyName",
+                                          "Phone",
+                                          "MobilePhone",
+                                          "Extension",
+                                          "Fax",
+                                          "TimeZoneSidKey",
+                                          "LocaleSidKey",
+                                          "LanguageLocaleKey",
+                                          "EmailEncodingKey",
+                                          "Alias",
+                                          "CommunityNickname",
+                                          "ProfileId",
+                                          "UserRoleId",
+                                          "UserType",
+                                          "FederationIdentifier",
+                                          "EmployeeNumber",
+                                          "CreatedDate",
+                                          "CreatedById",
+                                          "LastModifiedById",
+                                          "LastModifiedDate",
+                                          "SystemModstamp",
+                                          "ReceivesInfoEmails",
+                                          "ReceivesAdminInfoEmails",
+                                          "ForecastEnabled",
+                                          "EmployeeType__c",
+                                          "Quota__c",
+                                          "Regions__c",
+                                          "StartDate__c",
+                                          "Salutation",
+                                          "FirstName",
+                                          "LastName",
+                                          "Street",
+                                          "City",
+                                          "State",
+                                          "PostalCode",
+                                          "Country",
+                                          "StateCode",
+                                          "CountryCode",
+                                          "Name",
+                                          "Address"};
+#define N_KNOWN (sizeof KNOWN_NAMES / sizeof KNOWN_NAMES[0])
+#define TAG_FIELD_VALUE 5 /* a sent value: the value of field j (format v2) */
 
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
@@ -304,6 +361,14 @@ struct store_redis {
         const char *name;
         size_t len;
     } names[NAMES_KEPT];
+    const char *known[N_KNOWN]; /* KNOWN_NAMES interned, as first read */
+    /* the names of the last state encoded, by position, with their name codes; and, per sent
+     * attribute, the field it repeated last time: states share their fields' order too */
+    struct {
+        const char *name;
+        uint64_t code;
+    } enc_names[NAMES_KEPT];
+    size_t sent_hint[ATTR__COUNT];
     store_redis_stats stats;
 };
 
@@ -832,7 +897,52 @@ static void put_value(buf *b, const value_t *v)
     }
 }
 
-static void encode_state(buf *b, const user_state *u)
+/* A field name (format v2): its index among KNOWN_NAMES, or spelled out. Names are interned, so
+ * the last state's names by position are mostly compared as pointers. */
+static void put_name(store_redis *s, buf *b, size_t i, const char *name)
+{
+    uint64_t code = 0;
+    if (i < NAMES_KEPT && s->enc_names[i].name == name) {
+        code = s->enc_names[i].code;
+    } else {
+        for (size_t k = 0; k < N_KNOWN && !code; k++)
+            if (strcmp(KNOWN_NAMES[k], name) == 0) code = (uint64_t)k << 1 | 1;
+        if (!code) code = (uint64_t)strlen(name) << 1;
+        if (i < NAMES_KEPT) {
+            s->enc_names[i].name = name;
+            s->enc_names[i].code = code;
+        }
+    }
+    put_varint(b, code);
+    if (!(code & 1)) buf_append(b, name, (size_t)(code >> 1));
+}
+
+static bool same_string(const value_t *a, const value_t *b)
+{
+    return a->type == VAL_STR && b->type == VAL_STR && a->len == b->len &&
+           memcmp(a->s, b->s, a->len) == 0;
+}
+
+/* A sent attribute (format v2): a reference to the field whose value it repeats, if one does. */
+static void put_sent(store_redis *s, buf *b, const user_state *u, int attr)
+{
+    const value_t *v = &u->sent[attr];
+    if (v->type == VAL_STR) {
+        size_t hint = s->sent_hint[attr];
+        size_t j = hint < u->n_fields && same_string(&u->fields[hint].val, v) ? hint : 0;
+        for (; j < u->n_fields && !same_string(&u->fields[j].val, v); j++) {
+        }
+        if (j < u->n_fields) {
+            s->sent_hint[attr] = j;
+            buf_putc(b, TAG_FIELD_VALUE);
+            put_varint(b, j);
+            return;
+        }
+    }
+    put_value(b, v);
+}
+
+static void encode_state(store_redis *s, buf *b, const user_state *u)
 {
     buf_putc(b, FORMAT_MAGIC);
     buf_putc(b, FORMAT_VERSION);
@@ -851,14 +961,14 @@ static void encode_state(buf *b, const user_state *u)
     put_ostr(b, u->applied_settings_of);
     put_ostr(b, u->gong_manager);
     put_ostr(b, u->waiting_for);
-    put_varint(b, ATTR__COUNT);
-    for (int i = 0; i < ATTR__COUNT; i++)
-        put_value(b, &u->sent[i]);
     put_varint(b, u->n_fields);
     for (size_t i = 0; i < u->n_fields; i++) {
-        put_bytes(b, u->fields[i].name, strlen(u->fields[i].name));
+        put_name(s, b, i, u->fields[i].name);
         put_value(b, &u->fields[i].val);
     }
+    put_varint(b, ATTR__COUNT);
+    for (int i = 0; i < ATTR__COUNT; i++)
+        put_sent(s, b, u, i);
 }
 
 /* ---------------------------------------------------------------- blob decoding */
@@ -994,6 +1104,71 @@ static void state_recycle(store_redis *s, user_state *u)
     s->pool[s->n_pool++] = u;
 }
 
+/* The attributes last sent; in format v2 each may repeat the value of a field decoded before. */
+static void get_sent(reader *r, user_state *u)
+{
+    uint64_t n_sent = get_varint(r);
+    if (n_sent > ATTR__COUNT) rd_fail(r, "more sent attributes than this build knows");
+    for (uint64_t i = 0; i < n_sent && !r->bad; i++) {
+        if (r->p < r->end && *r->p == TAG_FIELD_VALUE && u->n_fields) {
+            r->p++;
+            uint64_t j = get_varint(r);
+            if (j >= u->n_fields) {
+                rd_fail(r, "a sent value refers past the fields");
+                break;
+            }
+            u->sent[i] = user_state_dup_value(u, &u->fields[j].val);
+        } else {
+            u->sent[i] = get_value(r, u);
+        }
+    }
+}
+
+/* A field name: spelled out (format 1; v2 when not among KNOWN_NAMES) or known by index. */
+static const char *get_name(store_redis *s, reader *r, size_t i, int version)
+{
+    uint64_t code = get_varint(r);
+    if (version != 1 && (code & 1)) {
+        uint64_t k = code >> 1;
+        if (k >= N_KNOWN) return rd_fail(r, "a field name this build does not know"), NULL;
+        if (!s->known[k]) s->known[k] = engine_intern(KNOWN_NAMES[k]);
+        return s->known[k];
+    }
+    size_t nl;
+    const char *name = get_bytes(r, version == 1 ? code : code >> 1, &nl);
+    if (!name || !nl) return rd_fail(r, "empty field name"), NULL;
+    if (i < NAMES_KEPT && s->names[i].len == nl && memcmp(s->names[i].name, name, nl) == 0)
+        return s->names[i].name;
+    buf_reset(&s->scratch);
+    buf_append(&s->scratch, name, nl);
+    const char *interned = engine_intern(s->scratch.data);
+    if (i < NAMES_KEPT) {
+        s->names[i].name = interned;
+        s->names[i].len = strlen(interned); /* a name with a NUL never matches */
+    }
+    return interned;
+}
+
+/* The snapshot. Appended directly, not through user_state_set: the names were unique when
+ * encoded, and set's duplicate scan would make decoding quadratic in the field count. */
+static void get_fields(store_redis *s, reader *r, user_state *u, int version)
+{
+    uint64_t n = get_varint(r);
+    if (n > (uint64_t)(r->end - r->p) / 2) rd_fail(r, "field count past the end");
+    if (!r->bad && n > u->cap_fields) {
+        u->cap_fields = (size_t)n;
+        u->fields = xrealloc(u->fields, u->cap_fields * sizeof *u->fields);
+    }
+    for (uint64_t i = 0; i < n && !r->bad; i++) {
+        const char *name = get_name(s, r, (size_t)i, version);
+        if (!name) break;
+        value_t v = get_value(r, u);
+        u->fields[u->n_fields].name = name;
+        u->fields[u->n_fields].val = v;
+        u->n_fields++;
+    }
+}
+
 /* Decodes a blob into a new state for id. A corrupt blob is an error naming the key. */
 static int decode_state(store_redis *s, const char *id, const char *data, size_t len,
                         user_state **out, perr *err)
@@ -1004,11 +1179,12 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     if (len < 2 || data[0] != FORMAT_MAGIC)
         return perr_set(err, "Redis %s: key '%su:%s' does not hold a user state (bad header)",
                         s->where, s->prefix, id);
-    if (data[1] != FORMAT_VERSION)
+    int version = (unsigned char)data[1];
+    if (version != 1 && version != FORMAT_VERSION)
         return perr_set(err,
                         "Redis %s: key '%su:%s' holds a user state in format %d; this build reads "
-                        "format %d",
-                        s->where, s->prefix, id, (unsigned char)data[1], FORMAT_VERSION);
+                        "formats 1 and %d",
+                        s->where, s->prefix, id, version, FORMAT_VERSION);
     r.p += 2;
     user_state *u = state_take(s, id);
     uint64_t flags = get_varint(&r);
@@ -1035,42 +1211,9 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     u->applied_settings_of = get_ostr(&r);
     u->gong_manager = get_ostr(&r);
     u->waiting_for = get_ostr(&r);
-    uint64_t n_sent = get_varint(&r);
-    if (n_sent > ATTR__COUNT) rd_fail(&r, "more sent attributes than this build knows");
-    for (uint64_t i = 0; i < n_sent && !r.bad; i++)
-        u->sent[i] = get_value(&r, u);
-    uint64_t n = get_varint(&r);
-    if (n > (uint64_t)(r.end - r.p) / 2) rd_fail(&r, "field count past the end");
-    if (!r.bad && n > u->cap_fields) {
-        u->cap_fields = (size_t)n;
-        u->fields = xrealloc(u->fields, u->cap_fields * sizeof *u->fields);
-    }
-    /* Appended directly, not through user_state_set: the names were unique when encoded, and
-     * set's duplicate scan would make decoding quadratic in the field count. */
-    for (uint64_t i = 0; i < n && !r.bad; i++) {
-        size_t nl;
-        const char *name = get_bytes(&r, get_varint(&r), &nl);
-        if (!name || !nl) {
-            rd_fail(&r, "empty field name");
-            break;
-        }
-        const char *interned;
-        if (i < NAMES_KEPT && s->names[i].len == nl && memcmp(s->names[i].name, name, nl) == 0) {
-            interned = s->names[i].name;
-        } else {
-            buf_reset(&s->scratch);
-            buf_append(&s->scratch, name, nl);
-            interned = engine_intern(s->scratch.data);
-            if (i < NAMES_KEPT) {
-                s->names[i].name = interned;
-                s->names[i].len = strlen(interned); /* a name with a NUL never matches */
-            }
-        }
-        value_t v = get_value(&r, u);
-        u->fields[u->n_fields].name = interned;
-        u->fields[u->n_fields].val = v;
-        u->n_fields++;
-    }
+    if (version == 1) get_sent(&r, u);
+    get_fields(s, &r, u, version);
+    if (version != 1) get_sent(&r, u);
     if (!r.bad && r.p != r.end) rd_fail(&r, "trailing bytes");
     if (r.bad) {
         perr_set(err, "Redis %s: key '%su:%s' holds a corrupt user state: %s at byte %zu", s->where,
@@ -2038,7 +2181,7 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         cb_str(b, "blob");
         blob_arg = b->n;
         cb_arg_begin(b);
-        encode_state(&b->data, u);
+        encode_state(s, &b->data, u);
         cb_arg_end(b);
         cb_send(s, b);
         add_info(w, (reply_info){.kind = RK_PUT_PLAIN, .id = id});
@@ -2055,7 +2198,7 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         cb_str(b, status);
         blob_arg = b->n;
         cb_arg_begin(b);
-        encode_state(&b->data, u);
+        encode_state(s, &b->data, u);
         cb_arg_end(b);
         cb_str(b, e->id);
         cb_num(b, nops);

@@ -1556,6 +1556,120 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
     store_redis_close(s);
 }
 
+/* ---------------------------------------------------------------- blob formats */
+
+/* A state written by the build before format 2 (its store wrote these bytes): Email, FirstName,
+ * IsActive, Quota__c, ManagerId; Email, FirstName and active sent; active under 'Sales'. */
+static const char V1_BLOB[] =
+    "\x50\x01\x05\x01\x00\x82\xa9\xb9\xea\xd6\x66\x0e\x06\x05\x30\x30\x35\x56\x31\x06\x53\x61\x6c"
+    "\x65\x73\x17\x53\x61\x6c\x65\x73\x23\x30\x31\x32\x33\x34\x35\x36\x37\x38\x39\x61\x62\x63\x64"
+    "\x65\x66\x07\x30\x30\x35\x4d\x47\x52\x00\x0a\x04\x0c\x61\x6e\x6e\x40\x61\x63\x6d\x65\x2e\x63"
+    "\x6f\x6d\x04\x03\x41\x6e\x6e\x00\x00\x00\x00\x00\x02\x00\x00\x05\x05\x45\x6d\x61\x69\x6c\x04"
+    "\x0c\x61\x6e\x6e\x40\x61\x63\x6d\x65\x2e\x63\x6f\x6d\x09\x46\x69\x72\x73\x74\x4e\x61\x6d\x65"
+    "\x04\x03\x41\x6e\x6e\x08\x49\x73\x41\x63\x74\x69\x76\x65\x02\x08\x51\x75\x6f\x74\x61\x5f\x5f"
+    "\x63\x03\x00\x00\x00\x00\x00\x00\x04\x40\x09\x4d\x61\x6e\x61\x67\x65\x72\x49\x64\x04\x06\x30"
+    "\x30\x35\x4d\x47\x52";
+
+static size_t t_occurs(const char *hay, size_t n, const char *needle)
+{
+    size_t k = strlen(needle), count = 0;
+    for (size_t i = 0; i + k <= n; i++)
+        count += memcmp(hay + i, needle, k) == 0;
+    return count;
+}
+
+Test(store_redis, a_state_in_format_1_is_still_read_and_written_in_format_2)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    freeReplyObject(
+        redisCommand(c, "HSET f1:u:005V1 status active blob %b", V1_BLOB, sizeof V1_BLOB - 1));
+    store_redis *s = t_open(r, "f1:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get(st->ctx, "005V1");
+    cr_assert(u);
+    cr_assert(u->has_pos && u->pos.commit_timestamp == 1764001000001LL &&
+              u->pos.commit_number == 7 && u->pos.sequence_number == 3);
+    cr_assert_eq(u->status, PROV_ACTIVE);
+    cr_assert(u->in_scope);
+    cr_assert_str_eq(u->assignment, "Sales");
+    cr_assert_str_eq(u->applied_settings_of, "Sales#0123456789abcdef");
+    cr_assert_str_eq(u->gong_manager, "005MGR");
+    cr_assert_null(u->waiting_for);
+    cr_assert_eq(u->n_fields, 5);
+    cr_assert_str_eq(user_state_get(u, "Email")->s, "ann@acme.com");
+    cr_assert_str_eq(user_state_get(u, "FirstName")->s, "Ann");
+    cr_assert(user_state_get(u, "IsActive")->b);
+    cr_assert_float_eq(user_state_get(u, "Quota__c")->num, 2.5, 1e-12);
+    cr_assert_str_eq(user_state_get(u, "ManagerId")->s, "005MGR");
+    cr_assert_str_eq(u->sent[ATTR_EMAIL].s, "ann@acme.com");
+    cr_assert_str_eq(u->sent[ATTR_FIRSTNAME].s, "Ann");
+    cr_assert(u->sent[ATTR_ACTIVE].type == VAL_BOOL && u->sent[ATTR_ACTIVE].b);
+    cr_assert_eq(u->sent[ATTR_LASTNAME].type, VAL_NULL);
+    user_state *want = user_state_new("005V1");
+    user_state_copy(want, u);
+
+    /* written again: format 2, the known names and the repeated sent values not spelled out */
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    redisReply *b = redisCommand(c, "HGET f1:u:005V1 blob");
+    cr_assert(b && b->type == REDIS_REPLY_STRING);
+    cr_assert(b->len > 2 && b->str[0] == 'P' && b->str[1] == 2);
+    cr_assert_lt(b->len, sizeof V1_BLOB - 1 - 40, "%zu bytes", b->len);
+    cr_assert_eq(t_occurs(b->str, b->len, "FirstName"), 0);
+    cr_assert_eq(t_occurs(b->str, b->len, "Quota__c"), 0);
+    cr_assert_eq(t_occurs(b->str, b->len, "ann@acme.com"), 1, "the email is written once");
+    freeReplyObject(b);
+    store_redis_reset(s);
+    t_assert_same_state(want, st->get(st->ctx, "005V1"));
+    user_state_free(want);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+Test(store_redis, a_format_2_blob_naming_what_this_build_does_not_know_is_refused)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    /* header, id 005X, no strings; one field named by index 200 (past the table) */
+    static const char unknown_name[] = "\x50\x02\x00\x00\x00\x04"
+                                       "005X"
+                                       "\x00\x00\x00\x00\x01\x91\x03\x00\x00";
+    /* one field, Email (index 1) = null; one sent value: the value of field 1, past the fields */
+    static const char ref_past[] = "\x50\x02\x00\x00\x00\x04"
+                                   "005Y"
+                                   "\x00\x00\x00\x00\x01\x03\x00\x01\x05\x01";
+    /* the same, referring to field 0: read */
+    static const char ref_ok[] = "\x50\x02\x00\x00\x00\x04"
+                                 "005Z"
+                                 "\x00\x00\x00\x00\x01\x03\x04\x01z\x01\x05\x00";
+    freeReplyObject(redisCommand(c, "HSET fx:u:005X status never blob %b", unknown_name,
+                                 sizeof unknown_name - 1));
+    freeReplyObject(
+        redisCommand(c, "HSET fx:u:005Y status never blob %b", ref_past, sizeof ref_past - 1));
+    freeReplyObject(
+        redisCommand(c, "HSET fx:u:005Z status never blob %b", ref_ok, sizeof ref_ok - 1));
+    store_redis *s = t_open(r, "fx:");
+    perr err = {{0}};
+    const char *ids[] = {"005X"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "fx:u:005X") && strstr(err.msg, "does not know"), "%s", err.msg);
+    store_redis_reset(s);
+    ids[0] = "005Y";
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
+    cr_assert(strstr(err.msg, "fx:u:005Y") && strstr(err.msg, "past the fields"), "%s", err.msg);
+    store_redis_reset(s);
+    ids[0] = "005Z";
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get(st->ctx, "005Z");
+    cr_assert(u);
+    cr_assert_str_eq(user_state_get(u, "Email")->s, "z");
+    cr_assert_str_eq(u->sent[0].s, "z");
+    redisFree(c);
+    store_redis_close(s);
+}
+
 /* ---------------------------------------------------------------- Redis down */
 
 Test(store_redis, redis_down_gives_errors_and_restart_recovers)

@@ -317,13 +317,6 @@ static bool syncs_changes(const engine *e, const user_state *u)
     return !a || a->mode == UPDATE_AUTOMATIC;
 }
 
-static void set_str(char **dst, const char *src)
-{
-    if (*dst && src && strcmp(*dst, src) == 0) return;
-    free(*dst);
-    *dst = src ? xstrdup(src) : NULL;
-}
-
 /* What Gong has for the user's settings: the assignment and a hash of its settings, so that a
  * reimport sees a settings change of the same assignment (R8.1). */
 /* a is one of e->cfg->assignments */
@@ -341,7 +334,7 @@ static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
 
 static void set_applied(engine *e, user_state *u, const cfg_assignment *a)
 {
-    set_str(&u->applied_settings_of, settings_fingerprint(e, a));
+    user_state_set_str(u, &u->applied_settings_of, settings_fingerprint(e, a));
 }
 
 static const char *manager_id_of(const user_state *u)
@@ -390,8 +383,7 @@ static void stop_waiting(engine *e, user_state *u)
 {
     if (!u->waiting_for) return;
     e->store->link_del(e->store->ctx, u->waiting_for, u->id);
-    free(u->waiting_for);
-    u->waiting_for = NULL;
+    user_state_set_str(u, &u->waiting_for, NULL);
     u->created_waiting = false;
 }
 
@@ -402,7 +394,7 @@ static void start_waiting(engine *e, user_state *u, const char *manager, bool at
         return;
     }
     stop_waiting(e, u);
-    u->waiting_for = xstrdup(manager);
+    user_state_set_str(u, &u->waiting_for, manager);
     u->created_waiting = at_creation;
     e->store->link_add(e->store->ctx, manager, u->id);
 }
@@ -458,7 +450,7 @@ static void send_set_manager(ctx *c, user_state *u, const char *manager, const c
     command cmd = {.type = CMD_SET_MANAGER, .sf_user_id = u->id, .with_manager = true,
                    .manager_id = manager};
     emit(c, &cmd, extra);
-    set_str(&u->gong_manager, manager);
+    user_state_set_str(u, &u->gong_manager, manager);
 }
 
 /* Points user at `manager` if it can be: returns the manager set, NULL if none. Registers the
@@ -753,9 +745,9 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         emit(c, &cmd, NULL);
         set_status(e, u, PROV_ACTIVE);
         remember_sent(u, now, ATTR_ALL);
-        set_str(&u->assignment, a->name);
+        user_state_set_str(u, &u->assignment, a->name);
         set_applied(e, u, a);
-        set_str(&u->gong_manager, manager);
+        user_state_set_str(u, &u->gong_manager, manager);
         if (manager && e->cfg->notify_managers && any_capture(a)) { /* R6.6 */
             why(e, "R6.6: %s is the manager of a new member whose data capture is on", manager);
             command n = {.type = CMD_NOTIFY_MANAGER, .sf_user_id = u->id, .with_manager = true,
@@ -788,7 +780,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                     emit(c, &cmd, NULL);
                     set_applied(e, u, a);
                 }
-                set_str(&u->assignment, a->name);
+                user_state_set_str(u, &u->assignment, a->name);
             }
             if (e->cfg->ignore_org_structure) return;
             if (!was_in_scope && (syncs || u->created_waiting))
@@ -844,7 +836,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             emit(c, &as, NULL);
             set_applied(e, u, a);
         }
-        set_str(&u->assignment, a->name);
+        user_state_set_str(u, &u->assignment, a->name);
     }
     if (!e->cfg->ignore_org_structure) sync_manager_again(c, u, syncs, "R5.5/R6.1: reactivated");
     resolve_waiting(c, u);

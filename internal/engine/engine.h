@@ -64,23 +64,32 @@ typedef struct user_state {
     bool created_waiting;
     bool needs_reconcile; /* a GAP event could not be read from Salesforce (R1.3) */
     bool dirty;
-    /* Pooled (a store that recycles its states after every batch sets it): every string value
-     * of the state, decoded or set since, is allocated in strs and goes when the store resets it,
-     * not one malloc and free each. Otherwise each is allocated and freed on its own. */
+    /* Pooled (a store that recycles its states after every batch sets it): every string of the
+     * state, its values and its id, assignment, applied_settings_of, gong_manager and waiting_for,
+     * decoded or set since, is allocated in strs and goes when the store resets it, not one
+     * malloc and free each. Otherwise each is allocated and freed on its own. */
     bool pooled;
     arena strs;
 } user_state;
 
-/* Allocates / frees a user_state and everything it owns. */
+/* Allocates / frees a user_state and everything it owns. id NULL: set it with
+ * user_state_set_str once pooled is decided. */
 user_state *user_state_new(const char *id);
 void user_state_free(user_state *u);
 const value_t *user_state_get(const user_state *u, const char *field); /* case-insensitive */
 void user_state_set(user_state *u, const char *field, const value_t *v);
 void user_state_clear_fields(user_state *u);
+/* Releases every string u owns (values, sent values, id and the other members), leaving them
+ * null; the fields array and the arena stay (a store recycling states). */
+void user_state_release_strings(user_state *u);
 /* A copy of v whose string belongs to u (in u->strs when u is pooled). */
 value_t user_state_dup_value(user_state *u, const value_t *v);
 /* Leaves v null, freeing its string unless u is pooled. */
 void user_state_release_value(user_state *u, value_t *v);
+/* *member (u->id, u->assignment...) becomes a copy of src[0..n) that belongs to u; src NULL:
+ * NULL. The old string is freed unless u is pooled. */
+void user_state_set_strn(user_state *u, char **member, const char *src, size_t n);
+void user_state_set_str(user_state *u, char **member, const char *src); /* src NUL-terminated */
 /* Copies src's fields over a fresh dst (for scratch copies and stores). */
 void user_state_copy(user_state *dst, const user_state *src);
 

@@ -25,9 +25,34 @@ const char *engine_intern(const char *name)
 user_state *user_state_new(const char *id)
 {
     user_state *u = xcalloc(1, sizeof *u);
-    u->id = xstrdup(id);
+    u->id = id ? xstrdup(id) : NULL;
     arena_init(&u->strs, 256);
     return u;
+}
+
+/* u's own string members, freed unless pooled (then they live in u->strs) */
+static void release_members(user_state *u)
+{
+    if (!u->pooled) {
+        free(u->id);
+        free(u->assignment);
+        free(u->applied_settings_of);
+        free(u->gong_manager);
+        free(u->waiting_for);
+    }
+    u->id = u->assignment = u->applied_settings_of = u->gong_manager = u->waiting_for = NULL;
+}
+
+void user_state_set_strn(user_state *u, char **member, const char *src, size_t n)
+{
+    if (*member && src && strlen(*member) == n && memcmp(*member, src, n) == 0) return;
+    if (!u->pooled) free(*member);
+    *member = !src ? NULL : u->pooled ? arena_strndup(&u->strs, src, n) : xstrndup(src, n);
+}
+
+void user_state_set_str(user_state *u, char **member, const char *src)
+{
+    user_state_set_strn(u, member, src, src ? strlen(src) : 0);
 }
 
 value_t user_state_dup_value(user_state *u, const value_t *v)
@@ -50,17 +75,19 @@ void user_state_clear_fields(user_state *u)
     u->n_fields = 0;
 }
 
+void user_state_release_strings(user_state *u)
+{
+    user_state_clear_fields(u);
+    for (int i = 0; i < ATTR__COUNT; i++)
+        user_state_release_value(u, &u->sent[i]);
+    release_members(u);
+}
+
 void user_state_free(user_state *u)
 {
     if (!u) return;
-    user_state_clear_fields(u);
+    user_state_release_strings(u);
     free(u->fields);
-    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(u, &u->sent[i]);
-    free(u->id);
-    free(u->assignment);
-    free(u->applied_settings_of);
-    free(u->gong_manager);
-    free(u->waiting_for);
     arena_free(&u->strs);
     free(u);
 }
@@ -107,19 +134,13 @@ void user_state_set(user_state *u, const char *field, const value_t *v)
     u->n_fields++;
 }
 
-static char *dup_or_null(const char *s) { return s ? xstrdup(s) : NULL; }
-
 void user_state_copy(user_state *dst, const user_state *src)
 {
     char *id = dst->id;
+    dst->id = NULL; /* kept */
+    user_state_release_strings(dst);
     user_field *fields = dst->fields;
     size_t cap = dst->cap_fields;
-    user_state_clear_fields(dst);
-    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(dst, &dst->sent[i]);
-    free(dst->assignment);
-    free(dst->applied_settings_of);
-    free(dst->gong_manager);
-    free(dst->waiting_for);
     bool pooled = dst->pooled;
     arena strs = dst->strs;
     *dst = *src;
@@ -132,8 +153,9 @@ void user_state_copy(user_state *dst, const user_state *src)
     for (size_t i = 0; i < src->n_fields; i++)
         user_state_set(dst, src->fields[i].name, &src->fields[i].val);
     for (int i = 0; i < ATTR__COUNT; i++) dst->sent[i] = user_state_dup_value(dst, &src->sent[i]);
-    dst->assignment = dup_or_null(src->assignment);
-    dst->applied_settings_of = dup_or_null(src->applied_settings_of);
-    dst->gong_manager = dup_or_null(src->gong_manager);
-    dst->waiting_for = dup_or_null(src->waiting_for);
+    dst->assignment = dst->applied_settings_of = dst->gong_manager = dst->waiting_for = NULL;
+    user_state_set_str(dst, &dst->assignment, src->assignment);
+    user_state_set_str(dst, &dst->applied_settings_of, src->applied_settings_of);
+    user_state_set_str(dst, &dst->gong_manager, src->gong_manager);
+    user_state_set_str(dst, &dst->waiting_for, src->waiting_for);
 }

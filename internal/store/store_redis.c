@@ -1025,13 +1025,14 @@ static const char *get_bytes(reader *r, uint64_t n, size_t *len)
     return s;
 }
 
-static char *get_ostr(reader *r)
+/* An optional string into *member of u. */
+static void get_ostr(reader *r, user_state *u, char **member)
 {
     uint64_t n = get_varint(r);
-    if (!n) return NULL;
+    if (!n) return;
     size_t len;
     const char *s = get_bytes(r, n - 1, &len);
-    return s ? xstrndup(s, len) : NULL;
+    if (s) user_state_set_strn(u, member, s, len);
 }
 
 /* A decoded string belongs to u, as user_state_set would have made it (pooled or not). */
@@ -1065,32 +1066,20 @@ static value_t get_value(reader *r, user_state *u)
 
 static user_state *state_take(store_redis *s, const char *id)
 {
-    user_state *u;
-    if (!s->n_pool) {
-        u = user_state_new(id);
-    } else {
-        u = s->pool[--s->n_pool];
-        u->id = xstrdup(id);
-    }
+    user_state *u = s->n_pool ? s->pool[--s->n_pool] : user_state_new(NULL);
     u->pooled = s->pooled; /* its strings then go with state_recycle */
+    user_state_set_str(u, &u->id, id);
     return u;
 }
 
-/* Empties a state but keeps the struct and its fields array for the next batch. Mirrors
- * user_state_free (engine/state.c): a new owned member of user_state must be released here too. */
+/* Empties a state but keeps the struct, its fields array and its arena for the next batch. */
 static void state_recycle(store_redis *s, user_state *u)
 {
     if (s->n_pool >= POOL_MAX) {
         user_state_free(u);
         return;
     }
-    user_state_clear_fields(u);
-    for (int i = 0; i < ATTR__COUNT; i++) user_state_release_value(u, &u->sent[i]);
-    free(u->id);
-    free(u->assignment);
-    free(u->applied_settings_of);
-    free(u->gong_manager);
-    free(u->waiting_for);
+    user_state_release_strings(u);
     user_field *fields = u->fields;
     size_t cap = u->cap_fields;
     arena strs = u->strs;
@@ -1207,10 +1196,10 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     const char *bid = get_bytes(&r, get_varint(&r), &idlen);
     if (bid && (idlen != strlen(id) || memcmp(bid, id, idlen) != 0))
         rd_fail(&r, "it holds the state of another user");
-    u->assignment = get_ostr(&r);
-    u->applied_settings_of = get_ostr(&r);
-    u->gong_manager = get_ostr(&r);
-    u->waiting_for = get_ostr(&r);
+    get_ostr(&r, u, &u->assignment);
+    get_ostr(&r, u, &u->applied_settings_of);
+    get_ostr(&r, u, &u->gong_manager);
+    get_ostr(&r, u, &u->waiting_for);
     if (version == 1) get_sent(&r, u);
     get_fields(s, &r, u, version);
     if (version != 1) get_sent(&r, u);

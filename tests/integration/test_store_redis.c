@@ -235,7 +235,7 @@ static user_state *t_waiting(engine_store *st, const char *id, const char *manag
 {
     user_state *u = st->get_or_create(st->ctx, id);
     u->status = status;
-    u->waiting_for = strdup(manager);
+    user_state_set_str(u, &u->waiting_for, manager);
     st->link_add(st->ctx, manager, id);
     st->changed(st->ctx, u);
     return u;
@@ -320,15 +320,18 @@ static void t_fill_full(user_state *u)
     u->status = PROV_DEACTIVATED;
     u->in_scope = false;
     u->reason = REASON_EMAIL_DOMAIN;
-    u->assignment = strdup("Sales € EMEA");
-    u->applied_settings_of = strdup("Sales (old)");
-    u->sent[ATTR_EMAIL] = value_str(strdup("ann@acme.com"));
-    u->sent[ATTR_FIRSTNAME] = value_str(strdup("Zoë"));
+    /* the state's own strings, as the engine makes them (pooled in the store's states) */
+    user_state_set_str(u, &u->assignment, "Sales € EMEA");
+    user_state_set_str(u, &u->applied_settings_of, "Sales (old)");
+    v = value_str("ann@acme.com");
+    u->sent[ATTR_EMAIL] = user_state_dup_value(u, &v);
+    v = value_str("Zoë");
+    u->sent[ATTR_FIRSTNAME] = user_state_dup_value(u, &v);
     u->sent[ATTR_ACTIVE] = value_bool(true);
     u->sent[ATTR_PHONE] = value_num(4155550100.0);
     u->sent[ATTR_TITLE] = value_null();
-    u->gong_manager = strdup("005MGR000000001");
-    u->waiting_for = strdup("005MGR000000002");
+    user_state_set_str(u, &u->gong_manager, "005MGR000000001");
+    user_state_set_str(u, &u->waiting_for, "005MGR000000002");
     u->created_waiting = true;
     u->needs_reconcile = true;
 }
@@ -787,7 +790,7 @@ Test(store_redis, waiting_links_are_added_removed_and_read_back)
     st->link_del(st->ctx, "005M", "005R3");
     /* a link registered with the report's own state */
     user_state *r5 = st->get_or_create(st->ctx, "005R5");
-    r5->waiting_for = strdup("005M");
+    user_state_set_str(r5, &r5->waiting_for, "005M");
     st->link_add(st->ctx, "005M", "005R5");
     st->changed(st->ctx, r5);
     t_flush_ok(s, 0);

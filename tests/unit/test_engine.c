@@ -698,8 +698,9 @@ Test(engine, r8_3_share_does_not_apply_while_the_count_is_unknown)
 Test(engine, pooled_and_unpooled_states_hold_the_same_values)
 {
     for (int pooled = 0; pooled < 2; pooled++) {
-        user_state *u = user_state_new("005P");
+        user_state *u = user_state_new(NULL); /* pooled is decided before any string */
         u->pooled = pooled;
+        user_state_set_str(u, &u->id, "005P");
         char text[32];
         for (int i = 0; i < 50; i++) {
             snprintf(text, sizeof text, "title %d", i);
@@ -717,8 +718,21 @@ Test(engine, pooled_and_unpooled_states_hold_the_same_values)
         user_state_release_value(u, &sent);
         cr_assert_eq(sent.type, VAL_NULL);
         u->sent[ATTR_TITLE] = user_state_dup_value(u, t);
+        for (int i = 0; i < 20; i++) { /* the members too: set over and over, the same or not */
+            snprintf(text, sizeof text, "Sales %d", i / 2);
+            user_state_set_str(u, &u->assignment, text);
+            user_state_set_str(u, &u->waiting_for, i % 3 ? text : NULL);
+            user_state_set_strn(u, &u->gong_manager, "005MGRxx", 6);
+        }
+        cr_assert_str_eq(u->assignment, "Sales 9");
+        cr_assert_str_eq(u->waiting_for, "Sales 9");
+        cr_assert_str_eq(u->gong_manager, "005MGR");
+        cr_assert_str_eq(u->id, "005P");
         user_state *copy = user_state_new("005Q");
         user_state_copy(copy, u);
+        cr_assert_str_eq(copy->id, "005Q");
+        cr_assert_str_eq(copy->assignment, "Sales 9");
+        cr_assert_neq((const void *)copy->assignment, (const void *)u->assignment);
         cr_assert_not(copy->pooled, "a copy keeps its own kind");
         cr_assert_str_eq(copy->sent[ATTR_TITLE].s, "title 49");
         cr_assert_neq((const void *)copy->sent[ATTR_TITLE].s, (const void *)u->sent[ATTR_TITLE].s);

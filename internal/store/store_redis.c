@@ -266,7 +266,8 @@ typedef struct reply_info {
 
 /* A user as a sealed write leaves it: its blob inside the write's commands. */
 typedef struct wuser {
-    size_t blob_off, blob_len; /* in resp */
+    const struct store_write *w;
+    size_t blob_off, blob_len; /* in w->resp */
     prov_status status;
 } wuser;
 
@@ -346,6 +347,9 @@ struct store_redis {
     redisReply **wrep; /* the replies of a write sent ahead, while they are read */
     size_t cap_wrep;
     store_write *pending, *pending_tail; /* sealed, not yet written, oldest first */
+    /* the users of the pending writes: id -> wuser of the newest write that has it (its key in
+     * that write's arena). One look-up per user read, not one per pending write. */
+    strmap overlay;
     store_write *spare;                  /* a written one, kept for its buffers */
     entry **todo_u;
     size_t n_todo_u, cap_todo_u;
@@ -393,6 +397,8 @@ static void write_free(store_write *w);
 static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob);
 static const company_state *overlay_company(const store_redis *s);
 static void overlay_links(store_redis *s, const char *manager, link_set *l);
+static void overlay_add(store_redis *s, const store_write *w);
+static void overlay_remove(store_redis *s, const store_write *w, bool oldest);
 
 /* ---------------------------------------------------------------- URL */
 
@@ -1739,6 +1745,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     s->pooled = !o->keep_cache;
     /* keys in s->mem, reset with the maps (store_redis_reset) */
     strmap_init_borrowed(&s->users);
+    strmap_init_borrowed(&s->overlay);
     strmap_init_borrowed(&s->links);
     buf_init(&s->cmd.data);
     buf_init(&s->out);
@@ -1794,6 +1801,7 @@ void store_redis_close(store_redis *s)
         user_state_free(s->pool[i]);
     free(s->pool);
     strmap_free(&s->users, NULL);
+    strmap_free(&s->overlay, NULL);
     strmap_free(&s->links, NULL);
     arena_free(&s->mem);
     replies_free(s);
@@ -2203,7 +2211,8 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         add_info(w, (reply_info){.kind = RK_PUT_SCRIPT, .id = id, .first_op = first});
     }
     wuser *wu = arena_alloc(&w->mem, sizeof *wu);
-    *wu = (wuser){.blob_off = b->out_off[blob_arg], .blob_len = b->len[blob_arg], .status = st};
+    *wu = (wuser){
+        .w = w, .blob_off = b->out_off[blob_arg], .blob_len = b->len[blob_arg], .status = st};
     strmap_put(&w->users, id, wu);
 }
 
@@ -2394,6 +2403,7 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
     else
         s->pending = w;
     s->pending_tail = w;
+    overlay_add(s, w);
     *out = w;
     return 0;
 }
@@ -2413,6 +2423,7 @@ void store_redis_discard(store_redis *s, store_write *w)
     if (!*pp) return;
     *pp = w->next;
     if (s->pending_tail == w) s->pending_tail = prev;
+    overlay_remove(s, w, !prev);
     write_recycle(s, w);
 }
 
@@ -2420,15 +2431,33 @@ void store_redis_discard(store_redis *s, store_write *w)
 
 static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob)
 {
-    const wuser *found = NULL;
-    for (const store_write *w = s->pending; w; w = w->next) { /* the newest wins */
-        const wuser *wu = strmap_get(&w->users, id);
-        if (wu) {
-            found = wu;
-            *blob = w->resp.data + wu->blob_off;
-        }
+    const wuser *wu = strmap_get(&s->overlay, id);
+    if (wu) *blob = wu->w->resp.data + wu->blob_off;
+    return wu;
+}
+
+/* w, just sealed, is the newest pending write: its users are found in it from now on. */
+static void overlay_add(store_redis *s, const store_write *w)
+{
+    for (size_t i = 0; i < w->users.cap; i++)
+        if (w->users.slots[i].key)
+            strmap_put(&s->overlay, w->users.slots[i].key, w->users.slots[i].val);
+}
+
+/* w leaves the pending writes. The oldest (written): its users found in a later write stay
+ * there. Another (discarded): the index is made again from the writes left, which is rare. */
+static void overlay_remove(store_redis *s, const store_write *w, bool oldest)
+{
+    if (!oldest) {
+        map_clear(&s->overlay);
+        for (const store_write *x = s->pending; x; x = x->next)
+            if (x != w) overlay_add(s, x);
+        return;
     }
-    return found;
+    for (size_t i = 0; i < w->users.cap; i++) {
+        const char *id = w->users.slots[i].key;
+        if (id && strmap_get(&s->overlay, id) == w->users.slots[i].val) strmap_del(&s->overlay, id);
+    }
 }
 
 static const company_state *overlay_company(const store_redis *s)
@@ -2581,6 +2610,7 @@ written:
     s->stats.users_written += w->n_users;
     s->pending = w->next;
     if (!s->pending) s->pending_tail = NULL;
+    overlay_remove(s, w, true);
     write_recycle(s, w);
     return 0;
 }

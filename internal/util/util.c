@@ -345,6 +345,8 @@ const char *strmap_put(strmap *m, const char *key, void *val)
         m->slots[i].key = m->borrowed ? (char *)key : xstrdup(key);
         m->slots[i].hash = h;
         m->len++;
+    } else if (m->borrowed) {
+        m->slots[i].key = (char *)key; /* the old key may now go before the entry */
     }
     m->slots[i].val = val;
     return m->slots[i].key;

@@ -105,7 +105,8 @@ typedef struct strmap {
 
 void strmap_init(strmap *m);
 /* A map that keeps the keys it is given, not copies: each must outlive its entry (say, strings
- * of an arena reset together with the map). A per-batch cache then costs no malloc per key. */
+ * of an arena reset together with the map). A per-batch cache then costs no malloc per key. Put
+ * again, an entry keeps the key given last. */
 void strmap_init_borrowed(strmap *m);
 void strmap_free(strmap *m, void (*free_val)(void *));
 void *strmap_get(const strmap *m, const char *key);

@@ -1180,6 +1180,49 @@ Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
     store_redis_close(s);
 }
 
+/* Dropping a sealed write that is not the oldest (its batch is decided again) leaves the older
+ * ones seen; dropping the oldest leaves the newer ones seen. */
+Test(store_redis, a_dropped_write_leaves_the_other_pending_writes_seen)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "dw:");
+    engine_store *st = store_redis_iface(s);
+    perr err = {{0}};
+    store_write *w[3];
+    prov_status want[3] = {PROV_ACTIVE, PROV_DEACTIVATED, PROV_NEVER};
+    for (int i = 0; i < 3; i++) {
+        user_state *u = st->get_or_create(st->ctx, "005R");
+        u->status = want[i];
+        st->changed(st->ctx, u);
+        cr_assert_eq(store_redis_seal(s, &w[i], &err), 0, "%s", err.msg);
+        cr_assert(w[i]);
+        store_redis_reset(s);
+    }
+    cr_assert_eq(st->get(st->ctx, "005R")->status, PROV_NEVER, "the newest");
+    store_redis_reset(s);
+    store_redis_discard(s, w[2]);
+    user_state *got = st->get(st->ctx, "005R");
+    cr_assert(got && got->status == PROV_DEACTIVATED, "the newest left");
+    store_redis_reset(s);
+    store_redis_discard(s, w[1]);
+    got = st->get(st->ctx, "005R");
+    cr_assert(got && got->status == PROV_ACTIVE, "the oldest, not Redis");
+    store_redis_reset(s);
+    /* the oldest goes while a newer one has the user */
+    user_state *u = st->get_or_create(st->ctx, "005R");
+    u->status = PROV_DEACTIVATED;
+    st->changed(st->ctx, u);
+    cr_assert_eq(store_redis_seal(s, &w[1], &err), 0, "%s", err.msg);
+    store_redis_reset(s);
+    store_redis_discard(s, w[0]);
+    got = st->get(st->ctx, "005R");
+    cr_assert(got && got->status == PROV_DEACTIVATED);
+    store_redis_reset(s);
+    store_redis_discard(s, w[1]);
+    cr_assert_null(st->get(st->ctx, "005R"), "nothing pending, nothing in Redis");
+    store_redis_close(s);
+}
+
 /* A write sent ahead is applied by Redis while the caller works; the next exchange on the
  * connection reads its replies, so taking its result costs no round trip. Until then reads see
  * it, whatever Redis has applied. */

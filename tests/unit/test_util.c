@@ -1,0 +1,94 @@
+/* util: the string map (copied and borrowed keys, deletion), the arena, the buffer and fmt_i64,
+ * which the hot path uses in place of printf. */
+#include <criterion/criterion.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/util.h"
+
+Test(util, strmap_finds_what_was_put_until_it_is_deleted)
+{
+    strmap m;
+    strmap_init(&m);
+    char key[32];
+    for (int i = 0; i < 5000; i++) { /* past several growths */
+        snprintf(key, sizeof key, "005U%06d", i);
+        strmap_put(&m, key, (void *)(intptr_t)(i + 1));
+    }
+    cr_assert_eq(m.len, 5000);
+    for (int i = 0; i < 5000; i += 2) {
+        snprintf(key, sizeof key, "005U%06d", i);
+        cr_assert_eq(strmap_del(&m, key), (void *)(intptr_t)(i + 1));
+    }
+    cr_assert_eq(m.len, 2500);
+    for (int i = 0; i < 5000; i++) { /* deletion keeps every other chain whole */
+        snprintf(key, sizeof key, "005U%06d", i);
+        void *want = i % 2 ? (void *)(intptr_t)(i + 1) : NULL;
+        cr_assert_eq(strmap_get(&m, key), want, "%s", key);
+    }
+    cr_assert_null(strmap_del(&m, "absent"));
+    strmap_free(&m, NULL);
+}
+
+Test(util, a_borrowed_map_keeps_the_key_given_last)
+{
+    strmap m;
+    strmap_init_borrowed(&m);
+    char *first = strdup("005R"), *second = strdup("005R");
+    cr_assert_eq(strmap_put(&m, first, (void *)1), first, "not a copy");
+    cr_assert_eq(strmap_put(&m, second, (void *)2), second, "put again: the new key");
+    free(first); /* the entry no longer needs it (ASan would see a read of it) */
+    cr_assert_eq(strmap_get(&m, "005R"), (void *)2);
+    cr_assert_eq(m.len, 1);
+    for (size_t i = 0; i < m.cap; i++)
+        if (m.slots[i].key) cr_assert_eq(m.slots[i].key, second);
+    strmap_free(&m, NULL);
+    free(second);
+}
+
+Test(util, fmt_i64_writes_what_printf_writes)
+{
+    const int64_t vals[] = {0, 1, -1, 9, 10, 99, 100, 4155550100LL, -4155550100LL,
+                            INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        char want[32], got[FMT_I64_MAX + 1];
+        int n = snprintf(want, sizeof want, "%" PRId64, vals[i]);
+        size_t k = fmt_i64(got, vals[i]);
+        cr_assert_eq(k, (size_t)n, "%s", want);
+        got[k] = '\0';
+        cr_assert_str_eq(got, want);
+        buf b;
+        buf_init(&b);
+        buf_puts(&b, "x=");
+        buf_put_i64(&b, vals[i]);
+        cr_assert_str_eq(b.data + 2, want);
+        cr_assert_eq(b.len, 2 + (size_t)n);
+        buf_free(&b);
+    }
+}
+
+Test(util, arena_strings_survive_until_reset_and_blocks_are_reused)
+{
+    arena a;
+    arena_init(&a, 64);
+    char *s[100];
+    char text[32];
+    for (int i = 0; i < 100; i++) { /* past many blocks of 64 bytes */
+        snprintf(text, sizeof text, "value number %d", i);
+        s[i] = arena_strdup(&a, text);
+    }
+    char *big = arena_strndup(&a, "0123456789", 5); /* and a prefix */
+    for (int i = 0; i < 100; i++) {
+        snprintf(text, sizeof text, "value number %d", i);
+        cr_assert_str_eq(s[i], text);
+    }
+    cr_assert_str_eq(big, "01234");
+    arena_reset(&a);
+    arena_trim(&a, 128);
+    cr_assert_str_eq(arena_strdup(&a, "again"), "again");
+    char *huge = arena_alloc(&a, 10000); /* larger than a block */
+    memset(huge, 'x', 10000);
+    arena_free(&a);
+}

@@ -26,7 +26,7 @@ user_state *user_state_new(const char *id)
 {
     user_state *u = xcalloc(1, sizeof *u);
     u->id = id ? xstrdup(id) : NULL;
-    arena_init(&u->strs, 256);
+    arena_init(&u->strs, 512); /* used when pooled (store_redis) */
     return u;
 }
 

@@ -883,15 +883,17 @@ static void apply_user(ctx *c, const char *id)
              change_type_name(ev->change), id);
         return;
     }
-    char *old_manager = NULL;
+    /* the merge replaces ManagerId's value: a pooled state keeps the old string until it is
+     * recycled, any other frees it */
     const char *om = manager_id_of(u);
-    if (om) old_manager = xstrdup(om);
+    char *own = om && !u->pooled ? xstrdup(om) : NULL;
+    const char *old_manager = own ? own : om;
     merge_snapshot(e, u, ev);
     u->has_pos = true;
     u->pos = p;
     u->needs_reconcile = false;
     decide(c, u, old_manager);
-    free(old_manager);
+    free(own);
     changed(e, u);
 }
 

@@ -1517,6 +1517,16 @@ Test(store_redis, race_resolution_lost_to_a_crash_is_redone_by_the_replay)
 
 /* ---------------------------------------------------------------- corrupt values */
 
+/* The prefetch of id fails with an error naming key (and saying words, when given). */
+static void t_prefetch_refused(store_redis *s, const char *id, const char *key, const char *words)
+{
+    perr err = {{0}};
+    const char *ids[] = {id};
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1, "%s", id);
+    cr_assert(strstr(err.msg, key) && (!words || strstr(err.msg, words)), "%s", err.msg);
+    store_redis_reset(s);
+}
+
 Test(store_redis, corrupt_values_are_errors_naming_the_key)
 {
     t_redis *r = t_redis_start(NULL);
@@ -1561,23 +1571,11 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
     freeReplyObject(redisCommand(c, "HSET cx:u:005BAD status active blob garbage"));
     freeReplyObject(redisCommand(c, "SET cx:u:005STR plain"));
     freeReplyObject(redisCommand(c, "SET cx:w:005WSTR plain"));
+    t_prefetch_refused(s, "005BAD", "cx:u:005BAD", NULL);
+    t_prefetch_refused(s, "005OTHER", "cx:u:005OTHER", "another user");
+    t_prefetch_refused(s, "005STR", "cx:u:005STR", "WRONGTYPE");
+    t_prefetch_refused(s, "005WSTR", "cx:w:005WSTR", NULL);
     perr err = {{0}};
-    const char *ids[] = {"005BAD"};
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "cx:u:005BAD"), "%s", err.msg);
-    store_redis_reset(s);
-    ids[0] = "005OTHER";
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "cx:u:005OTHER") && strstr(err.msg, "another user"), "%s", err.msg);
-    store_redis_reset(s);
-    ids[0] = "005STR";
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "cx:u:005STR") && strstr(err.msg, "WRONGTYPE"), "%s", err.msg);
-    store_redis_reset(s);
-    ids[0] = "005WSTR";
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "cx:w:005WSTR"), "%s", err.msg);
-    store_redis_reset(s);
 
     /* read on the spot inside an engine call: NULL, the batch is marked failed, flush refuses */
     cr_assert_null(st->get(st->ctx, "005BAD"));
@@ -1696,16 +1694,10 @@ Test(store_redis, a_format_2_blob_naming_what_this_build_does_not_know_is_refuse
     freeReplyObject(
         redisCommand(c, "HSET fx:u:005Z status never blob %b", ref_ok, sizeof ref_ok - 1));
     store_redis *s = t_open(r, "fx:");
+    t_prefetch_refused(s, "005X", "fx:u:005X", "does not know");
+    t_prefetch_refused(s, "005Y", "fx:u:005Y", "past the fields");
     perr err = {{0}};
-    const char *ids[] = {"005X"};
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "fx:u:005X") && strstr(err.msg, "does not know"), "%s", err.msg);
-    store_redis_reset(s);
-    ids[0] = "005Y";
-    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1);
-    cr_assert(strstr(err.msg, "fx:u:005Y") && strstr(err.msg, "past the fields"), "%s", err.msg);
-    store_redis_reset(s);
-    ids[0] = "005Z";
+    const char *ids[] = {"005Z"};
     cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
     engine_store *st = store_redis_iface(s);
     user_state *u = st->get(st->ctx, "005Z");

@@ -101,7 +101,7 @@
 
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 2 /* written; 1 is still read */
-#define POOL_MAX 4096 /* recycled user_state structs kept across resets (about two batches) */
+#define POOL_MAX 2048 /* recycled user_state structs kept across resets (a batch reads ~1,750) */
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)

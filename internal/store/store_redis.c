@@ -366,13 +366,12 @@ struct store_redis {
         size_t len;
     } names[NAMES_KEPT];
     const char *known[N_KNOWN]; /* KNOWN_NAMES interned, as first read */
-    /* the names of the last state encoded, by position, with their name codes; and, per sent
-     * attribute, the field it repeated last time: states share their fields' order too */
+    /* the names of the last state encoded, by position, with their name codes: states share
+     * their fields' order too */
     struct {
         const char *name;
         uint64_t code;
     } enc_names[NAMES_KEPT];
-    size_t sent_hint[ATTR__COUNT];
     store_redis_stats stats;
 };
 
@@ -929,17 +928,17 @@ static bool same_string(const value_t *a, const value_t *b)
            memcmp(a->s, b->s, a->len) == 0;
 }
 
-/* A sent attribute (format v2): a reference to the field whose value it repeats, if one does. */
-static void put_sent(store_redis *s, buf *b, const user_state *u, int attr)
+/* A sent attribute (format v2): a reference to the first field whose value it repeats, if one
+ * does. The first, always: the same state is the same bytes, whatever was encoded before (the
+ * crash tests compare stores byte for byte). */
+static void put_sent(buf *b, const user_state *u, int attr)
 {
     const value_t *v = &u->sent[attr];
     if (v->type == VAL_STR) {
-        size_t hint = s->sent_hint[attr];
-        size_t j = hint < u->n_fields && same_string(&u->fields[hint].val, v) ? hint : 0;
+        size_t j = 0;
         for (; j < u->n_fields && !same_string(&u->fields[j].val, v); j++) {
         }
         if (j < u->n_fields) {
-            s->sent_hint[attr] = j;
             buf_putc(b, TAG_FIELD_VALUE);
             put_varint(b, j);
             return;
@@ -974,7 +973,7 @@ static void encode_state(store_redis *s, buf *b, const user_state *u)
     }
     put_varint(b, ATTR__COUNT);
     for (int i = 0; i < ATTR__COUNT; i++)
-        put_sent(s, b, u, i);
+        put_sent(b, u, i);
 }
 
 /* ---------------------------------------------------------------- blob decoding */

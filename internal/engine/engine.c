@@ -318,8 +318,8 @@ static bool syncs_changes(const engine *e, const user_state *u)
 }
 
 /* What Gong has for the user's settings: the assignment and a hash of its settings, so that a
- * reimport sees a settings change of the same assignment (R8.1). */
-/* a is one of e->cfg->assignments */
+ * reimport sees a settings change of the same assignment (R8.1). a is one of e->cfg->assignments;
+ * its fingerprint is made once. */
 static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
 {
     size_t i = (size_t)(a - e->cfg->assignments);

@@ -886,12 +886,6 @@ static void put_name(store_redis *s, buf *b, size_t i, const char *name)
     if (!(code & 1)) buf_append(b, name, (size_t)(code >> 1));
 }
 
-static bool same_string(const value_t *a, const value_t *b)
-{
-    return a->type == VAL_STR && b->type == VAL_STR && a->len == b->len &&
-           memcmp(a->s, b->s, a->len) == 0;
-}
-
 /* A sent attribute (format v2): a reference to the first field whose value it repeats, if one
  * does. The first, always: the same state is the same bytes, whatever was encoded before (the
  * crash tests compare stores byte for byte). */
@@ -900,7 +894,7 @@ static void put_sent(buf *b, const user_state *u, int attr)
     const value_t *v = &u->sent[attr];
     if (v->type == VAL_STR) {
         size_t j = 0;
-        for (; j < u->n_fields && !same_string(&u->fields[j].val, v); j++) {
+        for (; j < u->n_fields && !value_eq(&u->fields[j].val, v); j++) {
         }
         if (j < u->n_fields) {
             buf_putc(b, TAG_FIELD_VALUE);

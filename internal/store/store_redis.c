@@ -1057,12 +1057,12 @@ static void state_recycle(store_redis *s, user_state *u)
 }
 
 /* The attributes last sent; in format v2 each may repeat the value of a field decoded before. */
-static void get_sent(reader *r, user_state *u)
+static void get_sent(reader *r, user_state *u, int version)
 {
     uint64_t n_sent = get_varint(r);
     if (n_sent > ATTR__COUNT) rd_fail(r, "more sent attributes than this build knows");
     for (uint64_t i = 0; i < n_sent && !r->bad; i++) {
-        if (r->p < r->end && *r->p == TAG_FIELD_VALUE && u->n_fields) {
+        if (version != 1 && r->p < r->end && *r->p == TAG_FIELD_VALUE) {
             r->p++;
             uint64_t j = get_varint(r);
             if (j >= u->n_fields) {
@@ -1165,9 +1165,9 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     get_ostr(&r, u, &u->applied_settings_of);
     get_ostr(&r, u, &u->gong_manager);
     get_ostr(&r, u, &u->waiting_for);
-    if (version == 1) get_sent(&r, u);
+    if (version == 1) get_sent(&r, u, version);
     get_fields(s, &r, u, version);
-    if (version != 1) get_sent(&r, u);
+    if (version != 1) get_sent(&r, u, version);
     if (!r.bad && r.p != r.end) rd_fail(&r, "trailing bytes");
     if (r.bad) {
         perr_set(err, "Redis %s: key '%su:%s' holds a corrupt user state: %s at byte %zu", s->where,

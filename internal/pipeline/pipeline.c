@@ -1796,12 +1796,12 @@ static int resolve_pending_late(pipeline *p, perr *err)
 }
 
 /* Without waiting: retires the flights whose writes were sent ahead and answered (their replies
- * came back with an exchange since), then sends the writes of the flights delivered since. */
+ * are in), then sends the writes of the flights delivered since. */
 static int finish_delivered(pipeline *p, perr *err)
 {
     int r = 0;
     while (r == 0 && p->fl_n && flight_at(p, 0)->writing &&
-           store_redis_write_answered(flight_at(p, 0)->w))
+           store_redis_write_answered(p->store, flight_at(p, 0)->w))
         r = flight_retire(p, err);
     return r == 0 ? send_delivered(p, true, err) : r;
 }

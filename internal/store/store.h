@@ -83,15 +83,17 @@ void store_late_free(store_late *l);
 typedef struct store_write store_write;
 int store_redis_seal(store_redis *s, store_write **w, perr *err);
 int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, perr *err);
-/* Sends a sealed write ahead without waiting for its replies (every older pending write must
- * have been sent): Redis applies it while the caller works, the next exchange on the connection
- * reads its replies, and store_redis_write_sealed then only takes its result (or sends it again
- * in full when the connection broke, or after a NOSCRIPT). Reads keep seeing it until then. A
- * failure here is not final: store_redis_write_sealed retries. */
+/* Sends a sealed write ahead, on a connection of its own, without waiting for its replies (every
+ * older pending write must have been sent): Redis applies it while the caller works and runs the
+ * reads of the next batch between its commands; store_redis_write_sealed then only takes its
+ * result (or sends it again in full when the connection broke, or after a NOSCRIPT). Reads keep
+ * seeing it until then, whatever part of it Redis has applied. A failure here is not final:
+ * store_redis_write_sealed retries. */
 int store_redis_send_sealed(store_redis *s, store_write *w, perr *err);
 /* True when w (NULL: nothing to write) was sent ahead and its replies are in: taking its result
- * with store_redis_write_sealed does not wait. */
-bool store_redis_write_answered(const store_write *w);
+ * with store_redis_write_sealed does not wait. Takes the replies that have come in, without
+ * waiting for more. */
+bool store_redis_write_answered(store_redis *s, const store_write *w);
 void store_redis_discard(store_redis *s, store_write *w);
 
 /* Forgets the cache (between batches: another instance may change users after a rebalance).

@@ -89,6 +89,7 @@
  * The store is single-threaded, like the engine that drives it. */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,8 +256,8 @@ struct store_write {
     const char **late_c; /* check (c) at seal time: reported late once written */
     size_t n_late_c, cap_late_c;
     uint64_t n_users;
-    /* sent ahead (store_redis_send_sealed): its replies are read by the next exchange on the
-     * connection and kept here until store_redis_write_sealed takes them */
+    /* sent ahead (store_redis_send_sealed, on wc): its replies are read as they come in
+     * (sent_collect) and kept here until store_redis_write_sealed takes them */
     bool sent, answered;
     size_t pre; /* SCRIPT LOAD replies in front of its own */
     int rc;
@@ -276,8 +277,9 @@ typedef struct cmdb {
 
 struct store_redis {
     engine_store iface;
-    /* connection */
-    redisContext *c;
+    /* connections: c for reads and everything else; wc for the writes sent ahead, so that Redis
+     * can run a batch's reads between their commands, not only after them */
+    redisContext *c, *wc;
     char *host, *user, *password;
     int port, db, timeout_ms;
     char where[512]; /* the URL with the password masked, for messages */
@@ -285,7 +287,8 @@ struct store_redis {
     size_t prefix_len;
     char sha_put[41], sha_link[41];
     bool scripts_reload; /* SCRIPT LOAD in front of the next write (after a NOSCRIPT) */
-    arena rmem; /* hiredis's reply objects, until the next exchange begins (reply_fns) */
+    arena rmem;  /* hiredis's reply objects on c, until the next exchange begins (reply_fns) */
+    arena wmem;  /* the same on wc, until a write's replies are all in and none is half read */
     bool pooled; /* states pooled (store_redis_opts.keep_cache not set) */
     /* cache */
     arena mem;
@@ -308,8 +311,8 @@ struct store_redis {
     buf out; /* the RESP of the exchange being built, written at once */
     redisReply **rep;
     size_t n_rep, cap_rep;
-    redisReply **wrep; /* the replies of a write sent ahead, while they are read */
-    size_t cap_wrep;
+    redisReply **wrep; /* the replies of the oldest write sent ahead, while they are read */
+    size_t n_wrep, cap_wrep;
     store_write *pending, *pending_tail; /* sealed, not yet written, oldest first */
     /* the users of the pending writes: id -> wuser of the newest write that has it (its key in
      * that write's arena). One look-up per user read, not one per pending write. */
@@ -357,6 +360,7 @@ static void buf_trim(buf *b)
 }
 
 static void write_free(store_write *w);
+static int sent_collect(store_redis *s, bool block, const char *doing, perr *err);
 static const wuser *overlay_user(const store_redis *s, const char *id, const char **blob);
 static const company_state *overlay_company(const store_redis *s);
 static void overlay_links(store_redis *s, const char *manager, link_set *l);
@@ -555,13 +559,17 @@ static void cb_free(cmdb *b)
 
 /* ---------------------------------------------------------------- connection */
 
-static void conn_drop(store_redis *s)
+/* Closes *cp, s->c or s->wc; the next call that needs it connects again. */
+static void conn_drop(store_redis *s, redisContext **cp)
 {
-    if (s->c) redisFree(s->c);
-    s->c = NULL;
+    if (*cp) redisFree(*cp);
+    *cp = NULL;
+    if (cp != &s->wc) return;
     /* the replies of what was sent ahead are lost with the connection: sent again in full */
     for (store_write *w = s->pending; w; w = w->next)
         if (w->sent && !w->answered) w->sent = false;
+    s->n_wrep = 0;
+    arena_reset(&s->wmem);
 }
 
 static struct timeval ms_tv(int ms)
@@ -569,31 +577,32 @@ static struct timeval ms_tv(int ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
-/* The message for a broken exchange; drops the connection (the next call reconnects). */
-static int conn_fail(store_redis *s, const char *doing, perr *err)
+/* The message for a broken exchange on *cp; drops the connection (the next call reconnects). */
+static int conn_fail(store_redis *s, redisContext **cp, const char *doing, perr *err)
 {
     int e = errno;
-    const char *why = s->c ? s->c->errstr : "not connected";
+    const redisContext *c = *cp;
+    const char *why = c ? c->errstr : "not connected";
     char tmp[160];
-    if (s->c && s->c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK)) {
+    if (c && c->err == REDIS_ERR_IO && (e == EAGAIN || e == EWOULDBLOCK)) {
         snprintf(tmp, sizeof tmp, "no answer within %d ms", s->timeout_ms);
         why = tmp;
-    } else if (s->c && s->c->err == REDIS_ERR_EOF) {
+    } else if (c && c->err == REDIS_ERR_EOF) {
         why = "the server closed the connection";
     }
     perr_set(err, "Redis %s: %s: %s", s->where, doing, why);
-    conn_drop(s);
+    conn_drop(s, cp);
     return -1;
 }
 
-/* hiredis's reply objects, built in s->rmem instead of two mallocs a reply (the object and its
- * string): the most frequent allocation left, ~8 an event under a backlog. A reply lives until
- * the next exchange begins (replies_free), as it did; nothing keeps one longer, and the reader
- * holds none between replies (a partial one goes with the connection: rep_free). */
+/* hiredis's reply objects, built in an arena (the reader's privdata: s->rmem, s->wmem) instead
+ * of two mallocs a reply (the object and its string): the most frequent allocation left, ~8 an
+ * event under a backlog. A reply on c lives until the next exchange begins (replies_free); one on
+ * wc until its write has taken every reply (sent_collect). A partial one, read in several polls,
+ * stays in the arena until it is whole; on a lost connection it goes with it (rep_free). */
 static redisReply *rep_new(const redisReadTask *t, int type)
 {
-    store_redis *s = t->privdata;
-    redisReply *r = arena_alloc(&s->rmem, sizeof *r);
+    redisReply *r = arena_alloc(t->privdata, sizeof *r);
     memset(r, 0, sizeof *r);
     r->type = type; /* a nil's task has the type of the bulk or array it stands for */
     if (t->parent) ((redisReply *)t->parent->obj)->element[t->idx] = r;
@@ -603,7 +612,7 @@ static redisReply *rep_new(const redisReadTask *t, int type)
 static void *rep_string(const redisReadTask *t, char *str, size_t len)
 {
     redisReply *r = rep_new(t, t->type);
-    r->str = arena_strndup(&((store_redis *)t->privdata)->rmem, str, len);
+    r->str = arena_strndup(t->privdata, str, len);
     r->len = len;
     return r;
 }
@@ -613,8 +622,7 @@ static void *rep_array(const redisReadTask *t, int n)
     redisReply *r = rep_new(t, REDIS_REPLY_ARRAY);
     if (n > 0) {
         r->elements = (size_t)n;
-        r->element =
-            arena_alloc(&((store_redis *)t->privdata)->rmem, r->elements * sizeof *r->element);
+        r->element = arena_alloc(t->privdata, r->elements * sizeof *r->element);
         memset(r->element, 0, r->elements * sizeof *r->element);
     }
     return r;
@@ -641,11 +649,12 @@ static void replies_free(store_redis *s)
     arena_trim(&s->rmem, 1u << 20); /* a batch's replies are ~2 MB; a manager's thousands go back */
 }
 
-/* Writes bytes in one go (the socket has the command timeout as its send timeout). */
-static int send_bytes(store_redis *s, const char *p, size_t left, const char *doing, perr *err)
+/* Writes bytes to *cp in one go (the socket has the command timeout as its send timeout). */
+static int send_bytes(store_redis *s, redisContext **cp, const char *p, size_t left,
+                      const char *doing, perr *err)
 {
     while (left) {
-        ssize_t k = write(s->c->fd, p, left);
+        ssize_t k = write((*cp)->fd, p, left);
         if (k < 0 && errno == EINTR) continue;
         if (k <= 0) {
             int e = errno;
@@ -658,7 +667,7 @@ static int send_bytes(store_redis *s, const char *p, size_t left, const char *do
                 why = "the server closed the connection";
             }
             perr_set(err, "Redis %s: %s: %s", s->where, doing, why);
-            conn_drop(s);
+            conn_drop(s, cp);
             return -1;
         }
         p += k;
@@ -667,15 +676,13 @@ static int send_bytes(store_redis *s, const char *p, size_t left, const char *do
     return 0;
 }
 
-static int read_sent(store_redis *s, const char *doing, perr *err);
-
 /* Called with each reply of an exchange as soon as it is read: what it does with reply i overlaps
  * with Redis still running the commands after i (a pipeline's replies come in several reads). */
 typedef void (*reply_fn)(store_redis *s, size_t i, const redisReply *r, void *ctx);
 
 /* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
- * replies (each, when given, called with every one): one round trip. The replies of writes sent
- * ahead come first: they are read and kept with their writes. A broken connection is dropped. */
+ * replies (each, when given, called with every one): one round trip. A broken connection is
+ * dropped. */
 static int exchange_each(store_redis *s, size_t n, const buf *more, const char *doing,
                          reply_fn each, void *ctx, perr *err)
 {
@@ -684,9 +691,8 @@ static int exchange_each(store_redis *s, size_t n, const buf *more, const char *
     s->out.len = 0; /* emptied for the next exchange; the bytes stay readable until then */
     if (!n) return 0;
     s->stats.round_trips++;
-    if (send_bytes(s, s->out.data, len, doing, err) < 0) return -1;
-    if (more && send_bytes(s, more->data, more->len, doing, err) < 0) return -1;
-    if (read_sent(s, doing, err) < 0) return -1;
+    if (send_bytes(s, &s->c, s->out.data, len, doing, err) < 0) return -1;
+    if (more && send_bytes(s, &s->c, more->data, more->len, doing, err) < 0) return -1;
     if (s->cap_rep < n) {
         s->cap_rep = n * 2;
         s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
@@ -694,7 +700,7 @@ static int exchange_each(store_redis *s, size_t n, const buf *more, const char *
     for (size_t i = 0; i < n; i++) {
         void *r = NULL;
         errno = 0;
-        if (redisGetReply(s->c, &r) != REDIS_OK || !r) return conn_fail(s, doing, err);
+        if (redisGetReply(s->c, &r) != REDIS_OK || !r) return conn_fail(s, &s->c, doing, err);
         s->rep[s->n_rep++] = r;
         if (each) each(s, i, r, ctx);
     }
@@ -716,9 +722,11 @@ static bool reply_is_err(const redisReply *r, const char *prefix)
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
-/* Connects, authenticates, selects the database and loads the scripts: one round trip. */
-static int conn_open(store_redis *s, perr *err)
+/* Connects *cp (s->c or s->wc), authenticates, selects the database and loads the scripts (on
+ * either: whichever connects first after a restart of Redis finds them gone): one round trip. */
+static int conn_open(store_redis *s, redisContext **cp, perr *err)
 {
+    arena *replies = cp == &s->wc ? &s->wmem : &s->rmem;
     struct timeval tv = ms_tv(s->timeout_ms);
     redisContext *c = redisConnectWithTimeout(s->host, s->port, tv);
     if (!c) return perr_set(err, "Redis %s: cannot connect: out of memory", s->where);
@@ -735,8 +743,9 @@ static int conn_open(store_redis *s, perr *err)
      * largest one ever read (a manager's waiting reports placed at once) */
     c->reader->maxbuf = KEEP_BYTES;
     c->reader->fn = &reply_fns;
-    c->reader->privdata = s;
-    s->c = c;
+    c->reader->privdata = replies;
+    *cp = c;
+    if (cp == &s->c) replies_free(s);
     buf_reset(&s->out);
     cmdb *b = &s->cmd;
     size_t n = 0;
@@ -764,17 +773,28 @@ static int conn_open(store_redis *s, perr *err)
         cb_send(s, b);
         n++;
     }
-    if (exchange(s, n, "cannot connect", err) < 0) return -1;
+    redisReply *rep[4];
+    s->stats.round_trips++;
+    size_t len = s->out.len;
+    s->out.len = 0;
+    if (send_bytes(s, cp, s->out.data, len, "cannot connect", err) < 0) return -1;
+    for (size_t i = 0; i < n; i++) {
+        void *r = NULL;
+        errno = 0;
+        if (redisGetReply(*cp, &r) != REDIS_OK || !r)
+            return conn_fail(s, cp, "cannot connect", err);
+        rep[i] = r;
+    }
     size_t k = 0;
     int rc = 0;
     if (s->password) {
-        redisReply *r = s->rep[k++];
+        redisReply *r = rep[k++];
         if (r->type == REDIS_REPLY_ERROR) /* the server's words never repeat the password */
             rc = perr_set(err, "Redis %s: authentication failed%s%s: %s", s->where,
                           s->user ? " for user " : "", s->user ? s->user : "", r->str);
     }
     if (!rc && s->db) {
-        redisReply *r = s->rep[k++];
+        redisReply *r = rep[k++];
         if (reply_is_err(r, "NOAUTH"))
             rc = perr_set(err,
                           "Redis %s: the server requires a password: give one in the URL "
@@ -784,7 +804,7 @@ static int conn_open(store_redis *s, perr *err)
             rc = perr_set(err, "Redis %s: cannot select database %d: %s", s->where, s->db, r->str);
     }
     for (int i = 0; !rc && i < 2; i++) {
-        redisReply *r = s->rep[k++];
+        redisReply *r = rep[k++];
         char *sha = i == 0 ? s->sha_put : s->sha_link;
         if (reply_is_err(r, "NOAUTH"))
             rc = perr_set(err,
@@ -797,15 +817,15 @@ static int conn_open(store_redis *s, perr *err)
         else
             memcpy(sha, r->str, 41);
     }
-    replies_free(s);
+    arena_reset(replies);
     if (rc)
-        conn_drop(s);
+        conn_drop(s, cp);
     else
         s->scripts_reload = false;
     return rc;
 }
 
-static int conn_ensure(store_redis *s, perr *err) { return s->c ? 0 : conn_open(s, err); }
+static int conn_ensure(store_redis *s, perr *err) { return s->c ? 0 : conn_open(s, &s->c, err); }
 
 /* ---------------------------------------------------------------- blob encoding */
 
@@ -1701,6 +1721,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     s->prefix_len = strlen(s->prefix);
     arena_init(&s->mem, 64 * 1024);
     arena_init(&s->rmem, 64 * 1024);
+    arena_init(&s->wmem, 64 * 1024);
     s->pooled = !o->keep_cache;
     /* keys in s->mem, reset with the maps (store_redis_reset) */
     strmap_init_borrowed(&s->users);
@@ -1718,7 +1739,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
                               .links = rs_links,
                               .company = rs_company,
                               .company_changed = rs_company_changed};
-    if (parse_url(s, o->url, err) < 0 || conn_open(s, err) < 0) {
+    if (parse_url(s, o->url, err) < 0 || conn_open(s, &s->c, err) < 0) {
         store_redis_close(s);
         return -1;
     }
@@ -1764,8 +1785,11 @@ void store_redis_close(store_redis *s)
     strmap_free(&s->links, NULL);
     arena_free(&s->mem);
     replies_free(s);
-    conn_drop(s);
-    arena_free(&s->rmem); /* after the reader, whose partial reply may live there */
+    conn_drop(s, &s->c);
+    conn_drop(s, &s->wc);
+    /* after the readers, whose partial replies may live there */
+    arena_free(&s->rmem);
+    arena_free(&s->wmem);
     cb_free(&s->cmd);
     buf_free(&s->out);
     buf_free(&s->scratch);
@@ -2372,7 +2396,7 @@ void store_redis_discard(store_redis *s, store_write *w)
     if (!w) return;
     if (w->sent && !w->answered) { /* its replies are on the connection, ahead of the next ones */
         perr e;
-        (void)read_sent(s, "writing the batch", &e);
+        (void)sent_collect(s, true, "writing the batch", &e);
     }
     store_write **pp = &s->pending, *prev = NULL;
     while (*pp && *pp != w) {
@@ -2523,7 +2547,8 @@ static size_t scripts_reload_head(store_redis *s)
 static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *stale,
                      store_late *late, perr *err)
 {
-    if (w->sent && !w->answered) (void)read_sent(s, "writing the batch", err); /* or resent */
+    if (w->sent && !w->answered) /* or sent again */
+        (void)sent_collect(s, true, "writing the batch", err);
     if (w->sent && w->answered) {
         w->sent = w->answered = false;
         if (w->rc < 0 && !w->noscript) {
@@ -2574,9 +2599,21 @@ written:
     return 0;
 }
 
-/* Reads the replies of every write sent ahead and not answered yet, oldest first, and keeps each
- * write's result with it. On a broken connection they are marked unsent (conn_drop). */
-static int read_sent(store_redis *s, const char *doing, perr *err)
+/* wc has bytes to read (or was closed): reading them does not wait. */
+static bool wconn_readable(const store_redis *s)
+{
+    struct pollfd pfd = {.fd = s->wc->fd, .events = POLLIN};
+    int k;
+    do
+        k = poll(&pfd, 1, 0);
+    while (k < 0 && errno == EINTR);
+    return k > 0;
+}
+
+/* Takes the replies of the writes sent ahead, oldest first, and keeps each write's result with it
+ * once all of its replies are in. With block, waits for every one of them; else takes only what
+ * has come in. On a broken connection they are marked unsent (conn_drop). */
+static int sent_collect(store_redis *s, bool block, const char *doing, perr *err)
 {
     for (store_write *w = s->pending; w && w->sent; w = w->next) {
         if (w->answered) continue;
@@ -2585,42 +2622,62 @@ static int read_sent(store_redis *s, const char *doing, perr *err)
             s->cap_wrep = n * 2;
             s->wrep = xrealloc(s->wrep, s->cap_wrep * sizeof *s->wrep);
         }
-        size_t got = 0;
-        for (; got < n; got++) {
+        while (s->n_wrep < n) {
             void *r = NULL;
             errno = 0;
-            if (!s->c || redisGetReply(s->c, &r) != REDIS_OK || !r) break;
-            s->wrep[got] = r;
+            if (!s->wc) return perr_set(err, "Redis %s: %s: not connected", s->where, doing);
+            if (block) {
+                if (redisGetReply(s->wc, &r) != REDIS_OK || !r)
+                    return conn_fail(s, &s->wc, doing, err);
+            } else {
+                if (redisGetReplyFromReader(s->wc, &r) != REDIS_OK)
+                    return conn_fail(s, &s->wc, doing, err);
+                if (!r) {
+                    if (!wconn_readable(s)) return 0;
+                    if (redisBufferRead(s->wc) != REDIS_OK) return conn_fail(s, &s->wc, doing, err);
+                    continue;
+                }
+            }
+            s->wrep[s->n_wrep++] = r;
         }
-        if (got == n) {
-            strmap late_set;
-            strmap_init(&late_set);
-            w->noscript = false;
-            w->rc = write_replies(s, w, s->wrep, w->pre, &late_set, NULL, &w->late, &w->noscript,
-                                  &w->err);
-            strmap_free(&late_set, NULL);
-            w->answered = true;
-        }
-        if (got < n) return conn_fail(s, doing, err);
+        strmap late_set;
+        strmap_init(&late_set);
+        w->noscript = false;
+        w->rc =
+            write_replies(s, w, s->wrep, w->pre, &late_set, NULL, &w->late, &w->noscript, &w->err);
+        strmap_free(&late_set, NULL);
+        w->answered = true;
+        s->n_wrep = 0;
+        /* the reader gave a whole reply last: nothing of the next one is in the arena yet */
+        arena_reset(&s->wmem);
+        arena_trim(&s->wmem, 1u << 20);
     }
     return 0;
 }
 
-bool store_redis_write_answered(const store_write *w) { return !w || (w->sent && w->answered); }
+bool store_redis_write_answered(store_redis *s, const store_write *w)
+{
+    if (!w) return true;
+    if (w->sent && !w->answered) {
+        perr e;
+        (void)sent_collect(s, false, "writing the batch", &e); /* a failure: w is sent again */
+    }
+    return w->sent && w->answered;
+}
 
 int store_redis_send_sealed(store_redis *s, store_write *w, perr *err)
 {
     if (!w || w->sent) return 0;
     for (const store_write *x = s->pending; x != w; x = x->next)
         if (!x || !x->sent) return perr_set(err, "store: sealed writes must be sent in order");
-    if (conn_ensure(s, err) < 0) return -1;
+    if (!s->wc && conn_open(s, &s->wc, err) < 0) return -1;
     buf_reset(&s->out);
     size_t pre = scripts_reload_head(s);
     size_t len = s->out.len;
     s->out.len = 0;
     s->stats.round_trips++;
-    if (send_bytes(s, s->out.data, len, "writing the batch", err) < 0 ||
-        send_bytes(s, w->resp.data, w->resp.len, "writing the batch", err) < 0)
+    if (send_bytes(s, &s->wc, s->out.data, len, "writing the batch", err) < 0 ||
+        send_bytes(s, &s->wc, w->resp.data, w->resp.len, "writing the batch", err) < 0)
         return -1;
     w->sent = true;
     w->answered = false;

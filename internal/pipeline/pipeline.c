@@ -2641,8 +2641,10 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         perr_set(err, "command encoder: %s", ce.msg);
         goto out;
     }
-    store_redis_opts so = {
-        .url = o->redis_url, .prefix = o->redis_prefix, .keep_cache = o->dry_run};
+    store_redis_opts so = {.url = o->redis_url,
+                           .prefix = o->redis_prefix,
+                           .keep_cache = o->dry_run,
+                           .writes_ahead = !o->dry_run && !o->exactly_once};
     if (store_redis_open(&so, &p->store, err) < 0) goto out;
     if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
     p->reads_managers = reads_manager_fields(o->cfg);

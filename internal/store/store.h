@@ -27,6 +27,10 @@ typedef struct store_redis_opts {
      * its states are not pooled (user_state.pooled), or a user's strings would pile up with
      * every event of the run. */
     bool keep_cache;
+    /* Opens the connection for writes sent ahead (store_redis_send_sealed) at once, not with the
+     * first write: a service that sends them finds out at start whether Redis takes a second
+     * connection, and holds its two from then on. */
+    bool writes_ahead;
 } store_redis_opts;
 
 /* Reports (manager, report) pairs whose waiting link another instance may have raced with (R6.3):

@@ -1739,7 +1739,8 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
                               .links = rs_links,
                               .company = rs_company,
                               .company_changed = rs_company_changed};
-    if (parse_url(s, o->url, err) < 0 || conn_open(s, &s->c, err) < 0) {
+    if (parse_url(s, o->url, err) < 0 || conn_open(s, &s->c, err) < 0 ||
+        (o->writes_ahead && conn_open(s, &s->wc, err) < 0)) {
         store_redis_close(s);
         return -1;
     }

@@ -141,11 +141,11 @@ def main():
         "redis_used_memory_mib": r(ia["used_memory"] / 1048576),
         "broker_cpu_s": r(load(work, "tp.broker.json")["broker_cpu_s"], 2),
     }
-    # round trips: write() calls on the service's descriptor 3, if 3 was its Redis socket
+    # round trips: write() calls on the service's descriptors 3 and 4, if they were its Redis sockets
     fd_path = os.path.join(work, "tp.redisfd")
-    fd = open(fd_path).read().strip() if os.path.exists(fd_path) else ""
+    fds = open(fd_path).read().split() if os.path.exists(fd_path) else []
     ps_path = os.path.join(work, "tp.perfstat")
-    if fd == "3" and os.path.exists(ps_path):
+    if fds == ["3", "4"] and os.path.exists(ps_path):
         counts = {}
         for line in open(ps_path):
             parts = line.strip().split(",")
@@ -279,7 +279,7 @@ def main():
                             f"{svc['duplicates_or_stale']:,} duplicates/stale; {svc['batches']} batches "
                             f"({svc['events_per_batch']} events each)"),
         ("redis: round trips/event", (f"{svc['redis_round_trips_per_event']} ({svc['redis_round_trips']} write() "
-                                      f"calls on the Redis socket, {svc.get('redis_round_trips_per_batch')} per batch)")
+                                      f"calls on the Redis sockets, {svc.get('redis_round_trips_per_batch')} per batch)")
          if svc["redis_round_trips"] is not None else "n/a (needs perf with syscall tracepoints)"),
         ("redis: commands/event", f"{svc['redis_commands_per_event']} "
                                   f"({', '.join(f'{k} {v}' for k, v in list(per_cmd.items())[:5])})"),

@@ -36,7 +36,7 @@
 #      input, and the output topics hold every command it says it produced. Events/s from the
 #      partition assignment to the last command's produce timestamp; CPU and peak RSS from wait4;
 #      Redis commands, memory and (with perf) round trips, counted as the service's write() calls
-#      on its Redis socket.
+#      on its two Redis sockets (reads and everything else; the writes sent ahead).
 #   4. latency: on a second dev broker with fewer partitions (the mock answers a Fetch with one
 #      message set per partition, found by a linear scan: a paced stream over 64 partitions is one
 #      message per set and the broker, not the service, becomes the bottleneck; with 8, each
@@ -319,11 +319,11 @@ SVC_COMMON=(--redis "redis://127.0.0.1:$RP" --settings "$SETTINGS"
   -X session.timeout.ms=6000 -X fetch.wait.max.ms="$FW")
 PERFSTAT=()
 if perf stat -x, -e syscalls:sys_enter_write --filter 'fd == 3' true >/dev/null 2>&1; then
-  # in-kernel counts of the write()/read() calls on descriptor 3, the service's Redis socket
-  # (checked below): hiredis sends a pipeline with one write() and the Kafka clients use
-  # sendmsg(), so the writes are the round trips to Redis
-  PERFSTAT=(perf stat -x, -o "$WORK/tp.perfstat" -e syscalls:sys_enter_write --filter 'fd == 3'
-    -e syscalls:sys_enter_read --filter 'fd == 3' --)
+  # in-kernel counts of the write()/read() calls on descriptors 3 and 4, the service's Redis
+  # sockets, opened first (checked below): hiredis sends a pipeline with one write() and the
+  # Kafka clients use sendmsg(), so the writes are the round trips to Redis
+  PERFSTAT=(perf stat -x, -o "$WORK/tp.perfstat" -e syscalls:sys_enter_write
+    --filter 'fd == 3 || fd == 4' -e syscalls:sys_enter_read --filter 'fd == 3 || fd == 4' --)
 fi
 
 # Runs the service once over 'in' from a cold start; $1 = name, $2 = group, $3 = Redis prefix,
@@ -343,12 +343,12 @@ run_cold() {
     sleep 0.5
     t=$((t + 1))
     [ $t -lt $((limit * 2)) ] || die "$name: the service did not finish within $limit s"
-    # which descriptor holds the Redis connection (the round-trip count assumes 3)
+    # which descriptors hold the Redis connections (the round-trip count assumes 3 and 4)
     if [ $checked = 0 ] && [ -s "$WORK/$name.svcpid" ] && grep -q '"partitions assigned"' "$WORK/$name.log"; then
       local spid
       spid=$(cat "$WORK/$name.svcpid")
       ss -Htnp state established "dst 127.0.0.1:$RP" 2>/dev/null |
-        grep -o "pid=$spid,fd=[0-9]*" | sed 's/.*fd=//' | head -1 >"$WORK/$name.redisfd" || true
+        grep -o "pid=$spid,fd=[0-9]*" | sed 's/.*fd=//' | sort -n | tr '\n' ' ' >"$WORK/$name.redisfd" || true
       checked=1
     fi
   done

@@ -1282,6 +1282,47 @@ Test(store_redis, sent_ahead_writes_do_not_hold_up_reads_and_are_taken_without_w
     store_redis_close(s);
 }
 
+/* The number of clients Redis has connected, this test's own included. */
+static long long t_clients(redisContext *c)
+{
+    char *list = t_cmd_str(c, "CLIENT LIST");
+    long long n = 0;
+    for (const char *p = list; (p = strchr(p, '\n')); p++)
+        n++;
+    free(list);
+    return n;
+}
+
+/* writes_ahead: the write connection is opened with the store (a second client at once), and
+ * sending a write ahead then opens nothing. */
+Test(store_redis, writes_ahead_opens_the_write_connection_at_once)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    long long before = t_clients(c);
+    store_redis *s = NULL;
+    perr err = {{0}};
+    store_redis_opts o = {.url = r->url, .prefix = "wa:", .timeout_ms = 3000, .writes_ahead = true};
+    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
+    cr_assert_eq(t_clients(c), before + 2);
+    engine_store *st = store_redis_iface(s);
+    t_waiting(st, "005R", "005M", PROV_ACTIVE);
+    store_write *w;
+    cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
+    store_redis_reset(s);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "no handshake: one send");
+    cr_assert(t_answered(s, w));
+    cr_assert_eq(t_clients(c), before + 2);
+    store_late late;
+    cr_assert_eq(store_redis_write_sealed(s, w, &late, &err), 0, "%s", err.msg);
+    store_late_free(&late);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER wa:w:005M 005R"), 1);
+    redisFree(c);
+    store_redis_close(s);
+}
+
 /* Replies taken as they come: one of 100 KB, which the reader gets in several reads and polls, is
  * put together, and the replies before and after it go to their own writes. */
 Test(store_redis, sent_ahead_replies_are_put_together_across_polls)

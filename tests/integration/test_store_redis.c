@@ -229,6 +229,20 @@ static store_redis *t_open(const t_redis *r, const char *prefix)
     return t_open_url(r->url, prefix);
 }
 
+/* The set-up of most tests: a Redis of their own, a store on it with this key prefix, its engine
+ * face, and a raw connection to look at what the store wrote. */
+#define T_STORE(prefix)                                                                            \
+    t_redis *r = t_redis_start(NULL);                                                              \
+    store_redis *s = t_open(r, prefix);                                                            \
+    engine_store *st = store_redis_iface(s);                                                       \
+    redisContext *c = t_raw(r)
+
+static void t_store_done(store_redis *s, redisContext *c)
+{
+    redisFree(c);
+    store_redis_close(s);
+}
+
 /* A user whose link waits for manager (R6.3), changed: its write carries the link change. */
 static user_state *t_waiting(engine_store *st, const char *id, const char *manager,
                              prov_status status)
@@ -1119,10 +1133,7 @@ Test(store_redis, large_waiting_sets_keep_exact_membership)
  * decided on what it will leave there. Dropped unsent, it leaves nothing. */
 Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
 {
-    t_redis *r = t_redis_start(NULL);
-    store_redis *s = t_open(r, "sw:");
-    engine_store *st = store_redis_iface(s);
-    redisContext *c = t_raw(r);
+    T_STORE("sw:");
     perr err = {{0}};
     t_waiting(st, "005R", "005M", PROV_ACTIVE);
     st->company(st->ctx)->n_sent = 3;
@@ -1176,8 +1187,7 @@ Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
     cr_assert(r2);
     cr_assert_eq(r2->status, PROV_ACTIVE, "read from Redis again");
     cr_assert_eq(st->links(st->ctx, "005M", &reports), 1);
-    redisFree(c);
-    store_redis_close(s);
+    t_store_done(s, c);
 }
 
 /* Dropping a sealed write that is not the oldest (its batch is decided again) leaves the older
@@ -1238,10 +1248,7 @@ static bool t_answered(store_redis *s, const store_write *w)
  * and its replies are taken without waiting once they are in. */
 Test(store_redis, sent_ahead_writes_do_not_hold_up_reads_and_are_taken_without_waiting)
 {
-    t_redis *r = t_redis_start(NULL);
-    store_redis *s = t_open(r, "sa:");
-    engine_store *st = store_redis_iface(s);
-    redisContext *c = t_raw(r);
+    T_STORE("sa:");
     perr err = {{0}};
     t_waiting(st, "005R", "005M", PROV_ACTIVE); /* a script, whose reply is an array */
     store_write *w;
@@ -1278,8 +1285,7 @@ Test(store_redis, sent_ahead_writes_do_not_hold_up_reads_and_are_taken_without_w
     cr_assert_eq(t_cmd_int(c, "SISMEMBER sa:w:005M 005R"), 1);
     cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "the connections are in step: %s",
                  err.msg);
-    redisFree(c);
-    store_redis_close(s);
+    t_store_done(s, c);
 }
 
 /* The number of clients Redis has connected, this test's own included. */
@@ -1327,10 +1333,7 @@ Test(store_redis, writes_ahead_opens_the_write_connection_at_once)
  * put together, and the replies before and after it go to their own writes. */
 Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
 {
-    t_redis *r = t_redis_start(NULL);
-    store_redis *s = t_open(r, "sp:");
-    engine_store *st = store_redis_iface(s);
-    redisContext *c = t_raw(r);
+    T_STORE("sp:");
     perr err = {{0}};
     /* reports another instance registered for 1BIG: its put, becoming active, returns them all */
     for (int i = 0; i < 2000; i++)
@@ -1365,8 +1368,7 @@ Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
     }
     cr_assert_eq(t_cmd_int(c, "SCARD sp:w:2M06"), 42);
     cr_assert_eq(t_cmd_int(c, "HEXISTS sp:u:0R0299 blob"), 1);
-    redisFree(c);
-    store_redis_close(s);
+    t_store_done(s, c);
 }
 
 /* The connection breaks before a write sent ahead is answered: taking the result sends it again
@@ -2048,10 +2050,7 @@ Test(store_redis, bad_urls_are_one_clear_line_with_the_password_masked)
 
 Test(store_redis, flush_survives_a_script_flush_with_eval)
 {
-    t_redis *r = t_redis_start(NULL);
-    store_redis *s = t_open(r, "ns:");
-    engine_store *st = store_redis_iface(s);
-    redisContext *c = t_raw(r);
+    T_STORE("ns:");
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
     user_state *u = t_waiting(st, "005R", "005M", PROV_NEVER); /* makes the write a script */
     uint64_t rt = store_redis_get_stats(s)->round_trips;
@@ -2071,8 +2070,7 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
     st->link_add(st->ctx, "005M", "005R");
     t_flush_ok(s, 0);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "EVALSHA works again");
-    redisFree(c);
-    store_redis_close(s);
+    t_store_done(s, c);
 }
 
 /* ---------------------------------------------------------------- the provisioned count (R8.3) */

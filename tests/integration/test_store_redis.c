@@ -1371,6 +1371,40 @@ Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
     t_store_done(s, c);
 }
 
+/* Redis closes the idle write connection (its `timeout`, a CLIENT KILL): the next write sent ahead
+ * finds it closed, when sent or when its replies are looked for, and is stored all the same; the
+ * one after it goes on a new write connection. */
+Test(store_redis, a_write_connection_closed_by_redis_is_opened_again)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = NULL;
+    perr err = {{0}};
+    store_redis_opts o = {.url = r->url, .prefix = "wk:", .timeout_ms = 3000, .writes_ahead = true};
+    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
+    engine_store *st = store_redis_iface(s);
+    freeReplyObject(redisCommand(c, "CLIENT KILL SKIPME yes")); /* both of the store's */
+    char id[16];
+    for (int k = 0; k < 2; k++) {
+        snprintf(id, sizeof id, "005K%d", k);
+        t_waiting(st, id, "005M", PROV_ACTIVE);
+        store_write *w;
+        cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
+        store_redis_reset(s);
+        (void)store_redis_send_sealed(s, w, &err); /* may fail: write_sealed sends it again */
+        (void)t_answered(s, w);
+        store_late late;
+        int rc = store_redis_write_sealed(s, w, &late, &err);
+        for (int i = 0; rc < 0 && i < 3; i++) /* the service retries the same call */
+            rc = store_redis_write_sealed(s, w, &late, &err);
+        cr_assert_eq(rc, 0, "write %d: %s", k, err.msg);
+        store_late_free(&late);
+        cr_assert_eq(t_cmd_int(c, "SISMEMBER wk:w:005M %s", id), 1, "write %d stored", k);
+    }
+    cr_assert_eq(t_clients(c), 3, "this test's, and the store's two again");
+    t_store_done(s, c);
+}
+
 /* The connection breaks before a write sent ahead is answered: taking the result sends it again
  * in full (it is idempotent), on a fresh connection. A NOSCRIPT in its replies
  * does the same with the scripts loaded in front. */

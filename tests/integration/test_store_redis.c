@@ -1329,7 +1329,7 @@ Test(store_redis, writes_ahead_opens_the_write_connection_at_once)
     store_redis_close(s);
 }
 
-/* Replies taken as they come: one of 100 KB, which the reader gets in several reads and polls, is
+/* Replies taken as they come: one of ~90 KB, which the reader gets in several reads and polls, is
  * put together, and the replies before and after it go to their own writes. */
 Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
 {

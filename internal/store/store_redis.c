@@ -2542,6 +2542,19 @@ static size_t scripts_reload_head(store_redis *s)
     return 2;
 }
 
+/* w, sent ahead, is to be sent again (an error, a NOSCRIPT): the writes sent ahead after it were
+ * applied already and are sent again too, after it, or w's older state of a user they also write
+ * would stay in Redis over theirs. Their replies are taken first: the connection stays in step. */
+static void resend_after(store_redis *s, store_write *w)
+{
+    perr e;
+    (void)sent_collect(s, true, "writing the batch", &e); /* a failure marks them unsent itself */
+    for (store_write *x = w->next; x && x->sent; x = x->next) {
+        x->sent = x->answered = false;
+        store_late_free(&x->late);
+    }
+}
+
 /* Sends the oldest pending write: one round trip, retried once on a fresh connection (every
  * write in it is idempotent). After a NOSCRIPT (SCRIPT FLUSH, failover) it goes again with
  * SCRIPT LOAD in front, which costs a second round trip. */
@@ -2552,6 +2565,7 @@ static int write_one(store_redis *s, store_write *w, strmap *late_set, strmap *s
         (void)sent_collect(s, true, "writing the batch", err);
     if (w->sent && w->answered) {
         w->sent = w->answered = false;
+        if (w->rc < 0 || w->noscript) resend_after(s, w);
         if (w->rc < 0 && !w->noscript) {
             *err = w->err;
             store_late_free(&w->late);

@@ -1405,6 +1405,49 @@ Test(store_redis, a_write_connection_closed_by_redis_is_opened_again)
     t_store_done(s, c);
 }
 
+/* A user written by two writes sent ahead, the first of which has to go again (a NOSCRIPT after
+ * SCRIPT FLUSH: its own plain HSET was applied, its script was not): the second was applied before
+ * the first goes again, so it goes again too, and the user keeps the newer state. */
+Test(store_redis, a_write_sent_again_is_followed_by_the_writes_sent_after_it)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = NULL;
+    perr err = {{0}};
+    /* both connections open before the flush: a new one would load the scripts again */
+    store_redis_opts o = {.url = r->url, .prefix = "ra:", .timeout_ms = 3000, .writes_ahead = true};
+    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
+    engine_store *st = store_redis_iface(s);
+    store_write *w[2];
+    const char *titles[2] = {"older", "newer"};
+    for (int k = 0; k < 2; k++) {
+        user_state *u = st->get_or_create(st->ctx, "005X"); /* no script: a plain HSET */
+        value_t v = value_str(titles[k]);
+        user_state_set(u, "Title", &v);
+        st->changed(st->ctx, u);
+        if (k == 0) t_waiting(st, "005Y", "005M", PROV_ACTIVE); /* a script */
+        cr_assert_eq(store_redis_seal(s, &w[k], &err), 0, "%s", err.msg);
+        store_redis_reset(s);
+    }
+    freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
+    for (int k = 0; k < 2; k++) {
+        cr_assert_eq(store_redis_send_sealed(s, w[k], &err), 0, "%s", err.msg);
+        cr_assert(t_answered(s, w[k]));
+    }
+    for (int k = 0; k < 2; k++) {
+        store_late late;
+        cr_assert_eq(store_redis_write_sealed(s, w[k], &late, &err), 0, "%s", err.msg);
+        store_late_free(&late);
+    }
+    const char *ids[] = {"005X"};
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
+    const value_t *t = user_state_get(st->get(st->ctx, "005X"), "Title");
+    cr_assert(t && t->type == VAL_STR);
+    cr_assert_str_eq(t->s, "newer");
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ra:w:005M 005Y"), 1, "the script's write, loaded again");
+    t_store_done(s, c);
+}
+
 /* The connection breaks before a write sent ahead is answered: taking the result sends it again
  * in full (it is idempotent), on a fresh connection. A NOSCRIPT in its replies
  * does the same with the scripts loaded in front. */

@@ -215,13 +215,19 @@ static long long t_cmd_int(redisContext *c, const char *fmt, ...)
     return v;
 }
 
-static store_redis *t_open_url(const char *url, const char *prefix)
+static store_redis *t_open_opts(const char *url, const char *prefix, bool writes_ahead)
 {
     store_redis *s = NULL;
     perr err = {{0}};
-    store_redis_opts o = {.url = url, .prefix = prefix, .timeout_ms = 3000};
+    store_redis_opts o = {
+        .url = url, .prefix = prefix, .timeout_ms = 3000, .writes_ahead = writes_ahead};
     cr_assert_eq(store_redis_open(&o, &s, &err), 0, "open %s: %s", url, err.msg);
     return s;
+}
+
+static store_redis *t_open_url(const char *url, const char *prefix)
+{
+    return t_open_opts(url, prefix, false);
 }
 
 static store_redis *t_open(const t_redis *r, const char *prefix)
@@ -229,13 +235,21 @@ static store_redis *t_open(const t_redis *r, const char *prefix)
     return t_open_url(r->url, prefix);
 }
 
-/* The set-up of most tests: a Redis of their own, a store on it with this key prefix, its engine
- * face, and a raw connection to look at what the store wrote. */
-#define T_STORE(prefix)                                                                            \
+/* A store that sends writes ahead: its write connection opened with it. */
+static store_redis *t_open_ahead(const t_redis *r, const char *prefix)
+{
+    return t_open_opts(r->url, prefix, true);
+}
+
+/* The set-up of most tests: a Redis of their own, a store on it with this key prefix (opened by
+ * t_open or t_open_ahead), its engine face, and a raw connection to look at what the store
+ * wrote. */
+#define T_STORE_WITH(open, prefix)                                                                 \
     t_redis *r = t_redis_start(NULL);                                                              \
-    store_redis *s = t_open(r, prefix);                                                            \
+    store_redis *s = open(r, prefix);                                                              \
     engine_store *st = store_redis_iface(s);                                                       \
     redisContext *c = t_raw(r)
+#define T_STORE(prefix) T_STORE_WITH(t_open, prefix)
 
 static void t_store_done(store_redis *s, redisContext *c)
 {
@@ -1306,10 +1320,8 @@ Test(store_redis, writes_ahead_opens_the_write_connection_at_once)
     t_redis *r = t_redis_start(NULL);
     redisContext *c = t_raw(r);
     long long before = t_clients(c);
-    store_redis *s = NULL;
+    store_redis *s = t_open_ahead(r, "wa:");
     perr err = {{0}};
-    store_redis_opts o = {.url = r->url, .prefix = "wa:", .timeout_ms = 3000, .writes_ahead = true};
-    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
     cr_assert_eq(t_clients(c), before + 2);
     engine_store *st = store_redis_iface(s);
     t_waiting(st, "005R", "005M", PROV_ACTIVE);
@@ -1376,13 +1388,8 @@ Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
  * one after it goes on a new write connection. */
 Test(store_redis, a_write_connection_closed_by_redis_is_opened_again)
 {
-    t_redis *r = t_redis_start(NULL);
-    redisContext *c = t_raw(r);
-    store_redis *s = NULL;
+    T_STORE_WITH(t_open_ahead, "wk:");
     perr err = {{0}};
-    store_redis_opts o = {.url = r->url, .prefix = "wk:", .timeout_ms = 3000, .writes_ahead = true};
-    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
-    engine_store *st = store_redis_iface(s);
     freeReplyObject(redisCommand(c, "CLIENT KILL SKIPME yes")); /* both of the store's */
     char id[16];
     for (int k = 0; k < 2; k++) {
@@ -1410,14 +1417,9 @@ Test(store_redis, a_write_connection_closed_by_redis_is_opened_again)
  * the first goes again, so it goes again too, and the user keeps the newer state. */
 Test(store_redis, a_write_sent_again_is_followed_by_the_writes_sent_after_it)
 {
-    t_redis *r = t_redis_start(NULL);
-    redisContext *c = t_raw(r);
-    store_redis *s = NULL;
-    perr err = {{0}};
     /* both connections open before the flush: a new one would load the scripts again */
-    store_redis_opts o = {.url = r->url, .prefix = "ra:", .timeout_ms = 3000, .writes_ahead = true};
-    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
-    engine_store *st = store_redis_iface(s);
+    T_STORE_WITH(t_open_ahead, "ra:");
+    perr err = {{0}};
     store_write *w[2];
     const char *titles[2] = {"older", "newer"};
     for (int k = 0; k < 2; k++) {

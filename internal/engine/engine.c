@@ -901,7 +901,7 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
 {
     e->stats.events++;
     if ((unsigned)ev->change < CHANGE__COUNT) e->stats.by_change[ev->change]++;
-    if (!ev->entity || strcmp(ev->entity, "User") != 0) { /* R1.1 */
+    if (!event_is_user(ev)) { /* R1.1 */
         e->stats.skipped_entity++;
         return 0;
     }

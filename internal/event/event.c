@@ -18,6 +18,8 @@ const char *change_type_name(change_type t)
     return (unsigned)t < CHANGE__COUNT ? change_names[t] : "UNKNOWN";
 }
 
+bool event_is_user(const event *ev) { return ev->entity && strcmp(ev->entity, "User") == 0; }
+
 int change_type_parse(const char *name, change_type *out)
 {
     for (int i = 0; i < CHANGE__COUNT; i++) {

@@ -67,6 +67,11 @@ typedef struct event {
     event_source source;
 } event;
 
+/* R1.1: only User events are decided; any other entity is skipped and counted, never an error.
+ * Such an event carries its entity and, when it names one, its change type; nothing else of it
+ * is read (its bitmaps and fields follow another object's schema). */
+bool event_is_user(const event *ev);
+
 /* ---- field layout of a writer schema: top-level field positions and compound parts, for
  * Pub/Sub API bitmaps (interfaces.md, "Bitmaps"). */
 typedef struct event_layout event_layout;

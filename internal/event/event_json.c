@@ -152,6 +152,10 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
     ev->entity = opt_str(hv[H_ENTITY]);
     if (!ev->entity) return perr_set(err, "ChangeEventHeader.entityName is missing");
     const char *ct = opt_str(hv[H_CHANGE]);
+    if (!event_is_user(ev)) {
+        if (!ct || change_type_parse(ct, &ev->change) < 0) ev->change = CHANGE__COUNT;
+        return 0;
+    }
     if (!ct) return perr_set(err, "ChangeEventHeader.changeType is missing");
     if (change_type_parse(ct, &ev->change) < 0)
         return perr_set(err, "ChangeEventHeader.changeType '%s' is not a change type", ct);
@@ -208,6 +212,7 @@ int event_from_json(const char *line, size_t len, const event_layout *layout, ar
     if (!h || h->type != JR_OBJECT)
         return perr_set(err, "the event has no ChangeEventHeader object");
     if (read_header(h, layout, mem, ev, err) < 0) return -1;
+    if (!event_is_user(ev)) return 0;
 
     /* Counted first so that the fields take one allocation of the right size. */
     size_t total = 0;

@@ -779,7 +779,17 @@ typedef struct gap_rec {
     size_t n;
 } gap_rec;
 
-static bool is_gap(change_type t) { return t >= CHANGE_GAP_CREATE && t <= CHANGE_GAP_UNDELETE; }
+/* A User's gap event, read from Salesforce (R1.3); another entity's is skipped (R1.1). */
+static bool is_user_gap(const event *ev)
+{
+    return ev->change >= CHANGE_GAP_CREATE && ev->change <= CHANGE_GAP_UNDELETE &&
+           event_is_user(ev);
+}
+
+static bool is_user_overflow(const event *ev)
+{
+    return ev->change == CHANGE_GAP_OVERFLOW && event_is_user(ev);
+}
 
 static int on_gap_record(void *ctx, const sf_record *r, perr *err)
 {
@@ -811,13 +821,13 @@ static void resolve_gaps(pipeline *p)
     if (!p->o->sf) return;
     size_t n = 0;
     for (size_t i = 0; i < p->n_msgs; i++)
-        if (p->ok[i] && is_gap(p->events[i].change) && p->events[i].change != CHANGE_GAP_DELETE)
+        if (p->ok[i] && is_user_gap(&p->events[i]) && p->events[i].change != CHANGE_GAP_DELETE)
             n += p->events[i].n_record_ids;
     if (!n) return;
     const char **ids = arena_alloc(&p->mem, n * sizeof *ids);
     size_t k = 0;
     for (size_t i = 0; i < p->n_msgs; i++)
-        if (p->ok[i] && is_gap(p->events[i].change) && p->events[i].change != CHANGE_GAP_DELETE)
+        if (p->ok[i] && is_user_gap(&p->events[i]) && p->events[i].change != CHANGE_GAP_DELETE)
             for (size_t r = 0; r < p->events[i].n_record_ids; r++)
                 if (sf_id_valid(p->events[i].record_ids[r])) ids[k++] = p->events[i].record_ids[r];
     size_t nf;
@@ -918,8 +928,8 @@ static int step_decide(pipeline *p, perr *err)
         p->current_i = i;
         perr e;
         const event *ev = &p->events[i];
-        if (ev->change == CHANGE_GAP_OVERFLOW && p->o->sf) p->reimport_wanted = true;
-        bool resolved = is_gap(ev->change) && p->gaps_read;
+        if (is_user_overflow(ev) && p->o->sf) p->reimport_wanted = true;
+        bool resolved = is_user_gap(ev) && p->gaps_read;
         if (resolved ? apply_gap(p, ev, &e) < 0 : engine_apply(p->eng, ev, &p->hooks, &e) < 0) {
             p->ok[i] = false;
             dead_letter(p, p->msgs[i], "invalid_event", e.msg);
@@ -938,7 +948,7 @@ static int step_note_overflows(pipeline *p, perr *err)
     const char **ids = NULL;
     size_t n = 0;
     for (size_t i = 0; i < p->n_msgs; i++) {
-        if (!p->ok[i] || p->events[i].change != CHANGE_GAP_OVERFLOW) continue;
+        if (!p->ok[i] || !is_user_overflow(&p->events[i])) continue;
         if (!ids) ids = arena_alloc(&p->mem, p->n_msgs * sizeof *ids);
         const rd_kafka_message_t *m = p->msgs[i];
         char id[300];

@@ -195,6 +195,33 @@ Test(event, header_entity_and_change_type_are_required_strings)
                 "ChangeEventHeader.changeType 'MERGE' is not a change type");
 }
 
+/* R1.1 "never an error": another object's header follows its own schema (bitmaps past the User
+ * schema's fields, no recordIds, a change type of its own), so nothing past its entity is read. */
+Test(event, another_entity_is_read_no_further_than_its_entity)
+{
+    event ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"recordIds\":[\"001A\"],"
+                     "\"changeType\":\"UPDATE\",\"changedFields\":[\"0x200000000000\",\"3-0x01\"]},"
+                     "\"Name\":\"Acme\"}");
+    cr_assert_str_eq(ev.entity, "Account");
+    cr_assert_not(event_is_user(&ev));
+    cr_assert_eq(ev.change, CHANGE_UPDATE);
+    cr_assert_eq(ev.n_record_ids, 0, "a record of another object is no user to prefetch");
+    cr_assert_eq(ev.n_changed_fields, 0);
+    cr_assert_eq(ev.n_fields, 0);
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Opportunity\",\"changeType\":\"MERGE\","
+               "\"commitTimestamp\":\"later\"}}");
+    cr_assert_eq(ev.change, CHANGE__COUNT, "an unknown change type is no change type");
+    ev = parse(
+        "{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"changeType\":\"GAP_OVERFLOW\"}}");
+    cr_assert_eq(ev.change, CHANGE_GAP_OVERFLOW, "counted by change type, then skipped");
+    cr_assert(event_is_user(&(event){.entity = "User"}));
+    cr_assert_not(event_is_user(&(event){.entity = "user"}), "entity names are case-sensitive");
+    cr_assert_not(event_is_user(&(event){.entity = NULL}));
+    /* the entity itself is still required */
+    parse_fails("{\"ChangeEventHeader\":{\"changeType\":\"UPDATE\"}}",
+                "ChangeEventHeader.entityName is missing");
+}
+
 Test(event, header_record_ids_in_order_and_checked)
 {
     event ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
@@ -949,6 +976,11 @@ static int ref_event_from_json(const char *line, size_t len, const event_layout 
         goto out;
     }
     const char *ct = json_string_value(json_object_get(h, "changeType"));
+    if (strcmp(ev->entity, "User") != 0) { /* R1.1: skipped, whatever the rest says */
+        if (!ct || change_type_parse(ct, &ev->change) < 0) ev->change = CHANGE__COUNT;
+        rc = 0;
+        goto out;
+    }
     if (!ct) {
         perr_set(err, "ChangeEventHeader.changeType is missing");
         goto out;

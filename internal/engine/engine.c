@@ -97,11 +97,27 @@ const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
 
 /* ---------------------------------------------------------------- R3: scope */
 
+/* Length of the white-space character at s (Unicode's White_Space, plus U+001C-U+001F as
+ * Python's and Java's trims have them), 0 when s starts with anything else. A name of no-break or
+ * ideographic spaces is as empty as one of ASCII spaces (R3.2 "after trimming white space"). */
+static size_t space_len(const unsigned char *s, size_t n)
+{
+    if (s[0] < 0x80) return (s[0] >= 0x09 && s[0] <= 0x0d) || (s[0] >= 0x1c && s[0] <= 0x20);
+    if (n >= 2 && s[0] == 0xc2) return s[1] == 0x85 || s[1] == 0xa0 ? 2 : 0;
+    if (n < 3) return 0;
+    unsigned c = (s[0] & 0x0fu) << 12 | (s[1] & 0x3fu) << 6 | (s[2] & 0x3fu);
+    if ((s[0] & 0xf0) != 0xe0 || (s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80) return 0;
+    bool ws = c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 ||
+              c == 0x202f || c == 0x205f || c == 0x3000;
+    return ws ? 3 : 0;
+}
+
 bool engine_is_blank(const value_t *v)
 {
     if (!v || v->type != VAL_STR) return !v || v->type == VAL_NULL;
-    for (size_t i = 0; i < v->len; i++)
-        if (!isspace((unsigned char)v->s[i])) return false;
+    const unsigned char *s = (const unsigned char *)v->s;
+    for (size_t i = 0, k; i < v->len; i += k)
+        if (!(k = space_len(s + i, v->len - i))) return false;
     return true;
 }
 

@@ -239,7 +239,24 @@ void buf_json_str(buf *b, const char *s, size_t n)
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0xc2 && c != 0xe2) continue;
+        if (c == 0xc2 || c == 0xe2) {
+            /* U+0085, U+2028, U+2029 are line breaks to many line readers (Python's splitlines,
+             * JavaScript): escaped, a JSON line stays one line for every reader */
+            const unsigned char *t = (const unsigned char *)s + i;
+            unsigned cp = 0;
+            if (c == 0xc2 && i + 1 < n && t[1] == 0x85) cp = 0x85;
+            if (c == 0xe2 && i + 2 < n && t[1] == 0x80 && (t[2] == 0xa8 || t[2] == 0xa9))
+                cp = 0x2000u | (t[2] - 0x80u);
+            if (!cp) continue;
+            buf_append(b, s + start, i - start);
+            char u[6] = {'\\', 'u', hex[cp >> 12], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15],
+                         hex[cp & 15]};
+            buf_append(b, u, 6);
+            i += c == 0xc2 ? 1 : 2;
+            start = i + 1;
+            continue;
+        }
         buf_append(b, s + start, i - start);
         start = i + 1;
         switch (c) {

@@ -92,3 +92,28 @@ Test(util, arena_strings_survive_until_reset_and_blocks_are_reused)
     memset(huge, 'x', 10000);
     arena_free(&a);
 }
+
+static void json_str_is(const char *in, const char *want)
+{
+    buf b;
+    buf_init(&b);
+    buf_json_str(&b, in, strlen(in));
+    cr_assert_eq(b.len, strlen(want), "%.*s", (int)b.len, b.data);
+    cr_assert_eq(memcmp(b.data, want, b.len), 0, "%.*s, want %s", (int)b.len, b.data, want);
+    buf_free(&b);
+}
+
+/* Commands are JSON lines: a reader that splits lines at U+0085, U+2028 or U+2029 (Python's
+ * splitlines, shared/scenarios/check.py) must still see one command a line. */
+Test(util, json_strings_escape_what_line_readers_break_on)
+{
+    json_str_is("plain", "\"plain\"");
+    json_str_is("a\"b\\c\n\t\x01", "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+    json_str_is("x\xe2\x80\xa8y\xe2\x80\xa9z", "\"x\\u2028y\\u2029z\"");
+    json_str_is("\xc2\x85", "\"\\u0085\"");
+    /* other characters with the same lead bytes pass as they are */
+    json_str_is("\xc2\xa0\xe2\x80\x83\xe2\x82\xac", "\"\xc2\xa0\xe2\x80\x83\xe2\x82\xac\"");
+    /* a cut sequence at the end is left to the bytes after it */
+    json_str_is("\xe2\x80", "\"\xe2\x80\"");
+    json_str_is("\xc2", "\"\xc2\"");
+}

@@ -974,6 +974,23 @@ void engine_place_waiting(engine *e, const char *manager_id, const char *const *
     place_waiting(&c, m, reports, n);
 }
 
+void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h)
+{
+    user_state *u = e->store->get(e->store->ctx, id);
+    if (!u || !u->has_pos || (u->status == PROV_ACTIVE && !u->in_scope)) return;
+    event ev = {.entity = "User",
+                .change = CHANGE_UPDATE,
+                .commit_timestamp = at,
+                .transaction_key = "reimport"};
+    ev.source.partition = -1;
+    ev.source.offset = -1;
+    ctx c = {.e = e, .h = h, .ev = &ev, .u = u};
+    c.src = (command_source){
+        .partition = -1, .offset = -1, .commit_timestamp = at, .transaction_key = "reimport"};
+    decide(&c, u, manager_id_of(u));
+    changed(e, u);
+}
+
 void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,
                            const engine_hooks *h)
 {

@@ -226,6 +226,15 @@ void engine_place_waiting(engine *e, const char *manager_id, const char *const *
 void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,
                            const engine_hooks *h);
 
+/* R8.1 for one user whose record from Salesforce is not newer than its last event (so not applied,
+ * R1.4): R5 on the snapshot it has, under the current settings, so that a settings change meets
+ * unchanged users too (a new assignment creates those it now selects, a narrowed filter
+ * deactivates, a move between assignments applies settings). The snapshot and its position stay;
+ * `at` stands in for the event position in the command ids and is the clock of relative dates.
+ * A user active but out of scope (a held deactivation, keep_active) is left to
+ * engine_reconcile_user. */
+void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h);
+
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);
 

@@ -202,9 +202,10 @@ static int pass(run *x, bool hold, perr *err)
                 ev.source.offset = -1;
                 rc = engine_apply(e, &ev, &h, err);
             }
-            if (x->tally &&
-                engine_get_stats(e)->stale + engine_get_stats(e)->duplicates > stale_before)
-                x->res->not_newer++;
+            if (engine_get_stats(e)->stale + engine_get_stats(e)->duplicates > stale_before) {
+                if (x->tally) x->res->not_newer++;
+                engine_redecide_user(e, id, o->now_ms, &h);
+            }
             engine_reconcile_user(e, id, o->confirm, o->now_ms, &h);
         }
         if (rc == 0 && store_redis_failed(o->store, err)) rc = -1;

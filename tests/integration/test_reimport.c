@@ -319,6 +319,66 @@ Test(reimport, reimport_keeps_newer_event_data)
     buf_free(&users);
 }
 
+/* R8.1 "applies R5 to each ... a configuration change takes effect here": records unchanged since
+ * their last event (so not applied, R1.4) still meet the settings of now. A new assignment creates
+ * the user it now selects; a narrowed filter deactivates; the snapshots stay as the events left
+ * them. */
+Test(reimport, reimport_applies_new_settings_to_unchanged_users)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    /* events at 2025-11-25T12:00:00Z; Salesforce's records last changed an hour before */
+    h_write_file(events, EV(U1, "CREATE", 1764072000000, PERSON(1, "AE")) EV(
+                             U2, "CREATE", 1764072000001,
+                             ",\"Email\":\"u2@acme.com\",\"FirstName\":\"F2\",\"LastName\":\"L2\","
+                             "\"Title\":\"SE\",\"Department\":\"Support\",\"IsActive\":true"));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 1, "Sales only: U2 (Support) is out of scope");
+    json_decref(cmds);
+
+    /* the admin adds a Support assignment and narrows Sales to account executives' titles */
+    h_write_file(e.settings, "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Sales\n"
+                             "    filter: \"Department = 'Sales' AND Title = 'Lead'\"\n"
+                             "    seats: [recorder]\n"
+                             "  - name: Support\n    filter: \"Department = 'Support'\"\n"
+                             "    seats: [recorder]\n");
+    buf users;
+    buf_init(&users);
+    buf_printf(&users,
+               "[{\"attributes\":{\"type\":\"User\"},\"Id\":\"%s\",\"Email\":\"u1@acme.com\","
+               "\"FirstName\":\"F1\",\"LastName\":\"L1\",\"Title\":\"AE\",\"Department\":"
+               "\"Sales\",\"IsActive\":true,\"SystemModstamp\":\"%s\"},"
+               "{\"attributes\":{\"type\":\"User\"},\"Id\":\"%s\",\"Email\":\"u2@acme.com\","
+               "\"FirstName\":\"F2\",\"LastName\":\"L2\",\"Title\":\"SE\",\"Department\":"
+               "\"Support\",\"IsActive\":true,\"SystemModstamp\":\"%s\"}]",
+               U1, "2025-11-25T11:00:00.000+0000", U2, "2025-11-25T11:00:00.000+0000");
+    sf_serve(&e, users.data);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 3, "CREATE_USER U1, then the reimport's two: %zu",
+                 json_array_size(cmds));
+    cr_assert_str_eq(type_of(cmds, 1), "DEACTIVATE_USER");
+    cr_assert_str_eq(user_of(cmds, 1), U1);
+    cr_assert_str_eq(type_of(cmds, 2), "CREATE_USER");
+    cr_assert_str_eq(user_of(cmds, 2), U2);
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cmds, 2), "assignment")),
+                     "Support");
+    json_decref(cmds);
+
+    /* nothing more to do: a second reimport sends nothing */
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 3, "a second reimport sent %zu more",
+                 json_array_size(cmds) - 3);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
 /* ---------------------------------------------------------------- GAP_OVERFLOW in the service */
 
 /* A User as the REST API returns it, with a manager (0: none). */

@@ -141,6 +141,13 @@ def main():
         "redis_used_memory_mib": r(ia["used_memory"] / 1048576),
         "broker_cpu_s": r(load(work, "tp.broker.json")["broker_cpu_s"], 2),
     }
+    # The machine's CPU is shared: whatever the service does, it cannot go faster than the CPU that
+    # it, Redis and the broker spend on the events, spread over every core with nothing waiting.
+    # (All three are counted from start to exit, idle polls included: the bound is a little low.)
+    machine_cpu = ru["cpu_s"] + svc["redis_cpu_s"] + svc["broker_cpu_s"]
+    svc["machine_cpu_s"] = r(machine_cpu, 2)
+    svc["cpu_bound_events_per_s"] = r(n / (machine_cpu / p["nproc"]), 0) if machine_cpu > 0 else None
+    svc["cores_busy"] = r(machine_cpu / first["seconds"], 2) if first["seconds"] else None
     # round trips: write() calls on the service's descriptors 3 and 4, if they were its Redis sockets
     fd_path = os.path.join(work, "tp.redisfd")
     fds = open(fd_path).read().split() if os.path.exists(fd_path) else []
@@ -171,6 +178,8 @@ def main():
     res["ratio_service_to_c_pipe"] = r(svc["events_per_s"] / base["c_pipe_events_per_s"], 3) if svc["events_per_s"] else None
     med = svc["events_per_s_median"]
     res["ratio_median_to_kcat"] = r(med / base["kcat_events_per_s"], 3) if med else None
+    cb_eps = svc["cpu_bound_events_per_s"]
+    res["ratio_cpu_bound_to_kcat"] = r(cb_eps / base["kcat_events_per_s"], 3) if cb_eps else None
 
     # latency
     sent = {}
@@ -256,7 +265,8 @@ def main():
                     f"{res['loadavg_end']} at end; librdkafka {p['librdkafka']}, redis {p['redis']}, kcat {p['kcat']}"),
         ("consumers", f"fetch.wait.max.ms={p['fetch_wait_max_ms']} for every consumer (the mock broker "
                       f"never cuts a long poll short)" + (f"; service args: {p['service_args']}"
-                                                          if p.get('service_args') else "")),
+                                                          if p.get('service_args') else "")
+                      + (f"; redis-server args: {p['redis_args']}" if p.get('redis_args') else "")),
         ("load (produce-events)", f"{n / max(1e-9, res['load']['seconds']):,.0f} events/s"),
         ("", ""),
         ("baseline: kcat pipe", f"{base['kcat_events_per_s']:,.0f} events/s (best of "
@@ -288,6 +298,10 @@ def main():
         ("redis: memory per user", f"{svc['redis_memory_bytes_per_user']} B ({userkeys:,} user states, "
                                    f"{svc['redis_used_memory_mib']} MiB used)"),
         ("CPU beside the service", f"redis {svc['redis_cpu_s']} s, broker {svc['broker_cpu_s']} s"),
+        ("CPU bound", (f"service + redis + broker {svc['machine_cpu_s']} CPU s: on {p['nproc']} cores at most "
+                       f"{svc['cpu_bound_events_per_s']:,.0f} events/s ({res['ratio_cpu_bound_to_kcat']:.3f} of "
+                       f"kcat) with nothing ever waiting; {svc['cores_busy']} cores busy in the run")
+         if svc["cpu_bound_events_per_s"] else "n/a"),
         ("", ""),
         ("latency: offered", f"{p['rate']:,} events/s for {p['warmup']} s warm-up + {p['seconds']} s over "
                              f"{p['latency_partitions']} partitions (producer linger {p['paced_linger_ms']} ms); sent "

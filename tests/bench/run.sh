@@ -17,7 +17,8 @@
 # (after the latency stage, Redis flushed before each) and reports each run and their median:
 # runs on a shared 2-core machine vary by 30% and more. --keep keeps the temp dir. The service's own
 # knobs pass through the environment (PROVISIONER_BATCH_SIZE, PROVISIONER_BATCH_LINGER_MS,
-# PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words appended to every `run`).
+# PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words appended to every `run`);
+# BENCH_REDIS_ARGS adds words to redis-server's command line (say `--hash-max-listpack-value 1024`).
 #
 # Stages:
 #   1. workload: examples/gen_events.py USERS EVENTS+RATE*(WARMUP+SECONDS) SEED through
@@ -222,11 +223,12 @@ export PROVISIONER_HTTP_PORT=0 PROVISIONER_HTTP_BIND=127.0.0.1
 PL=${BENCH_PACED_LINGER_MS:-5}
 [[ $PL =~ ^[0-9]+$ ]] || { echo "run.sh: BENCH_PACED_LINGER_MS must be a number of ms" >&2; exit 2; }
 read -r -a EXTRA <<<"${BENCH_SERVICE_ARGS:-}"
+read -r -a REDIS_EXTRA <<<"${BENCH_REDIS_ARGS:-}"
 
 # ---------------------------------------------------------------- redis-server and dev broker
 RP=$(free_port)
 redis-server --port "$RP" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
-  --logfile "$WORK/redis.log" &
+  --logfile "$WORK/redis.log" "${REDIS_EXTRA[@]}" &
 PIDS+=($!)
 REDIS_PID=$!
 EXTRA_OUTS=""
@@ -252,7 +254,8 @@ say "redis-server on 127.0.0.1:$RP (pid $REDIS_PID), dev broker on $BR (pid $BRO
 cat >"$WORK/params.json" <<EOF
 {"users":$USERS,"events":$EVENTS,"partitions":$PARTS,"rate":$RATE,"seconds":$SECS,"smoke":$SMOKE,
  "seed":$SEED,"repeat":$REPEAT,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
- "service_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_SERVICE_ARGS:-}"),"latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
+ "service_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_SERVICE_ARGS:-}"),
+ "redis_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_REDIS_ARGS:-}"),"latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
  "nproc":$(nproc),"loadavg_start":"$(cut -d' ' -f1-3 /proc/loadavg)",
  "git":"$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)",
  "librdkafka":"$(pkg-config --modversion rdkafka)","redis":"$(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/')",

@@ -109,12 +109,17 @@ typedef struct ev_plan {
     int *leaf_of_top;     /* per top-level field: its leaf, or -1 (compound / header) */
     int *first_part_leaf; /* per top-level compound: the leaf of part 0, or -1 */
     strmap by_name;       /* leaf name -> leaf index + 1 */
+    /* Why the writer does not resolve against the reader, when it may not (other_ok): another
+     * object's change event on a mixed topic (R1.1: its events are read and skipped), or a User
+     * schema this build cannot read, whose User events then fail with this. NULL: it resolves. */
+    char *other;
 } ev_plan;
 
 /* Compiles and checks a writer schema (against reader when not NULL). Failures are
- * schema_mismatch. */
-int codec_plan_new(const char *avsc, size_t len, const av_schema *reader, ev_plan **out,
-                   codec_error *err);
+ * schema_mismatch. other_ok: a change event that does not resolve against the reader is still
+ * planned (ev_plan.other). */
+int codec_plan_new(const char *avsc, size_t len, const av_schema *reader, bool other_ok,
+                   ev_plan **out, codec_error *err);
 void codec_plan_free(ev_plan *p);
 
 /* ---- Schema Registry client (libcurl) */

@@ -85,7 +85,7 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
     if (d->framing != CODEC_FRAMING_CONFLUENT) {
         const char *w = cfg->writer_avsc ? cfg->writer_avsc : event_default_schema_avsc();
         size_t wlen = cfg->writer_avsc ? cfg->writer_avsc_len : 0;
-        if (codec_plan_new(w, wlen ? wlen : strlen(w), d->reader, &d->plain, err) < 0) {
+        if (codec_plan_new(w, wlen ? wlen : strlen(w), d->reader, false, &d->plain, err) < 0) {
             codec_decoder_free(d);
             return -1;
         }
@@ -172,7 +172,7 @@ int codec_decoder_add_schema(codec_decoder *d, int32_t id, const char *avsc, siz
 {
     ev_plan *p;
     if (err) err->schema_id = id, err->offset = 0;
-    if (codec_plan_new(avsc, len ? len : strlen(avsc), d->reader, &p, err) < 0) return -1;
+    if (codec_plan_new(avsc, len ? len : strlen(avsc), d->reader, true, &p, err) < 0) return -1;
     cache_entry *e = cache_slot(d, id);
     e->plan = p;
     return 0;
@@ -197,7 +197,7 @@ static const ev_plan *plan_for_id(codec_decoder *d, int32_t id, codec_error *err
         return NULL; /* an unreachable registry is not remembered: the next value asks again */
     }
     ev_plan *p;
-    if (codec_plan_new(d->fetched.data, d->fetched.len, d->reader, &p, err) < 0) {
+    if (codec_plan_new(d->fetched.data, d->fetched.len, d->reader, true, &p, err) < 0) {
         codec_prefix(err, "schema id %d: ", id);
         remember_failure(d, id, err, INT64_MAX); /* a schema id never changes its schema */
         return NULL;
@@ -549,5 +549,10 @@ int codec_decode(codec_decoder *d, const void *bytes, size_t len, arena *mem, ev
     const ev_plan *p = plan_for_id(d, id, err);
     if (!p) return -1;
     d->last_plan = p;
-    return decode_with(d, p, b, b + 5, len - 5, mem, ev, err);
+    if (decode_with(d, p, b, b + 5, len - 5, mem, ev, err) < 0) return -1;
+    if (p->other && event_is_user(ev)) /* R1.1 skips another object's; a User's must resolve */
+        return codec_fail(err, CODEC_ERR_SCHEMA_MISMATCH,
+                          "schema id %d: writer schema does not resolve against the reader: %s", id,
+                          p->other);
+    return 0;
 }

@@ -24,7 +24,7 @@ int codec_event_encoder_new(const codec_event_encoder_config *cfg, codec_event_e
     const char *avsc = cfg->writer_avsc ? cfg->writer_avsc : event_default_schema_avsc();
     size_t len = cfg->writer_avsc && cfg->writer_avsc_len ? cfg->writer_avsc_len : strlen(avsc);
     codec_event_encoder *e = xcalloc(1, sizeof *e);
-    if (codec_plan_new(avsc, len, NULL, &e->plan, err) < 0) {
+    if (codec_plan_new(avsc, len, NULL, false, &e->plan, err) < 0) {
         free(e);
         return -1;
     }

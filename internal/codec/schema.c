@@ -455,6 +455,7 @@ void codec_plan_free(ev_plan *p)
     free(p->leaf_of_top);
     free(p->first_part_leaf);
     strmap_free(&p->by_name, NULL);
+    free(p->other);
     free(p);
 }
 
@@ -467,16 +468,19 @@ static int drop(ev_plan *p, int rc)
 
 #define MISMATCH(...) drop(p, codec_fail(err, CODEC_ERR_SCHEMA_MISMATCH, __VA_ARGS__))
 
-int codec_plan_new(const char *avsc, size_t len, const av_schema *reader, ev_plan **out,
-                   codec_error *err)
+int codec_plan_new(const char *avsc, size_t len, const av_schema *reader, bool other_ok,
+                   ev_plan **out, codec_error *err)
 {
     perr pe;
     ev_plan *p = xcalloc(1, sizeof *p);
     strmap_init(&p->by_name);
     if (codec_schema_compile(avsc, len, &p->schema, &pe) < 0) return MISMATCH("writer %s", pe.msg);
     if (codec_validate_avsc(avsc, len, &pe) < 0) return MISMATCH("writer schema %s", pe.msg);
-    if (reader && codec_resolves(p->schema->root, reader->root, &pe) < 0)
-        return MISMATCH("writer schema does not resolve against the reader: %s", pe.msg);
+    if (reader && codec_resolves(p->schema->root, reader->root, &pe) < 0) {
+        if (!other_ok)
+            return MISMATCH("writer schema does not resolve against the reader: %s", pe.msg);
+        p->other = xstrdup(pe.msg);
+    }
     const av_node *root = p->schema->root;
     if (root->kind != AV_RECORD)
         return MISMATCH("writer schema is a %s, not a record", kind_names[root->kind]);

@@ -815,7 +815,7 @@ Test(evolution, bitmaps_follow_the_writer_positions)
 }
 
 /* Writers that cannot be read as a User change event are refused once, when the schema is
- * loaded, with schema_mismatch. */
+ * loaded, with schema_mismatch; another object's change event is loaded (R1.1, below). */
 Test(evolution, incompatible_writers_are_schema_mismatch)
 {
     codec_decoder_config cfg = {.framing = CODEC_FRAMING_CONFLUENT};
@@ -841,7 +841,7 @@ Test(evolution, incompatible_writers_are_schema_mismatch)
         buf_puts(&s, edits[i].to);
         buf_puts(&s, at + strlen(edits[i].from));
         int rc = codec_decoder_add_schema(dec, (int32_t)(10 + i), s.data, s.len, &err);
-        if (i == 3) {
+        if (i == 0 || i == 3) {
             cr_expect_eq(rc, 0, "%s: %s", edits[i].why, err.msg);
         } else {
             cr_expect_eq(rc, -1, "%s was accepted", edits[i].why);
@@ -854,6 +854,52 @@ Test(evolution, incompatible_writers_are_schema_mismatch)
     cr_expect_eq(err.kind, CODEC_ERR_SCHEMA_MISMATCH);
     cr_expect_eq(codec_decoder_add_schema(dec, 21, "not json", 0, &err), -1);
     cr_expect_eq(err.kind, CODEC_ERR_SCHEMA_MISMATCH);
+    codec_decoder_free(dec);
+}
+
+/* R1.1 on a topic that carries several objects' change events, each in its own schema: another
+ * object's events are read (the engine skips and counts them), not dead-lettered as a schema that
+ * does not resolve; a User event written in such a schema still is schema_mismatch. */
+Test(evolution, another_objects_events_are_read_and_a_user_event_in_its_schema_refused)
+{
+    const char *from = "\"name\": \"UserChangeEvent\"";
+    const char *at = strstr(bundled(), from);
+    cr_assert_not_null(at);
+    buf contact;
+    buf_init(&contact);
+    buf_append(&contact, bundled(), (size_t)(at - bundled()));
+    buf_puts(&contact, "\"name\": \"ContactChangeEvent\"");
+    buf_puts(&contact, at + strlen(from));
+    codec_decoder_config cfg = {.framing = CODEC_FRAMING_CONFLUENT};
+    codec_decoder *dec;
+    codec_error err;
+    cr_assert_eq(codec_decoder_new(&cfg, &dec, &err), 0, "%s", err.msg);
+    cr_assert_eq(codec_decoder_add_schema(dec, 7, contact.data, contact.len, &err), 0, "%s",
+                 err.msg);
+    codec_event_encoder *enc = encoder_with(contact.data, true, 7, false);
+    buf v;
+    buf_init(&v);
+    encode_line(enc,
+                "{\"ChangeEventHeader\":{\"entityName\":\"Contact\",\"recordIds\":[\"003A\"],"
+                "\"changeType\":\"UPDATE\"}}",
+                &v);
+    arena mem;
+    arena_init(&mem, 0);
+    event ev;
+    cr_assert_eq(codec_decode(dec, v.data, v.len, &mem, &ev, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(ev.entity, "Contact");
+    cr_assert_not(event_is_user(&ev));
+    cr_assert_eq(ev.change, CHANGE_UPDATE);
+    buf_reset(&v);
+    encode_line(enc, UPDATE_LINE, &v);
+    cr_assert_eq(codec_decode(dec, v.data, v.len, &mem, &ev, &err), -1, "a User event was read");
+    cr_assert_eq(err.kind, CODEC_ERR_SCHEMA_MISMATCH);
+    cr_assert(strstr(err.msg, "schema id 7") && strstr(err.msg, "ContactChangeEvent"), "%s",
+              err.msg);
+    arena_free(&mem);
+    buf_free(&v);
+    buf_free(&contact);
+    codec_event_encoder_free(enc);
     codec_decoder_free(dec);
 }
 

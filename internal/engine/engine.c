@@ -689,29 +689,32 @@ static bool any_capture(const cfg_assignment *a)
  * the configured window would deactivate more users than the guard allows: more than
  * max_deactivations, or more than max_deactivation_share of the users provisioned before the
  * window's deactivations (those active now plus those the window deactivated), as a reimport
- * counts its share of the users provisioned before it. The window holds ENGINE_MAX_WINDOW
- * commit times: a larger number limit is not enforced for events, and the share sees at most
- * that many. */
+ * counts its share of the users provisioned before it. The window's deactivations are kept as
+ * marks (deact_mark): exact counts whatever the limits, at most ENGINE_MAX_WINDOW marks. */
 static bool deactivation_held(ctx *c, user_state *u)
 {
     engine *e = c->e;
     const cfg_guards *g = &e->cfg->guards;
     bool held = e->opts.hold_deactivations;
     int64_t ts = c->ev ? c->ev->commit_timestamp : 0;
-    bool by_count = g->max_deactivations >= 0 && g->max_deactivations < ENGINE_MAX_WINDOW;
+    bool by_count = g->max_deactivations >= 0;
     bool by_share = g->max_deactivation_share >= 0;
     bool window = g->enabled && c->ev && !e->opts.reimport && (by_count || by_share);
     company_state *cs = window ? e->store->company(e->store->ctx) : NULL;
     if (!held && window) {
         int64_t from = ts - g->window_seconds * 1000;
         uint32_t kept = 0; /* forget what left the window */
-        for (uint32_t i = 0; i < cs->n_deacts; i++)
-            if (cs->deacts[i] > from) cs->deacts[kept++] = cs->deacts[i];
+        double in_window = 0;
+        for (uint32_t i = 0; i < cs->n_deacts; i++) {
+            if (cs->deacts[i].ts <= from) continue;
+            in_window += cs->deacts[i].n;
+            cs->deacts[kept++] = cs->deacts[i];
+        }
         if (kept != cs->n_deacts) e->store->company_changed(e->store->ctx);
         cs->n_deacts = kept;
-        double would = (double)cs->n_deacts + 1;
+        double would = in_window + 1;
         if (by_count && would > (double)g->max_deactivations) held = true;
-        double before = (double)cs->provisioned + (double)cs->n_deacts;
+        double before = (double)cs->provisioned + in_window;
         if (by_share && cs->provisioned >= 0 && before > 0 &&
             would / before > g->max_deactivation_share)
             held = true;
@@ -724,8 +727,15 @@ static bool deactivation_held(ctx *c, user_state *u)
              u->id, engine_reason_name(u->reason));
         return true;
     }
-    if (window && cs->n_deacts < ENGINE_MAX_WINDOW) {
-        cs->deacts[cs->n_deacts++] = ts;
+    if (window) {
+        if (cs->n_deacts == ENGINE_MAX_WINDOW) { /* the two oldest marks become one */
+            deact_mark *m = cs->deacts;
+            m[1].n += m[0].n;
+            if (m[0].ts > m[1].ts) m[1].ts = m[0].ts;
+            memmove(m, m + 1, (ENGINE_MAX_WINDOW - 1) * sizeof *m);
+            cs->n_deacts--;
+        }
+        cs->deacts[cs->n_deacts++] = (deact_mark){.ts = ts, .n = 1};
         e->store->company_changed(e->store->ctx);
     }
     return false;

@@ -98,13 +98,22 @@ const char *engine_intern(const char *name);
 
 #define ENGINE_MAX_WINDOW 256
 
+/* n deactivations of the R8.3 window, the newest of them at commit time ts. A mark is one
+ * deactivation until the window has ENGINE_MAX_WINDOW marks; then the two oldest are merged
+ * into one at the newer time, so the count stays exact and those leave the window a little late
+ * (holding more, never fewer). */
+typedef struct deact_mark {
+    int64_t ts;
+    uint32_t n;
+} deact_mark;
+
 typedef struct company_state {
     bool toggle_sent; /* managers_can_toggle_data_capture last sent (R7.2); false before any */
     uint32_t n_sent;  /* COMPANY_SETTINGS commands sent so far, for their ids */
     /* R8.3: commit timestamps of the deactivations inside the guard's window, stored with the
      * state so that a restart or a replay decides as the first run did (R9.2, R9.3) */
-    int64_t deacts[ENGINE_MAX_WINDOW];
-    uint32_t n_deacts;
+    deact_mark deacts[ENGINE_MAX_WINDOW];
+    uint32_t n_deacts; /* marks */
     /* R8.3: users active in Gong (PROV_ACTIVE), what max_deactivation_share is a share of. The
      * engine keeps it on every transition to or from PROV_ACTIVE, so that an event window knows
      * it without reading every user; -1: not known (a state stored before the count existed,

@@ -14,7 +14,8 @@
  *                        it: a key too many costs one read). Complete once the company hash says
  *                        waiting_index "1" (store_redis_index_waiting).
  *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2), deacts
- *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window,
+ *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window
+ *                        ("ts*n": n of them, merged once the window holds 256 marks),
  *                        provisioned decimal: the users whose status is "active" (R8.3 share),
  *                        waiting_index "1": the waiting index is complete.
  *                        Never written whole: each user's write that moves its status to or
@@ -1415,13 +1416,20 @@ static int company_fill(store_redis *s, const redisReply *r, perr *err)
     const redisReply *d = r->element[2]; /* "ts,ts,...": the R8.3 window */
     if (d->type == REDIS_REPLY_STRING && d->len) {
         const char *p = d->str, *end = d->str + d->len;
+        /* "ts" one deactivation, "ts*n" a mark of n (written once the window is full) */
         while (p < end && c.n_deacts < ENGINE_MAX_WINDOW) {
             char *next;
             long long ts = strtoll(p, &next, 10);
+            unsigned long long count = 1;
+            if (next != p && next < end && *next == '*') {
+                const char *q = next + 1;
+                count = strtoull(q, &next, 10);
+                if (next == q || count == 0 || count > UINT32_MAX) next = (char *)p;
+            }
             if (next == p || (next < end && *next != ','))
                 return perr_set(err, "Redis %s: key '%scompany': deacts is not a list of numbers",
                                 s->where, s->prefix);
-            c.deacts[c.n_deacts++] = ts;
+            c.deacts[c.n_deacts++] = (deact_mark){.ts = ts, .n = (uint32_t)count};
             p = next + (next < end);
         }
     }
@@ -2338,8 +2346,11 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         cb_num(b, s->company.n_sent);
         cb_str(b, "deacts");
         cb_arg_begin(b);
-        for (uint32_t i = 0; i < s->company.n_deacts; i++)
-            buf_printf(&b->data, "%s%lld", i ? "," : "", (long long)s->company.deacts[i]);
+        for (uint32_t i = 0; i < s->company.n_deacts; i++) {
+            const deact_mark *m = &s->company.deacts[i];
+            buf_printf(&b->data, "%s%lld", i ? "," : "", (long long)m->ts);
+            if (m->n != 1) buf_printf(&b->data, "*%u", (unsigned)m->n);
+        }
         cb_arg_end(b);
         cb_send(s, b);
         add_info(w, (reply_info){.kind = RK_COMPANY});

@@ -445,8 +445,17 @@ Test(store_redis, company_state_round_trips)
     cr_assert_eq(cs->n_sent, 0);
     cs->toggle_sent = true;
     cs->n_sent = 3;
+    /* the R8.3 window: single deactivations and merged marks (deact_mark) */
+    cs->deacts[0] = (deact_mark){.ts = 1764000000001, .n = 1};
+    cs->deacts[1] = (deact_mark){.ts = 1764000000005, .n = 40};
+    cs->deacts[2] = (deact_mark){.ts = -3, .n = 4000000000u};
+    cs->n_deacts = 3;
     st->company_changed(st->ctx);
     t_flush_ok(s, 0);
+    redisContext *c = t_raw(r);
+    char *deacts = t_cmd_str(c, "HGET co:company deacts");
+    cr_assert_str_eq(deacts, "1764000000001,1764000000005*40,-3*4000000000");
+    free(deacts);
     store_redis_reset(s);
     cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), 0, "%s", err.msg);
     uint64_t rt = store_redis_get_stats(s)->round_trips;
@@ -454,6 +463,22 @@ Test(store_redis, company_state_round_trips)
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt, "loaded by the prefetch");
     cr_assert(cs->toggle_sent);
     cr_assert_eq(cs->n_sent, 3);
+    cr_assert_eq(cs->n_deacts, 3);
+    cr_assert_eq(cs->deacts[0].ts, 1764000000001);
+    cr_assert_eq(cs->deacts[0].n, 1);
+    cr_assert_eq(cs->deacts[1].ts, 1764000000005);
+    cr_assert_eq(cs->deacts[1].n, 40);
+    cr_assert_eq(cs->deacts[2].ts, -3);
+    cr_assert_eq(cs->deacts[2].n, 4000000000u);
+    /* a list this build did not write is an error naming the key, never a guess */
+    const char *bad[] = {"1,2*", "1*0", "1*-2", "1*x", "1**2", "1*99999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        freeReplyObject(redisCommand(c, "HSET co:company deacts %s", bad[i]));
+        store_redis_reset(s);
+        cr_assert_eq(store_redis_prefetch(s, NULL, 0, &err), -1, "'%s' was read", bad[i]);
+        cr_assert(strstr(err.msg, "co:company") && strstr(err.msg, "deacts"), "%s", err.msg);
+    }
+    redisFree(c);
     store_redis_close(s);
 }
 

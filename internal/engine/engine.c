@@ -1034,6 +1034,7 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
 size_t engine_event_refs(const event *ev, const char **ids, size_t max)
 {
     size_t n = 0;
+    if (!event_is_user(ev)) return 0; /* another object's ManagerId names no user (R1.1) */
     for (size_t i = 0; i < ev->n_fields && n < max; i++)
         if (strcasecmp(ev->fields[i].name, "ManagerId") == 0 && ev->fields[i].val.type == VAL_STR)
             ids[n++] = ev->fields[i].val.s;

@@ -153,7 +153,21 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
     if (!ev->entity) return perr_set(err, "ChangeEventHeader.entityName is missing");
     const char *ct = opt_str(hv[H_CHANGE]);
     if (!event_is_user(ev)) {
+        /* R1.1: skipped, never an error. What of its header reads as ours is kept (its record
+         * ids key it when produce-events turns it into Avro); its field lists and payload follow
+         * another object's schema and are not read. */
+        perr ignored;
         if (!ct || change_type_parse(ct, &ev->change) < 0) ev->change = CHANGE__COUNT;
+        if (hv[H_IDS] && str_array(hv[H_IDS], "recordIds", layout, false, mem, &ev->record_ids,
+                                   &ev->n_record_ids, &ignored) < 0)
+            ev->record_ids = NULL, ev->n_record_ids = 0;
+        if (opt_int(hv[H_SEQ], "sequenceNumber", &ev->sequence_number, &ignored) < 0 ||
+            opt_int(hv[H_TS], "commitTimestamp", &ev->commit_timestamp, &ignored) < 0 ||
+            opt_int(hv[H_NUM], "commitNumber", &ev->commit_number, &ignored) < 0)
+            ev->sequence_number = ev->commit_timestamp = ev->commit_number = 0;
+        ev->transaction_key = opt_str(hv[H_TX]);
+        ev->commit_user = opt_str(hv[H_USER]);
+        ev->change_origin = opt_str(hv[H_ORIGIN]);
         return 0;
     }
     if (!ct) return perr_set(err, "ChangeEventHeader.changeType is missing");

@@ -735,6 +735,12 @@ static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr
     return k ? store_redis_prefetch_named(p->store, managers, k, 0, err) : 0;
 }
 
+/* The users message i is about: none for another object's event (R1.1), skipped unread. */
+static size_t subjects_of(const pipeline *p, size_t i)
+{
+    return p->ok[i] && event_is_user(&p->events[i]) ? p->events[i].n_record_ids : 0;
+}
+
 static int step_prefetch(pipeline *p, perr *err)
 {
     /* the users the events are about first, then the managers they name */
@@ -744,7 +750,7 @@ static int step_prefetch(pipeline *p, perr *err)
     const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
     size_t n = 0;
     for (size_t i = 0; i < p->n_msgs; i++)
-        for (size_t r = 0; p->ok[i] && r < p->events[i].n_record_ids; r++)
+        for (size_t r = 0; r < subjects_of(p, i); r++)
             ids[n++] = p->events[i].record_ids[r];
     size_t n_subjects = n;
     for (size_t i = 0; i < p->n_msgs; i++)
@@ -759,7 +765,7 @@ static int step_prefetch(pipeline *p, perr *err)
         size_t k = 0, k_last = 0;
         const char **last = arena_alloc(&p->mem, sizeof(char *) * (p->n_msgs + 1));
         for (size_t i = 0; i < p->n_msgs; i++) {
-            size_t nr = p->ok[i] ? p->events[i].n_record_ids : 0;
+            size_t nr = subjects_of(p, i);
             for (size_t r = 0; r + 1 < nr && k < n; r++)
                 ids[k++] = p->events[i].record_ids[r];
             if (nr) last[k_last++] = p->events[i].record_ids[nr - 1];

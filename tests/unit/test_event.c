@@ -205,12 +205,15 @@ Test(event, another_entity_is_read_no_further_than_its_entity)
     cr_assert_str_eq(ev.entity, "Account");
     cr_assert_not(event_is_user(&ev));
     cr_assert_eq(ev.change, CHANGE_UPDATE);
-    cr_assert_eq(ev.n_record_ids, 0, "a record of another object is no user to prefetch");
-    cr_assert_eq(ev.n_changed_fields, 0);
+    cr_assert_eq(ev.n_record_ids, 1, "its ids are kept (produce-events keys by them)");
+    cr_assert_str_eq(ev.record_ids[0], "001A");
+    cr_assert_eq(ev.n_changed_fields, 0, "another object's bitmaps are not read");
     cr_assert_eq(ev.n_fields, 0);
     ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Opportunity\",\"changeType\":\"MERGE\","
                "\"commitTimestamp\":\"later\"}}");
     cr_assert_eq(ev.change, CHANGE__COUNT, "an unknown change type is no change type");
+    cr_assert_eq(ev.commit_timestamp, 0, "a position that does not read is none");
+    cr_assert_eq(ev.n_record_ids, 0);
     ev = parse(
         "{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"changeType\":\"GAP_OVERFLOW\"}}");
     cr_assert_eq(ev.change, CHANGE_GAP_OVERFLOW, "counted by change type, then skipped");
@@ -977,7 +980,19 @@ static int ref_event_from_json(const char *line, size_t len, const event_layout 
     }
     const char *ct = json_string_value(json_object_get(h, "changeType"));
     if (strcmp(ev->entity, "User") != 0) { /* R1.1: skipped, whatever the rest says */
+        perr ignored;
         if (!ct || change_type_parse(ct, &ev->change) < 0) ev->change = CHANGE__COUNT;
+        json_t *rids = json_object_get(h, "recordIds");
+        if (rids && ref_str_array(rids, "recordIds", layout, false, mem, &ev->record_ids,
+                                  &ev->n_record_ids, &ignored) < 0)
+            ev->record_ids = NULL, ev->n_record_ids = 0;
+        if (ref_opt_int(h, "sequenceNumber", &ev->sequence_number, &ignored) < 0 ||
+            ref_opt_int(h, "commitTimestamp", &ev->commit_timestamp, &ignored) < 0 ||
+            ref_opt_int(h, "commitNumber", &ev->commit_number, &ignored) < 0)
+            ev->sequence_number = ev->commit_timestamp = ev->commit_number = 0;
+        ev->transaction_key = ref_opt_str(h, "transactionKey", mem);
+        ev->commit_user = ref_opt_str(h, "commitUser", mem);
+        ev->change_origin = ref_opt_str(h, "changeOrigin", mem);
         rc = 0;
         goto out;
     }

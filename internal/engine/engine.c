@@ -631,10 +631,11 @@ static void take_from_event(user_state *u, const event *ev, const char *name)
 }
 
 /* A changedFields / nulledFields name: "Name.LastName" is the part LastName. A compound's own
- * name (Pub/Sub sets its top-level bit beside the part bitmap, "7-0x06") changes only the parts
- * the event carries: the parts that changed are named on their own, and nulling the others would
- * erase values Salesforce did not touch. */
-static void change_named(engine *e, user_state *u, const event *ev, const char *name)
+ * name in changedFields (Pub/Sub sets its top-level bit beside the part bitmap, "7-0x06") changes
+ * only the parts the event carries: the parts that changed are named on their own, and nulling
+ * the others would erase values Salesforce did not touch. In nulledFields the compound itself was
+ * set to null: each part takes the event's value, null where it has none (R1.3). */
+static void change_named(engine *e, user_state *u, const event *ev, const char *name, bool nulled)
 {
     const char *dot = strrchr(name, '.');
     if (dot && dot[1]) {
@@ -645,6 +646,10 @@ static void change_named(engine *e, user_state *u, const event *ev, const char *
     if (is_compound(e, name, &pos)) {
         for (size_t p = 0; p < event_layout_part_count(e->opts.layout, pos); p++) {
             const char *part = event_layout_part_name(e->opts.layout, pos, p);
+            if (nulled) {
+                take_from_event(u, ev, part);
+                continue;
+            }
             const value_t *v = event_value(ev, part);
             if (v) user_state_set(u, part, v);
         }
@@ -665,9 +670,9 @@ static void merge_snapshot(engine *e, user_state *u, const event *ev)
         break;
     case CHANGE_UPDATE:
         for (size_t i = 0; i < ev->n_changed_fields; i++)
-            change_named(e, u, ev, ev->changed_fields[i]);
+            change_named(e, u, ev, ev->changed_fields[i], false);
         for (size_t i = 0; i < ev->n_nulled_fields; i++)
-            change_named(e, u, ev, ev->nulled_fields[i]);
+            change_named(e, u, ev, ev->nulled_fields[i], true);
         if (ev->payload_marks_changes)
             for (size_t i = 0; i < ev->n_fields; i++)
                 user_state_set(u, ev->fields[i].name, &ev->fields[i].val);

@@ -162,11 +162,14 @@ static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *ya
         return config_fail_at(L, line, col, "invalid YAML: %s", problem);
     default: break;
     }
+    /* libyaml says "found character that cannot start any token" for a tab: name it */
+    size_t at = p->problem_mark.index;
+    const char *tab = at < len && yaml[at] == '\t' ? "; a tab: YAML indents with spaces only" : "";
     if (p->context)
-        return config_fail_at(L, line, col, "invalid YAML: %s (%s that starts at %d:%d)", problem,
+        return config_fail_at(L, line, col, "invalid YAML: %s (%s that starts at %d:%d)%s", problem,
                               p->context, (int)p->context_mark.line + 1,
-                              (int)p->context_mark.column + 1);
-    return config_fail_at(L, line, col, "invalid YAML: %s", problem);
+                              (int)p->context_mark.column + 1, tab);
+    return config_fail_at(L, line, col, "invalid YAML: %s%s", problem, tab);
 }
 
 /* Only the standard tags are understood; anything else would silently change meaning. */

@@ -182,8 +182,9 @@ static int hexval(char c)
 static int bitmap_positions(const char *hex, size_t *pos, size_t *npos, size_t max, perr *err)
 {
     size_t len = strlen(hex);
-    if (len < 3 || hex[0] != '0' || (hex[1] != 'x' && hex[1] != 'X'))
+    if (len < 2 || hex[0] != '0' || (hex[1] != 'x' && hex[1] != 'X'))
         return perr_set(err, "bitmap '%s' does not start with 0x", hex);
+    if (len == 2) return perr_set(err, "bitmap '%s' has no hex digits after 0x", hex);
     *npos = 0;
     for (size_t i = len; i > 2; i--) {
         int v = hexval(hex[i - 1]);

@@ -285,6 +285,11 @@ Test(config_bad, yaml_syntax_error_has_libyaml_position)
              "mapping that starts at 1:1)");
     load_err_prefix("company:\n  primary_domain: \"acme.com\n",
                     "settings.yaml:3:1: invalid YAML: found unexpected end of stream");
+    /* libyaml's words for a tab do not say tab: the message does */
+    load_err("company:\n\tprimary_domain: acme.com\n",
+             "settings.yaml:2:1: invalid YAML: found character that cannot start any token "
+             "(while scanning for the next token that starts at 2:1); a tab: YAML indents with "
+             "spaces only");
 }
 
 Test(config_bad, invalid_utf8_is_reported_with_its_position)

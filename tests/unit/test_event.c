@@ -781,7 +781,7 @@ Test(event, bitmap_bad_hex_is_an_error)
     cr_assert_eq(expand("0x12G4", &got, &err), -1);
     cr_assert_str_eq(err.msg, "bitmap '0x12G4' has a character that is not hex");
     cr_assert_eq(expand("0x", &got, &err), -1);
-    cr_assert_str_eq(err.msg, "bitmap '0x' does not start with 0x");
+    cr_assert_str_eq(err.msg, "bitmap '0x' has no hex digits after 0x");
     cr_assert_eq(expand("7-0xZ", &got, &err), -1);
     cr_assert_str_eq(err.msg, "bitmap '0xZ' has a character that is not hex");
 }

@@ -825,6 +825,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             return;
         }
         /* R5.4 */
+        bool was_in_scope = u->in_scope;
         u->in_scope = false;
         if (e->cfg->keep_active) {
             unsigned mask = changed_attrs(u, now, s.email_ok);
@@ -838,6 +839,9 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             }
             return;
         }
+        /* active and out of scope before, without keep_active: its deactivation was held (R8.3)
+         * and goes through only when confirmed, not at a later event once the window allows */
+        if (!was_in_scope) return;
         if (deactivation_held(c, u)) return;
         why(e, "R5.4: out of scope: %s", engine_reason_name(s.reason));
         command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,

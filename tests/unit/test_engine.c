@@ -584,16 +584,26 @@ Test(engine, r8_3_event_window_guard_lets_deactivations_through_after_the_window
     cr_assert_eq(r.stats.held_deactivations, 0);
 }
 
-Test(engine, r8_3_held_user_is_deactivated_by_its_next_event_when_the_window_allows)
+/* R8.3 "they go through only when confirmed": a later event of a held user, a window later,
+ * does not deactivate it; the confirmation does. */
+Test(engine, r8_3_held_user_waits_for_the_confirmation_not_its_next_event)
 {
-    run r = simulate(GUARDED, HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))
-                                  HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))
-                                      HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
-                                          HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false")
-                                              HDR("\"005B\"", "UPDATE", 90000, ",\"Title\":\"x\""));
-    cr_assert_eq(json_array_size(r.cmds), 4);
+    const char *evs = HDR("\"005A\"", "CREATE", 1000, USER("A", "a@acme.com", ""))
+        HDR("\"005B\"", "CREATE", 1001, USER("B", "b@acme.com", ""))
+            HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
+                HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false")
+                    HDR("\"005B\"", "UPDATE", 90000, ",\"Title\":\"x\"");
+    run r = simulate(GUARDED, evs);
+    cr_assert_eq(json_array_size(r.cmds), 3, "A deactivated, B held, B's next event sends nothing");
+    cr_assert_str_eq(str_at(&r, 2, "sf_user_id"), "005A");
+    cr_assert_eq(r.stats.held_deactivations, 1, "held once");
+    cr_assert_eq(r.provisioned, 1);
+    sim_opts so = {.release = "005B"};
+    r = simulate_opts(GUARDED, evs, &so);
+    cr_assert_eq(json_array_size(r.cmds), 4, "confirmed");
     cr_assert_str_eq(type_at(&r, 3), "DEACTIVATE_USER");
     cr_assert_str_eq(str_at(&r, 3, "sf_user_id"), "005B");
+    cr_assert_eq(r.provisioned, 0);
 }
 
 /* ---- R8.3: the share of an event window, over the provisioned count the engine keeps */
@@ -656,16 +666,19 @@ Test(engine, r8_3_share_counts_users_provisioned_before_the_window)
 
 Test(engine, r8_3_share_lets_deactivations_through_after_the_window)
 {
-    /* 2 of 4 is over 0.34; a window later, 1 of the 3 left is not */
+    /* 2 of 4 is over 0.34; a window later, 1 of the 3 left is not: C goes through. B's was held
+     * and goes through only when confirmed ("only when confirmed"), not at its next event */
     const char *third = "company:\n  primary_domain: acme.com\nassignments:\n  - name: Everyone\n"
                         "guards:\n  max_deactivation_share: 0.34\n  window_seconds: 60\n";
     run r = simulate(third, FOUR_CREATED HDR("\"005A\"", "UPDATE", 2000, ",\"IsActive\":false")
                                 HDR("\"005B\"", "UPDATE", 3000, ",\"IsActive\":false")
-                                    HDR("\"005B\"", "UPDATE", 90000, ",\"Title\":\"x\""));
+                                    HDR("\"005C\"", "UPDATE", 90000, ",\"IsActive\":false")
+                                        HDR("\"005B\"", "UPDATE", 91000, ",\"Title\":\"x\""));
     cr_assert_eq(r.stats.held_deactivations, 1);
-    cr_assert_eq(json_array_size(r.cmds), 6, "B's next event deactivates it");
-    cr_assert_str_eq(str_at(&r, 5, "sf_user_id"), "005B");
-    cr_assert_eq(r.provisioned, 2);
+    cr_assert_eq(json_array_size(r.cmds), 6, "A and C deactivated, B still held");
+    cr_assert_str_eq(str_at(&r, 4, "sf_user_id"), "005A");
+    cr_assert_str_eq(str_at(&r, 5, "sf_user_id"), "005C");
+    cr_assert_eq(r.provisioned, 2, "B stays active in Gong until confirmed");
 }
 
 Test(engine, r8_3_confirmed_release_moves_the_count)

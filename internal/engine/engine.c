@@ -403,6 +403,15 @@ static void stop_waiting(engine *e, user_state *u)
     u->created_waiting = false;
 }
 
+/* A deactivated report waits for nobody, but a placement at creation it never completed stays
+ * to complete when it is reactivated (R6.3 "in either update mode"). */
+static void stop_waiting_deactivated(engine *e, user_state *u)
+{
+    bool placement_pending = u->created_waiting;
+    stop_waiting(e, u);
+    u->created_waiting = placement_pending;
+}
+
 static void start_waiting(engine *e, user_state *u, const char *manager, bool at_creation)
 {
     if (u->waiting_for && strcmp(u->waiting_for, manager) == 0) {
@@ -525,6 +534,7 @@ static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *oc
     const char *mid = manager_id_of(u);
     if (!mid) {
         stop_waiting(e, u);
+        u->created_waiting = false; /* no manager to complete a placement with */
         if (u->gong_manager && syncs) {
             why(e, "%s without a ManagerId; clearing the Gong manager", occasion);
             send_set_manager(c, u, NULL, NULL);
@@ -848,7 +858,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                        .reason = engine_reason_name(s.reason)};
         emit(c, &cmd, NULL);
         set_status(e, u, PROV_DEACTIVATED);
-        stop_waiting(e, u);
+        stop_waiting_deactivated(e, u);
         return;
     }
 
@@ -873,7 +883,11 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         }
         user_state_set_str(u, &u->assignment, a->name);
     }
-    if (!e->cfg->ignore_org_structure) sync_manager_again(c, u, syncs, "R5.5/R6.1: reactivated");
+    /* "then the manager per R6": a reactivation is no CREATE_USER, so the manager follows R6.2's
+     * later changes, brought in line where the assignment syncs them; a placement at creation
+     * still waiting completes in either mode (R6.3) */
+    if (!e->cfg->ignore_org_structure && (syncs || u->created_waiting))
+        sync_manager_again(c, u, syncs, "R5.5/R6.2: reactivated");
     resolve_waiting(c, u);
 }
 
@@ -1036,7 +1050,7 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
                    .reason = engine_reason_name(u->reason)};
     emit(&c, &cmd, "confirmed");
     set_status(e, u, PROV_DEACTIVATED);
-    stop_waiting(e, u);
+    stop_waiting_deactivated(e, u);
     changed(e, u);
 }
 

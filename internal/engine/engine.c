@@ -397,10 +397,10 @@ static void changed(engine *e, user_state *u)
 
 static void stop_waiting(engine *e, user_state *u)
 {
+    u->created_waiting = false; /* placed, refused or cleared: no placement is pending */
     if (!u->waiting_for) return;
     e->store->link_del(e->store->ctx, u->waiting_for, u->id);
     user_state_set_str(u, &u->waiting_for, NULL);
-    u->created_waiting = false;
 }
 
 /* A deactivated report waits for nobody, but a placement at creation it never completed stays
@@ -533,8 +533,7 @@ static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *oc
     engine *e = c->e;
     const char *mid = manager_id_of(u);
     if (!mid) {
-        stop_waiting(e, u);
-        u->created_waiting = false; /* no manager to complete a placement with */
+        stop_waiting(e, u); /* no manager to complete a placement with */
         if (u->gong_manager && syncs) {
             why(e, "%s without a ManagerId; clearing the Gong manager", occasion);
             send_set_manager(c, u, NULL, NULL);

@@ -1006,10 +1006,31 @@ void engine_place_waiting(engine *e, const char *manager_id, const char *const *
     place_waiting(&c, m, reports, n);
 }
 
+static uint64_t commands_sent(const engine *e)
+{
+    uint64_t n = 0;
+    for (int t = 0; t < CMD__COUNT; t++)
+        n += e->stats.commands[t];
+    return n;
+}
+
+static bool same_str(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h)
 {
     user_state *u = e->store->get(e->store->ctx, id);
     if (!u || !u->has_pos || (u->status == PROV_ACTIVE && !u->in_scope)) return;
+    /* written only when it moved: a state read before a live event of another instance, written
+     * back unchanged, would put that event's state back (the position is not checked in Redis) */
+    uint64_t sent = commands_sent(e);
+    prov_status status = u->status;
+    int reason = (int)u->reason;
+    bool in_scope = u->in_scope, created_waiting = u->created_waiting;
+    char *assignment = u->assignment ? xstrdup(u->assignment) : NULL;
+    char *waiting_for = u->waiting_for ? xstrdup(u->waiting_for) : NULL;
     event ev = {.entity = "User",
                 .change = CHANGE_UPDATE,
                 .commit_timestamp = at,
@@ -1020,7 +1041,12 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
     c.src = (command_source){
         .partition = -1, .offset = -1, .commit_timestamp = at, .transaction_key = "reimport"};
     decide(&c, u, manager_id_of(u));
-    changed(e, u);
+    bool moved = commands_sent(e) != sent || u->status != status || (int)u->reason != reason ||
+                 u->in_scope != in_scope || u->created_waiting != created_waiting ||
+                 !same_str(u->assignment, assignment) || !same_str(u->waiting_for, waiting_for);
+    free(assignment);
+    free(waiting_for);
+    if (moved) changed(e, u);
 }
 
 void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t at,

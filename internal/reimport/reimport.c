@@ -204,7 +204,8 @@ static int pass(run *x, bool hold, perr *err)
             }
             if (engine_get_stats(e)->stale + engine_get_stats(e)->duplicates > stale_before) {
                 if (x->tally) x->res->not_newer++;
-                engine_redecide_user(e, id, o->now_ms, &h);
+                /* a record from Salesforce (not one gone from it) meets the current settings */
+                if (i < x->n_recs) engine_redecide_user(e, id, o->now_ms, &h);
             }
             engine_reconcile_user(e, id, o->confirm, o->now_ms, &h);
         }

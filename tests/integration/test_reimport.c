@@ -370,12 +370,27 @@ Test(reimport, reimport_applies_new_settings_to_unchanged_users)
                      "Support");
     json_decref(cmds);
 
-    /* nothing more to do: a second reimport sends nothing */
+    /* nothing more to do: a second reimport sends nothing, and writes no user back (a state read
+     * before another instance's live event, written back unchanged, would undo that event). A
+     * user's write sets its status field: taken out first, it stays out unless written. */
+    const char *ids[] = {U1, U2};
+    char cmd[128];
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "HDEL prov:u:%s status", ids[i]);
+        free(h_redis_cmd(&e.redis, cmd));
+    }
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
     cmds = output(&e);
     cr_assert_eq(json_array_size(cmds), 3, "a second reimport sent %zu more",
                  json_array_size(cmds) - 3);
     json_decref(cmds);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, "HEXISTS prov:u:%s status", ids[i]);
+        char *r = h_redis_cmd(&e.redis, cmd);
+        cr_assert_str_eq(r, ":0", "%s was written again by a reimport that changed nothing",
+                         ids[i]);
+        free(r);
+    }
     buf_free(&users);
 }
 

@@ -744,7 +744,8 @@ static bool deactivation_held(ctx *c, user_state *u)
     if (window) {
         if (cs->n_deacts == ENGINE_MAX_WINDOW) { /* the two oldest marks become one */
             deact_mark *m = cs->deacts;
-            m[1].n += m[0].n;
+            uint64_t sum = (uint64_t)m[1].n + m[0].n;
+            m[1].n = sum > UINT32_MAX ? UINT32_MAX : (uint32_t)sum; /* saturates: holds more */
             if (m[0].ts > m[1].ts) m[1].ts = m[0].ts;
             memmove(m, m + 1, (ENGINE_MAX_WINDOW - 1) * sizeof *m);
             cs->n_deacts--;

@@ -1423,7 +1423,8 @@ static int company_fill(store_redis *s, const redisReply *r, perr *err)
             unsigned long long count = 1;
             if (next != p && next < end && *next == '*') {
                 const char *q = next + 1;
-                count = strtoull(q, &next, 10);
+                /* digits only: strtoull would take a sign or spaces */
+                count = q < end && *q >= '0' && *q <= '9' ? strtoull(q, &next, 10) : 0;
                 if (next == q || count == 0 || count > UINT32_MAX) next = (char *)p;
             }
             if (next == p || (next < end && *next != ','))

@@ -471,7 +471,7 @@ Test(store_redis, company_state_round_trips)
     cr_assert_eq(cs->deacts[2].ts, -3);
     cr_assert_eq(cs->deacts[2].n, 4000000000u);
     /* a list this build did not write is an error naming the key, never a guess */
-    const char *bad[] = {"1,2*", "1*0", "1*-2", "1*x", "1**2", "1*99999999999"};
+    const char *bad[] = {"1,2*", "1*0", "1*-2", "1*x", "1**2", "1*99999999999", "1*+5", "1* 5"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         freeReplyObject(redisCommand(c, "HSET co:company deacts %s", bad[i]));
         store_redis_reset(s);

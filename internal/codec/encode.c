@@ -445,7 +445,13 @@ int codec_encode_event(codec_event_encoder *e, const event *ev, buf *out, codec_
                 switch ((header_slot)p->header_slots[j]) {
                 case H_ENTITY: rc = write_header_str(out, ht, ev->entity, hn, err); break;
                 case H_CHANGE_TYPE:
-                    rc = write_header_str(out, ht, change_type_name(ev->change), hn, err);
+                    if ((unsigned)ev->change >= CHANGE__COUNT) /* another object's own (R1.1) */
+                        rc = codec_fail(err, CODEC_ERR_ENCODE,
+                                        "ChangeEventHeader.changeType: %s's change type is none "
+                                        "of the nine a User change event can carry",
+                                        ev->entity ? ev->entity : "the event");
+                    else
+                        rc = write_header_str(out, ht, change_type_name(ev->change), hn, err);
                     break;
                 case H_CHANGE_ORIGIN:
                     rc = write_header_str(out, ht, ev->change_origin, hn, err);

@@ -719,6 +719,11 @@ Test(roundtrip, encode_rejects_fields_the_schema_lacks)
     json_event(num, NULL, &mem, &ev);
     cr_expect_eq(codec_encode_event(enc, &ev, &v, &err), -1);
     cr_expect(strstr(err.msg, "Extension"), "%s", err.msg);
+    /* another object's change type of its own has no place in User's enum: said so by name */
+    json_event("{\"ChangeEventHeader\":{\"entityName\":\"Opportunity\",\"changeType\":\"MERGE\"}}",
+               NULL, &mem, &ev);
+    cr_expect_eq(codec_encode_event(enc, &ev, &v, &err), -1);
+    cr_expect(strstr(err.msg, "Opportunity's change type"), "%s", err.msg);
     buf_free(&v);
     arena_free(&mem);
     codec_event_encoder_free(enc);

@@ -148,6 +148,19 @@ static void config_offset_to_mark(const char *s, size_t len, size_t off, int *li
     *col = c;
 }
 
+/* The byte at a mark's line and column (columns count characters, as libyaml's marks do). */
+static size_t config_mark_to_offset(const char *s, size_t len, int line, int col)
+{
+    size_t i = 0;
+    for (int l = 1; l < line && i < len; i++)
+        if (s[i] == '\n') l++;
+    for (int c = 1; i < len && s[i] != '\n'; i++) {
+        if (((unsigned char)s[i] & 0xC0) == 0x80) continue;
+        if (c++ == col) break;
+    }
+    return i;
+}
+
 static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *yaml, size_t len)
 {
     int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
@@ -163,7 +176,7 @@ static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *ya
     default: break;
     }
     /* libyaml says "found character that cannot start any token" for a tab: name it */
-    size_t at = p->problem_mark.index;
+    size_t at = config_mark_to_offset(yaml, len, line, col);
     const char *tab = at < len && yaml[at] == '\t' ? "; a tab: YAML indents with spaces only" : "";
     if (p->context)
         return config_fail_at(L, line, col, "invalid YAML: %s (%s that starts at %d:%d)%s", problem,

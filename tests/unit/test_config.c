@@ -290,6 +290,11 @@ Test(config_bad, yaml_syntax_error_has_libyaml_position)
              "settings.yaml:2:1: invalid YAML: found character that cannot start any token "
              "(while scanning for the next token that starts at 2:1); a tab: YAML indents with "
              "spaces only");
+    /* libyaml's mark counts characters: found in bytes after multi-byte ones too */
+    load_err("# \xc3\xa9t\xc3\xa9 \xe6\x97\xa5\ncompany:\n\tprimary_domain: acme.com\n",
+             "settings.yaml:3:1: invalid YAML: found character that cannot start any token "
+             "(while scanning for the next token that starts at 3:1); a tab: YAML indents with "
+             "spaces only");
 }
 
 Test(config_bad, invalid_utf8_is_reported_with_its_position)

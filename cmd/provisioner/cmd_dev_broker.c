@@ -125,20 +125,44 @@ static bool wd_done;
 static pthread_t wd_thread;
 static char **wd_argv;
 
+/* librdkafka 2.0.2's mock cluster now and then never answers a topic creation: the process then
+ * starts itself again. A machine under load can also just be slow to create many topics, so each
+ * new start waits 5 s longer than the one before (5, 10, 15 ... s, its count in the environment
+ * across exec), rather than restarting at a pace the creation never keeps up with. */
+#define WD_ATTEMPT_ENV "PROVISIONER_DEV_BROKER_START"
+
 static void *dev_broker_watchdog(void *arg)
 {
     (void)arg;
+    const char *prev = getenv(WD_ATTEMPT_ENV);
+    int attempt = prev ? atoi(prev) : 0;
+    if (attempt < 0 || attempt > 100) attempt = 0;
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 5;
+    until.tv_sec += 5 * (attempt + 1);
     pthread_mutex_lock(&wd_lock);
     int rc = 0;
     while (!wd_done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &until);
     bool stalled = !wd_done;
     pthread_mutex_unlock(&wd_lock);
     if (stalled) {
-        fputs("dev-broker: the mock cluster stalled creating topics; starting again\n", stderr);
-        execv("/proc/self/exe", wd_argv);
+        fprintf(stderr,
+                "dev-broker: the mock cluster stalled creating topics (%d s); starting again\n",
+                5 * (attempt + 1));
+        /* a fresh environment for execve, not setenv: other threads may be reading it */
+        extern char **environ;
+        size_t n = 0;
+        while (environ[n])
+            n++;
+        char **env = calloc(n + 2, sizeof *env), next[64];
+        if (!env) _exit(EXIT_RUNTIME);
+        size_t k = 0, plen = strlen(WD_ATTEMPT_ENV);
+        for (size_t i = 0; i < n; i++)
+            if (strncmp(environ[i], WD_ATTEMPT_ENV, plen) != 0 || environ[i][plen] != '=')
+                env[k++] = environ[i];
+        snprintf(next, sizeof next, "%s=%d", WD_ATTEMPT_ENV, attempt + 1);
+        env[k] = next;
+        execve("/proc/self/exe", wd_argv, env);
         _exit(EXIT_RUNTIME); /* exec failed: say so by exiting, never by hanging */
     }
     return NULL;

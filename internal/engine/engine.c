@@ -770,6 +770,10 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
 
     u->reason = s.reason;
     if (!in_scope) e->stats.out_of_scope[s.reason]++;
+    /* Out of scope nothing is placed, but a ManagerId cleared meanwhile ends a pending placement
+     * (R6.3 places a report whose ManagerId still names the manager), so that a ManagerId set
+     * after it is a later change (R6.2), as for a user in scope. */
+    if (!in_scope && manager_changed && !mid) stop_waiting(e, u);
 
     if (u->status == PROV_NEVER) {
         u->in_scope = in_scope;

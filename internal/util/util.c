@@ -250,9 +250,7 @@ void buf_json_str(buf *b, const char *s, size_t n)
                 cp = 0x2000u | (t[2] - 0x80u);
             if (!cp) continue;
             buf_append(b, s + start, i - start);
-            char u[6] = {'\\', 'u', hex[cp >> 12], hex[(cp >> 8) & 15], hex[(cp >> 4) & 15],
-                         hex[cp & 15]};
-            buf_append(b, u, 6);
+            buf_printf(b, "\\u%04x", cp); /* rare: printf's cost does not matter */
             i += c == 0xc2 ? 1 : 2;
             start = i + 1;
             continue;

@@ -124,8 +124,12 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_puts(b, "  Not in scope: ");
         explain_reason(e, u, s.reason, b);
         buf_puts(b, ".\n");
-        if (u->status == PROV_ACTIVE)
+        if (u->status == PROV_ACTIVE && e->cfg->keep_active)
             buf_puts(b, "  Kept active in Gong because the option keep_active is on (R5.4).\n");
+        else if (u->status == PROV_ACTIVE)
+            buf_puts(b, "  Still active in Gong: its deactivation is held by the mass-deactivation "
+                        "guard (R8.3) and goes through only when confirmed (provisioner reimport "
+                        "--confirm).\n");
         else if (u->status == PROV_NEVER)
             buf_puts(b, "  So it was never created in Gong (R5.2).\n");
         else buf_puts(b, "  So it was deactivated in Gong (R5.4).\n");

@@ -36,6 +36,7 @@ typedef struct run {
     } fan;
     engine_stats stats;
     int64_t provisioned; /* company_state.provisioned after the events */
+    char *explained;     /* engine_explain of sim_opts.explain after the events (malloc'd) */
 } run;
 
 /* What a test changes about a run: a store from before the provisioned count, or a held
@@ -46,6 +47,7 @@ typedef struct sim_opts {
     const char *release; /* a user id */
     bool parts; /* accept the placements the engine leaves to the caller and make them one by
                    one after the event, as the pipeline does (engine_opts.max_placements) */
+    const char *explain; /* a user id: what `explain` says of it after the events */
 } sim_opts;
 
 static void on_emit(void *ctx, const command *c)
@@ -136,6 +138,13 @@ static run simulate_opts(const char *settings, const char *events, const sim_opt
     if (so && so->release) engine_reconcile_user(e, so->release, true, 99999999, &h);
     r.stats = *engine_get_stats(e);
     r.provisioned = st->company(st->ctx)->provisioned;
+    if (so && so->explain) {
+        buf x;
+        buf_init(&x);
+        engine_explain(e, so->explain, &x);
+        r.explained = strndup(x.data, x.len);
+        buf_free(&x);
+    }
     arena_free(&mem);
     engine_free(e);
     store_mem_free(m);
@@ -598,6 +607,11 @@ Test(engine, r8_3_held_user_waits_for_the_confirmation_not_its_next_event)
     cr_assert_str_eq(str_at(&r, 2, "sf_user_id"), "005A");
     cr_assert_eq(r.stats.held_deactivations, 1, "held once");
     cr_assert_eq(r.provisioned, 1);
+    sim_opts ex = {.explain = "005B"};
+    r = simulate_opts(GUARDED, evs, &ex);
+    cr_assert(strstr(r.explained, "held by the mass-deactivation guard (R8.3)"), "%s", r.explained);
+    cr_assert_null(strstr(r.explained, "keep_active"), "%s", r.explained);
+    free(r.explained);
     sim_opts so = {.release = "005B"};
     r = simulate_opts(GUARDED, evs, &so);
     cr_assert_eq(json_array_size(r.cmds), 4, "confirmed");

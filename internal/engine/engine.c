@@ -950,6 +950,22 @@ static void apply_user(ctx *c, const char *id)
     changed(e, u);
 }
 
+/* The decisions of an event: their commands name it as their source. */
+static ctx event_ctx(engine *e, const event *ev, const engine_hooks *h)
+{
+    return (ctx){.e = e,
+                 .h = h,
+                 .ev = ev,
+                 .src = {.topic = ev->source.topic,
+                         .partition = ev->source.partition,
+                         .offset = ev->source.offset,
+                         .replay_id = ev->source.replay_id,
+                         .transaction_key = ev->transaction_key,
+                         .sequence_number = ev->sequence_number,
+                         .commit_number = ev->commit_number,
+                         .commit_timestamp = ev->commit_timestamp}};
+}
+
 int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
 {
     e->stats.events++;
@@ -958,15 +974,7 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
         e->stats.skipped_entity++;
         return 0;
     }
-    ctx c = {.e = e, .h = h, .ev = ev};
-    c.src = (command_source){.topic = ev->source.topic,
-                             .partition = ev->source.partition,
-                             .offset = ev->source.offset,
-                             .replay_id = ev->source.replay_id,
-                             .transaction_key = ev->transaction_key,
-                             .sequence_number = ev->sequence_number,
-                             .commit_number = ev->commit_number,
-                             .commit_timestamp = ev->commit_timestamp};
+    ctx c = event_ctx(e, ev, h);
     if (ev->change == CHANGE_GAP_OVERFLOW) {
         e->stats.overflows++;
         warn(&c, ENGINE_WARN_OVERFLOW,
@@ -1042,9 +1050,8 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
                 .transaction_key = "reimport"};
     ev.source.partition = -1;
     ev.source.offset = -1;
-    ctx c = {.e = e, .h = h, .ev = &ev, .u = u};
-    c.src = (command_source){
-        .partition = -1, .offset = -1, .commit_timestamp = at, .transaction_key = "reimport"};
+    ctx c = event_ctx(e, &ev, h);
+    c.u = u;
     decide(&c, u, manager_id_of(u));
     bool moved = commands_sent(e) != sent || u->status != status || (int)u->reason != reason ||
                  u->in_scope != in_scope || u->created_waiting != created_waiting ||

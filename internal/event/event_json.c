@@ -137,6 +137,19 @@ static const struct {
     [H_USER] = {"commitUser", 10},     [H_ORIGIN] = {"changeOrigin", 12},
 };
 
+/* The commit: its position (R1.4), transaction, user and origin. */
+static int read_commit(const jr_value *const *hv, event *ev, perr *err)
+{
+    ev->transaction_key = opt_str(hv[H_TX]);
+    ev->commit_user = opt_str(hv[H_USER]);
+    ev->change_origin = opt_str(hv[H_ORIGIN]);
+    if (opt_int(hv[H_SEQ], "sequenceNumber", &ev->sequence_number, err) < 0 ||
+        opt_int(hv[H_TS], "commitTimestamp", &ev->commit_timestamp, err) < 0 ||
+        opt_int(hv[H_NUM], "commitNumber", &ev->commit_number, err) < 0)
+        return -1;
+    return 0;
+}
+
 static int read_header(const jr_value *h, const event_layout *layout, arena *mem, event *ev,
                        perr *err)
 {
@@ -161,13 +174,8 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
         if (hv[H_IDS] && str_array(hv[H_IDS], "recordIds", layout, false, mem, &ev->record_ids,
                                    &ev->n_record_ids, &ignored) < 0)
             ev->record_ids = NULL, ev->n_record_ids = 0;
-        if (opt_int(hv[H_SEQ], "sequenceNumber", &ev->sequence_number, &ignored) < 0 ||
-            opt_int(hv[H_TS], "commitTimestamp", &ev->commit_timestamp, &ignored) < 0 ||
-            opt_int(hv[H_NUM], "commitNumber", &ev->commit_number, &ignored) < 0)
+        if (read_commit(hv, ev, &ignored) < 0)
             ev->sequence_number = ev->commit_timestamp = ev->commit_number = 0;
-        ev->transaction_key = opt_str(hv[H_TX]);
-        ev->commit_user = opt_str(hv[H_USER]);
-        ev->change_origin = opt_str(hv[H_ORIGIN]);
         return 0;
     }
     if (!ct) return perr_set(err, "ChangeEventHeader.changeType is missing");
@@ -188,14 +196,7 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
     for (size_t i = 0; i < ev->n_record_ids; i++)
         if (!ev->record_ids[i][0])
             return perr_set(err, "ChangeEventHeader.recordIds[%zu] is empty", i);
-    if (opt_int(hv[H_SEQ], "sequenceNumber", &ev->sequence_number, err) < 0 ||
-        opt_int(hv[H_TS], "commitTimestamp", &ev->commit_timestamp, err) < 0 ||
-        opt_int(hv[H_NUM], "commitNumber", &ev->commit_number, err) < 0)
-        return -1;
-    ev->transaction_key = opt_str(hv[H_TX]);
-    ev->commit_user = opt_str(hv[H_USER]);
-    ev->change_origin = opt_str(hv[H_ORIGIN]);
-    return 0;
+    return read_commit(hv, ev, err);
 }
 
 int event_from_json(const char *line, size_t len, const event_layout *layout, arena *mem, event *ev,

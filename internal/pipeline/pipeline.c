@@ -792,6 +792,12 @@ static bool is_user_gap(const event *ev)
            event_is_user(ev);
 }
 
+/* A User's gap event whose record is read from Salesforce (a GAP_DELETE's record is gone). */
+static bool reads_record(const event *ev)
+{
+    return is_user_gap(ev) && ev->change != CHANGE_GAP_DELETE;
+}
+
 static bool is_user_overflow(const event *ev)
 {
     return ev->change == CHANGE_GAP_OVERFLOW && event_is_user(ev);
@@ -827,13 +833,12 @@ static void resolve_gaps(pipeline *p)
     if (!p->o->sf) return;
     size_t n = 0;
     for (size_t i = 0; i < p->n_msgs; i++)
-        if (p->ok[i] && is_user_gap(&p->events[i]) && p->events[i].change != CHANGE_GAP_DELETE)
-            n += p->events[i].n_record_ids;
+        if (p->ok[i] && reads_record(&p->events[i])) n += p->events[i].n_record_ids;
     if (!n) return;
     const char **ids = arena_alloc(&p->mem, n * sizeof *ids);
     size_t k = 0;
     for (size_t i = 0; i < p->n_msgs; i++)
-        if (p->ok[i] && is_user_gap(&p->events[i]) && p->events[i].change != CHANGE_GAP_DELETE)
+        if (p->ok[i] && reads_record(&p->events[i]))
             for (size_t r = 0; r < p->events[i].n_record_ids; r++)
                 if (sf_id_valid(p->events[i].record_ids[r])) ids[k++] = p->events[i].record_ids[r];
     size_t nf;

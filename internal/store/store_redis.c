@@ -677,6 +677,26 @@ static int send_bytes(store_redis *s, redisContext **cp, const char *p, size_t l
     return 0;
 }
 
+/* Sends what was formatted in s->out, then `more` when given, on *cp: a round trip begins. */
+static int send_out(store_redis *s, redisContext **cp, const buf *more, const char *doing,
+                    perr *err)
+{
+    size_t len = s->out.len;
+    s->out.len = 0; /* emptied for the next exchange; the bytes stay readable until then */
+    s->stats.round_trips++;
+    if (send_bytes(s, cp, s->out.data, len, doing, err) < 0) return -1;
+    return more ? send_bytes(s, cp, more->data, more->len, doing, err) : 0;
+}
+
+/* Waits for the next reply on *cp; a broken connection is dropped. */
+static int get_reply(store_redis *s, redisContext **cp, void **r, const char *doing, perr *err)
+{
+    *r = NULL;
+    errno = 0;
+    if (redisGetReply(*cp, r) != REDIS_OK || !*r) return conn_fail(s, cp, doing, err);
+    return 0;
+}
+
 /* Called with each reply of an exchange as soon as it is read: what it does with reply i overlaps
  * with Redis still running the commands after i (a pipeline's replies come in several reads). */
 typedef void (*reply_fn)(store_redis *s, size_t i, const redisReply *r, void *ctx);
@@ -688,20 +708,18 @@ static int exchange_each(store_redis *s, size_t n, const buf *more, const char *
                          reply_fn each, void *ctx, perr *err)
 {
     replies_free(s);
-    size_t len = s->out.len;
-    s->out.len = 0; /* emptied for the next exchange; the bytes stay readable until then */
-    if (!n) return 0;
-    s->stats.round_trips++;
-    if (send_bytes(s, &s->c, s->out.data, len, doing, err) < 0) return -1;
-    if (more && send_bytes(s, &s->c, more->data, more->len, doing, err) < 0) return -1;
+    if (!n) {
+        s->out.len = 0;
+        return 0;
+    }
+    if (send_out(s, &s->c, more, doing, err) < 0) return -1;
     if (s->cap_rep < n) {
         s->cap_rep = n * 2;
         s->rep = xrealloc(s->rep, s->cap_rep * sizeof *s->rep);
     }
     for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        errno = 0;
-        if (redisGetReply(s->c, &r) != REDIS_OK || !r) return conn_fail(s, &s->c, doing, err);
+        void *r;
+        if (get_reply(s, &s->c, &r, doing, err) < 0) return -1;
         s->rep[s->n_rep++] = r;
         if (each) each(s, i, r, ctx);
     }
@@ -774,18 +792,10 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
         cb_send(s, b);
         n++;
     }
-    redisReply *rep[4];
-    s->stats.round_trips++;
-    size_t len = s->out.len;
-    s->out.len = 0;
-    if (send_bytes(s, cp, s->out.data, len, "cannot connect", err) < 0) return -1;
-    for (size_t i = 0; i < n; i++) {
-        void *r = NULL;
-        errno = 0;
-        if (redisGetReply(*cp, &r) != REDIS_OK || !r)
-            return conn_fail(s, cp, "cannot connect", err);
-        rep[i] = r;
-    }
+    void *rep[4];
+    if (send_out(s, cp, NULL, "cannot connect", err) < 0) return -1;
+    for (size_t i = 0; i < n; i++)
+        if (get_reply(s, cp, &rep[i], "cannot connect", err) < 0) return -1;
     size_t k = 0;
     int rc = 0;
     if (s->password) {
@@ -2654,8 +2664,7 @@ static int sent_collect(store_redis *s, bool block, const char *doing, perr *err
             errno = 0;
             if (!s->wc) return perr_set(err, "Redis %s: %s: not connected", s->where, doing);
             if (block) {
-                if (redisGetReply(s->wc, &r) != REDIS_OK || !r)
-                    return conn_fail(s, &s->wc, doing, err);
+                if (get_reply(s, &s->wc, &r, doing, err) < 0) return -1;
             } else {
                 if (redisGetReplyFromReader(s->wc, &r) != REDIS_OK)
                     return conn_fail(s, &s->wc, doing, err);
@@ -2700,12 +2709,7 @@ int store_redis_send_sealed(store_redis *s, store_write *w, perr *err)
     if (!s->wc && conn_open(s, &s->wc, err) < 0) return -1;
     buf_reset(&s->out);
     size_t pre = scripts_reload_head(s);
-    size_t len = s->out.len;
-    s->out.len = 0;
-    s->stats.round_trips++;
-    if (send_bytes(s, &s->wc, s->out.data, len, "writing the batch", err) < 0 ||
-        send_bytes(s, &s->wc, w->resp.data, w->resp.len, "writing the batch", err) < 0)
-        return -1;
+    if (send_out(s, &s->wc, &w->resp, "writing the batch", err) < 0) return -1;
     w->sent = true;
     w->answered = false;
     w->pre = pre;

@@ -208,10 +208,31 @@ def main():
         if not phase:
             warm.append(d)
             continue
-        lat.append(d)
+        lat.append((sent_ts, d))
         sources[key] = max(sources.get(key, d), d)
-    lat.sort()
     ev_lat = sorted(sources.values())
+    # p99 of each third of the stream, by send time: a drift (the mock broker slowing down as its
+    # logs grow, Redis or the service degrading) shows where the overall figure hides it
+    thirds = []
+    if lat:
+        t0, t1 = min(t for t, _ in lat), max(t for t, _ in lat) + 1
+        for k in range(3):
+            part = sorted(d for t, d in lat if t0 + (t1 - t0) * k // 3 <= t < t0 + (t1 - t0) * (k + 1) // 3)
+            thirds.append(pct(part, 0.99) if part else None)
+    lat = sorted(d for _, d in lat)
+    # the broker's cores busy over the first and the last third of the stream (run.sh samples it
+    # each second)
+    bcpu = []
+    path = os.path.join(work, "lat.brokercpu")
+    if os.path.exists(path):
+        for line in open(path):
+            a = line.split()
+            if len(a) == 2:
+                bcpu.append((float(a[0]), float(a[1])))
+    def busy(seg):
+        return r((seg[-1][1] - seg[0][1]) / (seg[-1][0] - seg[0][0]), 2) if len(seg) > 1 and seg[-1][0] > seg[0][0] else None
+    n3 = len(bcpu) // 3
+    b_first, b_last = (busy(bcpu[:n3 + 1]), busy(bcpu[-n3 - 1:])) if n3 else (None, None)
     paced = load(work, "paced.json")
     lru = load(work, "lat.rusage")
     li_b, li_a = info(work, "redis.lat.before"), info(work, "redis.lat.after")
@@ -239,6 +260,9 @@ def main():
         "redis_commands_per_event": r((li_a["total_commands_processed"] - li_b["total_commands_processed"] - 1)
                                       / max(1, paced["sent"]), 3),
         "broker_cpu_s": r(load(work, "lat.broker.json")["broker_cpu_s"], 2),
+        "p99_ms_by_third": thirds,
+        "broker_cores_first_third": b_first,
+        "broker_cores_last_third": b_last,
     }
     if not lat:
         sys.exit("report.py: no command of the latency stage matched a sent event")
@@ -316,6 +340,9 @@ def main():
                                       f"mean {res['latency']['mean_ms']} ms)"),
         ("latency: service", f"{res['latency']['service_cpu_s_per_1k_events']} CPU s/1k events, peak RSS "
                              f"{res['latency']['service_peak_rss_mib']} MiB; broker {res['latency']['broker_cpu_s']} CPU s"),
+        ("latency: over time", f"p99 {' / '.join(str(x) for x in thirds)} ms in the first / middle / last "
+                               f"third; " + (f"broker {b_first} cores busy in the first third, {b_last} in the last"
+                                             if b_first is not None else "broker not sampled")),
     ]
     w = max(len(a) for a, _ in rows)
     print()

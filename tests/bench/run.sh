@@ -38,11 +38,16 @@
 #      partition assignment to the last command's produce timestamp; CPU and peak RSS from wait4;
 #      Redis commands, memory and (with perf) round trips, counted as the service's write() calls
 #      on its two Redis sockets (reads and everything else; the writes sent ahead).
-#   4. latency: on a second dev broker with fewer partitions (the mock answers a Fetch with one
-#      message set per partition, found by a linear scan: a paced stream over 64 partitions is one
-#      message per set and the broker, not the service, becomes the bottleneck; with 8, each
-#      5 ms producer batch is a few messages per set), the service running on warm state (same
-#      Redis state), kbench paced producing pre-encoded Avro values
+#   4. latency: on a second dev broker with fewer partitions (default 4). The mock answers a Fetch
+#      with one message set per partition, found by scanning the partition's log from its head
+#      (librdkafka's rd_kafka_mock_msgset_find, "FIXME: Maintain an index"), so every fetch costs
+#      the number of sets in the log: one per 5 ms producer batch, each of 1/P of its messages
+#      over P partitions, until the 5 MiB cap, which so holds P times more sets; a fetch scans P
+#      partitions: the cost grows with time up to ~P^2.
+#      With 64 the broker is the bottleneck from the start; with 8 its CPU climbed from 0.13 to a
+#      whole core by the 20th second and p99 went from 25 to 70-110 ms with it; with 4 or 2 it
+#      stays low and both measured the same p99 (README "Performance"). Then the service running on
+#      warm state (same Redis state), kbench paced producing pre-encoded Avro values
 #      at RATE events/s for WARMUP + SECONDS with the Kafka timestamp = send time, kbench collect
 #      reading the output; per command of an event sent after the warm-up, its Kafka timestamp
 #      minus its source event's (joined on the source.partition/source.offset headers):
@@ -88,7 +93,7 @@ done
 if [ "$SMOKE" = 1 ]; then
   : "${USERS:=2000}" "${EVENTS:=10000}" "${PARTS:=4}" "${RATE:=1000}" "${SECS:=3}" "${WARM:=1}" "${LPARTS:=4}"
 else
-  : "${USERS:=100000}" "${EVENTS:=1000000}" "${PARTS:=64}" "${RATE:=10000}" "${SECS:=30}" "${WARM:=2}" "${LPARTS:=8}"
+  : "${USERS:=100000}" "${EVENTS:=1000000}" "${PARTS:=64}" "${RATE:=10000}" "${SECS:=30}" "${WARM:=2}" "${LPARTS:=4}"
 fi
 for v in USERS EVENTS PARTS RATE SECS SEED LPARTS REPEAT; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "run.sh: $v must be a positive integer" >&2; exit 2; }
@@ -432,8 +437,19 @@ grep -q '"partitions assigned"' "$WORK/lat.log" || die "latency: the service got
 COLLECT_PID=$!
 PIDS+=($COLLECT_PID)
 BROKER_CPU0=$(proc_cpu "$LBROKER_PID")
+# the broker's CPU each second of the stream (report.py: the first and last thirds), to show
+# whether the mock, not the service, set the pace
+(while kill -0 "$LBROKER_PID" 2>/dev/null; do
+  echo "$(date +%s.%N) $(proc_cpu "$LBROKER_PID")"
+  sleep 1
+done) >"$WORK/lat.brokercpu" &
+SAMPLER_PID=$!
+PIDS+=($SAMPLER_PID)
 "$KB" paced -b "$LBR" -X linger.ms="$PL" -t lat.in -i "$WORK/lat.values" -r "$RATE" -s "$SECS" -w "$WARM" -o "$WORK/lat.sent" \
   >"$WORK/paced.json" 2>"$WORK/paced.err" || die "kbench paced: $(tail -3 "$WORK/paced.err")"
+kill "$SAMPLER_PID" 2>/dev/null || true
+wait "$SAMPLER_PID" 2>/dev/null || true
+forget "$SAMPLER_PID"
 say "latency: sent $(jget "$WORK/paced.json" sent) events in $(jget "$WORK/paced.json" seconds) s; waiting for the service to commit them"
 lag=-1
 for _ in $(seq $((2 * (120 + 4 * (WARM + SECS))))); do

@@ -944,7 +944,10 @@ static void apply_user(ctx *c, const char *id)
     merge_snapshot(e, u, ev);
     u->has_pos = true;
     u->pos = p;
-    u->needs_reconcile = false;
+    /* only an image that says what the user now is settles what a gap left unknown; an UPDATE
+     * carries some fields, and one older than the gap none of its change (R1.3) */
+    if (ev->change == CHANGE_CREATE || ev->change == CHANGE_UNDELETE || ev->change == CHANGE_DELETE)
+        u->needs_reconcile = false;
     decide(c, u, old_manager);
     free(own);
     changed(e, u);

@@ -106,8 +106,15 @@ static void explain_relationships(engine *e, const user_state *u, buf *b)
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
-    if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER)) {
+    if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
+        return;
+    }
+    if (!u->has_pos && !u->n_fields && u->status == PROV_NEVER) {
+        buf_printf(b,
+                   "User %s: named only by a gap event, which could not be read from Salesforce: "
+                   "nothing is known about it until a reconciliation (R1.3, R8).\n",
+                   id);
         return;
     }
     int64_t now = e->opts.now_ms ? e->opts.now_ms : u->pos.commit_timestamp;

@@ -343,6 +343,36 @@ Test(engine, r1_3_gap_event_without_salesforce_guesses_nothing)
     cr_assert_eq(r.warnings, 1);
 }
 
+/* R1.3 "marked for reconciliation": what a gap left unknown stays unknown until an image says
+ * what the user is; explain says so */
+static bool still_marked(const char *events, const char *id)
+{
+    sim_opts so = {.explain = id};
+    run r = simulate_opts(BASE, events, &so);
+    bool marked = strstr(r.explained, "reconciliation") != NULL;
+    free(r.explained);
+    return marked;
+}
+
+Test(engine, r1_3_gap_mark_survives_partial_and_older_events)
+{
+    const char *create = HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""));
+    const char *gap = HDR("\"005U1\"", "GAP_UPDATE", 5, "");
+    char ev[4096];
+    cr_assert(still_marked(gap, "005U1"), "a user named only by a gap");
+    snprintf(ev, sizeof ev, "%s%s%s", create, gap,
+             HDR("\"005U1\"", "UPDATE", 3, ",\"Title\":\"Old\""));
+    cr_assert(still_marked(ev, "005U1"), "an event older than the gap");
+    snprintf(ev, sizeof ev, "%s%s%s", create, gap,
+             HDR("\"005U1\"", "UPDATE", 7, ",\"Title\":\"New\""));
+    cr_assert(still_marked(ev, "005U1"), "a later UPDATE carries only some fields");
+    snprintf(ev, sizeof ev, "%s%s%s", create, gap,
+             HDR("\"005U1\"", "UNDELETE", 7, USER("Ann", "a@acme.com", "")));
+    cr_assert_not(still_marked(ev, "005U1"), "a full image settles it");
+    snprintf(ev, sizeof ev, "%s%s%s", create, gap, HDR("\"005U1\"", "DELETE", 7, ""));
+    cr_assert_not(still_marked(ev, "005U1"), "a delete settles it");
+}
+
 Test(engine, r3_3_domain_lower_cased_local_part_kept)
 {
     run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "Ann.X@ACME.IO", "")));

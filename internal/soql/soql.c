@@ -478,12 +478,17 @@ static int soql_decode(soql_parser *p, bool like, const char **out, size_t *outl
         size_t at = p->tok.pos + 1 + i;
         char e = raw[i + 1];
         char lit;
-        switch (e) {
-        case 'n': lit = '\n'; break;
-        case 'r': lit = '\r'; break;
-        case 't': lit = '\t'; break;
-        case 'b': lit = '\b'; break;
-        case 'f': lit = '\f'; break;
+        switch (e) { /* Salesforce takes the letters in either case */
+        case 'n':
+        case 'N': lit = '\n'; break;
+        case 'r':
+        case 'R': lit = '\r'; break;
+        case 't':
+        case 'T': lit = '\t'; break;
+        case 'b':
+        case 'B': lit = '\b'; break;
+        case 'f':
+        case 'F': lit = '\f'; break;
         case '"': lit = '"'; break;
         case '\'': lit = '\''; break;
         case '\\': lit = '\\'; break;

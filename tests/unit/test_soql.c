@@ -684,6 +684,16 @@ Test(soql_r4_1_str, escape_cr) { cr_assert_eq(EV("n = 'a\\rb'", {"n", S("a\rb")}
 Test(soql_r4_1_str, escape_tab) { cr_assert_eq(EV("n = 'a\\tb'", {"n", S("a\tb")}), T); }
 Test(soql_r4_1_str, escape_backspace) { cr_assert_eq(EV("n = 'a\\bb'", {"n", S("a\bb")}), T); }
 Test(soql_r4_1_str, escape_formfeed) { cr_assert_eq(EV("n = 'a\\fb'", {"n", S("a\fb")}), T); }
+/* Salesforce's escapes take the letter in either case */
+Test(soql_r4_1_str, escape_letters_in_upper_case)
+{
+    cr_assert_eq(EV("n = 'a\\Nb'", {"n", S("a\nb")}), T);
+    cr_assert_eq(EV("n = 'a\\Rb'", {"n", S("a\rb")}), T);
+    cr_assert_eq(EV("n = 'a\\Tb'", {"n", S("a\tb")}), T);
+    cr_assert_eq(EV("n = 'a\\Bb'", {"n", S("a\bb")}), T);
+    cr_assert_eq(EV("n = 'a\\Fb'", {"n", S("a\fb")}), T);
+    cr_assert_eq(EV("n LIKE 'a\\T%'", {"n", S("a\tbc")}), T);
+}
 Test(soql_r4_1_str, escape_unicode) { cr_assert_eq(EV("n = 'Ren\\u00e9'", {"n", S("René")}), T); }
 Test(soql_r4_1_str, escape_unicode_ascii_folds)
 {

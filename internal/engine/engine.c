@@ -67,6 +67,7 @@ engine *engine_new(const config *cfg, engine_store *store, const engine_opts *op
             r->field = engine_intern(leaf);
             r->key = soql_relationship_key(r->rel);
             r->boolean = value_field_is_boolean(leaf);
+            r->id = strcasecmp(leaf, "Id") == 0;
         }
     }
     e->compounds = xcalloc(event_layout_count(e->opts.layout), sizeof *e->compounds);
@@ -160,6 +161,15 @@ static int64_t clock_for(const engine *e, const event *ev)
     return e->opts.now_ms ? e->opts.now_ms : (ev ? ev->commit_timestamp : 0);
 }
 
+/* A field of the user's own record as a filter reads it. Salesforce records all have an Id, and
+ * change events carry it in recordIds, not among the fields: it is the state's id (R4.1). */
+const value_t *engine_field_value(engine *e, const user_state *u, const filter_ref *r)
+{
+    if (!r->id) return user_state_get(u, r->field);
+    e->id_val = value_str(u->id);
+    return &e->id_val;
+}
+
 /* R4.3: a relationship field through the user's key field. The manager's snapshot is in the
  * store (prefetched with the event's references, or read on the spot); Profile and UserRole come
  * from the caller's look-up tables. *related is false when there is no related record (an empty
@@ -173,7 +183,7 @@ const value_t *engine_related_value(engine *e, const user_state *u, const filter
     if (r->rel == SOQL_REL_MANAGER) {
         const user_state *m = e->store->get(e->store->ctx, key->s);
         *related = m != NULL;
-        return m ? user_state_get(m, r->field) : NULL;
+        return m ? engine_field_value(e, m, r) : NULL;
     }
     if (r->rel == SOQL_REL_UNSUPPORTED || !e->opts.lookup) return NULL;
     const value_t *v = e->opts.lookup(e->opts.lookup_ctx, r->rel, key->s, r->field);
@@ -193,7 +203,7 @@ int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
         for (size_t i = 0; i < n; i++) {
             const filter_ref *r = &e->refs[a][i];
             bool related = true;
-            const value_t *v = r->rel == SOQL_REL_NONE ? user_state_get(u, r->field)
+            const value_t *v = r->rel == SOQL_REL_NONE ? engine_field_value(e, u, r)
                                                        : engine_related_value(e, u, r, &related);
             if (v && v->type != VAL_NULL)
                 vals[i] = *v;

@@ -11,6 +11,7 @@ typedef struct filter_ref {
     const char *field; /* the user's field, or the related record's (the path's leaf) */
     const char *key;   /* the user's field holding the related id; NULL for SOQL_REL_NONE */
     bool boolean;      /* absent reads as false (value_field_is_boolean) */
+    bool id;           /* the record's Id: not a snapshot field, the user's (or manager's) id */
 } filter_ref;
 
 struct engine {
@@ -23,6 +24,7 @@ struct engine {
     const char **sorted; /* reused for waiting reports */
     size_t sorted_cap;
     value_t *vals;     /* filter inputs, as many as the widest filter reads */
+    value_t id_val;    /* an Id a filter reads, until it is copied (filter_ref.id) */
     filter_ref **refs; /* per assignment, where each of its filter's fields comes from */
     size_t n_refs;
     buf fp;     /* settings fingerprints, while one is made */
@@ -64,6 +66,7 @@ int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms);
 bool engine_is_blank(const value_t *v);
 /* R4.3: the value of a relationship field for u; *related false when there is no related
  * record. */
+const value_t *engine_field_value(engine *e, const user_state *u, const filter_ref *r);
 const value_t *engine_related_value(engine *e, const user_state *u, const filter_ref *r,
                                     bool *related);
 

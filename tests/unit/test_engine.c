@@ -269,6 +269,25 @@ Test(engine, r4_3_manager_fields_come_from_the_managers_snapshot)
     cr_assert_str_eq(created_as(&r, "005U2"), "Everyone else", "not Inactive managers");
 }
 
+Test(engine, r4_1_id_reads_the_users_own_id_and_the_managers)
+{
+    static const char *settings =
+        "company:\n  primary_domain: acme.com\n"
+        "assignments:\n"
+        "  - name: One\n    filter: \"Id = '005U1' AND Id != null\"\n    seats: [admin]\n"
+        "  - name: Under one\n    filter: \"Manager.Id IN ('005U1')\"\n    seats: [viewer]\n"
+        "  - name: Rest\n    filter: \"ID != '005U1'\"\n    seats: [viewer]\n";
+    run r = simulate(settings, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", ""))
+                                   HDR("\"005U2\"", "CREATE", 2,
+                                       USER("Bob", "bob@acme.com", ",\"ManagerId\":\"005U1\""))
+                                       HDR("\"005U3\"", "CREATE", 3,
+                                           USER("Cy", "cy@acme.com", ",\"ManagerId\":\"005U9\"")));
+    cr_assert_str_eq(created_as(&r, "005U1"), "One");
+    cr_assert_str_eq(created_as(&r, "005U2"), "Under one");
+    /* a manager never seen: no related record, Manager.Id is null like its other fields */
+    cr_assert_str_eq(created_as(&r, "005U3"), "Rest");
+}
+
 Test(engine, r1_1_non_user_entity_is_skipped_and_counted)
 {
     run r = simulate(BASE, "{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"recordIds\":["

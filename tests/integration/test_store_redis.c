@@ -677,6 +677,8 @@ static size_t t_scenario_dirs(char dirs[][512], size_t max)
     return n;
 }
 
+#define MAX_SCENARIOS 2048 /* reaching it fails the test, never skips any */
+
 static void t_assert_same_cmds(const char *dir, const char *what, const t_cmds *a, const t_cmds *b)
 {
     for (size_t i = 0; i < a->n && i < b->n; i++)
@@ -687,9 +689,10 @@ static void t_assert_same_cmds(const char *dir, const char *what, const t_cmds *
 Test(store_redis, engine_output_is_the_same_as_in_memory_on_every_scenario, .timeout = 300)
 {
     t_redis *r = t_redis_start(NULL);
-    static char dirs[512][512];
-    size_t n = t_scenario_dirs(dirs, 512);
+    static char dirs[MAX_SCENARIOS][512];
+    size_t n = t_scenario_dirs(dirs, MAX_SCENARIOS);
     cr_assert_geq(n, 10, "scenarios not found (PV_SOURCE_DIR?)");
+    cr_assert_lt(n, MAX_SCENARIOS, "more scenarios than MAX_SCENARIOS: some were left out");
     size_t with_cmds = 0;
     for (size_t k = 0; k < n; k++) {
         char path[600];

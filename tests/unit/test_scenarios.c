@@ -29,6 +29,8 @@ static int cmp_scn(const void *a, const void *b)
     return strcmp(((const scenario *)a)->dir, ((const scenario *)b)->dir);
 }
 
+#define MAX_SCENARIOS 2048
+
 static size_t collect(const char *root, scenario *out, size_t n, size_t max)
 {
     DIR *d = opendir(root);
@@ -45,16 +47,20 @@ static size_t collect(const char *root, scenario *out, size_t n, size_t max)
 
 ParameterizedTestParameters(scenarios, simulate)
 {
-    static scenario all[512];
+    static scenario all[MAX_SCENARIOS];
     const char *src = getenv("PV_SOURCE_DIR");
     if (!src) src = ".";
     char root[512];
     size_t n = 0;
     snprintf(root, sizeof root, "%s/tests/scenarios", src);
-    n = collect(root, all, n, 512);
+    n = collect(root, all, n, MAX_SCENARIOS);
     snprintf(root, sizeof root, "%s/../shared/scenarios", src);
     size_t own = n;
-    n = collect(root, all, n, 512);
+    n = collect(root, all, n, MAX_SCENARIOS);
+    if (n == MAX_SCENARIOS) { /* no assertion here: fail the run rather than skip scenarios */
+        fprintf(stderr, "test_scenarios: MAX_SCENARIOS (%d) reached: raise it\n", MAX_SCENARIOS);
+        abort();
+    }
     qsort(all, own, sizeof *all, cmp_scn);
     qsort(all + own, n - own, sizeof *all, cmp_scn);
     scenario *params = cr_malloc(sizeof(scenario) * (n ? n : 1));

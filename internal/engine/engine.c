@@ -531,6 +531,18 @@ static void sync_manager_change(ctx *c, user_state *u)
     }
 }
 
+/* R6.2: a ManagerId change the user's assignment does not reflect sends nothing, but a link to a
+ * manager not active in Gong still waits (R6.3's first sentence has no update mode): when that
+ * manager arrives, place_waiting sets it if the assignment then syncs changes (the user moved to
+ * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks. */
+static void wait_unreflected(engine *e, user_state *u, const char *mid)
+{
+    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(e->store->get(e->store->ctx, mid)))
+        start_waiting(e, u, mid, false);
+    else
+        stop_waiting(e, u);
+}
+
 /* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
  * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId,
  * placed as at creation. `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
@@ -846,6 +858,8 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                 sync_manager_again(c, u, false,
                                    "R6.3: created while waiting for its manager; ManagerId "
                                    "changed meanwhile");
+            else if (manager_changed)
+                wait_unreflected(e, u, mid);
             return;
         }
         /* R5.4 */

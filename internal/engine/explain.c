@@ -176,6 +176,10 @@ void engine_explain(engine *e, const char *id, buf *b)
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,
                    m ? prov_status_name(m->status) : "not known yet");
+        int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
+        if (!u->created_waiting && i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL)
+            buf_puts(b, ", and is set then only if the assignment syncs manager changes by then "
+                        "(R6.2: manual does not)");
     }
     buf_puts(b, ".\n");
     if (u->has_pos)

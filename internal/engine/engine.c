@@ -495,17 +495,20 @@ static const char *place_under(ctx *c, user_state *u, const char *manager, bool 
 {
     engine *e = c->e;
     *refused = false;
-    if (strcmp(manager, u->id) == 0 || makes_cycle(e, u->id, manager)) {
+    bool self = strcmp(manager, u->id) == 0;
+    /* a link to a manager not active in Gong is no Gong link yet: it waits (R6.3), and
+     * place_waiting checks for a cycle when it is made, against the chain Gong has then */
+    user_state *m = self ? NULL : e->store->get(e->store->ctx, manager);
+    if (!self && !active_in_gong(m)) {
+        start_waiting(e, u, manager, at_creation);
+        return NULL;
+    }
+    if (self || makes_cycle(e, u->id, manager)) {
         e->stats.cycles_refused++;
         *refused = true;
         stop_waiting(e, u);
         warn(c, ENGINE_WARN_CYCLE,
              "R6.4: refused to make %s the manager of %s: it would make a cycle", manager, u->id);
-        return NULL;
-    }
-    user_state *m = e->store->get(e->store->ctx, manager);
-    if (!active_in_gong(m)) {
-        start_waiting(e, u, manager, at_creation);
         return NULL;
     }
     stop_waiting(e, u);
@@ -544,8 +547,9 @@ static void wait_unreflected(engine *e, user_state *u, const char *mid)
 }
 
 /* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
- * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId,
- * placed as at creation. `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
+ * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId
+ * (a new wait is placed only if the assignment still syncs changes when the manager arrives).
+ * `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
  * assignment does not sync manager changes, created while its manager was not in Gong, has its
  * placement at creation still to complete, "in either update mode") it completes with whatever
  * ManagerId names now, at once if that is an active Gong user, else when it is created or
@@ -566,8 +570,10 @@ static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *oc
         stop_waiting(e, u);
         return;
     }
+    /* a wait that starts here is no placement at creation, unless one is still pending (R6.3:
+     * "or if it was created while waiting") */
     bool refused;
-    const char *m = place_under(c, u, mid, true, &refused);
+    const char *m = place_under(c, u, mid, u->created_waiting, &refused);
     if (m) {
         why(e, "%s; manager %s is an active Gong user", occasion, m);
         send_set_manager(c, u, m, NULL);

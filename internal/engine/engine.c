@@ -548,8 +548,8 @@ static void wait_unreflected(engine *e, user_state *u, const char *mid)
 
 /* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
  * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId
- * (a new wait is placed only if the assignment still syncs changes when the manager arrives).
- * `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
+ * (a link that starts to wait here is set only if the assignment still syncs changes when the
+ * manager arrives). `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
  * assignment does not sync manager changes, created while its manager was not in Gong, has its
  * placement at creation still to complete, "in either update mode") it completes with whatever
  * ManagerId names now, at once if that is an active Gong user, else when it is created or

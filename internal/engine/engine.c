@@ -526,8 +526,10 @@ static void sync_manager_change(ctx *c, user_state *u)
         send_set_manager(c, u, NULL, NULL);
         return;
     }
+    /* a placement at creation still pending stays so while the new manager is awaited: R6.3
+     * completes it "in either update mode", should the assignment become manual meanwhile */
     bool refused;
-    const char *m = place_under(c, u, mid, false, &refused);
+    const char *m = place_under(c, u, mid, u->created_waiting, &refused);
     if (m) {
         why(e, "R6.2: ManagerId changed to %s, an active Gong user", m);
         send_set_manager(c, u, m, NULL);
@@ -540,7 +542,8 @@ static void sync_manager_change(ctx *c, user_state *u)
  * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks. */
 static void wait_unreflected(engine *e, user_state *u, const char *mid)
 {
-    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(e->store->get(e->store->ctx, mid)))
+    if (mid && strcmp(mid, u->id) != 0 && !(u->gong_manager && strcmp(u->gong_manager, mid) == 0) &&
+        !active_in_gong(e->store->get(e->store->ctx, mid)))
         start_waiting(e, u, mid, false);
     else
         stop_waiting(e, u);
@@ -600,14 +603,16 @@ static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size
         bool created_waiting = r->created_waiting;
         stop_waiting(e, r);
         changed(e, r);
-        /* kept active out of scope (R5.4): no manager command now; coming back in scope places
-         * it, as at creation if that is still to complete */
-        if (r->status == PROV_ACTIVE && !r->in_scope && mid && strcmp(mid, m->id) == 0)
-            r->created_waiting = created_waiting;
+        /* a placement at creation still to complete outlives this link until it is made or
+         * refused: the report kept active out of scope (R5.4) is placed when it comes back, one
+         * whose ManagerId names another manager by now with that one; a cleared ManagerId ends
+         * it */
+        if (mid) r->created_waiting = created_waiting;
         if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE || !r->in_scope ||
             e->cfg->ignore_org_structure)
             continue;
         if (!syncs_changes(e, r) && !created_waiting) continue;
+        r->created_waiting = false;
         if (makes_cycle(e, r->id, m->id)) {
             e->stats.cycles_refused++;
             warn(c, ENGINE_WARN_CYCLE,
@@ -858,6 +863,8 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             if (e->cfg->ignore_org_structure) return;
             if (!was_in_scope && (syncs || u->created_waiting))
                 sync_manager_again(c, u, syncs, "R5.3/R6.2: back in scope after R5.4 kept it active");
+            else if (!was_in_scope)
+                wait_unreflected(e, u, mid);
             else if (syncs && manager_changed)
                 sync_manager_change(c, u);
             else if (manager_changed && u->created_waiting)
@@ -919,9 +926,12 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
     }
     /* "then the manager per R6": a reactivation is no CREATE_USER, so the manager follows R6.2's
      * later changes, brought in line where the assignment syncs them; a placement at creation
-     * still waiting completes in either mode (R6.3) */
+     * still waiting completes in either mode (R6.3); otherwise a link to a manager not in Gong
+     * still waits, as for a change not reflected */
     if (!e->cfg->ignore_org_structure && (syncs || u->created_waiting))
         sync_manager_again(c, u, syncs, "R5.5/R6.2: reactivated");
+    else if (!e->cfg->ignore_org_structure)
+        wait_unreflected(e, u, mid);
     resolve_waiting(c, u);
 }
 

@@ -539,7 +539,8 @@ static void sync_manager_change(ctx *c, user_state *u)
 /* R6.2: a ManagerId change the user's assignment does not reflect sends nothing, but a link to a
  * manager not active in Gong still waits (R6.3's first sentence has no update mode): when that
  * manager arrives, place_waiting sets it if the assignment then syncs changes (the user moved to
- * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks. */
+ * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks.
+ * The manager it has in Gong already (deactivated: its links stay) is not waited for again. */
 static void wait_unreflected(engine *e, user_state *u, const char *mid)
 {
     if (mid && strcmp(mid, u->id) != 0 && !(u->gong_manager && strcmp(u->gong_manager, mid) == 0) &&

@@ -540,10 +540,13 @@ static void sync_manager_change(ctx *c, user_state *u)
  * manager not active in Gong still waits (R6.3's first sentence has no update mode): when that
  * manager arrives, place_waiting sets it if the assignment then syncs changes (the user moved to
  * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks.
- * The manager it has in Gong already (deactivated: its links stay) is not waited for again. */
-static void wait_unreflected(engine *e, user_state *u, const char *mid)
+ * `again` (a reactivation, a return to scope): as sync_manager_again does for a syncing user, the
+ * manager it has in Gong already (deactivated: its links stay) is not waited for again; a change
+ * of ManagerId waits for it like sync_manager_change does. */
+static void wait_unreflected(engine *e, user_state *u, const char *mid, bool again)
 {
-    if (mid && strcmp(mid, u->id) != 0 && !(u->gong_manager && strcmp(u->gong_manager, mid) == 0) &&
+    bool has_it = u->gong_manager && mid && strcmp(u->gong_manager, mid) == 0;
+    if (mid && strcmp(mid, u->id) != 0 && !(again && has_it) &&
         !active_in_gong(e->store->get(e->store->ctx, mid)))
         start_waiting(e, u, mid, false);
     else
@@ -865,7 +868,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             if (!was_in_scope && (syncs || u->created_waiting))
                 sync_manager_again(c, u, syncs, "R5.3/R6.2: back in scope after R5.4 kept it active");
             else if (!was_in_scope)
-                wait_unreflected(e, u, mid);
+                wait_unreflected(e, u, mid, true);
             else if (syncs && manager_changed)
                 sync_manager_change(c, u);
             else if (manager_changed && u->created_waiting)
@@ -873,7 +876,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                                    "R6.3: created while waiting for its manager; ManagerId "
                                    "changed meanwhile");
             else if (manager_changed)
-                wait_unreflected(e, u, mid);
+                wait_unreflected(e, u, mid, false);
             return;
         }
         /* R5.4 */
@@ -932,7 +935,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
     if (!e->cfg->ignore_org_structure && (syncs || u->created_waiting))
         sync_manager_again(c, u, syncs, "R5.5/R6.2: reactivated");
     else if (!e->cfg->ignore_org_structure)
-        wait_unreflected(e, u, mid);
+        wait_unreflected(e, u, mid, true);
     resolve_waiting(c, u);
 }
 

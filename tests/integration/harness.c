@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define H_MAX_PROCS 2048
+#define H_MAX_PROCS 8192 /* every scenario through Kafka (PV_ALL_SCENARIOS=1) starts ~2,500 */
 
 static h_proc *h_procs[H_MAX_PROCS];
 static size_t h_n_procs;
@@ -29,7 +29,7 @@ static void **h_allocs; /* strings handed out until teardown */
 static size_t h_n_allocs;
 static char h_tmp[PATH_MAX];
 static bool h_atexit_done;
-static h_broker *h_brokers[64];
+static h_broker *h_brokers[256]; /* one per wave of eight scenarios, all kept until teardown */
 static size_t h_n_brokers;
 /* h_proc_start_piped: the write end of each such child's stdin */
 static struct h_pipe {

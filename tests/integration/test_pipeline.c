@@ -223,8 +223,11 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
 {
     h_redis r;
     h_redis_start(&r);
-    static char topic_in[512][32], topic_out[512][32], group[512][32], prefix[512][32];
-    static char settings[512][PATH_MAX], events[512][PATH_MAX];
+    /* as many as there are scenarios (a fixed 512 overflowed once there were more) */
+    char(*topic_in)[32] = calloc(n, 32), (*topic_out)[32] = calloc(n, 32);
+    char(*group)[32] = calloc(n, 32), (*prefix)[32] = calloc(n, 32);
+    char(*settings)[PATH_MAX] = calloc(n, PATH_MAX), (*events)[PATH_MAX] = calloc(n, PATH_MAX);
+    cr_assert(topic_in && topic_out && group && prefix && settings && events);
     for (size_t i = 0; i < n; i++) {
         snprintf(topic_in[i], 32, "in%zu", i);
         snprintf(topic_out[i], 32, "out%zu", i);
@@ -283,6 +286,12 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
         h_broker_stop(b);
     }
     for (size_t i = 0; i < n; i++) free(dirs[i]);
+    free(topic_in);
+    free(topic_out);
+    free(group);
+    free(prefix);
+    free(settings);
+    free(events);
 }
 
 /* Every scenario, shared and the project's own, through Kafka and Redis: the same commands as

@@ -413,9 +413,10 @@ static void stop_waiting(engine *e, user_state *u)
     user_state_set_str(u, &u->waiting_for, NULL);
 }
 
-/* A deactivated report waits for nobody, but a placement at creation it never completed stays
- * to complete when it is reactivated (R6.3 "in either update mode"). */
-static void stop_waiting_deactivated(engine *e, user_state *u)
+/* Drops the user's link but not a placement at creation it never completed, which stays to
+ * complete (R6.3 "in either update mode"): a deactivated report waits for nobody until it is
+ * reactivated; a link placed or dropped for another manager leaves it for the one named now. */
+static void unlink_keep_placement(engine *e, user_state *u)
 {
     bool placement_pending = u->created_waiting;
     stop_waiting(e, u);
@@ -605,13 +606,15 @@ static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size
         }
         const char *mid = manager_id_of(r);
         bool created_waiting = r->created_waiting;
-        stop_waiting(e, r);
-        changed(e, r);
         /* a placement at creation still to complete outlives this link until it is made or
          * refused: the report kept active out of scope (R5.4) is placed when it comes back, one
          * whose ManagerId names another manager by now with that one; a cleared ManagerId ends
          * it */
-        if (mid) r->created_waiting = created_waiting;
+        if (mid)
+            unlink_keep_placement(e, r);
+        else
+            stop_waiting(e, r);
+        changed(e, r);
         if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE || !r->in_scope ||
             e->cfg->ignore_org_structure)
             continue;
@@ -903,7 +906,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                        .reason = engine_reason_name(s.reason)};
         emit(c, &cmd, NULL);
         set_status(e, u, PROV_DEACTIVATED);
-        stop_waiting_deactivated(e, u);
+        unlink_keep_placement(e, u);
         return;
     }
 
@@ -932,10 +935,12 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
      * later changes, brought in line where the assignment syncs them; a placement at creation
      * still waiting completes in either mode (R6.3); otherwise a link to a manager not in Gong
      * still waits, as for a change not reflected */
-    if (!e->cfg->ignore_org_structure && (syncs || u->created_waiting))
-        sync_manager_again(c, u, syncs, "R5.5/R6.2: reactivated");
-    else if (!e->cfg->ignore_org_structure)
-        wait_unreflected(e, u, mid, true);
+    if (!e->cfg->ignore_org_structure) {
+        if (syncs || u->created_waiting)
+            sync_manager_again(c, u, syncs, "R5.5/R6.2: reactivated");
+        else
+            wait_unreflected(e, u, mid, true);
+    }
     resolve_waiting(c, u);
 }
 
@@ -1134,7 +1139,7 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
                    .reason = engine_reason_name(u->reason)};
     emit(&c, &cmd, "confirmed");
     set_status(e, u, PROV_DEACTIVATED);
-    stop_waiting_deactivated(e, u);
+    unlink_keep_placement(e, u);
     changed(e, u);
 }
 

@@ -9,16 +9,17 @@
 #
 # Defaults: 100,000 users, 1,000,000 events, 64 partitions, latency at 10,000 events/s for 30 s
 # after a 2 s warm-up at the same rate (reported apart: the service's first batch waits for the
-# output topic's metadata). --smoke: 2,000 users, 10,000 events, 4 partitions, 3 s at 1,000
-# events/s after 1 s (CI: ctest bench_smoke); explicit options still win. The latency stage runs on a
-# dev broker of its own with --latency-partitions (default 8; see stage 4). --png draws the latency distribution (gnuplot). --perf FILE adds a
-# profiled pass of the throughput stage (perf record -g into FILE, top symbols printed); the
-# headline figures come from the unprofiled pass. --repeat N runs the cold-start stage N times
-# (after the latency stage, Redis flushed before each) and reports each run and their median:
-# runs on a shared 2-core machine vary by 30% and more. --keep keeps the temp dir. The service's own
-# knobs pass through the environment (PROVISIONER_BATCH_SIZE, PROVISIONER_BATCH_LINGER_MS,
-# PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words appended to every `run`);
-# BENCH_REDIS_ARGS adds words to redis-server's command line (say `--hash-max-listpack-value 1024`).
+# output topic's metadata). --smoke: 2,000 users, 10,000 events, 4 partitions, 3 s at 1,000 events/s
+# after 1 s (CI: ctest bench_smoke); explicit options still win. The latency stage runs on a dev
+# broker of its own with --latency-partitions (default 4; see stage 4). --png draws the latency
+# distribution (gnuplot). --perf FILE adds a profiled pass of the throughput stage (perf record -g
+# into FILE, top symbols printed); the headline figures come from the unprofiled pass. --repeat N
+# runs the cold-start stage N times (after the latency stage, Redis flushed before each) and reports
+# each run and their median: runs on a shared 2-core machine vary by 30% and more. --keep keeps the
+# temp dir. The service's own knobs pass through the environment (PROVISIONER_BATCH_SIZE,
+# PROVISIONER_BATCH_LINGER_MS, PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words
+# appended to every `run`); BENCH_REDIS_ARGS adds words to redis-server's command line (say
+# `--hash-max-listpack-value 1024`).
 #
 # Stages:
 #   1. workload: examples/gen_events.py USERS EVENTS+RATE*(WARMUP+SECONDS) SEED through

@@ -758,17 +758,23 @@ static bool deactivation_held(ctx *c, user_state *u)
     if (!held && window) {
         int64_t from = ts - g->window_seconds * 1000;
         uint32_t kept = 0; /* forget what left the window */
-        double in_window = 0;
+        double in_window = 0, later = 0;
         for (uint32_t i = 0; i < cs->n_deacts; i++) {
             if (cs->deacts[i].ts <= from) continue;
-            in_window += cs->deacts[i].n;
+            /* the window ends at this event's commit: a deactivation committed later, read
+             * first from another partition, is not in it (it is in a later event's window), but
+             * its user was still provisioned at this commit */
+            if (cs->deacts[i].ts <= ts)
+                in_window += cs->deacts[i].n;
+            else
+                later += cs->deacts[i].n;
             cs->deacts[kept++] = cs->deacts[i];
         }
         if (kept != cs->n_deacts) e->store->company_changed(e->store->ctx);
         cs->n_deacts = kept;
         double would = in_window + 1;
         if (by_count && would > (double)g->max_deactivations) held = true;
-        double before = (double)cs->provisioned + in_window;
+        double before = (double)cs->provisioned + in_window + later;
         if (by_share && cs->provisioned >= 0 && before > 0 &&
             would / before > g->max_deactivation_share)
             held = true;

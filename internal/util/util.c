@@ -231,6 +231,19 @@ void buf_put_i64(buf *b, int64_t v)
     buf_append(b, t, fmt_i64(t, v));
 }
 
+/* Eight bytes that go out as they are: printable ASCII other than '"' and '\\' (the lead bytes
+ * looked at below are not ASCII). The classic has-zero-byte tests: exact for "some byte is".
+ * Command JSON is nearly all such bytes, and this loop was ~4% of the service's instructions. */
+static inline bool json_plain8(const char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w;
+    memcpy(&w, p, 8);
+    uint64_t q = w ^ (ones * '"'), k = w ^ (ones * '\\');
+    uint64_t bad = w | ((w - ones * 0x20) & ~w) | ((q - ones) & ~q) | ((k - ones) & ~k);
+    return !(bad & highs);
+}
+
 void buf_json_str(buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -238,6 +251,9 @@ void buf_json_str(buf *b, const char *s, size_t n)
     buf_putc(b, '"');
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
+        while (i + 8 <= n && json_plain8(s + i))
+            i += 8;
+        if (i >= n) break;
         unsigned char c = (unsigned char)s[i];
         if (c >= 0x20 && c != '"' && c != '\\' && c != 0xc2 && c != 0xe2) continue;
         if (c == 0xc2 || c == 0xe2) {

@@ -117,3 +117,34 @@ Test(util, json_strings_escape_what_line_readers_break_on)
     json_str_is("\xe2\x80", "\"\xe2\x80\"");
     json_str_is("\xc2", "\"\xc2\"");
 }
+
+/* Plain runs are skipped eight bytes at a time: every byte that needs escaping is still seen at
+ * every position of a long string, next to bytes that are only near a special one. */
+Test(util, json_strings_escape_at_every_position)
+{
+    static const char *const special[][2] = {
+        {"\"", "\\\""},
+        {"\\", "\\\\"},
+        {"\n", "\\n"},
+        {"\x1f", "\\u001f"},
+        {"\x01", "\\u0001"},
+        {"\xc2\x85", "\\u0085"},
+        {"\xe2\x80\xa9", "\\u2029"},
+        {"\x7f", "\x7f"},
+        {" ", " "},
+        {"!", "!"},
+        {"#", "#"},
+        {"[", "["},
+        {"]", "]"},
+        {"\xc3\xa9", "\xc3\xa9"},
+    };
+    for (size_t k = 0; k < sizeof special / sizeof *special; k++)
+        for (size_t at = 0; at < 20; at++) {
+            char in[64], want[80];
+            snprintf(in, sizeof in, "%.*s%s%.*s", (int)at, "abcdefghijklmnopqrstuvwxyz",
+                     special[k][0], (int)(19 - at), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            snprintf(want, sizeof want, "\"%.*s%s%.*s\"", (int)at, "abcdefghijklmnopqrstuvwxyz",
+                     special[k][1], (int)(19 - at), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+            json_str_is(in, want);
+        }
+}

@@ -101,11 +101,27 @@ static ssize_t find_field(const user_state *u, const char *field)
      * name that equals one already there but for case. The first byte, folded, rules out nearly
      * every other name without a call. */
     const user_field *f = u->fields;
+    /* States keep their fields in the order first seen, nearly the same from one user to the
+     * next, and callers ask for the same names (the attributes, the filters' fields) over and
+     * over: where the name asked for was found last is checked first. Only a guess, checked
+     * like any other position, so a wrong one (a name at another address now) costs the scan. */
+    static _Thread_local struct {
+        const char *name;
+        size_t at;
+    } hint[64];
+    size_t h = ((uintptr_t)field >> 3) & 63;
+    if (hint[h].name == field && hint[h].at < u->n_fields) {
+        const char *n = f[hint[h].at].name;
+        if (n == field || engine_name_eq(n, field)) return (ssize_t)hint[h].at;
+    }
     unsigned char first = (unsigned char)field[0] | 0x20;
     for (size_t i = 0; i < u->n_fields; i++) {
-        if (f[i].name == field) return (ssize_t)i;
-        if (((unsigned char)f[i].name[0] | 0x20) == first && engine_name_eq(f[i].name, field))
+        if (f[i].name == field ||
+            (((unsigned char)f[i].name[0] | 0x20) == first && engine_name_eq(f[i].name, field))) {
+            hint[h].name = field;
+            hint[h].at = i;
             return (ssize_t)i;
+        }
     }
     return -1;
 }

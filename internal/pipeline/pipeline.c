@@ -749,9 +749,11 @@ static int step_prefetch(pipeline *p, perr *err)
         if (p->ok[i]) cap += p->events[i].n_record_ids + 8;
     const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
     size_t n = 0;
-    for (size_t i = 0; i < p->n_msgs; i++)
-        for (size_t r = 0; r < subjects_of(p, i); r++)
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        size_t nr = subjects_of(p, i);
+        for (size_t r = 0; r < nr; r++)
             ids[n++] = p->events[i].record_ids[r];
+    }
     size_t n_subjects = n;
     for (size_t i = 0; i < p->n_msgs; i++)
         if (p->ok[i]) n += engine_event_refs(&p->events[i], ids + n, 8);

@@ -1066,6 +1066,8 @@ static user_state *state_take(store_redis *s, const char *id)
     return u;
 }
 
+_Static_assert(VAL_NULL == 0, "state_recycle nulls values with memset");
+
 /* Empties a state but keeps the struct, its fields array and its arena for the next batch. */
 static void state_recycle(store_redis *s, user_state *u)
 {
@@ -1073,7 +1075,10 @@ static void state_recycle(store_redis *s, user_state *u)
         user_state_free(u);
         return;
     }
-    user_state_release_strings(u);
+    /* a pooled state's strings are all in its arena, reset below, and the memset leaves every
+     * value null (VAL_NULL is 0): walking its fields to null them one by one was 3% of the main
+     * thread */
+    if (!u->pooled) user_state_release_strings(u);
     user_field *fields = u->fields;
     size_t cap = u->cap_fields;
     arena strs = u->strs;

@@ -212,17 +212,28 @@ size_t fmt_i64(char out[FMT_I64_MAX], int64_t v)
 {
     /* the magnitude as unsigned: -INT64_MIN does not fit in int64_t */
     uint64_t m = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    /* two digits a division: commit timestamps (13 digits) in every command's source and id */
+    static const char pairs[] = "0001020304050607080910111213141516171819"
+                                "2021222324252627282930313233343536373839"
+                                "4041424344454647484950515253545556575859"
+                                "6061626364656667686970717273747576777879"
+                                "8081828384858687888990919293949596979899";
     char t[FMT_I64_MAX];
-    size_t n = 0;
-    do {
-        t[n++] = (char)('0' + m % 10);
-        m /= 10;
-    } while (m);
+    size_t n = sizeof t;
+    for (; m >= 100; m /= 100) {
+        n -= 2;
+        memcpy(t + n, pairs + 2 * (m % 100), 2);
+    }
+    if (m >= 10) {
+        n -= 2;
+        memcpy(t + n, pairs + 2 * m, 2);
+    } else {
+        t[--n] = (char)('0' + m);
+    }
     size_t k = 0;
     if (v < 0) out[k++] = '-';
-    while (n)
-        out[k++] = t[--n];
-    return k;
+    memcpy(out + k, t + n, sizeof t - n);
+    return k + sizeof t - n;
 }
 
 void buf_put_i64(buf *b, int64_t v)

@@ -817,3 +817,41 @@ Test(engine, pooled_and_unpooled_states_hold_the_same_values)
         user_state_free(copy);
     }
 }
+
+/* find_field first checks where the same name was found last: states whose fields came in
+ * other orders, asked in turn, each still answer with their own field; a name in another case
+ * and a name a state does not have still answer right after a hint was left for them. */
+Test(engine, state_lookups_right_whatever_order_the_fields_came_in)
+{
+    static const char *const names[] = {"Title", "Phone", "Department", "Email", "ManagerId"};
+    enum { N = sizeof names / sizeof *names };
+    user_state *st[N];
+    for (int k = 0; k < N; k++) { /* state k has the names rotated by k, without names[k] */
+        st[k] = user_state_new("005X");
+        for (int j = 0; j < N; j++) {
+            int at = (j + k) % N;
+            if (at == k) continue;
+            char text[32];
+            snprintf(text, sizeof text, "%d:%s", k, names[at]);
+            value_t v = value_str(text);
+            user_state_set(st[k], names[at], &v);
+        }
+    }
+    const char *lower[N] = {"title", "PHONE", "department", "eMail", "managerid"};
+    for (int round = 0; round < 3; round++)
+        for (int k = 0; k < N; k++)
+            for (int j = 0; j < N; j++) {
+                const char *asked = round == 1 ? lower[j] : names[j];
+                const value_t *v = user_state_get(st[k], asked);
+                if (j == k) {
+                    cr_assert_null(v, "state %d has no %s", k, asked);
+                    continue;
+                }
+                char want[32];
+                snprintf(want, sizeof want, "%d:%s", k, names[j]);
+                cr_assert_not_null(v, "state %d, %s", k, asked);
+                cr_assert_str_eq(v->s, want);
+            }
+    for (int k = 0; k < N; k++)
+        user_state_free(st[k]);
+}

@@ -684,6 +684,11 @@ static int soql_parse_value(soql_parser *p, const char *what, bool empty_is_null
         l->has_num = soql_parse_num(s, n, &l->num);
         l->has_bool = strcmp(s, "true") == 0 || strcmp(s, "false") == 0;
         l->b = strcmp(s, "true") == 0;
+        /* what may be an Id keeps its case, which folding loses: a 15-character Id is
+         * case-sensitive (soql_id_eq) */
+        const char *raw = p->src + p->tok.pos + 1;
+        if ((n == 15 || n == 18) && p->tok.len - 2 == n && soql_alnum(raw, n))
+            l->id = arena_strndup(&p->f->mem, raw, n);
         return soql_advance(p);
     }
     case T_NUM:
@@ -792,6 +797,13 @@ static int soql_parse_list(soql_parser *p, soql_node *n, const char *kw)
     return soql_advance(p);
 }
 
+/* An Id or reference field of Salesforce's (Id, ManagerId, Manager.ProfileId, ...): its name
+ * ends in "Id", in any case, as field names are case-insensitive. */
+static bool soql_is_id_field(const char *name, size_t n)
+{
+    return n >= 2 && (name[n - 2] | 0x20) == 'i' && (name[n - 1] | 0x20) == 'd';
+}
+
 static int soql_parse_condition(soql_parser *p, uint32_t *out)
 {
     soql_filter *f = p->f;
@@ -799,6 +811,7 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
     char fname[SOQL_SHOW_CAP], what[SOQL_SHOW_CAP + 64];
     soql_show(fname, sizeof fname, p->src + p->tok.pos, p->tok.len);
     n.field = soql_intern_field(f, p->src + p->tok.pos, p->tok.len);
+    n.id_field = soql_is_id_field(p->src + p->tok.pos, p->tok.len);
     if (soql_advance(p) < 0) return -1;
 
     if (p->tok.type == T_OP) {

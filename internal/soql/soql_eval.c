@@ -157,8 +157,18 @@ static soql_truth soql_date_cmp(const value_t *v, const soql_lit *l, int op, con
     return soql_apply(op, ord < 0 ? -1 : ord > 0 ? 1 : 0);
 }
 
-/* Both sides non-null. */
-static soql_truth soql_cmp(const value_t *v, const soql_lit *l, int op, const soql_clock *c)
+/* Salesforce's semantics for an Id: the 15-character form (case-sensitive) and the 18-character
+ * one (those 15 and a checksum of their case) name the same record. Admins copy the 15-character
+ * form from Salesforce's addresses; the events carry 18. */
+static bool soql_id_eq(const value_t *v, const soql_lit *l)
+{
+    if (!l->id || !((v->len == 15 && l->len == 18) || (v->len == 18 && l->len == 15))) return false;
+    return soql_alnum(v->s, v->len) && memcmp(v->s, l->id, 15) == 0;
+}
+
+/* Both sides non-null. id: the field is an Id (soql_node.id_field). */
+static soql_truth soql_cmp(const value_t *v, const soql_lit *l, int op, bool id,
+                           const soql_clock *c)
 {
     double d;
     bool b;
@@ -166,7 +176,8 @@ static soql_truth soql_cmp(const value_t *v, const soql_lit *l, int op, const so
     case SL_STR:
         if (v->type == VAL_STR) {
             if (op == SO_EQ || op == SO_NE)
-                return soql_of(soql_ieq(v->s, v->len, l->s, l->len) == (op == SO_EQ));
+                return soql_of((soql_ieq(v->s, v->len, l->s, l->len) || (id && soql_id_eq(v, l))) ==
+                               (op == SO_EQ));
             return soql_apply(op, soql_icmp(v->s, v->len, l->s, l->len));
         }
         if (v->type == VAL_NUM && l->has_num) return soql_num_cmp(v->num, l->num, op);
@@ -203,7 +214,7 @@ static soql_truth soql_in(const soql_filter *f, const soql_node *n, const value_
         else if (soql_is_null(v))
             t = SOQL_UNKNOWN;
         else
-            t = soql_cmp(v, &l[i], SO_EQ, c);
+            t = soql_cmp(v, &l[i], SO_EQ, n->id_field, c);
         if (t == SOQL_TRUE) return SOQL_TRUE;
         if (t == SOQL_UNKNOWN) res = SOQL_UNKNOWN;
     }
@@ -351,7 +362,7 @@ static soql_truth soql_eval_node(const soql_filter *f, uint32_t idx, const value
         const soql_lit *l = f->lits + n->a;
         if (l->kind == SL_NULL) return soql_of(soql_eq_null(v) == (n->op == SO_EQ));
         if (soql_is_null(v)) return SOQL_UNKNOWN; /* R3.4: a comparison with null is not true */
-        return soql_cmp(v, l, n->op, c);
+        return soql_cmp(v, l, n->op, n->id_field, c);
     }
     case SN_LIKE:
         if (soql_is_null(v) || v->type != VAL_STR) return SOQL_UNKNOWN;

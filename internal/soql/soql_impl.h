@@ -62,7 +62,16 @@ typedef struct soql_lit {
     int64_t t;         /* SL_DATE: days since 1970-01-01; SL_DATETIME: ms since the epoch */
     const char *s;
     const char *core;
+    const char *id; /* SL_STR of 15 or 18 letters and digits: as written (s is folded) */
 } soql_lit;
+
+static inline bool soql_alnum(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || ((s[i] | 0x20) >= 'a' && (s[i] | 0x20) <= 'z')))
+            return false;
+    return true;
+}
 
 /* AND/OR: children are kids[a .. a+n). NOT: a is the child node. CMP and LIKE: a is the literal.
  * IN, NOT IN, INCLUDES, EXCLUDES: literals lits[a .. a+n). */
@@ -70,6 +79,7 @@ typedef struct soql_node {
     uint8_t kind;
     uint8_t op;
     bool has_null; /* IN / NOT IN: the list holds null */
+    bool id_field; /* the field is an Id (its name ends in "Id"): 15 and 18 characters match */
     uint32_t field;
     uint32_t a, n;
 } soql_node;

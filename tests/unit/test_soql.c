@@ -1344,3 +1344,29 @@ Test(soql_perf, repeated_evaluation_is_stable)
         if (soql_eval(f, v, &utc) != SOQL_TRUE) cr_assert_fail("changed at %d", i);
     soql_free(f);
 }
+
+/* R4.1 "Salesforce's semantics": an Id's 15-character form and its 18-character form name one
+ * record; the 15-character form is case-sensitive. Only for Id fields (names ending in Id). */
+Test(soql_r4_1, id_fields_match_the_15_character_form)
+{
+    const char *id18 = "0055e000001MgRAAA0";
+    cr_assert_eq(EV("ManagerId = '0055e000001MgRA'", {"ManagerId", S(id18)}), T);
+    cr_assert_eq(EV("managerid = '0055e000001MgRA'", {"managerid", S(id18)}), T);
+    cr_assert_eq(EV("ManagerId != '0055e000001MgRA'", {"ManagerId", S(id18)}), F);
+    cr_assert_eq(EV("Id IN ('0055e000001OtHC', '0055e000001MgRA')", {"Id", S(id18)}), T);
+    cr_assert_eq(EV("Id NOT IN ('0055e000001MgRA')", {"Id", S(id18)}), F);
+    cr_assert_eq(
+        EV("Manager.ProfileId = '00e5e000000PrOf'", {"Manager.ProfileId", S("00e5e000000PrOfAAE")}),
+        T);
+    /* the 15-character form written in another case is another record */
+    cr_assert_eq(EV("ManagerId = '0055e000001mgra'", {"ManagerId", S(id18)}), F);
+    /* a value in the 15-character form, a literal in the 18 */
+    cr_assert_eq(EV("ManagerId = '0055e000001MgRAAA0'", {"ManagerId", S("0055e000001MgRA")}), T);
+    /* 18 against 18 ignores case, as every string comparison does */
+    cr_assert_eq(EV("ManagerId = '0055E000001MGRAAA0'", {"ManagerId", S(id18)}), T);
+    /* another prefix, or not an Id field, or not an Id's characters: no match */
+    cr_assert_eq(EV("ManagerId = '0055e000001MgRB'", {"ManagerId", S(id18)}), F);
+    cr_assert_eq(EV("Title = '0055e000001MgRA'", {"Title", S(id18)}), F);
+    cr_assert_eq(EV("ManagerId = '0055e000001MgR-'", {"ManagerId", S("0055e000001MgR-AA0")}), F);
+    cr_assert_eq(EV("ManagerId LIKE '0055e000001MgRA'", {"ManagerId", S(id18)}), F);
+}

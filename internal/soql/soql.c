@@ -133,7 +133,19 @@ static int soql_fail(soql_parser *p, size_t pos, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return perr_set(p->err, "column %zu: %s", soql_column(p->src, pos), msg);
+    /* a filter written over several lines (a YAML block) is placed by its line and the column in
+     * it: a column counted through the whole text names no place an admin can find. (A block's
+     * final newline does not make it several lines.) */
+    size_t end = strlen(p->src);
+    while (end > 0 && strchr(" \t\r\n", p->src[end - 1]))
+        end--;
+    if (!memchr(p->src, '\n', end))
+        return perr_set(p->err, "column %zu: %s", soql_column(p->src, pos), msg);
+    size_t line = 1, start = 0;
+    for (size_t i = 0; i < pos; i++)
+        if (p->src[i] == '\n') line++, start = i + 1;
+    return perr_set(p->err, "line %zu, column %zu: %s", line,
+                    soql_column(p->src + start, pos - start), msg);
 }
 
 /* Buffers that receive soql_show output: 40 bytes of text, each possibly \xNN, and "...". */

@@ -574,6 +574,15 @@ Test(config_filters, block_scalar_filter_position)
                     "settings.yaml:5:13: assignment 'Sales': filter: column ");
 }
 
+Test(config_filters, multi_line_filter_error_names_its_line)
+{
+    /* R4.2 "the position": the filter's own line and column, after the place of its value */
+    load_err(BASE "assignments:\n  - name: Multi\n    filter: |\n      Department = 'Sales'\n"
+                  "        AND Title = 'x'\n        AND Quota__c > > 5\n",
+             "settings.yaml:5:13: assignment 'Multi': filter: line 3, column 18: expected a value "
+             "after '>', found '>'");
+}
+
 Test(config_filters, supported_relationship_fields_load)
 {
     /* R4.3: Profile, UserRole and Manager paths are resolved through look-ups */

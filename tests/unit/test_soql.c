@@ -1233,10 +1233,16 @@ Test(soql_r4_2, datetime_without_zone)
                      "column 5: expected a date (YYYY-MM-DD) or date-time (YYYY-MM-DDThh:mm:ssZ or "
                      "+hh:mm), found '2024-02-01T10:00:00'");
 }
-Test(soql_r4_2, column_counts_across_lines)
+Test(soql_r4_2, multi_line_filter_errors_give_line_and_column)
 {
-    /* A multi-line filter (a YAML block) is one text: columns run on across newlines. */
-    cr_assert_str_eq(cerr("a = 1\nAND b = )"), "column 15: expected a value after '=', found ')'");
+    /* A multi-line filter (a YAML block) is placed by its line and the column in that line: a
+     * column counted through the whole text names no place one can find. */
+    cr_assert_str_eq(cerr("a = 1\nAND b = )"),
+                     "line 2, column 9: expected a value after '=', found ')'");
+    cr_assert_str_eq(cerr("a = 1\n  AND b = 'x'\n  AND c > > 5\n"),
+                     "line 3, column 11: expected a value after '>', found '>'");
+    /* a block's final newline does not make it several lines */
+    cr_assert_str_eq(cerr("b = )\n"), "column 5: expected a value after '=', found ')'");
 }
 Test(soql_r4_2, where_in_the_middle_rejected)
 {

@@ -75,9 +75,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     perr err;
     err.msg[0] = '\0';
     if (soql_compile(text, &f, &err) < 0) {
-        unsigned long col = 0;
+        unsigned long line = 1, col = 0, lines = 1;
         FUZZ_CHECK(f == NULL);
-        FUZZ_CHECK(sscanf(err.msg, "column %lu: ", &col) == 1);
+        /* "column C: ...", or "line L, column C: ..." for a filter over several lines */
+        FUZZ_CHECK(sscanf(err.msg, "column %lu: ", &col) == 1 ||
+                   sscanf(err.msg, "line %lu, column %lu: ", &line, &col) == 2);
+        for (size_t i = 0; i < len; i++)
+            lines += text[i] == '\n';
+        FUZZ_CHECK(line >= 1 && line <= lines);
         FUZZ_CHECK(col >= 1 && col <= len + 1);
         free(text);
         return 0;

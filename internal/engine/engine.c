@@ -615,8 +615,11 @@ static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size
         else
             stop_waiting(e, r);
         changed(e, r);
-        if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE || !r->in_scope ||
-            e->cfg->ignore_org_structure)
+        /* out of scope and active in Gong: kept active (R5.4: no manager command meanwhile; placed
+         * when it comes back), or its deactivation held (R8.3: "other commands go on", and R6.3
+         * asks only that it be active in Gong) */
+        if (!mid || strcmp(mid, m->id) != 0 || r->status != PROV_ACTIVE ||
+            (!r->in_scope && e->cfg->keep_active) || e->cfg->ignore_org_structure)
             continue;
         if (!syncs_changes(e, r) && !created_waiting) continue;
         r->created_waiting = false;

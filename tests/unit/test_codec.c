@@ -964,6 +964,52 @@ Test(errors, hand_made_value_decodes)
     buf_free(&data);
 }
 
+/* A null field is skipped without a call when its union index is the one byte of the null
+ * branch; any other encoding takes the full path: an index written long still reads as null, and
+ * a value next to skipped nulls is read. */
+Test(errors, null_fields_read_whatever_their_index_encoding)
+{
+    codec_decoder *dec = decoder_with(NULL, NULL);
+    buf b, data;
+    buf_init(&b);
+    buf_init(&data);
+    codec_error err;
+    struct {
+        const char *first; /* bytes of the first data field (Username) */
+        size_t n;
+        size_t fields; /* event fields decoded */
+    } cases[] = {
+        {"\x00", 1, 0},     /* null, the one-byte index */
+        {"\x80\x00", 2, 0}, /* null, its index 0 written in two bytes */
+        {"\x02\x04"
+         "AB",
+         4, 1}, /* the string branch */
+        {"\x82\x00\x04"
+         "AB",
+         5, 1}, /* the string branch, its index written long */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        buf_reset(&data);
+        buf_append(&data, cases[i].first, cases[i].n);
+        for (size_t k = 1; k < n_data_fields(); k++)
+            buf_putc(&data, 0);
+        hand_event(&b, "\x02", data.data, data.len);
+        arena mem;
+        arena_init(&mem, 0);
+        event ev;
+        cr_expect_eq(codec_decode(dec, b.data, b.len, &mem, &ev, &err), 0, "case %zu: %s", i,
+                     err.msg);
+        cr_expect_eq(ev.n_fields, cases[i].fields, "case %zu: %zu fields", i, ev.n_fields);
+        if (cases[i].fields)
+            cr_expect(ev.fields[0].val.type == VAL_STR && strcmp(ev.fields[0].val.s, "AB") == 0,
+                      "case %zu", i);
+        arena_free(&mem);
+    }
+    buf_free(&b);
+    buf_free(&data);
+    codec_decoder_free(dec);
+}
+
 Test(errors, truncated)
 {
     codec_event_encoder *enc = encoder_with(NULL, false, 0, false);

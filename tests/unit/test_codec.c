@@ -949,6 +949,16 @@ static void all_null(buf *b)
         buf_putc(b, 0);
 }
 
+/* A hand-made event whose first data field (Username) is these bytes and every other one null. */
+static void with_first_field(buf *b, buf *data, const char *type, const char *first, size_t n)
+{
+    buf_reset(data);
+    buf_append(data, first, n);
+    for (size_t k = 1; k < n_data_fields(); k++)
+        buf_putc(data, 0);
+    hand_event(b, type, data->data, data->len);
+}
+
 Test(errors, hand_made_value_decodes)
 {
     buf b, data;
@@ -969,11 +979,6 @@ Test(errors, hand_made_value_decodes)
  * a value next to skipped nulls is read. */
 Test(errors, null_fields_read_whatever_their_index_encoding)
 {
-    codec_decoder *dec = decoder_with(NULL, NULL);
-    buf b, data;
-    buf_init(&b);
-    buf_init(&data);
-    codec_error err;
     struct {
         const char *first; /* bytes of the first data field (Username) */
         size_t n;
@@ -988,12 +993,13 @@ Test(errors, null_fields_read_whatever_their_index_encoding)
          "AB",
          5, 1}, /* the string branch, its index written long */
     };
+    codec_decoder *dec = decoder_with(NULL, NULL);
+    buf b, data;
+    buf_init(&b);
+    buf_init(&data);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        buf_reset(&data);
-        buf_append(&data, cases[i].first, cases[i].n);
-        for (size_t k = 1; k < n_data_fields(); k++)
-            buf_putc(&data, 0);
-        hand_event(&b, "\x02", data.data, data.len);
+        with_first_field(&b, &data, "\x02", cases[i].first, cases[i].n);
+        codec_error err;
         arena mem;
         arena_init(&mem, 0);
         event ev;
@@ -1142,11 +1148,7 @@ Test(errors, bad_record)
         {"overlong number", "\x02", "\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 11},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        buf_reset(&data);
-        buf_append(&data, cases[i].first, cases[i].n);
-        for (size_t k = 1; k < n_data_fields(); k++)
-            buf_putc(&data, 0);
-        hand_event(&b, cases[i].type, data.data, data.len);
+        with_first_field(&b, &data, cases[i].type, cases[i].first, cases[i].n);
         cr_expect_eq(decode_bytes(dec, b.data, b.len, &err), -1, "%s decoded", cases[i].what);
         cr_expect_eq(err.kind, CODEC_ERR_BAD_RECORD, "%s: %s: %s", cases[i].what,
                      codec_error_kind_name(err.kind), err.msg);

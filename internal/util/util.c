@@ -303,6 +303,17 @@ void buf_json_str(buf *b, const char *s, size_t n)
 }
 
 /* ---- hash */
+/* The final avalanche (splitmix64's), so that near keys spread over a table. */
+static inline uint64_t avalanche64(uint64_t h)
+{
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
 uint64_t hash64(const void *p, size_t n, uint64_t seed)
 {
     const unsigned char *s = p;
@@ -311,13 +322,7 @@ uint64_t hash64(const void *p, size_t n, uint64_t seed)
         h ^= s[i];
         h *= 0x100000001b3ULL;
     }
-    /* final avalanche (splitmix64) so that near keys spread over the table */
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ULL;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
+    return avalanche64(h);
 }
 
 /* ---- strmap */
@@ -339,13 +344,7 @@ static uint64_t key_hash(const char *s, size_t n)
     uint64_t w = 0;
     for (size_t i = 0; i < n; i++)
         w |= (uint64_t)(unsigned char)s[i] << (8 * i);
-    h = (h ^ w) * k;
-    h ^= h >> 30;
-    h *= k;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebULL;
-    h ^= h >> 31;
-    return h;
+    return avalanche64((h ^ w) * k);
 }
 
 void strmap_init(strmap *m)

@@ -119,7 +119,8 @@ typedef struct company_state {
      * it without reading every user; -1: not known (a state stored before the count existed,
      * until it is counted once, store_redis_count_provisioned), and the share does not apply.
      * Stores persist the transitions, not the value: instances sharing a store each add their
-     * own (store_redis: HINCRBY inside the user's write), none overwrites another's. */
+     * own (store_redis: the user's id into or out of a set, inside its write), none
+     * overwrites another's. */
     int64_t provisioned;
 } company_state;
 

@@ -120,14 +120,14 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
 int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id), void *ctx,
                            perr *err);
 
-/* R8.3: a company state stored before the provisioned count (company_state.provisioned) gets it
- * once: the users whose status is active, counted with SCAN and stored with HSETNX (write false:
- * only in the cache, for a dry run). Nothing when the count is there. A user whose status
- * another instance changes while the count runs may be counted wrongly, once. */
+/* R8.3: a company state stored before the active set (whose size is company_state.provisioned)
+ * gets it once: the users whose status is active, put into it with SCAN page by page, each page
+ * atomically against the writes that move the set, then marked complete (write false: only
+ * counted into the cache, for a dry run). Nothing when the set is complete. */
 int store_redis_count_provisioned(store_redis *s, bool write, perr *err);
 
 /* R6.3: the waiting index, a set under {prefix}waiting of the waiting sets (w:{manager} keys) that
- * may have members. The write scripts add a set when they add to it and take it out when they
+ * may have members. The writes add a set when they add to it and take it out when they
  * empty it, so a prefetch asks the index once (SMISMEMBER) and reads only the sets that exist.
  * Sets written before the index (an older version) are added once, with SCAN, and the company
  * hash then says so (waiting_index 1); with write false (a dry run) the store reads every set

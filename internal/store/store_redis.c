@@ -5,24 +5,27 @@
  *   P u:{id}       HASH  status  "never" | "active" | "deactivated" (fixed here, not the
  *                                display names of prov_status_name, which may change)
  *                        blob    the whole user_state, binary format v2 (below)
- *                  The status sits beside the blob so that a Lua script reads a manager's
- *                  provisioning status with one HGET, without decoding anything (R6.3 race).
+ *                  The status sits beside the blob so that a report's write reads its
+ *                  manager's provisioning status with one HGET, without decoding anything
+ *                  (R6.3 race).
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
  *   P waiting      SET   the index of the waiting sets: the keys (P w:{manager}) of those that
- *                        may have members. The scripts add a set's key when they add to it and
- *                        take it out when a report's write empties it (a standalone SREM leaves
- *                        it: a key too many costs one read). Complete once the company hash says
- *                        waiting_index "1" (store_redis_index_waiting).
+ *                        may have members. A write adds a set's key when it adds to the set; a
+ *                        flush whose removals may have emptied a set runs the unindex script on
+ *                        it (a key too many, left when two instances empty a set at once, costs
+ *                        one read). Complete once the company hash says waiting_index "1"
+ *                        (store_redis_index_waiting).
+ *   P active       SET   ids of the users whose status is "active": its size is the provisioned
+ *                        count (R8.3 share). Moved by each user's write that moves its status to
+ *                        or from "active", in the same MULTI/EXEC, so instances sharing it add
+ *                        up and a flush sent again moves nothing twice.
  *   P company      HASH  toggle_sent "0"|"1", n_sent decimal (company_state, R7.2), deacts
  *                        "ts,ts,..." the commit times of the deactivations in the R8.3 window
  *                        ("ts*n": n of them, merged once the window holds 256 marks),
- *                        provisioned decimal: the users whose status is "active" (R8.3 share),
- *                        waiting_index "1": the waiting index is complete.
- *                        Never written whole: each user's write that moves its status to or
- *                        from "active" adds +1/-1 in the put script, from the status it replaces,
- *                        so instances sharing the hash add up, and a flush sent again adds
- *                        nothing. Absent: a state from before the count, counted once by
- *                        store_redis_count_provisioned (HSETNX); until then nothing is added.
+ *                        active_set "1": the active set is complete (a state from before it is
+ *                        put into it once by store_redis_count_provisioned; until then the
+ *                        count is unknown), waiting_index "1": the waiting index is complete.
+ *                        (provisioned decimal, the count's earlier form, is no longer read.)
  *
  *   P overflows    SET   the GAP_OVERFLOW events whose reconciliation (R1.3, R8) is not done yet,
  *                        as topic:partition:offset; added before their batch is committed,
@@ -61,31 +64,30 @@
  *             run before it is built, Redis before 6.2): SMEMBERS w:{id} each, in the first;
  *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
  *             (store_redis_prefetch_waiting): 0 or 1 round trip;
- *   flush     one command per changed user (HSET, or EVALSHA of the put script when the user has
- *             link changes or its status moves to or from active), standalone link changes and
- *             the company: 1 round trip (2 after a NOSCRIPT: the same commands again, SCRIPT
- *             LOAD in front); a flush can also be sealed now and sent later (store_redis_seal:
- *             reads see it meanwhile);
- *   miss      a get() or links() of something not prefetched: 1 round trip each.
- * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
+ *   flush     one HSET per changed user (a MULTI/EXEC block, append_put, when the user has link
+ *             changes or its status moves to or from active), standalone link changes, the
+ *             unindex script per set the removals may have emptied, and the company: 1 round
+ *             trip (2 after a NOSCRIPT: the same commands again, SCRIPT LOAD in front); a flush can
+ * also be sealed now and sent later (store_redis_seal: reads see it meanwhile); miss      a get()
+ * or links() of something not prefetched: 1 round trip each. Connecting (AUTH, SELECT, SCRIPT LOAD)
+ * is one more round trip, once per connection.
  *
  * ---- Cross-instance hierarchy safety (R6.3). Two instances on different partitions may handle
- * a manager M and its report R at once. Two atomic scripts make whichever comes second see the
- * other:
- *   (a) registering R->M (SADD w:M R) happens inside R's own write script, which then reads
+ * a manager M and its report R at once. Two atomic writes (MULTI/EXEC) make whichever comes
+ * second see the other:
+ *   (a) registering R->M (SADD w:M R) happens inside R's own write, which then reads
  *       HGET u:M status: "active" means M went live behind our back, and M is reported late;
- *   (b) writing M when it becomes active (its stored status was not active) runs the same script
- *       with a check: the members of w:M that this instance never saw (loaded, added or removed)
- *       were registered by someone else, and M is reported late.
- *   (c) at rest an active manager has no waiting report, so any cached active user whose waiting
- *       set is not empty is reported late too: this heals a crash between a flush that reported
- *       a late manager and its resolution (the replayed events are duplicates, but the batch
- *       prefetches both users again).
- * Registering the link inside R's write (not as a separate command) also keeps R's state and its
- * link together: a crash between them would otherwise leave R waiting with no link while its
- * stored position makes the replayed event a duplicate (R9.2). The caller resolves every late
- * manager (engine_resolve_manager) and flushes again; the cache forgets the late manager, its link
- * set and the reports named, so that the resolution reads what the other instance wrote.
+ *   (b) writing M when it becomes active (its stored status was not active) reads SMEMBERS w:M
+ *       in the same block: the members of w:M that this instance never saw (loaded, added or
+ * removed) were registered by someone else, and M is reported late. (c) at rest an active manager
+ * has no waiting report, so any cached active user whose waiting set is not empty is reported late
+ * too: this heals a crash between a flush that reported a late manager and its resolution (the
+ * replayed events are duplicates, but the batch prefetches both users again). Registering the link
+ * inside R's write (not as a separate command) also keeps R's state and its link together: a crash
+ * between them would otherwise leave R waiting with no link while its stored position makes the
+ * replayed event a duplicate (R9.2). The caller resolves every late manager
+ * (engine_resolve_manager) and flushes again; the cache forgets the late manager, its link set and
+ * the reports named, so that the resolution reads what the other instance wrote.
  *
  * The store is single-threaded, like the engine that drives it. */
 #include <errno.h>
@@ -129,43 +131,13 @@ static const char *const KNOWN_NAMES[] = {
 /* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
 static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
 
-/* The put script (see the top comment). KEYS[1] the user's hash, KEYS[2] its waiting set,
- * KEYS[3] the company hash (the provisioned count), KEYS[4] the waiting index; KEYS[2i+3],
- * KEYS[2i+4]: the waiting set and the hash of the manager of link change i. ARGV: status, blob,
- * id, n, n codes ('+' add, '-' remove), check ('1'/'0'), then the reports this instance knows of
- * for the user as a manager. Returns {late op indices, unknown reports}. */
+/* A waiting set's key out of the waiting index once the set is empty, checked and done in one
+ * step, so that a report another instance registers meanwhile keeps its set indexed: after a
+ * flush's removals, for each set they may have emptied. KEYS[1] w:M, KEYS[2] the index. */
 /* clang-format off */
-static const char PUT_SCRIPT[] =
-    "local old = redis.call('HGET', KEYS[1], 'status')\n"
-    "redis.call('HSET', KEYS[1], 'status', ARGV[1], 'blob', ARGV[2])\n"
-    "if (old == 'active') ~= (ARGV[1] == 'active') and\n"
-    "   redis.call('HEXISTS', KEYS[3], 'provisioned') == 1 then\n"
-    "  redis.call('HINCRBY', KEYS[3], 'provisioned', ARGV[1] == 'active' and 1 or -1)\n"
-    "end\n"
-    "local n = tonumber(ARGV[4])\n"
-    "local late = {}\n"
-    "for i = 1, n do\n"
-    "  local w = KEYS[2 * i + 3]\n"
-    "  if ARGV[4 + i] == '+' then\n"
-    "    redis.call('SADD', w, ARGV[3])\n"
-    "    redis.call('SADD', KEYS[4], w)\n"
-    "    if redis.call('HGET', KEYS[2 * i + 4], 'status') == 'active' then\n"
-    "      late[#late + 1] = i\n"
-    "    end\n"
-    "  else\n"
-    "    redis.call('SREM', w, ARGV[3])\n"
-    "    if redis.call('SCARD', w) == 0 then redis.call('SREM', KEYS[4], w) end\n"
-    "  end\n"
-    "end\n"
-    "local extra = {}\n"
-    "if ARGV[5 + n] == '1' then\n"
-    "  local known = {}\n"
-    "  for i = 6 + n, #ARGV do known[ARGV[i]] = true end\n"
-    "  for _, r in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-    "    if not known[r] then extra[#extra + 1] = r end\n"
-    "  end\n"
-    "end\n"
-    "return {late, extra}\n";
+static const char UNINDEX_SCRIPT[] =
+    "if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], KEYS[1]) end\n"
+    "return 0\n";
 
 /* A link added for a report whose state is not written in the same flush (the engine always
  * writes the report, so this is a fallback): KEYS[1] w:M, KEYS[2] u:M, KEYS[3] the waiting index,
@@ -216,7 +188,9 @@ typedef struct link_op {
 
 typedef enum {
     RK_PUT_PLAIN,
-    RK_PUT_SCRIPT,
+    RK_UNINDEX, /* UNINDEX_SCRIPT: only an error counts */
+    RK_TX,      /* MULTI's +OK, a command's +QUEUED: only an error counts */
+    RK_PUT_TX,  /* EXEC of a user's status move: its commands' replies, SMEMBERS last for (b) */
     RK_LINK_ADD,
     RK_SREM,
     RK_COMPANY,
@@ -226,8 +200,14 @@ typedef enum {
 typedef struct reply_info {
     reply_kind kind;
     const char *id;    /* RK_PUT_*: the user (the write's arena) */
-    size_t first_op;   /* RK_PUT_SCRIPT: index in the write's net of its first link change */
+    size_t first_op;   /* RK_PUT_TX: index in the write's net of its first link change */
     const char *other; /* RK_LINK_ADD / RK_SREM: the manager */
+    /* RK_PUT_TX: n_ops link changes from first_op; with check (b), the reports this instance
+     * knew of when it sealed the write */
+    size_t n_ops;
+    bool counts, check;
+    const char **known; /* the write's arena */
+    size_t n_known;
 } reply_info;
 
 /* A user as a sealed write leaves it: its blob inside the write's commands. */
@@ -286,7 +266,7 @@ struct store_redis {
     char where[512]; /* the URL with the password masked, for messages */
     char *prefix;
     size_t prefix_len;
-    char sha_put[41], sha_link[41];
+    char sha_unindex[41], sha_link[41];
     bool scripts_reload; /* SCRIPT LOAD in front of the next write (after a NOSCRIPT) */
     arena rmem;  /* hiredis's reply objects on c, until the next exchange begins (reply_fns) */
     arena wmem;  /* the same on wc, until a write's replies are all in and none is half read */
@@ -783,7 +763,7 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
         cb_send(s, b);
         n++;
     }
-    const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+    const char *scripts[2] = {UNINDEX_SCRIPT, LINK_SCRIPT};
     for (int i = 0; i < 2; i++) {
         cb_begin(b);
         cb_str(b, "SCRIPT");
@@ -816,7 +796,7 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
     }
     for (int i = 0; !rc && i < 2; i++) {
         redisReply *r = rep[k++];
-        char *sha = i == 0 ? s->sha_put : s->sha_link;
+        char *sha = i == 0 ? s->sha_unindex : s->sha_link;
         if (reply_is_err(r, "NOAUTH"))
             rc = perr_set(err,
                           "Redis %s: the server requires a password: give one in the URL "
@@ -1416,7 +1396,8 @@ static int entry_fill(store_redis *s, entry *e, const redisReply *r, perr *err)
     return 0;
 }
 
-static int company_fill(store_redis *s, const redisReply *r, perr *err)
+/* r: HMGET's reply, card: SCARD of the active set's (append_company_get). */
+static int company_fill(store_redis *s, const redisReply *r, const redisReply *card, perr *err)
 {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
         return perr_set(err, "Redis %s: reading key '%scompany': %s", s->where, s->prefix,
@@ -1457,16 +1438,13 @@ static int company_fill(store_redis *s, const redisReply *r, perr *err)
             p = next + (next < end);
         }
     }
-    const redisReply *pv = r->element[3];
-    if (pv->type == REDIS_REPLY_STRING) {
-        char *end;
-        long long count = strtoll(pv->str, &end, 10);
-        /* below 0 only through a hand edit: unknown, so that the share holds nothing wrongly */
-        if (end == pv->str || *end)
-            return perr_set(err, "Redis %s: key '%scompany': provisioned is not a number", s->where,
-                            s->prefix);
-        c.provisioned = count < 0 ? -1 : count;
-    }
+    if (card->type != REDIS_REPLY_INTEGER)
+        return perr_set(err, "Redis %s: reading key '%sactive': %s", s->where, s->prefix,
+                        card->type == REDIS_REPLY_ERROR ? card->str : "unexpected reply");
+    /* the set counts only once it is complete (store_redis_count_provisioned) */
+    const redisReply *done = r->element[3];
+    if (done->type == REDIS_REPLY_STRING && done->len == 1 && done->str[0] == '1')
+        c.provisioned = card->integer;
     s->company = c;
     s->company_loaded = true;
     return 0;
@@ -1491,6 +1469,7 @@ static void append_smembers(store_redis *s, const char *manager)
     cb_send(s, b);
 }
 
+#define COMPANY_REPLIES 2 /* append_company_get's */
 static void append_company_get(store_redis *s)
 {
     cmdb *b = &s->cmd;
@@ -1500,7 +1479,11 @@ static void append_company_get(store_redis *s)
     cb_str(b, "toggle_sent");
     cb_str(b, "n_sent");
     cb_str(b, "deacts");
-    cb_str(b, "provisioned");
+    cb_str(b, "active_set");
+    cb_send(s, b);
+    cb_begin(b);
+    cb_str(b, "SCARD");
+    cb_key(b, s, "active", NULL);
     cb_send(s, b);
 }
 
@@ -1572,7 +1555,7 @@ static size_t build_company(store_redis *s, void *arg)
 {
     (void)arg;
     append_company_get(s);
-    return 1;
+    return COMPANY_REPLIES;
 }
 
 /* A user not prefetched: one round trip. "Not found" is cached too. */
@@ -1716,7 +1699,7 @@ static company_state *rs_company(void *ctx)
         if (run_exchange(s, build_company, NULL, "reading the company state", &err) < 0) {
             fail_sticky(s, &err);
         } else {
-            if (company_fill(s, s->rep[0], &err) < 0) fail_sticky(s, &err);
+            if (company_fill(s, s->rep[0], s->rep[1], &err) < 0) fail_sticky(s, &err);
             replies_free(s);
         }
         s->company_loaded = true; /* on failure the defaults stand in; the batch is poisoned */
@@ -1903,7 +1886,7 @@ static size_t build_prefetch(store_redis *s, void *arg)
             append_smembers(s, s->todo_w[i]);
     }
     if (*company) append_company_get(s);
-    return s->n_todo_u + n_w + (*company ? 1 : 0);
+    return s->n_todo_u + n_w + (*company ? COMPANY_REPLIES : 0);
 }
 
 static size_t build_waiting_sets(store_redis *s, void *arg)
@@ -2019,7 +2002,7 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
         rc = fill_sets(s, k, rc, err);
         k += s->n_todo_w;
     }
-    if (rc == 0 && company && company_fill(s, s->rep[k], err) < 0) rc = -1;
+    if (rc == 0 && company && company_fill(s, s->rep[k], s->rep[k + 1], err) < 0) rc = -1;
     replies_free(s);
     if (sifted && rc == 0 && s->n_todo_w) {
         rc = run_exchange(s, build_waiting_sets, NULL, "reading waiting sets", err);
@@ -2161,16 +2144,30 @@ static void add_info(store_write *w, reply_info ri)
     w->info[w->n_info++] = ri;
 }
 
-static void append_script_head(store_redis *s, bool put, size_t numkeys)
+static void append_script_head(store_redis *s, bool unindex, size_t numkeys)
 {
     cmdb *b = &s->cmd;
     cb_begin(b);
     cb_str(b, "EVALSHA");
-    cb_str(b, put ? s->sha_put : s->sha_link);
+    cb_str(b, unindex ? s->sha_unindex : s->sha_link);
     cb_num(b, numkeys);
 }
 
 /* The user's write, and where its blob lands in the commands (the write's overlay). */
+/* One command of a user's MULTI block: only an error in its +QUEUED reply counts. */
+static void tx_cmd_end(store_redis *s, store_write *w, const char *id)
+{
+    cb_send(s, &s->cmd);
+    add_info(w, (reply_info){.kind = RK_TX, .id = id});
+}
+
+/* The user's write, and where its blob lands in the commands (the write's overlay). A write that
+ * moves nothing else is one HSET. One that moves the active set (the provisioned count, R8.3) or
+ * has link changes (R6.3) is a MULTI/EXEC block: HSET, SADD/SREM of the active set, per link
+ * change SADD w:M, SADD waiting w:M, HGET u:M status (check (a)) or SREM w:M, and SMEMBERS of
+ * its own waiting set last when it becomes active (check (b)). A third of a Lua script's cost in
+ * Redis, and as atomic; every command in it is idempotent, so a write sent again moves nothing
+ * twice. */
 static void append_put(store_redis *s, store_write *w, entry *e)
 {
     user_state *u = e->u;
@@ -2179,57 +2176,84 @@ static void append_put(store_redis *s, store_write *w, entry *e)
     size_t first = net_range(s, e->id, &nops);
     /* check (b) only when the user becomes active: an already-active manager is covered by (a) */
     bool check = u->status == PROV_ACTIVE && e->stored != PROV_ACTIVE;
-    /* the provisioned count moves in the script, from the status Redis has (R8.3) */
     bool counts = (u->status == PROV_ACTIVE) != (e->stored == PROV_ACTIVE);
+    bool tx = counts || nops;
     prov_status st = u->status <= PROV_DEACTIVATED ? u->status : PROV_NEVER;
-    const char *status = STATUS_NAMES[st];
     const char *id = arena_strdup(&w->mem, e->id);
-    size_t blob_arg;
-    if (!nops && !check && !counts) {
+    if (tx) {
         cb_begin(b);
-        cb_str(b, "HSET");
-        cb_key(b, s, "u:", e->id);
-        cb_str(b, "status");
-        cb_str(b, status);
-        cb_str(b, "blob");
-        blob_arg = b->n;
-        cb_arg_begin(b);
-        encode_state(s, &b->data, u);
-        cb_arg_end(b);
-        cb_send(s, b);
-        add_info(w, (reply_info){.kind = RK_PUT_PLAIN, .id = id});
-    } else {
-        append_script_head(s, true, 4 + 2 * nops);
-        cb_key(b, s, "u:", e->id);
-        cb_key(b, s, "w:", e->id);
-        cb_key(b, s, "company", NULL);
-        cb_key(b, s, "waiting", NULL);
-        for (size_t i = 0; i < nops; i++) {
-            cb_key(b, s, "w:", s->net[first + i].manager);
-            cb_key(b, s, "u:", s->net[first + i].manager);
-        }
-        cb_str(b, status);
-        blob_arg = b->n;
-        cb_arg_begin(b);
-        encode_state(s, &b->data, u);
-        cb_arg_end(b);
-        cb_str(b, e->id);
-        cb_num(b, nops);
-        for (size_t i = 0; i < nops; i++)
-            cb_str(b, s->net[first + i].add ? "+" : "-");
-        cb_str(b, check ? "1" : "0");
-        if (check) {
-            const link_set *l = set_get(s, e->id, false);
-            for (size_t i = 0; l && i < l->seen.n; i++)
-                cb_str(b, l->seen.v[i]);
-        }
-        cb_send(s, b);
-        add_info(w, (reply_info){.kind = RK_PUT_SCRIPT, .id = id, .first_op = first});
+        cb_str(b, "MULTI");
+        tx_cmd_end(s, w, id);
     }
+    cb_begin(b);
+    cb_str(b, "HSET");
+    cb_key(b, s, "u:", e->id);
+    cb_str(b, "status");
+    cb_str(b, STATUS_NAMES[st]);
+    cb_str(b, "blob");
+    size_t blob_arg = b->n;
+    cb_arg_begin(b);
+    encode_state(s, &b->data, u);
+    cb_arg_end(b);
+    cb_send(s, b);
     wuser *wu = arena_alloc(&w->mem, sizeof *wu);
     *wu = (wuser){
         .w = w, .blob_off = b->out_off[blob_arg], .blob_len = b->len[blob_arg], .status = st};
     strmap_put(&w->users, id, wu);
+    if (!tx) {
+        add_info(w, (reply_info){.kind = RK_PUT_PLAIN, .id = id});
+        return;
+    }
+    add_info(w, (reply_info){.kind = RK_TX, .id = id});
+    if (counts) {
+        cb_begin(b);
+        cb_str(b, st == PROV_ACTIVE ? "SADD" : "SREM");
+        cb_key(b, s, "active", NULL);
+        cb_str(b, e->id);
+        tx_cmd_end(s, w, id);
+    }
+    for (size_t i = 0; i < nops; i++) {
+        const link_op *op = &s->net[first + i];
+        cb_begin(b);
+        cb_str(b, op->add ? "SADD" : "SREM");
+        cb_key(b, s, "w:", op->manager);
+        cb_str(b, e->id);
+        tx_cmd_end(s, w, id);
+        if (!op->add) continue;
+        cb_begin(b);
+        cb_str(b, "SADD");
+        cb_key(b, s, "waiting", NULL);
+        cb_key(b, s, "w:", op->manager);
+        tx_cmd_end(s, w, id);
+        cb_begin(b);
+        cb_str(b, "HGET");
+        cb_key(b, s, "u:", op->manager);
+        cb_str(b, "status");
+        tx_cmd_end(s, w, id);
+    }
+    reply_info ri = {.kind = RK_PUT_TX,
+                     .id = id,
+                     .first_op = first,
+                     .n_ops = nops,
+                     .counts = counts,
+                     .check = check};
+    if (check) {
+        cb_begin(b);
+        cb_str(b, "SMEMBERS");
+        cb_key(b, s, "w:", e->id);
+        tx_cmd_end(s, w, id);
+        const link_set *l = set_get(s, e->id, false);
+        if (l && l->seen.n) {
+            ri.known = arena_alloc(&w->mem, l->seen.n * sizeof *ri.known);
+            for (size_t i = 0; i < l->seen.n; i++)
+                ri.known[i] = arena_strdup(&w->mem, l->seen.v[i]);
+            ri.n_known = l->seen.n;
+        }
+    }
+    cb_begin(b);
+    cb_str(b, "EXEC");
+    cb_send(s, b);
+    add_info(w, ri);
 }
 
 static store_write *write_new(store_redis *s)
@@ -2342,7 +2366,7 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
     }
     for (size_t i = 0; i < s->n_net; i++) {
         const link_op *op = &s->net[i];
-        if (is_written(s, op->report)) continue; /* inside the report's own script */
+        if (is_written(s, op->report)) continue; /* inside the report's own write */
         if (op->add) {
             append_script_head(s, false, 3);
             cb_key(b, s, "w:", op->manager);
@@ -2359,6 +2383,23 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
             cb_send(s, b);
             add_info(w, (reply_info){.kind = RK_SREM, .other = w->net[i].manager});
         }
+    }
+    /* the sets the removals may have emptied leave the index, each once (w->by_mgr is sorted by
+     * manager). One this instance read and still has members for stays: if another instance
+     * empties it meanwhile, the index keeps a key too many, which costs one read (the index is
+     * "may have members"), until the next removal from that set. */
+    for (size_t i = 0, j; i < w->n_net; i = j) {
+        bool removes = false;
+        for (j = i; j < w->n_net && strcmp(w->by_mgr[j].manager, w->by_mgr[i].manager) == 0; j++)
+            removes |= !w->by_mgr[j].add;
+        const char *manager = w->by_mgr[i].manager;
+        const link_set *l = removes ? set_get(s, manager, false) : NULL;
+        if (!removes || (l && l->loaded && l->members.n)) continue;
+        append_script_head(s, true, 2);
+        cb_key(b, s, "w:", manager);
+        cb_key(b, s, "waiting", NULL);
+        cb_send(s, b);
+        add_info(w, (reply_info){.kind = RK_UNINDEX, .other = manager});
     }
     if (s->company_dirty) {
         cb_begin(b);
@@ -2509,6 +2550,66 @@ static void late_add(strmap *seen, store_late *late, const char *manager)
     late->managers[late->n++] = xstrdup(manager);
 }
 
+static bool known_has(const reply_info *ri, const char *report)
+{
+    for (size_t i = 0; i < ri->n_known; i++)
+        if (strcmp(ri->known[i], report) == 0) return true;
+    return false;
+}
+
+/* EXEC's reply to a user's block (append_put): an error inside it is the write's error; a
+ * manager already active when a report registered for it (check (a)), or members of the user's
+ * own waiting set this instance did not know of when it became active (check (b)), make a late
+ * manager. */
+static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, const redisReply *r,
+                    strmap *late_set, strmap *stale, store_late *late, perr *err)
+{
+    size_t want = 1 + ri->counts + ri->check;
+    for (size_t i = 0; i < ri->n_ops; i++)
+        want += w->net[ri->first_op + i].add ? 3 : 1;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != want)
+        return perr_set(err, "Redis %s: writing key '%su:%s': unexpected EXEC reply", s->where,
+                        s->prefix, ri->id);
+    for (size_t j = 0; j < r->elements; j++)
+        if (r->element[j]->type == REDIS_REPLY_ERROR)
+            return perr_set(err, "Redis %s: writing key '%su:%s': %s", s->where, s->prefix, ri->id,
+                            r->element[j]->str);
+    size_t k = 1 + ri->counts;
+    for (size_t i = 0; i < ri->n_ops; i++) {
+        const link_op *op = &w->net[ri->first_op + i];
+        if (!op->add) {
+            k++;
+            continue;
+        }
+        const redisReply *status = r->element[k + 2];
+        k += 3;
+        if (status->type == REDIS_REPLY_STRING &&
+            strcmp(status->str, STATUS_NAMES[PROV_ACTIVE]) == 0)
+            late_add(late_set, late, op->manager);
+    }
+    const redisReply *members = r->element[want - 1];
+    if (!ri->check || members->type != REDIS_REPLY_ARRAY) return 0;
+    /* a manager's known reports are few but may be thousands: a map beyond a short scan */
+    strmap known;
+    bool mapped = ri->n_known > 16 && members->elements > 1;
+    if (mapped) {
+        strmap_init_borrowed(&known);
+        for (size_t i = 0; i < ri->n_known; i++)
+            strmap_put(&known, ri->known[i], (void *)1);
+    }
+    bool extra = false;
+    for (size_t j = 0; j < members->elements; j++) {
+        const redisReply *m = members->element[j];
+        if (m->type != REDIS_REPLY_STRING) continue;
+        if (mapped ? strmap_get(&known, m->str) != NULL : known_has(ri, m->str)) continue;
+        extra = true;
+        if (stale) strmap_put(stale, m->str, (void *)1);
+    }
+    if (mapped) strmap_free(&known, NULL);
+    if (extra) late_add(late_set, late, ri->id);
+    return 0;
+}
+
 /* Reads a write's replies (after `pre` SCRIPT LOAD replies): errors, NOSCRIPT, late managers
  * (and the reports named by (b)). */
 static int write_replies(store_redis *s, const store_write *w, redisReply *const *rep, size_t pre,
@@ -2538,24 +2639,9 @@ static int write_replies(store_redis *s, const store_write *w, redisReply *const
         }
         if (ri->kind == RK_LINK_ADD && r->type == REDIS_REPLY_INTEGER && r->integer == 1)
             late_add(late_set, late, ri->other);
-        if (ri->kind != RK_PUT_SCRIPT) continue;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
-            if (!rc)
-                rc = perr_set(err, "Redis %s: writing key '%su:%s': unexpected script reply",
-                              s->where, s->prefix, ri->id);
-            continue;
-        }
-        const redisReply *lt = r->element[0], *extra = r->element[1];
-        for (size_t j = 0; lt->type == REDIS_REPLY_ARRAY && j < lt->elements; j++) {
-            long long k = lt->element[j]->integer; /* 1-based op index within this user */
-            if (lt->element[j]->type == REDIS_REPLY_INTEGER && k >= 1)
-                late_add(late_set, late, w->net[ri->first_op + (size_t)k - 1].manager);
-        }
-        if (extra->type == REDIS_REPLY_ARRAY && extra->elements) {
-            late_add(late_set, late, ri->id);
-            for (size_t j = 0; stale && j < extra->elements; j++)
-                if (extra->element[j]->type == REDIS_REPLY_STRING)
-                    strmap_put(stale, extra->element[j]->str, (void *)1);
+        if (ri->kind == RK_PUT_TX) {
+            perr other;
+            if (tx_reply(s, w, ri, r, late_set, stale, late, rc ? &other : err) < 0) rc = -1;
         }
     }
     return rc;
@@ -2566,7 +2652,7 @@ static int write_replies(store_redis *s, const store_write *w, redisReply *const
 static size_t scripts_reload_head(store_redis *s)
 {
     if (!s->scripts_reload) return 0;
-    const char *scripts[2] = {PUT_SCRIPT, LINK_SCRIPT};
+    const char *scripts[2] = {UNINDEX_SCRIPT, LINK_SCRIPT};
     for (int i = 0; i < 2; i++) {
         cb_begin(&s->cmd);
         cb_str(&s->cmd, "SCRIPT");
@@ -2904,15 +2990,45 @@ int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id),
 
 /* ---------------------------------------------------------------- the provisioned count */
 
+/* One SCAN page of user keys into the active set, each as its status says, atomically against
+ * the writes that move it (so that a status changed meanwhile is not put back wrong). KEYS[1] the
+ * active set, KEYS[i + 1] a user's hash, ARGV[i] its id; returns how many are active. */
+/* clang-format off */
+static const char ACTIVE_PAGE_SCRIPT[] =
+    "local n = 0\n"
+    "for i = 2, #KEYS do\n"
+    "  if redis.pcall('HGET', KEYS[i], 'status') == 'active' then\n"
+    "    redis.call('SADD', KEYS[1], ARGV[i - 1])\n"
+    "    n = n + 1\n"
+    "  else\n"
+    "    redis.call('SREM', KEYS[1], ARGV[i - 1])\n"
+    "  end\n"
+    "end\n"
+    "return n\n";
+/* clang-format on */
+
 typedef struct keys_arg {
     char **keys;
     size_t n;
-    long long count; /* HSETNX: the value */
+    bool write; /* the page into the active set (ACTIVE_PAGE_SCRIPT), not only read */
 } keys_arg;
 
 static size_t build_statuses(store_redis *s, void *arg)
 {
     keys_arg *a = arg;
+    if (a->write) {
+        cb_begin(&s->cmd);
+        cb_str(&s->cmd, "EVAL");
+        cb_str(&s->cmd, ACTIVE_PAGE_SCRIPT);
+        cb_num(&s->cmd, a->n + 1);
+        cb_key(&s->cmd, s, "active", NULL);
+        for (size_t i = 0; i < a->n; i++)
+            cb_str(&s->cmd, a->keys[i]);
+        for (size_t i = 0; i < a->n; i++)
+            cb_str(&s->cmd, a->keys[i] + s->prefix_len + 2);
+        cb_send(s, &s->cmd);
+        return 1;
+    }
     for (size_t i = 0; i < a->n; i++) {
         cb_begin(&s->cmd);
         cb_str(&s->cmd, "HGET");
@@ -2923,14 +3039,14 @@ static size_t build_statuses(store_redis *s, void *arg)
     return a->n;
 }
 
-static size_t build_setnx(store_redis *s, void *arg)
+static size_t build_set_complete(store_redis *s, void *arg)
 {
-    keys_arg *a = arg;
+    (void)arg;
     cb_begin(&s->cmd);
-    cb_str(&s->cmd, "HSETNX");
+    cb_str(&s->cmd, "HSET");
     cb_key(&s->cmd, s, "company", NULL);
-    cb_str(&s->cmd, "provisioned");
-    cb_num(&s->cmd, (uint64_t)a->count);
+    cb_str(&s->cmd, "active_set");
+    cb_str(&s->cmd, "1");
     cb_send(s, &s->cmd);
     return 1;
 }
@@ -2938,34 +3054,43 @@ static size_t build_setnx(store_redis *s, void *arg)
 static int company_load(store_redis *s, perr *err)
 {
     if (run_exchange(s, build_company, NULL, "reading the company state", err) < 0) return -1;
-    int rc = company_fill(s, s->rep[0], err);
+    int rc = company_fill(s, s->rep[0], s->rep[1], err);
     replies_free(s);
     return rc;
 }
 
 /* Counts the users whose stored status is "active", SCAN page by page with the statuses of a
- * page in one round trip. */
-static int count_active(store_redis *s, long long *count, perr *err)
+ * page in one round trip; with write, puts each page into the active set as it goes. */
+static int count_active(store_redis *s, bool write, long long *count, perr *err)
 {
     char cursor[32] = "0";
     *count = 0;
     do {
         const redisReply *keys = scan_page(s, "u:*", cursor, err);
         if (!keys) return -1;
-        keys_arg k = {.n = 0};
+        keys_arg k = {.write = write};
         k.keys = xcalloc(keys->elements + 1, sizeof *k.keys);
         for (size_t i = 0; i < keys->elements; i++) {
             const redisReply *key = keys->element[i];
-            if (key->type == REDIS_REPLY_STRING) k.keys[k.n++] = xstrndup(key->str, key->len);
+            if (key->type == REDIS_REPLY_STRING && key->len > s->prefix_len + 2)
+                k.keys[k.n++] = xstrndup(key->str, key->len);
         }
         replies_free(s);
-        int rc = k.n ? run_exchange(s, build_statuses, &k, "reading statuses", err) : 0;
-        for (size_t i = 0; rc == 0 && i < k.n; i++) {
+        int rc = k.n ? run_exchange(s, build_statuses, &k, "counting active users", err) : 0;
+        if (rc == 0 && k.n && write) {
+            const redisReply *r = s->rep[0];
+            if (r->type == REDIS_REPLY_INTEGER)
+                *count += r->integer;
+            else
+                rc = perr_set(err, "Redis %s: counting active users: %s", s->where,
+                              r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        }
+        for (size_t i = 0; rc == 0 && !write && i < k.n; i++) {
             const redisReply *st = s->rep[i];
             if (st->type == REDIS_REPLY_STRING && strcmp(st->str, STATUS_NAMES[PROV_ACTIVE]) == 0)
                 (*count)++;
         }
-        if (k.n && rc == 0) replies_free(s);
+        if (k.n) replies_free(s);
         for (size_t i = 0; i < k.n; i++)
             free(k.keys[i]);
         free(k.keys);
@@ -2979,11 +3104,10 @@ int store_redis_count_provisioned(store_redis *s, bool write, perr *err)
     if (!s->company_loaded && company_load(s, err) < 0) return -1;
     if (s->company.provisioned >= 0) return 0;
     long long count;
-    if (count_active(s, &count, err) < 0) return -1;
+    if (count_active(s, write, &count, err) < 0) return -1;
     if (write) {
-        keys_arg a = {.count = count};
-        /* read back: an instance that started at the same time may have stored its count */
-        if (run_simple(s, build_setnx, &a, "HSETNX provisioned", err) < 0 ||
+        /* read back: the writes since the scan began moved the set, not the count */
+        if (run_simple(s, build_set_complete, NULL, "HSET active_set", err) < 0 ||
             company_load(s, err) < 0)
             return -1;
     }

@@ -613,10 +613,13 @@ Test(reimport, event_window_share_holds_in_the_service_over_a_state_counted_at_s
                                      EV(U4, "CREATE", 1764000000003, PERSON(4, "AE")));
     cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
     cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
-    char *v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    char *v = h_redis_cmd(&e.redis, "SCARD prov:active");
     cr_assert_str_eq(v, ":4", "counted on every creation");
     free(v);
-    v = h_redis_cmd(&e.redis, "HDEL prov:company provisioned"); /* as an older version left it */
+    v = h_redis_cmd(&e.redis, "HDEL prov:company active_set"); /* as an older version left it */
+    cr_assert_str_eq(v, ":1");
+    free(v);
+    v = h_redis_cmd(&e.redis, "DEL prov:active");
     cr_assert_str_eq(v, ":1");
     free(v);
 
@@ -628,7 +631,7 @@ Test(reimport, event_window_share_holds_in_the_service_over_a_state_counted_at_s
     cr_assert_eq(json_array_size(cmds), 5, "4 creates and one deactivation; the second is held");
     cr_assert_str_eq(type_of(cmds, 4), "DEACTIVATE_USER");
     cr_assert_str_eq(user_of(cmds, 4), U1);
-    v = h_redis_cmd(&e.redis, "HINCRBY prov:company provisioned 0");
+    v = h_redis_cmd(&e.redis, "SCARD prov:active");
     cr_assert_str_eq(v, ":3", "counted at start, then one deactivation");
     free(v);
     const char *held = h_path("held.txt");

@@ -1455,7 +1455,7 @@ Test(store_redis, a_write_sent_again_is_followed_by_the_writes_sent_after_it)
         value_t v = value_str(titles[k]);
         user_state_set(u, "Title", &v);
         st->changed(st->ctx, u);
-        if (k == 0) t_waiting(st, "005Y", "005M", PROV_ACTIVE); /* a script */
+        if (k == 0) st->link_add(st->ctx, "005M", "005Y"); /* the report not written: a script */
         cr_assert_eq(store_redis_seal(s, &w[k], &err), 0, "%s", err.msg);
         store_redis_reset(s);
     }
@@ -1521,7 +1521,7 @@ Test(store_redis, sent_ahead_writes_survive_a_lost_connection_and_a_script_flush
 
     store_redis_reset(s);
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-    t_waiting(st, "005B", "005M", PROV_NEVER);
+    st->link_add(st->ctx, "005M", "005B"); /* the report not written: the link script */
     cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_send_sealed(s, w, &err), 0, "%s", err.msg);
     cr_assert(t_answered(s, w), "its NOSCRIPT replies are in");
@@ -1578,6 +1578,51 @@ Test(store_redis, race_link_registered_then_manager_stored_active)
 Test(store_redis, race_manager_stored_active_then_link_registered)
 {
     t_race_store(t_redis_start(NULL), "race2:", false);
+}
+
+/* Check (b) with more known reports than a scan is for: a manager that becomes active while
+ * twenty reports this instance read wait for it is not late; one more, registered by another
+ * instance after the read, makes it late. */
+Test(store_redis, check_b_finds_an_unknown_report_among_many_known)
+{
+    t_redis *r = t_redis_start(NULL);
+    for (int extra = 0; extra < 2; extra++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "many%d:", extra);
+        store_redis *a = t_open(r, prefix);
+        engine_store *sa = store_redis_iface(a);
+        perr err = {{0}};
+        char ids[20][8];
+        const char *batch[21];
+        for (int i = 0; i < 20; i++) {
+            snprintf(ids[i], sizeof ids[i], "005R%02d", i);
+            batch[i] = ids[i];
+        }
+        batch[20] = "005M";
+        cr_assert_eq(store_redis_prefetch(a, batch, 21, &err), 0, "%s", err.msg);
+        for (int i = 0; i < 20; i++)
+            t_waiting(sa, ids[i], "005M", PROV_ACTIVE);
+        t_flush_ok(a, 0);
+        store_redis_reset(a);
+        cr_assert_eq(store_redis_prefetch(a, batch + 20, 1, &err), 0, "%s", err.msg);
+        const char *const *reports;
+        cr_assert_eq(sa->links(sa->ctx, "005M", &reports), 20);
+        if (extra) {
+            store_redis *b = t_open(r, prefix);
+            const char *rb[] = {"005RX", "005M"};
+            cr_assert_eq(store_redis_prefetch(b, rb, 2, &err), 0, "%s", err.msg);
+            t_waiting(store_redis_iface(b), "005RX", "005M", PROV_ACTIVE);
+            t_flush_ok(b, 0);
+            store_redis_close(b);
+        }
+        user_state *m = sa->get_or_create(sa->ctx, "005M");
+        m->status = PROV_ACTIVE;
+        sa->changed(sa->ctx, m);
+        for (int i = 0; i < 20; i++) /* placed, as the engine does */
+            sa->link_del(sa->ctx, "005M", ids[i]);
+        t_flush_ok(a, (size_t)extra);
+        store_redis_close(a);
+    }
 }
 
 #define HDR(id, ts, extra)                                                                         \
@@ -2159,12 +2204,15 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
 {
     T_STORE("ns:");
     freeReplyObject(redisCommand(c, "SCRIPT FLUSH"));
-    user_state *u = t_waiting(st, "005R", "005M", PROV_NEVER); /* makes the write a script */
+    st->link_add(st->ctx, "005M", "005R"); /* the report not written: the link script */
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     t_flush_ok(s, 0);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "NOSCRIPT, then EVAL");
     cr_assert_eq(t_cmd_int(c, "SISMEMBER ns:w:005M 005R"), 1);
-    /* the next flush loads the scripts again in the same round trip */
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ns:waiting ns:w:005M"), 1);
+    /* the next flush loads the scripts again in the same round trip; the emptied set leaves the
+     * index through the other script */
+    user_state *u = st->get_or_create(st->ctx, "005R");
     u->status = PROV_ACTIVE;
     st->changed(st->ctx, u);
     st->link_del(st->ctx, "005M", "005R");
@@ -2172,8 +2220,8 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
     t_flush_ok(s, 0);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
     cr_assert_eq(t_cmd_int(c, "EXISTS ns:w:005M"), 0);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER ns:waiting ns:w:005M"), 0);
     rt = store_redis_get_stats(s)->round_trips;
-    st->changed(st->ctx, u);
     st->link_add(st->ctx, "005M", "005R");
     t_flush_ok(s, 0);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "EVALSHA works again");
@@ -2188,9 +2236,16 @@ Test(store_redis, flush_survives_a_script_flush_with_eval)
     "\"transactionKey\":\"tx" #ts "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts               \
     ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"},\"IsActive\":false}"
 
+/* The provisioned count as Redis has it: the active set's size, once the set is complete. */
 static char *t_provisioned(redisContext *c, const char *prefix)
 {
-    return t_cmd_str(c, "HGET %scompany provisioned", prefix);
+    char *done = t_cmd_str(c, "HGET %scompany active_set", prefix);
+    bool complete = done && strcmp(done, "1") == 0;
+    free(done);
+    if (!complete) return NULL;
+    char n[24];
+    snprintf(n, sizeof n, "%lld", t_cmd_int(c, "SCARD %sactive", prefix));
+    return strdup(n);
 }
 
 /* One instance's batch of one event: prefetch, decide, flush; the count its engine saw after. */
@@ -2209,8 +2264,8 @@ static int64_t t_one_event(const t_redis *r, const char *prefix, const config *c
 
 /* Instances that share Redis each add their transitions to the count: two that create a user
  * at the same moment from the same count give 2, not 1; two that deactivate the same user
- * (a redelivered batch on another instance) take it off once, as the status each replaces says;
- * a flush sent again adds nothing. */
+ * (a redelivered batch on another instance) take it off once (the active set's SREM); a flush
+ * sent again adds nothing. */
 /* R8.3: the provisioned count moves with each activation without the company being changed as
  * such; the next batch, read before the sealed write is sent, must still see the count it leaves,
  * or whether the share guard holds a deactivation would depend on timing. */
@@ -2302,9 +2357,9 @@ Test(store_redis, provisioned_count_is_added_to_by_every_instance_never_overwrit
     config_free(cfg);
 }
 
-/* A state stored before the count: nothing is added to a count that is not there (it would
- * start from 0); the first start counts the active users once (HSETNX), later starts keep the
- * stored count, and a dry run counts into its cache only. */
+/* A state stored before the count: the set the writes move is not the count until it is
+ * complete (it would start from 0); the first start puts the active users in it once, later
+ * starts keep the stored set, and a dry run counts into its cache only. */
 Test(store_redis, provisioned_count_of_an_existing_state_is_counted_once)
 {
     t_redis *r = t_redis_start(NULL);
@@ -2318,14 +2373,17 @@ Test(store_redis, provisioned_count_of_an_existing_state_is_counted_once)
     t_one_event(r, prefix, cfg, HDR("005C", 3, ""), "005C");
     t_one_event(r, prefix, cfg, T_DEACT("005B", 4), "005B");
     redisContext *c = t_raw(r);
-    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany provisioned", prefix), 0,
+    /* a state from before the set: stored without it */
+    freeReplyObject(redisCommand(c, "DEL %sactive", prefix));
+    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany active_set", prefix), 0,
                  "no count made up from 0");
 
     store_redis *dry = t_open(r, prefix);
     cr_assert_eq(store_redis_count_provisioned(dry, false, &err), 0, "%s", err.msg);
     engine_store *st = store_redis_iface(dry);
     cr_assert_eq(st->company(st->ctx)->provisioned, 2, "A and C are active");
-    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany provisioned", prefix), 0, "a dry run writes none");
+    cr_assert_eq(t_cmd_int(c, "HEXISTS %scompany active_set", prefix), 0, "a dry run writes none");
+    cr_assert_eq(t_cmd_int(c, "EXISTS %sactive", prefix), 0);
     store_redis_close(dry);
 
     store_redis *s = t_open(r, prefix);
@@ -2343,7 +2401,7 @@ Test(store_redis, provisioned_count_of_an_existing_state_is_counted_once)
     free(v);
 
     /* once: a later start keeps what is stored, even if it differs from a count */
-    freeReplyObject(redisCommand(c, "HSET %scompany provisioned 7", prefix));
+    freeReplyObject(redisCommand(c, "SADD %sactive 005X 005Y 005Z 005W", prefix));
     s = t_open(r, prefix);
     cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
     st = store_redis_iface(s);

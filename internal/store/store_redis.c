@@ -284,6 +284,10 @@ struct store_redis {
     bool company_loaded, company_dirty;
     user_state **pool;
     size_t n_pool, cap_pool;
+    /* the states changed since the last seal, in order, repeats included: seal writes those
+     * still cached and dirty without visiting every cached user */
+    user_state **changed;
+    size_t n_changed, cap_changed;
     /* a read inside an engine call failed: the batch is not to be trusted */
     bool failed;
     perr fail_err;
@@ -1640,8 +1644,10 @@ static user_state *rs_get_or_create(void *ctx, const char *id)
 
 static void rs_changed(void *ctx, user_state *u)
 {
-    (void)ctx;
+    store_redis *s = ctx;
     u->dirty = true; /* flush writes every cached state still dirty */
+    GROW(s->changed, s->n_changed, s->cap_changed);
+    s->changed[s->n_changed++] = u;
 }
 
 static void link_change(store_redis *s, const char *manager, const char *report, bool add)
@@ -1785,6 +1791,7 @@ void store_redis_reset(store_redis *s)
     arena_trim(&s->mem, KEEP_BYTES);
     buf_trim(&s->out);
     s->n_ops = 0;
+    s->n_changed = 0;
     s->company_loaded = s->company_dirty = false;
     s->failed = false;
 }
@@ -1796,6 +1803,7 @@ void store_redis_close(store_redis *s)
     for (size_t i = 0; i < s->n_pool; i++)
         user_state_free(s->pool[i]);
     free(s->pool);
+    free(s->changed);
     strmap_free(&s->users, NULL);
     strmap_free(&s->overlay, NULL);
     strmap_free(&s->links, NULL);
@@ -2132,10 +2140,10 @@ static size_t net_range(const store_redis *s, const char *report, size_t *count)
     return lo;
 }
 
-static bool is_written(const store_redis *s, const char *id)
+/* Written by w itself (its users are put before its standalone link changes). */
+static bool is_written(const store_write *w, const char *id)
 {
-    const entry *e = strmap_get(&s->users, id);
-    return e && e->u && e->u->dirty;
+    return strmap_get(&w->users, id) != NULL;
 }
 
 static void add_info(store_write *w, reply_info ri)
@@ -2312,19 +2320,26 @@ static void write_recycle(store_redis *s, store_write *w)
 /* (c): at rest an active manager has no waiting report (links are made only to managers that
  * are not active, and resolving one drops every link it looks at). One that still has some was
  * raced, or its placements were cut short by a crash (R6.3 in parts, or after the flush that
- * reported it): a batch that reads it again finds it. */
-static bool active_with_waiting(store_redis *s, const entry *e)
+ * reported it): a batch that reads it again finds it. The next such cached user from *at (a
+ * slot of the waiting sets' map: they are far fewer than the users), or NULL. */
+static const entry *next_active_waiting(store_redis *s, size_t *at)
 {
-    if (!e || !e->u || e->u->status != PROV_ACTIVE) return false;
-    const link_set *l = set_get(s, e->id, false);
-    return l && l->loaded && l->members.n;
+    for (; *at < s->links.cap; (*at)++) {
+        const link_set *l = s->links.slots[*at].key ? s->links.slots[*at].val : NULL;
+        if (!l || !l->loaded || !l->members.n) continue;
+        const entry *e = strmap_get(&s->users, s->links.slots[*at].key);
+        if (e && e->u && e->u->status == PROV_ACTIVE) {
+            (*at)++;
+            return e;
+        }
+    }
+    return NULL;
 }
 
 void store_redis_active_waiting(store_redis *s, store_late *out)
 {
-    for (size_t i = 0; i < s->users.cap; i++) {
-        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (!active_with_waiting(s, e)) continue;
+    size_t at = 0;
+    for (const entry *e; (e = next_active_waiting(s, &at));) {
         out->managers = xrealloc(out->managers, (out->n + 1) * sizeof *out->managers);
         out->managers[out->n++] = xstrdup(e->id);
     }
@@ -2360,13 +2375,21 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
 
     cmdb *b = &s->cmd;
     buf_reset(&s->out);
-    for (size_t i = 0; i < s->users.cap; i++) {
-        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (e && e->u && e->u->dirty) append_put(s, w, e);
+    /* the cache then stands for what Redis will hold once the write is sent */
+    for (size_t i = 0; i < s->n_changed; i++) {
+        user_state *u = s->changed[i];
+        if (!u->dirty) continue; /* a repeat, or dropped and recycled since */
+        entry *e = strmap_get(&s->users, u->id);
+        if (!e || e->u != u) continue;
+        append_put(s, w, e);
+        u->dirty = false;
+        e->stored = u->status;
+        w->n_users++;
     }
+    s->n_changed = 0;
     for (size_t i = 0; i < s->n_net; i++) {
         const link_op *op = &s->net[i];
-        if (is_written(s, op->report)) continue; /* inside the report's own write */
+        if (is_written(w, op->report)) continue; /* inside the report's own write */
         if (op->add) {
             append_script_head(s, false, 3);
             cb_key(b, s, "w:", op->manager);
@@ -2427,19 +2450,10 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
         w->company = s->company;
     }
     /* (c): reported once the write is done */
-    for (size_t i = 0; i < s->users.cap; i++) {
-        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (!active_with_waiting(s, e)) continue;
+    size_t at = 0;
+    for (const entry *e; (e = next_active_waiting(s, &at));) {
         GROW(w->late_c, w->n_late_c, w->cap_late_c);
         w->late_c[w->n_late_c++] = arena_strdup(&w->mem, e->id);
-    }
-    /* the cache now stands for what Redis will hold once the write is sent */
-    for (size_t i = 0; i < s->users.cap; i++) {
-        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
-        if (!e || !e->u || !e->u->dirty) continue;
-        e->u->dirty = false;
-        e->stored = e->u->status;
-        w->n_users++;
     }
     s->n_ops = 0;
     s->company_dirty = false;

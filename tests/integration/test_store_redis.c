@@ -269,6 +269,15 @@ static user_state *t_waiting(engine_store *st, const char *id, const char *manag
     return u;
 }
 
+/* n numbered ids (prefix, then i in six digits) into ids, and pointers to them into out. */
+static void t_ids(char (*ids)[24], const char **out, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s%06d", prefix, i);
+        out[i] = ids[i];
+    }
+}
+
 static void t_flush_ok(store_redis *s, size_t want_late)
 {
     store_late late;
@@ -750,10 +759,7 @@ Test(store_redis, prefetch_of_many_users_is_one_round_trip)
     engine_store *st = store_redis_iface(s);
     char ids[300][24];
     const char *idp[300];
-    for (int i = 0; i < 300; i++) {
-        snprintf(ids[i], sizeof ids[i], "005U%06d", i);
-        idp[i] = ids[i];
-    }
+    t_ids(ids, idp, 300, "005U");
     for (int i = 0; i < 250; i++) { /* 50 of the ids stay unknown to Redis */
         user_state *u = st->get_or_create(st->ctx, ids[i]);
         value_t v = value_str(ids[i]);
@@ -939,10 +945,7 @@ Test(store_redis, the_waiting_index_names_the_sets_with_members)
     store_redis_reset(s);
     char ids[300][24];
     const char *idp[300];
-    for (int i = 0; i < 300; i++) {
-        snprintf(ids[i], sizeof ids[i], "005X%06d", i);
-        idp[i] = ids[i];
-    }
+    t_ids(ids, idp, 300, "005X");
     idp[10] = "005M1";
     idp[20] = "005M2";
     idp[30] = "005M3";
@@ -1592,12 +1595,9 @@ Test(store_redis, check_b_finds_an_unknown_report_among_many_known)
         store_redis *a = t_open(r, prefix);
         engine_store *sa = store_redis_iface(a);
         perr err = {{0}};
-        char ids[20][8];
+        char ids[20][24];
         const char *batch[21];
-        for (int i = 0; i < 20; i++) {
-            snprintf(ids[i], sizeof ids[i], "005R%02d", i);
-            batch[i] = ids[i];
-        }
+        t_ids(ids, batch, 20, "005R");
         batch[20] = "005M";
         cr_assert_eq(store_redis_prefetch(a, batch, 21, &err), 0, "%s", err.msg);
         for (int i = 0; i < 20; i++)

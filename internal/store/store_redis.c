@@ -64,13 +64,14 @@
  *             run before it is built, Redis before 6.2): SMEMBERS w:{id} each, in the first;
  *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
  *             (store_redis_prefetch_waiting): 0 or 1 round trip;
- *   flush     one HSET per changed user (a MULTI/EXEC block, append_put, when the user has link
- *             changes or its status moves to or from active), standalone link changes, the
- *             unindex script per set the removals may have emptied, and the company: 1 round
- *             trip (2 after a NOSCRIPT: the same commands again, SCRIPT LOAD in front); a flush can
- * also be sealed now and sent later (store_redis_seal: reads see it meanwhile); miss      a get()
- * or links() of something not prefetched: 1 round trip each. Connecting (AUTH, SELECT, SCRIPT LOAD)
- * is one more round trip, once per connection.
+ *   flush     one HSET per changed user (a MULTI/EXEC block, append_put, when the user has
+ *             link changes or its status moves to or from active), standalone link changes,
+ *             the unindex script per set the removals may have emptied, and the company: 1
+ *             round trip (2 after a NOSCRIPT: the same commands again, SCRIPT LOAD in front);
+ *             a flush can also be sealed now and sent later (store_redis_seal: reads see it
+ *             meanwhile);
+ *   miss      a get() or links() of something not prefetched: 1 round trip each.
+ * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *
  * ---- Cross-instance hierarchy safety (R6.3). Two instances on different partitions may handle
  * a manager M and its report R at once. Two atomic writes (MULTI/EXEC) make whichever comes
@@ -79,15 +80,16 @@
  *       HGET u:M status: "active" means M went live behind our back, and M is reported late;
  *   (b) writing M when it becomes active (its stored status was not active) reads SMEMBERS w:M
  *       in the same block: the members of w:M that this instance never saw (loaded, added or
- * removed) were registered by someone else, and M is reported late. (c) at rest an active manager
- * has no waiting report, so any cached active user whose waiting set is not empty is reported late
- * too: this heals a crash between a flush that reported a late manager and its resolution (the
- * replayed events are duplicates, but the batch prefetches both users again). Registering the link
- * inside R's write (not as a separate command) also keeps R's state and its link together: a crash
- * between them would otherwise leave R waiting with no link while its stored position makes the
- * replayed event a duplicate (R9.2). The caller resolves every late manager
- * (engine_resolve_manager) and flushes again; the cache forgets the late manager, its link set and
- * the reports named, so that the resolution reads what the other instance wrote.
+ *       removed) were registered by someone else, and M is reported late.
+ *   (c) at rest an active manager has no waiting report, so any cached active user whose waiting
+ *       set is not empty is reported late too: this heals a crash between a flush that reported
+ *       a late manager and its resolution (the replayed events are duplicates, but the batch
+ *       prefetches both users again).
+ * Registering the link inside R's write (not as a separate command) also keeps R's state and its
+ * link together: a crash between them would otherwise leave R waiting with no link while its
+ * stored position makes the replayed event a duplicate (R9.2). The caller resolves every late
+ * manager (engine_resolve_manager) and flushes again; the cache forgets the late manager, its link
+ * set and the reports named, so that the resolution reads what the other instance wrote.
  *
  * The store is single-threaded, like the engine that drives it. */
 #include <errno.h>
@@ -110,6 +112,7 @@
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)
 #define NAMES_KEPT 64 /* field names remembered by position (decode_state) */
+#define CHANGED_MAX (1u << 16) /* store_redis.changed; a batch makes a few thousand */
 
 /* The field names a blob names by index (format v2): the User fields of Change Data Capture,
  * compound fields flattened. A stored format: append only, an index once written keeps its name;
@@ -190,7 +193,7 @@ typedef enum {
     RK_PUT_PLAIN,
     RK_UNINDEX, /* UNINDEX_SCRIPT: only an error counts */
     RK_TX,      /* MULTI's +OK, a command's +QUEUED: only an error counts */
-    RK_PUT_TX,  /* EXEC of a user's status move: its commands' replies, SMEMBERS last for (b) */
+    RK_PUT_TX,  /* EXEC of a user's block (append_put): its commands' replies, SMEMBERS last */
     RK_LINK_ADD,
     RK_SREM,
     RK_COMPANY,
@@ -285,9 +288,11 @@ struct store_redis {
     user_state **pool;
     size_t n_pool, cap_pool;
     /* the states changed since the last seal, in order, repeats included: seal writes those
-     * still cached and dirty without visiting every cached user */
+     * still cached and dirty without visiting every cached user. Past CHANGED_MAX (a cache kept
+     * across batches without a seal: a dry run) the list goes and seal visits them all. */
     user_state **changed;
     size_t n_changed, cap_changed;
+    bool changed_all;
     /* a read inside an engine call failed: the batch is not to be trusted */
     bool failed;
     perr fail_err;
@@ -1646,6 +1651,12 @@ static void rs_changed(void *ctx, user_state *u)
 {
     store_redis *s = ctx;
     u->dirty = true; /* flush writes every cached state still dirty */
+    if (s->changed_all) return;
+    if (s->n_changed == CHANGED_MAX) {
+        s->changed_all = true;
+        s->n_changed = 0;
+        return;
+    }
     GROW(s->changed, s->n_changed, s->cap_changed);
     s->changed[s->n_changed++] = u;
 }
@@ -1792,6 +1803,7 @@ void store_redis_reset(store_redis *s)
     buf_trim(&s->out);
     s->n_ops = 0;
     s->n_changed = 0;
+    s->changed_all = false;
     s->company_loaded = s->company_dirty = false;
     s->failed = false;
 }
@@ -2161,7 +2173,6 @@ static void append_script_head(store_redis *s, bool unindex, size_t numkeys)
     cb_num(b, numkeys);
 }
 
-/* The user's write, and where its blob lands in the commands (the write's overlay). */
 /* One command of a user's MULTI block: only an error in its +QUEUED reply counts. */
 static void tx_cmd_end(store_redis *s, store_write *w, const char *id)
 {
@@ -2345,6 +2356,15 @@ void store_redis_active_waiting(store_redis *s, store_late *out)
     }
 }
 
+/* The user's write, and the cache then stands for what Redis will hold once it is sent. */
+static void seal_user(store_redis *s, store_write *w, entry *e)
+{
+    append_put(s, w, e);
+    e->u->dirty = false;
+    e->stored = e->u->status;
+    w->n_users++;
+}
+
 int store_redis_seal(store_redis *s, store_write **out, perr *err)
 {
     *out = NULL;
@@ -2375,18 +2395,18 @@ int store_redis_seal(store_redis *s, store_write **out, perr *err)
 
     cmdb *b = &s->cmd;
     buf_reset(&s->out);
-    /* the cache then stands for what Redis will hold once the write is sent */
-    for (size_t i = 0; i < s->n_changed; i++) {
+    for (size_t i = 0; s->changed_all && i < s->users.cap; i++) {
+        entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
+        if (e && e->u && e->u->dirty) seal_user(s, w, e);
+    }
+    for (size_t i = 0; !s->changed_all && i < s->n_changed; i++) {
         user_state *u = s->changed[i];
         if (!u->dirty) continue; /* a repeat, or dropped and recycled since */
         entry *e = strmap_get(&s->users, u->id);
-        if (!e || e->u != u) continue;
-        append_put(s, w, e);
-        u->dirty = false;
-        e->stored = u->status;
-        w->n_users++;
+        if (e && e->u == u) seal_user(s, w, e);
     }
     s->n_changed = 0;
+    s->changed_all = false;
     for (size_t i = 0; i < s->n_net; i++) {
         const link_op *op = &s->net[i];
         if (is_written(w, op->report)) continue; /* inside the report's own write */

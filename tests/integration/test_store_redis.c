@@ -1583,6 +1583,27 @@ Test(store_redis, race_manager_stored_active_then_link_registered)
     t_race_store(t_redis_start(NULL), "race2:", false);
 }
 
+/* The store keeps the states changed since the last seal so that sealing does not visit every
+ * cached user; past its limit (a cache kept across batches without a seal: a dry run) it visits
+ * them all, and a state changed then is still written. */
+Test(store_redis, states_changed_past_the_list_limit_are_still_written)
+{
+    T_STORE("cl:");
+    user_state *a = st->get_or_create(st->ctx, "005A");
+    user_state *b = st->get_or_create(st->ctx, "005B");
+    a->status = b->status = PROV_ACTIVE;
+    for (int i = 0; i < 70000; i++)
+        st->changed(st->ctx, i % 2 ? a : b);
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "SCARD cl:active"), 2, "both written, as active");
+    cr_assert_eq(t_cmd_int(c, "EXISTS cl:u:005A cl:u:005B"), 2);
+    b->status = PROV_DEACTIVATED; /* and the list is back after the seal */
+    st->changed(st->ctx, b);
+    t_flush_ok(s, 0);
+    cr_assert_eq(t_cmd_int(c, "SCARD cl:active"), 1);
+    t_store_done(s, c);
+}
+
 /* Check (b) with more known reports than a scan is for: a manager that becomes active while
  * twenty reports this instance read wait for it is not late; one more, registered by another
  * instance after the read, makes it late. */

@@ -112,7 +112,8 @@
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)
 #define NAMES_KEPT 64 /* field names remembered by position (decode_state) */
-#define CHANGED_MAX (1u << 16) /* store_redis.changed; a batch makes a few thousand */
+/* store_redis.changed's limit: a batch makes a few thousand. */
+#define CHANGED_MAX (1u << 16)
 
 /* The field names a blob names by index (format v2): the User fields of Change Data Capture,
  * compound fields flattened. A stored format: append only, an index once written keeps its name;

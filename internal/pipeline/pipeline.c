@@ -1124,9 +1124,9 @@ static void cut_batch(pipeline *p, size_t keep)
     p->n_msgs = keep;
 }
 
-static void decode_batch(pipeline *p)
+static void decode_range(pipeline *p, size_t from, size_t to)
 {
-    for (size_t i = 0; i < p->n_msgs; i++) {
+    for (size_t i = from; i < to; i++) {
         rd_kafka_message_t *m = p->msgs[i];
         codec_error ce;
         p->ok[i] = false;
@@ -1158,6 +1158,33 @@ static void decode_batch(pipeline *p)
         ev->source.partition = m->partition;
         ev->source.offset = m->offset;
     }
+}
+
+static size_t subjects_of(const pipeline *p, size_t i);
+
+/* A batch of this many events or more has its first half's users read ahead: Redis runs those
+ * reads while the second half is decoded (store_redis_prefetch_ahead). */
+#define READ_AHEAD_MIN 64
+
+static void decode_batch(pipeline *p)
+{
+    size_t half = p->n_msgs >= READ_AHEAD_MIN ? p->n_msgs / 2 : 0;
+    decode_range(p, 0, half);
+    if (half) {
+        size_t cap = 0;
+        for (size_t i = 0; i < half; i++)
+            if (p->ok[i]) cap += p->events[i].n_record_ids + 8;
+        const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
+        size_t n = 0;
+        for (size_t i = 0; i < half; i++) {
+            size_t nr = subjects_of(p, i);
+            for (size_t r = 0; r < nr; r++)
+                ids[n++] = p->events[i].record_ids[r];
+            if (p->ok[i]) n += engine_event_refs(&p->events[i], ids + n, 8);
+        }
+        store_redis_prefetch_ahead(p->store, ids, n);
+    }
+    decode_range(p, half, p->n_msgs);
 }
 
 static void print_dry_run(pipeline *p)

@@ -52,6 +52,12 @@ void store_redis_close(store_redis *s);
 engine_store *store_redis_iface(store_redis *s);
 /* Loads these users (and the waiting-link sets naming them as manager) into the cache. */
 int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err);
+/* Sends the reads of these users (those not cached) now and returns at once: the next prefetch
+ * takes their replies first, so Redis runs them while the caller does something else (decodes
+ * the rest of its batch). Until that prefetch the caller makes no other store call but
+ * store_redis_reset; any other read takes the replies and forgets them. Errors come with the
+ * prefetch. */
+void store_redis_prefetch_ahead(store_redis *s, const char *const *ids, size_t n);
 /* The same for a batch: ids[0..n_subjects) are the users its events are about, the rest users
  * they name (managers). With the waiting index, a named user's waiting set is read only when it
  * has members and the user is active (check (c)); otherwise a links() of it reads it then. */

@@ -311,6 +311,11 @@ struct store_redis {
     store_write *spare;                  /* a written one, kept for its buffers */
     entry **todo_u;
     size_t n_todo_u, cap_todo_u;
+    /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, their
+     * HGETs on c with the replies unread when ahead_sent; ahead_taking while that prefetch
+     * reads them */
+    size_t ahead_n;
+    bool ahead_sent, ahead_taking;
     const char **todo_w;
     size_t n_todo_w, cap_todo_w;
     /* the waiting index is complete (store_redis_index_waiting): a prefetch asks it which waiting
@@ -555,6 +560,7 @@ static void conn_drop(store_redis *s, redisContext **cp)
 {
     if (*cp) redisFree(*cp);
     *cp = NULL;
+    if (cp == &s->c) s->ahead_sent = false; /* the prefetch sends them again */
     if (cp != &s->wc) return;
     /* the replies of what was sent ahead are lost with the connection: sent again in full */
     for (store_write *w = s->pending; w; w = w->next)
@@ -694,9 +700,12 @@ typedef void (*reply_fn)(store_redis *s, size_t i, const redisReply *r, void *ct
 /* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
  * replies (each, when given, called with every one): one round trip. A broken connection is
  * dropped. */
+static void ahead_settle(store_redis *s);
+
 static int exchange_each(store_redis *s, size_t n, const buf *more, const char *doing,
                          reply_fn each, void *ctx, perr *err)
 {
+    ahead_settle(s);
     replies_free(s);
     if (!n) {
         s->out.len = 0;
@@ -1629,6 +1638,7 @@ static entry *load_miss(store_redis *s, const char *id)
 static user_state *rs_get(void *ctx, const char *id)
 {
     store_redis *s = ctx;
+    ahead_settle(s);
     entry *e = strmap_get(&s->users, id);
     if (!e) e = load_miss(s, id);
     return e ? e->u : NULL;
@@ -1637,6 +1647,7 @@ static user_state *rs_get(void *ctx, const char *id)
 static user_state *rs_get_or_create(void *ctx, const char *id)
 {
     store_redis *s = ctx;
+    ahead_settle(s);
     entry *e = strmap_get(&s->users, id);
     if (!e) e = load_miss(s, id);
     if (!e) { /* the read failed (sticky error): a cached stand-in keeps the engine going, and
@@ -1793,6 +1804,7 @@ static void map_clear(strmap *m)
 
 void store_redis_reset(store_redis *s)
 {
+    ahead_settle(s);
     for (size_t i = 0; i < s->users.cap; i++) {
         entry *e = s->users.slots[i].key ? s->users.slots[i].val : NULL;
         if (e && e->u) state_recycle(s, e->u);
@@ -1896,7 +1908,7 @@ static void append_waiting_exist(store_redis *s)
 static size_t build_prefetch(store_redis *s, void *arg)
 {
     bool *company = arg;
-    for (size_t i = 0; i < s->n_todo_u; i++)
+    for (size_t i = s->ahead_sent ? s->ahead_n : 0; i < s->n_todo_u; i++)
         append_hget(s, s->todo_u[i]->id);
     size_t n_w = s->n_todo_w;
     if (s->indexed && n_w) {
@@ -1979,7 +1991,8 @@ static void fill_user(store_redis *s, size_t i, const redisReply *r, void *ctx)
 static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size_t n_subjects,
                           bool links, perr *err)
 {
-    s->n_todo_u = s->n_todo_w = 0;
+    s->n_todo_u = s->ahead_n; /* read ahead: their replies come first */
+    s->n_todo_w = 0;
     for (size_t i = 0; i < n; i++) {
         const char *id = ids[i];
         if (!id || !*id) continue;
@@ -2006,8 +2019,11 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
     }
     bool company = !s->company_loaded && !company_from_overlay(s);
     fill_ctx f = {.err = err};
+    s->ahead_taking = true;
     int rc =
         run_exchange_each(s, build_prefetch, &company, fill_user, &f, "prefetching users", err);
+    s->ahead_n = 0;
+    s->ahead_sent = s->ahead_taking = false;
     if (rc == 0) rc = f.rc;
     size_t k = s->n_todo_u;
     for (size_t i = 0; i < s->n_todo_u; i++) {
@@ -2042,6 +2058,51 @@ static int still_failed(const store_redis *s, perr *err)
 {
     if (err) *err = s->fail_err;
     return -1;
+}
+
+void store_redis_prefetch_ahead(store_redis *s, const char *const *ids, size_t n)
+{
+    if (s->failed || s->ahead_n) return;
+    perr err;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *id = ids[i];
+        if (!id || !*id || strmap_get(&s->users, id)) continue;
+        entry *o;
+        int found = overlay_fill(s, id, &o, &err);
+        if (found < 0) {
+            fail_sticky(s, &err); /* as the prefetch would */
+            break;
+        }
+        if (found) continue;
+        entry *e = entry_new(s, id);
+        e->pending = true;
+        GROW(s->todo_u, k, s->cap_todo_u);
+        s->todo_u[k++] = e;
+    }
+    s->n_todo_u = s->ahead_n = k;
+    if (!k || s->failed || conn_ensure(s, &err) < 0) return; /* the prefetch sends them */
+    buf_reset(&s->out);
+    for (size_t i = 0; i < k; i++)
+        append_hget(s, s->todo_u[i]->id);
+    s->ahead_sent = send_out(s, &s->c, NULL, "prefetching users", &err) == 0;
+}
+
+/* Anything but the prefetch that reads them: the replies read ahead are taken and forgotten,
+ * and so are their users (pending, they would read as not stored). */
+static void ahead_settle(store_redis *s)
+{
+    if (!s->ahead_n || s->ahead_taking) return;
+    perr err;
+    for (size_t i = 0; s->ahead_sent && i < s->ahead_n; i++) {
+        void *r;
+        if (get_reply(s, &s->c, &r, "prefetching users", &err) < 0) break; /* dropped */
+    }
+    replies_free(s);
+    for (size_t i = 0; i < s->ahead_n; i++)
+        if (s->todo_u[i]->pending) strmap_del(&s->users, s->todo_u[i]->id);
+    s->ahead_n = s->n_todo_u = 0;
+    s->ahead_sent = false;
 }
 
 int store_redis_prefetch(store_redis *s, const char *const *ids, size_t n, perr *err)

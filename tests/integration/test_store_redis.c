@@ -795,6 +795,99 @@ Test(store_redis, prefetch_of_many_users_is_one_round_trip)
     store_redis_close(s);
 }
 
+/* 300 users, 250 stored (Email = their id): the read-ahead tests' state. */
+static store_redis *t_ahead_store(t_redis *r, const char *prefix, char (*ids)[24], const char **idp)
+{
+    store_redis *s = t_open(r, prefix);
+    engine_store *st = store_redis_iface(s);
+    t_ids(ids, idp, 300, "005U");
+    for (int i = 0; i < 250; i++) {
+        user_state *u = st->get_or_create(st->ctx, ids[i]);
+        value_t v = value_str(ids[i]);
+        user_state_set(u, "Email", &v);
+        st->changed(st->ctx, u);
+    }
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+    return s;
+}
+
+static void t_ahead_check(store_redis *s, char (*ids)[24], int from, int to)
+{
+    engine_store *st = store_redis_iface(s);
+    for (int i = from; i < to; i++) {
+        user_state *u = st->get(st->ctx, ids[i]);
+        cr_assert_eq(u != NULL, i < 250, "%s", ids[i]);
+        if (u) cr_assert_str_eq(user_state_get(u, "Email")->s, ids[i]);
+    }
+}
+
+/* Reads sent ahead of the prefetch (store_redis_prefetch_ahead) are taken by it, in order before
+ * its own, and nothing is read twice; a prefetch that follows has them all in the cache. */
+Test(store_redis, reads_sent_ahead_are_taken_by_the_next_prefetch)
+{
+    t_redis *r = t_redis_start(NULL);
+    char ids[300][24];
+    const char *idp[300];
+    store_redis *s = t_ahead_store(r, "ra1:", ids, idp);
+    perr err = {{0}};
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    store_redis_prefetch_ahead(s, idp, 120); /* 005U000000..119 */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "sent at once");
+    cr_assert_eq(store_redis_prefetch(s, idp + 60, 240, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "then the rest, once");
+    t_ahead_check(s, ids, 0, 300);
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses, "all cached");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    store_redis_close(s);
+}
+
+/* Any read but the prefetch takes the replies sent ahead and forgets their users, which are read
+ * again when asked for; a reset does the same; a connection lost after sending them ahead makes
+ * the prefetch send them again. */
+Test(store_redis, reads_sent_ahead_survive_other_reads_a_reset_and_a_lost_connection)
+{
+    t_redis *r = t_redis_start(NULL);
+    char ids[300][24];
+    const char *idp[300];
+    store_redis *s = t_ahead_store(r, "ra2:", ids, idp);
+    engine_store *st = store_redis_iface(s);
+    perr err = {{0}};
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    store_redis_prefetch_ahead(s, idp, 100);
+    user_state *u = st->get(st->ctx, ids[200]); /* a miss: its own reply, not one sent ahead */
+    cr_assert(u);
+    cr_assert_str_eq(user_state_get(u, "Email")->s, ids[200]);
+    t_ahead_check(s, ids, 0, 100); /* read again one by one */
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses + 101);
+
+    store_redis_reset(s);
+    store_redis_prefetch_ahead(s, idp + 100, 100);
+    store_redis_reset(s);
+    cr_assert_eq(store_redis_prefetch(s, idp + 150, 100, &err), 0, "%s", err.msg);
+    t_ahead_check(s, ids, 150, 250);
+
+    store_redis_reset(s);
+    store_redis_prefetch_ahead(s, idp, 100);
+    t_redis_restart(r); /* the replies are lost with the connection */
+    int rc = store_redis_prefetch(s, idp, 300, &err);
+    for (int i = 0; rc < 0 && i < 3; i++) { /* the service retries the same call */
+        store_redis_reset(s);
+        rc = store_redis_prefetch(s, idp, 300, &err);
+    }
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    /* replies the old server sent before it went may have been read (what was stored then);
+     * none was taken for another user's, and everyone is cached */
+    misses = store_redis_get_stats(s)->misses;
+    for (int i = 0; i < 300; i++) {
+        u = st->get(st->ctx, ids[i]);
+        if (u) cr_assert_str_eq(user_state_get(u, "Email")->s, ids[i]);
+    }
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses, "all cached");
+    store_redis_close(s);
+}
+
 Test(store_redis, users_not_prefetched_are_read_once_and_counted_as_misses)
 {
     t_redis *r = t_redis_start(NULL);

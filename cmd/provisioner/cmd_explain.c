@@ -30,12 +30,23 @@ int cmd_explain(int argc, char **argv)
     o.quiet_warnings = true;
     engine_start(o.eng, &o.hooks);
     int rc = offline_feed(&o, cli_str(&a, "events"));
-    buf b;
-    buf_init(&b);
-    engine_explain(o.eng, user, &b);
-    fputs(b.data, stdout);
-    buf_free(&b);
-    code = rc < 0 || o.bad_lines ? EXIT_USAGE : EXIT_OK;
+    if (rc < 0 || o.bad_lines) {
+        /* an explanation from part of the events would read as the whole truth */
+        if (o.bad_lines)
+            fprintf(stderr,
+                    "provisioner: explain: %lu event line%s could not be read (above): "
+                    "nothing is explained until %s\n",
+                    o.bad_lines, o.bad_lines == 1 ? "" : "s",
+                    o.bad_lines == 1 ? "it is fixed" : "they are fixed");
+        code = EXIT_USAGE;
+    } else {
+        buf b;
+        buf_init(&b);
+        engine_explain(o.eng, user, &b);
+        fputs(b.data, stdout);
+        buf_free(&b);
+        code = EXIT_OK;
+    }
     offline_close(&o);
     cli_free(&a);
     return code;

@@ -487,3 +487,32 @@ Test(lookup, simulate_reads_the_tables_or_warns)
     cr_assert(strstr(err, "--lookups ") && strstr(err, "lookups.json:1:"), "%s", err);
     free(err);
 }
+
+/* explain with events that cannot all be read (interfaces: exit 2 for bad input): an explanation
+ * from the lines that could would read as the whole truth, so there is none. */
+Test(lookup, explain_does_not_explain_from_part_of_the_events)
+{
+    const char *settings_path = h_path("settings.yaml");
+    h_write_file(settings_path, SETTINGS);
+    h_proc *p;
+    /* events that cannot all be read: an error, and no explanation from the rest */
+    const char *bad = h_path("bad.jsonl");
+    h_write_file(bad, EV(U1, "CREATE", 1001, PERSON(1)) "{\"ChangeEventHeader\": 7}\n");
+    const char *explain_bad[] = {h_pv_binary(), "explain", "--settings", settings_path, "--events",
+                                 bad,           "--user",  U1,           NULL};
+    cr_assert_eq(h_run(explain_bad, NULL, 30, &p), 2);
+    char *out = h_proc_stdout(p);
+    cr_assert_str_eq(out, "", "nothing explained");
+    free(out);
+    char *err = h_proc_stderr(p);
+    cr_assert(strstr(err, "bad.jsonl:2: ") &&
+                  strstr(err, "explain: 1 event line could not be read (above): nothing is "
+                              "explained until it is fixed"),
+              "%s", err);
+    free(err);
+    explain_bad[5] = h_path("missing.jsonl");
+    cr_assert_eq(h_run(explain_bad, NULL, 30, &p), 2);
+    out = h_proc_stdout(p);
+    cr_assert_str_eq(out, "", "nothing explained");
+    free(out);
+}

@@ -103,11 +103,27 @@ static void explain_relationships(engine *e, const user_state *u, buf *b)
     if (shown) buf_puts(b, ".\n");
 }
 
+/* A manager whose reports wait for it (R6.3) may be asked about before any event names it: the
+ * admin looking at a report's waiting link asks next about its manager. */
+static void explain_waiting_reports(engine *e, const char *id, buf *b)
+{
+    const char *const *reports;
+    size_t n = e->store->links(e->store->ctx, id, &reports);
+    if (!n) return;
+    buf_printf(b, "%zu report%s wait%s for it as %s manager (R6.3): ", n, n == 1 ? "" : "s",
+               n == 1 ? "s" : "", n == 1 ? "its" : "their");
+    for (size_t i = 0; i < n && i < 5; i++)
+        buf_printf(b, "%s%s", i ? ", " : "", reports[i]);
+    if (n > 5) buf_printf(b, " and %zu more", n - 5);
+    buf_puts(b, "; the links are made once it is provisioned.\n");
+}
+
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
+        explain_waiting_reports(e, id, b);
         return;
     }
     if (!u->has_pos && !u->n_fields && u->status == PROV_NEVER) {

@@ -392,6 +392,25 @@ Test(engine, r1_3_gap_mark_survives_partial_and_older_events)
     cr_assert_not(still_marked(ev, "005U1"), "a delete settles it");
 }
 
+/* R6.3: a manager no event has named yet, asked about because its reports wait for it */
+Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
+{
+    const char *evs =
+        HDR("\"005R1\"", "CREATE", 1, USER("R", "r@acme.com", ",\"ManagerId\":\"005M\""))
+            HDR("\"005R2\"", "CREATE", 2, USER("S", "s@acme.com", ",\"ManagerId\":\"005M\""));
+    sim_opts so = {.explain = "005M"};
+    run r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "no event has named this user"), "%s", r.explained);
+    cr_assert(strstr(r.explained, "2 reports wait for it as their manager (R6.3): ") &&
+                  strstr(r.explained, "005R1") && strstr(r.explained, "005R2"),
+              "%s", r.explained);
+    free(r.explained);
+    so.explain = "005X";
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert_null(strstr(r.explained, "wait"), "%s", r.explained);
+    free(r.explained);
+}
+
 Test(engine, r3_3_domain_lower_cased_local_part_kept)
 {
     run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "Ann.X@ACME.IO", "")));

@@ -191,29 +191,35 @@ const value_t *engine_related_value(engine *e, const user_state *u, const filter
     return v;
 }
 
-/* R3.4: the first assignment whose filter is true for the snapshot. */
-int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
+/* Assignment a's filter for the snapshot; the values it read are left in e->vals (explain names
+ * the null ones). */
+soql_truth engine_assignment_truth(engine *e, const user_state *u, size_t a, int64_t now_ms)
 {
     value_t *vals = e->vals;
     soql_clock clk = {.now_ms = now_ms, .tz_offset_minutes = 0};
-    for (size_t a = 0; a < e->cfg->n_assignments; a++) {
-        const soql_filter *f = e->cfg->assignments[a].filter;
-        if (!f) return (int)a;
-        size_t n = soql_field_count(f);
-        for (size_t i = 0; i < n; i++) {
-            const filter_ref *r = &e->refs[a][i];
-            bool related = true;
-            const value_t *v = r->rel == SOQL_REL_NONE ? engine_field_value(e, u, r)
-                                                       : engine_related_value(e, u, r, &related);
-            if (v && v->type != VAL_NULL)
-                vals[i] = *v;
-            else if (r->boolean && related)
-                vals[i] = value_bool(false);
-            else
-                vals[i] = value_null();
-        }
-        if (soql_eval(f, vals, &clk) == SOQL_TRUE) return (int)a;
+    const soql_filter *f = e->cfg->assignments[a].filter;
+    if (!f) return SOQL_TRUE;
+    size_t n = soql_field_count(f);
+    for (size_t i = 0; i < n; i++) {
+        const filter_ref *r = &e->refs[a][i];
+        bool related = true;
+        const value_t *v = r->rel == SOQL_REL_NONE ? engine_field_value(e, u, r)
+                                                   : engine_related_value(e, u, r, &related);
+        if (v && v->type != VAL_NULL)
+            vals[i] = *v;
+        else if (r->boolean && related)
+            vals[i] = value_bool(false);
+        else
+            vals[i] = value_null();
     }
+    return soql_eval(f, vals, &clk);
+}
+
+/* R3.4: the first assignment whose filter is true for the snapshot. */
+int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms)
+{
+    for (size_t a = 0; a < e->cfg->n_assignments; a++)
+        if (engine_assignment_truth(e, u, a, now_ms) == SOQL_TRUE) return (int)a;
     return -1;
 }
 

@@ -31,7 +31,30 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
     buf_puts(b, ", and convert email domain is off");
 }
 
-static void explain_reason(engine *e, const user_state *u, reason_code r, buf *b)
+/* R3.4 for one assignment: false, or unknown because of the null fields it reads (SOQL's
+ * three-valued logic: a comparison with null is not true). */
+static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now, buf *b)
+{
+    soql_truth t = engine_assignment_truth(e, u, a, now);
+    if (t == SOQL_TRUE) {
+        buf_puts(b, " is true");
+        return;
+    }
+    if (t == SOQL_FALSE) {
+        buf_puts(b, " is false");
+        return;
+    }
+    const soql_filter *f = e->cfg->assignments[a].filter;
+    buf_puts(b, " is unknown (null:");
+    size_t shown = 0;
+    for (size_t i = 0; i < soql_field_count(f); i++) {
+        if (e->vals[i].type != VAL_NULL) continue;
+        buf_printf(b, "%s %s", shown++ ? "," : "", soql_field_name(f, i));
+    }
+    buf_puts(b, ")");
+}
+
+static void explain_reason(engine *e, const user_state *u, reason_code r, int64_t now, buf *b)
 {
     switch (r) {
     case REASON_DELETED: buf_puts(b, "R3.1 fails: the user was deleted in Salesforce"); break;
@@ -57,6 +80,7 @@ static void explain_reason(engine *e, const user_state *u, reason_code r, buf *b
             const cfg_assignment *a = &e->cfg->assignments[i];
             buf_printf(b, "%s'%s': %s", i ? "; " : "", a->name,
                        a->filter_text[0] ? a->filter_text : "(everyone)");
+            explain_filter(e, u, i, now, b);
         }
         if (!e->cfg->n_assignments) buf_puts(b, "the settings have no assignments");
         buf_puts(b, ")");
@@ -145,7 +169,7 @@ void engine_explain(engine *e, const char *id, buf *b)
                     "reconciliation (R1.3, R8).\n");
     if (s.reason != REASON_NONE) {
         buf_puts(b, "  Not in scope: ");
-        explain_reason(e, u, s.reason, b);
+        explain_reason(e, u, s.reason, now, b);
         buf_puts(b, ".\n");
         if (u->status == PROV_ACTIVE && e->cfg->keep_active)
             buf_puts(b, "  Kept active in Gong because the option keep_active is on (R5.4).\n");

@@ -411,6 +411,24 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     free(r.explained);
 }
 
+/* R3.4 in explain: each assignment's filter is said to be false, or unknown with the null fields
+ * it reads (three-valued logic), so an admin sees which field to fill in */
+Test(engine, r3_4_explain_says_which_filters_are_false_and_which_unknown)
+{
+    static const char *two =
+        "company:\n  primary_domain: acme.com\n"
+        "assignments:\n  - name: Ops\n    filter: \"Department = 'Ops'\"\n"
+        "  - name: East\n"
+        "    filter: \"Division = 'East' OR (Title = 'VP' AND Region__c != 'X')\"\n";
+    sim_opts so = {.explain = "005U1"};
+    run r = simulate_opts(two, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", "")), &so);
+    cr_assert(strstr(r.explained, "'Ops': Department = 'Ops' is false; 'East': "), "%s",
+              r.explained);
+    cr_assert(strstr(r.explained, " is unknown (null: Division, Region__c)"), "%s", r.explained);
+    cr_assert(strstr(r.explained, "[no_matching_assignment]"), "%s", r.explained);
+    free(r.explained);
+}
+
 Test(engine, r3_3_domain_lower_cased_local_part_kept)
 {
     run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "Ann.X@ACME.IO", "")));

@@ -45,13 +45,13 @@ static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now
         return;
     }
     const soql_filter *f = e->cfg->assignments[a].filter;
-    buf_puts(b, " is unknown (null:");
+    buf_puts(b, " is unknown");
     size_t shown = 0;
     for (size_t i = 0; i < soql_field_count(f); i++) {
         if (e->vals[i].type != VAL_NULL) continue;
-        buf_printf(b, "%s %s", shown++ ? "," : "", soql_field_name(f, i));
+        buf_printf(b, "%s%s", shown++ ? ", " : " (null: ", soql_field_name(f, i));
     }
-    buf_puts(b, ")");
+    if (shown) buf_puts(b, ")");
 }
 
 static void explain_reason(engine *e, const user_state *u, reason_code r, int64_t now, buf *b)

@@ -706,6 +706,8 @@ static int exchange_each(store_redis *s, size_t n, const buf *more, const char *
                          reply_fn each, void *ctx, perr *err)
 {
     ahead_settle(s);
+    /* taking the replies read ahead found the connection broken: the caller connects again */
+    if (!s->c) return perr_set(err, "Redis %s: %s: the connection was lost", s->where, doing);
     replies_free(s);
     if (!n) {
         s->out.len = 0;
@@ -1517,6 +1519,7 @@ static int run_exchange_each(store_redis *s, build_fn build, void *arg, reply_fn
                              const char *doing, perr *err)
 {
     for (int attempt = 0;; attempt++) {
+        ahead_settle(s); /* before the connection is looked at: it may find it broken */
         bool had = s->c != NULL;
         if (conn_ensure(s, err) < 0) return -1;
         buf_reset(&s->out);

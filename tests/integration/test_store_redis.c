@@ -888,6 +888,45 @@ Test(store_redis, reads_sent_ahead_survive_other_reads_a_reset_and_a_lost_connec
     store_redis_close(s);
 }
 
+/* Redis drops the connection, then reads are sent ahead (the write to the dead socket still
+ * succeeds): a ping or a flush that comes first takes the replies, finds the connection broken,
+ * and connects again instead of writing to it (found by review: a crash). */
+Test(store_redis, reads_sent_ahead_on_a_dropped_connection_do_not_break_other_calls)
+{
+    t_redis *r = t_redis_start(NULL);
+    char ids[300][24];
+    const char *idp[300];
+    store_redis *s = t_ahead_store(r, "ra3:", ids, idp);
+    engine_store *st = store_redis_iface(s);
+    perr err = {{0}};
+    redisContext *c = t_raw(r);
+    freeReplyObject(redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes"));
+    t_sleep_ms(100);
+    store_redis_prefetch_ahead(s, idp, 100);
+    cr_assert_eq(store_redis_ping(s, &err), 0, "%s", err.msg);
+
+    cr_assert_eq(store_redis_prefetch(s, idp + 200, 10, &err), 0, "%s", err.msg);
+    user_state *u = st->get(st->ctx, ids[200]);
+    value_t v = value_str("x");
+    user_state_set(u, "Title", &v);
+    st->changed(st->ctx, u);
+    freeReplyObject(redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes"));
+    t_sleep_ms(100);
+    store_redis_prefetch_ahead(s, idp, 100);
+    store_late late;
+    int rc = store_redis_flush(s, &late, &err);
+    for (int i = 0; rc < 0 && i < 3; i++) /* the service retries the same call */
+        rc = store_redis_flush(s, &late, &err);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    store_late_free(&late);
+    store_redis_reset(s);
+    cr_assert_eq(store_redis_prefetch(s, idp + 200, 1, &err), 0, "%s", err.msg);
+    const value_t *t = user_state_get(st->get(st->ctx, ids[200]), "Title");
+    cr_assert(t && t->type == VAL_STR && strcmp(t->s, "x") == 0, "the write went through");
+    redisFree(c);
+    store_redis_close(s);
+}
+
 Test(store_redis, users_not_prefetched_are_read_once_and_counted_as_misses)
 {
     t_redis *r = t_redis_start(NULL);

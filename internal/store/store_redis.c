@@ -1988,6 +1988,21 @@ static void fill_user(store_redis *s, size_t i, const redisReply *r, void *ctx)
     if (f->rc == 0 && entry_fill(s, s->todo_u[i], r, f->err) < 0) f->rc = -1;
 }
 
+/* id into the prefetch's users to read (todo_u), unless it is cached or a pending write has it
+ * (then it is cached from there); -1 when that write's blob does not decode. */
+static int todo_user(store_redis *s, const char *id, perr *err)
+{
+    if (strmap_get(&s->users, id)) return 0;
+    entry *o;
+    int found = overlay_fill(s, id, &o, err);
+    if (found) return found < 0 ? -1 : 0;
+    entry *e = entry_new(s, id);
+    e->pending = true;
+    GROW(s->todo_u, s->n_todo_u, s->cap_todo_u);
+    s->todo_u[s->n_todo_u++] = e;
+    return 0;
+}
+
 /* One prefetch round trip: these users not cached (and, with links, the waiting sets naming them
  * as manager); with the index, a second one for the waiting sets that exist. ids[0..n_subjects)
  * are subjects, the rest only named (sift_sets). */
@@ -1999,17 +2014,10 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
     for (size_t i = 0; i < n; i++) {
         const char *id = ids[i];
         if (!id || !*id) continue;
-        entry *o;
-        if (!strmap_get(&s->users, id) && overlay_fill(s, id, &o, err) < 0) {
+        if (todo_user(s, id, err) < 0) {
             /* a blob this process encoded: a bug, but no half-read batch stays behind */
             fail_sticky(s, err);
             return -1;
-        }
-        if (!strmap_get(&s->users, id)) {
-            entry *e = entry_new(s, id);
-            e->pending = true;
-            GROW(s->todo_u, s->n_todo_u, s->cap_todo_u);
-            s->todo_u[s->n_todo_u++] = e;
         }
         if (!links) continue;
         link_set *l = set_get(s, id, true);
@@ -2067,23 +2075,13 @@ void store_redis_prefetch_ahead(store_redis *s, const char *const *ids, size_t n
 {
     if (s->failed || s->ahead_n) return;
     perr err;
-    size_t k = 0;
+    s->n_todo_u = 0;
     for (size_t i = 0; i < n; i++) {
-        const char *id = ids[i];
-        if (!id || !*id || strmap_get(&s->users, id)) continue;
-        entry *o;
-        int found = overlay_fill(s, id, &o, &err);
-        if (found < 0) {
-            fail_sticky(s, &err); /* as the prefetch would */
-            break;
-        }
-        if (found) continue;
-        entry *e = entry_new(s, id);
-        e->pending = true;
-        GROW(s->todo_u, k, s->cap_todo_u);
-        s->todo_u[k++] = e;
+        if (!ids[i] || !*ids[i] || todo_user(s, ids[i], &err) == 0) continue;
+        fail_sticky(s, &err); /* as the prefetch would */
+        break;
     }
-    s->n_todo_u = s->ahead_n = k;
+    size_t k = s->ahead_n = s->n_todo_u;
     if (!k || s->failed || conn_ensure(s, &err) < 0) return; /* the prefetch sends them */
     buf_reset(&s->out);
     for (size_t i = 0; i < k; i++)

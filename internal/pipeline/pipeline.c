@@ -741,22 +741,31 @@ static size_t subjects_of(const pipeline *p, size_t i)
     return p->ok[i] && event_is_user(&p->events[i]) ? p->events[i].n_record_ids : 0;
 }
 
-static int step_prefetch(pipeline *p, perr *err)
+/* The ids events [0, to) need read: the users they are about first (n_subjects of them), then
+ * the managers they name. */
+static const char **batch_ids(pipeline *p, size_t to, size_t *n, size_t *n_subjects)
 {
-    /* the users the events are about first, then the managers they name */
     size_t cap = 0;
-    for (size_t i = 0; i < p->n_msgs; i++)
+    for (size_t i = 0; i < to; i++)
         if (p->ok[i]) cap += p->events[i].n_record_ids + 8;
     const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
-    size_t n = 0;
-    for (size_t i = 0; i < p->n_msgs; i++) {
+    size_t k = 0;
+    for (size_t i = 0; i < to; i++) {
         size_t nr = subjects_of(p, i);
         for (size_t r = 0; r < nr; r++)
-            ids[n++] = p->events[i].record_ids[r];
+            ids[k++] = p->events[i].record_ids[r];
     }
-    size_t n_subjects = n;
-    for (size_t i = 0; i < p->n_msgs; i++)
-        if (p->ok[i]) n += engine_event_refs(&p->events[i], ids + n, 8);
+    *n_subjects = k;
+    for (size_t i = 0; i < to; i++)
+        if (p->ok[i]) k += engine_event_refs(&p->events[i], ids + k, 8);
+    *n = k;
+    return ids;
+}
+
+static int step_prefetch(pipeline *p, perr *err)
+{
+    size_t n, n_subjects;
+    const char **ids = batch_ids(p, p->n_msgs, &n, &n_subjects);
     double started = pipeline_mono_s();
     int rc = store_redis_prefetch_named(p->store, ids, n, n_subjects, err);
     if (rc == 0 && p->reads_managers) rc = prefetch_managers(p, ids, n, err);
@@ -1160,7 +1169,7 @@ static void decode_range(pipeline *p, size_t from, size_t to)
     }
 }
 
-static size_t subjects_of(const pipeline *p, size_t i);
+static const char **batch_ids(pipeline *p, size_t to, size_t *n, size_t *n_subjects);
 
 /* A batch of this many events or more has its first half's users read ahead: Redis runs those
  * reads while the second half is decoded (store_redis_prefetch_ahead). */
@@ -1171,17 +1180,8 @@ static void decode_batch(pipeline *p)
     size_t half = p->n_msgs >= READ_AHEAD_MIN ? p->n_msgs / 2 : 0;
     decode_range(p, 0, half);
     if (half) {
-        size_t cap = 0;
-        for (size_t i = 0; i < half; i++)
-            if (p->ok[i]) cap += p->events[i].n_record_ids + 8;
-        const char **ids = arena_alloc(&p->mem, sizeof(char *) * (cap + 1));
-        size_t n = 0;
-        for (size_t i = 0; i < half; i++) {
-            size_t nr = subjects_of(p, i);
-            for (size_t r = 0; r < nr; r++)
-                ids[n++] = p->events[i].record_ids[r];
-            if (p->ok[i]) n += engine_event_refs(&p->events[i], ids + n, 8);
-        }
+        size_t n, n_subjects;
+        const char **ids = batch_ids(p, half, &n, &n_subjects);
         store_redis_prefetch_ahead(p->store, ids, n);
     }
     decode_range(p, half, p->n_msgs);

@@ -812,6 +812,16 @@ static store_redis *t_ahead_store(t_redis *r, const char *prefix, char (*ids)[24
     return s;
 }
 
+/* The read-ahead tests' start: that state under prefix, its ids and engine face. */
+#define T_AHEAD(prefix)                                                                            \
+    t_redis *r = t_redis_start(NULL);                                                              \
+    char ids[300][24];                                                                             \
+    const char *idp[300];                                                                          \
+    store_redis *s = t_ahead_store(r, prefix, ids, idp);                                           \
+    engine_store *st = store_redis_iface(s);                                                       \
+    (void)st;                                                                                      \
+    perr err = {{0}}
+
 static void t_ahead_check(store_redis *s, char (*ids)[24], int from, int to)
 {
     engine_store *st = store_redis_iface(s);
@@ -826,11 +836,7 @@ static void t_ahead_check(store_redis *s, char (*ids)[24], int from, int to)
  * its own, and nothing is read twice; a prefetch that follows has them all in the cache. */
 Test(store_redis, reads_sent_ahead_are_taken_by_the_next_prefetch)
 {
-    t_redis *r = t_redis_start(NULL);
-    char ids[300][24];
-    const char *idp[300];
-    store_redis *s = t_ahead_store(r, "ra1:", ids, idp);
-    perr err = {{0}};
+    T_AHEAD("ra1:");
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     uint64_t misses = store_redis_get_stats(s)->misses;
     store_redis_prefetch_ahead(s, idp, 120); /* 005U000000..119 */
@@ -848,12 +854,7 @@ Test(store_redis, reads_sent_ahead_are_taken_by_the_next_prefetch)
  * the prefetch send them again. */
 Test(store_redis, reads_sent_ahead_survive_other_reads_a_reset_and_a_lost_connection)
 {
-    t_redis *r = t_redis_start(NULL);
-    char ids[300][24];
-    const char *idp[300];
-    store_redis *s = t_ahead_store(r, "ra2:", ids, idp);
-    engine_store *st = store_redis_iface(s);
-    perr err = {{0}};
+    T_AHEAD("ra2:");
     uint64_t misses = store_redis_get_stats(s)->misses;
     store_redis_prefetch_ahead(s, idp, 100);
     user_state *u = st->get(st->ctx, ids[200]); /* a miss: its own reply, not one sent ahead */
@@ -893,12 +894,7 @@ Test(store_redis, reads_sent_ahead_survive_other_reads_a_reset_and_a_lost_connec
  * and connects again instead of writing to it (found by review: a crash). */
 Test(store_redis, reads_sent_ahead_on_a_dropped_connection_do_not_break_other_calls)
 {
-    t_redis *r = t_redis_start(NULL);
-    char ids[300][24];
-    const char *idp[300];
-    store_redis *s = t_ahead_store(r, "ra3:", ids, idp);
-    engine_store *st = store_redis_iface(s);
-    perr err = {{0}};
+    T_AHEAD("ra3:");
     redisContext *c = t_raw(r);
     freeReplyObject(redisCommand(c, "CLIENT KILL TYPE normal SKIPME yes"));
     t_sleep_ms(100);

@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "commands.h"
-#include "lookup/lookup.h"
 #include "config/config.h"
+#include "lookup/lookup.h"
 
 static void check_config_list(buf *b, const char *label, const char *const *items, size_t n)
 {

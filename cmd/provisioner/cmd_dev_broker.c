@@ -8,8 +8,8 @@
  * input stops the reading, not the broker. */
 #include <errno.h>
 #include <poll.h>
-#include <signal.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,7 +142,8 @@ static void *dev_broker_watchdog(void *arg)
     until.tv_sec += 5 * (attempt + 1);
     pthread_mutex_lock(&wd_lock);
     int rc = 0;
-    while (!wd_done && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &until);
+    while (!wd_done && rc != ETIMEDOUT)
+        rc = pthread_cond_timedwait(&wd_cond, &wd_lock, &until);
     bool stalled = !wd_done;
     pthread_mutex_unlock(&wd_lock);
     if (stalled) {
@@ -200,9 +201,11 @@ int cmd_dev_broker(int argc, char **argv)
         "one line on stdout, \"ok\" or \"error <why>\":\n"
         "  error API ERR COUNT        the next COUNT requests of API (Produce, Fetch,\n"
         "                             OffsetCommit, ... or a number) fail with ERR\n"
-        "                             (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, ... or a number)\n"
+        "                             (NOT_LEADER_FOR_PARTITION, REQUEST_TIMED_OUT, ... or a "
+        "number)\n"
         "  clear API                  forget the errors still queued for API\n"
-        "  down ID | up ID            broker ID drops its connections and refuses new ones / serves\n"
+        "  down ID | up ID            broker ID drops its connections and refuses new ones / "
+        "serves\n"
         "  leader TOPIC PARTITION ID  make broker ID the partition's leader\n"
         "  rtt ID MS                  broker ID answers MS ms late (0 to stop)\n"
         "  topic-error TOPIC ERR      metadata reports ERR for the topic (NO_ERROR clears)\n"
@@ -240,8 +243,8 @@ int cmd_dev_broker(int argc, char **argv)
      * watchdog starts the whole process again (same PID, same stdout) when the topics are not
      * created in time; main passed argv + 2, so the full command line sits just before it. */
     dev_broker_watchdog_start(argv - 2);
-    int started = kafka_mock_start_cluster(brokers, partitions, (const char *const *)topics, n,
-                                           &m, &err);
+    int started =
+        kafka_mock_start_cluster(brokers, partitions, (const char *const *)topics, n, &m, &err);
     dev_broker_watchdog_stop();
     if (started < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);

@@ -82,7 +82,8 @@ static int sync_out(void *ctx, perr *err)
 {
     out_ctx *o = ctx;
     if (o->dry_run) return 0;
-    while (rd_kafka_outq_len(o->producer) > 0) rd_kafka_flush(o->producer, 1000);
+    while (rd_kafka_outq_len(o->producer) > 0)
+        rd_kafka_flush(o->producer, 1000);
     if (o->failures)
         return perr_set(err, "%llu commands were not delivered: %s",
                         (unsigned long long)o->failures, o->last_error);
@@ -153,9 +154,8 @@ int cmd_reimport(int argc, char **argv)
     codec_format_parse(cli_str(&a, "output-format"), &fmt);
     if (!dry) {
         codec_error ce;
-        codec_command_encoder_config ec = {.format = fmt,
-                                           .registry = {.url = cli_str(&a, "schema-registry")},
-                                           .topic = out.topic};
+        codec_command_encoder_config ec = {
+            .format = fmt, .registry = {.url = cli_str(&a, "schema-registry")}, .topic = out.topic};
         rd_kafka_conf_t *conf =
             kafka_conf_new(cli_str(&a, "brokers"), a.kafka_props, a.n_kafka_props, &err);
         char errstr[512];
@@ -194,27 +194,26 @@ int cmd_reimport(int argc, char **argv)
             log_msg(LOG_ERROR, "reimport failed", "error", err.msg, NULL);
             code = EXIT_RUNTIME;
         } else {
-            fprintf(stderr,
-                    "reimport%s: %llu users in Salesforce, %llu known here (%llu active in "
-                    "Gong), %llu not newer than their last event, %llu gone from Salesforce; "
-                    "commands: %llu CREATE_USER, %llu UPDATE_USER, %llu REACTIVATE_USER, %llu "
-                    "APPLY_SETTINGS, %llu SET_MANAGER, %llu DEACTIVATE_USER; %llu deactivations "
-                    "held%s\n",
-                    dry ? " (dry run: nothing changed)" : "",
-                    (unsigned long long)res.salesforce_users, (unsigned long long)res.known_users,
-                    (unsigned long long)res.provisioned, (unsigned long long)res.not_newer,
-                    (unsigned long long)res.missing,
-                    (unsigned long long)res.commands[CMD_CREATE_USER],
-                    (unsigned long long)res.commands[CMD_UPDATE_USER],
-                    (unsigned long long)res.commands[CMD_REACTIVATE_USER],
-                    (unsigned long long)res.commands[CMD_APPLY_SETTINGS],
-                    (unsigned long long)res.commands[CMD_SET_MANAGER],
-                    (unsigned long long)res.commands[CMD_DEACTIVATE_USER],
-                    (unsigned long long)res.held,
-                    res.guard_tripped ? " by the mass-deactivation guard (R8.3): run "
-                                        "`provisioner held` to list them, then reimport "
-                                        "--confirm"
-                                      : "");
+            fprintf(
+                stderr,
+                "reimport%s: %llu users in Salesforce, %llu known here (%llu active in "
+                "Gong), %llu not newer than their last event, %llu gone from Salesforce; "
+                "commands: %llu CREATE_USER, %llu UPDATE_USER, %llu REACTIVATE_USER, %llu "
+                "APPLY_SETTINGS, %llu SET_MANAGER, %llu DEACTIVATE_USER; %llu deactivations "
+                "held%s\n",
+                dry ? " (dry run: nothing changed)" : "", (unsigned long long)res.salesforce_users,
+                (unsigned long long)res.known_users, (unsigned long long)res.provisioned,
+                (unsigned long long)res.not_newer, (unsigned long long)res.missing,
+                (unsigned long long)res.commands[CMD_CREATE_USER],
+                (unsigned long long)res.commands[CMD_UPDATE_USER],
+                (unsigned long long)res.commands[CMD_REACTIVATE_USER],
+                (unsigned long long)res.commands[CMD_APPLY_SETTINGS],
+                (unsigned long long)res.commands[CMD_SET_MANAGER],
+                (unsigned long long)res.commands[CMD_DEACTIVATE_USER], (unsigned long long)res.held,
+                res.guard_tripped ? " by the mass-deactivation guard (R8.3): run "
+                                    "`provisioner held` to list them, then reimport "
+                                    "--confirm"
+                                  : "");
         }
     }
     if (out.producer) {

@@ -102,8 +102,8 @@ static int ops_start(const cli_args *a, run_ops *r)
     }
     char shown[16];
     snprintf(shown, sizeof shown, "%d", http_port(r->http));
-    log_msg(LOG_INFO, "http listening", "bind", cli_str(a, "http-bind"), "port", shown,
-            "reimport", token_file ? "enabled" : "disabled", NULL);
+    log_msg(LOG_INFO, "http listening", "bind", cli_str(a, "http-bind"), "port", shown, "reimport",
+            token_file ? "enabled" : "disabled", NULL);
     return 0;
 }
 

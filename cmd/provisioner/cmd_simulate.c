@@ -22,12 +22,14 @@ int cmd_simulate(int argc, char **argv)
 {
     cli_args a;
     int code;
-    if (cmd_parse(C_SIMULATE, "provisioner simulate --settings FILE [--events FILE] [--now ISO] [--lookups FILE]",
-                  "Applies the provisioning rules (R1-R7) to JSON-lines change events with "
-                  "in-memory state\n(no Kafka, Redis or network) and prints the Gong commands as "
-                  "JSON lines on stdout.\nWarnings and a one-line summary go to stderr. Exit 0, or 2 "
-                  "for bad settings or input.",
-                  argc, argv, &a, &code) < 0)
+    if (cmd_parse(
+            C_SIMULATE,
+            "provisioner simulate --settings FILE [--events FILE] [--now ISO] [--lookups FILE]",
+            "Applies the provisioning rules (R1-R7) to JSON-lines change events with "
+            "in-memory state\n(no Kafka, Redis or network) and prints the Gong commands as "
+            "JSON lines on stdout.\nWarnings and a one-line summary go to stderr. Exit 0, or 2 "
+            "for bad settings or input.",
+            argc, argv, &a, &code) < 0)
         return code;
     if (a.n_positional) {
         fprintf(stderr, "provisioner: simulate: unexpected argument '%s'\n", a.positional[0]);
@@ -37,8 +39,8 @@ int cmd_simulate(int argc, char **argv)
     out_ctx out = {.f = stdout};
     buf_init(&out.line);
     offline o;
-    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"), !cli_bool(&a, "no-why"),
-                     print_command, &out) < 0) {
+    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"),
+                     !cli_bool(&a, "no-why"), print_command, &out) < 0) {
         cli_free(&a);
         buf_free(&out.line);
         return EXIT_USAGE;

@@ -61,8 +61,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        if (strcmp(argv[1], subcommands[i].name) == 0)
-            return subcommands[i].fn(argc - 2, argv + 2);
+        if (strcmp(argv[1], subcommands[i].name) == 0) return subcommands[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "provisioner: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

@@ -14,7 +14,7 @@ typedef struct offline {
     config *cfg;
     store_mem *mem;
     engine *eng;
-    lookup *lk; /* Profile and UserRole tables from --lookups (R4.3); empty without */
+    lookup *lk;         /* Profile and UserRole tables from --lookups (R4.3); empty without */
     engine_hooks hooks; /* ctx = this struct; emit forwards to emit_fn */
     void (*emit_fn)(void *ctx, const command *c);
     void *emit_ctx;

@@ -8,8 +8,8 @@
 #include "config/config.h"
 #include "pipeline/pipeline.h"
 
-int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, config **cfg,
-                     char *dlq, size_t dlq_size)
+int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, config **cfg, char *dlq,
+                     size_t dlq_size)
 {
     const char *missing = !cli_str(a, "brokers")    ? "--brokers (PROVISIONER_BROKERS)"
                           : !cli_str(a, "settings") ? "--settings (PROVISIONER_SETTINGS)"
@@ -30,8 +30,10 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
         return EXIT_USAGE;
     }
     const char *input = cli_str(a, "input-topic");
-    if (cli_str(a, "dlq-topic")) snprintf(dlq, dlq_size, "%s", cli_str(a, "dlq-topic"));
-    else snprintf(dlq, dlq_size, "%s.dlq", input);
+    if (cli_str(a, "dlq-topic"))
+        snprintf(dlq, dlq_size, "%s", cli_str(a, "dlq-topic"));
+    else
+        snprintf(dlq, dlq_size, "%s.dlq", input);
     memset(o, 0, sizeof *o);
     o->brokers = cli_str(a, "brokers");
     o->input_topic = input;

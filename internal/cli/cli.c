@@ -1,12 +1,12 @@
 #include "cli.h"
 
 #include <errno.h>
-#include <sys/types.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/types.h>
 
 extern char **environ;
 
@@ -33,8 +33,8 @@ static int check_value(const cli_option *o, const char *v, const char *origin, p
         if (errno || !*v || *end)
             return perr_set(err, "%s %s: expected a whole number, got '%s'", origin, o->name, v);
         if (o->min <= o->max && ((double)x < o->min || (double)x > o->max))
-            return perr_set(err, "%s %s: %ld is out of range [%g, %g]", origin, o->name, x,
-                            o->min, o->max);
+            return perr_set(err, "%s %s: %ld is out of range [%g, %g]", origin, o->name, x, o->min,
+                            o->max);
         break;
     }
     case CLI_DOUBLE: {
@@ -114,10 +114,14 @@ int cli_parse(const cli_option *t, size_t n, unsigned cmd, int argc, char **argv
         const cli_option *o = find(t, n, cmd, name, len, &idx);
         if (!o) return perr_set(err, "unknown flag --%.*s (see --help)", (int)len, name);
         const char *v;
-        if (eq) v = eq + 1;
-        else if (o->type == CLI_FLAG) v = "true";
-        else if (i + 1 < argc) v = argv[++i];
-        else return perr_set(err, "flag --%s needs a value", o->name);
+        if (eq)
+            v = eq + 1;
+        else if (o->type == CLI_FLAG)
+            v = "true";
+        else if (i + 1 < argc)
+            v = argv[++i];
+        else
+            return perr_set(err, "flag --%s needs a value", o->name);
         if (check_value(o, v, "flag", err) < 0) return -1;
         out->vals[idx] = v;
         out->sources[idx] = "flag";
@@ -127,7 +131,8 @@ int cli_parse(const cli_option *t, size_t n, unsigned cmd, int argc, char **argv
 
 void cli_free(cli_args *a)
 {
-    for (size_t i = 0; i < a->n_kafka_props; i++) free(a->kafka_props[i]);
+    for (size_t i = 0; i < a->n_kafka_props; i++)
+        free(a->kafka_props[i]);
     free(a->kafka_props);
     free(a->vals);
     free(a->sources);

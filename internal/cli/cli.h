@@ -14,9 +14,9 @@ typedef enum { CLI_STR, CLI_INT, CLI_BOOL, CLI_DOUBLE, CLI_FLAG, CLI_LIST } cli_
 typedef struct cli_option {
     const char *name; /* long flag without dashes */
     cli_type type;
-    const char *def;  /* default as text; NULL: none */
-    double min, max;  /* bounds for CLI_INT / CLI_DOUBLE (min > max: unbounded) */
-    const char *env;  /* environment variable, or NULL */
+    const char *def; /* default as text; NULL: none */
+    double min, max; /* bounds for CLI_INT / CLI_DOUBLE (min > max: unbounded) */
+    const char *env; /* environment variable, or NULL */
     const char *help;
     unsigned commands; /* bit mask of the subcommands that take it */
     bool secret;       /* never printed */
@@ -25,8 +25,8 @@ typedef struct cli_option {
 typedef struct cli_args {
     const cli_option *table;
     size_t n;
-    const char **vals;     /* per option, resolved value text (flag > env > default) or NULL */
-    const char **sources;  /* "flag", "env", "default" */
+    const char **vals;    /* per option, resolved value text (flag > env > default) or NULL */
+    const char **sources; /* "flag", "env", "default" */
     char **positional;
     size_t n_positional;
     /* librdkafka properties from -X k=v flags and PROVISIONER_KAFKA_<k> variables */
@@ -36,15 +36,15 @@ typedef struct cli_args {
 
 /* Parses argv (after the subcommand) for the subcommand bit `cmd`. --help sets *help.
  * Returns 0, or -1 with err->msg naming the flag and what was wrong. */
-int cli_parse(const cli_option *table, size_t n, unsigned cmd, int argc, char **argv,
-              cli_args *out, bool *help, perr *err);
+int cli_parse(const cli_option *table, size_t n, unsigned cmd, int argc, char **argv, cli_args *out,
+              bool *help, perr *err);
 void cli_free(cli_args *a);
 
 const char *cli_str(const cli_args *a, const char *name);
 long cli_int(const cli_args *a, const char *name);
 double cli_double(const cli_args *a, const char *name);
 bool cli_bool(const cli_args *a, const char *name);
-bool cli_given(const cli_args *a, const char *name); /* set by flag or environment */
+bool cli_given(const cli_args *a, const char *name);     /* set by flag or environment */
 bool cli_from_flag(const cli_args *a, const char *name); /* set by a flag on the command line */
 
 /* The options of a subcommand, for --help. */

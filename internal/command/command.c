@@ -5,8 +5,8 @@
 #include <string.h>
 
 static const char *const type_names[CMD__COUNT] = {
-    "CREATE_USER",  "REACTIVATE_USER", "UPDATE_USER",     "APPLY_SETTINGS",
-    "SET_MANAGER",  "NOTIFY_MANAGER",  "DEACTIVATE_USER", "COMPANY_SETTINGS",
+    "CREATE_USER", "REACTIVATE_USER", "UPDATE_USER",     "APPLY_SETTINGS",
+    "SET_MANAGER", "NOTIFY_MANAGER",  "DEACTIVATE_USER", "COMPANY_SETTINGS",
 };
 
 const char *const command_attr_gong[ATTR__COUNT] = {
@@ -34,8 +34,10 @@ static void put_key(buf *b, const char *k)
 
 static void put_str_or_null(buf *b, const char *s)
 {
-    if (s) buf_json_str(b, s, strlen(s));
-    else buf_puts(b, "null");
+    if (s)
+        buf_json_str(b, s, strlen(s));
+    else
+        buf_puts(b, "null");
 }
 
 void command_settings_json(const cfg_assignment *a, buf *b)

@@ -67,10 +67,10 @@ typedef struct command {
     value_t attrs[ATTR__COUNT];
     const cfg_assignment *assignment; /* `assignment` (and `settings` when with_settings) */
     bool with_settings;
-    bool with_manager;      /* has `manager_sf_user_id` */
-    const char *manager_id; /* NULL: JSON null */
-    const char *reason;     /* DEACTIVATE_USER: an R3 code */
-    bool company_toggle;    /* COMPANY_SETTINGS: managers_can_toggle_data_capture */
+    bool with_manager;            /* has `manager_sf_user_id` */
+    const char *manager_id;       /* NULL: JSON null */
+    const char *reason;           /* DEACTIVATE_USER: an R3 code */
+    bool company_toggle;          /* COMPANY_SETTINGS: managers_can_toggle_data_capture */
     const command_source *source; /* NULL: no `source` key */
     const char *why;              /* NULL: no `why` key */
 } command;

@@ -35,8 +35,8 @@ typedef struct cfg_assignment {
 } cfg_assignment;
 
 typedef struct cfg_guards {
-    bool enabled;              /* false when the file has no guards section: no guard applies */
-    long max_deactivations;    /* -1 = no count limit */
+    bool enabled;                  /* false when the file has no guards section: no guard applies */
+    long max_deactivations;        /* -1 = no count limit */
     double max_deactivation_share; /* < 0 = no share limit */
     long window_seconds;
 } cfg_guards;
@@ -58,7 +58,8 @@ typedef struct config {
 
 /* Returns 0 and a new config, or -1 with err->msg like
  *   "settings.yaml:12:5: unknown key 'filtr' in assignment 'Sales'"
- *   "settings.yaml:9:13: assignment 'Sales': filter: column 23: expected a value after '=', found ')'" */
+ *   "settings.yaml:9:13: assignment 'Sales': filter: column 23: expected a value after '=',
+ *    found ')'" */
 int config_load_file(const char *path, config **out, perr *err);
 int config_load_string(const char *yaml, size_t len, const char *name, config **out, perr *err);
 void config_free(config *c);

@@ -126,8 +126,7 @@ static bool domain_allowed(const config *c, const char *d, size_t n)
 {
     if (str_ieqn(d, n, c->primary_domain, strlen(c->primary_domain))) return true;
     for (size_t i = 0; i < c->n_additional_domains; i++)
-        if (str_ieqn(d, n, c->additional_domains[i], strlen(c->additional_domains[i])))
-            return true;
+        if (str_ieqn(d, n, c->additional_domains[i], strlen(c->additional_domains[i]))) return true;
     return false;
 }
 
@@ -151,7 +150,8 @@ static bool check_email(engine *e, const user_state *u, scope *s)
     }
     buf_reset(&e->scratch);
     buf_append(&e->scratch, v->s, local + 1);
-    for (size_t i = 0; i < dlen; i++) buf_putc(&e->scratch, (char)tolower((unsigned char)dom[i]));
+    for (size_t i = 0; i < dlen; i++)
+        buf_putc(&e->scratch, (char)tolower((unsigned char)dom[i]));
     s->email = e->scratch.data;
     return true;
 }
@@ -175,7 +175,7 @@ const value_t *engine_field_value(engine *e, const user_state *u, const filter_r
  * from the caller's look-up tables. *related is false when there is no related record (an empty
  * or unknown key): the whole path is null then, checkboxes included, as in SOQL. */
 const value_t *engine_related_value(engine *e, const user_state *u, const filter_ref *r,
-                                   bool *related)
+                                    bool *related)
 {
     *related = false;
     const value_t *key = user_state_get(u, r->key);
@@ -228,14 +228,18 @@ scope engine_evaluate_scope(engine *e, const user_state *u, int64_t now_ms)
     scope s = {.reason = REASON_NONE, .assignment = -1};
     s.email_ok = check_email(e, u, &s);
     const value_t *active = user_state_get(u, "IsActive");
-    if (u->deleted) s.reason = REASON_DELETED;
+    if (u->deleted)
+        s.reason = REASON_DELETED;
     else if (!active || !((active->type == VAL_BOOL && active->b) ||
                           (active->type == VAL_STR && strcasecmp(active->s, "true") == 0)))
         s.reason = REASON_INACTIVE;
-    else if (engine_is_blank(user_state_get(u, "FirstName")) || engine_is_blank(user_state_get(u, "LastName")))
+    else if (engine_is_blank(user_state_get(u, "FirstName")) ||
+             engine_is_blank(user_state_get(u, "LastName")))
         s.reason = REASON_MISSING_NAME;
-    else if (!s.email_ok) s.reason = REASON_EMAIL_DOMAIN;
-    else if ((s.assignment = engine_match_assignment(e, u, now_ms)) < 0) s.reason = REASON_NO_ASSIGNMENT;
+    else if (!s.email_ok)
+        s.reason = REASON_EMAIL_DOMAIN;
+    else if ((s.assignment = engine_match_assignment(e, u, now_ms)) < 0)
+        s.reason = REASON_NO_ASSIGNMENT;
     if (s.reason != REASON_NONE && s.reason != REASON_NO_ASSIGNMENT) s.assignment = -1;
     return s;
 }
@@ -320,7 +324,8 @@ static void why(engine *e, const char *fmt, ...)
     buf_puts(&e->why, tmp);
 }
 
-static void warn(ctx *c, engine_warning w, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void warn(ctx *c, engine_warning w, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void warn(ctx *c, engine_warning w, const char *fmt, ...)
 {
     if (!c->h || !c->h->warn) return;
@@ -464,8 +469,10 @@ static void current_attrs(const user_state *u, const scope *s, value_t out[ATTR_
         const value_t *v = user_state_get(u, command_attr_sf[i]);
         out[i] = v ? *v : value_null();
     }
-    if (s->email_ok) out[ATTR_EMAIL] = value_str(s->email);
-    else out[ATTR_EMAIL] = u->sent[ATTR_EMAIL];
+    if (s->email_ok)
+        out[ATTR_EMAIL] = value_str(s->email);
+    else
+        out[ATTR_EMAIL] = u->sent[ATTR_EMAIL];
 }
 
 static void remember_sent(user_state *u, const value_t *vals, unsigned mask)
@@ -489,8 +496,8 @@ static unsigned changed_attrs(const user_state *u, const value_t *vals, bool ema
 
 static void send_set_manager(ctx *c, user_state *u, const char *manager, const char *extra)
 {
-    command cmd = {.type = CMD_SET_MANAGER, .sf_user_id = u->id, .with_manager = true,
-                   .manager_id = manager};
+    command cmd = {
+        .type = CMD_SET_MANAGER, .sf_user_id = u->id, .with_manager = true, .manager_id = manager};
     emit(c, &cmd, extra);
     user_state_set_str(u, &u->gong_manager, manager);
 }
@@ -655,10 +662,12 @@ static void resolve_waiting(ctx *c, user_state *m)
         e->sorted = xrealloc(e->sorted, e->sorted_cap * sizeof *e->sorted);
     }
     /* copies: the store's list changes as links are dropped below */
-    for (size_t i = 0; i < n; i++) e->sorted[i] = xstrdup(reports[i]);
+    for (size_t i = 0; i < n; i++)
+        e->sorted[i] = xstrdup(reports[i]);
     qsort(e->sorted, n, sizeof *e->sorted, cmp_str);
     place_waiting(c, m, (const char *const *)e->sorted, n);
-    for (size_t i = 0; i < n; i++) free((char *)e->sorted[i]);
+    for (size_t i = 0; i < n; i++)
+        free((char *)e->sorted[i]);
 }
 
 /* ---------------------------------------------------------------- R1.3 snapshot */
@@ -839,8 +848,12 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         if (!e->cfg->ignore_org_structure && mid) manager = place_under(c, u, mid, true, &refused);
         why(e, "R5.1: new user in scope under assignment '%s'%s%s", a->name,
             manager ? "; manager " : "", manager ? manager : "");
-        command cmd = {.type = CMD_CREATE_USER, .sf_user_id = u->id, .assignment = a,
-                       .with_settings = true, .with_manager = true, .manager_id = manager};
+        command cmd = {.type = CMD_CREATE_USER,
+                       .sf_user_id = u->id,
+                       .assignment = a,
+                       .with_settings = true,
+                       .with_manager = true,
+                       .manager_id = manager};
         fill_attrs(&cmd, now, ATTR_ALL);
         emit(c, &cmd, NULL);
         set_status(e, u, PROV_ACTIVE);
@@ -850,7 +863,9 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         user_state_set_str(u, &u->gong_manager, manager);
         if (manager && e->cfg->notify_managers && any_capture(a)) { /* R6.6 */
             why(e, "R6.6: %s is the manager of a new member whose data capture is on", manager);
-            command n = {.type = CMD_NOTIFY_MANAGER, .sf_user_id = u->id, .with_manager = true,
+            command n = {.type = CMD_NOTIFY_MANAGER,
+                         .sf_user_id = u->id,
+                         .with_manager = true,
                          .manager_id = manager};
             emit(c, &n, NULL);
         }
@@ -875,8 +890,10 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                 if (syncs) {
                     why(e, "R5.3: assignment changed from '%s' to '%s' (automatic)",
                         u->assignment ? u->assignment : "", a->name);
-                    command cmd = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id,
-                                   .assignment = a, .with_settings = true};
+                    command cmd = {.type = CMD_APPLY_SETTINGS,
+                                   .sf_user_id = u->id,
+                                   .assignment = a,
+                                   .with_settings = true};
                     emit(c, &cmd, NULL);
                     set_applied(e, u, a);
                 }
@@ -884,7 +901,8 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             }
             if (e->cfg->ignore_org_structure) return;
             if (!was_in_scope && (syncs || u->created_waiting))
-                sync_manager_again(c, u, syncs, "R5.3/R6.2: back in scope after R5.4 kept it active");
+                sync_manager_again(c, u, syncs,
+                                   "R5.3/R6.2: back in scope after R5.4 kept it active");
             else if (!was_in_scope)
                 wait_unreflected(e, u, mid, true);
             else if (syncs && manager_changed)
@@ -917,7 +935,8 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         if (!was_in_scope) return;
         if (deactivation_held(c, u)) return;
         why(e, "R5.4: out of scope: %s", engine_reason_name(s.reason));
-        command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
+        command cmd = {.type = CMD_DEACTIVATE_USER,
+                       .sf_user_id = u->id,
                        .reason = engine_reason_name(s.reason)};
         emit(c, &cmd, NULL);
         set_status(e, u, PROV_DEACTIVATED);
@@ -939,7 +958,9 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         if (syncs) {
             why(e, "R5.5: assignment changed from '%s' to '%s' (automatic)",
                 u->assignment ? u->assignment : "", a->name);
-            command as = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id, .assignment = a,
+            command as = {.type = CMD_APPLY_SETTINGS,
+                          .sf_user_id = u->id,
+                          .assignment = a,
                           .with_settings = true};
             emit(c, &as, NULL);
             set_applied(e, u, a);
@@ -1141,7 +1162,9 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
         const char *fp = settings_fingerprint(e, a);
         if (u->applied_settings_of && strcmp(u->applied_settings_of, fp) == 0) return;
         why(e, "R8.1: the settings of assignment '%s' differ from what Gong has", a->name);
-        command cmd = {.type = CMD_APPLY_SETTINGS, .sf_user_id = u->id, .assignment = a,
+        command cmd = {.type = CMD_APPLY_SETTINGS,
+                       .sf_user_id = u->id,
+                       .assignment = a,
                        .with_settings = true};
         emit(&c, &cmd, fp);
         set_applied(e, u, a);
@@ -1150,8 +1173,8 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
     }
     if (!release_held || e->cfg->keep_active) return;
     why(e, "R8.3: held deactivation confirmed: %s", engine_reason_name(u->reason));
-    command cmd = {.type = CMD_DEACTIVATE_USER, .sf_user_id = u->id,
-                   .reason = engine_reason_name(u->reason)};
+    command cmd = {
+        .type = CMD_DEACTIVATE_USER, .sf_user_id = u->id, .reason = engine_reason_name(u->reason)};
     emit(&c, &cmd, "confirmed");
     set_status(e, u, PROV_DEACTIVATED);
     unlink_keep_placement(e, u);

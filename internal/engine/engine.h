@@ -55,7 +55,7 @@ typedef struct user_state {
     prov_status status;
     bool in_scope;
     reason_code reason;
-    char *assignment;   /* the assignment last applied under (R5.3), NULL if none */
+    char *assignment;          /* the assignment last applied under (R5.3), NULL if none */
     char *applied_settings_of; /* the assignment whose settings Gong has (R8.1) */
     value_t sent[ATTR__COUNT]; /* attribute values last sent to Gong */
     /* the hierarchy (R6) */
@@ -182,8 +182,8 @@ typedef struct engine_opts {
     /* Relative date literals are evaluated against this clock (ms since epoch); 0: against each
      * event's commitTimestamp, so that a replay decides as the first run did. */
     int64_t now_ms;
-    bool with_why;    /* attach `why` to commands */
-    bool with_source; /* attach `source` to commands */
+    bool with_why;              /* attach `why` to commands */
+    bool with_source;           /* attach `source` to commands */
     const event_layout *layout; /* compound fields for changedFields names; NULL: bundled */
     /* R8.3: hold every deactivation (a reimport over its guard, not confirmed). A held user stays
      * active in Gong, out of scope in the state; a later event, reimport --confirm or

@@ -7,10 +7,14 @@
 
 static void put_value(buf *b, const value_t *v)
 {
-    if (!v || v->type == VAL_NULL) buf_puts(b, "empty");
-    else if (v->type == VAL_BOOL) buf_puts(b, v->b ? "true" : "false");
-    else if (v->type == VAL_NUM) buf_printf(b, "%g", v->num);
-    else buf_printf(b, "'%s'", v->s);
+    if (!v || v->type == VAL_NULL)
+        buf_puts(b, "empty");
+    else if (v->type == VAL_BOOL)
+        buf_puts(b, v->b ? "true" : "false");
+    else if (v->type == VAL_NUM)
+        buf_printf(b, "%g", v->num);
+    else
+        buf_printf(b, "'%s'", v->s);
 }
 
 static void explain_email(const config *cfg, const user_state *u, buf *b)
@@ -120,8 +124,8 @@ static void explain_relationships(engine *e, const user_state *u, buf *b)
             else if (!related)
                 buf_printf(b, " (%s %s %s)", soql_relationship_name(r->rel), key->s,
                            r->rel == SOQL_REL_MANAGER ? "never seen here"
-                           : e->opts.lookup          ? "not in the look-up tables"
-                                                     : "unknown: no look-up tables given");
+                           : e->opts.lookup           ? "not in the look-up tables"
+                                                      : "unknown: no look-up tables given");
         }
     }
     if (shown) buf_puts(b, ".\n");
@@ -179,7 +183,8 @@ void engine_explain(engine *e, const char *id, buf *b)
                         "--confirm).\n");
         else if (u->status == PROV_NEVER)
             buf_puts(b, "  So it was never created in Gong (R5.2).\n");
-        else buf_puts(b, "  So it was deactivated in Gong (R5.4).\n");
+        else
+            buf_puts(b, "  So it was deactivated in Gong (R5.4).\n");
     } else {
         const cfg_assignment *a = &e->cfg->assignments[s.assignment];
         buf_printf(b, "  In scope: active in Salesforce (R3.1), named (R3.2), email %s ", s.email);
@@ -200,18 +205,22 @@ void engine_explain(engine *e, const char *id, buf *b)
         int i = config_assignment_index(e->cfg, u->assignment);
         if (i >= 0) la = &e->cfg->assignments[i];
         buf_printf(b, "  Assignment last applied: '%s' (update mode %s).\n", u->assignment,
-                   !la ? "unknown: no longer in the settings"
-                       : la->mode == UPDATE_MANUAL ? "manual: settings are managed in Gong"
-                                                   : "automatic");
+                   !la                         ? "unknown: no longer in the settings"
+                   : la->mode == UPDATE_MANUAL ? "manual: settings are managed in Gong"
+                                               : "automatic");
     }
     const value_t *mid = user_state_get(u, "ManagerId");
     buf_puts(b, "  Manager: ");
     if (e->cfg->ignore_org_structure)
         buf_puts(b, "the organizational structure is ignored (R6.2); ");
-    if (!mid || mid->type != VAL_STR || !mid->len) buf_puts(b, "no ManagerId in Salesforce");
-    else buf_printf(b, "ManagerId is %s", mid->s);
-    if (u->gong_manager) buf_printf(b, "; the Gong manager is %s", u->gong_manager);
-    else buf_puts(b, "; no Gong manager");
+    if (!mid || mid->type != VAL_STR || !mid->len)
+        buf_puts(b, "no ManagerId in Salesforce");
+    else
+        buf_printf(b, "ManagerId is %s", mid->s);
+    if (u->gong_manager)
+        buf_printf(b, "; the Gong manager is %s", u->gong_manager);
+    else
+        buf_puts(b, "; no Gong manager");
     if (u->waiting_for) {
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,

@@ -71,7 +71,8 @@ void user_state_release_value(user_state *u, value_t *v)
 
 void user_state_clear_fields(user_state *u)
 {
-    for (size_t i = 0; i < u->n_fields; i++) user_state_release_value(u, &u->fields[i].val);
+    for (size_t i = 0; i < u->n_fields; i++)
+        user_state_release_value(u, &u->fields[i].val);
     u->n_fields = 0;
 }
 
@@ -168,7 +169,8 @@ void user_state_copy(user_state *dst, const user_state *src)
     dst->n_fields = 0;
     for (size_t i = 0; i < src->n_fields; i++)
         user_state_set(dst, src->fields[i].name, &src->fields[i].val);
-    for (int i = 0; i < ATTR__COUNT; i++) dst->sent[i] = user_state_dup_value(dst, &src->sent[i]);
+    for (int i = 0; i < ATTR__COUNT; i++)
+        dst->sent[i] = user_state_dup_value(dst, &src->sent[i]);
     dst->assignment = dst->applied_settings_of = dst->gong_manager = dst->waiting_for = NULL;
     user_state_set_str(dst, &dst->assignment, src->assignment);
     user_state_set_str(dst, &dst->applied_settings_of, src->applied_settings_of);

@@ -9,7 +9,7 @@
 #include "event.h"
 
 static const char *const change_names[CHANGE__COUNT] = {
-    "CREATE",     "UPDATE",     "DELETE",     "UNDELETE",     "GAP_CREATE",
+    "CREATE",     "UPDATE",     "DELETE",       "UNDELETE",     "GAP_CREATE",
     "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW",
 };
 
@@ -47,7 +47,8 @@ void event_layout_free(event_layout *l)
     if (!l) return;
     for (size_t i = 0; i < l->n; i++) {
         free(l->fields[i].name);
-        for (size_t j = 0; j < l->fields[i].n_parts; j++) free(l->fields[i].parts[j]);
+        for (size_t j = 0; j < l->fields[i].n_parts; j++)
+            free(l->fields[i].parts[j]);
         free(l->fields[i].parts);
     }
     free(l->fields);
@@ -102,7 +103,8 @@ int event_layout_from_avsc(const char *avsc, size_t len, event_layout **out, per
             size_t np = json_array_size(parts);
             l->fields[i].parts = xcalloc(np, sizeof(char *));
             for (size_t j = 0; j < np; j++) {
-                const char *pn = json_string_value(json_object_get(json_array_get(parts, j), "name"));
+                const char *pn =
+                    json_string_value(json_object_get(json_array_get(parts, j), "name"));
                 l->fields[i].parts[l->fields[i].n_parts++] = xstrdup(pn ? pn : "");
             }
         }
@@ -228,8 +230,8 @@ int event_expand_field_entry(const event_layout *l, const char *entry, arena *me
         if (bitmap_positions(dash + 1, pos, &npos, 1024, err) < 0) return -1;
         for (size_t i = 0; i < npos; i++) {
             if (pos[i] >= f->n_parts)
-                return perr_set(err, "bitmap '%s' names part %zu of %s, which has %zu parts",
-                                entry, pos[i], f->name, f->n_parts);
+                return perr_set(err, "bitmap '%s' names part %zu of %s, which has %zu parts", entry,
+                                pos[i], f->name, f->n_parts);
             size_t a = strlen(f->name), b = strlen(f->parts[pos[i]]);
             char *s = arena_alloc(mem, a + b + 2);
             memcpy(s, f->name, a);

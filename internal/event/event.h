@@ -99,8 +99,8 @@ int event_expand_field_entry(const event_layout *l, const char *entry, arena *me
 
 /* ---- JSON lines (interfaces.md "Change events as JSON lines"): the payload itself, or the
  * Streaming API message with the payload under data.payload and data.event.replayId. */
-int event_from_json(const char *line, size_t len, const event_layout *layout, arena *mem, event *out,
-                    perr *err);
+int event_from_json(const char *line, size_t len, const event_layout *layout, arena *mem,
+                    event *out, perr *err);
 
 /* Writes the event as one JSON line (payload form, compound parts nested back under Name when the
  * layout says so), for `decode` and tests. */

@@ -274,8 +274,10 @@ static void put_names(buf *b, const char *key, const char *const *names, size_t 
 static void put_opt_str(buf *b, const char *key, const char *s)
 {
     buf_printf(b, ",\"%s\":", key);
-    if (s) buf_json_str(b, s, strlen(s));
-    else buf_puts(b, "null");
+    if (s)
+        buf_json_str(b, s, strlen(s));
+    else
+        buf_puts(b, "null");
 }
 
 void event_to_json(const event *ev, const event_layout *l, buf *b)

@@ -21,9 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <strings.h>
 #include <syslog.h>
+#include <time.h>
 
 /* ---------------------------------------------------------------- waker */
 
@@ -218,8 +218,9 @@ static int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t o
         errno = 0;
         long v = strtol(colon + 1, &end, 10);
         if (errno || end == colon + 1 || *end || v < 1 || v > 10000)
-            return perr_set(err, "dev broker: topic '%s': the partition count after ':' must be "
-                                 "a number from 1 to 10000",
+            return perr_set(err,
+                            "dev broker: topic '%s': the partition count after ':' must be "
+                            "a number from 1 to 10000",
                             out);
         *parts = (int)v;
     }
@@ -288,17 +289,57 @@ int kafka_mock_broker_count(const kafka_mock *m) { return m->brokers; }
 
 /* The Kafka protocol's API keys by name (KIP numbering; librdkafka 2.0.2 knows 0..51). */
 static const char *const kafka_api_names[] = {
-    "Produce", "Fetch", "ListOffsets", "Metadata", "LeaderAndIsr", "StopReplica",
-    "UpdateMetadata", "ControlledShutdown", "OffsetCommit", "OffsetFetch", "FindCoordinator",
-    "JoinGroup", "Heartbeat", "LeaveGroup", "SyncGroup", "DescribeGroups", "ListGroups",
-    "SaslHandshake", "ApiVersions", "CreateTopics", "DeleteTopics", "DeleteRecords",
-    "InitProducerId", "OffsetForLeaderEpoch", "AddPartitionsToTxn", "AddOffsetsToTxn", "EndTxn",
-    "WriteTxnMarkers", "TxnOffsetCommit", "DescribeAcls", "CreateAcls", "DeleteAcls",
-    "DescribeConfigs", "AlterConfigs", "AlterReplicaLogDirs", "DescribeLogDirs",
-    "SaslAuthenticate", "CreatePartitions", "CreateDelegationToken", "RenewDelegationToken",
-    "ExpireDelegationToken", "DescribeDelegationToken", "DeleteGroups", "ElectLeaders",
-    "IncrementalAlterConfigs", "AlterPartitionReassignments", "ListPartitionReassignments",
-    "OffsetDelete", "DescribeClientQuotas", "AlterClientQuotas", "DescribeUserScramCredentials",
+    "Produce",
+    "Fetch",
+    "ListOffsets",
+    "Metadata",
+    "LeaderAndIsr",
+    "StopReplica",
+    "UpdateMetadata",
+    "ControlledShutdown",
+    "OffsetCommit",
+    "OffsetFetch",
+    "FindCoordinator",
+    "JoinGroup",
+    "Heartbeat",
+    "LeaveGroup",
+    "SyncGroup",
+    "DescribeGroups",
+    "ListGroups",
+    "SaslHandshake",
+    "ApiVersions",
+    "CreateTopics",
+    "DeleteTopics",
+    "DeleteRecords",
+    "InitProducerId",
+    "OffsetForLeaderEpoch",
+    "AddPartitionsToTxn",
+    "AddOffsetsToTxn",
+    "EndTxn",
+    "WriteTxnMarkers",
+    "TxnOffsetCommit",
+    "DescribeAcls",
+    "CreateAcls",
+    "DeleteAcls",
+    "DescribeConfigs",
+    "AlterConfigs",
+    "AlterReplicaLogDirs",
+    "DescribeLogDirs",
+    "SaslAuthenticate",
+    "CreatePartitions",
+    "CreateDelegationToken",
+    "RenewDelegationToken",
+    "ExpireDelegationToken",
+    "DescribeDelegationToken",
+    "DeleteGroups",
+    "ElectLeaders",
+    "IncrementalAlterConfigs",
+    "AlterPartitionReassignments",
+    "ListPartitionReassignments",
+    "OffsetDelete",
+    "DescribeClientQuotas",
+    "AlterClientQuotas",
+    "DescribeUserScramCredentials",
     "AlterUserScramCredentials",
 };
 
@@ -370,8 +411,8 @@ int kafka_mock_control(kafka_mock *m, const char *line, perr *err)
     const char *cmd = tok[0];
     long id = 0, num = 0;
     rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR_NO_ERROR, e = RD_KAFKA_RESP_ERR_NO_ERROR;
-#define KM_ARGS(k, usage)                                                                         \
-    do {                                                                                          \
+#define KM_ARGS(k, usage)                                                                          \
+    do {                                                                                           \
         if (nt != (k) + 1) return perr_set(err, "usage: %s", usage);                               \
     } while (0)
     if (strcmp(cmd, "ping") == 0) {
@@ -427,8 +468,9 @@ int kafka_mock_control(kafka_mock *m, const char *line, perr *err)
         rd_kafka_mock_topic_set_error(m->mc, tok[1], code);
         return 0;
     } else {
-        return perr_set(err, "unknown command '%s' (error, clear, down, up, leader, rtt, "
-                             "topic-error, ping)",
+        return perr_set(err,
+                        "unknown command '%s' (error, clear, down, up, leader, rtt, "
+                        "topic-error, ping)",
                         cmd);
     }
 #undef KM_ARGS

@@ -33,7 +33,8 @@ static int is_secret_key(const char *k)
     char low[64];
     size_t n = strlen(k);
     if (n >= sizeof low) n = sizeof low - 1;
-    for (size_t i = 0; i < n; i++) low[i] = (char)tolower((unsigned char)k[i]);
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)tolower((unsigned char)k[i]);
     low[n] = '\0';
     for (int i = 0; words[i]; i++)
         if (strstr(low, words[i])) return 1;
@@ -87,9 +88,12 @@ void log_msg(log_level l, const char *msg, ...)
             buf_putc(&b, ',');
             buf_json_str(&b, k, strlen(k));
             buf_putc(&b, ':');
-            if (is_secret_key(k)) buf_puts(&b, "\"***\"");
-            else if (v) buf_json_str(&b, v, strlen(v));
-            else buf_puts(&b, "null");
+            if (is_secret_key(k))
+                buf_puts(&b, "\"***\"");
+            else if (v)
+                buf_json_str(&b, v, strlen(v));
+            else
+                buf_puts(&b, "null");
         }
         buf_putc(&b, '}');
     }

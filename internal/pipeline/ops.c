@@ -238,11 +238,11 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
                                        "Kafka transactions committed (--exactly-once).", "");
     pm->transaction_aborts = metrics_counter(r, "provisioner_transaction_aborts_total",
                                              "Kafka transactions aborted and retried.", "");
-    pm->fetch_wakes = metrics_counter(
-        r, "provisioner_fetch_wakeups_total",
-        "Times the consumer's fetcher was woken after its queue was above half of "
-        "queued.min.messages and drained to half (a backlog is being read).",
-        "");
+    pm->fetch_wakes =
+        metrics_counter(r, "provisioner_fetch_wakeups_total",
+                        "Times the consumer's fetcher was woken after its queue was above half of "
+                        "queued.min.messages and drained to half (a backlog is being read).",
+                        "");
     pm->assigned = metrics_gauge(r, "provisioner_assigned_partitions",
                                  "Input partitions this instance owns.", "");
     /* the family before any partition is known, so that its HELP and TYPE are there */

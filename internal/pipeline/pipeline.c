@@ -72,6 +72,13 @@ typedef struct flight {
     double produced_at;
 } flight;
 
+/* A replayed partition: the end offset seen at start and how far it has been read. */
+struct part_end {
+    int32_t partition;
+    int64_t end;
+    int64_t next;
+};
+
 typedef struct pipeline {
     const pipeline_opts *o;
     pipeline_stats stats;
@@ -111,38 +118,33 @@ typedef struct pipeline {
         char **ids; /* the reports waiting for it, ascending */
         size_t n, done, k;
     } parts;
-    bool *ok_decoded;                  /* ok as decoding left it, for deciding a batch again */
+    bool *ok_decoded; /* ok as decoding left it, for deciding a batch again */
     /* the batches before this one still in flight, oldest at fl_head; a slot not in flight keeps
      * its buffers for the next batch to swap into */
     flight fl[MAX_FLIGHTS];
     size_t fl_head, fl_n, fl_max, fl_slots;
-    delivery sync_dl;                  /* produce_outputs' messages */
-    store_write *cur_w;                /* this batch's sealed state write, until it flies */
-    store_write *fl_write;             /* the flight's, while step_write_flight sends it */
-    rd_kafka_topic_t *out_topic;       /* held so that its metadata stays known (warm_up) */
-    store_late fl_late;                /* what that write reported */
-    store_late late_acc;               /* what the flights written so far reported */
+    delivery sync_dl;            /* produce_outputs' messages */
+    store_write *cur_w;          /* this batch's sealed state write, until it flies */
+    store_write *fl_write;       /* the flight's, while step_write_flight sends it */
+    rd_kafka_topic_t *out_topic; /* held so that its metadata stays known (warm_up) */
+    store_late fl_late;          /* what that write reported */
+    store_late late_acc;         /* what the flights written so far reported */
     /* the offsets of flights retired since late_acc filled: committed once it is resolved, so
      * that a crash before reads them again and their writes report the late links again */
     rd_kafka_topic_partition_list_t *held;
     /* rebalance */
     revoked *revoked;
     size_t n_revoked, cap_revoked;
-    /* replay: per partition, the end offset seen at start and how far we have read */
-    struct part_end {
-        int32_t partition;
-        int64_t end;
-        int64_t next;
-    } *ends;
+    struct part_end *ends; /* replay: per partition, its end at start and how far read */
     size_t n_ends;
     uint64_t skipped_before_ts;
-    strmap gap_records;       /* id -> gap_rec*, the batch's gap events read from Salesforce */
-    bool gaps_read;           /* the batch's gap records were read from Salesforce */
-    bool reimport_wanted;     /* a GAP_OVERFLOW or a request asked for a reconciliation (R8) */
+    strmap gap_records;        /* id -> gap_rec*, the batch's gap events read from Salesforce */
+    bool gaps_read;            /* the batch's gap records were read from Salesforce */
+    bool reimport_wanted;      /* a GAP_OVERFLOW or a request asked for a reconciliation (R8) */
     int64_t reimport_retry_at; /* a failed GAP_OVERFLOW reconciliation is tried again then */
     long reimport_backoff_ms;
-    int n_assigned;           /* partitions this instance owns now */
-    int64_t last_assignment;  /* when the assignment last changed: idleness counts from there */
+    int n_assigned;          /* partitions this instance owns now */
+    int64_t last_assignment; /* when the assignment last changed: idleness counts from there */
     /* delivery */
     uint64_t delivery_failures;
     char last_delivery_error[256];
@@ -247,8 +249,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         log_msg(LOG_INFO, "partitions assigned", "count", n, NULL);
         if (p->o->exactly_once) eos_recover(p, rk, parts);
-        if (cooperative) rd_kafka_incremental_assign(rk, parts);
-        else rd_kafka_assign(rk, parts);
+        if (cooperative)
+            rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
         p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
         atomic_store(&p->health->joined, true); /* a member, even with no partition */
         p->last_assignment = now_ms();
@@ -270,10 +274,13 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     /* offsets held for late links not resolved: not ours to commit any more (the next owner
      * reads those batches again, finds the links and resolves them) */
     for (int i = 0; p->held && i < parts->cnt; i++)
-        rd_kafka_topic_partition_list_del(p->held, parts->elems[i].topic, parts->elems[i].partition);
+        rd_kafka_topic_partition_list_del(p->held, parts->elems[i].topic,
+                                          parts->elems[i].partition);
     mark_revoked(p, parts);
-    if (cooperative) rd_kafka_incremental_unassign(rk, parts);
-    else rd_kafka_assign(rk, NULL);
+    if (cooperative)
+        rd_kafka_incremental_unassign(rk, parts);
+    else
+        rd_kafka_assign(rk, NULL);
     p->n_assigned = cooperative ? p->n_assigned - parts->cnt : 0;
     if (rd_kafka_assignment_lost(rk)) atomic_store(&p->health->joined, false);
     p->last_assignment = now_ms();
@@ -398,8 +405,7 @@ static void on_warning(void *ctx, engine_warning w, const char *msg)
     log_msg(LOG_WARN, msg, NULL);
 }
 
-static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *kind,
-                        const char *msg)
+static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *kind, const char *msg)
 {
     out_msg *o = out_new(p);
     o->dead_letter = true;
@@ -440,7 +446,8 @@ static void redis_step_done(pipeline *p, bool ok)
 static void count_outputs(pipeline *p)
 {
     for (size_t i = 0; i < p->n_outs; i++) {
-        if (p->outs[i].dead_letter) metric_add(p->pm.dead_lettered, 1);
+        if (p->outs[i].dead_letter)
+            metric_add(p->pm.dead_lettered, 1);
         else if ((unsigned)p->outs[i].type < CMD__COUNT)
             metric_add(p->pm.commands[p->outs[i].type], 1);
     }
@@ -496,8 +503,8 @@ static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
             e = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
                                   RD_KAFKA_V_KEY(base + m->key_off, m->key_len),
                                   RD_KAFKA_V_VALUE((void *)(base + m->val_off), m->val_len),
-                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                  RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(dl), RD_KAFKA_V_END);
+                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
+                                  RD_KAFKA_V_OPAQUE(dl), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
             rd_kafka_poll(p->producer, 50); /* the local queue drains as deliveries complete */
         }
@@ -578,7 +585,8 @@ static void bytes_release(pipeline *p)
 
 static void batch_release(pipeline *p)
 {
-    for (size_t i = 0; i < p->n_msgs; i++) rd_kafka_message_destroy(p->msgs[i]);
+    for (size_t i = 0; i < p->n_msgs; i++)
+        rd_kafka_message_destroy(p->msgs[i]);
     p->n_msgs = 0;
     p->n_outs = 0;
     if (p->cap_outs * sizeof *p->outs > BATCH_KEEP_BYTES) {
@@ -697,8 +705,9 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
         redis_step_done(p, false);
         p->stats.redis_retries++;
         if (p->o->dry_run) return -1; /* a retry would lose the scratch state: stop instead */
-        if (!logged) log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error",
-                             err->msg, NULL);
+        if (!logged)
+            log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error", err->msg,
+                    NULL);
         logged = true;
         if (past_shutdown_deadline(p, stop_deadline)) return -1;
         sleep_ms(backoff);
@@ -855,10 +864,11 @@ static void resolve_gaps(pipeline *p)
     size_t nf;
     const char **fields = reimport_fields(p->o->cfg, &nf);
     perr err;
-    if (sf_query_users_by_ids(p->o->sf, ids, k, fields, nf, SF_ESSENTIAL, on_gap_record, p,
-                              &err) < 0) {
-        log_msg(LOG_ERROR, "gap events: cannot read the users from Salesforce; they are marked "
-                           "for reconciliation",
+    if (sf_query_users_by_ids(p->o->sf, ids, k, fields, nf, SF_ESSENTIAL, on_gap_record, p, &err) <
+        0) {
+        log_msg(LOG_ERROR,
+                "gap events: cannot read the users from Salesforce; they are marked "
+                "for reconciliation",
                 "error", err.msg, NULL);
         p->gaps_read = false;
     }
@@ -1031,7 +1041,8 @@ static void batch_offsets(const pipeline *p, rd_kafka_topic_partition_list_t *li
         const rd_kafka_message_t *m = p->msgs[i];
         rd_kafka_topic_partition_t *tp =
             rd_kafka_topic_partition_list_find(list, rd_kafka_topic_name(m->rkt), m->partition);
-        if (!tp) tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
+        if (!tp)
+            tp = rd_kafka_topic_partition_list_add(list, rd_kafka_topic_name(m->rkt), m->partition);
         if (m->offset + 1 > tp->offset) tp->offset = m->offset + 1;
     }
 }
@@ -1246,8 +1257,8 @@ static uint32_t get_u32(reader *r)
         r->bad = true;
         return 0;
     }
-    uint32_t v = (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 |
-                 r->p[3];
+    uint32_t v =
+        (uint32_t)r->p[0] << 24 | (uint32_t)r->p[1] << 16 | (uint32_t)r->p[2] << 8 | r->p[3];
     r->p += 4;
     return v;
 }
@@ -1425,7 +1436,8 @@ static int eos_batch(pipeline *p, int64_t *stop_deadline, perr *err)
     batch_offsets(p, offsets);
     int rc = txn_produce_commit(p, offsets, err);
     if (rc == 0)
-        for (int i = 0; i < offsets->cnt; i++) clear_pending(p, offsets->elems[i].partition);
+        for (int i = 0; i < offsets->cnt; i++)
+            clear_pending(p, offsets->elems[i].partition);
     rd_kafka_topic_partition_list_destroy(offsets);
     return rc;
 }
@@ -1636,8 +1648,8 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
         char n[24], k[24];
         snprintf(n, sizeof n, "%zu", p->parts.n);
         snprintf(k, sizeof k, "%zu", (p->parts.n + p->max_place - 1) / p->max_place);
-        log_msg(LOG_INFO, "placing a manager's waiting reports in parts (R6.3)", "manager",
-                manager, "reports", n, "parts", k, NULL);
+        log_msg(LOG_INFO, "placing a manager's waiting reports in parts (R6.3)", "manager", manager,
+                "reports", n, "parts", k, NULL);
     }
     while (rc == 0 && p->parts.done < p->parts.n) {
         if (past_shutdown_deadline(p, stop_deadline)) { /* the next owner places the rest */
@@ -1786,8 +1798,8 @@ static int flight_send(pipeline *p, flight *f, perr *err)
     if (rc < 0) {
         p->stats.produce_failures++;
         if (p->fatal) return -1;
-        log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error",
-                err->msg, NULL);
+        log_msg(LOG_ERROR, "commands not acknowledged; reading the batch again", "error", err->msg,
+                NULL);
         while (p->fl_n && flight_at(p, 0) != f)
             if (flight_retire(p, err) < 0) return -1;
         drop_flights(p, true);
@@ -2008,7 +2020,8 @@ decide:
         p->n_outs = 0;
         buf_reset(&p->bytes);
         buf_append(&p->bytes, dlq_copy, dlq_bytes);
-        for (size_t i = 0; i < dlq_outs; i++) *out_new(p) = dlq_msgs[i];
+        for (size_t i = 0; i < dlq_outs; i++)
+            *out_new(p) = dlq_msgs[i];
         buf_append(&p->bytes, cb, cmd_bytes);
         for (size_t i = 0; i < cmd_outs; i++) {
             out_msg *o = out_new(p);
@@ -2107,12 +2120,16 @@ static int reimport_sync(void *ctx, perr *err)
     int rc = 0;
     if (p->o->exactly_once) {
         rd_kafka_error_t *e = rd_kafka_begin_transaction(p->producer);
-        if (!e && produce_outputs(p, err) == 0) e = rd_kafka_commit_transaction(p->producer, 30000);
-        else if (!e) e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "%s", err->msg);
+        if (!e && produce_outputs(p, err) == 0)
+            e = rd_kafka_commit_transaction(p->producer, 30000);
+        else if (!e)
+            e = rd_kafka_error_new(RD_KAFKA_RESP_ERR__STATE, "%s", err->msg);
         if (e) {
             rc = perr_set(err, "reimport transaction: %s", rd_kafka_error_string(e));
-            if (rd_kafka_error_is_fatal(e)) p->fatal = true;
-            else rd_kafka_error_destroy(rd_kafka_abort_transaction(p->producer, 30000));
+            if (rd_kafka_error_is_fatal(e))
+                p->fatal = true;
+            else
+                rd_kafka_error_destroy(rd_kafka_abort_transaction(p->producer, 30000));
             rd_kafka_error_destroy(e);
         }
     } else {
@@ -2342,7 +2359,8 @@ static int ops_turn(pipeline *p, perr *err)
                 NULL);
         atomic_store(&p->health->reimport_running, true);
         if (drain(p, err) < 0) return -1;
-        if (o->on_reimport) o->on_reimport(o->reimport_ctx, dry);
+        if (o->on_reimport)
+            o->on_reimport(o->reimport_ctx, dry);
         else if (!o->dry_run)
             (void)run_reimport(p, dry, "http");
         atomic_store(&p->health->reimport_running, false);
@@ -2457,8 +2475,10 @@ static rd_kafka_conf_t *conf_with_defaults(const pipeline_opts *o, const char *c
 {
     char **all = xcalloc(n_defaults + o->n_kafka_props + 1, sizeof *all);
     size_t n = 0;
-    for (size_t i = 0; i < n_defaults; i++) all[n++] = (char *)defaults[i];
-    for (size_t i = 0; i < o->n_kafka_props; i++) all[n++] = o->kafka_props[i];
+    for (size_t i = 0; i < n_defaults; i++)
+        all[n++] = (char *)defaults[i];
+    for (size_t i = 0; i < o->n_kafka_props; i++)
+        all[n++] = o->kafka_props[i];
     rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, all, n, err);
     free(all);
     return conf;
@@ -2469,8 +2489,10 @@ static rd_kafka_t *new_client(pipeline *p, rd_kafka_type_t type, rd_kafka_conf_t
 {
     rd_kafka_conf_set_opaque(conf, p);
     rd_kafka_conf_set_error_cb(conf, on_error);
-    if (type == RD_KAFKA_CONSUMER) rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-    else rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    if (type == RD_KAFKA_CONSUMER)
+        rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
+    else
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     char errstr[512];
     rd_kafka_t *rk = rd_kafka_new(type, conf, errstr, sizeof errstr);
     if (!rk) {
@@ -2493,10 +2515,12 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
      * is half drained, so a small queue keeps up. Every fetched message stays in memory until
      * its batch is finished, and a message keeps its whole fetch response: 1 MiB fetches, not
      * 8, are what brought the RSS under a backlog from ~120 to ~70 MiB. */
-    static const char *const defaults[] = {
-        "partition.assignment.strategy=cooperative-sticky", "auto.offset.reset=earliest",
-        "queued.max.messages.kbytes=16384", "queued.min.messages=10000", "fetch.wait.max.ms=10",
-        "fetch.max.bytes=1048576"};
+    static const char *const defaults[] = {"partition.assignment.strategy=cooperative-sticky",
+                                           "auto.offset.reset=earliest",
+                                           "queued.max.messages.kbytes=16384",
+                                           "queued.min.messages=10000",
+                                           "fetch.wait.max.ms=10",
+                                           "fetch.max.bytes=1048576"};
     rd_kafka_conf_t *conf =
         conf_with_defaults(o, defaults, sizeof defaults / sizeof defaults[0], err);
     if (!conf) return NULL;
@@ -2562,8 +2586,7 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    if (o->exactly_once &&
-        kafka_conf_set(conf, "transactional.id", o->transactional_id, err) < 0) {
+    if (o->exactly_once && kafka_conf_set(conf, "transactional.id", o->transactional_id, err) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -2684,9 +2707,8 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         perr_set(err, "decoder: %s", ce.msg);
         goto out;
     }
-    codec_command_encoder_config ec = {.format = o->output_format,
-                                       .registry = {.url = o->registry},
-                                       .topic = o->output_topic};
+    codec_command_encoder_config ec = {
+        .format = o->output_format, .registry = {.url = o->registry}, .topic = o->output_topic};
     if (codec_command_encoder_new(&ec, &p->enc, &ce) < 0) {
         perr_set(err, "command encoder: %s", ce.msg);
         goto out;
@@ -2699,11 +2721,14 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     if (!(p->lk = lookups_for(p, o->cfg, err))) goto out;
     p->reads_managers = reads_manager_fields(o->cfg);
     p->max_place = o->placements_at_once > 0 ? (size_t)o->placements_at_once : PIPELINE_PLACEMENTS;
-    p->eng_opts = (engine_opts){.with_why = true, .with_source = true, .lookup = lookup_get,
-                                .lookup_ctx = p->lk, .max_placements = p->max_place};
+    p->eng_opts = (engine_opts){.with_why = true,
+                                .with_source = true,
+                                .lookup = lookup_get,
+                                .lookup_ctx = p->lk,
+                                .max_placements = p->max_place};
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
-    p->hooks = (engine_hooks){
-        .ctx = p, .emit = on_command, .warn = on_warning, .deferred = on_deferred};
+    p->hooks =
+        (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning, .deferred = on_deferred};
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err)) ||
         start_waker(p, err) < 0)
         goto out;
@@ -2733,20 +2758,21 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             batch_release(p);
             bytes_release(p);
             worked = true;
-        }
-        else if (worked && r == 0 && !p->fl_n) { /* caught up: give back what the backlog took */
+        } else if (worked && r == 0 && !p->fl_n) { /* caught up: give back what the backlog took */
             malloc_trim(0);
             worked = false;
         }
         if (r < 0) {
             if (p->fatal || !*o->stop) goto out;
-            log_msg(LOG_WARN, "shutdown deadline passed; the unfinished batch will be read "
-                              "again by the next owner", NULL);
+            log_msg(LOG_WARN,
+                    "shutdown deadline passed; the unfinished batch will be read "
+                    "again by the next owner",
+                    NULL);
             break;
         }
         if (!n && o->exit_when_idle_s && (p->n_assigned > 0 || p->n_ends) &&
-                   now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
-                       o->exit_when_idle_s * 1000L) {
+            now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
+                o->exit_when_idle_s * 1000L) {
             log_msg(LOG_INFO, "idle: caught up with the input", NULL);
             if (p->reimport_wanted && !o->dry_run)
                 log_msg(LOG_WARN,

@@ -47,10 +47,10 @@ typedef struct pipeline_opts {
     codec_format output_format;
     int batch_size;
     int linger_ms;
-    int batches_in_flight; /* produced, not yet acknowledged; 0: PIPELINE_FLIGHTS */
+    int batches_in_flight;  /* produced, not yet acknowledged; 0: PIPELINE_FLIGHTS */
     int placements_at_once; /* R6.3 placements with the manager's batch; 0: PIPELINE_PLACEMENTS */
     int shutdown_timeout_s;
-    int exit_when_idle_s; /* 0: run until signalled */
+    int exit_when_idle_s;     /* 0: run until signalled */
     char *const *kafka_props; /* "name=value" pass-through librdkafka properties */
     size_t n_kafka_props;
     const config *cfg;
@@ -58,7 +58,7 @@ typedef struct pipeline_opts {
     /* replay (R9.3): assign the input's partitions at these positions instead of subscribing,
      * and stop once the end offsets seen at start are reached */
     pipeline_start start;
-    int64_t from_timestamp_ms;  /* START_TIMESTAMP: messages older than this are skipped */
+    int64_t from_timestamp_ms;      /* START_TIMESTAMP: messages older than this are skipped */
     const pipeline_offset *offsets; /* START_OFFSETS */
     size_t n_offsets;
     bool stop_at_end;

@@ -36,16 +36,17 @@ int64_t reimport_parse_time(const char *s) { return time_parse_iso8601(s); }
 
 const char **reimport_fields(const config *cfg, size_t *n)
 {
-    static const char *base[] = {"Email",        "FirstName",      "LastName",     "Title",
-                                 "Phone",        "MobilePhone",    "Extension",    "IsActive",
-                                 "TimeZoneSidKey", "LocaleSidKey", "ManagerId",    "SystemModstamp",
+    static const char *base[] = {"Email",           "FirstName",    "LastName",  "Title",
+                                 "Phone",           "MobilePhone",  "Extension", "IsActive",
+                                 "TimeZoneSidKey",  "LocaleSidKey", "ManagerId", "SystemModstamp",
                                  "LastModifiedDate"};
     size_t nb = sizeof base / sizeof base[0], cap = nb;
     for (size_t i = 0; i < cfg->n_assignments; i++)
         if (cfg->assignments[i].filter) cap += soql_field_count(cfg->assignments[i].filter);
     const char **out = xcalloc(cap, sizeof *out);
     size_t k = 0;
-    for (size_t i = 0; i < nb; i++) out[k++] = base[i];
+    for (size_t i = 0; i < nb; i++)
+        out[k++] = base[i];
     for (size_t i = 0; i < cfg->n_assignments; i++) {
         const soql_filter *f = cfg->assignments[i].filter;
         for (size_t j = 0; f && j < soql_field_count(f); j++) {
@@ -55,7 +56,8 @@ const char **reimport_fields(const config *cfg, size_t *n)
             const char *key = soql_relationship_key(soql_relationship(name, NULL));
             if (key) name = key;
             bool dup = false;
-            for (size_t m = 0; m < k && !dup; m++) dup = strcasecmp(out[m], name) == 0;
+            for (size_t m = 0; m < k && !dup; m++)
+                dup = strcasecmp(out[m], name) == 0;
             if (!dup) out[k++] = name;
         }
     }
@@ -148,13 +150,12 @@ static event full_image(const rec *r, const char *const *ids)
 static int pass(run *x, bool hold, perr *err)
 {
     const reimport_opts *o = x->o;
-    engine_opts eo = {
-        .with_why = true,
-        .with_source = false,
-        .hold_deactivations = hold,
-        .reimport = true,
-        .lookup = lookup_get,
-        .lookup_ctx = x->lk};
+    engine_opts eo = {.with_why = true,
+                      .with_source = false,
+                      .hold_deactivations = hold,
+                      .reimport = true,
+                      .lookup = lookup_get,
+                      .lookup_ctx = x->lk};
     engine *e = engine_new(o->cfg, store_redis_iface(o->store), &eo);
     engine_hooks h = {.ctx = x, .emit = on_emit, .warn = on_warn};
     engine_store *st = store_redis_iface(o->store);
@@ -195,8 +196,11 @@ static int pass(run *x, bool hold, perr *err)
             } else { /* known here, gone from Salesforce (R8.1) */
                 if (x->tally) x->res->missing++;
                 const char *one[1] = {id};
-                event ev = {.entity = "User", .change = CHANGE_DELETE, .record_ids = one,
-                            .n_record_ids = 1, .commit_timestamp = o->now_ms,
+                event ev = {.entity = "User",
+                            .change = CHANGE_DELETE,
+                            .record_ids = one,
+                            .n_record_ids = 1,
+                            .commit_timestamp = o->now_ms,
                             .transaction_key = "reimport"};
                 ev.source.partition = -1;
                 ev.source.offset = -1;
@@ -250,9 +254,9 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
         store_redis_reset(o->store);
         x.counting = false;
         double share = res->provisioned ? (double)res->deactivations / (double)res->provisioned : 0;
-        res->guard_tripped = (g->max_deactivations >= 0 &&
-                              res->deactivations > (uint64_t)g->max_deactivations) ||
-                             (g->max_deactivation_share >= 0 && share > g->max_deactivation_share);
+        res->guard_tripped =
+            (g->max_deactivations >= 0 && res->deactivations > (uint64_t)g->max_deactivations) ||
+            (g->max_deactivation_share >= 0 && share > g->max_deactivation_share);
         uint64_t would = res->deactivations;
         res->deactivations = 0;
         res->held = 0;
@@ -267,7 +271,8 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
         }
     }
     if (rc == 0) rc = pass(&x, res->guard_tripped, err);
-    for (size_t i = 0; i < x.n_known; i++) free(x.known[i]);
+    for (size_t i = 0; i < x.n_known; i++)
+        free(x.known[i]);
     free(x.known);
     free(x.recs);
     lookup_free(x.lk);
@@ -307,7 +312,8 @@ int reimport_list_held(store_redis *store, const config *cfg,
         }
         store_redis_reset(store);
     }
-    for (size_t i = 0; i < h.n; i++) free(h.ids[i]);
+    for (size_t i = 0; i < h.n; i++)
+        free(h.ids[i]);
     free(h.ids);
     return rc;
 }

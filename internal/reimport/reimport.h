@@ -35,12 +35,12 @@ typedef struct reimport_opts {
 typedef struct reimport_result {
     uint64_t salesforce_users;
     uint64_t known_users;
-    uint64_t provisioned;       /* active in Gong before the run */
-    uint64_t not_newer;         /* read but not newer than the user's position: left alone */
-    uint64_t missing;           /* known here, gone from Salesforce */
-    uint64_t deactivations;     /* that the run would make */
+    uint64_t provisioned;   /* active in Gong before the run */
+    uint64_t not_newer;     /* read but not newer than the user's position: left alone */
+    uint64_t missing;       /* known here, gone from Salesforce */
+    uint64_t deactivations; /* that the run would make */
     bool guard_tripped;
-    uint64_t held;              /* deactivations held (R8.3) */
+    uint64_t held; /* deactivations held (R8.3) */
     uint64_t commands[CMD__COUNT];
 } reimport_result;
 

@@ -44,10 +44,10 @@
  * "By type" (both sides non-null):
  *   string field: with a string, compared ignoring case (=, !=, <, ... alike): ASCII and the
  *   two-byte UTF-8 letters of Latin-1, Latin Extended-A, Greek and Cyrillic (soql_fold_char);
- *   other characters exactly; with a number, the field is read as a number (unreadable: UNKNOWN); with true/false,
- *   "true"/"false" in any case (anything else: UNKNOWN); with a date, date-time or date literal,
- *   the field is read as "YYYY-MM-DD" or a date-time with Z, +hh:mm, +hhmm or no zone (UTC);
- *   unreadable: UNKNOWN.
+ *   other characters exactly; with a number, the field is read as a number (unreadable:
+ *   UNKNOWN); with true/false, "true"/"false" in any case (anything else: UNKNOWN); with a date,
+ *   date-time or date literal, the field is read as "YYYY-MM-DD" or a date-time with Z, +hh:mm,
+ *   +hhmm or no zone (UTC); unreadable: UNKNOWN.
  *   number field: with a number, numerically; with a string that reads as a number, numerically;
  *   anything else UNKNOWN.
  *   checkbox field: with true/false or 'true'/'false', = and != only; anything else UNKNOWN.

@@ -117,8 +117,7 @@ const store_redis_stats *store_redis_get_stats(const store_redis *s);
 
 /* Opaque values under {prefix}b:{name}, outside the user cache: the exactly-once mode keeps the
  * commands of a batch whose Kafka transaction is not yet known to be committed there. */
-int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len,
-                         perr *err);
+int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len, perr *err);
 int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found, perr *err);
 
 /* Calls fn with the id of every user stored under the prefix (SCAN; a user written meanwhile may

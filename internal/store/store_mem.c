@@ -58,7 +58,8 @@ static void mem_link_add(void *ctx, const char *manager, const char *report)
 static void free_links(void *p)
 {
     link_list *l = p;
-    for (size_t i = 0; i < l->n; i++) free(l->ids[i]);
+    for (size_t i = 0; i < l->n; i++)
+        free(l->ids[i]);
     free(l->ids);
     free(l);
 }

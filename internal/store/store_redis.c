@@ -107,7 +107,7 @@
 
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 2 /* written; 1 is still read */
-#define POOL_MAX 2048 /* recycled user_state structs kept across resets (a batch reads ~1,750) */
+#define POOL_MAX 2048    /* recycled user_state structs kept across resets (a batch reads ~1,750) */
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
 #define KEEP_BYTES (4u << 20)
@@ -308,7 +308,7 @@ struct store_redis {
     /* the users of the pending writes: id -> wuser of the newest write that has it (its key in
      * that write's arena). One look-up per user read, not one per pending write. */
     strmap overlay;
-    store_write *spare;                  /* a written one, kept for its buffers */
+    store_write *spare; /* a written one, kept for its buffers */
     entry **todo_u;
     size_t n_todo_u, cap_todo_u;
     /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, their
@@ -2135,7 +2135,7 @@ int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, si
         const link_set *l = managers[i] && *managers[i] ? set_get(s, managers[i], false) : NULL;
         if (!l || !l->loaded || !l->members.n || l->prefetched) continue;
         if (max && l->members.n > max) continue; /* placed in parts, each read then */
-        ((link_set *)l)->prefetched = true; /* a manager named twice is looked at once */
+        ((link_set *)l)->prefetched = true;      /* a manager named twice is looked at once */
         for (size_t j = 0; j < l->members.n; j++) {
             const char *r = l->members.v[j];
             if (strmap_get(&s->users, r)) continue;
@@ -2986,8 +2986,7 @@ static size_t build_blob(store_redis *s, void *arg)
     return 1;
 }
 
-int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len,
-                         perr *err)
+int store_redis_blob_put(store_redis *s, const char *name, const void *data, size_t len, perr *err)
 {
     blob_arg a = {.name = name, .data = data, .len = len, .put = true};
     return run_simple(s, build_blob, &a, "SET blob", err);
@@ -3001,7 +3000,8 @@ int store_redis_blob_get(store_redis *s, const char *name, buf *out, bool *found
     int rc = 0;
     *found = false;
     buf_reset(out);
-    if (r->type == REDIS_REPLY_ERROR) rc = perr_set(err, "Redis %s: GET: %s", s->where, r->str);
+    if (r->type == REDIS_REPLY_ERROR)
+        rc = perr_set(err, "Redis %s: GET: %s", s->where, r->str);
     else if (r->type == REDIS_REPLY_STRING) {
         buf_append(out, r->str, r->len);
         *found = true;

@@ -406,7 +406,8 @@ void *strmap_get(const strmap *m, const char *key)
 
 const char *strmap_put(strmap *m, const char *key, void *val)
 {
-    if ((m->len + 1) * 2 > m->cap) strmap_grow(m); /* half full: a miss probes ~2.5 slots, not ~8.5 */
+    if ((m->len + 1) * 2 > m->cap)
+        strmap_grow(m); /* half full: a miss probes ~2.5 slots, not ~8.5 */
     uint64_t h = key_hash(key, strlen(key));
     size_t i = strmap_find(m, key, h);
     if (!m->slots[i].key) {
@@ -476,8 +477,7 @@ int64_t time_parse_iso8601(const char *s)
     long off = 0;
     if (*p == 'T' || *p == ' ') {
         p++;
-        if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':' || (mi = digits(&p, 2)) < 0 ||
-            mi > 59)
+        if ((h = digits(&p, 2)) < 0 || h > 23 || *p++ != ':' || (mi = digits(&p, 2)) < 0 || mi > 59)
             return -1;
         if (*p == ':' && ((void)p++, (sec = digits(&p, 2)) < 0 || sec > 60)) return -1;
         if (*p == '.') {
@@ -489,7 +489,8 @@ int64_t time_parse_iso8601(const char *s)
                 p++;
             }
             if (!n) return -1;
-            for (; n < 3; n++) ms *= 10;
+            for (; n < 3; n++)
+                ms *= 10;
         }
         if (*p == 'Z') {
             p++;
@@ -502,8 +503,12 @@ int64_t time_parse_iso8601(const char *s)
         }
     }
     if (*p) return -1;
-    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                    .tm_min = mi, .tm_sec = sec};
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = sec};
     time_t t = timegm(&tm);
     struct tm back;
     gmtime_r(&t, &back);

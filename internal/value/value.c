@@ -7,10 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-value_t value_str(const char *s)
-{
-    return (value_t){.type = VAL_STR, .s = s, .len = strlen(s)};
-}
+value_t value_str(const char *s) { return (value_t){.type = VAL_STR, .s = s, .len = strlen(s)}; }
 
 bool value_eq(const value_t *a, const value_t *b)
 {
@@ -43,10 +40,12 @@ void value_to_json(const value_t *v, buf *b)
     case VAL_BOOL: buf_puts(b, v->b ? "true" : "false"); break;
     case VAL_NUM:
         /* the range test first: casting a double beyond long long is undefined */
-        if (!isfinite(v->num)) buf_puts(b, "null");
+        if (!isfinite(v->num))
+            buf_puts(b, "null");
         else if (fabs(v->num) < 1e15 && v->num == (double)(long long)v->num)
             buf_printf(b, "%lld", (long long)v->num);
-        else buf_printf(b, "%.17g", v->num);
+        else
+            buf_printf(b, "%.17g", v->num);
         break;
     case VAL_STR: buf_json_str(b, v->s, v->len); break;
     }

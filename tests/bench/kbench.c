@@ -5,7 +5,8 @@
  *                                               message's key and value, byte for byte, to T2 (the
  *                                               C twin of the kcat pipe baseline); JSON on stdout
  *   kbench digest     -b B -t T                 count, bytes and an order-independent hash of
- *                                               every (key, value) in T (checks a pipe copied bytes)
+ *                                               every (key, value) in T (checks that a pipe
+ *                                               copied every byte)
  *   kbench watermarks -b B -t T [--last-ts]     sum of the low and high watermarks; with
  *                                               --last-ts, the newest timestamp among the last
  *                                               message of each partition
@@ -114,7 +115,8 @@ static rd_kafka_conf_t *conf_new(const char *const *defaults)
     for (int i = 0; i < n_props; i++) {
         char name[256];
         const char *eq = strchr(props[i], '=');
-        if (!eq || (size_t)(eq - props[i]) >= sizeof name) die("-X %s: name=value expected", props[i]);
+        if (!eq || (size_t)(eq - props[i]) >= sizeof name)
+            die("-X %s: name=value expected", props[i]);
         memcpy(name, props[i], (size_t)(eq - props[i]));
         name[eq - props[i]] = '\0';
         /* consumer-only or producer-only properties given to the other kind are skipped */
@@ -136,8 +138,8 @@ static rd_kafka_t *client_new(rd_kafka_type_t type, rd_kafka_conf_t *c)
 
 typedef struct part {
     int32_t id;
-    int64_t lo, hi;   /* watermarks */
-    int64_t next;     /* next offset to read */
+    int64_t lo, hi; /* watermarks */
+    int64_t next;   /* next offset to read */
 } part;
 
 static part *partitions_of(rd_kafka_t *rk, const char *t, int *n_out)
@@ -193,8 +195,15 @@ static rd_kafka_t *reader_new(void)
      * subscribe) and never committed to */
     char own[64];
     snprintf(own, sizeof own, "kbench-%ld", (long)getpid());
-    const char *const d[] = {"group.id", own, "enable.auto.commit", "false",
-                             "enable.partition.eof", "false", "auto.offset.reset", "earliest", NULL};
+    const char *const d[] = {"group.id",
+                             own,
+                             "enable.auto.commit",
+                             "false",
+                             "enable.partition.eof",
+                             "false",
+                             "auto.offset.reset",
+                             "earliest",
+                             NULL};
     rd_kafka_t *rk = client_new(RD_KAFKA_CONSUMER, conf_new(d));
     rd_kafka_poll_set_consumer(rk);
     return rk;
@@ -214,8 +223,8 @@ static void assign_all(rd_kafka_t *rk, const char *t, const part *ps, int n)
 typedef void (*on_msg_fn)(rd_kafka_message_t *m, void *ctx);
 
 /* Reads every partition up to its `hi` (set before the call); fn owns each message. */
-static uint64_t read_to_end(rd_kafka_t *rk, const char *t, part *ps, int n, on_msg_fn fn,
-                            void *ctx, double timeout_s)
+static uint64_t read_to_end(rd_kafka_t *rk, const char *t, part *ps, int n, on_msg_fn fn, void *ctx,
+                            double timeout_s)
 {
     assign_all(rk, t, ps, n);
     uint64_t got = 0;
@@ -310,7 +319,8 @@ static int cmd_pipe(void)
     rd_kafka_destroy(rk);
     rd_kafka_destroy(c.producer);
     printf("{\"events\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"delivered\":%" PRIu64
-           ",\"failed\":%" PRIu64 ",\"seconds\":%.3f,\"read_seconds\":%.3f,\"events_per_s\":%.0f}\n",
+           ",\"failed\":%" PRIu64
+           ",\"seconds\":%.3f,\"read_seconds\":%.3f,\"events_per_s\":%.0f}\n",
            got, c.bytes, c.delivered, c.failed, t1 - t0, t_read - t0,
            (t1 - t0) > 0 ? (double)got / (t1 - t0) : 0.0);
     free(ps);
@@ -355,7 +365,8 @@ static int cmd_digest(void)
     int n;
     part *ps = partitions_of(rk, topic, &n);
     int64_t lo = 0, hi = 0;
-    for (int i = 0; i < n; i++) lo += ps[i].lo, hi += ps[i].hi;
+    for (int i = 0; i < n; i++)
+        lo += ps[i].lo, hi += ps[i].hi;
     digest_ctx d = {0};
     read_to_end(rk, topic, ps, n, digest_msg, &d, 600);
     rd_kafka_consumer_close(rk);
@@ -390,13 +401,15 @@ static int cmd_watermarks(void)
     int64_t lo = 0, hi = 0, max_part = 0;
     for (int i = 0; i < n; i++) {
         if (getenv("KBENCH_VERBOSE"))
-            fprintf(stderr, "%s [%d]: %" PRId64 "..%" PRId64 "\n", topic, ps[i].id, ps[i].lo, ps[i].hi);
+            fprintf(stderr, "%s [%d]: %" PRId64 "..%" PRId64 "\n", topic, ps[i].id, ps[i].lo,
+                    ps[i].hi);
         lo += ps[i].lo, hi += ps[i].hi;
         if (ps[i].hi - ps[i].lo > max_part) max_part = ps[i].hi - ps[i].lo;
     }
     last_ctx l = {-1};
     if (last_ts) {
-        for (int i = 0; i < n; i++) ps[i].next = ps[i].hi > ps[i].lo ? ps[i].hi - 1 : ps[i].hi;
+        for (int i = 0; i < n; i++)
+            ps[i].next = ps[i].hi > ps[i].lo ? ps[i].hi - 1 : ps[i].hi;
         read_to_end(rk, topic, ps, n, last_msg, &l, 60);
     }
     rd_kafka_consumer_close(rk);
@@ -418,7 +431,8 @@ static int cmd_committed(void)
     int n;
     part *ps = partitions_of(rk, topic, &n);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(n);
-    for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(l, topic, ps[i].id);
+    for (int i = 0; i < n; i++)
+        rd_kafka_topic_partition_list_add(l, topic, ps[i].id);
     rd_kafka_resp_err_t e = rd_kafka_committed(rk, l, 10000);
     if (e) die("committed offsets of %s: %s", group, rd_kafka_err2str(e));
     int64_t lag = 0, committed = 0;
@@ -550,7 +564,8 @@ static int cmd_paced(void)
         if (fread(&kl, 4, 1, f) != 1) break;
         rs[n].klen = kl;
         rs[n].key = xmalloc(kl);
-        if (fread(rs[n].key, 1, kl, f) != kl || fread(&vl, 4, 1, f) != 1) die("%s: truncated", in_file);
+        if (fread(rs[n].key, 1, kl, f) != kl || fread(&vl, 4, 1, f) != 1)
+            die("%s: truncated", in_file);
         rs[n].vlen = vl;
         rs[n].val = xmalloc(vl);
         if (fread(rs[n].val, 1, vl, f) != vl) die("%s: truncated", in_file);
@@ -598,14 +613,15 @@ static int cmd_paced(void)
         nanosleep(&ts, NULL);
     }
     double t_sent = mono() - t0;
-    while (rd_kafka_outq_len(rk) > 0) rd_kafka_flush(rk, 1000);
+    while (rd_kafka_outq_len(rk) > 0)
+        rd_kafka_flush(rk, 1000);
     rd_kafka_destroy(rk);
     FILE *o = fopen(out_file, "w");
     if (!o) die("%s: %s", out_file, strerror(errno));
     for (size_t k = 0; k < i; k++)
         if (c.s[k].partition >= 0)
-            fprintf(o, "%d %" PRId64 " %" PRId64 " %d\n", c.s[k].partition, c.s[k].offset, c.s[k].ts,
-                    c.s[k].phase);
+            fprintf(o, "%d %" PRId64 " %" PRId64 " %d\n", c.s[k].partition, c.s[k].offset,
+                    c.s[k].ts, c.s[k].phase);
     if (fclose(o) != 0) die("%s: %s", out_file, strerror(errno));
     printf("{\"sent\":%zu,\"delivered\":%" PRIu64 ",\"failed\":%" PRIu64
            ",\"seconds\":%.3f,\"events_per_s\":%.0f,\"max_behind_s\":%.4f}\n",
@@ -638,7 +654,8 @@ static int cmd_collect(void)
     rd_kafka_t *rk = reader_new();
     int n;
     part *ps = partitions_of(rk, topic, &n);
-    for (int i = 0; i < n; i++) ps[i].hi = INT64_MAX; /* until done */
+    for (int i = 0; i < n; i++)
+        ps[i].hi = INT64_MAX; /* until done */
     assign_all(rk, topic, ps, n);
     bool done = false;
     uint64_t got = 0;
@@ -707,21 +724,33 @@ int main(int argc, char **argv)
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define ARG(name) (strcmp(a, name) == 0 && v && ++i)
-        if (ARG("-b")) brokers = v;
-        else if (ARG("-t") || ARG("--from")) topic = v;
-        else if (ARG("--to")) topic_to = v;
-        else if (ARG("-g")) group = v;
-        else if (ARG("-i")) in_file = v;
-        else if (ARG("-o")) out_file = v;
-        else if (ARG("-r")) rate = atof(v);
-        else if (ARG("-s")) seconds = atof(v);
-        else if (ARG("-w")) warmup = atof(v);
-        else if (ARG("--done-file")) done_file = v;
+        if (ARG("-b"))
+            brokers = v;
+        else if (ARG("-t") || ARG("--from"))
+            topic = v;
+        else if (ARG("--to"))
+            topic_to = v;
+        else if (ARG("-g"))
+            group = v;
+        else if (ARG("-i"))
+            in_file = v;
+        else if (ARG("-o"))
+            out_file = v;
+        else if (ARG("-r"))
+            rate = atof(v);
+        else if (ARG("-s"))
+            seconds = atof(v);
+        else if (ARG("-w"))
+            warmup = atof(v);
+        else if (ARG("--done-file"))
+            done_file = v;
         else if (ARG("-X")) {
             if (n_props == MAX_PROPS) die("too many -X");
             props[n_props++] = v;
-        } else if (strcmp(a, "--last-ts") == 0) last_ts = true;
-        else usage();
+        } else if (strcmp(a, "--last-ts") == 0)
+            last_ts = true;
+        else
+            usage();
 #undef ARG
     }
     if (!brokers) usage();

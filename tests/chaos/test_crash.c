@@ -94,13 +94,13 @@ static void say(const chaos *c, const char *fmt, ...)
 }
 
 /* `provisioner run` on topic in, into output topic out under Redis prefix prefix. */
-static h_proc *start_service(const chaos *c, const char *group, const char *prefix,
-                             const char *out, const char *const *extra)
+static h_proc *start_service(const chaos *c, const char *group, const char *prefix, const char *out,
+                             const char *const *extra)
 {
-    const char *argv[48] = {h_pv_binary(), "run",          "--brokers",   c->b->bootstrap,
-                            "--redis",     c->redis_url,   "--input-topic", "in",
-                            "--output-topic", out,         "--group",     group,
-                            "--redis-prefix", prefix,      "--settings",  c->settings,
+    const char *argv[48] = {h_pv_binary(),       "run",        "--brokers",     c->b->bootstrap,
+                            "--redis",           c->redis_url, "--input-topic", "in",
+                            "--output-topic",    out,          "--group",       group,
+                            "--redis-prefix",    prefix,       "--settings",    c->settings,
                             "--batch-linger-ms", "5"};
     size_t n = 18;
     for (size_t i = 0; extra && extra[i] && n < 46; i++)
@@ -111,10 +111,7 @@ static h_proc *start_service(const chaos *c, const char *group, const char *pref
 }
 
 /* Group "crash"'s committed offset on the input: -1 none yet, -2 no answer within 2 s. */
-static int64_t committed(const chaos *c)
-{
-    return v_offsets_get(c->offs, "in", 0, 2000);
-}
+static int64_t committed(const chaos *c) { return v_offsets_get(c->offs, "in", 0, 2000); }
 
 /* Events on the topic, then the uninterrupted reference run: group "ref", prefix "ref:",
  * output topic "ref". */
@@ -171,10 +168,10 @@ static void check_outcome(chaos *c, const char *group, const char *prefix, const
     json_t *got = v_read_topic(c->b->bootstrap, topic);
     v_same_commands(got, c->ref_cmds, c->name);
     json_t *ids = v_by_id(got, c->name);
-    say(c, "output: %zu messages, %zu distinct command ids (%zu redelivered duplicates), equal to "
-           "the reference",
-        json_array_size(got), json_object_size(ids),
-        json_array_size(got) - json_object_size(ids));
+    say(c,
+        "output: %zu messages, %zu distinct command ids (%zu redelivered duplicates), equal to "
+        "the reference",
+        json_array_size(got), json_object_size(ids), json_array_size(got) - json_object_size(ids));
     json_decref(ids);
     json_decref(got);
     json_t *state = v_redis_state(c->redis_port, prefix);
@@ -265,8 +262,9 @@ Test(chaos, service_sigkilled_20_times_loses_and_changes_nothing)
         }
         v_sleep(delay);
         kill_run(p, k);
-        say(&c, "kill %2d/%d: SIGKILL %.3f s after %s (batch size %s); committed offset %lld -> "
-                "%lld of %d",
+        say(&c,
+            "kill %2d/%d: SIGKILL %.3f s after %s (batch size %s); committed offset %lld -> "
+            "%lld of %d",
             k, KILLS, delay, when, size, (long long)before, (long long)committed(&c), EVENTS);
     }
     const char *last[] = {"--batch-size", "100", "--exit-when-idle", "3", QUICK_REJOIN, NULL};
@@ -297,8 +295,8 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
     for (int k = 1; k <= PART_KILLS; k++) {
         const char *size = draw_size(&c);
         double delay = v_rng_range(&c.rng, 0.0, 0.1);
-        const char *extra[] = {"--placements-at-once", "1", "--batch-size", size, QUICK_REJOIN,
-                               NULL};
+        const char *extra[] = {"--placements-at-once", "1", "--batch-size", size,
+                               QUICK_REJOIN,           NULL};
         int64_t before = committed(&c);
         h_proc *p = start_service(&c, "crash", "crash:", "out", extra);
         bool parts = h_proc_wait_output(p, true, "in parts", 20);
@@ -310,12 +308,13 @@ Test(chaos, service_sigkilled_while_placing_in_parts_loses_and_changes_nothing)
         }
         v_sleep(delay);
         kill_run(p, k);
-        say(&c, "kill %d/%d: SIGKILL %.3f s after placements in parts began (batch size %s); "
-                "committed offset %lld -> %lld of %d",
+        say(&c,
+            "kill %d/%d: SIGKILL %.3f s after placements in parts began (batch size %s); "
+            "committed offset %lld -> %lld of %d",
             k, PART_KILLS, delay, size, (long long)before, (long long)committed(&c), EVENTS);
     }
-    const char *last[] = {"--placements-at-once", "1", "--batch-size", "100", "--exit-when-idle",
-                          "3", QUICK_REJOIN, NULL};
+    const char *last[] = {"--placements-at-once", "1", "--batch-size", "100",
+                          "--exit-when-idle",     "3", QUICK_REJOIN,   NULL};
     last_run_and_check(&c, last);
 }
 
@@ -343,8 +342,9 @@ Test(chaos, redis_sigkilled_under_the_service_loses_and_changes_nothing)
         cr_assert(h_proc_alive(svc), "the service died while Redis was down (kill %d): %s", k,
                   h_proc_stderr(svc));
         v_redis_aof_start(&r);
-        say(&c, "kill %2d/%d: redis-server SIGKILLed %.3f s after the last event, down %.3f s; "
-                "committed offset %lld of %d",
+        say(&c,
+            "kill %2d/%d: redis-server SIGKILLed %.3f s after the last event, down %.3f s; "
+            "committed offset %lld of %d",
             k, kills, delay, down, (long long)at, EVENTS);
     }
     cr_assert(v_wait_committed_to_end(b->bootstrap, "crash", "in", 240),
@@ -423,8 +423,13 @@ static void finish_unaided(chaos *c, h_proc *svc)
  * its batch produced again, and nothing may be missing at the end (R9.2). */
 Test(chaos, leader_moves_with_racing_requests_lose_nothing)
 {
-    const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", "-X",
-                           "max.in.flight.requests.per.connection=5", NULL};
+    const char *extra[] = {"--batch-size",
+                           "50",
+                           "-X",
+                           "session.timeout.ms=6000",
+                           "-X",
+                           "max.in.flight.requests.per.connection=5",
+                           NULL};
     h_redis r;
     chaos c;
     h_proc *svc = start_slowed(&c, &r, "leader-moves", v_seed(7004, "leader-moves"), extra);
@@ -453,7 +458,7 @@ Test(chaos, broker_errors_and_outages_are_survived_without_help)
         "leader out 0 2", /* the output's leaders move mid-stream */
         "leader out 5 3",
         "error Heartbeat REBALANCE_IN_PROGRESS 1", /* the member rejoins: revoke, assign */
-        "leader in 0 2", /* the input's leader moves */
+        "leader in 0 2",                           /* the input's leader moves */
         "error Fetch UNKNOWN_TOPIC_OR_PART 2",
         "error Produce MSG_SIZE_TOO_LARGE 1", /* permanent: not delivered, batch read again */
         "leader out 1 1",

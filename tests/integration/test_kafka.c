@@ -751,8 +751,9 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
 {
     perr err;
     char *props[] = {"enable.partition.eof=false", "group.id=test-waker",
-                     "enable.auto.commit=false", (char *)queued_min, "message.max.bytes=32768",
-                     "fetch.max.bytes=65536", "fetch.wait.max.ms=10"};
+                     "enable.auto.commit=false",   (char *)queued_min,
+                     "message.max.bytes=32768",    "fetch.max.bytes=65536",
+                     "fetch.wait.max.ms=10"};
     rd_kafka_conf_t *conf = kafka_conf_new(brokers, props, 7, &err);
     cr_assert_not_null(conf, "%s", err.msg);
     char errstr[512];

@@ -357,12 +357,29 @@ Test(lookup, the_service_decides_relationship_filters)
     cr_assert_eq(h_proc_stop(svc, 20), 0);
 
     /* a replay into an empty state reads the tables too (and only them: no gap, no reimport) */
-    const char *replay[] = {h_pv_binary(), "replay", "--from-beginning", "--dry-run",
-                            "--state-prefix", "rebuild:", "--settings", settings_path, "--redis",
-                            redis.url, "--brokers", b->bootstrap, "--input-topic", "in",
-                            "--output-topic", "out", "--salesforce-url", s.url,
-                            "--salesforce-client-id", "cid", "--salesforce-client-secret-file",
-                            s.secret, NULL};
+    const char *replay[] = {h_pv_binary(),
+                            "replay",
+                            "--from-beginning",
+                            "--dry-run",
+                            "--state-prefix",
+                            "rebuild:",
+                            "--settings",
+                            settings_path,
+                            "--redis",
+                            redis.url,
+                            "--brokers",
+                            b->bootstrap,
+                            "--input-topic",
+                            "in",
+                            "--output-topic",
+                            "out",
+                            "--salesforce-url",
+                            s.url,
+                            "--salesforce-client-id",
+                            "cid",
+                            "--salesforce-client-secret-file",
+                            s.secret,
+                            NULL};
     h_proc *rp;
     cr_assert_eq(h_run(replay, env, 60, &rp), 0, "%s", h_proc_stderr(rp));
     const char *planned = h_path("replay.jsonl");
@@ -464,8 +481,9 @@ Test(lookup, simulate_reads_the_tables_or_warns)
     free(err);
 
     /* explain says what the relationship fields read, and why one is null */
-    const char *explain[] = {h_pv_binary(), "explain", "--settings", settings_path, "--events",
-                             events, "--lookups", tables, "--user", U1, NULL};
+    const char *explain[] = {h_pv_binary(), "explain", "--settings", settings_path,
+                             "--events",    events,    "--lookups",  tables,
+                             "--user",      U1,        NULL};
     cr_assert_eq(h_run(explain, NULL, 30, &p), 0);
     out = h_proc_stdout(p);
     cr_assert(strstr(out, "Relationship fields (R4.3): Profile.Name = 'System Administrator'; "

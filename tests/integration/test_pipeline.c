@@ -3,9 +3,9 @@
  * Topics of one partition keep the input order, so the service must give exactly simulate's
  * commands (source aside); tests with several partitions check what must hold in any order. */
 #include <criterion/criterion.h>
-#include <jansson.h>
 #include <ctype.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -42,24 +42,24 @@ static json_t *load_lines(const char *path)
 static json_t *simulate(const char *settings, const char *events)
 {
     const char *out = h_path("simulate.out");
-    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings, "--events",
-                          events, NULL};
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
+                          "--events",    events,     NULL};
     h_proc *p = h_proc_start_to(argv, NULL, out);
     cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
     return load_lines(out);
 }
 
 static h_proc *start_run_at(const char *level, const char *brokers, const h_redis *r,
-                            const char *in, const char *out, const char *group,
-                            const char *prefix, const char *settings, const char *const *extra)
+                            const char *in, const char *out, const char *group, const char *prefix,
+                            const char *settings, const char *const *extra)
 {
-    const char *argv[40] = {h_pv_binary(), "run",         "--brokers",      brokers,
-                            "--redis",     r->url,        "--input-topic",  in,
-                            "--output-topic", out,        "--group",        group,
-                            "--redis-prefix", prefix,     "--settings",     settings,
-                            "--batch-linger-ms", "5"};
+    const char *argv[40] = {
+        h_pv_binary(),    "run",  "--brokers",      brokers,  "--redis",           r->url,
+        "--input-topic",  in,     "--output-topic", out,      "--group",           group,
+        "--redis-prefix", prefix, "--settings",     settings, "--batch-linger-ms", "5"};
     size_t n = 18;
-    for (size_t i = 0; extra && extra[i] && n < 38; i++) argv[n++] = extra[i];
+    for (size_t i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     char lv[64];
     snprintf(lv, sizeof lv, "PROVISIONER_LOG_LEVEL=%s", level);
@@ -77,8 +77,8 @@ static h_proc *start_run(const char *brokers, const h_redis *r, const char *in, 
 static void json_equal_or_fail(json_t *got, json_t *want, const char *what)
 {
     if (json_equal(got, want)) return;
-    size_t n = json_array_size(got) < json_array_size(want) ? json_array_size(got)
-                                                              : json_array_size(want);
+    size_t n =
+        json_array_size(got) < json_array_size(want) ? json_array_size(got) : json_array_size(want);
     for (size_t i = 0; i < n; i++) {
         if (json_equal(json_array_get(got, i), json_array_get(want, i))) continue;
         char *g = json_dumps(json_array_get(got, i), JSON_COMPACT | JSON_SORT_KEYS);
@@ -86,7 +86,7 @@ static void json_equal_or_fail(json_t *got, json_t *want, const char *what)
         cr_assert_fail("%s: command %zu differs\n  service:  %s\n  simulate: %s", what, i, g, w);
     }
     cr_assert_fail("%s: the service gave %zu commands, simulate %zu", what, json_array_size(got),
-             json_array_size(want));
+                   json_array_size(want));
 }
 
 /* The set of command ids in a list (duplicates allowed: at-least-once). */
@@ -147,7 +147,8 @@ static int cmp_str(const void *a, const void *b)
 static uint32_t name_hash(const char *s)
 {
     uint32_t h = 2166136261u;
-    for (; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
     return h;
 }
 
@@ -174,13 +175,15 @@ static size_t scenario_dirs(char **out, size_t max, bool hierarchy)
             if (stat(p, &st) == 0) continue;
             snprintf(p, sizeof p, "%s/%s/settings.yaml", root, de->d_name);
             char *settings = h_read_file(p);
-            for (char *c = settings; *c; c++) *c = (char)tolower((unsigned char)*c);
+            for (char *c = settings; *c; c++)
+                *c = (char)tolower((unsigned char)*c);
             bool tables = strstr(settings, "profile.") || strstr(settings, "userrole.");
             free(settings);
             if (tables) continue;
             /* The later rounds of blind scenarios (no NOTES.md) are all checked by simulate in
              * test_scenarios; through Kafka, which proves the service decides as simulate does,
-             * one in four of them keeps this test within a few minutes (PV_ALL_SCENARIOS=1: all). */
+             * one in four of them keeps this test within a few minutes (PV_ALL_SCENARIOS=1:
+             * all). */
             snprintf(p, sizeof p, "%s/%s/NOTES.md", root, de->d_name);
             if (r == 0 && stat(p, &st) != 0 && !getenv("PV_ALL_SCENARIOS") &&
                 name_hash(de->d_name) % 4 != 0)
@@ -237,7 +240,8 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
         snprintf(events[i], PATH_MAX, "%s/events.jsonl", dirs[i]);
     }
     const char *idle[12] = {"--exit-when-idle", "2"};
-    for (size_t i = 0; extra && extra[i] && i < 9; i++) idle[2 + i] = extra[i];
+    for (size_t i = 0; extra && extra[i] && i < 9; i++)
+        idle[2 + i] = extra[i];
     /* A dev broker per wave: librdkafka 2.0.2's mock stalls more often the more topics it is
      * asked to create at start (dev-broker restarts itself then, but hundreds make that slow). */
     for (size_t w = 0; w < n; w += WAVE) {
@@ -250,8 +254,9 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
         buf_free(&topics);
         h_proc *ps[WAVE];
         for (size_t j = 0; j < k; j++) { /* produce */
-            const char *argv[] = {h_pv_binary(), "produce-events", "--brokers", b->bootstrap,
-                                  "--topic", topic_in[w + j], "--events", events[w + j], NULL};
+            const char *argv[] = {h_pv_binary(), "produce-events", "--brokers",
+                                  b->bootstrap,  "--topic",        topic_in[w + j],
+                                  "--events",    events[w + j],    NULL};
             ps[j] = h_proc_start(argv, NULL);
         }
         for (size_t j = 0; j < k; j++)
@@ -270,9 +275,17 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
             char count[16];
             snprintf(count, sizeof count, "%zu", json_array_size(want[j]));
             snprintf(outp[j], PATH_MAX, "%s", h_path(topic_out[w + j]));
-            const char *argv[] = {h_pv_binary(), "consume-commands", "--brokers", b->bootstrap,
-                                  "--topic", topic_out[w + j], "--from-beginning", "--count",
-                                  count, "--timeout", json_array_size(want[j]) ? "10" : "2",
+            const char *argv[] = {h_pv_binary(),
+                                  "consume-commands",
+                                  "--brokers",
+                                  b->bootstrap,
+                                  "--topic",
+                                  topic_out[w + j],
+                                  "--from-beginning",
+                                  "--count",
+                                  count,
+                                  "--timeout",
+                                  json_array_size(want[j]) ? "10" : "2",
                                   NULL};
             ps[j] = h_proc_start_to(argv, NULL, outp[j]);
         }
@@ -285,7 +298,8 @@ static void scenarios_through_kafka(char **dirs, size_t n, const char *const *ex
         }
         h_broker_stop(b);
     }
-    for (size_t i = 0; i < n; i++) free(dirs[i]);
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
     free(topic_in);
     free(topic_out);
     free(group);
@@ -375,8 +389,14 @@ Test(pipeline, sigkill_while_placing_in_parts_loses_nothing)
     json_t *want = simulate(settings, events);
     int kills = 0;
     for (int k = 1; k <= 5; k++) {
-        const char *extra[] = {"--placements-at-once", "7", "--batch-size", "50", "-X",
-                               "session.timeout.ms=4000", "-X", "heartbeat.interval.ms=500",
+        const char *extra[] = {"--placements-at-once",
+                               "7",
+                               "--batch-size",
+                               "50",
+                               "-X",
+                               "session.timeout.ms=4000",
+                               "-X",
+                               "heartbeat.interval.ms=500",
                                NULL};
         h_proc *p =
             start_run_at("info", b->bootstrap, &r, "in", "out", "parts", "parts:", settings, extra);
@@ -391,9 +411,17 @@ Test(pipeline, sigkill_while_placing_in_parts_loses_nothing)
         kills++;
     }
     cr_assert_geq(kills, 1, "no run placed reports in parts");
-    const char *last[] = {"--placements-at-once", "7", "--batch-size", "50", "--exit-when-idle",
-                          "3", "-X", "session.timeout.ms=4000", "-X",
-                          "heartbeat.interval.ms=500", NULL};
+    const char *last[] = {"--placements-at-once",
+                          "7",
+                          "--batch-size",
+                          "50",
+                          "--exit-when-idle",
+                          "3",
+                          "-X",
+                          "session.timeout.ms=4000",
+                          "-X",
+                          "heartbeat.interval.ms=500",
+                          NULL};
     h_proc *p = start_run(b->bootstrap, &r, "in", "out", "parts", "parts:", settings, last);
     cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
     const char *outp = h_path("parts.out");
@@ -416,7 +444,7 @@ Test(pipeline, two_instances_share_partitions_and_links_end_right)
     const char *events = fixed_org(reports);
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *settings = h_source_path("examples/settings.yaml");
-    const char *idle[] = {"--exit-when-idle", "4", "--batch-size", "50", "-X",
+    const char *idle[] = {"--exit-when-idle",        "4", "--batch-size", "50", "-X",
                           "session.timeout.ms=6000", NULL};
     h_proc *a = start_run(b->bootstrap, &r, "in", "out", "shared", "two:", settings, idle);
     h_proc *c = start_run(b->bootstrap, &r, "in", "out", "shared", "two:", settings, idle);
@@ -537,9 +565,10 @@ static void own_redis_start(own_redis *r)
 {
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "yes", "--appendfsync", "always", "--dir", r->dir,
-                          "--daemonize", "no", NULL};
+    const char *argv[] = {"redis-server", "--port",        port,     "--bind",
+                          "127.0.0.1",    "--save",        "",       "--appendonly",
+                          "yes",          "--appendfsync", "always", "--dir",
+                          r->dir,         "--daemonize",   "no",     NULL};
     r->proc = h_proc_start(argv, NULL);
     snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
     h_redis probe = {.port = r->port};

@@ -23,9 +23,10 @@ typedef struct env {
     char settings[PATH_MAX];
 } env;
 
-static const char *SETTINGS = "company:\n  primary_domain: acme.com\n"
-                              "assignments:\n  - name: Sales\n    filter: \"Department = 'Sales'\"\n"
-                              "    seats: [recorder]\n%s";
+static const char *SETTINGS =
+    "company:\n  primary_domain: acme.com\n"
+    "assignments:\n  - name: Sales\n    filter: \"Department = 'Sales'\"\n"
+    "    seats: [recorder]\n%s";
 
 /* A User as Salesforce's REST API returns it. */
 static void user_json(buf *b, int n, const char *title, bool active, const char *modstamp)
@@ -46,9 +47,10 @@ static void sf_serve(env *e, const char *users_json)
     h_write_file(data, users_json);
     char script[PATH_MAX];
     snprintf(script, sizeof script, "%s", h_source_path("tests/standins/salesforce.py"));
-    const char *argv[] = {"python3", script, "--data", data, "--client-secret-file", e->secret,
-                          "--client-id", "cid", "--page-size", "3", "--max-seconds", "280",
-                          NULL};
+    const char *argv[] = {
+        "python3",       script,        "--data", data,          "--client-secret-file",
+        e->secret,       "--client-id", "cid",    "--page-size", "3",
+        "--max-seconds", "280",         NULL};
     e->sf = h_proc_start_piped(argv, NULL);
     cr_assert(h_proc_wait_output(e->sf, false, "\n", 10), "the stand-in did not start");
     char *out = h_proc_stdout(e->sf);
@@ -108,7 +110,8 @@ static int run_cmd(env *e, const char *sub, const char *const *extra, const char
         argv[n++] = "--input-topic";
         argv[n++] = "in";
     }
-    for (size_t i = 0; extra && extra[i] && n < 46; i++) argv[n++] = extra[i];
+    for (size_t i = 0; extra && extra[i] && n < 46; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     const char *env_[] = {"PROVISIONER_LOG_LEVEL=warn", NULL};
     h_proc *p = out_path ? h_proc_start_to(argv, env_, out_path) : h_proc_start(argv, env_);
@@ -135,9 +138,9 @@ static const char *user_of(json_t *cmds, size_t i)
 }
 
 #define EV(id, type, ts, extra)                                                                    \
-    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"" id                        \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"" id                         \
     "\"],\"changeType\":\"" type "\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"  \
-    "\"transactionKey\":\"t\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts                        \
+    "\"transactionKey\":\"t\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts                       \
     ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}" extra "}\n"
 
 #define U1 "0055e0000000001AAK"
@@ -214,9 +217,8 @@ Test(reimport, reimport_reconciles_a_drifted_state)
     cr_assert(json_object_get(seen, "CREATE_USER " U4));
     for (size_t i = 3; i < json_array_size(cmds); i++)
         if (strcmp(user_of(cmds, i), U3) == 0)
-            cr_assert_str_eq(
-                json_string_value(json_object_get(json_array_get(cmds, i), "reason")),
-                "deleted_in_salesforce");
+            cr_assert_str_eq(json_string_value(json_object_get(json_array_get(cmds, i), "reason")),
+                             "deleted_in_salesforce");
     /* a second reimport finds nothing to do */
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
     json_t *again = output(&e);
@@ -428,8 +430,8 @@ static json_t *comparable(json_t *cmds)
 static json_t *simulate_file(env *e, const char *events)
 {
     const char *out = h_path("simulate.jsonl");
-    const char *argv[] = {h_pv_binary(), "simulate", "--settings", e->settings, "--events",
-                          events, NULL};
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", e->settings,
+                          "--events",    events,     NULL};
     h_proc *p = h_proc_start_to(argv, NULL, out);
     cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
     return lines_of(out);
@@ -441,10 +443,10 @@ static json_t *simulate_file(env *e, const char *events)
 #define U8 "0055e0000000008AAK"
 #define U9 "0055e0000000009AAK"
 #define OVERFLOW(ts)                                                                               \
-    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],\"changeType\":"            \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],\"changeType\":"             \
     "\"GAP_OVERFLOW\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],"                 \
-    "\"transactionKey\":\"o\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" \
-    #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}}\n"
+    "\"transactionKey\":\"o\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts                       \
+    ",\"commitNumber\":" #ts ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}}\n"
 
 /* The state the service built from events: 1-3, 6, 8, 9 active (6 under 2), 5 deactivated. */
 static const char *BUILT = EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
@@ -522,9 +524,8 @@ static void assert_reconciled(env *e, json_t *want)
                        g, w);
     }
     const char *expect[][2] = {
-        {"UPDATE_USER", U1},     {"DEACTIVATE_USER", U2}, {"CREATE_USER", U4},
-        {"REACTIVATE_USER", U5}, {"SET_MANAGER", U6},     {"CREATE_USER", U7},
-        {"SET_MANAGER", U4},     {"DEACTIVATE_USER", U3},
+        {"UPDATE_USER", U1}, {"DEACTIVATE_USER", U2}, {"CREATE_USER", U4}, {"REACTIVATE_USER", U5},
+        {"SET_MANAGER", U6}, {"CREATE_USER", U7},     {"SET_MANAGER", U4}, {"DEACTIVATE_USER", U3},
     };
     size_t n_expect = sizeof expect / sizeof expect[0], n_before = 8;
     cr_assert_eq(json_array_size(got), n_before + n_expect);
@@ -537,9 +538,9 @@ static void assert_reconciled(env *e, json_t *want)
     json_t *inactive = json_array_get(got, n_before + 1);
     cr_assert_str_eq(json_string_value(json_object_get(inactive, "reason")),
                      "inactive_in_salesforce");
-    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(got, n_before + 6),
-                                                       "manager_sf_user_id")),
-                     U7, "4's link waited for 7 and completes at 7's creation (R6.3)");
+    cr_assert_str_eq(
+        json_string_value(json_object_get(json_array_get(got, n_before + 6), "manager_sf_user_id")),
+        U7, "4's link waited for 7 and completes at 7's creation (R6.3)");
     json_decref(got);
 }
 

@@ -68,11 +68,29 @@ typedef struct stream {
 
 static h_proc *start_run(const char *brokers, const char *redis_url, const stream *s)
 {
-    const char *argv[] = {h_pv_binary(), "run", "--brokers", brokers, "--redis", redis_url,
-                          "--input-topic", s->in, "--output-topic", s->first, "--group",
-                          s->group, "--redis-prefix", s->state, "--settings", s->settings,
-                          "--batch-linger-ms", "5", "--exit-when-idle", "2", "-X",
-                          "session.timeout.ms=6000", NULL};
+    const char *argv[] = {h_pv_binary(),
+                          "run",
+                          "--brokers",
+                          brokers,
+                          "--redis",
+                          redis_url,
+                          "--input-topic",
+                          s->in,
+                          "--output-topic",
+                          s->first,
+                          "--group",
+                          s->group,
+                          "--redis-prefix",
+                          s->state,
+                          "--settings",
+                          s->settings,
+                          "--batch-linger-ms",
+                          "5",
+                          "--exit-when-idle",
+                          "2",
+                          "-X",
+                          "session.timeout.ms=6000",
+                          NULL};
     const char *env[] = {"PROVISIONER_LOG_LEVEL=warn", NULL};
     return h_proc_start(argv, env);
 }
@@ -82,8 +100,8 @@ static h_proc *start_run(const char *brokers, const char *redis_url, const strea
 static h_proc *start_replay(const char *brokers, const char *redis_url, const char *in,
                             const char *settings, const char *const *extra, const char *out_path)
 {
-    const char *argv[40] = {h_pv_binary(), "replay",  "--brokers", brokers,
-                            "--redis",     redis_url, "--input-topic", in,
+    const char *argv[40] = {h_pv_binary(), "replay",  "--brokers",         brokers,
+                            "--redis",     redis_url, "--input-topic",     in,
                             "--settings",  settings,  "--batch-linger-ms", "5"};
     size_t n = 12;
     for (size_t i = 0; extra && extra[i] && n < 38; i++)
@@ -195,8 +213,8 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
     buf topics;
     buf_init(&topics);
     for (size_t i = 0; i < N_STREAMS; i++)
-        buf_printf(&topics, "%s%s,%s,%s,%s,%s", i ? "," : "", st[i].in, st[i].first,
-                   st[i].again, st[i].fresh, st[i].dry);
+        buf_printf(&topics, "%s%s,%s,%s,%s,%s", i ? "," : "", st[i].in, st[i].first, st[i].again,
+                   st[i].fresh, st[i].dry);
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, topics.data);
@@ -232,8 +250,9 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
         for (size_t i = w; i < N_STREAMS && i < w + WAVE; i++) {
             char group[32];
             snprintf(group, sizeof group, "again-%zu", i);
-            const char *extra[] = {"--from-beginning", "--redis-prefix", st[i].state,
-                                   "--output-topic", st[i].again, "--replay-group", group, NULL};
+            const char *extra[] = {
+                "--from-beginning", "--redis-prefix", st[i].state, "--output-topic",
+                st[i].again,        "--replay-group", group,       NULL};
             ps[k++] = start_replay(B, r.url, st[i].in, st[i].settings, extra, NULL);
         }
         for (size_t j = 0; j < k; j++)
@@ -258,8 +277,14 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
         for (size_t i = w; i < N_STREAMS && i < w + WAVE; i++) {
             char group[32];
             snprintf(group, sizeof group, "fresh-%zu", i);
-            const char *extra[] = {"--from-beginning", "--state-prefix", st[i].fresh_state,
-                                   "--output-topic", st[i].fresh, "--replay-group", group, NULL};
+            const char *extra[] = {"--from-beginning",
+                                   "--state-prefix",
+                                   st[i].fresh_state,
+                                   "--output-topic",
+                                   st[i].fresh,
+                                   "--replay-group",
+                                   group,
+                                   NULL};
             ps[k++] = start_replay(B, r.url, st[i].in, st[i].settings, extra, NULL);
         }
         for (size_t j = 0; j < k; j++)
@@ -293,11 +318,24 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
             snprintf(n2, sizeof n2, "dry-existing-%zu.jsonl", i);
             snprintf(out_empty[i], PATH_MAX, "%s", h_path(n1));
             snprintf(out_existing[i], PATH_MAX, "%s", h_path(n2));
-            const char *e1[] = {"--from-beginning", "--dry-run", "--state-prefix",
-                                st[i].dry_state, "--output-topic", st[i].dry, "--replay-group",
-                                g1, NULL};
-            const char *e2[] = {"--from-beginning", "--dry-run", "--redis-prefix", st[i].state,
-                                "--output-topic", st[i].dry, "--replay-group", g2, NULL};
+            const char *e1[] = {"--from-beginning",
+                                "--dry-run",
+                                "--state-prefix",
+                                st[i].dry_state,
+                                "--output-topic",
+                                st[i].dry,
+                                "--replay-group",
+                                g1,
+                                NULL};
+            const char *e2[] = {"--from-beginning",
+                                "--dry-run",
+                                "--redis-prefix",
+                                st[i].state,
+                                "--output-topic",
+                                st[i].dry,
+                                "--replay-group",
+                                g2,
+                                NULL};
             ps[k++] = start_replay(B, r.url, st[i].in, st[i].settings, e1, out_empty[i]);
             ps[k++] = start_replay(B, r.url, st[i].in, st[i].settings, e2, out_existing[i]);
         }
@@ -306,7 +344,8 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
     }
     cr_assert_eq(v_redis_dbsize(r.port), db_before, "a dry run changed the number of Redis keys");
     json_t *sizes_after = topic_sizes(B, st, N_STREAMS);
-    cr_assert(json_equal(sizes_before, sizes_after), "a dry run wrote to Kafka: before %s, after %s",
+    cr_assert(json_equal(sizes_before, sizes_after),
+              "a dry run wrote to Kafka: before %s, after %s",
               json_dumps(sizes_before, JSON_COMPACT | JSON_SORT_KEYS),
               json_dumps(sizes_after, JSON_COMPACT | JSON_SORT_KEYS));
     for (size_t i = 0; i < N_STREAMS; i++) {
@@ -318,8 +357,8 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
         json_decref(printed);
         printed = v_load_lines(out_existing[i]);
         cr_assert_eq(json_array_size(printed), 0,
-                     "%s: a dry run against the existing state printed %zu commands",
-                     st[i].name, json_array_size(printed));
+                     "%s: a dry run against the existing state printed %zu commands", st[i].name,
+                     json_array_size(printed));
         json_decref(printed);
         cr_assert_eq(v_redis_count(r.port, st[i].dry_state), 0);
         json_t *state = v_redis_state(r.port, st[i].state);
@@ -354,8 +393,9 @@ Test(replay, offsets_start_where_told)
      * created before K, and updates of users it never saw created) */
     const size_t K = 150;
     const char *tail = tail_of(events, K, "tail.jsonl");
-    const char *e1[] = {"--offsets", "0:150", "--state-prefix", "o:", "--output-topic", "out-o",
-                        "--replay-group", "ro", NULL};
+    const char *e1[] = {
+        "--offsets", "0:150", "--state-prefix", "o:", "--output-topic", "out-o", "--replay-group",
+        "ro",        NULL};
     wait_ok(start_replay(B, r.url, "in", settings, e1, NULL), "replay --offsets 0:150");
     json_t *got = v_read_topic(B, "out-o"), *want = v_simulate(settings, tail);
     v_same_commands(got, want, "replay --offsets 0:150 vs simulate of the events from 150 on");
@@ -369,15 +409,22 @@ Test(replay, offsets_start_where_told)
     json_decref(want);
 
     /* the same again with that state: nothing (R9.3) */
-    const char *e2[] = {"--offsets", "0:150", "--redis-prefix", "o:", "--output-topic",
-                        "out-again", "--replay-group", "ro2", NULL};
+    const char *e2[] = {"--offsets",
+                        "0:150",
+                        "--redis-prefix",
+                        "o:",
+                        "--output-topic",
+                        "out-again",
+                        "--replay-group",
+                        "ro2",
+                        NULL};
     wait_ok(start_replay(B, r.url, "in", settings, e2, NULL), "replay --offsets again");
     cr_assert_eq(v_topic_size(B, "out-again"), 0, "a second replay of the same offsets produced");
 
     /* several partitions: only those named, each from its offset */
     const char *out = h_path("multi.jsonl");
-    const char *e3[] = {"--offsets", "1:0,3:5", "--dry-run", "--state-prefix", "m:",
-                        "--replay-group", "rm", NULL};
+    const char *e3[] = {"--offsets", "1:0,3:5",        "--dry-run", "--state-prefix",
+                        "m:",        "--replay-group", "rm",        NULL};
     wait_ok(start_replay(B, r.url, "in4", settings, e3, out), "replay --offsets 1:0,3:5");
     json_t *printed = v_load_lines(out);
     int64_t from4[4] = {-1, 0, -1, 5};
@@ -398,8 +445,8 @@ Test(replay, offsets_start_where_told)
     h_write_file(none, "");
     json_t *startup = v_simulate(settings, none);
     const char *out_end = h_path("at-end.jsonl");
-    const char *e4[] = {"--offsets", at_end, "--dry-run", "--state-prefix", "e:",
-                        "--replay-group", "re", NULL};
+    const char *e4[] = {"--offsets", at_end,           "--dry-run", "--state-prefix",
+                        "e:",        "--replay-group", "re",        NULL};
     wait_ok(start_replay(B, r.url, "in", settings, e4, out_end), "replay --offsets at the end");
     printed = v_load_lines(out_end);
     v_same_commands(printed, startup, "replay --offsets at the end offset");
@@ -493,8 +540,15 @@ Test(replay, from_timestamp_skips_older_messages_where_the_broker_cannot_look_th
     const size_t K = 120;
     char when[40];
     iso(T0 + (int64_t)K * 1000, when, sizeof when);
-    const char *e1[] = {"--from-timestamp", when, "--state-prefix", "t:", "--output-topic",
-                        "out-t", "--replay-group", "rt", NULL};
+    const char *e1[] = {"--from-timestamp",
+                        when,
+                        "--state-prefix",
+                        "t:",
+                        "--output-topic",
+                        "out-t",
+                        "--replay-group",
+                        "rt",
+                        NULL};
     wait_ok(start_replay(B, r.url, "ts", settings, e1, NULL), "replay --from-timestamp");
     json_t *got = v_read_topic(B, "out-t");
     json_t *want = v_simulate(settings, tail_of(events, K, "tail.jsonl"));
@@ -503,14 +557,22 @@ Test(replay, from_timestamp_skips_older_messages_where_the_broker_cannot_look_th
     int64_t from0[1] = {(int64_t)K};
     cr_assert_gt(json_array_size(got), 100, "too few commands to prove much");
     check_sources(got, from0, 1, NULL, "replay --from-timestamp");
-    fprintf(stderr, "[from-timestamp] %s gave %zu commands, as simulate on the events from %zu on\n",
-            when, json_array_size(got), K);
+    fprintf(stderr,
+            "[from-timestamp] %s gave %zu commands, as simulate on the events from %zu on\n", when,
+            json_array_size(got), K);
     json_decref(got);
     json_decref(want);
 
     /* again with that state: nothing */
-    const char *e2[] = {"--from-timestamp", when, "--redis-prefix", "t:", "--output-topic",
-                        "out-t2", "--replay-group", "rt2", NULL};
+    const char *e2[] = {"--from-timestamp",
+                        when,
+                        "--redis-prefix",
+                        "t:",
+                        "--output-topic",
+                        "out-t2",
+                        "--replay-group",
+                        "rt2",
+                        NULL};
     wait_ok(start_replay(B, r.url, "ts", settings, e2, NULL), "replay --from-timestamp again");
     cr_assert_eq(v_topic_size(B, "out-t2"), 0, "a second replay from the same time produced");
 
@@ -520,9 +582,9 @@ Test(replay, from_timestamp_skips_older_messages_where_the_broker_cannot_look_th
     iso(T0 + 1500 * 1000 + 60 * 1000, after, sizeof after);
     const char *out_before = h_path("before.jsonl"), *out_after = h_path("after.jsonl");
     const char *e3[] = {"--from-timestamp", before, "--dry-run", "--state-prefix", "tb:",
-                        "--replay-group", "rtb", NULL};
+                        "--replay-group",   "rtb",  NULL};
     const char *e4[] = {"--from-timestamp", after, "--dry-run", "--state-prefix", "ta:",
-                        "--replay-group", "rta", NULL};
+                        "--replay-group",   "rta", NULL};
     h_proc *p3 = start_replay(B, r.url, "ts", settings, e3, out_before);
     h_proc *p4 = start_replay(B, r.url, "ts", settings, e4, out_after);
     wait_ok(p3, "replay --from-timestamp before everything");
@@ -559,7 +621,7 @@ Test(replay, from_timestamp_honours_utc_offsets_and_fractions)
     strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S+01:00", &tm);
     const char *out = h_path("offset.jsonl");
     const char *e1[] = {"--from-timestamp", when, "--dry-run", "--state-prefix", "z:",
-                        "--replay-group", "rz", NULL};
+                        "--replay-group",   "rz", NULL};
     wait_ok(start_replay(b->bootstrap, r.url, "ts", settings, e1, out), "replay +01:00");
     json_t *got = v_load_lines(out), *want = v_simulate(settings, tail_of(events, K, "t1.jsonl"));
     v_same_commands(got, want, "replay --from-timestamp with a +01:00 offset");
@@ -571,7 +633,7 @@ Test(replay, from_timestamp_honours_utc_offsets_and_fractions)
     snprintf(frac + strlen(frac) - 1, sizeof frac - strlen(frac) + 1, ".500Z");
     const char *out2 = h_path("frac.jsonl");
     const char *e2[] = {"--from-timestamp", frac, "--dry-run", "--state-prefix", "y:",
-                        "--replay-group", "ry", NULL};
+                        "--replay-group",   "ry", NULL};
     wait_ok(start_replay(b->bootstrap, r.url, "ts", settings, e2, out2), "replay .500Z");
     got = v_load_lines(out2);
     want = v_simulate(settings, tail_of(events, K + 1, "t2.jsonl"));
@@ -587,8 +649,8 @@ Test(replay, bad_flag_combinations_exit_2)
     const char *settings = h_source_path("examples/settings.yaml");
     /* No broker is needed: each is refused before anything connects. */
     const char *const cases[][8] = {
-        {"--settings", settings, NULL},                                       /* no form */
-        {"--settings", settings, "--dry-run", NULL},                          /* still none */
+        {"--settings", settings, NULL},              /* no form */
+        {"--settings", settings, "--dry-run", NULL}, /* still none */
         {"--settings", settings, "--from-beginning", "--offsets", "0:0", NULL},
         {"--settings", settings, "--from-beginning", "--from-timestamp", "2026-01-01T00:00:00Z",
          NULL},
@@ -602,7 +664,7 @@ Test(replay, bad_flag_combinations_exit_2)
         {"--settings", settings, "--offsets", "", NULL},
         {"--settings", settings, "--from-timestamp", "yesterday", NULL},
         {"--settings", settings, "--from-timestamp", "", NULL},
-        {"--from-beginning", NULL},                                           /* no settings */
+        {"--from-beginning", NULL}, /* no settings */
         {"--settings", "/nonexistent/settings.yaml", "--from-beginning", NULL},
         {"--settings", settings, "--from-beginning", "--output-format", "xml", NULL},
         {"--settings", settings, "--from-beginning", "--no-such-flag", NULL},
@@ -628,8 +690,8 @@ Test(replay, bad_flag_combinations_exit_2)
         buf_free(&shown);
     }
     /* and no brokers at all */
-    const char *argv[] = {h_pv_binary(), "replay", "--settings", settings, "--from-beginning",
-                          NULL};
+    const char *argv[] = {h_pv_binary(), "replay",           "--settings",
+                          settings,      "--from-beginning", NULL};
     const char *env[] = {"PROVISIONER_BROKERS", NULL};
     h_proc *p = h_proc_start(argv, env);
     cr_assert_eq(h_proc_wait(p, 30), 2, "replay without --brokers: %s", h_proc_stderr(p));

@@ -254,10 +254,7 @@ json_t *v_payload(json_t *cmd)
     return c;
 }
 
-static char *v_dump(json_t *j)
-{
-    return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-}
+static char *v_dump(json_t *j) { return json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS); }
 
 json_t *v_by_id(json_t *cmds, const char *what)
 {
@@ -301,8 +298,8 @@ void v_same_commands(json_t *got, json_t *want, const char *what)
         if (!json_equal(gc, c)) {
             if (!differ++ && !first[0]) {
                 char *a = v_dump(gc), *b = v_dump(c);
-                snprintf(first, sizeof first, "%s differs:\n  got:       %.900s\n  reference: %.900s",
-                         id, a, b);
+                snprintf(first, sizeof first,
+                         "%s differs:\n  got:       %.900s\n  reference: %.900s", id, a, b);
                 free(a);
                 free(b);
             }
@@ -488,8 +485,8 @@ void v_same_state(json_t *got, json_t *want, const char *what)
         if (strncmp(k, "u:", 2) == 0) users++;
         if (strncmp(k, "w:", 2) == 0) waits++;
         json_t *g = json_object_get(got, k);
-        cr_assert_not_null(g, "%s: key %s is missing (the reference has %zu keys, this %zu)",
-                           what, k, json_object_size(want), json_object_size(got));
+        cr_assert_not_null(g, "%s: key %s is missing (the reference has %zu keys, this %zu)", what,
+                           k, json_object_size(want), json_object_size(got));
         if (!json_equal(g, v)) {
             char *a = v_dump(g), *b = v_dump(v);
             cr_assert_fail("%s: key %s differs\n  got:       %.1500s\n  reference: %.1500s", what,
@@ -523,8 +520,8 @@ const char *v_gen_events(int users, int events, int seed)
 json_t *v_simulate(const char *settings, const char *events)
 {
     const char *out = h_path("simulate.out");
-    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings, "--events",
-                          events,        NULL};
+    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
+                          "--events",    events,     NULL};
     h_proc *p = h_proc_start_to(argv, NULL, out);
     cr_assert_eq(h_proc_wait(p, 120), 0, "simulate failed: %s", h_proc_stderr(p));
     return v_load_lines(out);
@@ -540,10 +537,10 @@ void v_redis_aof_start(v_redis *r)
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     snprintf(r->url, sizeof r->url, "redis://127.0.0.1:%d", r->port);
-    const char *argv[] = {"redis-server", "--port",     port,     "--bind",      "127.0.0.1",
-                          "--save",       "",           "--appendonly", "yes", "--appendfsync",
-                          "always",       "--dir",      r->dir,   "--daemonize", "no",
-                          NULL};
+    const char *argv[] = {"redis-server", "--port",        port,     "--bind",
+                          "127.0.0.1",    "--save",        "",       "--appendonly",
+                          "yes",          "--appendfsync", "always", "--dir",
+                          r->dir,         "--daemonize",   "no",     NULL};
     h_redis probe = {.port = r->port};
     for (int attempt = 0; attempt < 20; attempt++) {
         r->proc = h_proc_start(argv, NULL);
@@ -557,8 +554,8 @@ void v_redis_aof_start(v_redis *r)
         if (h_proc_alive(r->proc)) break;
         v_sleep(0.2); /* the port still held by the old process's socket: try again */
     }
-    cr_assert_fail("redis-server with an append-only file did not answer on port %d: %s",
-                   r->port, h_proc_stderr(r->proc));
+    cr_assert_fail("redis-server with an append-only file did not answer on port %d: %s", r->port,
+                   h_proc_stderr(r->proc));
 }
 
 void v_redis_aof_kill(v_redis *r)

@@ -12,13 +12,14 @@
 #include "store/store.h"
 
 #define HDR(ids, type, ts, extra)                                                                  \
-    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[" ids "],\"changeType\":\"" type \
-    "\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],\"transactionKey\":\"tx" #ts     \
-    "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts                      \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[" ids                          \
+    "],\"changeType\":\"" type                                                                     \
+    "\",\"changedFields\":[],\"nulledFields\":[],\"diffFields\":[],\"transactionKey\":\"tx" #ts    \
+    "\",\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts                    \
     ",\"commitUser\":\"005A\",\"changeOrigin\":\"\"}" extra "}\n"
 
 #define USER(first, email, extra)                                                                  \
-    ",\"Email\":\"" email "\",\"FirstName\":\"" first "\",\"LastName\":\"Doe\",\"IsActive\":true"     \
+    ",\"Email\":\"" email "\",\"FirstName\":\"" first "\",\"LastName\":\"Doe\",\"IsActive\":true"  \
     ",\"Title\":\"AE\",\"Department\":\"Sales\"" extra
 
 static const char *BASE = "company:\n  primary_domain: acme.com\n  additional_domains: [acme.io]\n"
@@ -44,7 +45,7 @@ typedef struct run {
 typedef struct sim_opts {
     bool count_unknown;
     const engine_opts *engine; /* instead of the defaults (why and source on) */
-    const char *release; /* a user id */
+    const char *release;       /* a user id */
     bool parts; /* accept the placements the engine leaves to the caller and make them one by
                    one after the event, as the pipeline does (engine_opts.max_placements) */
     const char *explain; /* a user id: what `explain` says of it after the events */
@@ -94,7 +95,8 @@ static void place_one_by_one(engine *e, engine_store *st, run *r, const engine_h
     size_t n = st->links(st->ctx, r->fan.manager, &links);
     cr_assert_gt(n, 1, "the reports left to the caller are no longer waiting");
     char **ids = malloc(n * sizeof *ids);
-    for (size_t i = 0; i < n; i++) ids[i] = strdup(links[i]);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = strdup(links[i]);
     qsort(ids, n, sizeof *ids, cmp_id);
     for (size_t i = 0; i < n; i++) {
         engine_place_waiting(e, r->fan.manager, (const char *const *)&ids[i], 1, &r->fan.src, h);
@@ -223,7 +225,8 @@ static const value_t *fake_lookup(void *ctx, soql_rel rel, const char *id, const
 static const char *created_as(const run *r, const char *id)
 {
     for (size_t i = 0; i < json_array_size(r->cmds); i++)
-        if (strcmp(type_at(r, i), "CREATE_USER") == 0 && strcmp(str_at(r, i, "sf_user_id"), id) == 0)
+        if (strcmp(type_at(r, i), "CREATE_USER") == 0 &&
+            strcmp(str_at(r, i, "sf_user_id"), id) == 0)
             return str_at(r, i, "assignment");
     return NULL;
 }
@@ -236,9 +239,10 @@ Test(engine, r4_3_profile_and_role_fields_resolve_through_the_lookup)
     run r = simulate_opts(
         REL_SETTINGS,
         HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", ",\"ProfileId\":\"00eADMIN\""))
-        HDR("\"005U2\"", "CREATE", 2, USER("Bob", "bob@acme.com", ",\"UserRoleId\":\"00EVP\""))
-        HDR("\"005U3\"", "CREATE", 3, USER("Cy", "cy@acme.com", ",\"ProfileId\":\"00eOTHER\""))
-        HDR("\"005U3\"", "UPDATE", 4, ",\"ProfileId\":\"00eADMIN\""),
+            HDR("\"005U2\"", "CREATE", 2, USER("Bob", "bob@acme.com", ",\"UserRoleId\":\"00EVP\""))
+                HDR("\"005U3\"", "CREATE", 3,
+                    USER("Cy", "cy@acme.com", ",\"ProfileId\":\"00eOTHER\""))
+                    HDR("\"005U3\"", "UPDATE", 4, ",\"ProfileId\":\"00eADMIN\""),
         &so);
     cr_assert_str_eq(created_as(&r, "005U1"), "Admins");
     cr_assert_str_eq(created_as(&r, "005U2"), "Leaders");
@@ -262,7 +266,7 @@ Test(engine, r4_3_manager_fields_come_from_the_managers_snapshot)
     run r = simulate(
         REL_SETTINGS,
         HDR("\"005M1\"", "CREATE", 1, USER("Max", "max@acme.com", "") ",\"Title\":\"VP\"")
-        HDR("\"005U1\"", "CREATE", 2, USER("Ann", "ann@acme.com", ",\"ManagerId\":\"005M1\""))
+            HDR("\"005U1\"", "CREATE", 2, USER("Ann", "ann@acme.com", ",\"ManagerId\":\"005M1\""))
         /* a manager never seen: no related record, so Manager.IsActive is null, not false */
         HDR("\"005U2\"", "CREATE", 3, USER("Bob", "bob@acme.com", ",\"ManagerId\":\"005M9\"")));
     cr_assert_str_eq(created_as(&r, "005U1"), "Reports of VPs");
@@ -326,9 +330,9 @@ Test(engine, r1_4_stale_event_is_ignored)
 
 Test(engine, r1_3_explicit_json_null_clears_field)
 {
-    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1,
-                               USER("Ann", "a@acme.com", ",\"Phone\":\"+1 555\""))
-                               HDR("\"005U1\"", "UPDATE", 2, ",\"Phone\":null"));
+    run r = simulate(
+        BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ",\"Phone\":\"+1 555\""))
+                  HDR("\"005U1\"", "UPDATE", 2, ",\"Phone\":null"));
     cr_assert_eq(json_array_size(r.cmds), 2);
     cr_assert_str_eq(type_at(&r, 1), "UPDATE_USER");
     json_t *user = json_object_get(json_array_get(r.cmds, 1), "user");
@@ -469,10 +473,10 @@ Test(engine, r5_4_deactivate_when_inactive)
 
 Test(engine, r5_4_keep_active_sends_updates_but_not_a_failing_email)
 {
-    run r = simulate(settings_with("  keep_active: true\n"),
-                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
-                         HDR("\"005U1\"", "UPDATE", 2,
-                             ",\"Email\":\"a@gmail.com\",\"Title\":\"VP\""));
+    run r =
+        simulate(settings_with("  keep_active: true\n"),
+                 HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                     HDR("\"005U1\"", "UPDATE", 2, ",\"Email\":\"a@gmail.com\",\"Title\":\"VP\""));
     cr_assert_eq(json_array_size(r.cmds), 2);
     cr_assert_str_eq(type_at(&r, 1), "UPDATE_USER");
     json_t *user = json_object_get(json_array_get(r.cmds, 1), "user");
@@ -516,10 +520,10 @@ Test(engine, r5_3_automatic_assignment_change_applies_settings)
 
 Test(engine, r5_3_manual_assignment_change_sends_nothing_but_records)
 {
-    run r = simulate(two("manual"),
-                     HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
-                         HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Support\"")
-                             HDR("\"005U1\"", "UPDATE", 3, ",\"Department\":\"Sales\""));
+    run r =
+        simulate(two("manual"), HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                                    HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Support\"")
+                                        HDR("\"005U1\"", "UPDATE", 3, ",\"Department\":\"Sales\""));
     /* Sales (manual) -> Support: nothing; Support (automatic) -> Sales: APPLY_SETTINGS */
     cr_assert_eq(json_array_size(r.cmds), 2);
     cr_assert_str_eq(type_at(&r, 1), "APPLY_SETTINGS");
@@ -528,11 +532,11 @@ Test(engine, r5_3_manual_assignment_change_sends_nothing_but_records)
 
 Test(engine, r6_3_waiting_links_resolve_in_ascending_id_order)
 {
-    run r = simulate(BASE, HDR("\"005U9\"", "CREATE", 1,
-                               USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
-                               HDR("\"005U3\"", "CREATE", 2,
-                                   USER("Three", "t@acme.com", ",\"ManagerId\":\"005M\""))
-                                   HDR("\"005M\"", "CREATE", 3, USER("Boss", "b@acme.com", "")));
+    run r = simulate(
+        BASE,
+        HDR("\"005U9\"", "CREATE", 1, USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
+            HDR("\"005U3\"", "CREATE", 2, USER("Three", "t@acme.com", ",\"ManagerId\":\"005M\""))
+                HDR("\"005M\"", "CREATE", 3, USER("Boss", "b@acme.com", "")));
     cr_assert_eq(json_array_size(r.cmds), 5);
     cr_assert_str_eq(type_at(&r, 2), "CREATE_USER");
     cr_assert_str_eq(type_at(&r, 3), "SET_MANAGER");
@@ -543,16 +547,16 @@ Test(engine, r6_3_waiting_links_resolve_in_ascending_id_order)
 
 /* Reports waiting for 005M (two created before it, one of them updated after it), a manager named
  * by the first of two records of one event, and one waiting report only. */
-static const char *WAITING =
-    HDR("\"005U9\"", "CREATE", 1, USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
+static const char *WAITING = HDR("\"005U9\"", "CREATE", 1,
+                                 USER("Nine", "n@acme.com", ",\"ManagerId\":\"005M\""))
     HDR("\"005U3\"", "CREATE", 2, USER("Three", "t@acme.com", ",\"ManagerId\":\"005M\""))
-    HDR("\"005U5\"", "CREATE", 3, USER("Five", "f@acme.com", ",\"ManagerId\":\"005N\""))
-    HDR("\"005U6\"", "CREATE", 4, USER("Six", "s@acme.com", ",\"ManagerId\":\"005N\""))
-    HDR("\"005U7\"", "CREATE", 5, USER("Seven", "v@acme.com", ",\"ManagerId\":\"005P\""))
-    HDR("\"005M\"", "CREATE", 6, USER("Boss", "b@acme.com", ""))
-    HDR("\"005U9\"", "UPDATE", 7, ",\"Title\":\"VP\"")
-    HDR("\"005N\",\"005Q\"", "CREATE", 8, USER("Boss", "c@acme.com", ""))
-    HDR("\"005P\"", "CREATE", 9, USER("Boss", "d@acme.com", ""));
+        HDR("\"005U5\"", "CREATE", 3, USER("Five", "f@acme.com", ",\"ManagerId\":\"005N\""))
+            HDR("\"005U6\"", "CREATE", 4, USER("Six", "s@acme.com", ",\"ManagerId\":\"005N\"")) HDR(
+                "\"005U7\"", "CREATE", 5, USER("Seven", "v@acme.com", ",\"ManagerId\":\"005P\""))
+                HDR("\"005M\"", "CREATE", 6, USER("Boss", "b@acme.com", ""))
+                    HDR("\"005U9\"", "UPDATE", 7, ",\"Title\":\"VP\"")
+                        HDR("\"005N\",\"005Q\"", "CREATE", 8, USER("Boss", "c@acme.com", ""))
+                            HDR("\"005P\"", "CREATE", 9, USER("Boss", "d@acme.com", ""));
 
 /* engine_opts.max_placements: the placements a manager's event leaves to the caller, made after
  * the event with engine_place_waiting, give exactly the commands of placing them at once (ids,
@@ -578,8 +582,8 @@ Test(engine, r6_3_placements_left_to_the_caller_give_the_same_commands)
 
 Test(engine, r6_4_self_management_is_refused)
 {
-    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 1,
-                               USER("Ann", "a@acme.com", ",\"ManagerId\":\"005U1\"")));
+    run r = simulate(
+        BASE, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ",\"ManagerId\":\"005U1\"")));
     cr_assert_eq(json_array_size(r.cmds), 1);
     cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 0), "manager_sf_user_id")));
     cr_assert_eq(r.stats.cycles_refused, 1);
@@ -588,30 +592,30 @@ Test(engine, r6_4_self_management_is_refused)
 
 Test(engine, r6_4_two_user_cycle_is_refused)
 {
-    run r = simulate(BASE, HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
-                               HDR("\"005B\"", "CREATE", 2,
-                                   USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
-                                   HDR("\"005A\"", "UPDATE", 3, ",\"ManagerId\":\"005B\""));
+    run r = simulate(
+        BASE, HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+                  HDR("\"005B\"", "CREATE", 2, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                      HDR("\"005A\"", "UPDATE", 3, ",\"ManagerId\":\"005B\""));
     cr_assert_eq(json_array_size(r.cmds), 2, "A under B would close the loop: no command");
     cr_assert_eq(r.stats.cycles_refused, 1);
 }
 
 Test(engine, r6_2_ignore_org_structure_sets_no_manager)
 {
-    run r = simulate(settings_with("  ignore_org_structure: true\n"),
-                     HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
-                         HDR("\"005U1\"", "CREATE", 2,
-                             USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
+    run r = simulate(
+        settings_with("  ignore_org_structure: true\n"),
+        HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
+            HDR("\"005U1\"", "CREATE", 2, USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
     cr_assert_eq(json_array_size(r.cmds), 2);
     cr_assert(json_is_null(json_object_get(json_array_get(r.cmds, 1), "manager_sf_user_id")));
 }
 
 Test(engine, r6_6_notify_manager_once_on_create)
 {
-    run r = simulate(settings_with("  notify_managers: true\n"),
-                     HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
-                         HDR("\"005U1\"", "CREATE", 2,
-                             USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
+    run r = simulate(
+        settings_with("  notify_managers: true\n"),
+        HDR("\"005M\"", "CREATE", 1, USER("Boss", "b@acme.com", ""))
+            HDR("\"005U1\"", "CREATE", 2, USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M\"")));
     cr_assert_eq(json_array_size(r.cmds), 3);
     cr_assert_str_eq(type_at(&r, 2), "NOTIFY_MANAGER");
     cr_assert_str_eq(str_at(&r, 2, "manager_sf_user_id"), "005M");

@@ -92,8 +92,10 @@ static json_t *run_simulate(const char *dir, char *err, size_t errsz)
     while ((len = getline(&line, &cap, p)) > 0) {
         json_error_t je;
         json_t *j = json_loads(line, 0, &je);
-        if (!j) snprintf(err, errsz, "simulate printed a line that is not JSON: %s", line);
-        else json_array_append_new(arr, j);
+        if (!j)
+            snprintf(err, errsz, "simulate printed a line that is not JSON: %s", line);
+        else
+            json_array_append_new(arr, j);
     }
     free(line);
     int st = pclose(p);
@@ -175,7 +177,8 @@ ParameterizedTest(scenario *s, scenarios, simulate, .timeout = 60)
         cr_assert(id && *id, "%s: command %zu has no command_id", s->dir, i);
         cr_assert_null(json_object_get(seen, id), "%s: command_id %s repeated", s->dir, id);
         json_object_set_new(seen, id, json_true());
-        const char *id2 = json_string_value(json_object_get(json_array_get(again, i), "command_id"));
+        const char *id2 =
+            json_string_value(json_object_get(json_array_get(again, i), "command_id"));
         cr_assert(id2 && strcmp(id, id2) == 0, "%s: command_id differs between runs", s->dir);
     }
     json_decref(seen);

@@ -299,9 +299,9 @@ Test(soql_r4_1_case, keywords_case_insensitive)
  * custom fields are not in the bundled Avro schema every scenario travels through) */
 Test(soql_r4_1_case, keyword_prefixed_field_names)
 {
-    cr_assert_eq(EV("ORacle__c = 'x' AND ANDroid__c = 'y'", {"ORacle__c", S("x")},
-                    {"ANDroid__c", S("y")}),
-                 T);
+    cr_assert_eq(
+        EV("ORacle__c = 'x' AND ANDroid__c = 'y'", {"ORacle__c", S("x")}, {"ANDroid__c", S("y")}),
+        T);
     cr_assert_eq(EV("NOTes__c = 'z' OR INfo__c = 'w'", {"NOTes__c", S("q")}, {"INfo__c", S("w")}),
                  T);
     cr_assert_eq(EV("NULLable__c = null AND Trueish__c != null", {"NULLable__c", value_null()},

@@ -50,8 +50,20 @@ Test(util, a_borrowed_map_keeps_the_key_given_last)
 
 Test(util, fmt_i64_writes_what_printf_writes)
 {
-    const int64_t vals[] = {0, 1, -1, 9, 10, 99, 100, 4155550100LL, -4155550100LL,
-                            INT32_MAX, INT32_MIN, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    const int64_t vals[] = {0,
+                            1,
+                            -1,
+                            9,
+                            10,
+                            99,
+                            100,
+                            4155550100LL,
+                            -4155550100LL,
+                            INT32_MAX,
+                            INT32_MIN,
+                            INT64_MAX,
+                            INT64_MIN,
+                            INT64_MIN + 1};
     for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
         char want[32], got[FMT_I64_MAX + 1];
         int n = snprintf(want, sizeof want, "%" PRId64, vals[i]);

@@ -399,7 +399,7 @@ static void set_status(engine *e, user_state *u, prov_status s)
 }
 
 /* R6.4: would `manager` becoming user's Gong manager close a loop? */
-static bool makes_cycle(engine *e, const char *user, const char *manager)
+bool engine_makes_cycle(engine *e, const char *user, const char *manager)
 {
     const char *cur = manager;
     for (int steps = 0; cur && steps < MAX_CHAIN; steps++) {
@@ -517,7 +517,7 @@ static const char *place_under(ctx *c, user_state *u, const char *manager, bool 
         start_waiting(e, u, manager, at_creation);
         return NULL;
     }
-    if (self || makes_cycle(e, u->id, manager)) {
+    if (self || engine_makes_cycle(e, u->id, manager)) {
         e->stats.cycles_refused++;
         *refused = true;
         stop_waiting(e, u);
@@ -636,7 +636,7 @@ static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size
             continue;
         if (!syncs_changes(e, r) && !created_waiting) continue;
         r->created_waiting = false;
-        if (makes_cycle(e, r->id, m->id)) {
+        if (engine_makes_cycle(e, r->id, m->id)) {
             e->stats.cycles_refused++;
             warn(c, ENGINE_WARN_CYCLE,
                  "R6.4: refused to make %s the manager of %s: it would make a cycle", m->id, r->id);

@@ -64,6 +64,8 @@ static inline bool engine_name_eq(const char *a, const char *b)
 scope engine_evaluate_scope(engine *e, const user_state *u, int64_t now_ms);
 int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms);
 soql_truth engine_assignment_truth(engine *e, const user_state *u, size_t a, int64_t now_ms);
+/* R6.4: whether making `manager` user's Gong manager would close a loop of Gong managers. */
+bool engine_makes_cycle(engine *e, const char *user, const char *manager);
 bool engine_is_blank(const value_t *v);
 /* R4.1: the value of a field of u's own record (its Id included). */
 const value_t *engine_field_value(engine *e, const user_state *u, const filter_ref *r);

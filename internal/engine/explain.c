@@ -35,6 +35,45 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
     buf_puts(b, ", and convert email domain is off");
 }
 
+/* Why an active user's Gong manager is not its ManagerId while no link waits: a cycle (R6.4),
+ * out of scope (R5.4) or a manual assignment (R6.2). Said of the hierarchy as it is now, since
+ * which of them stopped the link when it changed is not recorded. */
+static void explain_manager_differs(engine *e, const user_state *u, const char *mid,
+                                    bool out_of_scope, buf *b)
+{
+    user_state *m = e->store->get(e->store->ctx, mid);
+    if (strcmp(mid, u->id) == 0) {
+        buf_puts(b, "; a user cannot be its own Gong manager (R6.4)");
+        return;
+    }
+    if (m && m->status == PROV_ACTIVE && engine_makes_cycle(e, u->id, mid)) {
+        buf_printf(b,
+                   "; %s cannot be its Gong manager: the link would make a cycle (R6.4), as the "
+                   "Gong managers of %s lead back to this user (%s",
+                   mid, mid, mid);
+        const char *cur = m->gong_manager;
+        for (int hops = 0; cur && strcmp(cur, u->id) != 0; hops++) {
+            if (hops == 8) {
+                buf_puts(b, " -> ...");
+                break;
+            }
+            buf_printf(b, " -> %s", cur);
+            user_state *next = e->store->get(e->store->ctx, cur);
+            cur = next ? next->gong_manager : NULL;
+        }
+        buf_printf(b, " -> %s)", u->id);
+        return;
+    }
+    if (out_of_scope) {
+        buf_puts(b, "; no manager command is sent while the user is out of scope (R5.4)");
+        return;
+    }
+    int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
+    if (i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL)
+        buf_puts(b, "; ManagerId changes after creation are not reflected under a manual "
+                    "assignment (R6.2)");
+}
+
 /* R3.4 for one assignment: false, or unknown because of the null fields it reads (SOQL's
  * three-valued logic: a comparison with null is not true). */
 static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now, buf *b)
@@ -221,6 +260,9 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_printf(b, "; the Gong manager is %s", u->gong_manager);
     else
         buf_puts(b, "; no Gong manager");
+    if (mid && mid->type == VAL_STR && mid->len && !u->waiting_for && u->status == PROV_ACTIVE &&
+        !e->cfg->ignore_org_structure && (!u->gong_manager || strcmp(u->gong_manager, mid->s) != 0))
+        explain_manager_differs(e, u, mid->s, s.reason != REASON_NONE, b);
     if (u->waiting_for) {
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,

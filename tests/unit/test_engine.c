@@ -415,6 +415,52 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     free(r.explained);
 }
 
+/* R6.4 / R6.2 in explain: when an active user's Gong manager is not its ManagerId and no link
+ * waits, explain says why: the cycle (with the chain that closes it), itself, or a manual
+ * assignment that does not reflect the change */
+Test(engine, r6_4_explain_says_why_the_gong_manager_is_not_the_manager_id)
+{
+    const char *evs = HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+        HDR("\"005B\"", "CREATE", 2, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+            HDR("\"005C\"", "CREATE", 3, USER("C", "c@acme.com", ",\"ManagerId\":\"005B\""))
+                HDR("\"005A\"", "UPDATE", 4, ",\"ManagerId\":\"005C\"")
+                    HDR("\"005C\"", "UPDATE", 5, ",\"ManagerId\":\"005C\"");
+    sim_opts so = {.explain = "005A"};
+    run r = simulate_opts(BASE, evs, &so);
+    cr_assert_eq(r.stats.cycles_refused, 2);
+    cr_assert(strstr(r.explained, "ManagerId is 005C; no Gong manager; 005C cannot be its Gong "
+                                  "manager: the link would make a cycle (R6.4), as the Gong "
+                                  "managers of 005C lead back to this user (005C -> 005B -> 005A)"),
+              "%s", r.explained);
+    free(r.explained);
+    so.explain = "005C";
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "the Gong manager is 005B; a user cannot be its own Gong "
+                                  "manager (R6.4)"),
+              "%s", r.explained);
+    free(r.explained);
+    so.explain = "005B"; /* its Gong manager is its ManagerId: nothing to explain */
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert_null(strstr(r.explained, "cannot be"), "%s", r.explained);
+    free(r.explained);
+
+    static const char *manual = "company:\n  primary_domain: acme.com\n"
+                                "assignments:\n  - name: Everyone\n    update_mode: manual\n";
+    so.explain = "005B";
+    r = simulate_opts(
+        manual,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005D\"", "CREATE", 2, USER("D", "d@acme.com", ""))
+                HDR("\"005B\"", "CREATE", 3, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                    HDR("\"005B\"", "UPDATE", 4, ",\"ManagerId\":\"005D\""),
+        &so);
+    cr_assert(strstr(r.explained, "ManagerId is 005D; the Gong manager is 005A; ManagerId changes "
+                                  "after creation are not reflected under a manual assignment "
+                                  "(R6.2)"),
+              "%s", r.explained);
+    free(r.explained);
+}
+
 /* R3.4 in explain: each assignment's filter is said to be false, or unknown with the null fields
  * it reads (three-valued logic), so an admin sees which field to fill in */
 Test(engine, r3_4_explain_says_which_filters_are_false_and_which_unknown)

@@ -295,9 +295,10 @@ static void command_id(const ctx *c, const char *user, command_type t, const cha
     key_put(key, sizeof key, &n, type, strlen(type));
     key_put(key, sizeof key, &n, "|", 1);
     if (extra) key_put(key, sizeof key, &n, extra, strlen(extra));
-    uint64_t a = hash64(key, n, HASH64_SEED), b = hash64(key, n, 0x9e3779b97f4a7c15ULL);
-    put_hex64(out, a);
-    put_hex64(out + 16, b);
+    uint64_t h[2];
+    hash64_pair(key, n, HASH64_SEED, 0x9e3779b97f4a7c15ULL, h);
+    put_hex64(out, h[0]);
+    put_hex64(out + 16, h[1]);
     out[32] = '\0';
 }
 

@@ -325,6 +325,19 @@ uint64_t hash64(const void *p, size_t n, uint64_t seed)
     return avalanche64(h);
 }
 
+/* The two chains are independent: interleaved, each multiply waits on its own chain only. */
+void hash64_pair(const void *p, size_t n, uint64_t seed0, uint64_t seed1, uint64_t out[2])
+{
+    const unsigned char *s = p;
+    uint64_t h0 = seed0, h1 = seed1;
+    for (size_t i = 0; i < n; i++) {
+        h0 = (h0 ^ s[i]) * 0x100000001b3ULL;
+        h1 = (h1 ^ s[i]) * 0x100000001b3ULL;
+    }
+    out[0] = avalanche64(h0);
+    out[1] = avalanche64(h1);
+}
+
 /* ---- strmap */
 
 /* The maps' keys are mostly 18-character Salesforce ids: taken eight bytes a step, not one

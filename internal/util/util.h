@@ -86,6 +86,8 @@ void buf_json_str(buf *b, const char *s, size_t n);
 
 /* ---- hashing: stable across runs and machines (byte-wise FNV-1a), used for command ids. */
 uint64_t hash64(const void *p, size_t n, uint64_t seed);
+/* Two hash64s of the same bytes in one pass: out[i] = hash64(p, n, seed_i). */
+void hash64_pair(const void *p, size_t n, uint64_t seed0, uint64_t seed1, uint64_t out[2]);
 #define HASH64_SEED 0xcbf29ce484222325ULL
 
 /* ---- strmap: open-addressing map from NUL-terminated string keys (copied, or borrowed: see

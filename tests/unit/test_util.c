@@ -81,6 +81,30 @@ Test(util, fmt_i64_writes_what_printf_writes)
     }
 }
 
+/* R9.1: command ids are two hash64s of one key; the one-pass pair must give the same bits, or
+ * a batch read again after an upgrade would get other ids. The first value is pinned to FNV-1a. */
+Test(util, hash64_pair_is_two_hash64s)
+{
+    char key[300];
+    for (size_t i = 0; i < sizeof key; i++)
+        key[i] = (char)(i * 37 + 11);
+    for (size_t n = 0; n <= sizeof key; n += (n < 20 ? 1 : 17)) {
+        uint64_t h[2];
+        hash64_pair(key, n, HASH64_SEED, 0x9e3779b97f4a7c15ULL, h);
+        cr_assert_eq(h[0], hash64(key, n, HASH64_SEED), "n=%zu", n);
+        cr_assert_eq(h[1], hash64(key, n, 0x9e3779b97f4a7c15ULL), "n=%zu", n);
+    }
+    uint64_t fnv = HASH64_SEED;
+    for (const char *c = "005x|1|2|3|CREATE_USER|"; *c; c++)
+        fnv = (fnv ^ (unsigned char)*c) * 0x100000001b3ULL;
+    fnv ^= fnv >> 30;
+    fnv *= 0xbf58476d1ce4e5b9ULL;
+    fnv ^= fnv >> 27;
+    fnv *= 0x94d049bb133111ebULL;
+    fnv ^= fnv >> 31;
+    cr_assert_eq(hash64("005x|1|2|3|CREATE_USER|", 23, HASH64_SEED), fnv);
+}
+
 Test(util, arena_strings_survive_until_reset_and_blocks_are_reused)
 {
     arena a;

@@ -568,14 +568,29 @@ static void wait_unreflected(engine *e, user_state *u, const char *mid, bool aga
         stop_waiting(e, u);
 }
 
+/* R6.2/R6.3: a ManagerId change the assignment does not reflect, of a user created while its
+ * manager was not in Gong. Its placement at creation is still to complete ("in either update
+ * mode"): a new manager not active in Gong is waited for as at creation, and set when it is
+ * created or reactivated. One already active in Gong (or the user itself) is a later change like
+ * any other, not reflected (R6.2): no command, and no placement is left to complete, or a
+ * reactivation would reflect it after all. A cleared ManagerId ends it too. */
+static void retarget_creation_wait(engine *e, user_state *u, const char *mid)
+{
+    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(e->store->get(e->store->ctx, mid)))
+        start_waiting(e, u, mid, true);
+    else
+        stop_waiting(e, u);
+}
+
 /* R5.5 after a reactivation, and R5.3 when a user kept active out of scope (R5.4, which sends
  * no manager command meanwhile) comes back in scope: bring Gong's manager in line with ManagerId
  * (a link that starts to wait here is set only if the assignment still syncs changes when the
  * manager arrives). `occasion` starts the `why`. Without syncs (R6.2/R6.3: a user whose
  * assignment does not sync manager changes, created while its manager was not in Gong, has its
- * placement at creation still to complete, "in either update mode") it completes with whatever
- * ManagerId names now, at once if that is an active Gong user, else when it is created or
- * reactivated; a cleared ManagerId ends the wait and sends nothing. */
+ * placement at creation still to complete, "in either update mode") the reactivation or the
+ * return to scope completes it with whatever ManagerId names now, at once if that is an active
+ * Gong user, else when it is created or reactivated; a cleared ManagerId ends the wait and sends
+ * nothing. */
 static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *occasion)
 {
     engine *e = c->e;
@@ -909,9 +924,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             else if (syncs && manager_changed)
                 sync_manager_change(c, u);
             else if (manager_changed && u->created_waiting)
-                sync_manager_again(c, u, false,
-                                   "R6.3: created while waiting for its manager; ManagerId "
-                                   "changed meanwhile");
+                retarget_creation_wait(e, u, mid);
             else if (manager_changed)
                 wait_unreflected(e, u, mid, false);
             return;

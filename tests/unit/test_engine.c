@@ -461,6 +461,35 @@ Test(engine, r6_4_explain_says_why_the_gong_manager_is_not_the_manager_id)
     free(r.explained);
 }
 
+/* R6.2 / R6.3: a manual report created while its manager was not in Gong, whose ManagerId then
+ * names a manager already active in Gong: a later change, not reflected, now or at a reactivation.
+ * Named to a manager not in Gong yet, it is placed when that one arrives (the placement at
+ * creation, "in either update mode"). */
+Test(engine, r6_2_manual_created_waiting_moved_to_an_active_manager_is_not_reflected)
+{
+    static const char *manual = "company:\n  primary_domain: acme.com\n"
+                                "assignments:\n  - name: Everyone\n    update_mode: manual\n";
+    run r = simulate(
+        manual, HDR("\"005Y\"", "CREATE", 1, USER("Y", "y@acme.com", ""))
+                    HDR("\"005R\"", "CREATE", 2, USER("R", "r@acme.com", ",\"ManagerId\":\"005X\""))
+                        HDR("\"005R\"", "UPDATE", 3, ",\"ManagerId\":\"005Y\"")
+                            HDR("\"005X\"", "CREATE", 4, USER("X", "x@acme.com", ""))
+                                HDR("\"005R\"", "UPDATE", 5, ",\"IsActive\":false")
+                                    HDR("\"005R\"", "UPDATE", 6, ",\"IsActive\":true"));
+    cr_assert_eq(json_array_size(r.cmds), 5);
+    for (size_t i = 0; i < json_array_size(r.cmds); i++)
+        cr_assert_str_neq(type_at(&r, i), "SET_MANAGER", "command %zu", i);
+    cr_assert_str_eq(type_at(&r, 4), "REACTIVATE_USER");
+
+    r = simulate(manual,
+                 HDR("\"005R\"", "CREATE", 2, USER("R", "r@acme.com", ",\"ManagerId\":\"005X\""))
+                     HDR("\"005R\"", "UPDATE", 3, ",\"ManagerId\":\"005Z\"")
+                         HDR("\"005Z\"", "CREATE", 4, USER("Z", "z@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 3);
+    cr_assert_str_eq(type_at(&r, 2), "SET_MANAGER");
+    cr_assert_str_eq(str_at(&r, 2, "manager_sf_user_id"), "005Z");
+}
+
 /* R3.4 in explain: each assignment's filter is said to be false, or unknown with the null fields
  * it reads (three-valued logic), so an admin sees which field to fill in */
 Test(engine, r3_4_explain_says_which_filters_are_false_and_which_unknown)

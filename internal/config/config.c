@@ -754,15 +754,6 @@ static int config_filter(loader *L, const node *item, const char *name, cfg_assi
         a->filter = NULL;
         return config_fail(L, at, "assignment '%s': filter: %s", clip, e.msg);
     }
-    for (size_t i = 0; i < soql_field_count(a->filter); i++) {
-        const char *field = soql_field_name(a->filter, i);
-        if (soql_relationship(field, NULL) != SOQL_REL_UNSUPPORTED) continue;
-        char fclip[72];
-        return config_fail(L, at,
-                           "assignment '%s': filter: relationship field '%s' cannot be resolved "
-                           "here; use Profile.<field>, UserRole.<field> or Manager.<field> (R4.3)",
-                           clip, config_clip(field, fclip, sizeof fclip));
-    }
     return 0;
 }
 

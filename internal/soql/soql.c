@@ -823,6 +823,11 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
     char fname[SOQL_SHOW_CAP], what[SOQL_SHOW_CAP + 64];
     soql_show(fname, sizeof fname, p->src + p->tok.pos, p->tok.len);
     n.field = soql_intern_field(f, p->src + p->tok.pos, p->tok.len);
+    if (soql_relationship(f->fields[n.field], NULL) == SOQL_REL_UNSUPPORTED)
+        return soql_fail(p, p->tok.pos,
+                         "relationship field '%s' cannot be resolved here; use Profile.<field>, "
+                         "UserRole.<field> or Manager.<field> (R4.3)",
+                         fname);
     n.id_field = soql_is_id_field(p->src + p->tok.pos, p->tok.len);
     if (soql_advance(p) < 0) return -1;
 

@@ -16,7 +16,9 @@ typedef struct soql_filter soql_filter;
 /* Compiles a condition, with or without a leading WHERE. Empty or blank text compiles to a filter
  * that matches everyone. On failure returns -1 and err->msg reads
  *   "column 23: expected a value after '=', found ')'"
- * (1-based column into text, the token found, what was expected). */
+ * (1-based column into text, the token found, what was expected). A relationship path other than
+ * Profile.<field>, UserRole.<field> and Manager.<field> (R4.3) is refused here, where its column
+ * is known. */
 int soql_compile(const char *text, soql_filter **out, perr *err);
 void soql_free(soql_filter *f);
 

@@ -596,11 +596,13 @@ Test(config_filters, supported_relationship_fields_load)
 Test(config_filters, unsupported_relationship_field_is_rejected_at_load)
 {
     load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Account.Name = 'Acme'\"\n",
-             "settings.yaml:5:13: assignment 'Admins': filter: relationship field 'Account.Name' "
-             "cannot be resolved here; use Profile.<field>, UserRole.<field> or Manager.<field> "
+             "settings.yaml:5:13: assignment 'Admins': filter: column 1: relationship field "
+             "'Account.Name' cannot be resolved here; use Profile.<field>, UserRole.<field> or "
+             "Manager.<field> "
              "(R4.3)");
-    load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Manager.Profile.Name = 'X'\"\n",
-             "settings.yaml:5:13: assignment 'Admins': filter: relationship field "
+    load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Title = 'VP' OR "
+                  "Manager.Profile.Name = 'X'\"\n",
+             "settings.yaml:5:13: assignment 'Admins': filter: column 17: relationship field "
              "'Manager.Profile.Name' cannot be resolved here; use Profile.<field>, "
              "UserRole.<field> or Manager.<field> (R4.3)");
 }

@@ -302,26 +302,12 @@ Test(lookup, the_service_decides_relationship_filters)
     h_broker *b = h_broker_start(1, "in,out");
     const char *settings_path = h_path("settings.yaml");
     h_write_file(settings_path, SETTINGS);
-    const char *argv[] = {h_pv_binary(),
-                          "run",
-                          "--settings",
-                          settings_path,
-                          "--redis",
-                          redis.url,
-                          "--brokers",
-                          b->bootstrap,
-                          "--input-topic",
-                          "in",
-                          "--output-topic",
-                          "out",
-                          "--salesforce-url",
-                          s.url,
-                          "--salesforce-client-id",
-                          "cid",
-                          "--salesforce-client-secret-file",
-                          s.secret,
-                          "-X",
-                          "session.timeout.ms=6000",
+/* run's and replay's options: the same settings, Redis, topics and Salesforce */
+#define SERVICE_ARGS                                                                               \
+    "--settings", settings_path, "--redis", redis.url, "--brokers", b->bootstrap, "--input-topic", \
+        "in", "--output-topic", "out", "--salesforce-url", s.url, "--salesforce-client-id", "cid", \
+        "--salesforce-client-secret-file", s.secret
+    const char *argv[] = {h_pv_binary(), "run", SERVICE_ARGS, "-X", "session.timeout.ms=6000",
                           NULL};
     const char *env[] = {"PROVISIONER_HTTP_PORT=0", "PROVISIONER_LOG_LEVEL=info", NULL};
     h_proc *svc = h_proc_start(argv, env);
@@ -357,29 +343,9 @@ Test(lookup, the_service_decides_relationship_filters)
     cr_assert_eq(h_proc_stop(svc, 20), 0);
 
     /* a replay into an empty state reads the tables too (and only them: no gap, no reimport) */
-    const char *replay[] = {h_pv_binary(),
-                            "replay",
-                            "--from-beginning",
-                            "--dry-run",
-                            "--state-prefix",
-                            "rebuild:",
-                            "--settings",
-                            settings_path,
-                            "--redis",
-                            redis.url,
-                            "--brokers",
-                            b->bootstrap,
-                            "--input-topic",
-                            "in",
-                            "--output-topic",
-                            "out",
-                            "--salesforce-url",
-                            s.url,
-                            "--salesforce-client-id",
-                            "cid",
-                            "--salesforce-client-secret-file",
-                            s.secret,
-                            NULL};
+    const char *replay[] = {h_pv_binary(),    "replay",   "--from-beginning", "--dry-run",
+                            "--state-prefix", "rebuild:", SERVICE_ARGS,       NULL};
+#undef SERVICE_ARGS
     h_proc *rp;
     cr_assert_eq(h_run(replay, env, 60, &rp), 0, "%s", h_proc_stderr(rp));
     const char *planned = h_path("replay.jsonl");

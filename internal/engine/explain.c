@@ -41,11 +41,11 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
 static void explain_manager_differs(engine *e, const user_state *u, const char *mid,
                                     bool out_of_scope, buf *b)
 {
-    user_state *m = e->store->get(e->store->ctx, mid);
     if (strcmp(mid, u->id) == 0) {
         buf_puts(b, "; a user cannot be its own Gong manager (R6.4)");
         return;
     }
+    user_state *m = e->store->get(e->store->ctx, mid);
     if (m && m->status == PROV_ACTIVE && engine_makes_cycle(e, u->id, mid)) {
         buf_printf(b,
                    "; %s cannot be its Gong manager: the link would make a cycle (R6.4), as the "

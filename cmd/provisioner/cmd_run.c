@@ -89,7 +89,8 @@ static int ops_start(const cli_args *a, run_ops *r)
                        .alive = ops_alive,
                        .ready = ops_ready,
                        .metrics = ops_metrics,
-                       .reimport = ops_reimport};
+                       /* 202 for a reimport that cannot run would mislead the caller */
+                       .reimport = cli_str(a, "salesforce-url") ? ops_reimport : NULL};
     int rc = http_start(cli_str(a, "http-bind"), port, token, &h, &r->http, &err);
     if (token) {
         memset(token, 0, strlen(token));

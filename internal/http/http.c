@@ -9,8 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "log/log.h"
+
+#define HTTP_CONNECTIONS 128
+#define HTTP_CONNECTIONS_PER_ADDRESS 32
+#define HTTP_IDLE_SECONDS 5 /* probes time out after 3 s (the chart): no request is slower */
 
 struct http_server {
     struct MHD_Daemon *d;
@@ -105,7 +110,10 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
     if (parse_dry_run(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run"), &dry_run) <
         0)
         return text(c, MHD_HTTP_BAD_REQUEST, "dry_run must be 1, true, yes, 0, false or no\n");
-    if (!s->h.reimport) return text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "no reimport here\n");
+    if (!s->h.reimport)
+        return text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+                    "no Salesforce access is configured (--salesforce-url): a reimport cannot "
+                    "run here\n");
     if (!s->h.reimport(s->h.ctx, dry_run))
         return text(c, MHD_HTTP_CONFLICT, "a reimport is already queued or running\n");
     return text(c, MHD_HTTP_ACCEPTED,
@@ -172,17 +180,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
 }
 
-/* libmicrohttpd's own complaints (a client that hung up, no memory for a connection) go to the
- * service's log as JSON lines rather than as bare text on stderr. */
+/* libmicrohttpd's own complaints (a client that hung up, a connection over the limits) go to the
+ * service's log as JSON lines rather than as bare text on stderr. They are about clients, one
+ * line each: a flood of them is debug, and at most one a minute is a warning, with how many were
+ * left out. Called from libmicrohttpd's one thread only. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
+    static time_t last_warn;
+    static unsigned long quiet;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_msg(LOG_WARN, "http", "error", msg, NULL);
+    time_t now = time(NULL);
+    if (last_warn && now - last_warn < 60) {
+        quiet++;
+        log_msg(LOG_DEBUG, "http", "error", msg, NULL);
+        return;
+    }
+    char more[32];
+    snprintf(more, sizeof more, "%lu", quiet);
+    log_msg(LOG_WARN, "http", "error", msg, "similar_lines_at_debug_since_last", more, NULL);
+    last_warn = now;
+    quiet = 0;
 }
 
 int http_start(const char *bind_addr, int port, const char *token, const http_handlers *h,
@@ -202,14 +224,18 @@ int http_start(const char *bind_addr, int port, const char *token, const http_ha
     s->token = token ? xstrdup(token) : NULL;
     /* One internal thread polls every connection (poll or epoll, whichever the system has: select
      * would stop at FD_SETSIZE). The limits keep a scraper or a probe storm from taking memory
-     * from the service. */
+     * from the service; the limit per address keeps one client's idle connections from taking
+     * every slot, so that the kubelet's probes are still accepted (they would otherwise wait in
+     * the listen queue past their timeout, and the pod be restarted for nothing). */
     errno = 0;
     /* the logger first: libmicrohttpd complains on stderr about options before it */
     s->d = MHD_start_daemon(
         MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG, (uint16_t)port, NULL, NULL, handle, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)128, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned int)10, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTIONS,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTIONS_PER_ADDRESS,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_IDLE_SECONDS,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)65536, MHD_OPTION_END);
     if (!s->d) {
         int e = errno;
         free(s->token);

@@ -16,7 +16,8 @@ typedef struct http_handlers {
      */
     bool (*ready)(void *ctx, buf *why);
     void (*metrics)(void *ctx, buf *out);
-    /* Queues a reimport (R8.2); returns false when one is already queued or running. */
+    /* Queues a reimport (R8.2); returns false when one is already queued or running. NULL when
+     * no reimport can run (no Salesforce access): POST /reimport answers 503. */
     bool (*reimport)(void *ctx, bool dry_run);
 } http_handlers;
 

@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +136,7 @@ static bool wait_metric_at_least(int port, const char *series, double want, doub
 /* ---------------------------------------------------------------- the service */
 
 static h_proc *start_service(const char *brokers, const h_redis *r, const char *settings, int port,
-                             const char *token_file)
+                             const char *token_file, bool salesforce)
 {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
@@ -165,6 +166,19 @@ static h_proc *start_service(const char *brokers, const h_redis *r, const char *
     if (token_file) {
         argv[n++] = "--reimport-token-file";
         argv[n++] = token_file;
+    }
+    if (salesforce) { /* configured, not reachable: enough for a request to be queued */
+        static char secret[PATH_MAX];
+        snprintf(secret, sizeof secret, "%s", h_path("sf-secret"));
+        h_write_file(secret, "s3cret\n");
+        const char *sf[] = {"--salesforce-url",
+                            "http://127.0.0.1:9",
+                            "--salesforce-client-id",
+                            "cid",
+                            "--salesforce-client-secret-file",
+                            secret};
+        for (size_t i = 0; i < 6; i++)
+            argv[n++] = sf[i];
     }
     argv[n] = NULL;
     const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
@@ -259,7 +273,7 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
     const char *token = h_path("token");
     h_write_file(token, "s3cret-token\n");
     int port = h_free_port();
-    h_proc *svc = start_service(b->bootstrap, &r, settings, port, token);
+    h_proc *svc = start_service(b->bootstrap, &r, settings, port, token, true);
 
     cr_assert(wait_status(port, "/healthz", 200, 20), "/healthz never answered 200: %s",
               h_proc_stderr(svc));
@@ -344,12 +358,32 @@ Test(ops, no_token_file_means_reimport_is_forbidden)
     h_broker *b = h_broker_start(1, "in,out");
     int port = h_free_port();
     h_proc *svc =
-        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL);
+        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL, true);
     cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(svc));
     reply x = http(port, "POST", "/reimport", "Bearer anything");
     cr_assert_eq(x.status, 403, "%ld %s", x.status, x.body);
     free(x.body);
     cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+}
+
+/* R8.2 over HTTP without Salesforce access: nothing could run, so nothing is said to be queued */
+Test(ops, reimport_without_salesforce_access_is_unavailable)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    int port = h_free_port();
+    const char *token = h_path("token");
+    h_write_file(token, "s3cret-token\n");
+    h_proc *svc = start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port,
+                                token, false);
+    cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(svc));
+    reply x = http(port, "POST", "/reimport", "Bearer s3cret-token");
+    cr_assert_eq(x.status, 503, "%ld %s", x.status, x.body);
+    cr_assert(strstr(x.body, "no Salesforce access is configured"), "%s", x.body);
+    free(x.body);
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+    cr_assert(!strstr(h_proc_stderr(svc), "reimport requested"), "%s", h_proc_stderr(svc));
 }
 
 Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)
@@ -367,7 +401,7 @@ Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)
                        "managers_can_toggle_data_capture: true");
     h_write_file(settings, base);
     int port = h_free_port();
-    h_proc *svc = start_service(b->bootstrap, &r, settings, port, NULL);
+    h_proc *svc = start_service(b->bootstrap, &r, settings, port, NULL, false);
     cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
 
     /* 1. a good file on SIGHUP: in force, and R7.2 sends the switch (off before: nothing sent) */

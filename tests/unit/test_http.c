@@ -1,5 +1,6 @@
 /* http (issue 9): the operations listener over real HTTP on 127.0.0.1 (libcurl), with fake
  * handlers: status codes, bodies, content types, the reimport token, and a burst of requests. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <stdatomic.h>
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -330,6 +332,40 @@ Test(http, a_burst_of_200_requests_is_served)
         buf_free(&rs[i].body);
     }
     curl_multi_cleanup(multi);
+}
+
+/* 150 connections from one address that send half a request and wait must not keep a probe
+ * from another address (the kubelet's) out: it is answered at once, not after they time out. */
+Test(http, idle_connections_from_one_address_do_not_keep_a_probe_out)
+{
+    start(NULL);
+    enum { N = 150 };
+    int fds[N];
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)http_port(S))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    for (int i = 0; i < N; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+        cr_assert_geq(fds[i], 0);
+        cr_assert_eq(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        (void)!write(fds[i], "GET /healthz HTTP/1.1\r\n", 23);
+    }
+    usleep(200 * 1000); /* accepted (or refused) by now */
+    resp r = {0};
+    buf_init(&r.body);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs = NULL;
+    setup_easy(c, &r, "GET", "/healthz", NULL, &hdrs);
+    curl_easy_setopt(c, CURLOPT_INTERFACE, "127.0.0.2"); /* another address on loopback */
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 3L);            /* the chart's probe timeout */
+    CURLcode rc = curl_easy_perform(c);
+    cr_assert_eq(rc, CURLE_OK, "%s", curl_easy_strerror(rc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    cr_assert_eq(r.status, 200);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hdrs);
+    buf_free(&r.body);
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
 }
 
 Test(http, bad_addresses_and_ports_are_refused)

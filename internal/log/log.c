@@ -51,8 +51,8 @@ void log_redact_url(const char *url, char *out, unsigned long outsz)
         return;
     }
     const char *colon = memchr(start, ':', (size_t)(at - start));
-    if (!colon) {
-        snprintf(out, outsz, "%s", url);
+    if (!colon) { /* redis://SECRET@host: a password written without its ':' */
+        snprintf(out, outsz, "%.*s***%s", (int)(start - url), url, at);
         return;
     }
     snprintf(out, outsz, "%.*s:***%s", (int)(colon - url), url, at);

@@ -2269,6 +2269,13 @@ Test(store_redis, password_auth_and_a_wrong_password_without_printing_it)
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", r->port);
     cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
     cr_assert(strstr(err.msg, "requires a password"), "%s", err.msg);
+
+    /* the password written without its ':' is masked too */
+    snprintf(url, sizeof url, "redis://s3cr3t-pw@127.0.0.1:%d", r->port);
+    cr_assert_eq(store_redis_open(&o, &bad, &err), -1);
+    cr_assert(strstr(err.msg, "a user needs a password"), "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "s3cr3t-pw"), "the password is never printed: %s", err.msg);
+    cr_assert(strstr(err.msg, "redis://***@127.0.0.1"), "%s", err.msg);
 }
 
 Test(store_redis, acl_user_and_password)

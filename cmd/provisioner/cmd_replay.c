@@ -93,8 +93,20 @@ int cmd_replay(int argc, char **argv)
     }
     cmd_on_stop_signals(on_signal);
     /* --group on the command line is taken at its word; PROVISIONER_GROUP is the service's group
-     * and a replay must never join it */
+     * and a replay must never join it: offsets it committed there would move the service's */
     o.group = cli_from_flag(&a, "group") ? cli_str(&a, "group") : cli_str(&a, "replay-group");
+    const char *service_group = getenv("PROVISIONER_GROUP");
+    if (!service_group || !*service_group) service_group = "provisioner"; /* run's default */
+    if (strcmp(o.group, service_group) == 0) {
+        fprintf(stderr,
+                "provisioner: replay: consumer group '%s' is the service's (PROVISIONER_GROUP, or "
+                "run's default): a replay uses a group of its own; see --replay-group\n",
+                o.group);
+        free(offsets);
+        cli_free(&a);
+        config_free(cfg);
+        return EXIT_USAGE;
+    }
     if (cli_str(&a, "state-prefix")) o.redis_prefix = cli_str(&a, "state-prefix");
     o.stop = &stop_requested;
     o.start = start;

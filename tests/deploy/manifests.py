@@ -404,7 +404,8 @@ def cmd_helm(path, mode, values_path):
             err(f"replay Job does not run `provisioner replay` (args {args})")
         if not any(a in args for a in ("--from-beginning", "--from-timestamp", "--offsets")):
             err("replay Job has no --from-beginning / --from-timestamp / --offsets")
-        if "--group" not in args or args[args.index("--group") + 1] == env.get("PROVISIONER_GROUP"):
+        if ("--replay-group" not in args
+                or args[args.index("--replay-group") + 1] == env.get("PROVISIONER_GROUP")):
             err("replay Job does not use a consumer group of its own")
     done(f"{len(docs)} objects: " + ", ".join(sorted(d["kind"] for d in docs)))
 

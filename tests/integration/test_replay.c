@@ -669,6 +669,9 @@ Test(replay, bad_flag_combinations_exit_2)
         {"--settings", settings, "--from-beginning", "--output-format", "xml", NULL},
         {"--settings", settings, "--from-beginning", "--no-such-flag", NULL},
         {"--settings", settings, "--from-beginning", "--batch-size", "0", NULL},
+        /* the service's group (run's default): a replay's commits would move its offsets */
+        {"--settings", settings, "--from-beginning", "--replay-group", "provisioner", NULL},
+        {"--settings", settings, "--from-beginning", "--group", "provisioner", NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[16] = {h_pv_binary(), "replay", "--brokers", "127.0.0.1:1"};
@@ -689,6 +692,17 @@ Test(replay, bad_flag_combinations_exit_2)
         free(err);
         buf_free(&shown);
     }
+    /* the service's group from its environment, as the chart's Job has it */
+    const char *same[] = {h_pv_binary(), "replay", "--brokers",        "127.0.0.1:1",
+                          "--settings",  settings, "--from-beginning", "--replay-group",
+                          "svc",         NULL};
+    const char *svc_env[] = {"PROVISIONER_GROUP=svc", "PROVISIONER_SETTINGS", NULL};
+    h_proc *sp = h_proc_start(same, svc_env);
+    int sst = h_proc_wait(sp, 30);
+    char *serr = h_proc_stderr(sp);
+    cr_assert_eq(sst, 2, "%s", serr);
+    cr_assert(strstr(serr, "consumer group 'svc' is the service's"), "%s", serr);
+    free(serr);
     /* and no brokers at all */
     const char *argv[] = {h_pv_binary(), "replay",           "--settings",
                           settings,      "--from-beginning", NULL};

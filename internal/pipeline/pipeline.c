@@ -145,6 +145,7 @@ typedef struct pipeline {
     long reimport_backoff_ms;
     int n_assigned;          /* partitions this instance owns now */
     int64_t last_assignment; /* when the assignment last changed: idleness counts from there */
+    int64_t stop_deadline;   /* asked to stop: when --shutdown-timeout runs out (0: not asked) */
     /* delivery */
     uint64_t delivery_failures;
     char last_delivery_error[256];
@@ -432,7 +433,30 @@ static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *ki
 /* ---------------------------------------------------------------- operations: counting */
 
 /* /healthz: the main loop, or a wait inside it, is still turning. */
-static void beat(pipeline *p) { pipeline_health_beat(p->health); }
+/* Once asked to stop, when --shutdown-timeout runs out, counted from the first time any step saw
+ * the request (0 before): every wait of the shutdown shares it, so that the process is gone
+ * within the timeout, whatever the brokers do. */
+static int64_t shutdown_deadline(pipeline *p)
+{
+    if (*p->o->stop && !p->stop_deadline)
+        p->stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+    return p->stop_deadline;
+}
+
+/* How long a step that could wait `cap` ms may wait: less once the shutdown deadline is near. */
+static int shutdown_budget_ms(pipeline *p, int cap)
+{
+    int64_t end = shutdown_deadline(p);
+    if (!end) return cap;
+    int64_t left = end - now_ms();
+    return left <= 0 ? 0 : left < cap ? (int)left : cap;
+}
+
+static void beat(pipeline *p)
+{
+    pipeline_health_beat(p->health);
+    (void)shutdown_deadline(p);
+}
 
 /* /readyz: Redis answered (or did not) just now. */
 static void redis_step_done(pipeline *p, bool ok)
@@ -530,7 +554,7 @@ static int produce_wait(pipeline *p, delivery *dl, double started, perr *err)
         if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
         /* asked to stop and the brokers are gone: give up within the shutdown deadline; the
          * batch is neither stored nor committed, so it is read again later (R9.2) */
-        if (*o->stop && !give_up) give_up = now_ms() + o->shutdown_timeout_s * 1000L;
+        if (*o->stop && !give_up) give_up = shutdown_deadline(p);
         if (give_up && now_ms() > give_up)
             return perr_set(err, "shutting down with %zu messages not acknowledged",
                             dl->outstanding);
@@ -685,7 +709,7 @@ static size_t collect(pipeline *p, int64_t *last_seen)
 static bool past_shutdown_deadline(pipeline *p, int64_t *stop_deadline)
 {
     if (!*p->o->stop) return false;
-    if (!*stop_deadline) *stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+    if (!*stop_deadline) *stop_deadline = shutdown_deadline(p);
     return now_ms() > *stop_deadline;
 }
 
@@ -1736,7 +1760,7 @@ static void drop_flights(pipeline *p, bool rewind)
     }
     store_redis_reset(p->store);
     /* what is still on its way must not land after what is produced again */
-    if (p->fl_n) rd_kafka_flush(p->producer, 10000);
+    if (p->fl_n) rd_kafka_flush(p->producer, shutdown_budget_ms(p, 10000));
     if (rewind) {
         rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(16);
         for (size_t k = 0; k <= p->fl_n; k++) {
@@ -2625,13 +2649,39 @@ static void teardown(pipeline *p)
     kafka_waker_stop(p->waker); /* it uses the consumer */
     p->waker = NULL;
     if (p->consumer) {
-        rd_kafka_consumer_close(p->consumer); /* leaves the group */
-        rd_kafka_destroy(p->consumer);
+        /* leaves the group, within what is left of the shutdown deadline: a broker that does not
+         * answer the LeaveGroup is not waited for (the group then notices at the session
+         * timeout), or the pod would be killed before it exits */
+        rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
+        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(p->consumer, q);
+        bool closing = !e;
+        if (e) rd_kafka_error_destroy(e);
+        while (closing && !rd_kafka_consumer_closed(p->consumer) &&
+               (!shutdown_deadline(p) || shutdown_budget_ms(p, 100) > 0)) {
+            rd_kafka_queue_poll_callback(q, 50); /* the revocation: on_rebalance */
+            /* one queued before the close (a session that timed out) is on the consumer's queue:
+             * unserved, the group would wait for it, and so would destroying the consumer */
+            rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, 0);
+            if (m) rd_kafka_message_destroy(m);
+        }
+        bool left = closing && rd_kafka_consumer_closed(p->consumer);
+        rd_kafka_queue_destroy(q);
+        if (!closing && !shutdown_deadline(p)) left = rd_kafka_consumer_close(p->consumer) == 0;
+        if (left || !shutdown_deadline(p))
+            rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        else /* destroying waits for the brokers too: the process exits without it */
+            log_msg(LOG_WARN,
+                    "the consumer group was not left: the brokers did not answer within the "
+                    "shutdown deadline (the group notices at its session timeout)",
+                    NULL);
     }
     if (p->out_topic) rd_kafka_topic_destroy(p->out_topic);
     if (p->producer) {
-        rd_kafka_flush(p->producer, 5000);
-        rd_kafka_destroy(p->producer);
+        rd_kafka_flush(p->producer, shutdown_budget_ms(p, 5000));
+        /* past the deadline with messages still out, destroying would wait for the brokers:
+         * they are not counted as delivered, so their batch is read again */
+        if (!shutdown_deadline(p) || rd_kafka_outq_len(p->producer) == 0)
+            rd_kafka_destroy(p->producer);
     }
     for (size_t k = 0; k < p->fl_slots; k++) {
         flight *f = &p->fl[k];

@@ -57,6 +57,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 #include "verify.h"
@@ -480,5 +481,34 @@ Test(chaos, broker_errors_and_outages_are_survived_without_help)
         fault(&c, up, svc, true);
         v_sleep(v_rng_range(&c.rng, 0.3, 0.8));
     }
+    finish_unaided(&c, svc);
+}
+
+/* SIGTERM while every broker takes 20 s to answer: the service gives up on what is not
+ * acknowledged and exits within --shutdown-timeout (plus a little), not after librdkafka's own
+ * timeouts, so that Kubernetes' grace period holds; nothing is lost, a restarted service
+ * finishes the input as the reference did. */
+Test(chaos, sigterm_with_brokers_that_stop_answering_exits_within_the_shutdown_timeout)
+{
+    const char *extra[] = {
+        "--batch-size", "50", "--shutdown-timeout", "5", "-X", "session.timeout.ms=6000", NULL};
+    h_redis r;
+    chaos c;
+    h_proc *svc = start_slowed(&c, &r, "slow-stop", v_seed(7006, "slow-stop"), extra);
+    v_sleep(1.0);
+    for (int b = 1; b <= 3; b++) {
+        char cmd[32];
+        snprintf(cmd, sizeof cmd, "rtt %d 20000", b);
+        ctl(&c, cmd);
+    }
+    v_sleep(0.5);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int st = h_proc_stop(svc, 30);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    say(&c, "SIGTERM with 20 s brokers: exit %d after %.1f s (--shutdown-timeout 5)", st, took);
+    cr_assert_lt(took, 9.0, "exited %.1f s after SIGTERM: %s", took, h_proc_stderr(svc));
+    svc = start_service(&c, "crash", "crash:", "out", extra);
     finish_unaided(&c, svc);
 }

@@ -705,6 +705,14 @@ static size_t collect(pipeline *p, int64_t *last_seen)
     return p->n_msgs;
 }
 
+/* Counted on /metrics at once: an outage keeps the loop from publishing until Redis is back, and
+ * the retries are what an alert on it watches. */
+static void count_redis_retry(pipeline *p)
+{
+    p->stats.redis_retries++;
+    pipeline_metrics_publish(&p->pm, NULL, NULL, &p->stats);
+}
+
 /* Once asked to stop: starts the shutdown deadline the first time, and says whether it passed. */
 static bool past_shutdown_deadline(pipeline *p, int64_t *stop_deadline)
 {
@@ -727,7 +735,7 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
             return 0;
         }
         redis_step_done(p, false);
-        p->stats.redis_retries++;
+        count_redis_retry(p);
         if (p->o->dry_run) return -1; /* a retry would lose the scratch state: stop instead */
         if (!logged)
             log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error", err->msg,
@@ -2013,7 +2021,7 @@ decide:
             }
         }
         if (step_decide(p, err) == 0) break;
-        p->stats.redis_retries++;
+        count_redis_retry(p);
         log_msg(LOG_ERROR, "redis read failed during the batch; deciding it again", "error",
                 err->msg, NULL);
         if (p->o->dry_run) goto out; /* the scratch state is half-changed: start the replay over */

@@ -366,6 +366,28 @@ Test(ops, no_token_file_means_reimport_is_forbidden)
     cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
 }
 
+/* An outage keeps the main loop retrying inside a batch: the retries must show on /metrics while
+ * it lasts (the documented alert watches them with /readyz), not only once Redis is back. */
+Test(ops, redis_retries_are_counted_while_redis_is_down)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    int port = h_free_port();
+    h_proc *svc =
+        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL, false);
+    cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
+    h_redis_kill(&r);
+    cr_assert_eq(h_produce(b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
+    double got;
+    cr_assert(wait_metric_at_least(port, "provisioner_redis_retries_total", 3, 30, &got),
+              "retries while Redis is down: %g: %s", got, h_proc_stderr(svc));
+    cr_assert_eq(status_of(port, "/readyz"), 503, "Redis is still down");
+    h_redis_restart(&r);
+    cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+}
+
 /* R8.2 over HTTP without Salesforce access: nothing could run, so nothing is said to be queued */
 Test(ops, reimport_without_salesforce_access_is_unavailable)
 {

@@ -2502,6 +2502,18 @@ static int assign_for_replay(pipeline *p, rd_kafka_t *rk, perr *err)
 }
 
 /* Our defaults, then the user's pass-through properties (later wins), so -X can tune them. */
+/* librdkafka's own lines (a request timed out, a broker went away) join the service's log as
+ * JSON lines rather than bare text on stderr, with syslog's levels mapped to ours. Called from
+ * librdkafka's threads: log_msg writes each line whole. */
+static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const char *line)
+{
+    log_level l = level <= 3   ? LOG_ERROR
+                  : level == 4 ? LOG_WARN
+                  : level <= 6 ? LOG_INFO
+                               : LOG_DEBUG;
+    log_msg(l, "librdkafka", "facility", fac, "client", rd_kafka_name(rk), "line", line, NULL);
+}
+
 static rd_kafka_conf_t *conf_with_defaults(const pipeline_opts *o, const char *const *defaults,
                                            size_t n_defaults, perr *err)
 {
@@ -2513,6 +2525,7 @@ static rd_kafka_conf_t *conf_with_defaults(const pipeline_opts *o, const char *c
         all[n++] = o->kafka_props[i];
     rd_kafka_conf_t *conf = kafka_conf_new(o->brokers, all, n, err);
     free(all);
+    if (conf) rd_kafka_conf_set_log_cb(conf, on_kafka_log);
     return conf;
 }
 

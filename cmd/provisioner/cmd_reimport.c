@@ -135,8 +135,9 @@ int cmd_reimport(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sf_client *sf = NULL;
-    if (cmd_salesforce_client(&a, &stop_requested, &sf) < 0 || !sf) {
-        if (!sf) fprintf(stderr, "provisioner: reimport: --salesforce-url is required\n");
+    int sf_rc = cmd_salesforce_client(&a, &stop_requested, &sf);
+    if (sf_rc < 0 || !sf) { /* a client that could not be made has said why */
+        if (sf_rc == 0) fprintf(stderr, "provisioner: reimport: --salesforce-url is required\n");
         cli_free(&a);
         return EXIT_USAGE;
     }
@@ -240,7 +241,7 @@ int cmd_held(int argc, char **argv)
 {
     cli_args a;
     int code;
-    if (cmd_parse(C_HELD, "provisioner held [--settings FILE] [--redis URL]",
+    if (cmd_parse(C_HELD, "provisioner held --settings FILE [--redis URL]",
                   "Lists the users whose deactivation the mass-deactivation guard holds (R8.3): "
                   "Id and reason,\none per line. `provisioner reimport --confirm` lets them "
                   "through.",

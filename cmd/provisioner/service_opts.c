@@ -6,7 +6,9 @@
 
 #include "commands.h"
 #include "config/config.h"
+#include "kafka/kafka.h"
 #include "pipeline/pipeline.h"
+#include "store/store.h"
 
 int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, config **cfg, char *dlq,
                      size_t dlq_size)
@@ -25,6 +27,19 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
         return EXIT_USAGE;
     }
     perr err;
+    /* the Redis URL and the -X properties are the command line's: a mistake in them is a usage
+     * error (exit 2), told before anything connects */
+    if (store_redis_check_url(cli_str(a, "redis"), &err) < 0) {
+        fprintf(stderr, "provisioner: %s: --redis: %s\n", cmd, err.msg);
+        return EXIT_USAGE;
+    }
+    rd_kafka_conf_t *kc =
+        kafka_conf_new(cli_str(a, "brokers"), a->kafka_props, a->n_kafka_props, &err);
+    if (!kc) {
+        fprintf(stderr, "provisioner: %s: %s\n", cmd, err.msg);
+        return EXIT_USAGE;
+    }
+    rd_kafka_conf_destroy(kc);
     if (config_load_file(cli_str(a, "settings"), cfg, &err) < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
         return EXIT_USAGE;

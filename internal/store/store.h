@@ -48,6 +48,8 @@ typedef struct store_redis_stats {
 } store_redis_stats;
 
 int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err);
+/* Checks a URL as store_redis_open reads it, without connecting: a bad one is a usage error. */
+int store_redis_check_url(const char *url, perr *err);
 void store_redis_close(store_redis *s);
 engine_store *store_redis_iface(store_redis *s);
 /* Loads these users (and the waiting-link sets naming them as manager) into the cache. */

@@ -467,6 +467,20 @@ static int parse_url(store_redis *s, const char *url, perr *err)
     return 0;
 }
 
+int store_redis_check_url(const char *url, perr *err)
+{
+    store_redis *s = xcalloc(1, sizeof *s);
+    int rc = parse_url(s, url, err);
+    free(s->host);
+    free(s->user);
+    if (s->password) {
+        memset(s->password, 0, strlen(s->password));
+        free(s->password);
+    }
+    free(s);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- command building */
 
 static void cb_begin(cmdb *b)

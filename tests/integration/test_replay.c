@@ -669,6 +669,9 @@ Test(replay, bad_flag_combinations_exit_2)
         {"--settings", settings, "--from-beginning", "--output-format", "xml", NULL},
         {"--settings", settings, "--from-beginning", "--no-such-flag", NULL},
         {"--settings", settings, "--from-beginning", "--batch-size", "0", NULL},
+        /* run's and replay's shared options: a bad Redis URL or -X property is a usage error */
+        {"--settings", settings, "--from-beginning", "--redis", "redis://h:99999", NULL},
+        {"--settings", settings, "--from-beginning", "-X", "no.such.property=1", NULL},
         /* the service's group (run's default): a replay's commits would move its offsets */
         {"--settings", settings, "--from-beginning", "--replay-group", "provisioner", NULL},
         {"--settings", settings, "--from-beginning", "--group", "provisioner", NULL},

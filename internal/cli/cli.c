@@ -189,7 +189,7 @@ static const char *type_name(cli_type t)
     case CLI_STR: return "TEXT";
     case CLI_INT: return "N";
     case CLI_BOOL: return "BOOL";
-    case CLI_DOUBLE: return "X";
+    case CLI_DOUBLE: return "NUM";
     case CLI_FLAG: return "";
     case CLI_LIST: return "A,B";
     }

@@ -426,13 +426,14 @@ static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *ki
     char part[16], off[24];
     snprintf(part, sizeof part, "%d", m->partition);
     snprintf(off, sizeof off, "%lld", (long long)m->offset);
-    log_msg(LOG_WARN, "message dead-lettered", "topic", rd_kafka_topic_name(m->rkt), "partition",
-            part, "offset", off, "error", msg, NULL);
+    log_msg(LOG_WARN,
+            p->o->dry_run ? "message would be dead-lettered (dry run)" : "message dead-lettered",
+            "topic", rd_kafka_topic_name(m->rkt), "partition", part, "offset", off, "error", msg,
+            NULL);
 }
 
 /* ---------------------------------------------------------------- operations: counting */
 
-/* /healthz: the main loop, or a wait inside it, is still turning. */
 /* Once asked to stop, when --shutdown-timeout runs out, counted from the first time any step saw
  * the request (0 before): every wait of the shutdown shares it, so that the process is gone
  * within the timeout, whatever the brokers do. */
@@ -452,6 +453,7 @@ static int shutdown_budget_ms(pipeline *p, int cap)
     return left <= 0 ? 0 : left < cap ? (int)left : cap;
 }
 
+/* /healthz: the main loop, or a wait inside it, is still turning. */
 static void beat(pipeline *p)
 {
     pipeline_health_beat(p->health);
@@ -1182,7 +1184,8 @@ static void decode_range(pipeline *p, size_t from, size_t to)
         rd_kafka_message_t *m = p->msgs[i];
         codec_error ce;
         p->ok[i] = false;
-        if (!m->payload || !m->len) {
+        if (!m->payload || !m->len) { /* a tombstone cannot be decoded either */
+            p->stats.decode_errors++;
             dead_letter(p, m, "empty", "the message has no value");
             continue;
         }

@@ -2673,31 +2673,18 @@ static void teardown(pipeline *p)
     kafka_waker_stop(p->waker); /* it uses the consumer */
     p->waker = NULL;
     if (p->consumer) {
-        /* leaves the group, within what is left of the shutdown deadline: a broker that does not
-         * answer the LeaveGroup is not waited for (the group then notices at the session
-         * timeout), or the pod would be killed before it exits */
-        rd_kafka_queue_t *q = rd_kafka_queue_new(p->consumer);
-        rd_kafka_error_t *e = rd_kafka_consumer_close_queue(p->consumer, q);
-        bool closing = !e;
-        if (e) rd_kafka_error_destroy(e);
-        while (closing && !rd_kafka_consumer_closed(p->consumer) &&
-               (!shutdown_deadline(p) || shutdown_budget_ms(p, 100) > 0)) {
-            rd_kafka_queue_poll_callback(q, 50); /* the revocation: on_rebalance */
-            /* one queued before the close (a session that timed out) is on the consumer's queue:
-             * unserved, the group would wait for it, and so would destroying the consumer */
-            rd_kafka_message_t *m = rd_kafka_consumer_poll(p->consumer, 0);
-            if (m) rd_kafka_message_destroy(m);
-        }
-        bool left = closing && rd_kafka_consumer_closed(p->consumer);
-        rd_kafka_queue_destroy(q);
-        if (!closing && !shutdown_deadline(p)) left = rd_kafka_consumer_close(p->consumer) == 0;
-        if (left || !shutdown_deadline(p))
-            rd_kafka_destroy_flags(p->consumer, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-        else /* destroying waits for the brokers too: the process exits without it */
+        /* leaves the group, unless the shutdown deadline passed already, waiting for brokers that
+         * do not answer: closing (and destroying) would wait for them again, past the pod's grace
+         * period; the group then notices at its session timeout */
+        if (!shutdown_deadline(p) || shutdown_budget_ms(p, 1) > 0) {
+            rd_kafka_consumer_close(p->consumer);
+            rd_kafka_destroy(p->consumer);
+        } else { /* destroying would wait for the brokers too: the process exits without it */
             log_msg(LOG_WARN,
-                    "the consumer group was not left: the brokers did not answer within the "
-                    "shutdown deadline (the group notices at its session timeout)",
+                    "the consumer group was not left: the shutdown deadline passed waiting for the "
+                    "brokers (the group notices at its session timeout)",
                     NULL);
+        }
     }
     if (p->out_topic) rd_kafka_topic_destroy(p->out_topic);
     if (p->producer) {

@@ -2504,7 +2504,6 @@ static int assign_for_replay(pipeline *p, rd_kafka_t *rk, perr *err)
     return 0;
 }
 
-/* Our defaults, then the user's pass-through properties (later wins), so -X can tune them. */
 /* librdkafka's own lines (a request timed out, a broker went away) join the service's log as
  * JSON lines rather than bare text on stderr, with syslog's levels mapped to ours. Called from
  * librdkafka's threads: log_msg writes each line whole. */
@@ -2517,6 +2516,7 @@ static void on_kafka_log(const rd_kafka_t *rk, int level, const char *fac, const
     log_msg(l, "librdkafka", "facility", fac, "client", rd_kafka_name(rk), "line", line, NULL);
 }
 
+/* Our defaults, then the user's pass-through properties (later wins), so -X can tune them. */
 static rd_kafka_conf_t *conf_with_defaults(const pipeline_opts *o, const char *const *defaults,
                                            size_t n_defaults, perr *err)
 {

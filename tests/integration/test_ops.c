@@ -261,6 +261,24 @@ static const char *const families[] = {
     "provisioner_lookup_age_seconds",
 };
 
+/* Redis, a one-partition broker and the service on the example settings, answering /healthz. */
+typedef struct example {
+    h_redis r;
+    h_broker *b;
+    int port;
+    h_proc *svc;
+} example;
+
+static void start_example(example *e, const char *token_file, bool salesforce)
+{
+    h_redis_start(&e->r);
+    e->b = h_broker_start(1, "in,out");
+    e->port = h_free_port();
+    e->svc = start_service(e->b->bootstrap, &e->r, h_source_path("examples/settings.yaml"), e->port,
+                           token_file, salesforce);
+    cr_assert(wait_status(e->port, "/healthz", 200, 20), "%s", h_proc_stderr(e->svc));
+}
+
 /* ---------------------------------------------------------------- tests */
 
 Test(ops, probes_metrics_and_the_reimport_token_over_http)
@@ -353,59 +371,45 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
 
 Test(ops, no_token_file_means_reimport_is_forbidden)
 {
-    h_redis r;
-    h_redis_start(&r);
-    h_broker *b = h_broker_start(1, "in,out");
-    int port = h_free_port();
-    h_proc *svc =
-        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL, true);
-    cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(svc));
-    reply x = http(port, "POST", "/reimport", "Bearer anything");
+    example e;
+    start_example(&e, NULL, true);
+    reply x = http(e.port, "POST", "/reimport", "Bearer anything");
     cr_assert_eq(x.status, 403, "%ld %s", x.status, x.body);
     free(x.body);
-    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
 }
 
 /* An outage keeps the main loop retrying inside a batch: the retries must show on /metrics while
  * it lasts (the documented alert watches them with /readyz), not only once Redis is back. */
 Test(ops, redis_retries_are_counted_while_redis_is_down)
 {
-    h_redis r;
-    h_redis_start(&r);
-    h_broker *b = h_broker_start(1, "in,out");
-    int port = h_free_port();
-    h_proc *svc =
-        start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port, NULL, false);
-    cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
-    h_redis_kill(&r);
-    cr_assert_eq(h_produce(b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
+    example e;
+    start_example(&e, NULL, false);
+    cr_assert(wait_status(e.port, "/readyz", 200, 60), "%s", h_proc_stderr(e.svc));
+    h_redis_kill(&e.r);
+    cr_assert_eq(h_produce(e.b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
     double got;
-    cr_assert(wait_metric_at_least(port, "provisioner_redis_retries_total", 3, 30, &got),
-              "retries while Redis is down: %g: %s", got, h_proc_stderr(svc));
-    cr_assert_eq(status_of(port, "/readyz"), 503, "Redis is still down");
-    h_redis_restart(&r);
-    cr_assert(wait_status(port, "/readyz", 200, 60), "%s", h_proc_stderr(svc));
-    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+    cr_assert(wait_metric_at_least(e.port, "provisioner_redis_retries_total", 3, 30, &got),
+              "retries while Redis is down: %g: %s", got, h_proc_stderr(e.svc));
+    cr_assert_eq(status_of(e.port, "/readyz"), 503, "Redis is still down");
+    h_redis_restart(&e.r);
+    cr_assert(wait_status(e.port, "/readyz", 200, 60), "%s", h_proc_stderr(e.svc));
+    cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
 }
 
 /* R8.2 over HTTP without Salesforce access: nothing could run, so nothing is said to be queued */
 Test(ops, reimport_without_salesforce_access_is_unavailable)
 {
-    h_redis r;
-    h_redis_start(&r);
-    h_broker *b = h_broker_start(1, "in,out");
-    int port = h_free_port();
     const char *token = h_path("token");
     h_write_file(token, "s3cret-token\n");
-    h_proc *svc = start_service(b->bootstrap, &r, h_source_path("examples/settings.yaml"), port,
-                                token, false);
-    cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(svc));
-    reply x = http(port, "POST", "/reimport", "Bearer s3cret-token");
+    example e;
+    start_example(&e, token, false);
+    reply x = http(e.port, "POST", "/reimport", "Bearer s3cret-token");
     cr_assert_eq(x.status, 503, "%ld %s", x.status, x.body);
     cr_assert(strstr(x.body, "no Salesforce access is configured"), "%s", x.body);
     free(x.body);
-    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
-    cr_assert(!strstr(h_proc_stderr(svc), "reimport requested"), "%s", h_proc_stderr(svc));
+    cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
+    cr_assert(!strstr(h_proc_stderr(e.svc), "reimport requested"), "%s", h_proc_stderr(e.svc));
 }
 
 Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)

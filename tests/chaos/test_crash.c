@@ -509,6 +509,7 @@ Test(chaos, sigterm_with_brokers_that_stop_answering_exits_within_the_shutdown_t
     double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     say(&c, "SIGTERM with 20 s brokers: exit %d after %.1f s (--shutdown-timeout 5)", st, took);
     cr_assert_lt(took, 9.0, "exited %.1f s after SIGTERM: %s", took, h_proc_stderr(svc));
+    cr_assert_eq(st, 0, "a stop that gave up is still a stop: %s", h_proc_stderr(svc));
     svc = start_service(&c, "crash", "crash:", "out", extra);
     finish_unaided(&c, svc);
 }

@@ -136,6 +136,12 @@ from secretKeyRef or from mounted files, never from the values. */}}
   value: {{ required "salesforce.clientId is required when salesforce.enabled" .Values.salesforce.clientId | quote }}
 - name: PROVISIONER_SALESFORCE_CLIENT_SECRET_FILE
   value: /var/run/secrets/provisioner/salesforce-client-secret
+- name: PROVISIONER_LOOKUP_REFRESH_INTERVAL
+  value: {{ .Values.salesforce.lookupRefreshSeconds | int | quote }}
+{{- if .Values.reimport.intervalSeconds }}
+- name: PROVISIONER_REIMPORT_INTERVAL
+  value: {{ .Values.reimport.intervalSeconds | int | quote }}
+{{- end }}
 {{- end }}
 {{- if .Values.reimport.tokenSecret.name }}
 - name: PROVISIONER_REIMPORT_TOKEN_FILE

@@ -444,6 +444,13 @@ static int64_t shutdown_deadline(pipeline *p)
     return p->stop_deadline;
 }
 
+/* Asked to stop, and the shutdown deadline has passed. */
+static bool past_shutdown_deadline(pipeline *p)
+{
+    int64_t end = shutdown_deadline(p);
+    return end && now_ms() > end;
+}
+
 /* How long a step that could wait `cap` ms may wait: less once the shutdown deadline is near. */
 static int shutdown_budget_ms(pipeline *p, int cap)
 {
@@ -548,16 +555,13 @@ static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
  * way. */
 static int produce_wait(pipeline *p, delivery *dl, double started, perr *err)
 {
-    const pipeline_opts *o = p->o;
-    int64_t give_up = 0;
     while (dl->outstanding > 0) {
         rd_kafka_poll(p->producer, 100);
         beat(p); /* waiting for brokers is not being stuck */
         if (p->fatal) return perr_set(err, "%s", p->fatal_msg);
         /* asked to stop and the brokers are gone: give up within the shutdown deadline; the
          * batch is neither stored nor committed, so it is read again later (R9.2) */
-        if (*o->stop && !give_up) give_up = shutdown_deadline(p);
-        if (give_up && now_ms() > give_up)
+        if (past_shutdown_deadline(p))
             return perr_set(err, "shutting down with %zu messages not acknowledged",
                             dl->outstanding);
     }
@@ -715,18 +719,10 @@ static void count_redis_retry(pipeline *p)
     pipeline_metrics_publish(&p->pm, NULL, NULL, &p->stats);
 }
 
-/* Once asked to stop: starts the shutdown deadline the first time, and says whether it passed. */
-static bool past_shutdown_deadline(pipeline *p, int64_t *stop_deadline)
-{
-    if (!*p->o->stop) return false;
-    if (!*stop_deadline) *stop_deadline = shutdown_deadline(p);
-    return now_ms() > *stop_deadline;
-}
-
 /* Retries f with backoff while Redis is away; gives up only when asked to stop and the shutdown
  * deadline has passed. */
 static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *what,
-                      bool reset_on_failure, int64_t *stop_deadline, perr *err)
+                      bool reset_on_failure, perr *err)
 {
     long backoff = 100;
     bool logged = false;
@@ -743,7 +739,7 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
             log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error", err->msg,
                     NULL);
         logged = true;
-        if (past_shutdown_deadline(p, stop_deadline)) return -1;
+        if (past_shutdown_deadline(p)) return -1;
         sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         /* a failed prefetch starts over; a failed flush keeps the cache, which is what it must
@@ -1215,8 +1211,6 @@ static void decode_range(pipeline *p, size_t from, size_t to)
     }
 }
 
-static const char **batch_ids(pipeline *p, size_t to, size_t *n, size_t *n_subjects);
-
 /* A batch of this many events or more has its first half's users read ahead: Redis runs those
  * reads while the second half is decoded (store_redis_prefetch_ahead). */
 #define READ_AHEAD_MIN 64
@@ -1462,11 +1456,10 @@ static void clear_pending(pipeline *p, int32_t partition)
         log_msg(LOG_WARN, "could not clear a pending batch record", "error", err.msg, NULL);
 }
 
-static int eos_batch(pipeline *p, int64_t *stop_deadline, perr *err)
+static int eos_batch(pipeline *p, perr *err)
 {
-    if (with_retry(p, step_pending, "keep pending commands", false, stop_deadline, err) < 0)
-        return -1;
-    if (with_retry(p, step_flush_state, "write state", false, stop_deadline, err) < 0) return -1;
+    if (with_retry(p, step_pending, "keep pending commands", false, err) < 0) return -1;
+    if (with_retry(p, step_flush_state, "write state", false, err) < 0) return -1;
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(16);
     batch_offsets(p, offsets);
     int rc = txn_produce_commit(p, offsets, err);
@@ -1583,11 +1576,11 @@ static int step_write_flight(pipeline *p, perr *err)
 
 /* Writes the sealed state write w (none: nothing to write), again while Redis is away; what it
  * reports late is left in p->fl_late. */
-static int write_sealed(pipeline *p, store_write *w, int64_t *stop_deadline, perr *err)
+static int write_sealed(pipeline *p, store_write *w, perr *err)
 {
     p->fl_write = w;
     p->fl_late = (store_late){0};
-    return w ? with_retry(p, step_write_flight, "write state", false, stop_deadline, err) : 0;
+    return w ? with_retry(p, step_write_flight, "write state", false, err) : 0;
 }
 
 /* p's batch is stored: its offsets are committed, or held while late links wait to be resolved
@@ -1654,7 +1647,7 @@ static int step_decide_part(pipeline *p, perr *err)
 }
 
 /* Produces a part's commands, again with back-off while they are not delivered (same ids). */
-static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
+static int produce_part(pipeline *p, perr *err)
 {
     long backoff = 200;
     while (p->n_outs && produce_outputs(p, err) < 0) {
@@ -1662,7 +1655,7 @@ static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
         if (p->fatal) return -1;
         log_msg(LOG_ERROR, "placements not produced; producing them again", "error", err->msg,
                 NULL);
-        if (past_shutdown_deadline(p, stop_deadline)) return -1;
+        if (past_shutdown_deadline(p)) return -1;
         sleep_ms(backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
@@ -1674,11 +1667,10 @@ static int produce_part(pipeline *p, int64_t *stop_deadline, perr *err)
  * so only the ids, not the states and commands, grow with the number of reports. A part stored
  * is no longer waiting: after a crash, the manager (active, reports still waiting) is found by
  * the next batch that reads it and resolved again from where it stopped. */
-static int place_in_parts(pipeline *p, const char *manager, const command_source *src,
-                          int64_t *stop_deadline, perr *err)
+static int place_in_parts(pipeline *p, const char *manager, const command_source *src, perr *err)
 {
     p->parts = (struct parts){.manager = manager, .src = src};
-    int rc = with_retry(p, step_read_waiting, "read waiting reports", true, stop_deadline, err);
+    int rc = with_retry(p, step_read_waiting, "read waiting reports", true, err);
     if (rc == 0 && p->parts.n > p->max_place) {
         char n[24], k[24];
         snprintf(n, sizeof n, "%zu", p->parts.n);
@@ -1687,13 +1679,13 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
                 "reports", n, "parts", k, NULL);
     }
     while (rc == 0 && p->parts.done < p->parts.n) {
-        if (past_shutdown_deadline(p, stop_deadline)) { /* the next owner places the rest */
+        if (past_shutdown_deadline(p)) { /* the next owner places the rest */
             rc = perr_set(err, "shutdown deadline passed while placing waiting reports");
             break;
         }
-        rc = with_retry(p, step_decide_part, "place waiting reports", true, stop_deadline, err);
-        if (rc == 0) rc = produce_part(p, stop_deadline, err);
-        if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, stop_deadline, err);
+        rc = with_retry(p, step_decide_part, "place waiting reports", true, err);
+        if (rc == 0) rc = produce_part(p, err);
+        if (rc == 0) rc = with_retry(p, step_flush_state, "write state", false, err);
         p->n_outs = 0;
         bytes_release(p);
         p->parts.done += p->parts.k;
@@ -1710,7 +1702,7 @@ static int place_in_parts(pipeline *p, const char *manager, const command_source
  * to after their batch (on_deferred): resolved on a fresh cache once no flight is left, produced
  * and stored before anything else. p's batch fields are a free flight slot's meanwhile (the
  * commands of the resolution go there). The caller keeps late: on failure it is still due. */
-static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, perr *err)
+static int resolve_late(pipeline *p, store_late *late, perr *err)
 {
     flight *f = &p->fl[p->fl_head];
     flight_swap(p, f);
@@ -1719,7 +1711,7 @@ static int resolve_late(pipeline *p, store_late *late, int64_t *stop_deadline, p
         p->stats.late_resolutions++;
         /* the commands its event would have given them (R9.1), when it is the batch's */
         bool fan = p->fan.set && strcmp(p->fan.manager, late->managers[i]) == 0;
-        rc = place_in_parts(p, late->managers[i], fan ? &p->fan.src : NULL, stop_deadline, err);
+        rc = place_in_parts(p, late->managers[i], fan ? &p->fan.src : NULL, err);
     }
     p->n_outs = 0;
     buf_reset(&p->bytes);
@@ -1803,8 +1795,7 @@ static size_t awaiting(pipeline *p)
 static int flight_retire(pipeline *p, perr *err)
 {
     flight *f = flight_at(p, 0);
-    int64_t stop_deadline = 0;
-    if (write_sealed(p, f->w, &stop_deadline, err) < 0) return -1;
+    if (write_sealed(p, f->w, err) < 0) return -1;
     f->w = NULL;
     late_merge(&p->late_acc, &p->fl_late);
     flight_swap(p, f); /* p's batch is the flight now; the batch after them waits in f */
@@ -1885,8 +1876,7 @@ static int resolve_pending_late(pipeline *p, perr *err)
     }
     store_redis_discard(p->store, p->cur_w);
     p->cur_w = NULL;
-    int64_t stop_deadline = 0;
-    if (resolve_late(p, &p->late_acc, &stop_deadline, err) < 0) return -1;
+    if (resolve_late(p, &p->late_acc, err) < 0) return -1;
     store_late_free(&p->late_acc);
     commit_held(p);
     return 2;
@@ -1936,7 +1926,7 @@ static int drain(pipeline *p, perr *err)
  * are duplicates then, and the manager, stored active with reports still waiting, has the rest
  * placed before any of them is decided (store_redis_active_waiting). Returns 0 when done, 2 when
  * the batch must be decided again (its write was dropped for a late link), 1 or -1 as run_batch. */
-static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
+static int fanout_finish(pipeline *p, perr *err)
 {
     int r = finish_flights(p, err);
     if (r != 0) return r;
@@ -1951,14 +1941,14 @@ static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
         return 1;
     }
     bytes_release(p);
-    if (write_sealed(p, p->cur_w, stop_deadline, err) < 0) return -1;
+    if (write_sealed(p, p->cur_w, err) < 0) return -1;
     p->cur_w = NULL;
     store_late late = {0};
     late_merge(&late, &p->fl_late);
     store_late mine = {.managers = xmalloc(sizeof(char *)), .n = 1}; /* whatever (c) said */
     mine.managers[0] = xstrdup(p->fan.manager);
     late_merge(&late, &mine);
-    int rc = resolve_late(p, &late, stop_deadline, err);
+    int rc = resolve_late(p, &late, err);
     if (rc < 0) late_merge(&p->late_acc, &late); /* still due, before anything else */
     store_late_free(&late);
     if (rc < 0) return -1;
@@ -1970,7 +1960,6 @@ static int fanout_finish(pipeline *p, int64_t *stop_deadline, perr *err)
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
-    int64_t stop_deadline = 0;
 start:
     p->n_outs = 0;
     buf_reset(&p->bytes);
@@ -2003,7 +1992,7 @@ decide:
             sleep_ms(backoff);
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         }
-        if (with_retry(p, step_prefetch, "prefetch", true, &stop_deadline, err) < 0) goto out;
+        if (with_retry(p, step_prefetch, "prefetch", true, err) < 0) goto out;
         if (overlapped(p) && !placed_early) {
             /* an active manager with reports still waiting (a crash cut its placements short,
              * or a race): placed before any event of the batch is decided, as they would have
@@ -2075,11 +2064,10 @@ decide:
         free(dlq_msgs);
         return 0;
     }
-    if (p->o->sf &&
-        with_retry(p, step_note_overflows, "note GAP_OVERFLOW", false, &stop_deadline, err) < 0)
+    if (p->o->sf && with_retry(p, step_note_overflows, "note GAP_OVERFLOW", false, err) < 0)
         goto out;
     if (p->o->exactly_once) {
-        if (eos_batch(p, &stop_deadline, err) < 0) goto out;
+        if (eos_batch(p, err) < 0) goto out;
         p->stats.batches++;
         p->stats.messages += p->n_msgs;
         rc = 0;
@@ -2095,7 +2083,7 @@ decide:
     }
     store_redis_reset(p->store); /* its reads now come from the sealed write */
     if (p->fan.set) {
-        int r = fanout_finish(p, &stop_deadline, err);
+        int r = fanout_finish(p, err);
         if (r == 2) goto decide;
         fan_clear(p);
         rc = r;
@@ -2265,8 +2253,7 @@ static int step_index_waiting(pipeline *p, perr *err)
  * a settings reload. */
 static int company_settings(pipeline *p, const char *step, perr *err)
 {
-    int64_t stop_deadline = 0;
-    if (with_retry(p, step_prefetch, step, true, &stop_deadline, err) < 0) return -1;
+    if (with_retry(p, step_prefetch, step, true, err) < 0) return -1;
     engine_start(p->eng, &p->hooks);
     int rc = 0;
     if (p->n_outs && p->o->dry_run) {
@@ -2275,7 +2262,7 @@ static int company_settings(pipeline *p, const char *step, perr *err)
         /* produced first (in a transaction of its own with --exactly-once: a transactional
          * producer produces only in one), then stored (R9.2) */
         rc = reimport_sync(p, err);
-        if (rc == 0) rc = with_retry(p, step_flush_state, step, false, &stop_deadline, err);
+        if (rc == 0) rc = with_retry(p, step_flush_state, step, false, err);
     }
     if (!p->o->dry_run) store_redis_reset(p->store);
     p->n_outs = 0;
@@ -2795,16 +2782,12 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         goto out;
     warm_up(p);
 
-    int64_t count_deadline = 0;
-    if (with_retry(p, step_count_provisioned, "count provisioned", true, &count_deadline, err) < 0)
-        goto out;
-    if (with_retry(p, step_index_waiting, "index waiting sets", true, &count_deadline, err) < 0)
-        goto out;
+    if (with_retry(p, step_count_provisioned, "count provisioned", true, err) < 0) goto out;
+    if (with_retry(p, step_index_waiting, "index waiting sets", true, err) < 0) goto out;
     /* R7.2 at start-up: the company switch, produced and stored before any event */
     if (company_settings(p, "start", err) < 0) goto out;
     bool pending = o->sf && !o->dry_run;
-    if (pending && with_retry(p, step_pending_overflows, "pending GAP_OVERFLOW", true,
-                              &count_deadline, err) < 0)
+    if (pending && with_retry(p, step_pending_overflows, "pending GAP_OVERFLOW", true, err) < 0)
         goto out;
 
     log_msg(LOG_INFO, "consuming", "topic", o->input_topic, "group", o->group, NULL);

@@ -711,11 +711,11 @@ static int get_reply(store_redis *s, redisContext **cp, void **r, const char *do
  * with Redis still running the commands after i (a pipeline's replies come in several reads). */
 typedef void (*reply_fn)(store_redis *s, size_t i, const redisReply *r, void *ctx);
 
+static void ahead_settle(store_redis *s);
+
 /* Sends what was formatted (then `more`, a sealed write's commands, when given) and reads the n
  * replies (each, when given, called with every one): one round trip. A broken connection is
  * dropped. */
-static void ahead_settle(store_redis *s);
-
 static int exchange_each(store_redis *s, size_t n, const buf *more, const char *doing,
                          reply_fn each, void *ctx, perr *err)
 {

@@ -557,27 +557,18 @@ static void sync_manager_change(ctx *c, user_state *u)
  * an automatic one meanwhile). No cycle check here: nothing is set now, and place_waiting checks.
  * `again` (a reactivation, a return to scope): as sync_manager_again does for a syncing user, the
  * manager it has in Gong already (deactivated: its links stay) is not waited for again; a change
- * of ManagerId waits for it like sync_manager_change does. */
+ * of ManagerId waits for it like sync_manager_change does.
+ * A user created while its manager was not in Gong has its placement at creation still to
+ * complete ("in either update mode"): a new manager not active in Gong is waited for as at
+ * creation, and set when it is created or reactivated. One already active in Gong (or the user
+ * itself) is a later change like any other, not reflected: no command, and no placement is left
+ * to complete, or a reactivation would reflect it after all. A cleared ManagerId ends it too. */
 static void wait_unreflected(engine *e, user_state *u, const char *mid, bool again)
 {
     bool has_it = u->gong_manager && mid && strcmp(u->gong_manager, mid) == 0;
     if (mid && strcmp(mid, u->id) != 0 && !(again && has_it) &&
         !active_in_gong(e->store->get(e->store->ctx, mid)))
-        start_waiting(e, u, mid, false);
-    else
-        stop_waiting(e, u);
-}
-
-/* R6.2/R6.3: a ManagerId change the assignment does not reflect, of a user created while its
- * manager was not in Gong. Its placement at creation is still to complete ("in either update
- * mode"): a new manager not active in Gong is waited for as at creation, and set when it is
- * created or reactivated. One already active in Gong (or the user itself) is a later change like
- * any other, not reflected (R6.2): no command, and no placement is left to complete, or a
- * reactivation would reflect it after all. A cleared ManagerId ends it too. */
-static void retarget_creation_wait(engine *e, user_state *u, const char *mid)
-{
-    if (mid && strcmp(mid, u->id) != 0 && !active_in_gong(e->store->get(e->store->ctx, mid)))
-        start_waiting(e, u, mid, true);
+        start_waiting(e, u, mid, u->created_waiting);
     else
         stop_waiting(e, u);
 }
@@ -923,8 +914,6 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
                 wait_unreflected(e, u, mid, true);
             else if (syncs && manager_changed)
                 sync_manager_change(c, u);
-            else if (manager_changed && u->created_waiting)
-                retarget_creation_wait(e, u, mid);
             else if (manager_changed)
                 wait_unreflected(e, u, mid, false);
             return;

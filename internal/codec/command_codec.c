@@ -326,10 +326,8 @@ static int rd_double(av_reader *r, double *d)
 static void put_num_json(buf *b, double d)
 {
     /* as command.c writes numbers */
-    if (isfinite(d) && fabs(d) < 1e15 && d == (double)(long long)d)
-        buf_printf(b, "%lld", (long long)d);
-    else if (isfinite(d))
-        buf_printf(b, "%.17g", d);
+    if (isfinite(d))
+        buf_put_double(b, d);
     else
         buf_puts(b, "null");
 }

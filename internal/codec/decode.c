@@ -215,13 +215,7 @@ typedef struct names {
 
 static void push_name(arena *mem, names *l, const char *s)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 8;
-        const char **nv = arena_alloc(mem, cap * sizeof *nv);
-        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
-        l->v = nv;
-        l->cap = cap;
-    }
+    if (l->n == l->cap) l->v = arena_grow(mem, l->v, l->n, &l->cap, sizeof *l->v, 8);
     l->v[l->n++] = s;
 }
 
@@ -232,13 +226,7 @@ typedef struct fields {
 
 static void push_field(arena *mem, fields *l, const char *name, value_t val)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        event_field *nv = arena_alloc(mem, cap * sizeof *nv);
-        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
-        l->v = nv;
-        l->cap = cap;
-    }
+    if (l->n == l->cap) l->v = arena_grow(mem, l->v, l->n, &l->cap, sizeof *l->v, 16);
     l->v[l->n].name = name;
     l->v[l->n].val = val;
     l->n++;

@@ -223,13 +223,7 @@ typedef struct names {
 
 static void push(arena *mem, names *l, const char *s)
 {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        const char **nv = arena_alloc(mem, cap * sizeof *nv);
-        if (l->n) memcpy(nv, l->v, l->n * sizeof *nv);
-        l->v = nv;
-        l->cap = cap;
-    }
+    if (l->n == l->cap) l->v = arena_grow(mem, l->v, l->n, &l->cap, sizeof *l->v, 16);
     l->v[l->n++] = s;
 }
 

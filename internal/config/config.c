@@ -932,26 +932,15 @@ int config_load_string(const char *yaml, size_t len, const char *name, config **
 int config_load_file(const char *path, config **out, perr *err)
 {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) return perr_set(err, "%s: cannot open the settings file: %s", path, strerror(errno));
     buf b;
     buf_init(&b);
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
-        if (b.len + n > (size_t)CONFIG_MAX_FILE_BYTES) {
-            fclose(f);
-            buf_free(&b);
+    if (buf_read_file(&b, path, (size_t)CONFIG_MAX_FILE_BYTES) < 0) {
+        int e = errno;
+        buf_free(&b);
+        if (e == EFBIG)
             return perr_set(err, "%s: the settings file is larger than %ld MiB", path,
                             CONFIG_MAX_FILE_BYTES >> 20);
-        }
-        buf_append(&b, chunk, n);
-    }
-    int read_errno = ferror(f) ? errno : 0;
-    fclose(f);
-    if (read_errno) {
-        buf_free(&b);
-        return perr_set(err, "%s: cannot read the settings file: %s", path, strerror(read_errno));
+        return perr_set(err, "%s: cannot read the settings file: %s", path, strerror(e));
     }
     int rc = config_load_string(b.data ? b.data : "", b.len, path, out, err);
     buf_free(&b);

@@ -162,13 +162,7 @@ const char *event_layout_compound_of(const event_layout *l, const char *part)
 
 static void push_name(arena *mem, const char ***names, size_t *n, size_t *cap, const char *s)
 {
-    if (*n == *cap) {
-        size_t ncap = *cap ? *cap * 2 : 8;
-        const char **nn = arena_alloc(mem, ncap * sizeof *nn);
-        if (*n) memcpy(nn, *names, *n * sizeof *nn);
-        *names = nn;
-        *cap = ncap;
-    }
+    if (*n == *cap) *names = arena_grow(mem, *names, *n, cap, sizeof **names, 8);
     (*names)[(*n)++] = s;
 }
 
@@ -227,6 +221,11 @@ int event_expand_field_entry(const event_layout *l, const char *entry, arena *me
             return perr_set(err, "bitmap '%s' names field %zu; the schema has %zu fields", entry,
                             top, l->n);
         const layout_field *f = &l->fields[top];
+        if (!f->n_parts)
+            return perr_set(err,
+                            "bitmap '%s' names parts of field %zu, %s, which is not a compound "
+                            "field",
+                            entry, top, f->name);
         if (bitmap_positions(dash + 1, pos, &npos, 1024, err) < 0) return -1;
         for (size_t i = 0; i < npos; i++) {
             if (pos[i] >= f->n_parts)

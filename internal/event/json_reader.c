@@ -447,57 +447,17 @@ static int enter(parser *ps)
     return 0;
 }
 
-static int parse_object(parser *ps, jr_value *out)
+/* An object's members or an array's elements, in order: one loop, the keys aside. */
+static int parse_list(parser *ps, jr_value *out, bool object)
 {
+    char close = object ? '}' : ']';
     if (enter(ps) < 0) return -1;
-    out->type = JR_OBJECT;
+    out->type = object ? JR_OBJECT : JR_ARRAY;
     out->u.list.first = NULL;
     out->u.list.n = 0;
     jr_node **tail = &out->u.list.first;
     skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == '}') {
-        ps->p++;
-        ps->depth--;
-        return 0;
-    }
-    for (;;) {
-        skip_ws(ps);
-        if (ps->p >= ps->end || *ps->p != '"') return unexpected(ps, "a string key");
-        jr_node *nd = arena_alloc(ps->mem, sizeof *nd);
-        nd->next = NULL;
-        if (parse_string(ps, &nd->key, &nd->key_len) < 0) return -1;
-        skip_ws(ps);
-        if (ps->p >= ps->end || *ps->p != ':') return unexpected(ps, "':'");
-        ps->p++;
-        if (parse_value(ps, &nd->val) < 0) return -1;
-        *tail = nd;
-        tail = &nd->next;
-        out->u.list.n++;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            continue;
-        }
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            break;
-        }
-        return unexpected(ps, "',' or '}'");
-    }
-    dedupe(ps, out);
-    ps->depth--;
-    return 0;
-}
-
-static int parse_array(parser *ps, jr_value *out)
-{
-    if (enter(ps) < 0) return -1;
-    out->type = JR_ARRAY;
-    out->u.list.first = NULL;
-    out->u.list.n = 0;
-    jr_node **tail = &out->u.list.first;
-    skip_ws(ps);
-    if (ps->p < ps->end && *ps->p == ']') {
+    if (ps->p < ps->end && *ps->p == close) {
         ps->p++;
         ps->depth--;
         return 0;
@@ -507,6 +467,14 @@ static int parse_array(parser *ps, jr_value *out)
         nd->next = NULL;
         nd->key = NULL;
         nd->key_len = 0;
+        if (object) {
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != '"') return unexpected(ps, "a string key");
+            if (parse_string(ps, &nd->key, &nd->key_len) < 0) return -1;
+            skip_ws(ps);
+            if (ps->p >= ps->end || *ps->p != ':') return unexpected(ps, "':'");
+            ps->p++;
+        }
         if (parse_value(ps, &nd->val) < 0) return -1;
         *tail = nd;
         tail = &nd->next;
@@ -516,12 +484,13 @@ static int parse_array(parser *ps, jr_value *out)
             ps->p++;
             continue;
         }
-        if (ps->p < ps->end && *ps->p == ']') {
+        if (ps->p < ps->end && *ps->p == close) {
             ps->p++;
             break;
         }
-        return unexpected(ps, "',' or ']'");
+        return unexpected(ps, object ? "',' or '}'" : "',' or ']'");
     }
+    if (object) dedupe(ps, out);
     ps->depth--;
     return 0;
 }
@@ -531,8 +500,8 @@ static int parse_value(parser *ps, jr_value *out)
     skip_ws(ps);
     if (ps->p >= ps->end) return unexpected(ps, "a value");
     switch (*ps->p) {
-    case '{': return parse_object(ps, out);
-    case '[': return parse_array(ps, out);
+    case '{': return parse_list(ps, out, true);
+    case '[': return parse_list(ps, out, false);
     case '"': out->type = JR_STRING; return parse_string(ps, &out->u.str.s, &out->u.str.len);
     case 't':
     case 'f':

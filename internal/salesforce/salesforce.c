@@ -855,13 +855,7 @@ typedef struct flat {
 
 static void flat_push(flat *f, arena *mem, const char *name, value_t v)
 {
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 32;
-        event_field *n = arena_alloc(mem, cap * sizeof *n);
-        if (f->n) memcpy(n, f->items, f->n * sizeof *n);
-        f->items = n;
-        f->cap = cap;
-    }
+    if (f->n == f->cap) f->items = arena_grow(mem, f->items, f->n, &f->cap, sizeof *f->items, 32);
     f->items[f->n].name = name;
     f->items[f->n].val = v;
     f->n++;
@@ -942,13 +936,9 @@ static void flatten(json_t *obj, const char *prefix, int depth, flat *f, arena *
         } else if (json_is_object(v) && !json_object_get(v, "records")) {
             /* a compound field (Address in REST): parts under their SOQL names, City for "city",
              * as events carry them (R1.3). A part also selected on its own is kept once. */
-            if (f->nc == f->capc) {
-                size_t cap = f->capc ? f->capc * 2 : 4;
-                const char **n = arena_alloc(mem, cap * sizeof *n);
-                if (f->nc) memcpy(n, f->compounds, f->nc * sizeof *n);
-                f->compounds = n;
-                f->capc = cap;
-            }
+            if (f->nc == f->capc)
+                f->compounds =
+                    arena_grow(mem, f->compounds, f->nc, &f->capc, sizeof *f->compounds, 4);
             f->compounds[f->nc++] = join(mem, prefix, key);
             const char *pk;
             json_t *pv;

@@ -765,23 +765,13 @@ static int soql_parse_list(soql_parser *p, soql_node *n, const char *kw)
             if (soql_decode(p, false, &s, &len) < 0) return -1;
             /* Terms are trimmed and empty ones dropped, as Salesforce stores picklist values. */
             char *terms = arena_alloc(&p->f->mem, len + 1);
-            size_t w = 0, i = 0;
-            while (i <= len) {
-                size_t b = i;
-                while (i < len && s[i] != ';')
-                    i++;
-                size_t e = i;
-                while (b < e && (s[b] == ' ' || s[b] == '\t'))
-                    b++;
-                while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
-                    e--;
-                if (e > b) {
-                    if (w) terms[w++] = ';';
-                    memcpy(terms + w, s + b, e - b);
-                    w += e - b;
-                    l.nterms++;
-                }
-                i++;
+            size_t w = 0, at = 0, b, e;
+            while (soql_next_term(s, len, &at, &b, &e)) {
+                if (e == b) continue;
+                if (w) terms[w++] = ';';
+                memcpy(terms + w, s + b, e - b);
+                w += e - b;
+                l.nterms++;
             }
             terms[w] = '\0';
             if (l.nterms == 0) {

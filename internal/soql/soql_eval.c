@@ -301,19 +301,9 @@ static bool soql_like(const value_t *v, const soql_lit *l)
 
 static bool soql_has_term(const char *s, size_t n, const char *t, size_t tn)
 {
-    size_t i = 0;
-    while (i <= n) {
-        size_t b = i;
-        while (i < n && s[i] != ';')
-            i++;
-        size_t e = i;
-        while (b < e && (s[b] == ' ' || s[b] == '\t'))
-            b++;
-        while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t'))
-            e--;
+    size_t at = 0, b, e;
+    while (soql_next_term(s, n, &at, &b, &e))
         if (soql_ieq(s + b, e - b, t, tn)) return true;
-        i++;
-    }
     return false;
 }
 

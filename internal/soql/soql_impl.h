@@ -293,4 +293,25 @@ static inline bool soql_parse_num(const char *s, size_t n, double *out)
     return true;
 }
 
+/* The next term of a multi-select picklist value s[0..n) from *at: its bounds [*b, *e) without
+ * the blanks around it (empty for ";;"). False once every term was given. The compiler splits a
+ * literal and the evaluator a field's value with it, so both agree on what a term is. */
+static inline bool soql_next_term(const char *s, size_t n, size_t *at, size_t *b, size_t *e)
+{
+    size_t i = *at;
+    if (i > n) return false;
+    size_t tb = i;
+    while (i < n && s[i] != ';')
+        i++;
+    size_t te = i;
+    while (tb < te && (s[tb] == ' ' || s[tb] == '\t'))
+        tb++;
+    while (te > tb && (s[te - 1] == ' ' || s[te - 1] == '\t'))
+        te--;
+    *b = tb;
+    *e = te;
+    *at = i + 1;
+    return true;
+}
+
 #endif

@@ -1,6 +1,8 @@
 #include "util.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,15 @@ char *arena_strndup(arena *a, const char *s, size_t n)
 
 char *arena_strdup(arena *a, const char *s) { return arena_strndup(a, s, strlen(s)); }
 
+void *arena_grow(arena *a, const void *v, size_t n, size_t *cap, size_t elem, size_t first)
+{
+    size_t c = *cap ? *cap * 2 : first;
+    void *nv = arena_alloc(a, c * elem);
+    if (n) memcpy(nv, v, n * elem);
+    *cap = c;
+    return nv;
+}
+
 void arena_reset(arena *a)
 {
     while (a->head) {
@@ -189,6 +200,34 @@ void buf_grow(buf *b, size_t need)
     b->cap = cap;
 }
 
+int buf_read_file(buf *b, const char *path, size_t max)
+{
+    bool std = path == NULL;
+    FILE *f = std ? stdin : fopen(path, "rb");
+    if (!f) return -1;
+    size_t start = b->len;
+    char chunk[65536];
+    size_t n;
+    int rc = 0;
+    errno = 0;
+    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+        if (b->len - start + n > max) {
+            errno = EFBIG;
+            rc = -1;
+            break;
+        }
+        buf_append(b, chunk, n);
+    }
+    if (rc == 0 && ferror(f)) {
+        if (!errno) errno = EIO;
+        rc = -1;
+    }
+    int saved = errno;
+    if (!std) fclose(f);
+    errno = saved;
+    return rc;
+}
+
 void buf_printf(buf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -240,6 +279,20 @@ void buf_put_i64(buf *b, int64_t v)
 {
     char t[FMT_I64_MAX];
     buf_append(b, t, fmt_i64(t, v));
+}
+
+void buf_put_double(buf *b, double d)
+{
+    if (fabs(d) < 1e15 && d == (double)(long long)d) { /* the range test first: the cast */
+        buf_put_i64(b, (long long)d);
+        return;
+    }
+    char tmp[32];
+    for (int prec = 15;; prec++) { /* 17 digits always read back */
+        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
+        if (prec == 17 || strtod(tmp, NULL) == d) break;
+    }
+    buf_puts(b, tmp);
 }
 
 /* Eight bytes that go out as they are: printable ASCII other than '"' and '\\' (the lead bytes

@@ -31,6 +31,10 @@ void arena_init(arena *a, size_t block_size);
 void *arena_alloc(arena *a, size_t n);
 char *arena_strndup(arena *a, const char *s, size_t n);
 char *arena_strdup(arena *a, const char *s);
+/* An arena-backed array of n elements of size elem, full at *cap: a new block of twice the
+ * capacity (first at first) with the n elements copied. The old block stays in the arena until
+ * reset. */
+void *arena_grow(arena *a, const void *v, size_t n, size_t *cap, size_t elem, size_t first);
 void arena_reset(arena *a);
 /* Frees the blocks kept across resets beyond keep bytes: one unusually large unit of work (a
  * batch that resolves thousands of links) does not hold its memory for the life of the process. */
@@ -81,8 +85,14 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define FMT_I64_MAX 20
 size_t fmt_i64(char out[FMT_I64_MAX], int64_t v);
 void buf_put_i64(buf *b, int64_t v);
+/* A finite number as JSON writes it, the shortest text that reads back as the same double
+ * ("0.1", not "0.10000000000000001"); integers below 1e15 without a fraction or exponent. */
+void buf_put_double(buf *b, double d);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_json_str(buf *b, const char *s, size_t n);
+/* Appends the whole file at path (NULL: stdin) to b. -1 with errno set when it cannot be opened
+ * or read, or (EFBIG) when it holds more than max bytes; b then holds what was read. */
+int buf_read_file(buf *b, const char *path, size_t max);
 
 /* ---- hashing: stable across runs and machines (byte-wise FNV-1a), used for command ids. */
 uint64_t hash64(const void *p, size_t n, uint64_t seed);

@@ -39,13 +39,10 @@ void value_to_json(const value_t *v, buf *b)
     case VAL_NULL: buf_puts(b, "null"); break;
     case VAL_BOOL: buf_puts(b, v->b ? "true" : "false"); break;
     case VAL_NUM:
-        /* the range test first: casting a double beyond long long is undefined */
         if (!isfinite(v->num))
             buf_puts(b, "null");
-        else if (fabs(v->num) < 1e15 && v->num == (double)(long long)v->num)
-            buf_printf(b, "%lld", (long long)v->num);
         else
-            buf_printf(b, "%.17g", v->num);
+            buf_put_double(b, v->num);
         break;
     case VAL_STR: buf_json_str(b, v->s, v->len); break;
     }

@@ -740,7 +740,7 @@ Test(config_file, missing_file_and_directory, .init = make_tmpdir, .fini = remov
     perr e = {{0}};
     cr_assert_eq(config_load_file(path, &c, &e), -1);
     char want[256];
-    snprintf(want, sizeof want, "%s: cannot open the settings file: No such file or directory",
+    snprintf(want, sizeof want, "%s: cannot read the settings file: No such file or directory",
              path);
     cr_assert_str_eq(e.msg, want);
     cr_assert_eq(config_load_file(tmpdir, &c, &e), -1);
@@ -885,7 +885,7 @@ Test(check_config_cli, missing_file_and_no_file_exit_2, .init = binary_init, .fi
     run_result r;
     run_binary(&r, (const char *const[]){"check-config", "/nonexistent/settings.yaml", NULL});
     cr_assert_eq(r.code, 2);
-    cr_assert_str_eq(r.err, "provisioner: /nonexistent/settings.yaml: cannot open the settings "
+    cr_assert_str_eq(r.err, "provisioner: /nonexistent/settings.yaml: cannot read the settings "
                             "file: No such file or directory\n");
     run_binary(&r, (const char *const[]){"check-config", NULL});
     cr_assert_eq(r.code, 2);

@@ -1,10 +1,13 @@
 /* util: the string map (copied and borrowed keys, deletion), the arena, the buffer and fmt_i64,
- * which the hot path uses in place of printf. */
+ * which the hot path uses in place of printf, and reading a whole file. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/util.h"
 
@@ -183,4 +186,86 @@ Test(util, json_strings_escape_at_every_position)
                      special[k][1], (int)(19 - at), "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
             json_str_is(in, want);
         }
+}
+
+Test(util, read_file_appends_the_whole_file_or_says_why_not)
+{
+    char path[] = "/tmp/pv-util-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    char data[200000]; /* past several 64 KiB reads */
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)('a' + i % 26);
+    cr_assert_eq(write(fd, data, sizeof data), (ssize_t)sizeof data);
+    close(fd);
+
+    buf b;
+    buf_init(&b);
+    buf_puts(&b, "head:");
+    cr_assert_eq(buf_read_file(&b, path, sizeof data), 0);
+    cr_assert_eq(b.len, 5 + sizeof data);
+    cr_assert(memcmp(b.data, "head:", 5) == 0 && memcmp(b.data + 5, data, sizeof data) == 0);
+    cr_assert_eq(b.data[b.len], '\0');
+
+    buf_reset(&b);
+    errno = 0;
+    cr_assert_eq(buf_read_file(&b, path, sizeof data - 1), -1);
+    cr_assert_eq(errno, EFBIG);
+
+    unlink(path);
+    buf_reset(&b);
+    cr_assert_eq(buf_read_file(&b, path, SIZE_MAX), -1);
+    cr_assert_eq(errno, ENOENT);
+    cr_assert_eq(buf_read_file(&b, "/tmp", SIZE_MAX), -1);
+    cr_assert_eq(errno, EISDIR);
+    buf_free(&b);
+}
+
+Test(util, arena_grow_keeps_the_elements_and_doubles)
+{
+    arena a;
+    arena_init(&a, 256);
+    int64_t *v = NULL;
+    size_t n = 0, cap = 0;
+    for (int64_t i = 0; i < 1000; i++) {
+        if (n == cap) {
+            size_t before = cap;
+            v = arena_grow(&a, v, n, &cap, sizeof *v, 4);
+            cr_assert_eq(cap, before ? before * 2 : 4);
+        }
+        v[n++] = i * 7;
+    }
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(v[i], (int64_t)i * 7, "element %zu", i);
+    arena_free(&a);
+}
+
+Test(util, doubles_are_written_shortest_and_read_back_the_same)
+{
+    const struct {
+        double d;
+        const char *want;
+    } cases[] = {{0.1, "0.1"},
+                 {-2.5, "-2.5"},
+                 {100, "100"},
+                 {-0.0, "0"},
+                 {1e15, "1e+15"},
+                 {123456.789, "123456.789"},
+                 {1.0 / 3, "0.3333333333333333"},
+                 {5e-324, "4.94065645841247e-324"}};
+    buf b;
+    buf_init(&b);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        buf_reset(&b);
+        buf_put_double(&b, cases[i].d);
+        cr_expect_str_eq(b.data, cases[i].want);
+        cr_expect_eq(strtod(b.data, NULL), cases[i].d, "%s does not read back", b.data);
+    }
+    for (int i = 0; i < 100000; i++) { /* every width of shortest form reads back */
+        double d = (double)rand() / RAND_MAX * pow(10, rand() % 40 - 20);
+        buf_reset(&b);
+        buf_put_double(&b, d);
+        cr_assert_eq(strtod(b.data, NULL), d, "%s for %.17g", b.data, d);
+    }
+    buf_free(&b);
 }

@@ -230,7 +230,7 @@ int cmd_consume_commands(int argc, char **argv)
                 last = consume_now();
             }
             if (!m) {
-                fflush(stdout); /* idle: let a reader of the pipe see what there is */
+                cmd_flush_stdout(); /* idle: let a reader of the pipe see what there is */
                 if (consume_now() - last >= timeout + grace) break;
                 continue;
             }
@@ -260,7 +260,7 @@ int cmd_consume_commands(int argc, char **argv)
             rd_kafka_message_destroy(m);
         }
         buf_free(&out);
-        fflush(stdout);
+        cmd_flush_stdout();
         fprintf(stderr, "consumed %ld messages from %s%s\n", seen, topic,
                 count && seen < count ? " (fewer than --count: timed out)" : "");
     }

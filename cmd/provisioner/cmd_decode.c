@@ -7,20 +7,6 @@
 #include "codec/codec.h"
 #include "commands.h"
 
-static int slurp(const char *path, buf *b)
-{
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    if (!f) return -1;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(b, chunk, n);
-    int bad = ferror(f);
-    if (f != stdin) fclose(f);
-    if (bad) errno = EIO;
-    return bad ? -1 : 0;
-}
-
 int cmd_decode(int argc, char **argv)
 {
     cli_args a;
@@ -46,7 +32,7 @@ int cmd_decode(int argc, char **argv)
     buf_init(&line);
     codec_decoder *dec = NULL;
     code = EXIT_USAGE;
-    if (schema && slurp(schema, &avsc) < 0) {
+    if (schema && buf_read_file(&avsc, schema, SIZE_MAX) < 0) {
         fprintf(stderr, "provisioner: decode: %s: %s\n", schema, strerror(errno));
         goto out;
     }
@@ -65,7 +51,7 @@ int cmd_decode(int argc, char **argv)
     for (size_t i = 0; i < a.n_positional; i++) {
         const char *path = a.positional[i];
         buf_reset(&value);
-        if (slurp(path, &value) < 0) {
+        if (buf_read_file(&value, strcmp(path, "-") == 0 ? NULL : path, SIZE_MAX) < 0) {
             fprintf(stderr, "provisioner: decode: %s: %s\n", path, strerror(errno));
             code = EXIT_USAGE;
             continue;
@@ -87,7 +73,7 @@ int cmd_decode(int argc, char **argv)
         fwrite(line.data, 1, line.len, stdout);
     }
     arena_free(&mem);
-    fflush(stdout);
+    cmd_flush_stdout();
 out:
     codec_decoder_free(dec);
     buf_free(&avsc);

@@ -68,7 +68,7 @@ static void dev_broker_control_line(kafka_mock *m, char *line)
         printf("ok\n");
         fprintf(stderr, "dev-broker: control: %s\n", s);
     }
-    fflush(stdout);
+    cmd_flush_stdout();
 }
 
 /* Serves until a signal; with control, reads stdin meanwhile (poll, so a signal is seen within
@@ -112,7 +112,7 @@ static void dev_broker_serve(kafka_mock *m, bool control)
         memmove(pending, start, have);
         if (have == sizeof pending - 1) { /* a line longer than the buffer: refuse it whole */
             printf("error line too long\n");
-            fflush(stdout);
+            cmd_flush_stdout();
             have = 0;
         }
     }
@@ -251,7 +251,7 @@ int cmd_dev_broker(int argc, char **argv)
         code = EXIT_RUNTIME;
     } else {
         printf("%s\n", kafka_mock_bootstrap(m));
-        fflush(stdout);
+        cmd_flush_stdout();
         fprintf(stderr,
                 "dev-broker: serving on %s (%d broker%s): %zu topics with %d partitions unless "
                 "named NAME:N (",

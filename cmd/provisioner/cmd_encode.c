@@ -8,21 +8,7 @@
 
 #include "codec/codec.h"
 #include "commands.h"
-
-/* The whole file into b; -1 with errno. */
-static int slurp(const char *path, buf *b)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    char chunk[65536];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(b, chunk, n);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) errno = EIO;
-    return bad ? -1 : 0;
-}
+#include "jsonl.h"
 
 static int make_dir(const char *path)
 {
@@ -35,13 +21,6 @@ static int make_dir(const char *path)
         *p = '/';
     }
     return mkdir(tmp, 0777) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-static bool blank(const char *s)
-{
-    for (; *s; s++)
-        if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n') return false;
-    return true;
 }
 
 int cmd_encode(int argc, char **argv)
@@ -62,9 +41,8 @@ int cmd_encode(int argc, char **argv)
     buf_init(&avsc);
     buf_init(&value);
     codec_event_encoder *enc = NULL;
-    FILE *in = NULL;
-    char *line = NULL;
-    size_t cap = 0, n_events = 0, lineno = 0;
+    jsonl_reader in = {0};
+    size_t n_events = 0;
     code = EXIT_USAGE;
     if (a.n_positional) {
         fprintf(stderr, "provisioner: encode: unexpected argument '%s'\n", a.positional[0]);
@@ -74,7 +52,7 @@ int cmd_encode(int argc, char **argv)
         fprintf(stderr, "provisioner: encode: --out DIR is required\n");
         goto out;
     }
-    if (schema && slurp(schema, &avsc) < 0) {
+    if (schema && buf_read_file(&avsc, schema, SIZE_MAX) < 0) {
         fprintf(stderr, "provisioner: encode: %s: %s\n", schema, strerror(errno));
         goto out;
     }
@@ -89,9 +67,7 @@ int cmd_encode(int argc, char **argv)
                 cerr.msg);
         goto out;
     }
-    const char *name = events && strcmp(events, "-") != 0 ? events : "stdin";
-    in = events && strcmp(events, "-") != 0 ? fopen(events, "r") : stdin;
-    if (!in) {
+    if (jsonl_open(&in, events) < 0) {
         fprintf(stderr, "provisioner: encode: %s: %s\n", events, strerror(errno));
         goto out;
     }
@@ -102,22 +78,18 @@ int cmd_encode(int argc, char **argv)
     }
     arena mem;
     arena_init(&mem, 0);
-    ssize_t len;
     code = EXIT_OK;
-    while ((len = getline(&line, &cap, in)) >= 0) {
-        lineno++;
-        if (blank(line)) continue;
+    while (jsonl_next(&in)) {
         arena_reset(&mem);
         event ev;
         perr pe;
-        if (event_from_json(line, (size_t)len, codec_event_encoder_layout(enc), &mem, &ev, &pe) <
-            0) {
-            fprintf(stderr, "provisioner: encode: %s:%zu: %s\n", name, lineno, pe.msg);
+        if (event_from_json(in.line, in.len, codec_event_encoder_layout(enc), &mem, &ev, &pe) < 0) {
+            fprintf(stderr, "provisioner: encode: %s:%lu: %s\n", in.name, in.lineno, pe.msg);
             code = EXIT_USAGE;
             break;
         }
         if (codec_encode_event(enc, &ev, &value, &cerr) < 0) {
-            fprintf(stderr, "provisioner: encode: %s:%zu: %s\n", name, lineno, cerr.msg);
+            fprintf(stderr, "provisioner: encode: %s:%lu: %s\n", in.name, in.lineno, cerr.msg);
             code = EXIT_USAGE;
             break;
         }
@@ -133,11 +105,14 @@ int cmd_encode(int argc, char **argv)
         }
     }
     arena_free(&mem);
+    if (code == EXIT_OK && ferror(in.f)) {
+        fprintf(stderr, "provisioner: encode: %s: %s\n", in.name, strerror(errno));
+        code = EXIT_USAGE;
+    }
     if (code == EXIT_OK)
         fprintf(stderr, "encode: %zu event%s -> %s/\n", n_events, n_events == 1 ? "" : "s", dir);
 out:
-    if (in && in != stdin) fclose(in);
-    free(line);
+    jsonl_close(&in);
     codec_event_encoder_free(enc);
     buf_free(&avsc);
     buf_free(&value);

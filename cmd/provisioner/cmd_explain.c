@@ -21,15 +21,21 @@ int cmd_explain(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
+    jsonl_reader in;
+    if (offline_open_events(&in, cli_str(&a, "events")) < 0) {
+        cli_free(&a);
+        return EXIT_USAGE;
+    }
     offline o;
     if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"), false,
                      NULL, NULL) < 0) {
+        jsonl_close(&in);
         cli_free(&a);
         return EXIT_USAGE;
     }
     o.quiet_warnings = true;
     engine_start(o.eng, &o.hooks);
-    int rc = offline_feed(&o, cli_str(&a, "events"));
+    int rc = offline_feed(&o, &in);
     if (rc < 0 || o.bad_lines) {
         /* an explanation from part of the events would read as the whole truth */
         if (o.bad_lines)

@@ -11,6 +11,7 @@
 
 #include "codec/codec.h"
 #include "commands.h"
+#include "jsonl.h"
 #include "kafka/kafka.h"
 
 typedef struct produce_msg {
@@ -29,27 +30,6 @@ typedef struct produce_report {
     char first_error[256];
 } produce_report;
 
-static int produce_read_file(const char *path, char **out, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return -1;
-    buf b;
-    buf_init(&b);
-    char chunk[8192];
-    size_t got;
-    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, got);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        buf_free(&b);
-        return -1;
-    }
-    *out = b.data;
-    *len = b.len;
-    return 0;
-}
-
 /* A change event of another entity (Account, Lead, ...) has fields the User schema cannot carry.
  * The service skips such events whatever their payload (R1.1), but they belong in the stream,
  * as in simulate's input: send the header alone rather than refuse the file. A User event that
@@ -67,47 +47,35 @@ static int produce_header_only(codec_event_encoder *enc, const event *ev, buf *v
     codec_error again;
     if (codec_encode_event(enc, &hdr, val, &again) < 0) return -1;
     fprintf(stderr,
-            "%s:%lu: note: %s event sent with its header only (%s); the service skips "
+            "provisioner: %s:%lu: note: %s event sent with its header only (%s); the service skips "
             "non-User events\n",
             name, lineno, ev->entity, cerr->msg);
     return 0;
 }
 
-/* Reads and encodes every event of f into batch. Returns EXIT_OK or EXIT_USAGE (message printed
- * as FILE:LINE: problem). */
-static int produce_encode_all(FILE *f, const char *name, codec_event_encoder *enc,
-                              produce_batch *batch)
+/* Reads and encodes every event of the input into batch. Returns EXIT_OK or EXIT_USAGE
+ * (message printed as FILE:LINE: problem). */
+static int produce_encode_all(jsonl_reader *in, codec_event_encoder *enc, produce_batch *batch)
 {
     const event_layout *layout = codec_event_encoder_layout(enc);
     arena mem;
     arena_init(&mem, 64 * 1024);
     buf val;
     buf_init(&val);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    unsigned long lineno = 0;
     int code = EXIT_OK;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        size_t i = 0;
-        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == (size_t)len) continue; /* blank lines separate nothing; skip them */
+    while (jsonl_next(in)) {
         event ev;
         perr err;
         codec_error cerr;
         arena_reset(&mem);
-        if (event_from_json(line, (size_t)len, layout, &mem, &ev, &err) < 0) {
-            fprintf(stderr, "%s:%lu: %s\n", name, lineno, err.msg);
+        if (event_from_json(in->line, in->len, layout, &mem, &ev, &err) < 0) {
+            fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, err.msg);
             code = EXIT_USAGE;
             break;
         }
         if (codec_encode_event(enc, &ev, &val, &cerr) < 0 &&
-            produce_header_only(enc, &ev, &val, name, lineno, &cerr) < 0) {
-            fprintf(stderr, "%s:%lu: %s\n", name, lineno, cerr.msg);
+            produce_header_only(enc, &ev, &val, in->name, in->lineno, &cerr) < 0) {
+            fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, cerr.msg);
             code = EXIT_USAGE;
             break;
         }
@@ -123,11 +91,6 @@ static int produce_encode_all(FILE *f, const char *name, codec_event_encoder *en
         m->val_len = val.len;
         buf_append(&batch->data, val.data, val.len);
     }
-    if (code == EXIT_OK && ferror(f)) {
-        fprintf(stderr, "provisioner: %s: %s\n", name, strerror(errno));
-        code = EXIT_USAGE;
-    }
-    free(line);
     buf_free(&val);
     arena_free(&mem);
     return code;
@@ -246,14 +209,17 @@ int cmd_produce_events(int argc, char **argv)
     }
 
     codec_event_encoder_config ecfg = {0};
-    char *avsc = NULL;
+    buf avsc;
+    buf_init(&avsc);
     if (schema) {
-        if (produce_read_file(schema, &avsc, &ecfg.writer_avsc_len) < 0) {
+        if (buf_read_file(&avsc, schema, SIZE_MAX) < 0) {
             fprintf(stderr, "provisioner: %s: %s\n", schema, strerror(errno));
+            buf_free(&avsc);
             cli_free(&args);
             return EXIT_USAGE;
         }
-        ecfg.writer_avsc = avsc;
+        ecfg.writer_avsc = avsc.data;
+        ecfg.writer_avsc_len = avsc.len;
     }
     if (cli_given(&args, "schema-id")) {
         ecfg.framed = true;
@@ -263,25 +229,24 @@ int cmd_produce_events(int argc, char **argv)
     codec_error cerr;
     if (codec_event_encoder_new(&ecfg, &enc, &cerr) < 0) {
         fprintf(stderr, "provisioner: %s: %s\n", schema ? schema : "bundled schema", cerr.msg);
-        free(avsc);
+        buf_free(&avsc);
         cli_free(&args);
         return EXIT_USAGE;
     }
 
-    FILE *f = stdin;
-    const char *name = "stdin";
-    if (events && strcmp(events, "-") != 0) {
-        name = events;
-        f = fopen(events, "r");
-    }
+    jsonl_reader in;
     produce_batch batch = {0};
     buf_init(&batch.data);
-    if (!f) {
+    if (jsonl_open(&in, events) < 0) {
         fprintf(stderr, "provisioner: %s: %s\n", events, strerror(errno));
         code = EXIT_USAGE;
     } else {
-        code = produce_encode_all(f, name, enc, &batch);
-        if (f != stdin) fclose(f);
+        code = produce_encode_all(&in, enc, &batch);
+        const char *name = in.name;
+        if (jsonl_close(&in) < 0 && code == EXIT_OK) {
+            fprintf(stderr, "provisioner: %s: %s\n", name, strerror(errno));
+            code = EXIT_USAGE;
+        }
     }
     if (code == EXIT_OK)
         code = produce_send_all(&args, brokers, topic,
@@ -290,7 +255,7 @@ int cmd_produce_events(int argc, char **argv)
     buf_free(&batch.data);
     free(batch.msgs);
     codec_event_encoder_free(enc);
-    free(avsc);
+    buf_free(&avsc);
     cli_free(&args);
     return code;
 }

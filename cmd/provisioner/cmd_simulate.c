@@ -36,18 +36,24 @@ int cmd_simulate(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
+    jsonl_reader in;
+    if (offline_open_events(&in, cli_str(&a, "events")) < 0) {
+        cli_free(&a);
+        return EXIT_USAGE;
+    }
     out_ctx out = {.f = stdout};
     buf_init(&out.line);
     offline o;
     if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"),
                      !cli_bool(&a, "no-why"), print_command, &out) < 0) {
+        jsonl_close(&in);
         cli_free(&a);
         buf_free(&out.line);
         return EXIT_USAGE;
     }
     engine_start(o.eng, &o.hooks);
-    int rc = offline_feed(&o, cli_str(&a, "events"));
-    fflush(stdout);
+    int rc = offline_feed(&o, &in);
+    cmd_flush_stdout();
     offline_summary(&o, stderr);
     code = rc < 0 || o.bad_lines ? EXIT_USAGE : EXIT_OK;
     offline_close(&o);

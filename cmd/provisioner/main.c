@@ -1,4 +1,5 @@
 /* provisioner: keeps Gong team members in step with Salesforce, event by event. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +49,25 @@ static void usage(FILE *f)
         fprintf(f, "  %-15s %s\n", subcommands[i].name, subcommands[i].summary);
 }
 
+static int stdout_errno; /* of the first failed flush: a later one finds nothing to write */
+
+int cmd_flush_stdout(void)
+{
+    errno = 0;
+    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
+    if (!stdout_errno) stdout_errno = errno ? errno : EIO;
+    return -1;
+}
+
+/* Commands, explanations and decoded events on a full disk or a closed pipe are lost: that is a
+ * runtime failure, whatever the command concluded. */
+static int output_written(int code)
+{
+    if (cmd_flush_stdout() == 0) return code;
+    fprintf(stderr, "provisioner: cannot write the output: %s\n", strerror(stdout_errno));
+    return code == EXIT_OK ? EXIT_RUNTIME : code;
+}
+
 int main(int argc, char **argv)
 {
     log_init_from_env();
@@ -61,7 +81,8 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     for (size_t i = 0; i < sizeof subcommands / sizeof subcommands[0]; i++)
-        if (strcmp(argv[1], subcommands[i].name) == 0) return subcommands[i].fn(argc - 2, argv + 2);
+        if (strcmp(argv[1], subcommands[i].name) == 0)
+            return output_written(subcommands[i].fn(argc - 2, argv + 2));
     fprintf(stderr, "provisioner: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return EXIT_USAGE;

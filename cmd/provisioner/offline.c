@@ -74,44 +74,33 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
     return 0;
 }
 
-int offline_feed(offline *o, const char *path)
+int offline_open_events(jsonl_reader *in, const char *events_path)
 {
-    FILE *f = stdin;
-    const char *name = "stdin";
-    if (path && strcmp(path, "-") != 0) {
-        f = fopen(path, "r");
-        name = path;
-        if (!f) {
-            fprintf(stderr, "provisioner: %s: %s\n", path, strerror(errno));
-            return -1;
-        }
-    }
+    if (jsonl_open(in, events_path) == 0) return 0;
+    fprintf(stderr, "provisioner: %s: %s\n", events_path, strerror(errno));
+    return -1;
+}
+
+int offline_feed(offline *o, jsonl_reader *in)
+{
     arena mem;
     arena_init(&mem, 64 * 1024);
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    unsigned long lineno = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-            line[--len] = '\0';
-        size_t i = 0;
-        while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t'))
-            i++;
-        if (i == (size_t)len) continue;
+    while (jsonl_next(in)) {
         event ev;
         perr err;
         arena_reset(&mem);
-        if (event_from_json(line, (size_t)len, NULL, &mem, &ev, &err) < 0 ||
+        if (event_from_json(in->line, in->len, NULL, &mem, &ev, &err) < 0 ||
             engine_apply(o->eng, &ev, &o->hooks, &err) < 0) {
-            fprintf(stderr, "provisioner: %s:%lu: %s\n", name, lineno, err.msg);
+            fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, err.msg);
             o->bad_lines++;
         }
     }
-    free(line);
     arena_free(&mem);
-    if (f != stdin) fclose(f);
+    const char *name = in->name;
+    if (jsonl_close(in) < 0) {
+        fprintf(stderr, "provisioner: %s: %s\n", name, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "config/config.h"
 #include "engine/engine.h"
+#include "jsonl.h"
 #include "lookup/lookup.h"
 #include "store/store.h"
 
@@ -27,9 +28,12 @@ typedef struct offline {
  * NULL) and builds the engine; prints the error and returns -1 on bad settings or tables. */
 int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
                  bool with_why, void (*emit)(void *ctx, const command *c), void *emit_ctx);
-/* Applies every event of the file (stdin for NULL or "-"); bad lines are reported with
- * FILE:LINE and counted. Returns -1 when the file cannot be read. */
-int offline_feed(offline *o, const char *events_path);
+/* Opens the events (stdin for NULL or "-") before anything is decided, so that a missing file
+ * stops a command before it prints a command; prints the error and returns -1. */
+int offline_open_events(jsonl_reader *in, const char *events_path);
+/* Applies every event of in and closes it; bad lines are reported with FILE:LINE and counted.
+ * Returns -1 when reading failed. */
+int offline_feed(offline *o, jsonl_reader *in);
 void offline_summary(const offline *o, FILE *f);
 void offline_close(offline *o);
 

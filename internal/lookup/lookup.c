@@ -318,7 +318,11 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
 {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
-    if (!root) return perr_set(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    if (!root) {
+        if (je.line < 1) /* not JSON's fault: the file could not be read */
+            return perr_set(err, "%s: %s", path, je.text);
+        return perr_set(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    }
     int rc = 0;
     if (!json_is_object(root)) {
         rc = perr_set(err, "%s: expected an object with Profile and UserRole tables", path);

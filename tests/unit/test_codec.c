@@ -52,15 +52,12 @@ static const char *source_dir(void)
 
 static char *read_text(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
     buf b;
     buf_init(&b);
-    char chunk[8192];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        buf_append(&b, chunk, n);
-    fclose(f);
+    if (buf_read_file(&b, path, SIZE_MAX) < 0) {
+        buf_free(&b);
+        return NULL;
+    }
     if (!b.data) buf_puts(&b, "");
     if (len) *len = b.len;
     return b.data;
@@ -2091,5 +2088,58 @@ Test(cli, decode_through_the_registry, .init = start_plain, .fini = registry_sto
     cr_expect(out && strstr(out, "\"Name\":{\"FirstName\":\"Olga\",\"LastName\":\"Brown\"}"),
               "stdout: %s", out);
     free(out);
+    sh("rm -rf '%s'", tmp);
+}
+
+/* interfaces.md: exit 0 "unless input or settings are bad", 1 for a runtime failure. Events
+ * that cannot be read are bad input, not an empty file; commands that cannot be written are
+ * lost, not printed; a file that cannot be opened stops simulate before it prints anything. */
+Test(cli, simulate_fails_when_its_input_or_output_fails)
+{
+    const char *bin = binary();
+    if (!bin) cr_skip_test("PV_BINARY not built");
+    char tmp[] = "/tmp/pv-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    char sc[4096];
+    snprintf(sc, sizeof sc, "%s/tests/scenarios/r2_r3_r7_review_i18_r7_2_company_settings_on",
+             source_dir());
+    char path[4200];
+    int rc = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s' >'%s/out' 2>'%s/err'",
+                bin, sc, tmp, tmp, tmp);
+    cr_expect_eq(rc, 2, "a directory as the events");
+    char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+    cr_expect(err && strstr(err, "Is a directory"), "stderr: %s", err);
+    free(err);
+
+    rc = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/nope.jsonl' >'%s/out' "
+            "2>'%s/err'",
+            bin, sc, tmp, tmp, tmp);
+    cr_expect_eq(rc, 2, "a missing events file");
+    size_t n = 1;
+    free(read_text((snprintf(path, sizeof path, "%s/out", tmp), path), &n));
+    cr_expect_eq(n, 0, "COMPANY_SETTINGS printed before the missing file was noticed");
+
+    rc = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl' >/dev/full "
+            "2>'%s/err'",
+            bin, sc, sc, tmp);
+    cr_expect_eq(rc, 1, "commands written to a full disk");
+    err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+    cr_expect(err && strstr(err, "cannot write the output: No space left on device"), "stderr: %s",
+              err);
+    free(err);
+
+    /* a byte-order mark in front of the first event changes nothing */
+    cr_assert_eq(sh("printf '\\357\\273\\277' >'%s/bom.jsonl' && cat '%s/events.jsonl' "
+                    ">>'%s/bom.jsonl'",
+                    tmp, sc, tmp),
+                 0);
+    int a = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl' "
+               ">'%s/a.jsonl' 2>/dev/null",
+               bin, sc, sc, tmp);
+    int b = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/bom.jsonl' "
+               ">'%s/b.jsonl' 2>/dev/null",
+               bin, sc, tmp, tmp);
+    cr_expect(a == 0 && b == 0, "exit codes %d and %d", a, b);
+    cr_expect_eq(sh("cmp -s '%s/a.jsonl' '%s/b.jsonl'", tmp, tmp), 0);
     sh("rm -rf '%s'", tmp);
 }

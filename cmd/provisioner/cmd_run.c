@@ -1,6 +1,5 @@
 /* provisioner run: the service. Configuration from flags and PROVISIONER_* variables (a flag
  * wins); librdkafka properties pass through with -X name=value or PROVISIONER_KAFKA_<name>. */
-#include <arpa/inet.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,10 +8,8 @@
 
 #include "commands.h"
 #include "config/config.h"
-#include "http/http.h"
+#include "listener.h"
 #include "log/log.h"
-#include "metrics/metrics.h"
-#include "pipeline/ops.h"
 #include "pipeline/pipeline.h"
 #include "salesforce/salesforce.h"
 
@@ -30,88 +27,6 @@ static void on_hup(int sig)
 {
     (void)sig;
     reload_requested = 1; /* the main loop reloads the settings between batches */
-}
-
-/* ---- the operations listener (issue 9). Its handlers run on libmicrohttpd's thread and only
- * read atomics (pipeline_health) or render the registry (which locks itself). */
-typedef struct run_ops {
-    pipeline_health health;
-    metrics *reg;
-    http_server *http;
-} run_ops;
-
-static bool ops_alive(void *ctx) { return pipeline_health_alive(&((run_ops *)ctx)->health); }
-
-static bool ops_ready(void *ctx, buf *why)
-{
-    run_ops *r = ctx;
-    bool ok = pipeline_health_ready(&r->health, why);
-    if (stop_requested && !atomic_load(&r->health.stopping)) { /* before the loop notices */
-        buf_puts(why, "not ready: shutting down\n");
-        ok = false;
-    }
-    return ok;
-}
-
-static void ops_metrics(void *ctx, buf *out) { metrics_render(((run_ops *)ctx)->reg, out); }
-
-static bool ops_reimport(void *ctx, bool dry_run)
-{
-    return pipeline_request_reimport(&((run_ops *)ctx)->health, dry_run);
-}
-
-/* Port 0 turns the listener off. A token file that is configured but unreadable stops the start:
- * a deployment that meant to enable POST /reimport should not come up without it. A port that
- * cannot be bound does not: provisioning does not need the listener, several instances on one
- * machine (tests, benchmarks) would otherwise need a port each, and in Kubernetes the failing
- * probes (and this error in the log) make the problem plain anyway. */
-static int ops_start(const cli_args *a, run_ops *r)
-{
-    pipeline_health_init(&r->health);
-    r->reg = metrics_new();
-    r->http = NULL;
-    int port = (int)cli_int(a, "http-port");
-    if (!port) return 0;
-    struct in_addr any;
-    if (inet_pton(AF_INET, cli_str(a, "http-bind"), &any) != 1) {
-        fprintf(stderr, "provisioner: --http-bind: '%s' is not an IPv4 address\n",
-                cli_str(a, "http-bind"));
-        return -1;
-    }
-    char *token = NULL;
-    perr err;
-    const char *token_file = cli_str(a, "reimport-token-file");
-    if (token_file && http_read_secret_file(token_file, &token, &err) < 0) {
-        fprintf(stderr, "provisioner: --reimport-token-file: %s\n", err.msg);
-        return -1;
-    }
-    http_handlers h = {.ctx = r,
-                       .alive = ops_alive,
-                       .ready = ops_ready,
-                       .metrics = ops_metrics,
-                       /* 202 for a reimport that cannot run would mislead the caller */
-                       .reimport = cli_str(a, "salesforce-url") ? ops_reimport : NULL};
-    int rc = http_start(cli_str(a, "http-bind"), port, token, &h, &r->http, &err);
-    if (token) {
-        memset(token, 0, strlen(token));
-        free(token);
-    }
-    if (rc < 0) {
-        log_msg(LOG_ERROR, "http listener not started: no /healthz, /readyz, /metrics or /reimport",
-                "error", err.msg, NULL);
-        return 0;
-    }
-    char shown[16];
-    snprintf(shown, sizeof shown, "%d", http_port(r->http));
-    log_msg(LOG_INFO, "http listening", "bind", cli_str(a, "http-bind"), "port", shown, "reimport",
-            token_file ? "enabled" : "disabled", NULL);
-    return 0;
-}
-
-static void ops_stop(run_ops *r)
-{
-    http_stop(r->http); /* first: its handlers read the registry */
-    metrics_free(r->reg);
 }
 
 int cmd_run(int argc, char **argv)
@@ -161,9 +76,9 @@ int cmd_run(int argc, char **argv)
     o.reload = &reload_requested;
     /* up before the pipeline connects: /healthz answers during a slow start, /readyz says what
      * is missing */
-    run_ops ops;
-    if (ops_start(&a, &ops) < 0) {
-        ops_stop(&ops);
+    cmd_listener ops;
+    if (cmd_listener_start(&a, cli_str(&a, "salesforce-url") != NULL, &stop_requested, &ops) < 0) {
+        cmd_listener_stop(&ops);
         sf_client_free(sf);
         config_free(cfg);
         cli_free(&a);
@@ -180,7 +95,7 @@ int cmd_run(int argc, char **argv)
         log_msg(LOG_FATAL, err.msg, NULL);
         code = EXIT_RUNTIME;
     }
-    ops_stop(&ops);
+    cmd_listener_stop(&ops);
     sf_client_free(sf);
     config_free(cfg);
     cli_free(&a);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "verify.h"
 
 TestSuite(ops, .fini = h_teardown, .timeout = 300);
 
@@ -185,30 +186,11 @@ static h_proc *start_service(const char *brokers, const h_redis *r, const char *
     return h_proc_start(argv, env);
 }
 
-static json_t *load_lines(const char *path)
-{
-    json_t *arr = json_array();
-    char *text = h_read_file(path);
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        cr_assert_not_null(j, "%s: not JSON: %s", path, line);
-        json_object_del(j, "source"); /* where the event came from differs by design */
-        json_array_append_new(arr, j);
-    }
-    free(text);
-    return arr;
-}
+static json_t *load_lines(const char *path) { return v_drop_source(v_load_lines(path)); }
 
 static json_t *simulate(const char *settings, const char *events)
 {
-    const char *out = h_path("simulate.out");
-    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
-                          "--events",    events,     NULL};
-    h_proc *p = h_proc_start_to(argv, NULL, out);
-    cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
-    return load_lines(out);
+    return v_drop_source(v_simulate(settings, events));
 }
 
 static size_t count_type(json_t *cmds, const char *type)
@@ -410,6 +392,70 @@ Test(ops, reimport_without_salesforce_access_is_unavailable)
     free(x.body);
     cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
     cr_assert(!strstr(h_proc_stderr(e.svc), "reimport requested"), "%s", h_proc_stderr(e.svc));
+}
+
+/* interfaces.md: `run` and `replay` take --http-port. A replay Job is watched as the service is;
+ * its brokers down at start keep it waiting, so the listener is seen while it runs, and it
+ * finishes once they are back. */
+Test(ops, replay_answers_probes_and_metrics_while_it_runs)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start_control(1, "in,out,in.dlq", 1);
+    const char *settings = h_source_path("examples/settings.yaml");
+    const char *events = h_source_path("examples/events.jsonl");
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    char *ok = h_broker_control(b, "down 1");
+    cr_assert(ok && strcmp(ok, "ok") == 0, "%s", ok ? ok : "no answer");
+    free(ok);
+    int port = h_free_port();
+    char p[16];
+    snprintf(p, sizeof p, "%d", port);
+    const char *argv[] = {h_pv_binary(),
+                          "replay",
+                          "--from-beginning",
+                          "--brokers",
+                          b->bootstrap,
+                          "--redis",
+                          r.url,
+                          "--input-topic",
+                          "in",
+                          "--output-topic",
+                          "out",
+                          "--replay-group",
+                          "g-replay",
+                          "--settings",
+                          settings,
+                          "--http-port",
+                          p,
+                          "--http-bind",
+                          "127.0.0.1",
+                          NULL};
+    const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
+    h_proc *rp = h_proc_start(argv, env);
+    cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(rp));
+    reply x = http(port, "GET", "/readyz", NULL);
+    cr_assert_eq(x.status, 503, "no broker yet: %ld %s", x.status, x.body);
+    free(x.body);
+    x = http(port, "GET", "/metrics", NULL);
+    cr_assert_eq(x.status, 200);
+    cr_assert(strstr(x.body, "# HELP provisioner_events_consumed_total "), "%s", x.body);
+    free(x.body);
+    x = http(port, "POST", "/reimport", "Bearer anything");
+    cr_assert_eq(x.status, 403, "a replay starts no reimport: %ld %s", x.status, x.body);
+    free(x.body);
+
+    ok = h_broker_control(b, "up 1");
+    cr_assert(ok && strcmp(ok, "ok") == 0, "%s", ok ? ok : "no answer");
+    free(ok);
+    cr_assert_eq(h_proc_wait(rp, 120), 0, "the replay finishes: %s", h_proc_stderr(rp));
+    cr_assert(strstr(h_proc_stderr(rp), "\"msg\":\"http listening\""), "%s", h_proc_stderr(rp));
+    json_t *want = simulate(settings, events);
+    const char *out = h_path("replayed.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 60, out), 0);
+    cr_assert_eq(h_count_lines(out), json_array_size(want));
+    cr_assert_eq(status_of(port, "/healthz"), 0, "the listener stops with the replay");
+    json_decref(want);
 }
 
 Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)

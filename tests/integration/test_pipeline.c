@@ -16,6 +16,7 @@
 
 #include "harness.h"
 #include "kafka/kafka.h"
+#include "verify.h"
 
 TestSuite(pipeline, .fini = h_teardown, .timeout = 900);
 
@@ -23,30 +24,11 @@ TestSuite(pipeline, .fini = h_teardown, .timeout = 900);
 
 /* ---------------------------------------------------------------- helpers */
 
-static json_t *load_lines(const char *path)
-{
-    json_t *arr = json_array();
-    char *text = h_read_file(path);
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-        json_error_t je;
-        json_t *j = json_loads(line, 0, &je);
-        cr_assert_not_null(j, "%s: not JSON: %s", path, line);
-        json_object_del(j, "source"); /* where the event came from differs by design */
-        json_array_append_new(arr, j);
-    }
-    free(text);
-    return arr;
-}
+static json_t *load_lines(const char *path) { return v_drop_source(v_load_lines(path)); }
 
 static json_t *simulate(const char *settings, const char *events)
 {
-    const char *out = h_path("simulate.out");
-    const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
-                          "--events",    events,     NULL};
-    h_proc *p = h_proc_start_to(argv, NULL, out);
-    cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
-    return load_lines(out);
+    return v_drop_source(v_simulate(settings, events));
 }
 
 static h_proc *start_run_at(const char *level, const char *brokers, const h_redis *r,

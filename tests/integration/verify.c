@@ -338,6 +338,14 @@ json_t *v_load_lines(const char *path)
     return arr;
 }
 
+json_t *v_drop_source(json_t *cmds)
+{
+    size_t i;
+    json_t *c;
+    json_array_foreach(cmds, i, c) json_object_del(c, "source");
+    return cmds;
+}
+
 /* ---------------------------------------------------------------- Redis */
 
 static redisContext *v_redis_connect(int port)

@@ -54,6 +54,9 @@ json_t *v_by_id(json_t *cmds, const char *what);
 void v_same_commands(json_t *got, json_t *want, const char *what);
 /* JSON lines (a file from consume-commands or a dry run) as an array; "source" kept. */
 json_t *v_load_lines(const char *path);
+/* cmds without each command's "source" (where its event came from, which differs between run
+ * and simulate by design); cmds itself is returned. */
+json_t *v_drop_source(json_t *cmds);
 
 /* ---- Redis state */
 /* The state under prefix as a JSON object keyed by the key without the prefix:

@@ -1,0 +1,92 @@
+#include "listener.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
+
+static bool listener_alive(void *ctx)
+{
+    return pipeline_health_alive(&((cmd_listener *)ctx)->health);
+}
+
+static bool listener_ready(void *ctx, buf *why)
+{
+    cmd_listener *l = ctx;
+    bool ok = pipeline_health_ready(&l->health, why);
+    if (*l->stop && !atomic_load(&l->health.stopping)) { /* before the loop notices */
+        buf_puts(why, "not ready: shutting down\n");
+        ok = false;
+    }
+    return ok;
+}
+
+static void listener_metrics(void *ctx, buf *out)
+{
+    metrics_render(((cmd_listener *)ctx)->reg, out);
+}
+
+static bool listener_reimport(void *ctx, bool dry_run)
+{
+    return pipeline_request_reimport(&((cmd_listener *)ctx)->health, dry_run);
+}
+
+/* A token file that is configured but unreadable stops the start: a deployment that meant to
+ * enable POST /reimport should not come up without it. A port that cannot be bound does not:
+ * provisioning does not need the listener, several instances on one machine (tests, benchmarks)
+ * would otherwise need a port each, and in Kubernetes the failing probes (and this error in the
+ * log) make the problem plain anyway. */
+int cmd_listener_start(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
+                       cmd_listener *l)
+{
+    pipeline_health_init(&l->health);
+    l->reg = metrics_new();
+    l->http = NULL;
+    l->stop = stop;
+    int port = (int)cli_int(a, "http-port");
+    if (!port) return 0;
+    struct in_addr any;
+    if (inet_pton(AF_INET, cli_str(a, "http-bind"), &any) != 1) {
+        fprintf(stderr, "provisioner: --http-bind: '%s' is not an IPv4 address\n",
+                cli_str(a, "http-bind"));
+        return -1;
+    }
+    char *token = NULL;
+    perr err;
+    const char *token_file = cli_str(a, "reimport-token-file");
+    if (token_file && http_read_secret_file(token_file, &token, &err) < 0) {
+        fprintf(stderr, "provisioner: --reimport-token-file: %s\n", err.msg);
+        return -1;
+    }
+    http_handlers h = {.ctx = l,
+                       .alive = listener_alive,
+                       .ready = listener_ready,
+                       .metrics = listener_metrics,
+                       /* 202 for a reimport that cannot run would mislead the caller */
+                       .reimport = reimport ? listener_reimport : NULL};
+    int rc = http_start(cli_str(a, "http-bind"), port, token, &h, &l->http, &err);
+    if (token) {
+        memset(token, 0, strlen(token));
+        free(token);
+    }
+    if (rc < 0) {
+        log_msg(LOG_ERROR, "http listener not started: no /healthz, /readyz, /metrics or /reimport",
+                "error", err.msg, NULL);
+        return 0;
+    }
+    char shown[16];
+    snprintf(shown, sizeof shown, "%d", http_port(l->http));
+    log_msg(LOG_INFO, "http listening", "bind", cli_str(a, "http-bind"), "port", shown, "reimport",
+            token_file ? "enabled" : "disabled", NULL);
+    return 0;
+}
+
+void cmd_listener_stop(cmd_listener *l)
+{
+    http_stop(l->http); /* first: its handlers read the registry */
+    metrics_free(l->reg);
+}

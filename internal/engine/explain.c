@@ -1,5 +1,6 @@
 /* `explain`: the engine's view of one user in plain words: R3 rule by rule, the R5 record and the
  * R6 manager link. */
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -12,7 +13,7 @@ static void put_value(buf *b, const value_t *v)
     else if (v->type == VAL_BOOL)
         buf_puts(b, v->b ? "true" : "false");
     else if (v->type == VAL_NUM)
-        buf_printf(b, "%g", v->num);
+        buf_put_double(b, v->num);
     else
         buf_printf(b, "'%s'", v->s);
 }
@@ -185,9 +186,30 @@ static void explain_waiting_reports(engine *e, const char *id, buf *b)
     buf_puts(b, "; the links are made once it is provisioned.\n");
 }
 
+/* Salesforce's 18-character form of a 15-character Id: the 15 and three characters that each give
+ * the case of five of them. Admins copy the 15-character form from the browser's address bar;
+ * events carry the 18. */
+static bool id18_of(const char *id, char out[19])
+{
+    if (strlen(id) != 15) return false;
+    for (int i = 0; i < 15; i++)
+        if (!isalnum((unsigned char)id[i])) return false;
+    memcpy(out, id, 15);
+    for (int c = 0; c < 3; c++) {
+        unsigned bits = 0;
+        for (int j = 0; j < 5; j++)
+            if (id[c * 5 + j] >= 'A' && id[c * 5 + j] <= 'Z') bits |= 1u << j;
+        out[15 + c] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits];
+    }
+    out[18] = '\0';
+    return true;
+}
+
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
+    char id18[19];
+    if (!u && id18_of(id, id18) && (u = e->store->get(e->store->ctx, id18))) id = id18;
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
         explain_waiting_reports(e, id, b);

@@ -492,6 +492,21 @@ Test(engine, r6_2_manual_created_waiting_moved_to_an_active_manager_is_not_refle
 
 /* R3.4 in explain: each assignment's filter is said to be false, or unknown with the null fields
  * it reads (three-valued logic), so an admin sees which field to fill in */
+/* Admins copy a user's 15-character Id from Salesforce's address bar; events carry the
+ * 18-character one (the 15 and a checksum of their case). */
+Test(engine, explain_finds_a_user_by_its_15_character_id)
+{
+    const char *evs = HDR("\"001A0000006Vm9rIAC\"", "CREATE", 1, USER("A", "a@acme.com", ""));
+    sim_opts so = {.explain = "001A0000006Vm9r"};
+    run r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "User 001A0000006Vm9rIAC (A "), "%s", r.explained);
+    free(r.explained);
+    so.explain = "001a0000006Vm9r"; /* another record: Ids are case-sensitive */
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "nothing is known about it"), "%s", r.explained);
+    free(r.explained);
+}
+
 Test(engine, r3_4_explain_says_which_filters_are_false_and_which_unknown)
 {
     static const char *two =

@@ -8,8 +8,6 @@
 
 #include "commands.h"
 #include "config/config.h"
-#include "listener.h"
-#include "log/log.h"
 #include "offline.h"
 #include "pipeline/pipeline.h"
 #include "salesforce/salesforce.h"
@@ -83,7 +81,6 @@ int cmd_replay(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
-    perr err;
     config *cfg = NULL;
     char dlq[512];
     pipeline_opts o;
@@ -129,23 +126,7 @@ int cmd_replay(int argc, char **argv)
     }
     o.lookup_sf = sf;
     /* a replay Job is watched as the service is: its progress in /metrics */
-    cmd_listener ops;
-    if (cmd_listener_start(&a, false, &stop_requested, &ops) < 0) {
-        cmd_listener_stop(&ops);
-        sf_client_free(sf);
-        config_free(cfg);
-        free(offsets);
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
-    o.metrics = ops.reg;
-    o.health = &ops.health;
-    code = EXIT_OK;
-    if (pipeline_run(&o, &err) < 0) {
-        log_msg(LOG_FATAL, err.msg, NULL);
-        code = EXIT_RUNTIME;
-    }
-    cmd_listener_stop(&ops);
+    code = cmd_serve(&a, false, &stop_requested, &o);
     sf_client_free(sf);
     config_free(cfg);
     free(offsets);

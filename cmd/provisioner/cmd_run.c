@@ -8,7 +8,6 @@
 
 #include "commands.h"
 #include "config/config.h"
-#include "listener.h"
 #include "log/log.h"
 #include "pipeline/pipeline.h"
 #include "salesforce/salesforce.h"
@@ -38,7 +37,6 @@ int cmd_run(int argc, char **argv)
                   "the settings\n(state in Redis) and publishes Gong commands, until SIGTERM.",
                   argc, argv, &a, &code) < 0)
         return code;
-    perr err;
     config *cfg = NULL;
     char dlq[512];
     pipeline_opts o;
@@ -74,28 +72,11 @@ int cmd_run(int argc, char **argv)
     o.transactional_id = txn_id;
     o.settings_path = cli_str(&a, "settings");
     o.reload = &reload_requested;
-    /* up before the pipeline connects: /healthz answers during a slow start, /readyz says what
-     * is missing */
-    cmd_listener ops;
-    if (cmd_listener_start(&a, cli_str(&a, "salesforce-url") != NULL, &stop_requested, &ops) < 0) {
-        cmd_listener_stop(&ops);
-        sf_client_free(sf);
-        config_free(cfg);
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
-    o.metrics = ops.reg;
-    o.health = &ops.health;
     char redis_shown[512];
     log_redact_url(o.redis_url, redis_shown, sizeof redis_shown);
     log_msg(LOG_INFO, "starting", "brokers", o.brokers, "input", o.input_topic, "output",
             o.output_topic, "redis", redis_shown, "settings", cli_str(&a, "settings"), NULL);
-    code = EXIT_OK;
-    if (pipeline_run(&o, &err) < 0) {
-        log_msg(LOG_FATAL, err.msg, NULL);
-        code = EXIT_RUNTIME;
-    }
-    cmd_listener_stop(&ops);
+    code = cmd_serve(&a, cli_str(&a, "salesforce-url") != NULL, &stop_requested, &o);
     sf_client_free(sf);
     config_free(cfg);
     cli_free(&a);

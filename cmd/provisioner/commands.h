@@ -57,6 +57,14 @@ int cmd_flush_stdout(void);
 /* SIGTERM and SIGINT call handler, which only sets a flag. */
 void cmd_on_stop_signals(void (*handler)(int));
 
+/* Runs the pipeline of run or replay (o complete but for its metrics and health) with the
+ * operations listener of --http-bind:--http-port beside it (port 0: none); reimport: POST
+ * /reimport may queue one. A bad bind address or an unreadable token file is printed and exits
+ * 2, a port that cannot be bound is logged and the pipeline runs without it; EXIT_RUNTIME when
+ * the pipeline fails (logged). */
+int cmd_serve(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
+              struct pipeline_opts *o);
+
 /* The Salesforce client from the --salesforce-* options; *out NULL when no URL is configured.
  * Prints the error and returns -1 on a bad configuration. */
 struct sf_client;

@@ -1,13 +1,25 @@
-#include "listener.h"
-
+/* The pipeline of run and replay with the operations listener beside it (issue 9): /healthz,
+ * /readyz, /metrics and, for run, POST /reimport. The listener's handlers run on
+ * libmicrohttpd's thread and only read atomics (pipeline_health) or render the registry (which
+ * locks itself). */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "commands.h"
 #include "http/http.h"
 #include "log/log.h"
 #include "metrics/metrics.h"
+#include "pipeline/ops.h"
+#include "pipeline/pipeline.h"
+
+typedef struct cmd_listener {
+    pipeline_health health;
+    metrics *reg;
+    http_server *http;
+    volatile sig_atomic_t *stop; /* the command's stop flag */
+} cmd_listener;
 
 static bool listener_alive(void *ctx)
 {
@@ -40,8 +52,8 @@ static bool listener_reimport(void *ctx, bool dry_run)
  * provisioning does not need the listener, several instances on one machine (tests, benchmarks)
  * would otherwise need a port each, and in Kubernetes the failing probes (and this error in the
  * log) make the problem plain anyway. */
-int cmd_listener_start(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
-                       cmd_listener *l)
+static int listener_start(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
+                          cmd_listener *l)
 {
     pipeline_health_init(&l->health);
     l->reg = metrics_new();
@@ -85,8 +97,30 @@ int cmd_listener_start(const cli_args *a, bool reimport, volatile sig_atomic_t *
     return 0;
 }
 
-void cmd_listener_stop(cmd_listener *l)
+static void listener_stop(cmd_listener *l)
 {
     http_stop(l->http); /* first: its handlers read the registry */
     metrics_free(l->reg);
+}
+
+int cmd_serve(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
+              struct pipeline_opts *o)
+{
+    /* up before the pipeline connects: /healthz answers during a slow start, /readyz says what
+     * is missing */
+    cmd_listener l;
+    if (listener_start(a, reimport, stop, &l) < 0) {
+        listener_stop(&l);
+        return EXIT_USAGE;
+    }
+    o->metrics = l.reg;
+    o->health = &l.health;
+    int code = EXIT_OK;
+    perr err;
+    if (pipeline_run(o, &err) < 0) {
+        log_msg(LOG_FATAL, err.msg, NULL);
+        code = EXIT_RUNTIME;
+    }
+    listener_stop(&l);
+    return code;
 }

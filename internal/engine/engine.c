@@ -370,6 +370,12 @@ static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
     return e->fps[i] = xstrdup(e->fp.data);
 }
 
+bool engine_settings_sent_are_current(engine *e, const user_state *u, size_t a)
+{
+    return u->applied_settings_of &&
+           strcmp(u->applied_settings_of, settings_fingerprint(e, &e->cfg->assignments[a])) == 0;
+}
+
 static void set_applied(engine *e, user_state *u, const cfg_assignment *a)
 {
     user_state_set_str(u, &u->applied_settings_of, settings_fingerprint(e, a));

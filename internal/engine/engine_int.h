@@ -66,6 +66,9 @@ int engine_match_assignment(engine *e, const user_state *u, int64_t now_ms);
 soql_truth engine_assignment_truth(engine *e, const user_state *u, size_t a, int64_t now_ms);
 /* R6.4: whether making `manager` user's Gong manager would close a loop of Gong managers. */
 bool engine_makes_cycle(engine *e, const char *user, const char *manager);
+/* Whether the settings Gong has of the user are assignment a's as the settings file has them now
+ * (R8.1). */
+bool engine_settings_sent_are_current(engine *e, const user_state *u, size_t a);
 bool engine_is_blank(const value_t *v);
 /* R4.1: the value of a field of u's own record (its Id included). */
 const value_t *engine_field_value(engine *e, const user_state *u, const filter_ref *r);

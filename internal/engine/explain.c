@@ -75,8 +75,9 @@ static void explain_manager_differs(engine *e, const user_state *u, const char *
                     "assignment (R6.2)");
 }
 
-/* R3.4 for one assignment: false, or unknown because of the null fields it reads (SOQL's
- * three-valued logic: a comparison with null is not true). */
+/* R3.4 for one assignment: true, false with the values its fields read (a typo in a value or a
+ * field shows there), or unknown because of the null fields it reads (SOQL's three-valued logic:
+ * a comparison with null is not true; a field no event carries is null). */
 static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now, buf *b)
 {
     soql_truth t = engine_assignment_truth(e, u, a, now);
@@ -84,18 +85,36 @@ static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now
         buf_puts(b, " is true");
         return;
     }
-    if (t == SOQL_FALSE) {
-        buf_puts(b, " is false");
-        return;
-    }
     const soql_filter *f = e->cfg->assignments[a].filter;
-    buf_puts(b, " is unknown");
+    buf_puts(b, t == SOQL_FALSE ? " is false" : " is unknown");
     size_t shown = 0;
     for (size_t i = 0; i < soql_field_count(f); i++) {
         if (e->vals[i].type != VAL_NULL) continue;
         buf_printf(b, "%s%s", shown++ ? ", " : " (null: ", soql_field_name(f, i));
     }
-    if (shown) buf_puts(b, ")");
+    size_t values = 0;
+    for (size_t i = 0; i < soql_field_count(f); i++) {
+        if (e->vals[i].type == VAL_NULL) continue;
+        buf_puts(b, values++ ? ", " : shown ? "; " : " (");
+        buf_printf(b, "%s = ", soql_field_name(f, i));
+        put_value(b, &e->vals[i]);
+    }
+    if (shown || values) buf_puts(b, ")");
+}
+
+/* The assignments before the one that matched, each with why it did not: the answer to "why is
+ * this user under 'Everyone else'?" */
+static void explain_earlier_filters(engine *e, const user_state *u, size_t matched, int64_t now,
+                                    buf *b)
+{
+    if (!matched) return;
+    buf_puts(b, "  Earlier assignments did not match: ");
+    for (size_t i = 0; i < matched; i++) {
+        const cfg_assignment *a = &e->cfg->assignments[i];
+        buf_printf(b, "%s'%s': %s", i ? "; " : "", a->name, a->filter_text);
+        explain_filter(e, u, i, now, b);
+    }
+    buf_puts(b, ".\n");
 }
 
 static void explain_reason(engine *e, const user_state *u, reason_code r, int64_t now, buf *b)
@@ -171,6 +190,32 @@ static void explain_relationships(engine *e, const user_state *u, buf *b)
     if (shown) buf_puts(b, ".\n");
 }
 
+/* Whose settings Gong has, when not the assignment last applied's as the file has them now: the
+ * answer to "why did the settings not change when I moved this user?" */
+static void explain_settings_sent(engine *e, const user_state *u, const cfg_assignment *la, buf *b)
+{
+    const char *fp = u->applied_settings_of; /* "name#hash of the settings sent" */
+    if (!fp || u->status == PROV_NEVER) return;
+    const char *hash = strrchr(fp, '#');
+    size_t name_len = hash ? (size_t)(hash - fp) : strlen(fp);
+    bool same = strlen(u->assignment) == name_len && strncasecmp(u->assignment, fp, name_len) == 0;
+    bool automatic = la && la->mode == UPDATE_AUTOMATIC;
+    if (!same) {
+        buf_printf(b,
+                   "  Gong has the settings of '%.*s', the last ones sent: none were sent for "
+                   "'%s', as the user came to it from a manual assignment, whose settings are "
+                   "managed in Gong (R5.3, R5.5)%s.\n",
+                   (int)name_len, fp, u->assignment,
+                   automatic ? "; a reimport sends them (R8.1)" : "");
+        return;
+    }
+    if (!la || engine_settings_sent_are_current(e, u, (size_t)(la - e->cfg->assignments))) return;
+    buf_printf(b, "  The settings of '%s' changed in the settings file after they were sent: %s.\n",
+               la->name,
+               automatic ? "a reimport sends the new ones (R8.1)"
+                         : "under a manual assignment they are managed in Gong");
+}
+
 /* A manager whose reports wait for it (R6.3) may be asked about before any event names it: the
  * admin looking at a report's waiting link asks next about its manager. */
 static void explain_waiting_reports(engine *e, const char *id, buf *b)
@@ -226,8 +271,9 @@ void engine_explain(engine *e, const char *id, buf *b)
     scope s = engine_evaluate_scope(e, u, now);
     buf_printf(b, "User %s", id);
     const value_t *fn = user_state_get(u, "FirstName"), *ln = user_state_get(u, "LastName");
-    if (fn && fn->type == VAL_STR && ln && ln->type == VAL_STR)
-        buf_printf(b, " (%s %s)", fn->s, ln->s);
+    const char *first = fn && fn->type == VAL_STR ? fn->s : "",
+               *last = ln && ln->type == VAL_STR ? ln->s : "";
+    if (*first || *last) buf_printf(b, " (%s%s%s)", first, *first && *last ? " " : "", last);
     buf_printf(b, ": %s.\n", prov_status_name(u->status));
     if (u->needs_reconcile)
         buf_puts(b, "  A gap event could not be read from Salesforce: this user waits for a "
@@ -252,6 +298,7 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_puts(b, s.converted ? "converted to the primary domain (R3.3)" : "allowed (R3.3)");
         buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): %s.\n",
                    a->name, a->filter_text[0] ? a->filter_text : "empty filter, matches everyone");
+        explain_earlier_filters(e, u, s.assignment, now, b);
     }
     explain_relationships(e, u, b);
     if (s.reason == REASON_NONE && u->assignment && u->status == PROV_ACTIVE &&
@@ -269,6 +316,7 @@ void engine_explain(engine *e, const char *id, buf *b)
                    !la                         ? "unknown: no longer in the settings"
                    : la->mode == UPDATE_MANUAL ? "manual: settings are managed in Gong"
                                                : "automatic");
+        explain_settings_sent(e, u, la, b);
     }
     const value_t *mid = user_state_get(u, "ManagerId");
     buf_puts(b, "  Manager: ");
@@ -278,9 +326,12 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_puts(b, "no ManagerId in Salesforce");
     else
         buf_printf(b, "ManagerId is %s", mid->s);
-    if (u->gong_manager)
+    if (u->gong_manager) {
         buf_printf(b, "; the Gong manager is %s", u->gong_manager);
-    else
+        user_state *gm = e->store->get(e->store->ctx, u->gong_manager);
+        if (gm && gm->status != PROV_ACTIVE) /* R6.3: a manager's deactivation changes no link */
+            buf_printf(b, " (%s)", prov_status_name(gm->status));
+    } else
         buf_puts(b, "; no Gong manager");
     if (mid && mid->type == VAL_STR && mid->len && !u->waiting_for && u->status == PROV_ACTIVE &&
         !e->cfg->ignore_org_structure && (!u->gong_manager || strcmp(u->gong_manager, mid->s) != 0))

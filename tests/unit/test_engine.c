@@ -516,10 +516,39 @@ Test(engine, r3_4_explain_says_which_filters_are_false_and_which_unknown)
         "    filter: \"Division = 'East' OR (Title = 'VP' AND Region__c != 'X')\"\n";
     sim_opts so = {.explain = "005U1"};
     run r = simulate_opts(two, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", "")), &so);
-    cr_assert(strstr(r.explained, "'Ops': Department = 'Ops' is false; 'East': "), "%s",
+    cr_assert(strstr(r.explained, "'Ops': Department = 'Ops' is false (Department = 'Sales'); "
+                                  "'East': "),
+              "%s", r.explained);
+    cr_assert(strstr(r.explained, " is unknown (null: Division, Region__c; Title = 'AE')"), "%s",
               r.explained);
-    cr_assert(strstr(r.explained, " is unknown (null: Division, Region__c)"), "%s", r.explained);
     cr_assert(strstr(r.explained, "[no_matching_assignment]"), "%s", r.explained);
+    free(r.explained);
+}
+
+/* "Why is this user under 'Rest', and why did Gong not get its settings?": the assignments before
+ * the one that matched, with the values their filters read, and whose settings Gong has (R5.3). */
+Test(engine, r5_3_explain_names_earlier_assignments_and_the_settings_gong_has)
+{
+    static const char *two = "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Sales\n    update_mode: manual\n"
+                             "    filter: \"Department = 'Sales'\"\n"
+                             "  - name: Rest\n";
+    sim_opts so = {.explain = "005U1"};
+    run r = simulate_opts(two,
+                          HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                              HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Ops\""),
+                          &so);
+    cr_assert_eq(json_array_size(r.cmds), 1, "CREATE_USER, and no APPLY_SETTINGS on the move");
+    cr_assert(strstr(r.explained, "assignment 'Rest' is the first whose filter matched"), "%s",
+              r.explained);
+    cr_assert(strstr(r.explained, "Earlier assignments did not match: 'Sales': Department = "
+                                  "'Sales' is false (Department = 'Ops')."),
+              "%s", r.explained);
+    cr_assert(strstr(r.explained, "Gong has the settings of 'Sales', the last ones sent: none were "
+                                  "sent for 'Rest', as the user came to it from a manual "
+                                  "assignment, whose settings are managed in Gong (R5.3, R5.5); a "
+                                  "reimport sends them (R8.1)."),
+              "%s", r.explained);
     free(r.explained);
 }
 

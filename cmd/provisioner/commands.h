@@ -3,6 +3,7 @@
 #define PROVISIONER_COMMANDS_H
 
 #include <signal.h>
+#include <stdio.h>
 
 #include "cli/cli.h"
 
@@ -56,6 +57,10 @@ int cmd_service_opts(const cli_args *a, const char *cmd, struct pipeline_opts *o
 int cmd_flush_stdout(void);
 /* SIGTERM and SIGINT call handler, which only sets a flag. */
 void cmd_on_stop_signals(void (*handler)(int));
+
+/* A warning on out for each filter field that looks like a typo of a standard field of the
+ * bundled User schema ('Departmnt': did you mean 'Department'?): it would read as null. */
+void cmd_filter_field_hints(const struct config *c, FILE *out);
 
 /* Runs the pipeline of run or replay (o complete but for its metrics and health) with the
  * operations listener of --http-bind:--http-port beside it (port 0: none); reimport: POST

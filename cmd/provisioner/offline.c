@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "commands.h"
 #include "log/log.h"
 
 static void warn_stderr(void *ctx, engine_warning w, const char *msg)
@@ -53,6 +54,7 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
                 what.data);
         buf_free(&what);
     }
+    cmd_filter_field_hints(o->cfg, stderr);
     engine_opts opts = {.with_why = with_why,
                         .with_source = with_why,
                         .lookup = lookups_path ? lookup_get : NULL,

@@ -161,6 +161,27 @@ static size_t config_mark_to_offset(const char *s, size_t len, int line, int col
     return i;
 }
 
+/* libyaml's problems in words of what an admin most likely did. */
+static const char *config_yaml_hint(const char *problem)
+{
+    static const struct {
+        const char *problem, *hint;
+    } hints[] = {
+        {"mapping values are not allowed in this context",
+         "; a key indented deeper than the keys beside it, or a value holding ': ' that needs "
+         "quotes"},
+        {"did not find expected key",
+         "; check the indentation, and that a quoted value ends with its quote (a filter with "
+         "'text' in it goes in double quotes: filter: \"Department = 'Sales'\")"},
+        {"did not find expected '-' indicator",
+         "; the items of a list each start with '- ' at the same indentation"},
+        {"could not find expected ':'", "; a key needs ': ' after it (a space after the colon)"},
+    };
+    for (size_t i = 0; i < sizeof hints / sizeof *hints; i++)
+        if (strcmp(problem, hints[i].problem) == 0) return hints[i].hint;
+    return "";
+}
+
 static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *yaml, size_t len)
 {
     int line = (int)p->problem_mark.line + 1, col = (int)p->problem_mark.column + 1;
@@ -177,12 +198,13 @@ static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *ya
     }
     /* libyaml says "found character that cannot start any token" for a tab: name it */
     size_t at = config_mark_to_offset(yaml, len, line, col);
-    const char *tab = at < len && yaml[at] == '\t' ? "; a tab: YAML indents with spaces only" : "";
+    const char *hint = at < len && yaml[at] == '\t' ? "; a tab: YAML indents with spaces only"
+                                                    : config_yaml_hint(problem);
     if (p->context)
         return config_fail_at(L, line, col, "invalid YAML: %s (%s that starts at %d:%d)%s", problem,
                               p->context, (int)p->context_mark.line + 1,
-                              (int)p->context_mark.column + 1, tab);
-    return config_fail_at(L, line, col, "invalid YAML: %s%s", problem, tab);
+                              (int)p->context_mark.column + 1, hint);
+    return config_fail_at(L, line, col, "invalid YAML: %s%s", problem, hint);
 }
 
 /* Only the standard tags are understood; anything else would silently change meaning. */
@@ -310,30 +332,6 @@ static int config_build_tree(loader *L, const char *yaml, size_t len, node **roo
 
 /* ---- schema helpers */
 
-static size_t config_edit_distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40) return SIZE_MAX;
-    size_t row[41];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t cost =
-                tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]) ? 0 : 1;
-            size_t best = diag + cost;
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* Checks a mapping's keys before any value is read: each must be a known name, once. `where` is
  * the context for messages ("in company", "in assignment 'Sales'"). */
 static int config_check_keys(loader *L, const node *map, const char *const *known, size_t n_known,
@@ -353,7 +351,7 @@ static int config_check_keys(loader *L, const node *map, const char *const *know
             const char *best = NULL;
             size_t best_d = SIZE_MAX;
             for (size_t j = 0; j < n_known; j++) {
-                size_t d = config_edit_distance(k->text, known[j]);
+                size_t d = str_edit_distance(k->text, known[j]);
                 if (d < best_d) best_d = d, best = known[j];
             }
             config_clip(k->text, clip, sizeof clip);

@@ -734,7 +734,13 @@ static int soql_parse_value(soql_parser *p, const char *what, bool empty_is_null
                 return soql_fail(p, p->tok.pos,
                                  "fiscal date literals such as '%s' are not supported", name);
             }
-        break;
+        { /* a bare word where a value goes is nearly always text without its quotes */
+            char found[SOQL_SHOW_CAP + 16], word[SOQL_SHOW_CAP];
+            soql_show(word, sizeof word, p->src + p->tok.pos, p->tok.len);
+            return soql_fail(p, p->tok.pos,
+                             "expected %s, found %s (text goes in single quotes: '%s')", what,
+                             soql_found(p, found, sizeof found), word);
+        }
     default: break;
     }
     return soql_expected(p, what);
@@ -830,7 +836,9 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
         size_t k = 0;
         while (k < 7 && !str_ieqn(ops[k], strlen(ops[k]), p->src + p->tok.pos, p->tok.len))
             k++;
-        if (k == 7) return soql_fail(p, p->tok.pos, "unknown operator '%s'", op);
+        if (k == 7)
+            return soql_fail(p, p->tok.pos, "unknown operator '%s'%s", op,
+                             strcmp(op, "==") == 0 ? " (SOQL compares with a single '=')" : "");
         n.kind = SN_CMP;
         n.op = codes[k];
         if (soql_advance(p) < 0) return -1;

@@ -134,6 +134,8 @@ int64_t time_parse_iso8601(const char *s);
 /* ---- small string helpers */
 bool str_ieq(const char *a, const char *b);
 bool str_ieqn(const char *a, size_t an, const char *b, size_t bn);
+/* Levenshtein distance ignoring ASCII case, for "did you mean" hints; SIZE_MAX past 40 bytes. */
+size_t str_edit_distance(const char *a, const char *b);
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t m);
 void *xrealloc(void *p, size_t n);

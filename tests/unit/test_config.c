@@ -282,7 +282,13 @@ Test(config_bad, yaml_syntax_error_has_libyaml_position)
 {
     load_err("company:\n  primary_domain: acme.com\n bad: [\n",
              "settings.yaml:3:2: invalid YAML: did not find expected key (while parsing a block "
-             "mapping that starts at 1:1)");
+             "mapping that starts at 1:1); check the indentation, and that a quoted value ends "
+             "with its quote (a filter with 'text' in it goes in double quotes: filter: "
+             "\"Department = 'Sales'\")");
+    load_err("company:\n  primary_domain: acme.com\n   keep_active: true\n",
+             "settings.yaml:3:15: invalid YAML: mapping values are not allowed in this context; a "
+             "key indented deeper than the keys beside it, or a value holding ': ' that needs "
+             "quotes");
     load_err_prefix("company:\n  primary_domain: \"acme.com\n",
                     "settings.yaml:3:1: invalid YAML: found unexpected end of stream");
     /* libyaml's words for a tab do not say tab: the message does */
@@ -862,6 +868,33 @@ Test(check_config_cli, settings_flag_works_too, .init = binary_init, .fini = rem
     cr_assert_not_null(strstr(r.out, "filter: none (matches everyone)"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "options on: none"), "%s", r.out);
     cr_assert_not_null(strstr(r.out, "guards: none"), "%s", r.out);
+}
+
+/* A field name one or two letters off a standard User field reads as null in every event: the
+ * filter is valid SOQL, so a warning, not an error. Custom fields (__c) are the org's own. */
+Test(check_config_cli, a_filter_field_that_looks_like_a_typo_is_warned_about, .init = binary_init,
+     .fini = remove_tree)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/s.yaml", tmpdir);
+    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Departmnt = 'Sales' AND "
+                          "Manager.Titel = 'CEO' AND Regon__c = 'EMEA'\"\n");
+    run_result r;
+    run_binary(&r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "warning: assignment 'VPs': the filter reads 'Departmnt', "
+                                     "which is no User field of the event schema: did you mean "
+                                     "'Department'?"),
+                       "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "'Manager.Titel', which is no User field of the event "
+                                     "schema: did you mean 'Title'?"),
+                       "%s", r.err);
+    cr_assert_null(strstr(r.err, "Regon__c"), "%s", r.err);
+    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Department = 'Sales' AND "
+                          "Manager.Title = 'CEO' AND FirstName != null\"\n");
+    run_binary(&r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.err, "");
 }
 
 Test(check_config_cli, invalid_settings_exit_2_with_the_message, .init = binary_init,

@@ -1060,7 +1060,8 @@ Test(soql_r4_2, unknown_word_operator)
 }
 Test(soql_r4_2, unknown_operator_double_equals)
 {
-    cr_assert_str_eq(cerr("Title == 'x'"), "column 7: unknown operator '=='");
+    cr_assert_str_eq(cerr("Title == 'x'"),
+                     "column 7: unknown operator '==' (SOQL compares with a single '=')");
 }
 Test(soql_r4_2, unknown_operator_bang)
 {
@@ -1211,7 +1212,8 @@ Test(soql_r4_2, ge_true)
 Test(soql_r4_2, field_as_value)
 {
     cr_assert_str_eq(cerr("Title = Department"),
-                     "column 9: expected a value after '=', found 'Department'");
+                     "column 9: expected a value after '=', found 'Department' (text goes in "
+                     "single quotes: 'Department')");
 }
 Test(soql_r4_2, bad_number)
 {

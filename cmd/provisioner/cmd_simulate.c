@@ -28,7 +28,9 @@ int cmd_simulate(int argc, char **argv)
             "Applies the provisioning rules (R1-R7) to JSON-lines change events with "
             "in-memory state\n(no Kafka, Redis or network) and prints the Gong commands as "
             "JSON lines on stdout.\nWarnings and a one-line summary go to stderr. Exit 0, or 2 "
-            "for bad settings or input.",
+            "for bad settings or input.\nThe settings' guards apply as in run: a held "
+            "deactivation is a warning, not a command\n(a copy of the settings without "
+            "`guards` shows it).",
             argc, argv, &a, &code) < 0)
         return code;
     if (a.n_positional) {

@@ -19,7 +19,8 @@ const cli_option pv_options[] = {
      "clock for relative date literals (ISO 8601); default: each event's commitTimestamp",
      C_SIMULATE | C_EXPLAIN, false},
     {"lookups", CLI_STR, NULL, NB, NULL,
-     "Profile and UserRole records for relationship filters (JSON), as Salesforce would answer",
+     "Profile and UserRole records for relationship filters: Salesforce's query answers (JSON, "
+     "one or an array of them) or {\"Profile\": {ID: {FIELD: VALUE}}, \"UserRole\": {...}}",
      C_SIMULATE | C_EXPLAIN, false},
     {"no-why", CLI_FLAG, NULL, NB, NULL, "leave `why` and `source` out of the commands", C_SIMULATE,
      false},

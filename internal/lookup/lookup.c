@@ -314,6 +314,38 @@ static int load_table(lookup *l, soql_rel r, json_t *obj, const char *path, perr
     return 0;
 }
 
+/* A REST query answer ({"records": [{"attributes": {"type": "Profile"}, "Id": ..., ...}]}), as
+ * Salesforce gives it and as `run` reads it: its records into the tables form by type, so an
+ * answer saved from Salesforce serves as it is. */
+static int load_answer(lookup *l, json_t *answer, const char *path, perr *err)
+{
+    json_t *by_type[SOQL_REL__COUNT] = {0};
+    int rc = 0;
+    size_t i;
+    json_t *rec;
+    json_array_foreach(json_object_get(answer, "records"), i, rec)
+    {
+        const char *type =
+            json_string_value(json_object_get(json_object_get(rec, "attributes"), "type"));
+        const char *id = json_string_value(json_object_get(rec, "Id"));
+        soql_rel r = type ? table_named(type, soql_relationship_name) : SOQL_REL_NONE;
+        if (r == SOQL_REL_NONE || !id) {
+            rc = perr_set(err,
+                          "%s: records[%zu]: expected a Profile or UserRole record with its Id and "
+                          "attributes.type",
+                          path, i);
+            break;
+        }
+        if (!by_type[r]) by_type[r] = json_object();
+        json_object_set(by_type[r], id, rec);
+    }
+    for (int r = 0; r < SOQL_REL__COUNT; r++) {
+        if (by_type[r] && rc == 0) rc = load_table(l, (soql_rel)r, by_type[r], path, err);
+        json_decref(by_type[r]);
+    }
+    return rc;
+}
+
 int lookup_load_file(lookup *l, const char *path, perr *err)
 {
     json_error_t je;
@@ -324,8 +356,28 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
         return perr_set(err, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     }
     int rc = 0;
+    if (json_is_array(root)) { /* several answers, e.g. one of Profile and one of UserRole */
+        size_t i;
+        json_t *answer;
+        json_array_foreach(root, i, answer)
+        {
+            if (!json_is_array(json_object_get(answer, "records"))) {
+                rc = perr_set(err, "%s: [%zu]: expected a query answer with records", path, i);
+                goto out;
+            }
+            if ((rc = load_answer(l, answer, path, err)) < 0) goto out;
+        }
+        goto out;
+    }
     if (!json_is_object(root)) {
-        rc = perr_set(err, "%s: expected an object with Profile and UserRole tables", path);
+        rc = perr_set(err,
+                      "%s: expected an object with Profile and UserRole tables, or query "
+                      "answers",
+                      path);
+        goto out;
+    }
+    if (json_is_array(json_object_get(root, "records"))) {
+        rc = load_answer(l, root, path, err);
         goto out;
     }
     const char *name;
@@ -341,7 +393,9 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
             rc = perr_set(err, "%s: %s: expected an object of records by id", path, name);
             goto out;
         }
-        if ((rc = load_table(l, r, obj, path, err)) < 0) goto out;
+        bool answer = json_is_array(json_object_get(obj, "records")); /* a query answer */
+        if ((rc = answer ? load_answer(l, obj, path, err) : load_table(l, r, obj, path, err)) < 0)
+            goto out;
     }
 out:
     json_decref(root);

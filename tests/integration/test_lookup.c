@@ -398,6 +398,28 @@ Test(lookup, offline_tables_from_a_file)
     cr_assert_str_eq(str_of(lookup_get(lk, SOQL_REL_USERROLE, R_VP, "developername")), "SalesVP");
     lookup_free(lk);
 
+    /* Salesforce's own query answers, as saved from a query: one, an array, or under a table */
+    static const char *const answers[] = {
+        "[{\"totalSize\": 1, \"done\": true, \"records\": [{\"attributes\": {\"type\": "
+        "\"Profile\", \"url\": \"/x\"}, \"Id\": \"" P_ADMIN "\", \"Name\": \"System "
+        "Administrator\"}]},\n {\"records\": [{\"attributes\": {\"type\": \"UserRole\"}, "
+        "\"Id\": \"" R_VP "\", \"DeveloperName\": \"SalesVP\"}]}]",
+        "{\"Profile\": {\"records\": [{\"attributes\": {\"type\": \"Profile\"}, \"Id\": "
+        "\"" P_ADMIN "\", \"Name\": \"System Administrator\"}]}, \"UserRole\": {\"records\": "
+        "[{\"attributes\": {\"type\": \"UserRole\"}, \"Id\": \"" R_VP "\", \"DeveloperName\": "
+        "\"SalesVP\"}]}}",
+    };
+    for (size_t i = 0; i < sizeof answers / sizeof *answers; i++) {
+        lk = lookup_new(cfg);
+        h_write_file(path, answers[i]);
+        cr_assert_eq(lookup_load_file(lk, path, &err), 0, "%s", err.msg);
+        cr_assert_str_eq(str_of(lookup_get(lk, SOQL_REL_PROFILE, P_ADMIN, "Name")),
+                         "System Administrator");
+        cr_assert_str_eq(str_of(lookup_get(lk, SOQL_REL_USERROLE, R_VP, "DeveloperName")),
+                         "SalesVP");
+        lookup_free(lk);
+    }
+
     struct {
         const char *text, *want;
     } bad[] = {
@@ -406,7 +428,10 @@ Test(lookup, offline_tables_from_a_file)
         {"{\"Profile\": [1]}", "Profile: expected an object of records by id"},
         {"{\"Profile\": {\"00e1\": {\"Name\": [1]}}}",
          "Profile.00e1.Name: expected a string, number, boolean or null"},
-        {"[]", "expected an object with Profile and UserRole tables"},
+        {"[1]", "[0]: expected a query answer with records"},
+        {"[{\"records\": 5}]", "[0]: expected a query answer with records"},
+        {"{\"records\": [{\"Id\": \"00e1\"}]}",
+         "records[0]: expected a Profile or UserRole record with its Id and attributes.type"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         lk = lookup_new(cfg);
@@ -415,6 +440,11 @@ Test(lookup, offline_tables_from_a_file)
         cr_assert(strstr(err.msg, path) && strstr(err.msg, bad[i].want), "%s", err.msg);
         lookup_free(lk);
     }
+    lk = lookup_new(cfg);
+    cr_assert_eq(lookup_load_file(lk, h_path("nope.json"), &err), -1);
+    cr_assert(strstr(err.msg, "nope.json: unable to open") && !strstr(err.msg, ":-1:"), "%s",
+              err.msg);
+    lookup_free(lk);
     config_free(cfg);
 }
 

@@ -22,6 +22,24 @@ static void emit_forward(void *ctx, const command *c)
     if (o->emit_fn) o->emit_fn(o->emit_ctx, c);
 }
 
+/* The tables of --lookups, with a warning the first time an id is not in them: a filter on its
+ * fields reads null, and the file most likely lacks a record. */
+static const value_t *offline_lookup(void *ctx, soql_rel rel, const char *id, const char *field)
+{
+    offline *o = ctx;
+    const value_t *v = lookup_get(o->lk, rel, id, field);
+    if (v || !id || o->quiet_warnings) return v; /* explain says it in its own words */
+    char key[128];
+    snprintf(key, sizeof key, "%s:%s", soql_relationship_name(rel), id);
+    if (strmap_get(&o->unknown_ids, key)) return v;
+    strmap_put(&o->unknown_ids, key, o);
+    fprintf(stderr,
+            "warning: %s %s is not in the look-up tables (--lookups): its fields read as null "
+            "(R4.3)\n",
+            soql_relationship_name(rel), id);
+    return v;
+}
+
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
 int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
@@ -57,8 +75,8 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
     cmd_filter_field_hints(o->cfg, stderr);
     engine_opts opts = {.with_why = with_why,
                         .with_source = with_why,
-                        .lookup = lookups_path ? lookup_get : NULL,
-                        .lookup_ctx = o->lk};
+                        .lookup = lookups_path ? offline_lookup : NULL,
+                        .lookup_ctx = o};
     if (now_iso) {
         opts.now_ms = offline_parse_iso(now_iso);
         if (opts.now_ms < 0) {
@@ -68,6 +86,7 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
             return -1;
         }
     }
+    strmap_init(&o->unknown_ids);
     o->mem = store_mem_new();
     o->eng = engine_new(o->cfg, store_mem_iface(o->mem), &opts);
     o->emit_fn = emit;
@@ -136,5 +155,6 @@ void offline_close(offline *o)
     store_mem_free(o->mem);
     lookup_free(o->lk);
     config_free(o->cfg);
+    strmap_free(&o->unknown_ids, NULL);
     memset(o, 0, sizeof *o);
 }

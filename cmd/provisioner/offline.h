@@ -20,6 +20,7 @@ typedef struct offline {
     void (*emit_fn)(void *ctx, const command *c);
     void *emit_ctx;
     bool quiet_warnings;
+    strmap unknown_ids; /* "Profile:00e..." ids --lookups lacks, each warned about once */
     unsigned long bad_lines;
     unsigned long warnings;
 } offline;

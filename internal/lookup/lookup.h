@@ -54,7 +54,8 @@ int lookup_resolve_noted(lookup *l, sf_client *sf, perr *err);
 
 /* Offline tables (simulate, explain): a JSON object
  *   {"Profile": {"00e...": {"Name": "Sales User"}}, "UserRole": {"00E...": {"Name": "CEO"}}}
- * Errors name the file and what is wrong. */
+ * or Salesforce's query answers ({"records": [{"attributes": {"type": "Profile"}, "Id": ...}]}):
+ * one, an array of them, or one under its table's name. Errors name the file and what is wrong. */
 int lookup_load_file(lookup *l, const char *path, perr *err);
 
 typedef struct lookup_stats {

@@ -494,6 +494,18 @@ Test(lookup, simulate_reads_the_tables_or_warns)
     cr_assert(strstr(out, "Profile.Name = empty (Profile " P_ADMIN " not in the look-up tables)"),
               "%s", out);
     free(out);
+    /* simulate warns of an id the tables lack, once however often it is read */
+    with[7] = explain[7];
+    h_write_file(events, EV(U1, "CREATE", 1001, PERSON(1) ",\"ProfileId\":\"" P_ADMIN "\"")
+                             EV(U1, "UPDATE", 1002, ",\"Title\":\"CTO\""));
+    cr_assert_eq(h_run(with, NULL, 30, &p), 0);
+    err = h_proc_stderr(p);
+    const char *warned = "warning: Profile " P_ADMIN " is not in the look-up tables (--lookups): "
+                         "its fields read as null (R4.3)";
+    char *first = strstr(err, warned);
+    cr_assert(first && !strstr(first + 1, warned), "%s", err);
+    free(err);
+    with[7] = tables;
 
     h_write_file(tables, "{\"Profile\": ");
     cr_assert_eq(h_run(with, NULL, 30, &p), 2);

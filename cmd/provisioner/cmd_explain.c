@@ -34,6 +34,7 @@ int cmd_explain(int argc, char **argv)
         return EXIT_USAGE;
     }
     o.quiet_warnings = true;
+    o.watch = user;
     engine_start(o.eng, &o.hooks);
     int rc = offline_feed(&o, &in);
     if (rc < 0 || o.bad_lines) {
@@ -49,6 +50,11 @@ int cmd_explain(int argc, char **argv)
         buf b;
         buf_init(&b);
         engine_explain(o.eng, user, &b);
+        if (o.n_ignored) /* "why did nothing happen when the title changed?" */
+            buf_printf(&b,
+                       "  Events of this user left out (R1.4: not newer than the last one "
+                       "applied): %s%s.\n",
+                       o.ignored.data, o.n_ignored > 5 ? ", ..." : "");
         fputs(b.data, stdout);
         buf_free(&b);
         code = EXIT_OK;

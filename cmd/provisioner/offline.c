@@ -40,6 +40,23 @@ static const value_t *offline_lookup(void *ctx, soql_rel rel, const char *id, co
     return v;
 }
 
+/* 005...: the 15-character form names the 18-character id that starts with it. */
+static bool same_user(const char *asked, const char *id)
+{
+    size_t n = strlen(asked);
+    return n == 15 ? strncmp(asked, id, 15) == 0 && (id[15] == '\0' || strlen(id) == 18)
+                   : strcmp(asked, id) == 0;
+}
+
+static void note_ignored(void *ctx, const char *user, bool duplicate)
+{
+    offline *o = ctx;
+    if (!o->watch || !same_user(o->watch, user)) return;
+    if (o->n_ignored++ < 5)
+        buf_printf(&o->ignored, "%sline %lu (%s)", o->n_ignored > 1 ? ", " : "", o->lineno,
+                   duplicate ? "the same position again" : "older");
+}
+
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
 int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
@@ -91,7 +108,9 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
     o->eng = engine_new(o->cfg, store_mem_iface(o->mem), &opts);
     o->emit_fn = emit;
     o->emit_ctx = emit_ctx;
-    o->hooks = (engine_hooks){.ctx = o, .emit = emit_forward, .warn = warn_stderr};
+    o->hooks = (engine_hooks){
+        .ctx = o, .emit = emit_forward, .warn = warn_stderr, .ignored = note_ignored};
+    buf_init(&o->ignored);
     return 0;
 }
 
@@ -110,6 +129,7 @@ int offline_feed(offline *o, jsonl_reader *in)
         event ev;
         perr err;
         arena_reset(&mem);
+        o->lineno = in->lineno;
         if (event_from_json(in->line, in->len, NULL, &mem, &ev, &err) < 0 ||
             engine_apply(o->eng, &ev, &o->hooks, &err) < 0) {
             fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, err.msg);
@@ -156,5 +176,6 @@ void offline_close(offline *o)
     lookup_free(o->lk);
     config_free(o->cfg);
     strmap_free(&o->unknown_ids, NULL);
+    buf_free(&o->ignored);
     memset(o, 0, sizeof *o);
 }

@@ -21,6 +21,11 @@ typedef struct offline {
     void *emit_ctx;
     bool quiet_warnings;
     strmap unknown_ids; /* "Profile:00e..." ids --lookups lacks, each warned about once */
+    /* explain: the user asked about (NULL: none), and its events R1.4 left out, by line */
+    const char *watch;
+    unsigned long lineno; /* of the event being applied */
+    buf ignored;
+    size_t n_ignored;
     unsigned long bad_lines;
     unsigned long warnings;
 } offline;

@@ -1011,12 +1011,12 @@ static void apply_user(ctx *c, const char *id)
     e->stats.user_events++;
     if (u->has_pos) {
         int cmp = pos_cmp(&p, &u->pos);
-        if (cmp == 0) {
-            e->stats.duplicates++;
-            return;
-        }
-        if (cmp < 0) {
-            e->stats.stale++;
+        if (cmp <= 0) {
+            if (cmp == 0)
+                e->stats.duplicates++;
+            else
+                e->stats.stale++;
+            if (c->h && c->h->ignored) c->h->ignored(c->h->ctx, id, cmp == 0);
             return;
         }
     }

@@ -176,6 +176,9 @@ typedef struct engine_hooks {
      * is decided (the manager is stored active with reports waiting until then: a caller that
      * finds one places them first); false: the engine places them now. May be NULL. */
     bool (*deferred)(void *ctx, const char *manager, size_t n, const command_source *src);
+    /* An event of user left out by R1.4: duplicate, at the position last applied; otherwise
+     * older than it. Counted in engine_stats either way. May be NULL. */
+    void (*ignored)(void *ctx, const char *user, bool duplicate);
 } engine_hooks;
 
 typedef struct engine_opts {

@@ -2143,3 +2143,35 @@ Test(cli, simulate_fails_when_its_input_or_output_fails)
     cr_expect_eq(sh("cmp -s '%s/a.jsonl' '%s/b.jsonl'", tmp, tmp), 0);
     sh("rm -rf '%s'", tmp);
 }
+
+/* explain answers "why did nothing happen when the title changed?" when R1.4 left the event out */
+Test(cli, explain_lists_the_events_r1_4_left_out)
+{
+    const char *bin = binary();
+    if (!bin) cr_skip_test("PV_BINARY not built");
+    char tmp[] = "/tmp/pv-cli-XXXXXX";
+    cr_assert_not_null(mkdtemp(tmp));
+    char path[256];
+    snprintf(path, sizeof path, "%s/s.yaml", tmp);
+    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+#define EV_AT(type, ts, extra)                                                                     \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A00000000001AAA\"],"      \
+    "\"changeType\":\"" type "\",\"changedFields\":[],\"transactionKey\":\"t\","                   \
+    "\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts "}" extra "}\n"
+    snprintf(path, sizeof path, "%s/e.jsonl", tmp);
+    write_text(path, EV_AT("CREATE", 2000,
+                           ",\"Email\":\"a@acme.com\",\"FirstName\":\"A\",\"LastName\":\"B\","
+                           "\"IsActive\":true") EV_AT("UPDATE", 1000, ",\"Title\":\"CTO\"")
+                         EV_AT("UPDATE", 2000, ",\"Title\":\"CEO\""));
+#undef EV_AT
+    cr_assert_eq(sh("'%s' explain --settings '%s/s.yaml' --events '%s/e.jsonl' --user "
+                    "005A00000000001 >'%s/out' 2>/dev/null",
+                    bin, tmp, tmp, tmp),
+                 0);
+    char *out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
+    cr_expect(out && strstr(out, "Events of this user left out (R1.4: not newer than the last one "
+                                 "applied): line 2 (older), line 3 (the same position again)."),
+              "%s", out);
+    free(out);
+    sh("rm -rf '%s'", tmp);
+}

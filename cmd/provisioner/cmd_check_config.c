@@ -194,7 +194,7 @@ int cmd_check_config(int argc, char **argv)
     buf b;
     buf_init(&b);
     check_config_summary(c, &b);
-    fputs(b.data, stdout);
+    cmd_write_stdout(b.data, b.len);
     cmd_filter_field_hints(c, stderr);
     buf_free(&b);
     config_free(c);

@@ -32,7 +32,7 @@ int cmd_decode(int argc, char **argv)
     buf_init(&line);
     codec_decoder *dec = NULL;
     code = EXIT_USAGE;
-    if (schema && buf_read_file(&avsc, schema, SIZE_MAX) < 0) {
+    if (schema && buf_read_file(&avsc, strcmp(schema, "-") == 0 ? NULL : schema, SIZE_MAX) < 0) {
         fprintf(stderr, "provisioner: decode: %s: %s\n", schema, strerror(errno));
         goto out;
     }
@@ -70,7 +70,7 @@ int cmd_decode(int argc, char **argv)
         buf_reset(&line);
         event_to_json(&ev, codec_decoder_last_layout(dec), &line);
         buf_putc(&line, '\n');
-        fwrite(line.data, 1, line.len, stdout);
+        cmd_write_stdout(line.data, line.len);
     }
     arena_free(&mem);
     cmd_flush_stdout();

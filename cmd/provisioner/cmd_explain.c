@@ -55,7 +55,7 @@ int cmd_explain(int argc, char **argv)
                        "  Events of this user left out (R1.4: not newer than the last one "
                        "applied): %s%s.\n",
                        o.ignored.data, o.n_ignored > 5 ? ", ..." : "");
-        fputs(b.data, stdout);
+        cmd_write_stdout(b.data, b.len);
         buf_free(&b);
         code = EXIT_OK;
     }

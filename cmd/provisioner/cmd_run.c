@@ -8,7 +8,6 @@
 
 #include "commands.h"
 #include "config/config.h"
-#include "log/log.h"
 #include "pipeline/pipeline.h"
 #include "salesforce/salesforce.h"
 
@@ -72,10 +71,6 @@ int cmd_run(int argc, char **argv)
     o.transactional_id = txn_id;
     o.settings_path = cli_str(&a, "settings");
     o.reload = &reload_requested;
-    char redis_shown[512];
-    log_redact_url(o.redis_url, redis_shown, sizeof redis_shown);
-    log_msg(LOG_INFO, "starting", "brokers", o.brokers, "input", o.input_topic, "output",
-            o.output_topic, "redis", redis_shown, "settings", cli_str(&a, "settings"), NULL);
     code = cmd_serve(&a, cli_str(&a, "salesforce-url") != NULL, &stop_requested, &o);
     sf_client_free(sf);
     config_free(cfg);

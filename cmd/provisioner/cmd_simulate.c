@@ -4,18 +4,13 @@
 #include "commands.h"
 #include "offline.h"
 
-typedef struct out_ctx {
-    buf line;
-    FILE *f;
-} out_ctx;
-
 static void print_command(void *ctx, const command *c)
 {
-    out_ctx *o = ctx;
-    buf_reset(&o->line);
-    command_to_json(c, &o->line);
-    buf_putc(&o->line, '\n');
-    fwrite(o->line.data, 1, o->line.len, o->f);
+    buf *line = ctx;
+    buf_reset(line);
+    command_to_json(c, line);
+    buf_putc(line, '\n');
+    cmd_write_stdout(line->data, line->len);
 }
 
 int cmd_simulate(int argc, char **argv)
@@ -43,14 +38,14 @@ int cmd_simulate(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
-    out_ctx out = {.f = stdout};
-    buf_init(&out.line);
+    buf line;
+    buf_init(&line);
     offline o;
     if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"),
-                     !cli_bool(&a, "no-why"), print_command, &out) < 0) {
+                     !cli_bool(&a, "no-why"), print_command, &line) < 0) {
         jsonl_close(&in);
         cli_free(&a);
-        buf_free(&out.line);
+        buf_free(&line);
         return EXIT_USAGE;
     }
     engine_start(o.eng, &o.hooks);
@@ -59,7 +54,7 @@ int cmd_simulate(int argc, char **argv)
     offline_summary(&o, stderr);
     code = rc < 0 || o.bad_lines ? EXIT_USAGE : EXIT_OK;
     offline_close(&o);
-    buf_free(&out.line);
+    buf_free(&line);
     cli_free(&a);
     return code;
 }

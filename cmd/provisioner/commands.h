@@ -52,8 +52,9 @@ struct pipeline_opts;
 struct config;
 int cmd_service_opts(const cli_args *a, const char *cmd, struct pipeline_opts *o,
                      struct config **cfg, char *dlq, size_t dlq_size);
-/* fflush(stdout) for the commands that print: main reports the first failure's reason and exits
- * 1 (interfaces.md: a runtime failure). */
+/* Output on stdout for the commands that print: main reports the first failure's reason and
+ * exits 1 (interfaces.md: a runtime failure). */
+void cmd_write_stdout(const char *p, size_t n);
 int cmd_flush_stdout(void);
 /* SIGTERM and SIGINT call handler, which only sets a flag. */
 void cmd_on_stop_signals(void (*handler)(int));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 int jsonl_open(jsonl_reader *r, const char *path)
@@ -15,7 +16,15 @@ int jsonl_open(jsonl_reader *r, const char *path)
     }
     r->f = fopen(path, "r");
     r->name = path;
-    return r->f ? 0 : -1;
+    if (!r->f) return -1;
+    struct stat st; /* fopen takes a directory; reading it fails only later */
+    if (fstat(fileno(r->f), &st) == 0 && S_ISDIR(st.st_mode)) {
+        fclose(r->f);
+        r->f = NULL;
+        errno = EISDIR;
+        return -1;
+    }
+    return 0;
 }
 
 bool jsonl_next(jsonl_reader *r)

@@ -49,13 +49,27 @@ static void usage(FILE *f)
         fprintf(f, "  %-15s %s\n", subcommands[i].name, subcommands[i].summary);
 }
 
-static int stdout_errno; /* of the first failed flush: a later one finds nothing to write */
+/* The reason of the first failed write to stdout: glibc drops the buffer of a write that failed,
+ * so a later flush finds nothing to write and says nothing. */
+static int stdout_errno;
+
+static void stdout_failed(void)
+{
+    if (!stdout_errno) stdout_errno = errno ? errno : EIO;
+}
+
+void cmd_write_stdout(const char *p, size_t n)
+{
+    errno = 0;
+    if (fwrite(p, 1, n, stdout) != n) stdout_failed();
+}
 
 int cmd_flush_stdout(void)
 {
     errno = 0;
-    if (fflush(stdout) == 0 && !ferror(stdout)) return 0;
-    if (!stdout_errno) stdout_errno = errno ? errno : EIO;
+    if (fflush(stdout) != 0) stdout_failed();
+    if (!ferror(stdout)) return 0;
+    stdout_failed();
     return -1;
 }
 

@@ -40,12 +40,11 @@ static const value_t *offline_lookup(void *ctx, soql_rel rel, const char *id, co
     return v;
 }
 
-/* 005...: the 15-character form names the 18-character id that starts with it. */
+/* The id asked about, as written or in its 18-character form (as engine_explain finds it). */
 static bool same_user(const char *asked, const char *id)
 {
-    size_t n = strlen(asked);
-    return n == 15 ? strncmp(asked, id, 15) == 0 && (id[15] == '\0' || strlen(id) == 18)
-                   : strcmp(asked, id) == 0;
+    char id18[19];
+    return strcmp(asked, id) == 0 || (engine_id18(asked, id18) && strcmp(id18, id) == 0);
 }
 
 static void note_ignored(void *ctx, const char *user, bool duplicate)

@@ -115,6 +115,10 @@ int cmd_serve(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,
     }
     o->metrics = l.reg;
     o->health = &l.health;
+    char redis_shown[512];
+    log_redact_url(o->redis_url, redis_shown, sizeof redis_shown);
+    log_msg(LOG_INFO, "starting", "brokers", o->brokers, "input", o->input_topic, "output",
+            o->output_topic, "redis", redis_shown, "settings", cli_str(a, "settings"), NULL);
     int code = EXIT_OK;
     perr err;
     if (pipeline_run(o, &err) < 0) {

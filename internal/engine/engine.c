@@ -370,6 +370,22 @@ static const char *settings_fingerprint(engine *e, const cfg_assignment *a)
     return e->fps[i] = xstrdup(e->fp.data);
 }
 
+bool engine_id18(const char *id, char out[19])
+{
+    if (strlen(id) != 15) return false;
+    for (int i = 0; i < 15; i++)
+        if (!isalnum((unsigned char)id[i])) return false;
+    memcpy(out, id, 15);
+    for (int c = 0; c < 3; c++) {
+        unsigned bits = 0;
+        for (int j = 0; j < 5; j++)
+            if (id[c * 5 + j] >= 'A' && id[c * 5 + j] <= 'Z') bits |= 1u << j;
+        out[15 + c] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits];
+    }
+    out[18] = '\0';
+    return true;
+}
+
 bool engine_settings_sent_are_current(engine *e, const user_state *u, size_t a)
 {
     return u->applied_settings_of &&

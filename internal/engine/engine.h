@@ -251,8 +251,13 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);
 
-/* Plain words for a user: in scope or not and the failing rule, the assignment and the filter
- * that matched, the manager link and its state. */
+/* Salesforce's 18-character form of a 15-character Id: the 15 and three characters that each give
+ * the case of five of them. Admins copy the 15 from the browser's address bar; events carry the
+ * 18. False when id is not 15 letters and digits. */
+bool engine_id18(const char *id, char out[19]);
+
+/* Plain words for a user (its Id in either form): in scope or not and the failing rule, the
+ * assignment and the filter that matched, the manager link and its state. */
 void engine_explain(engine *e, const char *id, buf *out);
 
 #endif

@@ -1,6 +1,5 @@
 /* `explain`: the engine's view of one user in plain words: R3 rule by rule, the R5 record and the
  * R6 manager link. */
-#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -199,21 +198,25 @@ static void explain_settings_sent(engine *e, const user_state *u, const cfg_assi
     const char *hash = strrchr(fp, '#');
     size_t name_len = hash ? (size_t)(hash - fp) : strlen(fp);
     bool same = strlen(u->assignment) == name_len && strncasecmp(u->assignment, fp, name_len) == 0;
+    /* a reimport re-applies settings to active users in scope only (R8.1, engine_reconcile_user) */
     bool automatic = la && la->mode == UPDATE_AUTOMATIC;
+    bool reimport_sends = automatic && u->status == PROV_ACTIVE && u->in_scope;
     if (!same) {
         buf_printf(b,
                    "  Gong has the settings of '%.*s', the last ones sent: none were sent for "
                    "'%s', as the user came to it from a manual assignment, whose settings are "
                    "managed in Gong (R5.3, R5.5)%s.\n",
                    (int)name_len, fp, u->assignment,
-                   automatic ? "; a reimport sends them (R8.1)" : "");
+                   reimport_sends ? "; a reimport sends them (R8.1)" : "");
         return;
     }
     if (!la || engine_settings_sent_are_current(e, u, (size_t)(la - e->cfg->assignments))) return;
     buf_printf(b, "  The settings of '%s' changed in the settings file after they were sent: %s.\n",
                la->name,
-               automatic ? "a reimport sends the new ones (R8.1)"
-                         : "under a manual assignment they are managed in Gong");
+               reimport_sends ? "a reimport sends the new ones (R8.1)"
+               : automatic ? "a reimport sends the new ones once the user is active and in scope "
+                             "(R8.1)"
+                           : "under a manual assignment they are managed in Gong");
 }
 
 /* A manager whose reports wait for it (R6.3) may be asked about before any event names it: the
@@ -231,30 +234,14 @@ static void explain_waiting_reports(engine *e, const char *id, buf *b)
     buf_puts(b, "; the links are made once it is provisioned.\n");
 }
 
-/* Salesforce's 18-character form of a 15-character Id: the 15 and three characters that each give
- * the case of five of them. Admins copy the 15-character form from the browser's address bar;
- * events carry the 18. */
-static bool id18_of(const char *id, char out[19])
-{
-    if (strlen(id) != 15) return false;
-    for (int i = 0; i < 15; i++)
-        if (!isalnum((unsigned char)id[i])) return false;
-    memcpy(out, id, 15);
-    for (int c = 0; c < 3; c++) {
-        unsigned bits = 0;
-        for (int j = 0; j < 5; j++)
-            if (id[c * 5 + j] >= 'A' && id[c * 5 + j] <= 'Z') bits |= 1u << j;
-        out[15 + c] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits];
-    }
-    out[18] = '\0';
-    return true;
-}
-
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
     char id18[19];
-    if (!u && id18_of(id, id18) && (u = e->store->get(e->store->ctx, id18))) id = id18;
+    if (!u && engine_id18(id, id18)) { /* events carry the 18-character form */
+        id = id18;
+        u = e->store->get(e->store->ctx, id);
+    }
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
         explain_waiting_reports(e, id, b);

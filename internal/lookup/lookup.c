@@ -317,7 +317,7 @@ static int load_table(lookup *l, soql_rel r, json_t *obj, const char *path, perr
 /* A REST query answer ({"records": [{"attributes": {"type": "Profile"}, "Id": ..., ...}]}), as
  * Salesforce gives it and as `run` reads it: its records into the tables form by type, so an
  * answer saved from Salesforce serves as it is. */
-static int load_answer(lookup *l, json_t *answer, const char *path, perr *err)
+static int load_answer(lookup *l, json_t *answer, soql_rel under, const char *path, perr *err)
 {
     json_t *by_type[SOQL_REL__COUNT] = {0};
     int rc = 0;
@@ -334,6 +334,11 @@ static int load_answer(lookup *l, json_t *answer, const char *path, perr *err)
                           "%s: records[%zu]: expected a Profile or UserRole record with its Id and "
                           "attributes.type",
                           path, i);
+            break;
+        }
+        if (under != SOQL_REL_NONE && r != under) {
+            rc = perr_set(err, "%s: %s: records[%zu] is a %s record", path,
+                          soql_relationship_name(under), i, soql_relationship_name(r));
             break;
         }
         if (!by_type[r]) by_type[r] = json_object();
@@ -365,7 +370,7 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
                 rc = perr_set(err, "%s: [%zu]: expected a query answer with records", path, i);
                 goto out;
             }
-            if ((rc = load_answer(l, answer, path, err)) < 0) goto out;
+            if ((rc = load_answer(l, answer, SOQL_REL_NONE, path, err)) < 0) goto out;
         }
         goto out;
     }
@@ -377,7 +382,7 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
         goto out;
     }
     if (json_is_array(json_object_get(root, "records"))) {
-        rc = load_answer(l, root, path, err);
+        rc = load_answer(l, root, SOQL_REL_NONE, path, err);
         goto out;
     }
     const char *name;
@@ -394,7 +399,8 @@ int lookup_load_file(lookup *l, const char *path, perr *err)
             goto out;
         }
         bool answer = json_is_array(json_object_get(obj, "records")); /* a query answer */
-        if ((rc = answer ? load_answer(l, obj, path, err) : load_table(l, r, obj, path, err)) < 0)
+        if ((rc = answer ? load_answer(l, obj, r, path, err) : load_table(l, r, obj, path, err)) <
+            0)
             goto out;
     }
 out:

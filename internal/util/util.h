@@ -85,8 +85,9 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
 #define FMT_I64_MAX 20
 size_t fmt_i64(char out[FMT_I64_MAX], int64_t v);
 void buf_put_i64(buf *b, int64_t v);
-/* A finite number as JSON writes it, the shortest text that reads back as the same double
- * ("0.1", not "0.10000000000000001"); integers below 1e15 without a fraction or exponent. */
+/* A finite number as JSON writes it: the first of 15, 16 or 17 significant digits that reads back
+ * as the same double ("0.1", not "0.10000000000000001"); integers below 1e15 without a fraction
+ * or exponent. */
 void buf_put_double(buf *b, double d);
 /* Appends s as a JSON string literal, quotes included. */
 void buf_json_str(buf *b, const char *s, size_t n);

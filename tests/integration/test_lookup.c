@@ -430,6 +430,9 @@ Test(lookup, offline_tables_from_a_file)
          "Profile.00e1.Name: expected a string, number, boolean or null"},
         {"[1]", "[0]: expected a query answer with records"},
         {"[{\"records\": 5}]", "[0]: expected a query answer with records"},
+        {"{\"Profile\": {\"records\": [{\"attributes\": {\"type\": \"UserRole\"}, \"Id\": "
+         "\"00E1\"}]}}",
+         "Profile: records[0] is a UserRole record"},
         {"{\"records\": [{\"Id\": \"00e1\"}]}",
          "records[0]: expected a Profile or UserRole record with its Id and attributes.type"},
     };

@@ -2110,12 +2110,15 @@ Test(cli, simulate_fails_when_its_input_or_output_fails)
     char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
     cr_expect(err && strstr(err, "Is a directory"), "stderr: %s", err);
     free(err);
+    size_t n = 1;
+    free(read_text((snprintf(path, sizeof path, "%s/out", tmp), path), &n));
+    cr_expect_eq(n, 0, "COMPANY_SETTINGS printed before the directory was noticed");
 
     rc = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/nope.jsonl' >'%s/out' "
             "2>'%s/err'",
             bin, sc, tmp, tmp, tmp);
     cr_expect_eq(rc, 2, "a missing events file");
-    size_t n = 1;
+    n = 1;
     free(read_text((snprintf(path, sizeof path, "%s/out", tmp), path), &n));
     cr_expect_eq(n, 0, "COMPANY_SETTINGS printed before the missing file was noticed");
 
@@ -2155,7 +2158,7 @@ Test(cli, explain_lists_the_events_r1_4_left_out)
     snprintf(path, sizeof path, "%s/s.yaml", tmp);
     write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
 #define EV_AT(type, ts, extra)                                                                     \
-    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A00000000001AAA\"],"      \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A00000000001IAA\"],"      \
     "\"changeType\":\"" type "\",\"changedFields\":[],\"transactionKey\":\"t\","                   \
     "\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts "}" extra "}\n"
     snprintf(path, sizeof path, "%s/e.jsonl", tmp);

@@ -550,6 +550,15 @@ Test(engine, r5_3_explain_names_earlier_assignments_and_the_settings_gong_has)
                                   "reimport sends them (R8.1)."),
               "%s", r.explained);
     free(r.explained);
+    /* a reimport re-applies settings to active users in scope only: no promise once deactivated */
+    r = simulate_opts(two,
+                      HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ""))
+                          HDR("\"005U1\"", "UPDATE", 2, ",\"Department\":\"Ops\"")
+                              HDR("\"005U1\"", "UPDATE", 3, ",\"IsActive\":false"),
+                      &so);
+    cr_assert(strstr(r.explained, "Gong has the settings of 'Sales'"), "%s", r.explained);
+    cr_assert_null(strstr(r.explained, "reimport sends"), "%s", r.explained);
+    free(r.explained);
 }
 
 Test(engine, r3_3_domain_lower_cased_local_part_kept)

@@ -1974,6 +1974,15 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+/* The binary under test (the test is skipped without one) and a temp dir of the test's own. */
+static const char *cli_begin(char *tmp)
+{
+    const char *bin = binary();
+    if (!bin) cr_skip_test("PV_BINARY not built");
+    cr_assert_not_null(mkdtemp(tmp));
+    return bin;
+}
+
 /* encode then decode gives events that simulate treats exactly as the originals (issue 5: "so
  * simulate's output is identical both ways"), for every scenario the User schema can carry. */
 static size_t simulate_both_ways(const char *bin, const char *dir, const char *tmp)
@@ -2022,10 +2031,8 @@ static size_t simulate_both_ways(const char *bin, const char *dir, const char *t
 
 Test(cli, simulate_identical_both_ways)
 {
-    const char *bin = binary();
-    if (!bin) cr_skip_test("PV_BINARY not built");
     char tmp[] = "/tmp/pv-cli-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmp));
+    const char *bin = cli_begin(tmp);
     char dir[4096];
     shared_dir(dir, sizeof dir);
     size_t n = simulate_both_ways(bin, dir, tmp);
@@ -2037,10 +2044,8 @@ Test(cli, simulate_identical_both_ways)
 
 Test(cli, decode_reports_bad_files_and_goes_on)
 {
-    const char *bin = binary();
-    if (!bin) cr_skip_test("PV_BINARY not built");
     char tmp[] = "/tmp/pv-cli-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmp));
+    const char *bin = cli_begin(tmp);
     char path[256];
     snprintf(path, sizeof path, "%s/events.jsonl", tmp);
     write_text(path, UPDATE_LINE);
@@ -2071,10 +2076,8 @@ Test(cli, decode_reports_bad_files_and_goes_on)
 
 Test(cli, decode_through_the_registry, .init = start_plain, .fini = registry_stop)
 {
-    const char *bin = binary();
-    if (!bin) cr_skip_test("PV_BINARY not built");
     char tmp[] = "/tmp/pv-cli-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmp));
+    const char *bin = cli_begin(tmp);
     char path[256];
     snprintf(path, sizeof path, "%s/events.jsonl", tmp);
     write_text(path, CREATE_LINE);
@@ -2096,10 +2099,8 @@ Test(cli, decode_through_the_registry, .init = start_plain, .fini = registry_sto
  * lost, not printed; a file that cannot be opened stops simulate before it prints anything. */
 Test(cli, simulate_fails_when_its_input_or_output_fails)
 {
-    const char *bin = binary();
-    if (!bin) cr_skip_test("PV_BINARY not built");
     char tmp[] = "/tmp/pv-cli-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmp));
+    const char *bin = cli_begin(tmp);
     char sc[4096];
     snprintf(sc, sizeof sc, "%s/tests/scenarios/r2_r3_r7_review_i18_r7_2_company_settings_on",
              source_dir());
@@ -2150,10 +2151,8 @@ Test(cli, simulate_fails_when_its_input_or_output_fails)
 /* explain answers "why did nothing happen when the title changed?" when R1.4 left the event out */
 Test(cli, explain_lists_the_events_r1_4_left_out)
 {
-    const char *bin = binary();
-    if (!bin) cr_skip_test("PV_BINARY not built");
     char tmp[] = "/tmp/pv-cli-XXXXXX";
-    cr_assert_not_null(mkdtemp(tmp));
+    const char *bin = cli_begin(tmp);
     char path[256];
     snprintf(path, sizeof path, "%s/s.yaml", tmp);
     write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");

@@ -325,12 +325,26 @@ void engine_explain(engine *e, const char *id, buf *b)
         explain_manager_differs(e, u, mid->s, s.reason != REASON_NONE, b);
     if (u->waiting_for) {
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
-        buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,
-                   m ? prov_status_name(m->status) : "not known yet");
         int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
-        if (!u->created_waiting && i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL)
-            buf_puts(b, ", and is set then only if the assignment syncs manager changes by then "
-                        "(R6.2: manual does not)");
+        bool out_of_scope = s.reason != REASON_NONE;
+        if (!mid || mid->type != VAL_STR || strcmp(mid->s, u->waiting_for) != 0)
+            /* changed while kept active out of scope, where no link moves (R5.4) */
+            buf_printf(b,
+                       "; the link kept for %s, an earlier ManagerId, is not made when it "
+                       "arrives, as ManagerId no longer names it (R6.3)%s",
+                       u->waiting_for,
+                       out_of_scope ? "; back in scope, its manager is brought in line (R5.4)"
+                                    : "");
+        else {
+            buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,
+                       m ? prov_status_name(m->status) : "not known yet");
+            if (out_of_scope)
+                buf_puts(b, ", but no manager command is sent while the user is out of scope "
+                            "(R5.4): back in scope, its manager is brought in line");
+            else if (!u->created_waiting && i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL)
+                buf_puts(b, ", and is set then only if the assignment syncs manager changes by "
+                            "then (R6.2: manual does not)");
+        }
     }
     buf_puts(b, ".\n");
     if (u->has_pos)

@@ -492,6 +492,31 @@ Test(engine, r6_2_manual_created_waiting_moved_to_an_active_manager_is_not_refle
 
 /* R3.4 in explain: each assignment's filter is said to be false, or unknown with the null fields
  * it reads (three-valued logic), so an admin sees which field to fill in */
+/* A kept-active user out of scope sends no manager command (R5.4): explain must not promise the
+ * waiting link, nor name a link its ManagerId has left. */
+Test(engine, r5_4_explain_a_waiting_link_of_a_user_kept_active_out_of_scope)
+{
+    const char *keep = settings_with("  keep_active: true\n");
+    sim_opts so = {.explain = "005U1"};
+    const char *created =
+        HDR("\"005U1\"", "CREATE", 1, USER("Ann", "a@acme.com", ",\"ManagerId\":\"005M1\""))
+            HDR("\"005U1\"", "UPDATE", 2, ",\"IsActive\":false");
+    run r = simulate_opts(keep, created, &so);
+    cr_assert(strstr(r.explained, "the link waits for 005M1, which is not known yet (R6.3), but no "
+                                  "manager command is sent while the user is out of scope (R5.4)"),
+              "%s", r.explained);
+    free(r.explained);
+    char both[2048];
+    snprintf(both, sizeof both, "%s%s", created,
+             HDR("\"005U1\"", "UPDATE", 3, ",\"ManagerId\":\"005M2\""));
+    r = simulate_opts(keep, both, &so);
+    cr_assert(strstr(r.explained, "the link kept for 005M1, an earlier ManagerId, is not made when "
+                                  "it arrives, as ManagerId no longer names it (R6.3); back in "
+                                  "scope, its manager is brought in line (R5.4)"),
+              "%s", r.explained);
+    free(r.explained);
+}
+
 /* Admins copy a user's 15-character Id from Salesforce's address bar; events carry the
  * 18-character one (the 15 and a checksum of their case). */
 Test(engine, explain_finds_a_user_by_its_15_character_id)

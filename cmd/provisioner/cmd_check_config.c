@@ -8,55 +8,14 @@
 #include "config/config.h"
 #include "event/event.h"
 #include "lookup/lookup.h"
-#include "soql/soql.h"
 
-static bool custom_field(const char *name)
-{
-    size_t n = strlen(name);
-    return n > 3 && str_ieqn(name + n - 3, 3, "__c", 3);
-}
-
-/* The standard field of the bundled User schema (compound parts too) nearest to name, NULL when
- * name is one of them or none is within two edits. Custom fields (__c) are the org's own: the
- * bundled schema's are examples, so they are neither suggested nor checked. */
-static const char *nearest_standard_field(const char *name)
-{
-    if (custom_field(name) || strlen(name) < 4 || str_ieq(name, "Id")) return NULL;
-    const event_layout *l = event_layout_default();
-    const char *best = NULL;
-    size_t best_d = 3;
-    for (size_t i = 0; i < event_layout_count(l); i++) {
-        for (size_t j = 0; j <= event_layout_part_count(l, i); j++) {
-            const char *known = j ? event_layout_part_name(l, i, j - 1) : event_layout_name(l, i);
-            if (custom_field(known)) continue;
-            size_t d = str_edit_distance(name, known);
-            if (d == 0) return NULL;
-            if (d < best_d) {
-                best_d = d;
-                best = known;
-            }
-        }
-    }
-    return best;
-}
+static void say_warning(void *ctx, const char *msg) { fprintf(ctx, "warning: %s\n", msg); }
 
 void cmd_filter_field_hints(const config *c, FILE *out)
 {
-    for (size_t a = 0; a < c->n_assignments; a++) {
-        const soql_filter *f = c->assignments[a].filter;
-        for (size_t i = 0; f && i < soql_field_count(f); i++) {
-            const char *path = soql_field_name(f, i), *leaf = path;
-            soql_rel r = soql_relationship(path, &leaf);
-            if (r != SOQL_REL_NONE && r != SOQL_REL_MANAGER) continue; /* Profile, UserRole */
-            const char *near = nearest_standard_field(leaf);
-            if (near)
-                fprintf(out,
-                        "warning: assignment '%s': the filter reads '%s', which is no User field "
-                        "of the event schema: did you mean '%s'? (a field no event carries reads "
-                        "as null, R3.4)\n",
-                        c->assignments[a].name, path, near);
-        }
-    }
+    const char *names[512];
+    size_t n = event_layout_all_names(event_layout_default(), names, 512);
+    config_field_hints(c, names, n < 512 ? n : 512, say_warning, out);
 }
 
 static void check_config_list(buf *b, const char *label, const char *const *items, size_t n)

@@ -978,3 +978,49 @@ int config_assignment_index(const config *c, const char *name)
         if (strcmp(c->assignments[i].name, name) == 0) return i <= INT_MAX ? (int)i : -1;
     return -1;
 }
+
+/* ---- hints */
+
+static bool config_custom_field(const char *name)
+{
+    size_t n = strlen(name);
+    return n > 3 && str_ieqn(name + n - 3, 3, "__c", 3);
+}
+
+static const char *config_nearest_field(const char *name, const char *const *known, size_t n)
+{
+    if (config_custom_field(name) || strlen(name) < 4) return NULL;
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        if (config_custom_field(known[i])) continue;
+        size_t d = str_edit_distance(name, known[i]);
+        if (d == 0) return NULL;
+        if (d < best_d) {
+            best_d = d;
+            best = known[i];
+        }
+    }
+    return best;
+}
+
+void config_field_hints(const config *c, const char *const *known, size_t n_known,
+                        void (*say)(void *ctx, const char *msg), void *ctx)
+{
+    for (size_t a = 0; a < c->n_assignments; a++) {
+        const soql_filter *f = c->assignments[a].filter;
+        for (size_t i = 0; f && i < soql_field_count(f); i++) {
+            const char *path = soql_field_name(f, i), *leaf = path;
+            soql_rel r = soql_relationship(path, &leaf);
+            if (r != SOQL_REL_NONE && r != SOQL_REL_MANAGER) continue;
+            const char *near = config_nearest_field(leaf, known, n_known);
+            if (!near) continue;
+            char msg[512];
+            snprintf(msg, sizeof msg,
+                     "assignment '%s': the filter reads '%s', which is no User field of the event "
+                     "schema: did you mean '%s'? (a field no event carries reads as null, R3.4)",
+                     c->assignments[a].name, path, near);
+            say(ctx, msg);
+        }
+    }
+}

@@ -160,6 +160,17 @@ const char *event_layout_compound_of(const event_layout *l, const char *part)
     return NULL;
 }
 
+size_t event_layout_all_names(const event_layout *l, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < event_layout_count(l); i++)
+        for (size_t j = 0; j <= event_layout_part_count(l, i); j++) {
+            if (n < max) out[n] = j ? event_layout_part_name(l, i, j - 1) : event_layout_name(l, i);
+            n++;
+        }
+    return n;
+}
+
 static void push_name(arena *mem, const char ***names, size_t *n, size_t *cap, const char *s)
 {
     if (*n == *cap) *names = arena_grow(mem, *names, *n, cap, sizeof **names, 8);

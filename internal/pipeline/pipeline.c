@@ -2270,6 +2270,21 @@ static int company_settings(pipeline *p, const char *step, perr *err)
     return rc;
 }
 
+static void log_hint(void *ctx, const char *msg)
+{
+    log_msg(LOG_WARN, msg, "settings", (const char *)ctx, NULL);
+}
+
+/* A filter field that looks like a typo of a User field reads as null in every event: said in the
+ * log at start and at each reload, as check-config says it. */
+static void log_field_hints(const config *cfg, const char *settings_path)
+{
+    const char *names[512];
+    size_t n = event_layout_all_names(event_layout_default(), names, 512);
+    config_field_hints(cfg, names, n < 512 ? n : 512, log_hint,
+                       (void *)(settings_path ? settings_path : "settings"));
+}
+
 /* Loads the settings file again; in force only when it loads (config_load_file validates all of
  * it), else the error is logged and the old settings stay. The engine is rebuilt over the same
  * store (its state is all in Redis) and R7.2 runs again. -1 only when the company switch cannot
@@ -2311,6 +2326,7 @@ static int reload_settings(pipeline *p, const char *trigger, perr *err)
     metric_add(p->pm.reload_ok, 1);
     metric_set(p->pm.reload_failing, 0);
     log_msg(LOG_INFO, "settings reloaded", "trigger", trigger, "settings", path, NULL);
+    log_field_hints(fresh, path);
     return company_settings(p, "settings reload", err);
 }
 
@@ -2777,6 +2793,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->eng = engine_new(o->cfg, store_redis_iface(p->store), &p->eng_opts);
     p->hooks =
         (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning, .deferred = on_deferred};
+    log_field_hints(o->cfg, o->settings_path);
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err)) ||
         start_waker(p, err) < 0)
         goto out;

@@ -568,10 +568,26 @@ Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)
     free(after);
     cr_assert_eq(reloads_after, reloads, "the same bytes were loaded again");
 
+    /* 4. a filter field one letter off a User field loads (valid SOQL) with a warning in the log,
+     * as check-config gives it: it would read as null in every event */
+    char *typo = replace(base, "Department = 'Sales' AND", "Departmnt = 'Sales' AND");
+    cr_assert(strcmp(typo, base) != 0, "the example's filter changed: adapt the test");
+    h_write_file(settings, typo);
+    h_proc_signal(svc, SIGHUP);
+    cr_assert(h_proc_wait_output(svc, true,
+                                 "the filter reads 'Departmnt', which is no User field "
+                                 "of the event schema: did you mean 'Department'?",
+                                 20),
+              "%s", h_proc_stderr(svc));
+    log = h_proc_stderr(svc);
+    cr_assert(strstr(log, "\"level\":\"warn"), "%s", log);
+    free(log);
+
     cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
     json_decref(want);
     free(base);
     free(on);
     free(filter);
     free(bad);
+    free(typo);
 }

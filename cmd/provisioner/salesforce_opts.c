@@ -1,7 +1,5 @@
 /* The Salesforce client from the shared options (interfaces.md, "Salesforce access"). */
-#include <stdbool.h>
 #include <stdio.h>
-#include <string.h>
 
 #include "commands.h"
 #include "salesforce/salesforce.h"
@@ -22,9 +20,8 @@ int cmd_salesforce_client(const cli_args *a, volatile sig_atomic_t *stop, sf_cli
         .stop = stop,
     };
     perr err;
-    if (sf_client_new(&c, out, &err) < 0) {
-        bool named = strncmp(err.msg, "salesforce: ", 12) == 0; /* not twice */
-        fprintf(stderr, "provisioner: %s%s\n", named ? "" : "salesforce: ", err.msg);
+    if (sf_client_new(&c, out, &err) < 0) { /* its messages say "salesforce: " */
+        fprintf(stderr, "provisioner: %s\n", err.msg);
         return -1;
     }
     return 0;

@@ -315,7 +315,7 @@ int sf_client_new(const sf_config *cfg, sf_client **out, perr *err)
 {
     *out = NULL;
     if (!cfg->url || !*cfg->url) return perr_set(err, "salesforce: no URL configured");
-    if (check_url(cfg->url, "salesforce URL", err) < 0) return -1;
+    if (check_url(cfg->url, "salesforce URL", err) < 0) return perr_prefix(err, "salesforce: ");
     if (!cfg->client_id || !*cfg->client_id)
         return perr_set(err, "salesforce: no client id configured");
     bool cc = cfg->client_secret_file && *cfg->client_secret_file;
@@ -381,11 +381,17 @@ int sf_client_new(const sf_config *cfg, sf_client **out, perr *err)
     if (cc) {
         char *secret;
         size_t cap;
-        if (read_client_secret(c, &secret, &cap, err) < 0) goto fail;
+        if (read_client_secret(c, &secret, &cap, err) < 0) {
+            perr_prefix(err, "salesforce: ");
+            goto fail;
+        }
         cleanse_free(secret, cap);
     } else {
         EVP_PKEY *k;
-        if (load_rsa_key(c->key_file, &k, err) < 0) goto fail;
+        if (load_rsa_key(c->key_file, &k, err) < 0) {
+            perr_prefix(err, "salesforce: ");
+            goto fail;
+        }
         EVP_PKEY_free(k);
     }
 

@@ -57,7 +57,7 @@ typedef struct sf_config {
 typedef struct sf_client sf_client;
 
 /* Checks the configuration (URL scheme, one complete flow, credential files readable and, for
- * JWT, a usable RSA key) without any network call. */
+ * JWT, a usable RSA key) without any network call. Its errors begin with "salesforce: ". */
 int sf_client_new(const sf_config *cfg, sf_client **out, perr *err);
 void sf_client_free(sf_client *c);
 

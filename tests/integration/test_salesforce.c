@@ -1140,6 +1140,7 @@ static void sf_t_config_err(const sf_config *cfg, const char *want)
     cr_assert_eq(sf_client_new(cfg, &c, &e), -1, "expected: %s", want);
     cr_assert_null(c);
     cr_assert(strstr(e.msg, want), "'%s' does not say '%s'", e.msg, want);
+    cr_assert(strncmp(e.msg, "salesforce: ", 12) == 0, "'%s' does not name salesforce", e.msg);
 }
 
 Test(salesforce, configuration_checked)

@@ -2679,7 +2679,7 @@ static void teardown(pipeline *p)
         /* leaves the group, unless the shutdown deadline passed already, waiting for brokers that
          * do not answer: closing (and destroying) would wait for them again, past the pod's grace
          * period; the group then notices at its session timeout */
-        if (!shutdown_deadline(p) || shutdown_budget_ms(p, 1) > 0) {
+        if (!past_shutdown_deadline(p)) {
             rd_kafka_consumer_close(p->consumer);
             rd_kafka_destroy(p->consumer);
         } else { /* destroying would wait for the brokers too: the process exits without it */

@@ -467,16 +467,22 @@ static int parse_url(store_redis *s, const char *url, perr *err)
     return 0;
 }
 
+/* What parse_url allocated. */
+static void url_free(store_redis *s)
+{
+    free(s->host);
+    free(s->user);
+    if (s->password) {
+        memset(s->password, 0, strlen(s->password)); /* no copy of it lingers in freed memory */
+        free(s->password);
+    }
+}
+
 int store_redis_check_url(const char *url, perr *err)
 {
     store_redis *s = xcalloc(1, sizeof *s);
     int rc = parse_url(s, url, err);
-    free(s->host);
-    free(s->user);
-    if (s->password) {
-        memset(s->password, 0, strlen(s->password));
-        free(s->password);
-    }
+    url_free(s);
     free(s);
     return rc;
 }
@@ -1871,12 +1877,7 @@ void store_redis_close(store_redis *s)
     free(s->net);
     free(s->todo_u);
     free(s->todo_w);
-    free(s->host);
-    free(s->user);
-    if (s->password) {
-        memset(s->password, 0, strlen(s->password)); /* no copy of it lingers in freed memory */
-        free(s->password);
-    }
+    url_free(s);
     free(s->prefix);
     free(s);
 }

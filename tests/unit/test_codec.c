@@ -1974,13 +1974,29 @@ static int sh(const char *fmt, ...)
     return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
-/* The binary under test (the test is skipped without one) and a temp dir of the test's own. */
-static const char *cli_begin(char *tmp)
+/* The binary under test (the test is skipped without one) and a temp dir of the test's own,
+ * cli_tmp, which cli_end (the tests' .fini) removes, also after a failed assertion. */
+static char cli_tmp[32];
+
+static const char *cli_begin(void)
 {
     const char *bin = binary();
     if (!bin) cr_skip_test("PV_BINARY not built");
-    cr_assert_not_null(mkdtemp(tmp));
+    snprintf(cli_tmp, sizeof cli_tmp, "/tmp/pv-cli-XXXXXX");
+    cr_assert_not_null(mkdtemp(cli_tmp));
     return bin;
+}
+
+static void cli_end(void)
+{
+    if (cli_tmp[0]) sh("rm -rf '%s'", cli_tmp);
+    cli_tmp[0] = '\0';
+}
+
+static void cli_end_registry(void)
+{
+    registry_stop();
+    cli_end();
 }
 
 /* encode then decode gives events that simulate treats exactly as the originals (issue 5: "so
@@ -2029,23 +2045,20 @@ static size_t simulate_both_ways(const char *bin, const char *dir, const char *t
     return compared;
 }
 
-Test(cli, simulate_identical_both_ways)
+Test(cli, simulate_identical_both_ways, .fini = cli_end)
 {
-    char tmp[] = "/tmp/pv-cli-XXXXXX";
-    const char *bin = cli_begin(tmp);
+    const char *bin = cli_begin(), *tmp = cli_tmp;
     char dir[4096];
     shared_dir(dir, sizeof dir);
     size_t n = simulate_both_ways(bin, dir, tmp);
     snprintf(dir, sizeof dir, "%s/tests/scenarios", source_dir());
     n += simulate_both_ways(bin, dir, tmp);
     cr_expect_gt(n, 50);
-    sh("rm -rf '%s'", tmp);
 }
 
-Test(cli, decode_reports_bad_files_and_goes_on)
+Test(cli, decode_reports_bad_files_and_goes_on, .fini = cli_end)
 {
-    char tmp[] = "/tmp/pv-cli-XXXXXX";
-    const char *bin = cli_begin(tmp);
+    const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
     snprintf(path, sizeof path, "%s/events.jsonl", tmp);
     write_text(path, UPDATE_LINE);
@@ -2071,13 +2084,11 @@ Test(cli, decode_reports_bad_files_and_goes_on)
             ">/dev/null",
             bin, tmp, tmp);
     cr_expect_eq(rc, 1, "an unreachable registry is a runtime failure");
-    sh("rm -rf '%s'", tmp);
 }
 
-Test(cli, decode_through_the_registry, .init = start_plain, .fini = registry_stop)
+Test(cli, decode_through_the_registry, .init = start_plain, .fini = cli_end_registry)
 {
-    char tmp[] = "/tmp/pv-cli-XXXXXX";
-    const char *bin = cli_begin(tmp);
+    const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
     snprintf(path, sizeof path, "%s/events.jsonl", tmp);
     write_text(path, CREATE_LINE);
@@ -2091,16 +2102,14 @@ Test(cli, decode_through_the_registry, .init = start_plain, .fini = registry_sto
     cr_expect(out && strstr(out, "\"Name\":{\"FirstName\":\"Olga\",\"LastName\":\"Brown\"}"),
               "stdout: %s", out);
     free(out);
-    sh("rm -rf '%s'", tmp);
 }
 
 /* interfaces.md: exit 0 "unless input or settings are bad", 1 for a runtime failure. Events
  * that cannot be read are bad input, not an empty file; commands that cannot be written are
  * lost, not printed; a file that cannot be opened stops simulate before it prints anything. */
-Test(cli, simulate_fails_when_its_input_or_output_fails)
+Test(cli, simulate_fails_when_its_input_or_output_fails, .fini = cli_end)
 {
-    char tmp[] = "/tmp/pv-cli-XXXXXX";
-    const char *bin = cli_begin(tmp);
+    const char *bin = cli_begin(), *tmp = cli_tmp;
     char sc[4096];
     snprintf(sc, sizeof sc, "%s/tests/scenarios/r2_r3_r7_review_i18_r7_2_company_settings_on",
              source_dir());
@@ -2145,14 +2154,12 @@ Test(cli, simulate_fails_when_its_input_or_output_fails)
                bin, sc, tmp, tmp);
     cr_expect(a == 0 && b == 0, "exit codes %d and %d", a, b);
     cr_expect_eq(sh("cmp -s '%s/a.jsonl' '%s/b.jsonl'", tmp, tmp), 0);
-    sh("rm -rf '%s'", tmp);
 }
 
 /* explain answers "why did nothing happen when the title changed?" when R1.4 left the event out */
-Test(cli, explain_lists_the_events_r1_4_left_out)
+Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
 {
-    char tmp[] = "/tmp/pv-cli-XXXXXX";
-    const char *bin = cli_begin(tmp);
+    const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
     snprintf(path, sizeof path, "%s/s.yaml", tmp);
     write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
@@ -2175,5 +2182,4 @@ Test(cli, explain_lists_the_events_r1_4_left_out)
                                  "applied): line 2 (older), line 3 (the same position again)."),
               "%s", out);
     free(out);
-    sh("rm -rf '%s'", tmp);
 }

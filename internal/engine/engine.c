@@ -392,6 +392,14 @@ bool engine_settings_sent_are_current(engine *e, const user_state *u, size_t a)
            strcmp(u->applied_settings_of, settings_fingerprint(e, &e->cfg->assignments[a])) == 0;
 }
 
+bool engine_settings_due(engine *e, const user_state *u)
+{
+    if (u->status != PROV_ACTIVE || !u->in_scope || !u->assignment) return false;
+    int i = config_assignment_index(e->cfg, u->assignment);
+    return i >= 0 && e->cfg->assignments[i].mode == UPDATE_AUTOMATIC &&
+           !engine_settings_sent_are_current(e, u, (size_t)i);
+}
+
 static void set_applied(engine *e, user_state *u, const cfg_assignment *a)
 {
     user_state_set_str(u, &u->applied_settings_of, settings_fingerprint(e, a));
@@ -1182,10 +1190,9 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
     ctx c = {.e = e, .h = h, .u = u};
     c.src = (command_source){.partition = -1, .offset = -1, .commit_timestamp = at};
     if (u->in_scope) {
+        if (!engine_settings_due(e, u)) return;
         const cfg_assignment *a = assignment_named(e, u->assignment);
-        if (!a || a->mode != UPDATE_AUTOMATIC) return;
         const char *fp = settings_fingerprint(e, a);
-        if (u->applied_settings_of && strcmp(u->applied_settings_of, fp) == 0) return;
         why(e, "R8.1: the settings of assignment '%s' differ from what Gong has", a->name);
         command cmd = {.type = CMD_APPLY_SETTINGS,
                        .sf_user_id = u->id,

@@ -69,6 +69,9 @@ bool engine_makes_cycle(engine *e, const char *user, const char *manager);
 /* Whether the settings Gong has of the user are assignment a's as the settings file has them now
  * (R8.1). */
 bool engine_settings_sent_are_current(engine *e, const user_state *u, size_t a);
+/* R8.1: a reimport would send this user its assignment's settings as the file has them now
+ * (active, in scope, under an automatic assignment whose settings Gong does not have). */
+bool engine_settings_due(engine *e, const user_state *u);
 bool engine_is_blank(const value_t *v);
 /* R4.1: the value of a field of u's own record (its Id included). */
 const value_t *engine_field_value(engine *e, const user_state *u, const filter_ref *r);

@@ -198,9 +198,8 @@ static void explain_settings_sent(engine *e, const user_state *u, const cfg_assi
     const char *hash = strrchr(fp, '#');
     size_t name_len = hash ? (size_t)(hash - fp) : strlen(fp);
     bool same = strlen(u->assignment) == name_len && strncasecmp(u->assignment, fp, name_len) == 0;
-    /* a reimport re-applies settings to active users in scope only (R8.1, engine_reconcile_user) */
     bool automatic = la && la->mode == UPDATE_AUTOMATIC;
-    bool reimport_sends = automatic && u->status == PROV_ACTIVE && u->in_scope;
+    bool reimport_sends = engine_settings_due(e, u); /* as engine_reconcile_user decides it */
     if (!same) {
         buf_printf(b,
                    "  Gong has the settings of '%.*s', the last ones sent: none were sent for "

@@ -30,6 +30,7 @@ struct node {
     char *text;    /* scalar value */
     size_t len;
     bool plain;  /* plain style and no explicit string tag: only these can be null */
+    int style;   /* a scalar's yaml_scalar_style_t, for config_place */
     node **kids; /* sequence: items; mapping: key, value, key, value, ... */
     size_t n, cap;
     char *anchor; /* a collection's anchor, usable by aliases once the collection is complete */
@@ -37,6 +38,8 @@ struct node {
 
 typedef struct loader {
     const char *name;
+    const char *src; /* the file's text, for config_place */
+    size_t src_len;
     perr *err;
     node **all; /* every node, freed together: aliases share nodes */
     size_t n_all, cap_all;
@@ -58,6 +61,109 @@ static int config_fail_at(loader *L, int line, int col, const char *fmt, ...)
 }
 
 #define config_fail(L, n, ...) config_fail_at((L), (n)->line, (n)->col, __VA_ARGS__)
+
+static bool config_is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* Bytes of UTF-8 for a code point. */
+static size_t config_utf8_len(unsigned long cp)
+{
+    return cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+}
+
+/* A double-quoted scalar's escape at s (s[0] == '\\'): its length in the file, and in *out the
+ * bytes it stands for in the value. */
+static size_t config_escape(const char *s, size_t avail, size_t *out)
+{
+    if (avail < 2) return 0;
+    size_t digits = s[1] == 'x' ? 2 : s[1] == 'u' ? 4 : s[1] == 'U' ? 8 : 0;
+    if (digits) {
+        if (avail < 2 + digits) return 0;
+        char hex[9];
+        memcpy(hex, s + 2, digits);
+        hex[digits] = '\0';
+        *out = config_utf8_len(strtoul(hex, NULL, 16));
+        return 2 + digits;
+    }
+    *out = s[1] == 'N' || s[1] == '_' ? 2 : s[1] == 'L' || s[1] == 'P' ? 3 : 1;
+    return 2;
+}
+
+/* Where byte `at` of a scalar's value stands in the file, so that an error inside a filter names
+ * the line and column an editor jumps to. The value's characters are matched in order against the
+ * file's text from the scalar's start, blanks loosely, which undoes quoting, escapes, folding and
+ * a block's indentation alike. False when the text does not match (a form this does not know):
+ * the caller then names the scalar's start. */
+static bool config_place(const loader *L, const node *n, size_t at, int *line, int *col)
+{
+    const char *src = L->src, *v = n->text;
+    size_t len = L->src_len, j = 0;
+    for (int l = 1; l < n->line; l++) {
+        const char *nl = memchr(src + j, '\n', len - j);
+        if (!nl) return false;
+        j = (size_t)(nl - src) + 1;
+    }
+    for (int c = 1; c < n->col && j < len; c++) /* libyaml counts columns in code points */
+        do
+            j++;
+        while (j < len && ((unsigned char)src[j] & 0xC0) == 0x80);
+    size_t start = j;
+    while (j < len && (src[j] == '&' || src[j] == '!')) { /* an anchor or a tag before the text */
+        while (j < len && !config_is_space(src[j]))
+            j++;
+        while (j < len && (src[j] == ' ' || src[j] == '\t'))
+            j++;
+    }
+    bool dq = n->style == YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+    bool sq = n->style == YAML_SINGLE_QUOTED_SCALAR_STYLE;
+    if (dq || sq) {
+        if (j >= len || src[j] != (dq ? '"' : '\'')) return false;
+        j++;
+    } else if (n->style == YAML_LITERAL_SCALAR_STYLE || n->style == YAML_FOLDED_SCALAR_STYLE) {
+        const char *nl = memchr(src + j, '\n', len - j); /* past the header line: | or > ... */
+        if (!nl) return false;
+        j = (size_t)(nl - src) + 1;
+    }
+    size_t end = n->len; /* "end of filter" is named right after its last word */
+    while (end > 0 && config_is_space(v[end - 1]))
+        end--;
+    if (at > end) at = end;
+    for (size_t i = 0; i < at;) {
+        if (dq && j + 1 < len && src[j] == '\\' && (src[j + 1] == '\n' || src[j + 1] == '\r')) {
+            j += 2; /* an escaped line break stands for nothing */
+            continue;
+        }
+        if (dq && j < len && src[j] == '\\') {
+            size_t bytes = 0, step = config_escape(src + j, len - j, &bytes);
+            if (!step) return false;
+            i += bytes, j += step;
+            continue;
+        }
+        if (config_is_space(v[i])) {
+            if (j < len && config_is_space(src[j])) j++;
+            i++;
+            continue;
+        }
+        while (j < len && config_is_space(src[j]))
+            j++;
+        if (sq && j + 1 < len && src[j] == '\'' && src[j + 1] == '\'' && v[i] == '\'') {
+            i++, j += 2;
+            continue;
+        }
+        if (j >= len || src[j] != v[i]) return false;
+        i++, j++;
+    }
+    if (at < n->len && !config_is_space(v[at]))
+        while (j < len && config_is_space(src[j]))
+            j++;
+    *line = n->line, *col = n->col;
+    for (size_t k = start; k < j; k++) {
+        if (src[k] == '\n')
+            ++*line, *col = 1;
+        else if (((unsigned char)src[k] & 0xC0) != 0x80)
+            ++*col;
+    }
+    return true;
+}
 
 /* Admin text shown inside messages: clipped, and with control characters masked, so a message
  * stays one readable line whatever the file holds. */
@@ -293,6 +399,7 @@ static int config_build_tree(loader *L, const char *yaml, size_t len, node **roo
             n->text = xstrndup((const char *)ev.data.scalar.value, ev.data.scalar.length);
             n->len = ev.data.scalar.length;
             n->plain = ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && !is_str;
+            n->style = (int)ev.data.scalar.style;
             if (ev.data.scalar.anchor)
                 strmap_put(&L->anchors, (const char *)ev.data.scalar.anchor, n);
             rc = config_attach(L, stack, depth, root, n, m);
@@ -747,12 +854,16 @@ static int config_filter(loader *L, const node *item, const char *name, cfg_assi
     a->filter_text = xstrdup(v ? v->text : "");
     perr e;
     e.msg[0] = '\0';
-    const node *at = v ? v : item;
-    if (soql_compile(a->filter_text, &a->filter, &e) < 0) {
-        a->filter = NULL;
-        return config_fail(L, at, "assignment '%s': filter: %s", clip, e.msg);
-    }
-    return 0;
+    size_t at = 0;
+    int line, col;
+    if (soql_compile_placed(a->filter_text, &a->filter, &e, &at) == 0) return 0;
+    a->filter = NULL;
+    if (v && config_place(L, v, at, &line, &col))
+        return config_fail_at(L, line, col, "assignment '%s': filter: %s", clip, e.msg);
+    /* not placed in the file: the scalar's start, and the place in the filter soql gives */
+    if (soql_compile(a->filter_text, &a->filter, &e) == 0) soql_free(a->filter);
+    a->filter = NULL;
+    return config_fail(L, v ? v : item, "assignment '%s': filter: %s", clip, e.msg);
 }
 
 static int config_update_mode(loader *L, const node *item, const char *ctx, cfg_assignment *a)
@@ -911,7 +1022,7 @@ int config_load_string(const char *yaml, size_t len, const char *name, config **
 {
     *out = NULL;
     if (!name) name = "<settings>";
-    loader L = {.name = name, .err = err};
+    loader L = {.name = name, .src = yaml ? yaml : "", .src_len = yaml ? len : 0, .err = err};
     strmap_init(&L.anchors);
     config *c = xcalloc(1, sizeof *c);
     c->path = xstrdup(name);

@@ -108,6 +108,7 @@ typedef struct soql_parser {
     size_t pos;
     soql_tok tok;
     perr *err;
+    size_t *err_at; /* soql_compile_placed: the error's offset goes here, not into its message */
     soql_filter *f;
     int depth;
 } soql_parser;
@@ -124,28 +125,39 @@ static size_t soql_column(const char *src, size_t pos)
     return col;
 }
 
+/* "column 23", or "line 2, column 5" for a filter written over several lines (a YAML block): a
+ * column counted through the whole text names no place an admin can find. (A block's final newline
+ * does not make it several lines.) */
+static void soql_place(const soql_parser *p, size_t pos, char *out, size_t cap)
+{
+    size_t end = strlen(p->src);
+    while (end > 0 && strchr(" \t\r\n", p->src[end - 1]))
+        end--;
+    if (!memchr(p->src, '\n', end)) {
+        snprintf(out, cap, "column %zu", soql_column(p->src, pos));
+        return;
+    }
+    size_t line = 1, start = 0;
+    for (size_t i = 0; i < pos; i++)
+        if (p->src[i] == '\n') line++, start = i + 1;
+    snprintf(out, cap, "line %zu, column %zu", line, soql_column(p->src + start, pos - start));
+}
+
 static int soql_fail(soql_parser *p, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static int soql_fail(soql_parser *p, size_t pos, const char *fmt, ...)
 {
-    char msg[900];
+    char msg[900], place[48];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    /* a filter written over several lines (a YAML block) is placed by its line and the column in
-     * it: a column counted through the whole text names no place an admin can find. (A block's
-     * final newline does not make it several lines.) */
-    size_t end = strlen(p->src);
-    while (end > 0 && strchr(" \t\r\n", p->src[end - 1]))
-        end--;
-    if (!memchr(p->src, '\n', end))
-        return perr_set(p->err, "column %zu: %s", soql_column(p->src, pos), msg);
-    size_t line = 1, start = 0;
-    for (size_t i = 0; i < pos; i++)
-        if (p->src[i] == '\n') line++, start = i + 1;
-    return perr_set(p->err, "line %zu, column %zu: %s", line,
-                    soql_column(p->src + start, pos - start), msg);
+    if (p->err_at) {
+        *p->err_at = pos;
+        return perr_set(p->err, "%s", msg);
+    }
+    soql_place(p, pos, place, sizeof place);
+    return perr_set(p->err, "%s: %s", place, msg);
 }
 
 /* Buffers that receive soql_show output: 40 bytes of text, each possibly \xNN, and "...". */
@@ -889,7 +901,7 @@ static int soql_parse_expr(soql_parser *p, const char *ctx, uint32_t *out);
 /* ctx completes "expected a condition...": " after 'AND'", " after '('", "". */
 static int soql_parse_unary(soql_parser *p, const char *ctx, uint32_t *out)
 {
-    char what[SOQL_SHOW_CAP + 64];
+    char what[SOQL_SHOW_CAP + 96], place[48];
     if (p->tok.type == T_LP || soql_tok_is(p, "NOT")) {
         if (++p->depth > SOQL_MAX_DEPTH)
             return soql_fail(p, p->tok.pos,
@@ -900,8 +912,9 @@ static int soql_parse_unary(soql_parser *p, const char *ctx, uint32_t *out)
             size_t open = p->tok.pos;
             if (soql_advance(p) < 0 || soql_parse_expr(p, " after '('", out) < 0) return -1;
             if (p->tok.type != T_RP) {
-                snprintf(what, sizeof what, "')' to close the '(' at column %zu",
-                         soql_column(p->src, open));
+                soql_place(p, open, place, sizeof place);
+                snprintf(what, sizeof what, "')' to close the '(' at %s%s", place,
+                         p->err_at ? " of the filter" : "");
                 return soql_expected(p, what);
             }
             rc = soql_advance(p);
@@ -964,12 +977,12 @@ static int soql_parse_expr(soql_parser *p, const char *ctx, uint32_t *out)
 
 /* ---- API */
 
-int soql_compile(const char *text, soql_filter **out, perr *err)
+static int compile(const char *text, soql_filter **out, perr *err, size_t *err_at)
 {
     *out = NULL;
     soql_filter *f = xcalloc(1, sizeof *f);
     arena_init(&f->mem, 1024);
-    soql_parser p = {.src = text ? text : "", .err = err, .f = f};
+    soql_parser p = {.src = text ? text : "", .err = err, .err_at = err_at, .f = f};
     int rc = soql_advance(&p);
     if (rc == 0) {
         bool where = soql_tok_is(&p, "WHERE");
@@ -987,6 +1000,17 @@ int soql_compile(const char *text, soql_filter **out, perr *err)
     }
     *out = f;
     return 0;
+}
+
+int soql_compile(const char *text, soql_filter **out, perr *err)
+{
+    return compile(text, out, err, NULL);
+}
+
+int soql_compile_placed(const char *text, soql_filter **out, perr *err, size_t *err_at)
+{
+    *err_at = 0;
+    return compile(text, out, err, err_at);
 }
 
 void soql_free(soql_filter *f)

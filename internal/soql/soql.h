@@ -20,6 +20,9 @@ typedef struct soql_filter soql_filter;
  * Profile.<field>, UserRole.<field> and Manager.<field> (R4.3) is refused here, where its column
  * is known. */
 int soql_compile(const char *text, soql_filter **out, perr *err);
+/* As soql_compile, for a caller that places the error in its own file (config, in the settings):
+ * on failure err->msg holds the reason alone and *err_at the byte offset into text it names. */
+int soql_compile_placed(const char *text, soql_filter **out, perr *err, size_t *err_at);
 void soql_free(soql_filter *f);
 
 /* The distinct fields the filter reads, numbered 0..n-1 in order of first appearance, spelled as in

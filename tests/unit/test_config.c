@@ -566,27 +566,48 @@ Test(config_assignments, update_mode_is_automatic_or_manual)
 
 Test(config_filters, parse_error_names_assignment_and_position)
 {
-    load_err_prefix(BASE "assignments:\n  - name: Everyone\n  - name: Sales\n"
-                         "    filter: \"Department = \"\n",
-                    "settings.yaml:6:13: assignment 'Sales': filter: column ");
-    load_err_prefix(BASE "assignments:\n  - name: Sales\n"
-                         "    filter: Department = 'Sales' AND Title = 'VP' OR Title = 'CEO'\n",
-                    "settings.yaml:5:13: assignment 'Sales': filter: column ");
+    /* R4.2 "the position": the file's line and column of the place in the filter, which an
+     * editor jumps to */
+    load_err(BASE "assignments:\n  - name: Everyone\n  - name: Sales\n"
+                  "    filter: \"Department = \"\n",
+             "settings.yaml:6:26: assignment 'Sales': filter: expected a value after '=', found "
+             "end of filter");
+    load_err(BASE "assignments:\n  - name: Sales\n"
+                  "    filter: Department = 'Sales' AND Title = 'VP' OR Title = 'CEO'\n",
+             "settings.yaml:5:51: assignment 'Sales': filter: AND and OR cannot be mixed without "
+             "parentheses");
 }
 
 Test(config_filters, block_scalar_filter_position)
 {
-    load_err_prefix(BASE "assignments:\n  - name: Sales\n    filter: >\n      Department ==\n",
-                    "settings.yaml:5:13: assignment 'Sales': filter: column ");
+    load_err(BASE "assignments:\n  - name: Sales\n    filter: >\n      Department ==\n",
+             "settings.yaml:6:18: assignment 'Sales': filter: unknown operator '==' (SOQL compares "
+             "with a single '=')");
 }
 
 Test(config_filters, multi_line_filter_error_names_its_line)
 {
-    /* R4.2 "the position": the filter's own line and column, after the place of its value */
     load_err(BASE "assignments:\n  - name: Multi\n    filter: |\n      Department = 'Sales'\n"
                   "        AND Title = 'x'\n        AND Quota__c > > 5\n",
-             "settings.yaml:5:13: assignment 'Multi': filter: line 3, column 18: expected a value "
-             "after '>', found '>'");
+             "settings.yaml:8:24: assignment 'Multi': filter: expected a value after '>', found "
+             "'>'");
+}
+
+Test(config_filters, error_position_undoes_quoting_escapes_and_folding)
+{
+    /* single quotes doubled inside a single-quoted scalar */
+    load_err(BASE "assignments:\n  - name: A\n    filter: 'Name = ''it''s'' AND x = 1'\n",
+             "settings.yaml:5:27: assignment 'A': filter: expected AND, OR or end of filter, "
+             "found 's'");
+    /* escapes in a double-quoted scalar, two of them several bytes in the value */
+    load_err(BASE "assignments:\n  - name: A\n    filter: \"Name = '\\u00e9\\x41\\\"' ORR\"\n",
+             "settings.yaml:5:36: assignment 'A': filter: expected AND, OR or end of filter, "
+             "found 'ORR'");
+    /* a plain scalar folded over lines, with an anchor and a tag before it */
+    load_err(BASE "assignments:\n  - name: A\n    filter: &f !!str Name = 1\n      AND\n"
+                  "      Title =\n",
+             "settings.yaml:7:14: assignment 'A': filter: expected a value after '=', found end "
+             "of filter");
 }
 
 Test(config_filters, supported_relationship_fields_load)
@@ -602,13 +623,13 @@ Test(config_filters, supported_relationship_fields_load)
 Test(config_filters, unsupported_relationship_field_is_rejected_at_load)
 {
     load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Account.Name = 'Acme'\"\n",
-             "settings.yaml:5:13: assignment 'Admins': filter: column 1: relationship field "
+             "settings.yaml:5:14: assignment 'Admins': filter: relationship field "
              "'Account.Name' cannot be resolved here; use Profile.<field>, UserRole.<field> or "
              "Manager.<field> "
              "(R4.3)");
     load_err(BASE "assignments:\n  - name: Admins\n    filter: \"Title = 'VP' OR "
                   "Manager.Profile.Name = 'X'\"\n",
-             "settings.yaml:5:13: assignment 'Admins': filter: column 17: relationship field "
+             "settings.yaml:5:30: assignment 'Admins': filter: relationship field "
              "'Manager.Profile.Name' cannot be resolved here; use Profile.<field>, "
              "UserRole.<field> or Manager.<field> (R4.3)");
 }

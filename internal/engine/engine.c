@@ -1096,11 +1096,17 @@ int engine_apply(engine *e, const event *ev, const engine_hooks *h, perr *err)
         return 0;
     }
     ctx c = event_ctx(e, ev, h);
-    if (ev->change == CHANGE_GAP_OVERFLOW) {
+    if (event_is_org_wide(ev)) {
         e->stats.overflows++;
-        warn(&c, ENGINE_WARN_OVERFLOW,
-             "R1.3: GAP_OVERFLOW: too many changes to list; the whole org needs a reconciliation "
-             "(R8)");
+        if (ev->change == CHANGE_GAP_OVERFLOW)
+            warn(&c, ENGINE_WARN_OVERFLOW,
+                 "R1.3: GAP_OVERFLOW: too many changes to list; the whole org needs a "
+                 "reconciliation (R8)");
+        else
+            warn(&c, ENGINE_WARN_OVERFLOW,
+                 "R1.2: recordIds '%s' names every user (a custom field's type conversion); the "
+                 "event carries no values: the whole org needs a reconciliation (R8)",
+                 ev->record_ids[0]);
         return 0;
     }
     if (ev->n_record_ids == 0) return perr_set(err, "the event names no recordIds");

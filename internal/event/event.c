@@ -20,6 +20,17 @@ const char *change_type_name(change_type t)
 
 bool event_is_user(const event *ev) { return ev->entity && strcmp(ev->entity, "User") == 0; }
 
+bool event_is_org_wide(const event *ev)
+{
+    if (!event_is_user(ev)) return false;
+    if (ev->change == CHANGE_GAP_OVERFLOW) return true;
+    for (size_t i = 0; i < ev->n_record_ids; i++) {
+        const char *id = ev->record_ids[i];
+        if (*id && id[strlen(id) - 1] == '*') return true;
+    }
+    return false;
+}
+
 int change_type_parse(const char *name, change_type *out)
 {
     for (int i = 0; i < CHANGE__COUNT; i++) {

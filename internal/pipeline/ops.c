@@ -188,7 +188,9 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
         metrics_counter(r, "provisioner_gap_events_unresolved_total",
                         "GAP events whose user was marked for reconciliation (R1.3).", "");
     pm->overflows = metrics_counter(r, "provisioner_gap_overflows_total",
-                                    "GAP_OVERFLOW events: changes Salesforce did not send.", "");
+                                    "Events about every user, GAP_OVERFLOW or recordIds '005*': "
+                                    "changes Salesforce did not send.",
+                                    "");
     pm->cycles_refused = metrics_counter(r, "provisioner_manager_cycles_refused_total",
                                          "Manager links refused because of a cycle (R6.4).", "");
     pm->decode_errors = metrics_counter(r, "provisioner_decode_errors_total",

@@ -777,7 +777,8 @@ static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr
 /* The users message i is about: none for another object's event (R1.1), skipped unread. */
 static size_t subjects_of(const pipeline *p, size_t i)
 {
-    return p->ok[i] && event_is_user(&p->events[i]) ? p->events[i].n_record_ids : 0;
+    const event *ev = &p->events[i];
+    return p->ok[i] && event_is_user(ev) && !event_is_org_wide(ev) ? ev->n_record_ids : 0;
 }
 
 /* The ids events [0, to) need read: the users they are about first (n_subjects of them), then
@@ -839,18 +840,13 @@ typedef struct gap_rec {
 static bool is_user_gap(const event *ev)
 {
     return ev->change >= CHANGE_GAP_CREATE && ev->change <= CHANGE_GAP_UNDELETE &&
-           event_is_user(ev);
+           event_is_user(ev) && !event_is_org_wide(ev);
 }
 
 /* A User's gap event whose record is read from Salesforce (a GAP_DELETE's record is gone). */
 static bool reads_record(const event *ev)
 {
     return is_user_gap(ev) && ev->change != CHANGE_GAP_DELETE;
-}
-
-static bool is_user_overflow(const event *ev)
-{
-    return ev->change == CHANGE_GAP_OVERFLOW && event_is_user(ev);
 }
 
 static int on_gap_record(void *ctx, const sf_record *r, perr *err)
@@ -990,7 +986,7 @@ static int step_decide(pipeline *p, perr *err)
         p->current_i = i;
         perr e;
         const event *ev = &p->events[i];
-        if (is_user_overflow(ev) && p->o->sf) p->reimport_wanted = true;
+        if (event_is_org_wide(ev) && p->o->sf) p->reimport_wanted = true;
         bool resolved = is_user_gap(ev) && p->gaps_read;
         if (resolved ? apply_gap(p, ev, &e) < 0 : engine_apply(p->eng, ev, &p->hooks, &e) < 0) {
             p->ok[i] = false;
@@ -1010,7 +1006,7 @@ static int step_note_overflows(pipeline *p, perr *err)
     const char **ids = NULL;
     size_t n = 0;
     for (size_t i = 0; i < p->n_msgs; i++) {
-        if (!p->ok[i] || !is_user_overflow(&p->events[i])) continue;
+        if (!p->ok[i] || !event_is_org_wide(&p->events[i])) continue;
         if (!ids) ids = arena_alloc(&p->mem, p->n_msgs * sizeof *ids);
         const rd_kafka_message_t *m = p->msgs[i];
         char id[300];

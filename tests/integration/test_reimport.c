@@ -571,6 +571,27 @@ Test(reimport, gap_overflow_in_the_service_reconciles_a_drifted_state)
     json_decref(want);
 }
 
+/* R1.2, R8.1: an UPDATE whose recordIds is "005*" (Salesforce's form after a custom field's type
+ * conversion that lost data: every User changed) carries no user's values: the service reconciles
+ * the whole org, as for a GAP_OVERFLOW, and decides no user named "005*". */
+Test(reimport, wildcard_record_ids_in_the_service_reconcile_the_org)
+{
+    env e;
+    json_t *want = drifted(&e);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV("005*", "UPDATE", 1764000200000, ",\"Quota__c\":null"));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
+    assert_reconciled(&e, want);
+    char *n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
+    cr_assert_str_eq(n, ":0", "nothing left to reconcile");
+    free(n);
+    char *u = h_redis_cmd(&e.redis, "EXISTS prov:u:005*");
+    cr_assert_str_eq(u, ":0", "no user 005*");
+    free(u);
+    json_decref(want);
+}
+
 /* R1.3, R9.2: a GAP_OVERFLOW whose reconciliation cannot be made (Salesforce unreachable) is not
  * lost with its committed offset: the next start of the service makes it, without the event. */
 Test(reimport, gap_overflow_reconciliation_outlives_salesforce_down_and_a_restart)

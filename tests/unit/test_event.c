@@ -257,6 +257,27 @@ Test(event, header_gap_overflow_needs_no_record_ids)
                 "ChangeEventHeader.recordIds is not an array");
 }
 
+Test(event, org_wide_events_are_overflows_and_wildcard_record_ids)
+{
+    /* R1.3 GAP_OVERFLOW, and R1.2 recordIds "005*" (every User, after a custom field's type
+     * conversion): no user is named, the whole org is reconciled */
+    event ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":"
+                     "\"GAP_OVERFLOW\"}}");
+    cr_assert(event_is_org_wide(&ev));
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
+               "\"recordIds\":[\"005*\"]}}");
+    cr_assert(event_is_org_wide(&ev));
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
+               "\"recordIds\":[\"0055e0000000001AAK\",\"005*\"]}}");
+    cr_assert(event_is_org_wide(&ev), "a wildcard anywhere in the list");
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
+               "\"recordIds\":[\"0055e0000000001AAK\",\"0055*e\"]}}");
+    cr_assert_not(event_is_org_wide(&ev), "a '*' inside an id is no wildcard");
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"changeType\":\"UPDATE\","
+               "\"recordIds\":[\"001*\"]}}");
+    cr_assert_not(event_is_org_wide(&ev), "another object's event is skipped (R1.1)");
+}
+
 Test(event, header_field_lists_must_be_arrays_of_strings)
 {
     parse_fails(EV(",\"changedFields\":\"Title\"", ""),

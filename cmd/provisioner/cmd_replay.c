@@ -90,15 +90,15 @@ int cmd_replay(int argc, char **argv)
         return code;
     }
     cmd_on_stop_signals(on_signal);
-    /* --group on the command line is taken at its word; PROVISIONER_GROUP is the service's group
-     * and a replay must never join it: offsets it committed there would move the service's */
-    o.group = cli_from_flag(&a, "group") ? cli_str(&a, "group") : cli_str(&a, "replay-group");
-    const char *service_group = getenv("PROVISIONER_GROUP");
-    if (!service_group || !*service_group) service_group = "provisioner"; /* run's default */
-    if (strcmp(o.group, service_group) == 0) {
+    /* --group names the service's group, as for run (an operator copies the service's flags, or
+     * its environment); the replay consumes as --replay-group, never as the service: offsets it
+     * committed there would move the service's */
+    o.group = cli_str(&a, "replay-group");
+    if (strcmp(o.group, cli_str(&a, "group")) == 0) {
         fprintf(stderr,
-                "provisioner: replay: consumer group '%s' is the service's (PROVISIONER_GROUP, or "
-                "run's default): a replay uses a group of its own; see --replay-group\n",
+                "provisioner: replay: consumer group '%s' is the service's (--group, "
+                "PROVISIONER_GROUP or run's default): a replay uses a group of its own; see "
+                "--replay-group\n",
                 o.group);
         free(offsets);
         cli_free(&a);

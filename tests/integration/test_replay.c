@@ -277,6 +277,7 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
         for (size_t i = w; i < N_STREAMS && i < w + WAVE; i++) {
             char group[32];
             snprintf(group, sizeof group, "fresh-%zu", i);
+            /* with the service's own --group, as an operator copying its flags would */
             const char *extra[] = {"--from-beginning",
                                    "--state-prefix",
                                    st[i].fresh_state,
@@ -284,6 +285,8 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
                                    st[i].fresh,
                                    "--replay-group",
                                    group,
+                                   "--group",
+                                   st[i].group,
                                    NULL};
             ps[k++] = start_replay(B, r.url, st[i].in, st[i].settings, extra, NULL);
         }
@@ -291,6 +294,11 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
             wait_ok(ps[j], "replay --from-beginning --state-prefix FRESH");
     }
     for (size_t i = 0; i < N_STREAMS; i++) {
+        char group[32];
+        snprintf(group, sizeof group, "fresh-%zu", i);
+        cr_assert_neq(v_committed(B, group, st[i].in, 0), -1,
+                      "%s: the replay consumed as --replay-group, not as the service's --group",
+                      st[i].name);
         json_t *fresh = v_read_topic(B, st[i].fresh);
         v_same_commands(fresh, st[i].first_cmds, st[i].name);
         cr_assert_eq(json_array_size(fresh), json_array_size(st[i].first_cmds),
@@ -674,7 +682,9 @@ Test(replay, bad_flag_combinations_exit_2)
         {"--settings", settings, "--from-beginning", "-X", "no.such.property=1", NULL},
         /* the service's group (run's default): a replay's commits would move its offsets */
         {"--settings", settings, "--from-beginning", "--replay-group", "provisioner", NULL},
-        {"--settings", settings, "--from-beginning", "--group", "provisioner", NULL},
+        /* --group names the service's group (its flags copied): the replay's may not be it */
+        {"--settings", settings, "--from-beginning", "--group", "svc", "--replay-group", "svc",
+         NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *argv[16] = {h_pv_binary(), "replay", "--brokers", "127.0.0.1:1"};

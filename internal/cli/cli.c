@@ -200,9 +200,12 @@ void cli_print_help(const cli_option *t, size_t n, unsigned cmd, const char *usa
                     const char *summary, buf *out)
 {
     buf_printf(out, "usage: %s\n\n%s\n", usage, summary);
-    bool any = false;
+    bool any = false, kafka = false, redis = false;
     for (size_t i = 0; i < n; i++) {
         if (!(t[i].commands & cmd)) continue;
+        /* -X is for the Kafka client's; JSON logs come from the commands with a server */
+        kafka = kafka || strcmp(t[i].name, "brokers") == 0;
+        redis = redis || strcmp(t[i].name, "redis") == 0;
         if (!any) buf_puts(out, "\noptions:\n");
         any = true;
         char flag[96];
@@ -212,7 +215,14 @@ void cli_print_help(const cli_option *t, size_t n, unsigned cmd, const char *usa
         if (t[i].env) buf_printf(out, " [%s]", t[i].env);
         buf_putc(out, '\n');
     }
+    if (kafka)
+        buf_puts(out, "  -X NAME=VALUE                      a librdkafka property, as "
+                      "PROVISIONER_KAFKA_<NAME>=VALUE in the environment (a name with dots: "
+                      "env 'PROVISIONER_KAFKA_security.protocol=SSL' provisioner ...)\n");
     buf_puts(out, "  --help                             this text\n");
+    if (kafka || redis)
+        buf_puts(out, "logs: JSON lines on stderr; PROVISIONER_LOG_LEVEL=debug|info|warn|error "
+                      "(default: info)\n");
 }
 
 void cli_print_markdown(const cli_option *t, size_t n, buf *out)

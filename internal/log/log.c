@@ -22,9 +22,14 @@ int log_enabled(log_level l) { return l >= g_level; }
 void log_init_from_env(void)
 {
     const char *v = getenv("PROVISIONER_LOG_LEVEL");
-    if (!v) return;
+    if (!v || !*v) return;
     for (int i = 0; i <= LOG_FATAL; i++)
-        if (strcasecmp(v, level_names[i]) == 0) g_level = (log_level)i;
+        if (strcasecmp(v, level_names[i]) == 0) {
+            g_level = (log_level)i;
+            return;
+        }
+    log_msg(LOG_WARN, "PROVISIONER_LOG_LEVEL is no level (debug, info, warn, error): info is used",
+            "value", v, NULL);
 }
 
 static int is_secret_key(const char *k)

@@ -544,6 +544,21 @@ static void assert_reconciled(env *e, json_t *want)
     json_decref(got);
 }
 
+/* Runs the service over one event that asks for a reconciliation of the org: the output is then
+ * what the lost events would have given, and nothing is left noted. Returns the events file. */
+static const char *reconciled_after(env *e, json_t *want, const char *event)
+{
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, event);
+    cr_assert_eq(h_produce(e->broker->bootstrap, "in", events), 0);
+    cr_assert_eq(run_cmd(e, "run", RUN_IDLE, NULL), 0);
+    assert_reconciled(e, want);
+    char *n = h_redis_cmd(&e->redis, "SCARD prov:overflows");
+    cr_assert_str_eq(n, ":0", "nothing left to reconcile");
+    free(n);
+    return events;
+}
+
 /* R1.3, R8.1: `run` meets a GAP_OVERFLOW while its state has drifted from Salesforce (changes the
  * topic never carried): it reconciles the whole org with the commands the lost events would have
  * produced, in Salesforce's order, then deletes the users Salesforce no longer has
@@ -552,14 +567,7 @@ Test(reimport, gap_overflow_in_the_service_reconciles_a_drifted_state)
 {
     env e;
     json_t *want = drifted(&e);
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, OVERFLOW(1764000200000));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
-    assert_reconciled(&e, want);
-    char *n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
-    cr_assert_str_eq(n, ":0", "nothing left to reconcile");
-    free(n);
+    const char *events = reconciled_after(&e, want, OVERFLOW(1764000200000));
 
     /* the state now agrees with Salesforce: another overflow changes nothing */
     h_write_file(events, OVERFLOW(1764000300000));
@@ -578,14 +586,7 @@ Test(reimport, wildcard_record_ids_in_the_service_reconcile_the_org)
 {
     env e;
     json_t *want = drifted(&e);
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV("005*", "UPDATE", 1764000200000, ",\"Quota__c\":null"));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    cr_assert_eq(run_cmd(&e, "run", RUN_IDLE, NULL), 0);
-    assert_reconciled(&e, want);
-    char *n = h_redis_cmd(&e.redis, "SCARD prov:overflows");
-    cr_assert_str_eq(n, ":0", "nothing left to reconcile");
-    free(n);
+    reconciled_after(&e, want, EV("005*", "UPDATE", 1764000200000, ",\"Quota__c\":null"));
     char *u = h_redis_cmd(&e.redis, "EXISTS prov:u:005*");
     cr_assert_str_eq(u, ":0", "no user 005*");
     free(u);

@@ -73,8 +73,8 @@ typedef struct event {
 bool event_is_user(const event *ev);
 
 /* A User event about every user rather than named ones, whose values it does not carry:
- * GAP_OVERFLOW (R1.3), or recordIds holding the object's key prefix and '*' ("005*", Salesforce's
- * form after a custom field's type conversion that lost data). Either asks for a reconciliation
+ * GAP_OVERFLOW (R1.3), or recordIds holding the object's three-character key prefix and '*'
+ * ("005*", Salesforce's form after a custom field's type conversion that lost data). Either asks for a reconciliation
  * of the whole org (R8); no user is decided from it. */
 bool event_is_org_wide(const event *ev);
 

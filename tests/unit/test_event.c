@@ -273,6 +273,9 @@ Test(event, org_wide_events_are_overflows_and_wildcard_record_ids)
     ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
                "\"recordIds\":[\"0055e0000000001AAK\",\"0055*e\"]}}");
     cr_assert_not(event_is_org_wide(&ev), "a '*' inside an id is no wildcard");
+    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
+               "\"recordIds\":[\"05*\",\"0055*\"]}}");
+    cr_assert_not(event_is_org_wide(&ev), "the wildcard follows a three-character key prefix");
     ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"changeType\":\"UPDATE\","
                "\"recordIds\":[\"001*\"]}}");
     cr_assert_not(event_is_org_wide(&ev), "another object's event is skipped (R1.1)");

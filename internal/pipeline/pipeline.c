@@ -129,6 +129,7 @@ typedef struct pipeline {
     rd_kafka_topic_t *out_topic; /* held so that its metadata stays known (warm_up) */
     store_late fl_late;          /* what that write reported */
     store_late late_acc;         /* what the flights written so far reported */
+    store_late flush_due;        /* step_flush_state: late managers whose resolution failed */
     /* the offsets of flights retired since late_acc filled: committed once it is resolved, so
      * that a crash before reads them again and their writes report the late links again */
     rd_kafka_topic_partition_list_t *held;
@@ -1036,28 +1037,50 @@ static int step_pending_overflows(pipeline *p, perr *err)
     return 0;
 }
 
+static int step_pending(pipeline *p, perr *err);
+
+/* Writes the cache, then resolves the links another instance raced with (R6.3) that the writes
+ * report: their commands are produced (at least once), or join the batch's and its pending record
+ * (exactly once), before the next round's flush stores their states. A resolution that fails (a
+ * read, a produce, the record) is forgotten whole and made again from Redis when the step is
+ * retried, its managers kept in p->flush_due: its states are never stored without its commands
+ * (R9.2), and its command ids are the same again (R9.1). */
 static int step_flush_state(pipeline *p, perr *err)
 {
-    /* Links another instance raced with (R6.3): resolve them, produce, and store again. */
-    for (int round = 0; round < 4; round++) {
-        store_late late = {0};
-        double started = pipeline_mono_s();
-        if (store_redis_flush(p->store, &late, err) < 0) return -1;
-        metric_observe(p->pm.redis_flush, pipeline_mono_s() - started);
-        if (!late.n) return 0;
-        if (!p->o->exactly_once) { /* in a transaction they join the batch's commands */
+    bool eos = p->o->exactly_once;
+    for (int round = 0;; round++) {
+        if (!p->flush_due.n) {
+            double started = pipeline_mono_s();
+            int rc = store_redis_flush(p->store, &p->flush_due, err);
+            if (rc < 0 || !p->flush_due.n) {
+                if (rc == 0) metric_observe(p->pm.redis_flush, pipeline_mono_s() - started);
+                return rc;
+            }
+        }
+        if (round == 4) { /* a fifth race in a row: check (c) heals it at the manager's next read */
+            store_late_free(&p->flush_due);
+            return 0;
+        }
+        if (!eos) {
             p->n_outs = 0;
             buf_reset(&p->bytes);
         }
-        for (size_t i = 0; i < late.n; i++) {
+        size_t outs0 = p->n_outs, bytes0 = p->bytes.len;
+        for (size_t i = 0; i < p->flush_due.n; i++) {
             p->stats.late_resolutions++;
-            engine_resolve_manager(p->eng, late.managers[i], &p->hooks);
+            engine_resolve_manager(p->eng, p->flush_due.managers[i], &p->hooks);
         }
-        store_late_free(&late);
-        if (store_redis_failed(p->store, err)) return -1;
-        if (!p->o->exactly_once && p->n_outs && produce_outputs(p, err) < 0) return -1;
+        int rc = store_redis_failed(p->store, err) ? -1 : 0;
+        if (rc == 0 && !eos && p->n_outs) rc = produce_outputs(p, err);
+        if (rc == 0 && eos && p->n_outs > outs0) rc = step_pending(p, err);
+        if (rc < 0) {
+            store_redis_reset(p->store);
+            p->n_outs = outs0;
+            p->bytes.len = bytes0;
+            return -1;
+        }
+        store_late_free(&p->flush_due);
     }
-    return 0;
 }
 
 /* Adds the offsets after the batch's messages to list (the highest per partition). */
@@ -2702,6 +2725,7 @@ static void teardown(pipeline *p)
         arena_free(&f->mem);
     }
     store_late_free(&p->late_acc);
+    store_late_free(&p->flush_due);
     free(p->ok_decoded);
     store_late_free(&p->fl_late);
     engine_free(p->eng);

@@ -80,7 +80,9 @@ void store_redis_active_waiting(store_redis *s, store_late *out);
 /* Loads these users into the cache, without the waiting sets naming them. */
 int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n, perr *err);
 /* Writes every changed user, link and the company state (after any sealed write still pending);
- * fills late (may be NULL). On failure nothing is lost: the same call again writes it all. */
+ * adds to late (may be NULL; the caller empties it) the managers the writes report late, also
+ * those of writes stored before one failed. On failure nothing is lost: the same call again
+ * writes what is left. */
 int store_redis_flush(store_redis *s, store_late *late, perr *err);
 void store_late_free(store_late *l);
 
@@ -89,8 +91,8 @@ void store_late_free(store_late *l);
  * acknowledged). store_redis_seal builds the write of every change in the cache and marks the
  * cache written; *w is NULL when nothing changed. Until the write is sent, every read (prefetch,
  * misses, waiting sets, the company state, also after a reset) sees what it will leave in Redis.
- * store_redis_write_sealed sends the oldest pending write (w must be it) in one round trip and
- * fills late as a flush does; on failure w stays pending and the call can be repeated.
+ * store_redis_write_sealed writes w, after any older write still pending, and adds to late as a
+ * flush does; on failure what is not written stays pending and the call can be repeated.
  * store_redis_discard drops the newest pending write unsent (its batch is decided again). */
 typedef struct store_write store_write;
 int store_redis_seal(store_redis *s, store_write **w, perr *err);

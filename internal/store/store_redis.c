@@ -2930,13 +2930,20 @@ int store_redis_send_sealed(store_redis *s, store_write *w, perr *err)
 
 int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, perr *err)
 {
-    if (late) *late = (store_late){0};
     if (!w) return 0; /* nothing was sealed: nothing to write */
-    if (w != s->pending) return perr_set(err, "store: sealed writes must go out in order");
+    const store_write *x = s->pending;
+    while (x && x != w)
+        x = x->next;
+    if (!x) return perr_set(err, "store: the sealed write is not pending");
     strmap late_set;
     strmap_init(&late_set);
-    int rc = write_one(s, w, &late_set, NULL, late, err);
-    if (rc < 0 && late) store_late_free(late);
+    /* An older write still pending (a flush that failed and was not repeated: a reimport's
+     * chunk) goes first: order holds, and each write is idempotent. What the writes made report
+     * stays in late also when a later one fails (they are stored: no retry reports it again). */
+    int rc = 0;
+    while (rc == 0 && s->pending != w)
+        rc = write_one(s, s->pending, &late_set, NULL, late, err);
+    if (rc == 0) rc = write_one(s, w, &late_set, NULL, late, err);
     strmap_free(&late_set, NULL);
     return rc;
 }
@@ -2945,7 +2952,6 @@ int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, p
  * write in it is idempotent (R9.2). */
 int store_redis_flush(store_redis *s, store_late *late, perr *err)
 {
-    if (late) *late = (store_late){0};
     store_write *w;
     if (store_redis_seal(s, &w, err) < 0) return -1;
     strmap late_set, stale;
@@ -2964,8 +2970,6 @@ int store_redis_flush(store_redis *s, store_late *late, perr *err)
         }
         for (size_t i = 0; i < stale.cap; i++)
             if (stale.slots[i].key) entry_drop(s, stale.slots[i].key);
-    } else if (late) {
-        store_late_free(late);
     }
     strmap_free(&late_set, NULL);
     strmap_free(&stale, NULL);

@@ -261,24 +261,27 @@ Test(event, org_wide_events_are_overflows_and_wildcard_record_ids)
 {
     /* R1.3 GAP_OVERFLOW, and R1.2 recordIds "005*" (every User, after a custom field's type
      * conversion): no user is named, the whole org is reconciled */
-    event ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":"
-                     "\"GAP_OVERFLOW\"}}");
-    cr_assert(event_is_org_wide(&ev));
-    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
-               "\"recordIds\":[\"005*\"]}}");
-    cr_assert(event_is_org_wide(&ev));
-    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
-               "\"recordIds\":[\"0055e0000000001AAK\",\"005*\"]}}");
-    cr_assert(event_is_org_wide(&ev), "a wildcard anywhere in the list");
-    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
-               "\"recordIds\":[\"0055e0000000001AAK\",\"0055*e\"]}}");
-    cr_assert_not(event_is_org_wide(&ev), "a '*' inside an id is no wildcard");
-    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
-               "\"recordIds\":[\"05*\",\"0055*\"]}}");
-    cr_assert_not(event_is_org_wide(&ev), "the wildcard follows a three-character key prefix");
-    ev = parse("{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"changeType\":\"UPDATE\","
-               "\"recordIds\":[\"001*\"]}}");
-    cr_assert_not(event_is_org_wide(&ev), "another object's event is skipped (R1.1)");
+    static const struct {
+        const char *entity, *change, *ids;
+        bool want;
+        const char *why;
+    } cases[] = {
+        {"User", "GAP_OVERFLOW", "", true, "an overflow"},
+        {"User", "UPDATE", "\"005*\"", true, "a wildcard"},
+        {"User", "UPDATE", "\"0055e0000000001AAK\",\"005*\"", true, "anywhere in the list"},
+        {"User", "UPDATE", "\"0055e0000000001AAK\",\"0055*e\"", false, "a '*' inside an id"},
+        {"User", "UPDATE", "\"05*\",\"0055*\"", false, "not after a three-character prefix"},
+        {"Account", "UPDATE", "\"001*\"", false, "another object's event (R1.1)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"ChangeEventHeader\":{\"entityName\":\"%s\",\"changeType\":\"%s\","
+                 "\"recordIds\":[%s]}}",
+                 cases[i].entity, cases[i].change, cases[i].ids);
+        event ev = parse(json);
+        cr_assert_eq(event_is_org_wide(&ev), cases[i].want, "%s", cases[i].why);
+    }
 }
 
 Test(event, header_field_lists_must_be_arrays_of_strings)

@@ -736,6 +736,7 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
         redis_step_done(p, false);
         count_redis_retry(p);
         if (p->o->dry_run) return -1; /* a retry would lose the scratch state: stop instead */
+        if (p->fatal) return -1;      /* the producer's (a step that produces): no retry mends it */
         if (!logged)
             log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error", err->msg,
                     NULL);
@@ -1038,16 +1039,18 @@ static int step_pending_overflows(pipeline *p, perr *err)
 }
 
 static int step_pending(pipeline *p, perr *err);
+static int reimport_sync(void *ctx, perr *err);
 
 /* Writes the cache, then resolves the links another instance raced with (R6.3) that the writes
- * report: their commands are produced (at least once), or join the batch's and its pending record
- * (exactly once), before the next round's flush stores their states. A resolution that fails (a
+ * report: their commands are produced now (at least once; exactly once outside a batch, in a
+ * transaction of their own), or join the batch's and its pending record (exactly once), before the
+ * next round's flush stores their states. A resolution that fails (a
  * read, a produce, the record) is forgotten whole and made again from Redis when the step is
  * retried, its managers kept in p->flush_due: its states are never stored without its commands
  * (R9.2), and its command ids are the same again (R9.1). */
 static int step_flush_state(pipeline *p, perr *err)
 {
-    bool eos = p->o->exactly_once;
+    bool joins = p->o->exactly_once && p->n_msgs; /* the batch's transaction */
     for (int round = 0;; round++) {
         if (!p->flush_due.n) {
             double started = pipeline_mono_s();
@@ -1061,7 +1064,7 @@ static int step_flush_state(pipeline *p, perr *err)
             store_late_free(&p->flush_due);
             return 0;
         }
-        if (!eos) {
+        if (!joins) {
             p->n_outs = 0;
             buf_reset(&p->bytes);
         }
@@ -1071,8 +1074,8 @@ static int step_flush_state(pipeline *p, perr *err)
             engine_resolve_manager(p->eng, p->flush_due.managers[i], &p->hooks);
         }
         int rc = store_redis_failed(p->store, err) ? -1 : 0;
-        if (rc == 0 && !eos && p->n_outs) rc = produce_outputs(p, err);
-        if (rc == 0 && eos && p->n_outs > outs0) rc = step_pending(p, err);
+        if (rc == 0 && !joins && p->n_outs) rc = reimport_sync(p, err);
+        if (rc == 0 && joins && p->n_outs > outs0) rc = step_pending(p, err);
         if (rc < 0) {
             store_redis_reset(p->store);
             p->n_outs = outs0;
@@ -1598,7 +1601,7 @@ static int step_write_flight(pipeline *p, perr *err)
 static int write_sealed(pipeline *p, store_write *w, perr *err)
 {
     p->fl_write = w;
-    p->fl_late = (store_late){0};
+    store_late_free(&p->fl_late); /* (what a write given up at shutdown kept) */
     return w ? with_retry(p, step_write_flight, "write state", false, err) : 0;
 }
 

@@ -2960,17 +2960,17 @@ int store_redis_flush(store_redis *s, store_late *late, perr *err)
     int rc = 0;
     while (rc == 0 && s->pending)
         rc = write_one(s, s->pending, &late_set, &stale, late, err);
-    if (rc == 0) {
-        /* another instance wrote these: read them afresh when the late managers are resolved */
-        for (size_t i = 0; i < late_set.cap; i++) {
-            const char *m = late_set.slots[i].key;
-            if (!m) continue;
-            entry_drop(s, m);
-            strmap_del(&s->links, m);
-        }
-        for (size_t i = 0; i < stale.cap; i++)
-            if (stale.slots[i].key) entry_drop(s, stale.slots[i].key);
+    /* another instance wrote these: read them afresh when the late managers are resolved, also
+     * those a stored write reported before a later one failed (the cache is sealed: nothing of it
+     * is lost here) */
+    for (size_t i = 0; i < late_set.cap; i++) {
+        const char *m = late_set.slots[i].key;
+        if (!m) continue;
+        entry_drop(s, m);
+        strmap_del(&s->links, m);
     }
+    for (size_t i = 0; i < stale.cap; i++)
+        if (stale.slots[i].key) entry_drop(s, stale.slots[i].key);
     strmap_free(&late_set, NULL);
     strmap_free(&stale, NULL);
     return rc;

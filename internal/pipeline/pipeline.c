@@ -1044,10 +1044,10 @@ static int reimport_sync(void *ctx, perr *err);
 /* Writes the cache, then resolves the links another instance raced with (R6.3) that the writes
  * report: their commands are produced now (at least once; exactly once outside a batch, in a
  * transaction of their own), or join the batch's and its pending record (exactly once), before the
- * next round's flush stores their states. A resolution that fails (a
- * read, a produce, the record) is forgotten whole and made again from Redis when the step is
- * retried, its managers kept in p->flush_due: its states are never stored without its commands
- * (R9.2), and its command ids are the same again (R9.1). */
+ * next round's flush stores their states. A resolution that fails (a read, a produce, the record)
+ * is forgotten whole and made again from Redis when the step is retried, its managers kept in
+ * p->flush_due: its states are never stored without its commands (R9.2), and its command ids are
+ * the same again (R9.1). */
 static int step_flush_state(pipeline *p, perr *err)
 {
     bool joins = p->o->exactly_once && p->n_msgs; /* the batch's transaction */

@@ -130,6 +130,7 @@ typedef struct pipeline {
     store_late fl_late;          /* what that write reported */
     store_late late_acc;         /* what the flights written so far reported */
     store_late flush_due;        /* step_flush_state: late managers whose resolution failed */
+    bool in_transaction;         /* step_flush_state within an exactly-once batch (eos_batch) */
     /* the offsets of flights retired since late_acc filled: committed once it is resolved, so
      * that a crash before reads them again and their writes report the late links again */
     rd_kafka_topic_partition_list_t *held;
@@ -1050,7 +1051,7 @@ static int reimport_sync(void *ctx, perr *err);
  * the same again (R9.1). */
 static int step_flush_state(pipeline *p, perr *err)
 {
-    bool joins = p->o->exactly_once && p->n_msgs; /* the batch's transaction */
+    bool joins = p->in_transaction;
     for (int round = 0;; round++) {
         if (!p->flush_due.n) {
             double started = pipeline_mono_s();
@@ -1481,7 +1482,10 @@ static void clear_pending(pipeline *p, int32_t partition)
 static int eos_batch(pipeline *p, perr *err)
 {
     if (with_retry(p, step_pending, "keep pending commands", false, err) < 0) return -1;
-    if (with_retry(p, step_flush_state, "write state", false, err) < 0) return -1;
+    p->in_transaction = true; /* a late link's commands join the batch's */
+    int frc = with_retry(p, step_flush_state, "write state", false, err);
+    p->in_transaction = false;
+    if (frc < 0) return -1;
     rd_kafka_topic_partition_list_t *offsets = rd_kafka_topic_partition_list_new(16);
     batch_offsets(p, offsets);
     int rc = txn_produce_commit(p, offsets, err);
@@ -2158,6 +2162,13 @@ out:
 
 /* Each chunk's commands reach Kafka before its states are written (R9.2); with exactly-once they
  * go in a transaction of their own (no input offsets belong to them). */
+/* A reimport chunk's states, stored as a batch's are: again while Redis is away, and the links
+ * another instance raced with resolved (R6.3). */
+static int reimport_flush(void *ctx, perr *err)
+{
+    return with_retry(ctx, step_flush_state, "write reimport state", false, err);
+}
+
 static int reimport_sync(void *ctx, perr *err)
 {
     pipeline *p = ctx;
@@ -2212,6 +2223,7 @@ static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
                         .cfg = p->o->cfg,
                         .emit = on_command,
                         .sync = reimport_sync,
+                        .flush = reimport_flush,
                         .ctx = p,
                         .dry_run = dry_run,
                         .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,

@@ -216,7 +216,8 @@ static int pass(run *x, bool hold, perr *err)
         if (rc == 0 && store_redis_failed(o->store, err)) rc = -1;
         if (rc == 0 && !x->counting && !o->dry_run) {
             if (o->sync) rc = o->sync(o->ctx, err);
-            if (rc == 0) rc = store_redis_flush(o->store, NULL, err);
+            if (rc == 0)
+                rc = o->flush ? o->flush(o->ctx, err) : store_redis_flush(o->store, NULL, err);
             store_redis_reset(o->store);
         }
         if (o->progress)

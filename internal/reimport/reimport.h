@@ -24,6 +24,9 @@ typedef struct reimport_opts {
     /* Called after each chunk's commands were emitted and before its states are written: the
      * caller makes sure Kafka acknowledged them (R9.2). NULL: nothing to wait for. */
     int (*sync)(void *ctx, perr *err);
+    /* Writes a chunk's states (after sync), resolving the late links they report; NULL: one
+     * store_redis_flush, the late links left to be found again (the store's check (c)). */
+    int (*flush)(void *ctx, perr *err);
     void *ctx;
     bool dry_run; /* decide against a scratch copy; write nothing */
     bool confirm; /* release held deactivations; the guard does not hold this run */

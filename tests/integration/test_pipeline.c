@@ -364,6 +364,19 @@ Test(pipeline, placements_in_parts_give_simulates_commands)
     scenarios_through_kafka(dirs, n, parts);
 }
 
+/* --exactly-once (R9.2): each batch's commands kept in Redis as its pending record, its states
+ * written, then one Kafka transaction produces the commands and commits the offsets. On the mock
+ * broker the transactions run (no markers are written, so a reader sees every message): the
+ * commands must be simulate's, over the scenarios with a hierarchy (R6). */
+Test(pipeline, exactly_once_gives_simulates_commands)
+{
+    static char *dirs[MAX_SCENARIOS];
+    size_t n = scenario_dirs(dirs, MAX_SCENARIOS, true);
+    cr_assert_gt(n, 5, "no scenarios with a hierarchy found");
+    const char *eos[] = {"--exactly-once", NULL};
+    scenarios_through_kafka(dirs, n, eos);
+}
+
 /* An org whose hierarchy never changes: a VP, 3 directors under it, and reports under the
  * directors, every report created before its manager so that every link waits first (R6.3). */
 static const char *fixed_org(int reports)

@@ -269,6 +269,15 @@ static user_state *t_waiting(engine_store *st, const char *id, const char *manag
     return u;
 }
 
+/* A user made active in the cache, changed. */
+static user_state *t_activate(engine_store *st, const char *id)
+{
+    user_state *u = st->get_or_create(st->ctx, id);
+    u->status = PROV_ACTIVE;
+    st->changed(st->ctx, u);
+    return u;
+}
+
 /* n numbered ids (prefix, then i in six digits) into ids, and pointers to them into out. */
 static void t_ids(char (*ids)[24], const char **out, int n, const char *prefix)
 {
@@ -1371,17 +1380,12 @@ Test(store_redis, a_sealed_write_takes_an_older_pending_write_out_first)
     store_redis *s = t_open(r, "op:");
     engine_store *st = store_redis_iface(s);
     perr err = {{0}};
-    user_state *a = st->get_or_create(st->ctx, "005A");
-    a->status = PROV_ACTIVE;
-    st->changed(st->ctx, a);
+    t_activate(st, "005A");
     t_redis_kill(r);
     cr_assert_eq(store_redis_flush(s, NULL, &err), -1);
     t_redis_restart(r);
     store_redis_reset(s); /* the reimport gives up; its write stays pending */
-    user_state *b = st->get_or_create(st->ctx, "005B");
-    cr_assert(b, "%s", err.msg);
-    b->status = PROV_ACTIVE;
-    st->changed(st->ctx, b);
+    cr_assert(t_activate(st, "005B"), "%s", err.msg);
     store_write *w;
     cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);
     cr_assert(w);
@@ -1653,9 +1657,7 @@ Test(store_redis, sent_ahead_writes_survive_a_lost_connection_and_a_script_flush
     store_redis *s = t_open(r, "sl:");
     engine_store *st = store_redis_iface(s);
     perr err = {{0}};
-    user_state *u = st->get_or_create(st->ctx, "005A");
-    u->status = PROV_ACTIVE;
-    st->changed(st->ctx, u);
+    t_activate(st, "005A");
     st->link_add(st->ctx, "005M", "005A");
     store_write *w;
     cr_assert_eq(store_redis_seal(s, &w, &err), 0, "%s", err.msg);

@@ -2162,13 +2162,6 @@ out:
 
 /* Each chunk's commands reach Kafka before its states are written (R9.2); with exactly-once they
  * go in a transaction of their own (no input offsets belong to them). */
-/* A reimport chunk's states, stored as a batch's are: again while Redis is away, and the links
- * another instance raced with resolved (R6.3). */
-static int reimport_flush(void *ctx, perr *err)
-{
-    return with_retry(ctx, step_flush_state, "write reimport state", false, err);
-}
-
 static int reimport_sync(void *ctx, perr *err)
 {
     pipeline *p = ctx;
@@ -2194,6 +2187,13 @@ static int reimport_sync(void *ctx, perr *err)
     p->n_outs = 0;
     buf_reset(&p->bytes);
     return rc;
+}
+
+/* A reimport chunk's states, stored as a batch's are: again while Redis is away, and the links
+ * another instance raced with resolved (R6.3). */
+static int reimport_flush(void *ctx, perr *err)
+{
+    return with_retry(ctx, step_flush_state, "write reimport state", false, err);
 }
 
 /* 0 when the reimport was made. One that is not a dry run also reconciles every GAP_OVERFLOW

@@ -13,9 +13,9 @@ static void say_warning(void *ctx, const char *msg) { fprintf(ctx, "warning: %s\
 
 void cmd_filter_field_hints(const config *c, FILE *out)
 {
-    const char *names[512];
-    size_t n = event_layout_all_names(event_layout_default(), names, 512);
-    config_field_hints(c, names, n < 512 ? n : 512, say_warning, out);
+    size_t n;
+    const char *const *names = event_layout_all_names(event_layout_default(), &n);
+    config_field_hints(c, names, n, say_warning, out);
 }
 
 static void check_config_list(buf *b, const char *label, const char *const *items, size_t n)

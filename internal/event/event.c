@@ -51,6 +51,8 @@ typedef struct layout_field {
 struct event_layout {
     layout_field *fields;
     size_t n;
+    const char **all; /* every name, parts too (event_layout_all_names) */
+    size_t n_all;
 };
 
 void event_layout_free(event_layout *l)
@@ -63,6 +65,7 @@ void event_layout_free(event_layout *l)
         free(l->fields[i].parts);
     }
     free(l->fields);
+    free(l->all);
     free(l);
 }
 
@@ -121,6 +124,15 @@ int event_layout_from_avsc(const char *avsc, size_t len, event_layout **out, per
         }
     }
     json_decref(root);
+    size_t n_all = l->n;
+    for (size_t i = 0; i < l->n; i++)
+        n_all += l->fields[i].n_parts;
+    l->all = xmalloc((n_all ? n_all : 1) * sizeof *l->all);
+    for (size_t i = 0; i < l->n; i++) {
+        l->all[l->n_all++] = l->fields[i].name;
+        for (size_t j = 0; j < l->fields[i].n_parts; j++)
+            l->all[l->n_all++] = l->fields[i].parts[j];
+    }
     *out = l;
     return 0;
 }
@@ -171,15 +183,10 @@ const char *event_layout_compound_of(const event_layout *l, const char *part)
     return NULL;
 }
 
-size_t event_layout_all_names(const event_layout *l, const char **out, size_t max)
+const char *const *event_layout_all_names(const event_layout *l, size_t *n)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < event_layout_count(l); i++)
-        for (size_t j = 0; j <= event_layout_part_count(l, i); j++) {
-            if (n < max) out[n] = j ? event_layout_part_name(l, i, j - 1) : event_layout_name(l, i);
-            n++;
-        }
-    return n;
+    *n = l->n_all;
+    return l->all;
 }
 
 static void push_name(arena *mem, const char ***names, size_t *n, size_t *cap, const char *s)

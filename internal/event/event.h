@@ -95,9 +95,9 @@ const char *event_layout_name(const event_layout *l, size_t pos);
 /* Parts of the compound field at pos; 0 when it is not a compound. */
 size_t event_layout_part_count(const event_layout *l, size_t pos);
 const char *event_layout_part_name(const event_layout *l, size_t pos, size_t part);
-/* Every field name of the layout, compound parts too, into out (at most max); how many there are.
+/* Every field name of the layout, compound parts too (*n of them), listed once when it is built.
  */
-size_t event_layout_all_names(const event_layout *l, const char **out, size_t max);
+const char *const *event_layout_all_names(const event_layout *l, size_t *n);
 
 /* Expands one changedFields/nulledFields/diffFields entry: a plain name is appended as is; "0x..."
  * appends the names of the top-level positions set; "N-0x..." appends "Compound.Part" for the

@@ -2313,9 +2313,9 @@ static void log_hint(void *ctx, const char *msg)
  * log at start and at each reload, as check-config says it. */
 static void log_field_hints(const config *cfg, const char *settings_path)
 {
-    const char *names[512];
-    size_t n = event_layout_all_names(event_layout_default(), names, 512);
-    config_field_hints(cfg, names, n < 512 ? n : 512, log_hint,
+    size_t n;
+    const char *const *names = event_layout_all_names(event_layout_default(), &n);
+    config_field_hints(cfg, names, n, log_hint,
                        (void *)(settings_path ? settings_path : "settings"));
 }
 

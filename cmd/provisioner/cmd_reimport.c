@@ -26,6 +26,7 @@ typedef struct out_ctx {
     rd_kafka_t *producer;
     codec_command_encoder *enc;
     const char *topic;
+    store_redis *store;
     buf line;
     uint64_t failures;
     char last_error[256];
@@ -90,6 +91,32 @@ static int sync_out(void *ctx, perr *err)
     return 0;
 }
 
+/* A chunk's states, written again while Redis is away, as the service does (R9.2): its commands
+ * are out, so giving up would leave them without their states. The links another instance raced
+ * with are left to the store's check (c). Ctrl-C stops it; the chunk is then decided again by
+ * the next reimport. */
+static int flush_retry(void *ctx, perr *err)
+{
+    out_ctx *o = ctx;
+    long backoff = 100;
+    bool logged = false;
+    for (;;) {
+        if (store_redis_flush(o->store, NULL, err) == 0) {
+            if (logged) log_msg(LOG_INFO, "redis is back", "step", "write reimport state", NULL);
+            return 0;
+        }
+        if (!logged)
+            log_msg(LOG_ERROR, "redis unavailable; retrying", "step", "write reimport state",
+                    "error", err->msg, NULL);
+        logged = true;
+        for (long waited = 0; waited < backoff; waited += 100) {
+            if (stop_requested) return -1;
+            nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
+        }
+        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+    }
+}
+
 static int open_state(const cli_args *a, config **cfg, store_redis **store)
 {
     perr err;
@@ -148,7 +175,7 @@ int cmd_reimport(int argc, char **argv)
         cli_free(&a);
         return code;
     }
-    out_ctx out = {.dry_run = dry, .topic = cli_str(&a, "output-topic")};
+    out_ctx out = {.dry_run = dry, .topic = cli_str(&a, "output-topic"), .store = store};
     buf_init(&out.line);
     perr err;
     codec_format fmt = CODEC_FORMAT_JSON;
@@ -184,6 +211,7 @@ int cmd_reimport(int argc, char **argv)
                             .cfg = cfg,
                             .emit = emit,
                             .sync = sync_out,
+                            .flush = flush_retry,
                             .ctx = &out,
                             .dry_run = dry,
                             .confirm = cli_bool(&a, "confirm"),

@@ -84,7 +84,7 @@ static json_t *lines_of(const char *path)
     return arr;
 }
 
-static int run_cmd(env *e, const char *sub, const char *const *extra, const char *out_path)
+static h_proc *start_cmd(env *e, const char *sub, const char *const *extra, const char *out_path)
 {
     const char *argv[48] = {h_pv_binary(),
                             sub,
@@ -114,7 +114,12 @@ static int run_cmd(env *e, const char *sub, const char *const *extra, const char
         argv[n++] = extra[i];
     argv[n] = NULL;
     const char *env_[] = {"PROVISIONER_LOG_LEVEL=warn", NULL};
-    h_proc *p = out_path ? h_proc_start_to(argv, env_, out_path) : h_proc_start(argv, env_);
+    return out_path ? h_proc_start_to(argv, env_, out_path) : h_proc_start(argv, env_);
+}
+
+static int run_cmd(env *e, const char *sub, const char *const *extra, const char *out_path)
+{
+    h_proc *p = start_cmd(e, sub, extra, out_path);
     int rc = h_proc_wait(p, 120);
     if (rc != 0) fprintf(stderr, "%s %s: %s\n", h_pv_binary(), sub, h_proc_stderr(p));
     return rc;
@@ -225,6 +230,46 @@ Test(reimport, reimport_reconciles_a_drifted_state)
     cr_assert_eq(json_array_size(again), 7, "nothing twice");
     json_decref(again);
     json_decref(seen);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* R9.2: `provisioner reimport` whose state write Redis refuses (NOREPLICAS: reads go on) writes
+ * again until Redis takes it, as the service does; it used to exit 1 with the chunk's commands
+ * out and its states not stored. */
+Test(reimport, cli_reimport_writes_its_states_again_while_redis_refuses)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(&e, users.data);
+    char *ok = h_redis_cmd(&e.redis, "CONFIG SET min-replicas-to-write 1");
+    cr_assert_str_eq(ok, "+OK");
+    free(ok);
+    h_proc *p = start_cmd(&e, "reimport", NULL, NULL);
+    cr_assert(h_proc_wait_output(p, true, "redis unavailable; retrying", 60),
+              "the refused write was not retried: %s", h_proc_stderr(p));
+    ok = h_redis_cmd(&e.redis, "CONFIG SET min-replicas-to-write 0");
+    cr_assert_str_eq(ok, "+OK");
+    free(ok);
+    cr_assert_eq(h_proc_wait(p, 60), 0, "%s", h_proc_stderr(p));
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 2, "the create, then the retitle");
+    cr_assert_str_eq(type_of(cmds, 1), "UPDATE_USER");
+    /* the state was stored: a second reimport finds nothing to do */
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    json_t *again = output(&e);
+    cr_assert_eq(json_array_size(again), 2, "nothing twice");
+    json_decref(again);
     json_decref(cmds);
     buf_free(&users);
 }

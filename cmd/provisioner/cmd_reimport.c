@@ -2,6 +2,7 @@
  * provisioner held: the deactivations the guard holds (R8.3). */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -59,7 +60,7 @@ static void emit(void *ctx, const command *c)
         o->failures++;
         return;
     }
-    const char *key = *c->sf_user_id ? c->sf_user_id : "company";
+    const char *key = c->sf_user_id; /* empty for COMPANY_SETTINGS (interfaces.md) */
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
             o->producer, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, strlen(key)),
@@ -184,8 +185,15 @@ int cmd_reimport(int argc, char **argv)
         codec_error ce;
         codec_command_encoder_config ec = {
             .format = fmt, .registry = {.url = cli_str(&a, "schema-registry")}, .topic = out.topic};
+        /* the service's partitioner (new_producer): COMPANY_SETTINGS's empty key on one
+         * partition; a -X partitioner=... comes after it and wins */
+        char **props = xcalloc(a.n_kafka_props + 1, sizeof *props);
+        props[0] = "partitioner=consistent";
+        for (size_t i = 0; i < a.n_kafka_props; i++)
+            props[i + 1] = a.kafka_props[i];
         rd_kafka_conf_t *conf =
-            kafka_conf_new(cli_str(&a, "brokers"), a.kafka_props, a.n_kafka_props, &err);
+            kafka_conf_new(cli_str(&a, "brokers"), props, a.n_kafka_props + 1, &err);
+        free(props);
         char errstr[512];
         if (codec_command_encoder_new(&ec, &out.enc, &ce) < 0) {
             fprintf(stderr, "provisioner: %s\n", ce.msg);

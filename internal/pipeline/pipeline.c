@@ -324,7 +324,9 @@ static void on_command(void *ctx, const command *c)
         return;
     }
     out_msg *o = out_new(p);
-    const char *key = c->sf_user_id && *c->sf_user_id ? c->sf_user_id : "company";
+    /* interfaces.md: key = sf_user_id, empty for COMPANY_SETTINGS (the producer's partitioner
+     * keeps those on one partition, in order) */
+    const char *key = c->sf_user_id ? c->sf_user_id : "";
     o->key_off = p->bytes.len;
     o->key_len = strlen(key);
     buf_append(&p->bytes, key, o->key_len);
@@ -2662,10 +2664,12 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
      * produce request per broker at a time: batches still overlap (the next one is decided and
      * queued while a request is out), and fewer requests of a partition race around a refused
      * one, which is what makes librdkafka acknowledge messages implicitly (kafka_delivered):
-     * each such batch is produced again. */
-    static const char *const defaults[] = {"linger.ms=1",
-                                           "max.in.flight.requests.per.connection=1"};
-    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 2, err);
+     * each such batch is produced again. COMPANY_SETTINGS's key is empty, which the default
+     * partitioner (consistent_random) spreads at random: "consistent" places empty keys on one
+     * partition, so they keep their order, and the users' keys where it would. */
+    static const char *const defaults[] = {
+        "linger.ms=1", "max.in.flight.requests.per.connection=1", "partitioner=consistent"};
+    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 3, err);
     if (!conf) return NULL;
     if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0) {
         rd_kafka_conf_destroy(conf);

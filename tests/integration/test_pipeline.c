@@ -596,6 +596,53 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     json_decref(want);
 }
 
+/* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS. */
+Test(pipeline, each_commands_key_is_its_sf_user_id)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    const char *dir = h_source_path("tests/scenarios/r1_r4_r7_review_p_cfg_company_settings_on");
+    char settings[PATH_MAX], events[PATH_MAX];
+    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "k:", settings, idle);
+    cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    perr err;
+    char errstr[256];
+    rd_kafka_conf_t *cc = kafka_conf_new(b->bootstrap, NULL, 0, &err);
+    kafka_conf_set(cc, "group.id", "key-reader", &err);
+    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, "out", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    size_t seen = 0, company = 0;
+    for (int i = 0; i < 100 && seen < 2; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 100);
+        if (!m) continue;
+        if (!m->err) {
+            json_t *v = json_loadb(m->payload, m->len, 0, NULL);
+            cr_assert_not_null(v, "a command that is not JSON");
+            const char *id = json_string_value(json_object_get(v, "sf_user_id"));
+            const char *type = json_string_value(json_object_get(v, "type"));
+            cr_assert_not_null(id);
+            cr_assert_eq(m->key_len, strlen(id), "%s: key of %zu bytes", type, m->key_len);
+            cr_assert(memcmp(m->key, id, m->key_len) == 0, "%s: key is not %s", type, id);
+            if (strcmp(type, "COMPANY_SETTINGS") == 0) company++;
+            json_decref(v);
+            seen++;
+        }
+        rd_kafka_message_destroy(m);
+    }
+    cr_assert_eq(seen, 2, "COMPANY_SETTINGS and CREATE_USER");
+    cr_assert_eq(company, 1);
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+}
+
 /* A redis-server of this test's own with an append-only file, so that a SIGKILL loses only what
  * a crash would, and a restart on the same port and dir reads it back. */
 typedef struct own_redis {

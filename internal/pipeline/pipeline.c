@@ -2667,8 +2667,8 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
      * each such batch is produced again. COMPANY_SETTINGS's key is empty, which the default
      * partitioner (consistent_random) spreads at random: "consistent" places empty keys on one
      * partition, so they keep their order, and the users' keys where it would. */
-    static const char *const defaults[] = {
-        "linger.ms=1", "max.in.flight.requests.per.connection=1", "partitioner=consistent"};
+    static const char *const defaults[] = {"linger.ms=1", "max.in.flight.requests.per.connection=1",
+                                           "partitioner=consistent"};
     rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 3, err);
     if (!conf) return NULL;
     if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0) {

@@ -13,7 +13,11 @@ static void warn_stderr(void *ctx, engine_warning w, const char *msg)
     offline *o = ctx;
     (void)w;
     o->warnings++;
-    if (!o->quiet_warnings) fprintf(stderr, "warning: %s\n", msg);
+    if (o->quiet_warnings) return;
+    if (o->file)
+        fprintf(stderr, "warning: %s:%lu: %s\n", o->file, o->lineno, msg);
+    else
+        fprintf(stderr, "warning: %s\n", msg);
 }
 
 static void emit_forward(void *ctx, const command *c)
@@ -129,12 +133,25 @@ int offline_feed(offline *o, jsonl_reader *in)
         perr err;
         arena_reset(&mem);
         o->lineno = in->lineno;
-        if (event_from_json(in->line, in->len, NULL, &mem, &ev, &err) < 0 ||
-            engine_apply(o->eng, &ev, &o->hooks, &err) < 0) {
+        o->file = in->name;
+        if (event_from_json(in->line, in->len, NULL, &mem, &ev, &err) < 0) {
+            fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, err.msg);
+            o->bad_lines++;
+            continue;
+        }
+        /* R1.4 orders by it: at 0, a later event of the user that lacks it too is a duplicate */
+        if (event_is_user(&ev) && ev.commit_timestamp == 0 && !o->quiet_warnings)
+            fprintf(stderr,
+                    "warning: %s:%lu: ChangeEventHeader.commitTimestamp is missing or 0: the "
+                    "event sits at position 0, and a later one of the same user without it "
+                    "reads as its duplicate (R1.4)\n",
+                    in->name, in->lineno);
+        if (engine_apply(o->eng, &ev, &o->hooks, &err) < 0) {
             fprintf(stderr, "provisioner: %s:%lu: %s\n", in->name, in->lineno, err.msg);
             o->bad_lines++;
         }
     }
+    o->file = NULL;
     arena_free(&mem);
     const char *name = in->name;
     if (jsonl_close(in) < 0) {

@@ -24,6 +24,7 @@ typedef struct offline {
     /* explain: the user asked about (NULL: none), and its events R1.4 left out, by line */
     const char *watch;
     unsigned long lineno; /* of the event being applied */
+    const char *file;     /* its file, for warnings; NULL outside offline_feed */
     buf ignored;
     size_t n_ignored;
     unsigned long bad_lines;

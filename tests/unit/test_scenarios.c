@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct scenario {
     char dir[512];
@@ -185,4 +186,40 @@ ParameterizedTest(scenario *s, scenarios, simulate, .timeout = 60)
     json_decref(again);
     json_decref(got);
     json_decref(expected);
+}
+
+/* simulate's warnings name the file and line of the event they are about (R1.3's gap, R1.4's
+ * missing position: a second such event of the user reads as a duplicate). */
+Test(simulate, warnings_name_the_events_line)
+{
+    const char *bin = getenv("PV_BINARY"), *src = getenv("PV_SOURCE_DIR");
+    cr_assert(bin && src, "PV_BINARY and PV_SOURCE_DIR are not set (run under ctest)");
+    char events[] = "/tmp/pv-warn-XXXXXX";
+    int fd = mkstemp(events);
+    cr_assert(fd >= 0);
+    const char *text = "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A\"],"
+                       "\"changeType\":\"CREATE\"},\"Email\":\"a@acme.com\",\"FirstName\":\"A\","
+                       "\"LastName\":\"B\",\"IsActive\":true}\n"
+                       "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005B\"],"
+                       "\"changeType\":\"GAP_UPDATE\",\"commitTimestamp\":5}}\n";
+    cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "'%s' simulate --settings '%s/examples/settings.yaml' --events '%s' "
+             "2>&1 >/dev/null",
+             bin, src, events);
+    FILE *p = popen(cmd, "r");
+    cr_assert(p);
+    char out[4096];
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    unlink(events);
+    char want[600];
+    snprintf(want, sizeof want, "warning: %s:1: ChangeEventHeader.commitTimestamp is missing",
+             events);
+    cr_assert(strstr(out, want), "no warning for line 1: %s", out);
+    snprintf(want, sizeof want, "warning: %s:2: R1.3: GAP_UPDATE for 005B", events);
+    cr_assert(strstr(out, want), "the gap warning names no line: %s", out);
 }

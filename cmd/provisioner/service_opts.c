@@ -58,6 +58,7 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
     o->redis_url = cli_str(a, "redis");
     o->redis_prefix = cli_str(a, "redis-prefix");
     o->registry = cli_str(a, "schema-registry");
+    o->schema = cli_str(a, "schema");
     o->output_format = fmt;
     o->batch_size = (int)cli_int(a, "batch-size");
     o->linger_ms = (int)cli_int(a, "batch-linger-ms");

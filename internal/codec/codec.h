@@ -58,8 +58,8 @@ typedef struct codec_registry_config {
 
 /* ---- decoding change events */
 typedef enum {
-    CODEC_FRAMING_DEFAULT = 0, /* CONFLUENT with a registry and no explicit writer schema, else
-                                  AUTO when the writer starts with entityName, else PLAIN */
+    CODEC_FRAMING_DEFAULT = 0, /* AUTO when the plain writer starts with entityName, else
+                                  CONFLUENT with a registry, else PLAIN */
     CODEC_FRAMING_PLAIN,       /* every value is plain Avro of the configured writer schema */
     CODEC_FRAMING_CONFLUENT,   /* every value is framed; byte 0 other than 0 is bad_magic_byte */
     CODEC_FRAMING_AUTO,        /* byte 0 == 0: framed; else plain (plain User events never start

@@ -69,8 +69,6 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
     d->unknown_ttl_ms = cfg->unknown_id_ttl_ms > 0 ? cfg->unknown_id_ttl_ms : 60000;
     bool has_registry = cfg->registry.url && *cfg->registry.url;
     d->framing = cfg->framing;
-    if (d->framing == CODEC_FRAMING_DEFAULT && has_registry && !cfg->writer_avsc)
-        d->framing = CODEC_FRAMING_CONFLUENT;
 
     const char *reader = cfg->reader_avsc ? cfg->reader_avsc : event_default_schema_avsc();
     size_t rlen = cfg->reader_avsc ? cfg->reader_avsc_len : 0;
@@ -96,8 +94,11 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
         bool starts_with_entity = p->header_pos == 0 && p->header->n > 0 &&
                                   p->header_slots[0] == H_ENTITY &&
                                   p->header->items[0]->kind == AV_STRING;
+        /* interfaces.md: a value may be plain or framed, also on a topic with a registry */
         if (d->framing == CODEC_FRAMING_DEFAULT)
-            d->framing = starts_with_entity ? CODEC_FRAMING_AUTO : CODEC_FRAMING_PLAIN;
+            d->framing = starts_with_entity ? CODEC_FRAMING_AUTO
+                         : has_registry     ? CODEC_FRAMING_CONFLUENT
+                                            : CODEC_FRAMING_PLAIN;
     }
     if (has_registry && codec_registry_new(&cfg->registry, &d->registry, err) < 0) {
         codec_decoder_free(d);

@@ -2805,9 +2805,21 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     int rc = -1;
 
     codec_error ce;
-    codec_decoder_config dc = {.registry = {.url = o->registry}};
-    if (codec_decoder_new(&dc, &p->dec, &ce) < 0) {
-        perr_set(err, "decoder: %s", ce.msg);
+    buf avsc;
+    buf_init(&avsc);
+    if (o->schema && buf_read_file(&avsc, o->schema, SIZE_MAX) < 0) {
+        perr_set(err, "--schema %s: %s", o->schema, strerror(errno));
+        buf_free(&avsc);
+        goto out;
+    }
+    codec_decoder_config dc = {.registry = {.url = o->registry},
+                               .writer_avsc = o->schema ? avsc.data : NULL,
+                               .writer_avsc_len = avsc.len};
+    int dec_rc = codec_decoder_new(&dc, &p->dec, &ce);
+    buf_free(&avsc); /* the decoder keeps what it compiled */
+    if (dec_rc < 0) {
+        perr_set(err, "decoder%s%s: %s", o->schema ? " --schema " : "", o->schema ? o->schema : "",
+                 ce.msg);
         goto out;
     }
     codec_command_encoder_config ec = {

@@ -43,7 +43,8 @@ typedef struct pipeline_opts {
     const char *group;
     const char *redis_url;
     const char *redis_prefix;
-    const char *registry; /* NULL: plain Avro input with the bundled schema */
+    const char *registry; /* NULL: plain Avro input only */
+    const char *schema;   /* .avsc file of the plain values' writer; NULL: the bundled schema */
     codec_format output_format;
     int batch_size;
     int linger_ms;

@@ -596,6 +596,55 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     json_decref(want);
 }
 
+/* interfaces.md: a value may be plain Avro written with a configured schema (--schema) or
+ * Confluent-framed. Plain values of a writer with Title and Department swapped decode by that
+ * writer, also with a Schema Registry configured (never asked: its port is closed). */
+Test(pipeline, plain_values_decode_with_the_schema_given_also_beside_a_registry)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    json_error_t je;
+    json_t *avsc = json_load_file(h_source_path("schemas/UserChangeEvent.avsc"), 0, &je);
+    cr_assert_not_null(avsc, "%s", je.text);
+    json_t *fields = json_object_get(avsc, "fields");
+    size_t title = SIZE_MAX, dept = SIZE_MAX, i;
+    json_t *f;
+    json_array_foreach(fields, i, f)
+    {
+        const char *name = json_string_value(json_object_get(f, "name"));
+        if (strcmp(name, "Title") == 0) title = i;
+        if (strcmp(name, "Department") == 0) dept = i;
+    }
+    cr_assert(title != SIZE_MAX && dept != SIZE_MAX);
+    json_t *t = json_incref(json_array_get(fields, title));
+    json_array_set(fields, title, json_array_get(fields, dept));
+    json_array_set_new(fields, dept, t);
+    const char *writer = h_path("writer.avsc");
+    cr_assert_eq(json_dump_file(avsc, writer, 0), 0);
+    json_decref(avsc);
+    const char *dir = h_source_path("tests/scenarios/update_attributes");
+    char settings[PATH_MAX], events[PATH_MAX];
+    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
+    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    const char *prod[] = {h_pv_binary(), "produce-events", "--brokers", b->bootstrap, "--topic",
+                          "in",          "--events",       events,      "--schema",   writer,
+                          NULL};
+    h_proc *pp = NULL;
+    cr_assert_eq(h_run(prod, NULL, 120, &pp), 0, "%s", h_proc_stderr(pp));
+    const char *extra[] = {"--exit-when-idle",   "2", "--schema", writer, "--schema-registry",
+                           "http://127.0.0.1:1", NULL};
+    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "w:", settings, extra);
+    cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    json_t *want = simulate(settings, events);
+    const char *outp = h_path("out.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
+    json_t *got = load_lines(outp);
+    json_equal_or_fail(got, want, "plain values of another writer");
+    json_decref(got);
+    json_decref(want);
+}
+
 /* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS. */
 Test(pipeline, each_commands_key_is_its_sf_user_id)
 {

@@ -20,6 +20,7 @@
 #define CONFIG_MAX_DEPTH 64
 #define CONFIG_MAX_FILE_BYTES (16L << 20)
 #define CONFIG_DEFAULT_WINDOW 3600L
+#define CONFIG_MAX_WINDOW 3153600000L /* 100 years, in seconds */
 
 typedef enum { NODE_SCALAR, NODE_SEQ, NODE_MAP } node_kind;
 
@@ -991,6 +992,11 @@ static int config_guards(loader *L, const node *root, config *c)
         if (n <= 0)
             return config_fail(L, config_get(g, "window_seconds", NULL),
                                "guards.window_seconds: must be more than 0, found %ld", n);
+        /* the window is taken from commit times in milliseconds: beyond this it would overflow */
+        if (n > CONFIG_MAX_WINDOW)
+            return config_fail(L, config_get(g, "window_seconds", NULL),
+                               "guards.window_seconds: must be at most %ld (100 years), found %ld",
+                               (long)CONFIG_MAX_WINDOW, n);
         c->guards.window_seconds = n;
     }
     return 0;

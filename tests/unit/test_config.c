@@ -665,6 +665,10 @@ Test(config_guards, bounds)
              "settings.yaml:4:27: guards.max_deactivation_share: expected a number, found '.nan'");
     load_err(BASE "guards:\n  window_seconds: 0\n",
              "settings.yaml:4:19: guards.window_seconds: must be more than 0, found 0");
+    /* milliseconds of a longer window overflow (R8.3's arithmetic): refused, not wrapped */
+    load_err(BASE "guards:\n  window_seconds: 9300000000000000\n",
+             "settings.yaml:4:19: guards.window_seconds: must be at most 3153600000 (100 years), "
+             "found 9300000000000000");
     load_err(BASE "guards:\n  window_seconds: hour\n",
              "settings.yaml:4:19: guards.window_seconds: expected a whole number, found 'hour'");
 }

@@ -150,6 +150,13 @@ static int read_commit(const jr_value *const *hv, event *ev, perr *err)
     return 0;
 }
 
+/* A header member that is absent, or there with the wrong type: each said as it is. */
+static int bad_member(const jr_value *v, const char *key, const char *must, perr *err)
+{
+    if (!v || v->type == JR_NULL) return perr_set(err, "ChangeEventHeader.%s is missing", key);
+    return perr_set(err, "ChangeEventHeader.%s must be %s", key, must);
+}
+
 static int read_header(const jr_value *h, const event_layout *layout, arena *mem, event *ev,
                        perr *err)
 {
@@ -163,7 +170,7 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
         }
     }
     ev->entity = opt_str(hv[H_ENTITY]);
-    if (!ev->entity) return perr_set(err, "ChangeEventHeader.entityName is missing");
+    if (!ev->entity) return bad_member(hv[H_ENTITY], "entityName", "a string", err);
     const char *ct = opt_str(hv[H_CHANGE]);
     if (!event_is_user(ev)) {
         /* R1.1: skipped, never an error. What of its header reads as ours is kept (its record
@@ -178,12 +185,12 @@ static int read_header(const jr_value *h, const event_layout *layout, arena *mem
             ev->sequence_number = ev->commit_timestamp = ev->commit_number = 0;
         return 0;
     }
-    if (!ct) return perr_set(err, "ChangeEventHeader.changeType is missing");
+    if (!ct) return bad_member(hv[H_CHANGE], "changeType", "a string", err);
     if (change_type_parse(ct, &ev->change) < 0)
         return perr_set(err, "ChangeEventHeader.changeType '%s' is not a change type", ct);
     const jr_value *ids = hv[H_IDS];
     if (ev->change != CHANGE_GAP_OVERFLOW && (!ids || ids->type != JR_ARRAY))
-        return perr_set(err, "ChangeEventHeader.recordIds is missing");
+        return bad_member(ids, "recordIds", "an array of strings", err);
     if (str_array(ids, "recordIds", layout, false, mem, &ev->record_ids, &ev->n_record_ids, err) <
             0 ||
         str_array(hv[H_CHANGED], "changedFields", layout, true, mem, &ev->changed_fields,

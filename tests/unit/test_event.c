@@ -186,7 +186,9 @@ Test(event, header_entity_and_change_type_are_required_strings)
     parse_fails("{\"ChangeEventHeader\":{\"recordIds\":[\"005A\"],\"changeType\":\"CREATE\"}}",
                 "ChangeEventHeader.entityName is missing");
     parse_fails("{\"ChangeEventHeader\":{\"entityName\":7,\"changeType\":\"CREATE\"}}",
-                "ChangeEventHeader.entityName is missing");
+                "ChangeEventHeader.entityName must be a string");
+    parse_fails("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":[\"CREATE\"]}}",
+                "ChangeEventHeader.changeType must be a string");
     parse_fails("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A\"]}}",
                 "ChangeEventHeader.changeType is missing");
     parse_fails("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":null}}",
@@ -237,7 +239,7 @@ Test(event, header_record_ids_in_order_and_checked)
                 "ChangeEventHeader.recordIds is missing");
     parse_fails("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
                 "\"recordIds\":\"005A\"}}",
-                "ChangeEventHeader.recordIds is missing");
+                "ChangeEventHeader.recordIds must be an array of strings");
     parse_fails("{\"ChangeEventHeader\":{\"entityName\":\"User\",\"changeType\":\"UPDATE\","
                 "\"recordIds\":[\"005A\",5]}}",
                 "ChangeEventHeader.recordIds[1] is not a string");
@@ -888,6 +890,14 @@ static int ref_str_array(json_t *arr, const char *what, const event_layout *l, b
     return 0;
 }
 
+static void ref_bad_member(json_t *v, const char *key, const char *must, perr *err)
+{
+    if (!v || json_is_null(v))
+        perr_set(err, "ChangeEventHeader.%s is missing", key);
+    else
+        perr_set(err, "ChangeEventHeader.%s must be %s", key, must);
+}
+
 static const char *ref_opt_str(json_t *o, const char *key, arena *mem)
 {
     json_t *v = json_object_get(o, key);
@@ -1002,7 +1012,7 @@ static int ref_event_from_json(const char *line, size_t len, const event_layout 
     }
     ev->entity = ref_opt_str(h, "entityName", mem);
     if (!ev->entity) {
-        perr_set(err, "ChangeEventHeader.entityName is missing");
+        ref_bad_member(json_object_get(h, "entityName"), "entityName", "a string", err);
         goto out;
     }
     const char *ct = json_string_value(json_object_get(h, "changeType"));
@@ -1024,7 +1034,7 @@ static int ref_event_from_json(const char *line, size_t len, const event_layout 
         goto out;
     }
     if (!ct) {
-        perr_set(err, "ChangeEventHeader.changeType is missing");
+        ref_bad_member(json_object_get(h, "changeType"), "changeType", "a string", err);
         goto out;
     }
     if (change_type_parse(ct, &ev->change) < 0) {
@@ -1033,7 +1043,7 @@ static int ref_event_from_json(const char *line, size_t len, const event_layout 
     }
     json_t *ids = json_object_get(h, "recordIds");
     if (ev->change != CHANGE_GAP_OVERFLOW && !json_is_array(ids)) {
-        perr_set(err, "ChangeEventHeader.recordIds is missing");
+        ref_bad_member(ids, "recordIds", "an array of strings", err);
         goto out;
     }
     if (ref_str_array(ids, "recordIds", layout, false, mem, &ev->record_ids, &ev->n_record_ids,

@@ -230,6 +230,19 @@ int cmd_dev_broker(int argc, char **argv)
     int partitions = (int)cli_int(&args, "partitions");
     int brokers = (int)cli_int(&args, "brokers-count");
     bool control = cli_bool(&args, "control");
+    for (size_t i = 0; i < n; i++) { /* a bad topic is the command line's mistake: exit 2 */
+        char name[256];
+        int parts;
+        perr err;
+        if (kafka_mock_topic_spec(topics[i], partitions, name, sizeof name, &parts, &err) < 0) {
+            fprintf(stderr, "provisioner: %s\n", err.msg);
+            for (size_t k = 0; k < n; k++)
+                free(topics[k]);
+            free(topics);
+            cli_free(&args);
+            return EXIT_USAGE;
+        }
+    }
 
     /* Handlers go in before the address is printed: whoever reads it may signal at once. */
     struct sigaction sa;

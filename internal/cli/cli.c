@@ -33,8 +33,8 @@ static int check_value(const cli_option *o, const char *v, const char *origin, p
         if (errno || !*v || *end)
             return perr_set(err, "%s %s: expected a whole number, got '%s'", origin, o->name, v);
         if (o->min <= o->max && ((double)x < o->min || (double)x > o->max))
-            return perr_set(err, "%s %s: %ld is out of range [%g, %g]", origin, o->name, x, o->min,
-                            o->max);
+            return perr_set(err, "%s %s: %ld is out of range [%.0f, %.0f]", origin, o->name, x,
+                            o->min, o->max);
         break;
     }
     case CLI_DOUBLE: {

@@ -202,10 +202,8 @@ static void kafka_mock_log(const rd_kafka_t *rk, int level, const char *fac, con
     fprintf(stderr, "dev-broker: %s: %s\n", fac, line);
 }
 
-/* "name" or "name:N" -> the name (copied into out) and its partition count (dflt without :N).
- * Topic names never hold ':', so the form is unambiguous. */
-static int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t outsz, int *parts,
-                                 perr *err)
+int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t outsz, int *parts,
+                          perr *err)
 {
     const char *colon = strchr(spec, ':');
     size_t len = colon ? (size_t)(colon - spec) : strlen(spec);

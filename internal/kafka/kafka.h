@@ -65,6 +65,10 @@ void kafka_mock_stop(kafka_mock *m);
 int kafka_mock_start_cluster(int brokers, int partitions, const char *const *topics, size_t n,
                              kafka_mock **out, perr *err);
 int kafka_mock_broker_count(const kafka_mock *m);
+/* "name" or "name:N" -> the name (copied into out) and its partition count (dflt without :N).
+ * Topic names never hold ':', so the form is unambiguous. */
+int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t outsz, int *parts,
+                          perr *err);
 
 /* Fault injection, one command (the dev broker's --control channel reads them from stdin):
  *   error API ERR COUNT          the next COUNT requests of API (name or number: Produce, Fetch,

@@ -235,6 +235,15 @@ Test(kafka, dev_broker_refuses_bad_partitions)
     char *out = h_proc_stdout(p);
     cr_assert_str_eq(out, "", "nothing on stdout when refusing");
     free(out);
+    char *err = h_proc_stderr(p);
+    cr_assert(strstr(err, "0 is out of range [1, 1000]"), "the bounds, as whole numbers: %s", err);
+    free(err);
+    /* a topic's partition count is the command line's too */
+    const char *bad_topic[] = {h_pv_binary(), "dev-broker", "--topics", "a:x", NULL};
+    cr_assert_eq(h_run(bad_topic, NULL, 10, &p), 2);
+    err = h_proc_stderr(p);
+    cr_assert(strstr(err, "topic 'a': the partition count"), "%s", err);
+    free(err);
 }
 
 /* ---- produce-events */

@@ -555,7 +555,7 @@ static t_events t_split_lines(char *text)
     for (char *p = text; p && *p;) {
         char *nl = strchr(p, '\n');
         if (nl) *nl = '\0';
-        if (*p) {
+        if (strspn(p, " \t\r") < strlen(p)) { /* blank lines are skipped, as simulate does */
             if (ev.n == cap) {
                 cap = cap ? cap * 2 : 16;
                 ev.lines = realloc(ev.lines, cap * sizeof *ev.lines);

@@ -63,8 +63,10 @@ static void emit(void *ctx, const command *c)
     const char *key = c->sf_user_id; /* empty for COMPANY_SETTINGS (interfaces.md) */
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
-            o->producer, RD_KAFKA_V_TOPIC(o->topic), RD_KAFKA_V_KEY(key, strlen(key)),
-            RD_KAFKA_V_VALUE(o->line.data, o->line.len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+            o->producer, RD_KAFKA_V_TOPIC(o->topic),
+            RD_KAFKA_V_PARTITION(kafka_command_partition(key, strlen(key))),
+            RD_KAFKA_V_KEY(key, strlen(key)), RD_KAFKA_V_VALUE(o->line.data, o->line.len),
+            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_HEADER("type", command_type_name(c->type), -1),
             RD_KAFKA_V_HEADER("command_id", c->id, -1), RD_KAFKA_V_END);
         if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -185,15 +187,8 @@ int cmd_reimport(int argc, char **argv)
         codec_error ce;
         codec_command_encoder_config ec = {
             .format = fmt, .registry = {.url = cli_str(&a, "schema-registry")}, .topic = out.topic};
-        /* the service's partitioner (new_producer): COMPANY_SETTINGS's empty key on one
-         * partition; a -X partitioner=... comes after it and wins */
-        char **props = xcalloc(a.n_kafka_props + 1, sizeof *props);
-        props[0] = "partitioner=consistent";
-        for (size_t i = 0; i < a.n_kafka_props; i++)
-            props[i + 1] = a.kafka_props[i];
         rd_kafka_conf_t *conf =
-            kafka_conf_new(cli_str(&a, "brokers"), props, a.n_kafka_props + 1, &err);
-        free(props);
+            kafka_conf_new(cli_str(&a, "brokers"), a.kafka_props, a.n_kafka_props, &err);
         char errstr[512];
         if (codec_command_encoder_new(&ec, &out.enc, &ce) < 0) {
             fprintf(stderr, "provisioner: %s\n", ce.msg);

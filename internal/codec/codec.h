@@ -58,8 +58,9 @@ typedef struct codec_registry_config {
 
 /* ---- decoding change events */
 typedef enum {
-    CODEC_FRAMING_DEFAULT = 0, /* AUTO when the plain writer starts with entityName, else
-                                  CONFLUENT with a registry, else PLAIN */
+    CODEC_FRAMING_DEFAULT = 0, /* CONFLUENT with a registry and no writer_avsc; else AUTO when
+                                  the plain writer starts with entityName; else CONFLUENT with a
+                                  registry, PLAIN without */
     CODEC_FRAMING_PLAIN,       /* every value is plain Avro of the configured writer schema */
     CODEC_FRAMING_CONFLUENT,   /* every value is framed; byte 0 other than 0 is bad_magic_byte */
     CODEC_FRAMING_AUTO,        /* byte 0 == 0: framed; else plain (plain User events never start

@@ -69,6 +69,10 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
     d->unknown_ttl_ms = cfg->unknown_id_ttl_ms > 0 ? cfg->unknown_id_ttl_ms : 60000;
     bool has_registry = cfg->registry.url && *cfg->registry.url;
     d->framing = cfg->framing;
+    /* A registry and no plain writer named: values are framed. Read as plain, another writer's
+     * value would decode by the bundled schema into wrong fields, where it is dead-lettered. */
+    if (d->framing == CODEC_FRAMING_DEFAULT && has_registry && !cfg->writer_avsc)
+        d->framing = CODEC_FRAMING_CONFLUENT;
 
     const char *reader = cfg->reader_avsc ? cfg->reader_avsc : event_default_schema_avsc();
     size_t rlen = cfg->reader_avsc ? cfg->reader_avsc_len : 0;
@@ -94,7 +98,7 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
         bool starts_with_entity = p->header_pos == 0 && p->header->n > 0 &&
                                   p->header_slots[0] == H_ENTITY &&
                                   p->header->items[0]->kind == AV_STRING;
-        /* interfaces.md: a value may be plain or framed, also on a topic with a registry */
+        /* interfaces.md: a value may be plain (of the writer named) or framed */
         if (d->framing == CODEC_FRAMING_DEFAULT)
             d->framing = starts_with_entity ? CODEC_FRAMING_AUTO
                          : has_registry     ? CODEC_FRAMING_CONFLUENT

@@ -202,6 +202,11 @@ static void kafka_mock_log(const rd_kafka_t *rk, int level, const char *fac, con
     fprintf(stderr, "dev-broker: %s: %s\n", fac, line);
 }
 
+int32_t kafka_command_partition(const char *key, size_t len)
+{
+    return key && !len ? 0 : RD_KAFKA_PARTITION_UA;
+}
+
 int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t outsz, int *parts,
                           perr *err)
 {

@@ -26,6 +26,11 @@ int kafka_conf_set(rd_kafka_conf_t *conf, const char *name, const char *value, p
  * *why (if not NULL) says why, as static text. */
 bool kafka_delivered(const rd_kafka_message_t *m, const char **why);
 
+/* The partition a command is produced to: the partitioner's (by key) for a user's; 0 for an empty
+ * key (COMPANY_SETTINGS, interfaces.md), which the default partitioner would spread at random:
+ * company commands keep their order. key NULL (not a command): the partitioner's. */
+int32_t kafka_command_partition(const char *key, size_t len);
+
 /* librdkafka before 2.2 stops fetching once the consumer's queue holds queued.min.messages (or
  * queued.max.messages.kbytes) and looks again only when the fetching broker thread next wakes: on
  * a request or reply of its own, else a second later (rd_kafka_max_block_ms). Under a backlog the

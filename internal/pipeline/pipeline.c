@@ -324,8 +324,8 @@ static void on_command(void *ctx, const command *c)
         return;
     }
     out_msg *o = out_new(p);
-    /* interfaces.md: key = sf_user_id, empty for COMPANY_SETTINGS (the producer's partitioner
-     * keeps those on one partition, in order) */
+    /* interfaces.md: key = sf_user_id, empty for COMPANY_SETTINGS (produce_enqueue keeps those
+     * on one partition, in order) */
     const char *key = c->sf_user_id ? c->sf_user_id : "";
     o->key_off = p->bytes.len;
     o->key_len = strlen(key);
@@ -536,8 +536,11 @@ static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
             rd_kafka_header_add(h, "command_id", -1, m->id, -1);
         }
         rd_kafka_resp_err_t e;
+        int32_t partition =
+            kafka_command_partition(m->dead_letter ? NULL : base + m->key_off, m->key_len);
         for (;;) {
             e = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
+                                  RD_KAFKA_V_PARTITION(partition),
                                   RD_KAFKA_V_KEY(base + m->key_off, m->key_len),
                                   RD_KAFKA_V_VALUE((void *)(base + m->val_off), m->val_len),
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
@@ -2664,12 +2667,10 @@ static rd_kafka_t *new_producer(pipeline *p, perr *err)
      * produce request per broker at a time: batches still overlap (the next one is decided and
      * queued while a request is out), and fewer requests of a partition race around a refused
      * one, which is what makes librdkafka acknowledge messages implicitly (kafka_delivered):
-     * each such batch is produced again. COMPANY_SETTINGS's key is empty, which the default
-     * partitioner (consistent_random) spreads at random: "consistent" places empty keys on one
-     * partition, so they keep their order, and the users' keys where it would. */
-    static const char *const defaults[] = {"linger.ms=1", "max.in.flight.requests.per.connection=1",
-                                           "partitioner=consistent"};
-    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 3, err);
+     * each such batch is produced again. */
+    static const char *const defaults[] = {"linger.ms=1",
+                                           "max.in.flight.requests.per.connection=1"};
+    rd_kafka_conf_t *conf = conf_with_defaults(o, defaults, 2, err);
     if (!conf) return NULL;
     if (kafka_conf_set(conf, "enable.idempotence", "true", err) < 0) {
         rd_kafka_conf_destroy(conf);

@@ -645,12 +645,13 @@ Test(pipeline, plain_values_decode_with_the_schema_given_also_beside_a_registry)
     json_decref(want);
 }
 
-/* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS. */
+/* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS, which
+ * goes to partition 0 so that company commands keep their order. */
 Test(pipeline, each_commands_key_is_its_sf_user_id)
 {
     h_redis r;
     h_redis_start(&r);
-    h_broker *b = h_broker_start(1, "in,out");
+    h_broker *b = h_broker_start(1, "in,out:4");
     const char *dir = h_source_path("tests/scenarios/r1_r4_r7_review_p_cfg_company_settings_on");
     char settings[PATH_MAX], events[PATH_MAX];
     snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
@@ -664,8 +665,9 @@ Test(pipeline, each_commands_key_is_its_sf_user_id)
     rd_kafka_conf_t *cc = kafka_conf_new(b->bootstrap, NULL, 0, &err);
     kafka_conf_set(cc, "group.id", "key-reader", &err);
     rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "out", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(4);
+    for (int32_t part = 0; part < 4; part++)
+        rd_kafka_topic_partition_list_add(l, "out", part)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(cons, l);
     rd_kafka_topic_partition_list_destroy(l);
     size_t seen = 0, company = 0;
@@ -680,7 +682,11 @@ Test(pipeline, each_commands_key_is_its_sf_user_id)
             cr_assert_not_null(id);
             cr_assert_eq(m->key_len, strlen(id), "%s: key of %zu bytes", type, m->key_len);
             cr_assert(memcmp(m->key, id, m->key_len) == 0, "%s: key is not %s", type, id);
-            if (strcmp(type, "COMPANY_SETTINGS") == 0) company++;
+            if (strcmp(type, "COMPANY_SETTINGS") == 0) {
+                /* an empty key: the default partitioner would pick one at random */
+                cr_assert_eq(m->partition, 0, "company commands keep to one partition");
+                company++;
+            }
             json_decref(v);
             seen++;
         }

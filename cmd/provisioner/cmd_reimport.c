@@ -94,10 +94,11 @@ static int sync_out(void *ctx, perr *err)
     return 0;
 }
 
-/* A chunk's states, written again while Redis is away, as the service does (R9.2): its commands
- * are out, so giving up would leave them without their states. The links another instance raced
- * with are left to the store's check (c). Ctrl-C stops it; the chunk is then decided again by
- * the next reimport. */
+/* A chunk's states, written again while Redis is away or refuses for a while, as the service
+ * does (R9.2): its commands are out, so giving up would leave them without their states. An
+ * error no retry mends (NOPERM, WRONGTYPE, ...) ends the reimport at once (exit 1), as does
+ * Ctrl-C; the next reimport then decides that chunk's users again. The links another instance
+ * raced with are left to the store's check (c). */
 static int flush_retry(void *ctx, perr *err)
 {
     out_ctx *o = ctx;
@@ -108,12 +109,15 @@ static int flush_retry(void *ctx, perr *err)
             if (logged) log_msg(LOG_INFO, "redis is back", "step", "write reimport state", NULL);
             return 0;
         }
+        if (!store_redis_flush_may_pass(o->store, err)) return -1;
         if (!logged)
-            log_msg(LOG_ERROR, "redis unavailable; retrying", "step", "write reimport state",
-                    "error", err->msg, NULL);
+            log_msg(LOG_ERROR, "redis unavailable; retrying (Ctrl-C stops)", "step",
+                    "write reimport state", "error", err->msg, NULL);
         logged = true;
         for (long waited = 0; waited < backoff; waited += 100) {
-            if (stop_requested) return -1;
+            if (stop_requested)
+                return perr_set(err, "stopped while Redis was unavailable: this chunk's states "
+                                     "were not written (the next reimport decides them again)");
             nanosleep(&(struct timespec){0, 100 * 1000000L}, NULL);
         }
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;

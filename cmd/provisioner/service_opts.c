@@ -1,14 +1,45 @@
 /* What `run` and `replay` share: the pipeline's Kafka, Redis, settings, format and batch options,
  * and the stop handler. */
+#include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "codec/codec.h"
 #include "commands.h"
 #include "config/config.h"
 #include "kafka/kafka.h"
 #include "pipeline/pipeline.h"
 #include "store/store.h"
+
+/* --schema's text, read and checked once here: a file that cannot be read, is empty or does not
+ * resolve against the bundled schema is the command line's mistake (exit 2). Kept for the life
+ * of the process, as the options that point at it. */
+static buf schema_text;
+
+static int read_schema(const char *cmd, const char *path)
+{
+    if (buf_read_file(&schema_text, path, SIZE_MAX) < 0) {
+        fprintf(stderr, "provisioner: %s: --schema %s: %s\n", cmd, path, strerror(errno));
+        return -1;
+    }
+    if (!schema_text.len) {
+        fprintf(stderr, "provisioner: %s: --schema %s: the file is empty\n", cmd, path);
+        return -1;
+    }
+    codec_decoder_config dc = {.writer_avsc = schema_text.data,
+                               .writer_avsc_len = schema_text.len,
+                               .framing = CODEC_FRAMING_PLAIN};
+    codec_decoder *d;
+    codec_error ce;
+    if (codec_decoder_new(&dc, &d, &ce) < 0) {
+        fprintf(stderr, "provisioner: %s: --schema %s: %s\n", cmd, path, ce.msg);
+        return -1;
+    }
+    codec_decoder_free(d);
+    return 0;
+}
 
 int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, config **cfg, char *dlq,
                      size_t dlq_size)
@@ -26,6 +57,7 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
                 cli_str(a, "output-format"));
         return EXIT_USAGE;
     }
+    if (cli_str(a, "schema") && read_schema(cmd, cli_str(a, "schema")) < 0) return EXIT_USAGE;
     perr err;
     /* the Redis URL and the -X properties are the command line's: a mistake in them is a usage
      * error (exit 2), told before anything connects */
@@ -59,6 +91,8 @@ int cmd_service_opts(const cli_args *a, const char *cmd, pipeline_opts *o, confi
     o->redis_prefix = cli_str(a, "redis-prefix");
     o->registry = cli_str(a, "schema-registry");
     o->schema = cli_str(a, "schema");
+    o->schema_avsc = o->schema ? schema_text.data : NULL;
+    o->schema_avsc_len = o->schema ? schema_text.len : 0;
     o->output_format = fmt;
     o->batch_size = (int)cli_int(a, "batch-size");
     o->linger_ms = (int)cli_int(a, "batch-linger-ms");

@@ -2806,19 +2806,10 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     int rc = -1;
 
     codec_error ce;
-    buf avsc;
-    buf_init(&avsc);
-    if (o->schema && buf_read_file(&avsc, o->schema, SIZE_MAX) < 0) {
-        perr_set(err, "--schema %s: %s", o->schema, strerror(errno));
-        buf_free(&avsc);
-        goto out;
-    }
     codec_decoder_config dc = {.registry = {.url = o->registry},
-                               .writer_avsc = o->schema ? avsc.data : NULL,
-                               .writer_avsc_len = avsc.len};
-    int dec_rc = codec_decoder_new(&dc, &p->dec, &ce);
-    buf_free(&avsc); /* the decoder keeps what it compiled */
-    if (dec_rc < 0) {
+                               .writer_avsc = o->schema_avsc,
+                               .writer_avsc_len = o->schema_avsc_len};
+    if (codec_decoder_new(&dc, &p->dec, &ce) < 0) {
         perr_set(err, "decoder%s%s: %s", o->schema ? " --schema " : "", o->schema ? o->schema : "",
                  ce.msg);
         goto out;

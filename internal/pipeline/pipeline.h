@@ -43,8 +43,10 @@ typedef struct pipeline_opts {
     const char *group;
     const char *redis_url;
     const char *redis_prefix;
-    const char *registry; /* NULL: plain Avro input only */
-    const char *schema;   /* .avsc file of the plain values' writer; NULL: the bundled schema */
+    const char *registry;    /* NULL: plain Avro input only */
+    const char *schema;      /* .avsc file of the plain values' writer; NULL: the bundled schema */
+    const char *schema_avsc; /* its text, read by the caller */
+    size_t schema_avsc_len;
     codec_format output_format;
     int batch_size;
     int linger_ms;

@@ -84,6 +84,11 @@ int store_redis_prefetch_users(store_redis *s, const char *const *ids, size_t n,
  * those of writes stored before one failed. On failure nothing is lost: the same call again
  * writes what is left. */
 int store_redis_flush(store_redis *s, store_late *late, perr *err);
+/* After store_redis_flush failed with err: whether trying again may succeed without anyone's
+ * help. Yes when the connection was lost (Redis away, restarting, a timeout) or Redis refused for
+ * a while (NOREPLICAS, LOADING, BUSY, MASTERDOWN, TRYAGAIN, OOM, READONLY, CLUSTERDOWN); no for
+ * the rest (NOPERM, WRONGTYPE, a reply of the wrong kind), which a person must mend. */
+bool store_redis_flush_may_pass(const store_redis *s, const perr *err);
 void store_late_free(store_late *l);
 
 /* The two halves of a flush, so that a batch can be decided while the previous one's commands

@@ -297,6 +297,8 @@ struct store_redis {
     /* a read inside an engine call failed: the batch is not to be trusted */
     bool failed;
     perr fail_err;
+    unsigned long drops;       /* connections lost (conn_drop) */
+    bool flush_failed_on_drop; /* the last store_redis_flush failed as its connection went */
     /* pipeline scratch */
     cmdb cmd;
     buf out; /* the RESP of the exchange being built, written at once */
@@ -578,6 +580,7 @@ static void cb_free(cmdb *b)
 /* Closes *cp, s->c or s->wc; the next call that needs it connects again. */
 static void conn_drop(store_redis *s, redisContext **cp)
 {
+    if (*cp) s->drops++;
     if (*cp) redisFree(*cp);
     *cp = NULL;
     if (cp == &s->c) s->ahead_sent = false; /* the prefetch sends them again */
@@ -2953,6 +2956,8 @@ int store_redis_write_sealed(store_redis *s, store_write *w, store_late *late, p
 int store_redis_flush(store_redis *s, store_late *late, perr *err)
 {
     store_write *w;
+    unsigned long drops = s->drops;
+    s->flush_failed_on_drop = false;
     if (store_redis_seal(s, &w, err) < 0) return -1;
     strmap late_set, stale;
     strmap_init(&late_set);
@@ -2973,7 +2978,24 @@ int store_redis_flush(store_redis *s, store_late *late, perr *err)
         if (stale.slots[i].key) entry_drop(s, stale.slots[i].key);
     strmap_free(&late_set, NULL);
     strmap_free(&stale, NULL);
+    /* a connection that could not be opened counts too: it fails before any drop */
+    s->flush_failed_on_drop = rc < 0 && (s->drops != drops || !s->c);
     return rc;
+}
+
+bool store_redis_flush_may_pass(const store_redis *s, const perr *err)
+{
+    static const char *const passing[] = {"NOREPLICAS", "LOADING", "BUSY",     "MASTERDOWN",
+                                          "TRYAGAIN",   "OOM",     "READONLY", "CLUSTERDOWN"};
+    if (s->flush_failed_on_drop) return true;
+    /* Redis's error replies start with their code; the store quotes them after ": " */
+    for (size_t i = 0; i < sizeof passing / sizeof passing[0]; i++) {
+        size_t n = strlen(passing[i]);
+        for (const char *p = strstr(err->msg, passing[i]); p; p = strstr(p + 1, passing[i]))
+            if (p >= err->msg + 2 && p[-2] == ':' && p[-1] == ' ' && (p[n] == ' ' || !p[n]))
+                return true;
+    }
+    return false;
 }
 
 void store_late_free(store_late *l)

@@ -643,6 +643,18 @@ Test(pipeline, plain_values_decode_with_the_schema_given_also_beside_a_registry)
     json_equal_or_fail(got, want, "plain values of another writer");
     json_decref(got);
     json_decref(want);
+    /* a --schema that is empty, missing or does not resolve is a usage error, said at start */
+    const char *empty = h_path("empty.avsc");
+    h_write_file(empty, "");
+    const char *bad[] = {empty, "/nonexistent.avsc", NULL};
+    for (size_t k = 0; bad[k]; k++) {
+        const char *usage[] = {"--schema", bad[k], NULL};
+        h_proc *q = start_run(b->bootstrap, &r, "in", "out", "g2", "w2:", settings, usage);
+        cr_assert_eq(h_proc_wait(q, 30), 2, "%s", h_proc_stderr(q));
+        char *text = h_proc_stderr(q);
+        cr_assert(strstr(text, bad[k]), "the file is not named: %s", text);
+        free(text);
+    }
 }
 
 /* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS, which

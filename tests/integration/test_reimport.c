@@ -274,6 +274,37 @@ Test(reimport, cli_reimport_writes_its_states_again_while_redis_refuses)
     buf_free(&users);
 }
 
+/* An error no retry mends (NOPERM: a Redis user that may not write) ends `provisioner reimport`
+ * at once with exit 1 and Redis's words, instead of retrying for ever. */
+Test(reimport, cli_reimport_stops_on_an_error_no_retry_mends)
+{
+    env e;
+    start_env(&e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(&e, users.data);
+    char *ok = h_redis_cmd(&e.redis, "ACL SETUSER reader on >pw ~* &* +@all -@write");
+    cr_assert_str_eq(ok, "+OK");
+    free(ok);
+    env ro = e;
+    snprintf(ro.redis.url, sizeof ro.redis.url, "redis://reader:pw@127.0.0.1:%d", e.redis.port);
+    h_proc *p = start_cmd(&ro, "reimport", NULL, NULL);
+    cr_assert_eq(h_proc_wait(p, 60), 1, "%s", h_proc_stderr(p));
+    char *text = h_proc_stderr(p);
+    cr_assert(strstr(text, "NOPERM"), "%s", text);
+    cr_assert_null(strstr(text, "retrying"), "%s", text);
+    free(text);
+    buf_free(&users);
+}
+
 /* R8.3: over the guard, deactivations are held (listed by `held`), other commands go on; with
  * --confirm they go through. */
 Test(reimport, guard_holds_a_mass_deactivation_until_confirmed)

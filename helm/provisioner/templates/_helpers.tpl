@@ -84,6 +84,10 @@ from secretKeyRef or from mounted files, never from the values. */}}
 - name: PROVISIONER_SCHEMA_REGISTRY
   value: {{ . | quote }}
 {{- end }}
+{{- if .Values.kafka.writerSchema }}
+- name: PROVISIONER_SCHEMA
+  value: /etc/provisioner/writer.avsc
+{{- end }}
 - name: PROVISIONER_OUTPUT_FORMAT
   value: {{ .Values.kafka.outputFormat | quote }}
 - name: PROVISIONER_BATCH_SIZE

@@ -525,6 +525,16 @@ Test(pipeline, two_instances_share_partitions_and_links_end_right)
     json_decref(cmds);
 }
 
+/* The settings and events of tests/scenarios/NAME. */
+static void scenario_files(const char *name, char settings[PATH_MAX], char events[PATH_MAX])
+{
+    char rel[PATH_MAX];
+    snprintf(rel, sizeof rel, "tests/scenarios/%s", name);
+    const char *dir = h_source_path(rel);
+    snprintf(settings, PATH_MAX, "%s/settings.yaml", dir);
+    snprintf(events, PATH_MAX, "%s/events.jsonl", dir);
+}
+
 /* R9.4: an undecodable message goes to the dead-letter topic with the reason in its headers; the
  * partition keeps moving and every other event's commands come out. */
 Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
@@ -532,10 +542,8 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out,in.dlq");
-    const char *dir = h_source_path("tests/scenarios/hierarchy_pending");
     char settings[PATH_MAX], events[PATH_MAX];
-    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
-    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    scenario_files("hierarchy_pending", settings, events);
     /* a poison message between two good halves */
     perr err;
     rd_kafka_conf_t *conf = kafka_conf_new(b->bootstrap, NULL, 0, &err);
@@ -623,10 +631,8 @@ Test(pipeline, plain_values_decode_with_the_schema_given_also_beside_a_registry)
     const char *writer = h_path("writer.avsc");
     cr_assert_eq(json_dump_file(avsc, writer, 0), 0);
     json_decref(avsc);
-    const char *dir = h_source_path("tests/scenarios/update_attributes");
     char settings[PATH_MAX], events[PATH_MAX];
-    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
-    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    scenario_files("update_attributes", settings, events);
     const char *prod[] = {h_pv_binary(), "produce-events", "--brokers", b->bootstrap, "--topic",
                           "in",          "--events",       events,      "--schema",   writer,
                           NULL};
@@ -664,10 +670,8 @@ Test(pipeline, each_commands_key_is_its_sf_user_id)
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out:4");
-    const char *dir = h_source_path("tests/scenarios/r1_r4_r7_review_p_cfg_company_settings_on");
     char settings[PATH_MAX], events[PATH_MAX];
-    snprintf(settings, sizeof settings, "%s/settings.yaml", dir);
-    snprintf(events, sizeof events, "%s/events.jsonl", dir);
+    scenario_files("r1_r4_r7_review_p_cfg_company_settings_on", settings, events);
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *idle[] = {"--exit-when-idle", "2", NULL};
     h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "k:", settings, idle);

@@ -234,24 +234,31 @@ Test(reimport, reimport_reconciles_a_drifted_state)
     buf_free(&users);
 }
 
+/* User 1 created by the service as an AE; Salesforce now has it as a Senior AE. */
+static void start_retitled(env *e)
+{
+    start_env(e, "[]", NULL);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE")));
+    cr_assert_eq(h_produce(e->broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(e, "run", idle, NULL), 0);
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]");
+    sf_serve(e, users.data);
+    buf_free(&users);
+}
+
 /* R9.2: `provisioner reimport` whose state write Redis refuses (NOREPLICAS: reads go on) writes
  * again until Redis takes it, as the service does; it used to exit 1 with the chunk's commands
  * out and its states not stored. */
 Test(reimport, cli_reimport_writes_its_states_again_while_redis_refuses)
 {
     env e;
-    start_env(&e, "[]", NULL);
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE")));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    const char *idle[] = {"--exit-when-idle", "2", NULL};
-    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
-    buf users;
-    buf_init(&users);
-    buf_puts(&users, "[");
-    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, "]");
-    sf_serve(&e, users.data);
+    start_retitled(&e);
     char *ok = h_redis_cmd(&e.redis, "CONFIG SET min-replicas-to-write 1");
     cr_assert_str_eq(ok, "+OK");
     free(ok);
@@ -271,7 +278,6 @@ Test(reimport, cli_reimport_writes_its_states_again_while_redis_refuses)
     cr_assert_eq(json_array_size(again), 2, "nothing twice");
     json_decref(again);
     json_decref(cmds);
-    buf_free(&users);
 }
 
 /* An error no retry mends (NOPERM: a Redis user that may not write) ends `provisioner reimport`
@@ -279,18 +285,7 @@ Test(reimport, cli_reimport_writes_its_states_again_while_redis_refuses)
 Test(reimport, cli_reimport_stops_on_an_error_no_retry_mends)
 {
     env e;
-    start_env(&e, "[]", NULL);
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE")));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    const char *idle[] = {"--exit-when-idle", "2", NULL};
-    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
-    buf users;
-    buf_init(&users);
-    buf_puts(&users, "[");
-    user_json(&users, 1, "Senior AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, "]");
-    sf_serve(&e, users.data);
+    start_retitled(&e);
     char *ok = h_redis_cmd(&e.redis, "ACL SETUSER reader on >pw ~* &* +@all -@write");
     cr_assert_str_eq(ok, "+OK");
     free(ok);
@@ -302,7 +297,6 @@ Test(reimport, cli_reimport_stops_on_an_error_no_retry_mends)
     cr_assert(strstr(text, "NOPERM"), "%s", text);
     cr_assert_null(strstr(text, "retrying"), "%s", text);
     free(text);
-    buf_free(&users);
 }
 
 /* R8.3: over the guard, deactivations are held (listed by `held`), other commands go on; with

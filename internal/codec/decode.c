@@ -69,8 +69,9 @@ int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, code
     d->unknown_ttl_ms = cfg->unknown_id_ttl_ms > 0 ? cfg->unknown_id_ttl_ms : 60000;
     bool has_registry = cfg->registry.url && *cfg->registry.url;
     d->framing = cfg->framing;
-    /* A registry and no plain writer named: values are framed. Read as plain, another writer's
-     * value would decode by the bundled schema into wrong fields, where it is dead-lettered. */
+    /* A registry and no plain writer named: every value is framed. A plain value there is of a
+     * writer no one named: read by the bundled schema, its fields would land in the wrong
+     * places; as it is, it is dead-lettered (bad_magic_byte). */
     if (d->framing == CODEC_FRAMING_DEFAULT && has_registry && !cfg->writer_avsc)
         d->framing = CODEC_FRAMING_CONFLUENT;
 

@@ -158,6 +158,11 @@ bool kafka_delivered(const rd_kafka_message_t *m, const char **why)
     return !no;
 }
 
+int32_t kafka_command_partition(const char *key, size_t len)
+{
+    return key && !len ? 0 : RD_KAFKA_PARTITION_UA;
+}
+
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *const *props, size_t n, perr *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -200,11 +205,6 @@ static void kafka_mock_log(const rd_kafka_t *rk, int level, const char *fac, con
     (void)rk;
     if (level > LOG_WARNING || strcmp(fac, "CONFWARN") == 0) return;
     fprintf(stderr, "dev-broker: %s: %s\n", fac, line);
-}
-
-int32_t kafka_command_partition(const char *key, size_t len)
-{
-    return key && !len ? 0 : RD_KAFKA_PARTITION_UA;
 }
 
 int kafka_mock_topic_spec(const char *spec, int dflt, char *out, size_t outsz, int *parts,

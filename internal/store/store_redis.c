@@ -580,8 +580,10 @@ static void cb_free(cmdb *b)
 /* Closes *cp, s->c or s->wc; the next call that needs it connects again. */
 static void conn_drop(store_redis *s, redisContext **cp)
 {
-    if (*cp) s->drops++;
-    if (*cp) redisFree(*cp);
+    if (*cp) {
+        s->drops++;
+        redisFree(*cp);
+    }
     *cp = NULL;
     if (cp == &s->c) s->ahead_sent = false; /* the prefetch sends them again */
     if (cp != &s->wc) return;

@@ -231,7 +231,13 @@ static int soql_bad_char(soql_parser *p, size_t pos)
         while (n < 4 && ((unsigned char)p->src[pos + n] & 0xC0) == 0x80)
             n++;
     soql_show(text, sizeof text, p->src + pos, n);
-    return soql_fail(p, pos, "unexpected character '%s'", text);
+    /* the usual slips of someone who writes SQL or code, and what SOQL wants instead */
+    const char *hint = c == '"'   ? " (text goes in single quotes: 'like this')"
+                       : c == '&' ? " (write AND)"
+                       : c == '|' ? " (write OR)"
+                       : c == ';' ? " (a filter ends without ';')"
+                                  : "";
+    return soql_fail(p, pos, "unexpected character '%s'%s", text, hint);
 }
 
 static int soql_lex_word(soql_parser *p, size_t start)
@@ -746,6 +752,27 @@ static int soql_parse_value(soql_parser *p, const char *what, bool empty_is_null
                 return soql_fail(p, p->tok.pos,
                                  "fiscal date literals such as '%s' are not supported", name);
             }
+        { /* a date literal misspelt: LAST_N_DAY:30, NEXT_WEK */
+            char word[SOQL_SHOW_CAP];
+            size_t n = p->tok.len < sizeof word - 1 ? p->tok.len : sizeof word - 1;
+            for (size_t i = 0; i < n; i++) {
+                char c = p->src[p->tok.pos + i];
+                word[i] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A') : c;
+            }
+            word[n] = '\0';
+            const soql_rel_name *best = NULL;
+            size_t best_d = SIZE_MAX;
+            for (size_t i = 0; i < sizeof soql_rel_names / sizeof soql_rel_names[0]; i++) {
+                size_t d = str_edit_distance(word, soql_rel_names[i].name);
+                if (d < best_d) best_d = d, best = &soql_rel_names[i];
+            }
+            bool colon = p->src[p->tok.pos + p->tok.len] == ':';
+            if (best && n >= 5 && (best_d <= 2 || colon))
+                return soql_fail(p, p->tok.pos,
+                                 "'%s' is not a date literal; did you mean %s%s? (TODAY, "
+                                 "LAST_N_DAYS:n, THIS_YEAR, ...)",
+                                 word, best->name, best->form ? ":n" : "");
+        }
         { /* a bare word where a value goes is nearly always text without its quotes */
             char found[SOQL_SHOW_CAP + 16], word[SOQL_SHOW_CAP];
             soql_show(word, sizeof word, p->src + p->tok.pos, p->tok.len);
@@ -888,6 +915,16 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
         n.kind = inc ? SN_INCLUDES : SN_EXCLUDES;
         if (soql_advance(p) < 0 || soql_parse_list(p, &n, inc ? "INCLUDES" : "EXCLUDES") < 0)
             return -1;
+    } else if (soql_tok_is(p, "IS")) { /* SQL's IS NULL */
+        return soql_fail(p, p->tok.pos,
+                         "expected an operator after '%s', found 'IS' (write %s = null, or "
+                         "%s != null)",
+                         fname, fname, fname);
+    } else if (soql_tok_is(p, "CONTAINS")) {
+        return soql_fail(p, p->tok.pos,
+                         "expected an operator after '%s', found 'CONTAINS' (write %s LIKE "
+                         "'%%text%%')",
+                         fname, fname);
     } else {
         snprintf(what, sizeof what, "an operator after '%s'", fname);
         return soql_expected(p, what);

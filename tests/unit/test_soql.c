@@ -1055,8 +1055,8 @@ Test(soql_r4_2, missing_operator)
 }
 Test(soql_r4_2, unknown_word_operator)
 {
-    cr_assert_str_eq(cerr("Title CONTAINS 'x'"),
-                     "column 7: expected an operator after 'Title', found 'CONTAINS'");
+    cr_assert_str_eq(cerr("Title MATCHES 'x'"),
+                     "column 7: expected an operator after 'Title', found 'MATCHES'");
 }
 Test(soql_r4_2, unknown_operator_double_equals)
 {
@@ -1081,7 +1081,9 @@ Test(soql_r4_2, unexpected_character)
 }
 Test(soql_r4_2, double_quoted_string_rejected)
 {
-    cr_assert_str_eq(cerr("a = \"x\""), "column 5: unexpected character '\"'");
+    cr_assert_str_eq(cerr("a = \"x\""),
+                     "column 5: unexpected character '\"' (text goes in single quotes: 'like "
+                     "this')");
 }
 Test(soql_r4_2, column_counts_characters_not_bytes)
 {
@@ -1274,6 +1276,37 @@ Test(soql_r4_2, fiscal_literal_unsupported)
     cr_assert_str_eq(
         cerr("d = THIS_FISCAL_QUARTER"),
         "column 5: fiscal date literals such as 'THIS_FISCAL_QUARTER' are not supported");
+}
+/* A misspelt date literal is named as one, not taken for text without its quotes (following
+ * that hint, 'LAST_N_DAY', would load and match nobody). */
+Test(soql_r4_2, misspelt_date_literal_gets_its_nearest_name)
+{
+    cr_assert_str_eq(cerr("d = LAST_N_DAY:30"),
+                     "column 5: 'LAST_N_DAY' is not a date literal; did you mean LAST_N_DAYS:n? "
+                     "(TODAY, LAST_N_DAYS:n, THIS_YEAR, ...)");
+    cr_assert_str_eq(cerr("d > next_wek"),
+                     "column 5: 'NEXT_WEK' is not a date literal; did you mean NEXT_WEEK? "
+                     "(TODAY, LAST_N_DAYS:n, THIS_YEAR, ...)");
+    cr_assert_str_eq(cerr("Department = Sales"),
+                     "column 14: expected a value after '=', found 'Sales' (text goes in single "
+                     "quotes: 'Sales')");
+}
+/* SQL's and code's habits, each with what SOQL wants instead */
+Test(soql_r4_2, sql_slips_get_the_soql_form)
+{
+    cr_assert_str_eq(cerr("Title = \"VP\""),
+                     "column 9: unexpected character '\"' (text goes in single quotes: 'like "
+                     "this')");
+    cr_assert_str_eq(cerr("a = 'x' && b = 'y'"), "column 9: unexpected character '&' (write AND)");
+    cr_assert_str_eq(cerr("a = 'x' || b = 'y'"), "column 9: unexpected character '|' (write OR)");
+    cr_assert_str_eq(cerr("a = 'x';"),
+                     "column 8: unexpected character ';' (a filter ends without ';')");
+    cr_assert_str_eq(cerr("Title IS NULL"),
+                     "column 7: expected an operator after 'Title', found 'IS' (write Title = "
+                     "null, or Title != null)");
+    cr_assert_str_eq(cerr("Title CONTAINS 'VP'"),
+                     "column 7: expected an operator after 'Title', found 'CONTAINS' (write Title "
+                     "LIKE '%text%')");
 }
 Test(soql_r4_2, trailing_dot_in_field)
 {

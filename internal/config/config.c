@@ -480,8 +480,13 @@ static int config_check_keys(loader *L, const node *map, const char *const *know
         /* every earlier key is known and distinct, so this loop is short */
         for (size_t j = 0; j < i; j++)
             if (strcmp(map->kids[2 * j]->text, k->text) == 0)
-                return config_fail(L, k, "duplicate key '%s' %s (first at line %d)", k->text, where,
-                                   map->kids[2 * j]->line);
+                /* a second `name` in one assignment: its '- ' was left out */
+                return config_fail(L, k, "duplicate key '%s' %s (first at line %d)%s", k->text,
+                                   where, map->kids[2 * j]->line,
+                                   strcmp(k->text, "name") == 0 &&
+                                           strncmp(where, "in assignment", 13) == 0
+                                       ? "; a new assignment starts with '- '"
+                                       : "");
     }
     return 0;
 }

@@ -330,6 +330,10 @@ Test(config_bad, duplicate_keys_at_each_level)
              "settings.yaml:3:3: duplicate key 'primary_domain' in company (first at line 2)");
     load_err(BASE "assignments:\n  - name: Sales\n    seats: [a]\n    seats: [b]\n",
              "settings.yaml:6:5: duplicate key 'seats' in assignment 'Sales' (first at line 5)");
+    /* a second assignment whose '- ' was left out */
+    load_err(BASE "assignments:\n  - name: Sales\n    seats: [a]\n    name: CS\n",
+             "settings.yaml:6:5: duplicate key 'name' in assignment 'Sales' (first at line 4); a "
+             "new assignment starts with '- '");
 }
 
 Test(config_bad, unsupported_tag_and_dangling_alias)

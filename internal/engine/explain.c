@@ -1,7 +1,9 @@
 /* `explain`: the engine's view of one user in plain words: R3 rule by rule, the R5 record and the
  * R6 manager link. */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "engine_int.h"
 
@@ -99,6 +101,15 @@ static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now
         put_value(b, &e->vals[i]);
     }
     if (shown || values) buf_puts(b, ")");
+    if (soql_uses_relative_dates(f)) { /* "today" is the event's, not the wall clock's */
+        char day[32];
+        time_t secs = (time_t)(now / 1000);
+        struct tm tm;
+        if (!gmtime_r(&secs, &tm) || !strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%SZ", &tm))
+            snprintf(day, sizeof day, "%lld ms", (long long)now);
+        buf_printf(b, " (date literals as of %s: %s)", day,
+                   e->opts.now_ms ? "--now" : "the last event's commitTimestamp");
+    }
 }
 
 /* The assignments before the one that matched, each with why it did not: the answer to "why is

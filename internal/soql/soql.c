@@ -1070,6 +1070,13 @@ const char *soql_field_name(const soql_filter *f, size_t i)
 
 bool soql_needs_relationships(const soql_filter *f) { return f && f->relationships; }
 
+bool soql_uses_relative_dates(const soql_filter *f)
+{
+    for (size_t i = 0; f && i < f->nlits; i++)
+        if (f->lits[i].kind == SL_REL) return true;
+    return false;
+}
+
 static const struct {
     const char *name, *key;
 } soql_rels[SOQL_REL__COUNT] = {

@@ -32,6 +32,9 @@ size_t soql_field_count(const soql_filter *f);
 const char *soql_field_name(const soql_filter *f, size_t i);
 /* True when a field is a relationship path (contains '.'), R4.3. */
 bool soql_needs_relationships(const soql_filter *f);
+/* Whether the filter has a relative date literal (TODAY, LAST_N_DAYS:n, ...): its truth depends
+ * on the clock it is evaluated against. */
+bool soql_uses_relative_dates(const soql_filter *f);
 
 /* R4.3: the relationships a filter may go through, each resolved from a cached look-up keyed by
  * one of the user's own fields (soql_relationship_key). */

@@ -415,6 +415,29 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     free(r.explained);
 }
 
+/* R4.1 in explain: a filter with a date literal says which moment "today" was (the last event's
+ * commitTimestamp, not the wall clock), or a false THIS_YEAR reads as a bug */
+Test(engine, r4_1_explain_gives_the_moment_date_literals_were_taken_at)
+{
+    const char *settings = "company:\n  primary_domain: acme.com\n"
+                           "assignments:\n  - name: New hires\n"
+                           "    filter: \"CreatedDate = THIS_YEAR\"\n    seats: [recorder]\n";
+    const char *evs = HDR("\"005U\"", "CREATE", 1772582400000,
+                          USER("U", "u@acme.com", ",\"CreatedDate\":\"2025-02-01T00:00:00.000Z\""));
+    sim_opts so = {.explain = "005U"};
+    run r = simulate_opts(settings, evs, &so);
+    cr_assert(strstr(r.explained, "CreatedDate = THIS_YEAR is false") &&
+                  strstr(r.explained, "(date literals as of 2026-03-04T00:00:00Z: the last "
+                                      "event's commitTimestamp)"),
+              "%s", r.explained);
+    free(r.explained);
+    /* a filter without one says nothing of it */
+    so.explain = "005U";
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert_null(strstr(r.explained, "date literals"), "%s", r.explained);
+    free(r.explained);
+}
+
 /* R6.4 / R6.2 in explain: when an active user's Gong manager is not its ManagerId and no link
  * waits, explain says why: the cycle (with the chain that closes it), itself, or a manual
  * assignment that does not reflect the change */

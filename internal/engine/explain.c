@@ -229,15 +229,15 @@ static void explain_settings_sent(engine *e, const user_state *u, const cfg_assi
                            : "under a manual assignment they are managed in Gong");
 }
 
-/* A manager whose reports wait for it (R6.3) may be asked about before any event names it: the
- * admin looking at a report's waiting link asks next about its manager. */
-static void explain_waiting_reports(engine *e, const char *id, buf *b)
+/* The reports waiting for this manager (R6.3): asked about before any event names it (the admin
+ * looking at a report's waiting link asks next about its manager), or not provisioned. */
+static void explain_waiting_reports(engine *e, const char *id, const char *indent, buf *b)
 {
     const char *const *reports;
     size_t n = e->store->links(e->store->ctx, id, &reports);
     if (!n) return;
-    buf_printf(b, "%zu report%s wait%s for it as %s manager (R6.3): ", n, n == 1 ? "" : "s",
-               n == 1 ? "s" : "", n == 1 ? "its" : "their");
+    buf_printf(b, "%s%zu report%s wait%s for it as %s manager (R6.3): ", indent, n,
+               n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "its" : "their");
     for (size_t i = 0; i < n && i < 5; i++)
         buf_printf(b, "%s%s", i ? ", " : "", reports[i]);
     if (n > 5) buf_printf(b, " and %zu more", n - 5);
@@ -254,7 +254,7 @@ void engine_explain(engine *e, const char *id, buf *b)
     }
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
-        explain_waiting_reports(e, id, b);
+        explain_waiting_reports(e, id, "", b);
         return;
     }
     if (!u->has_pos && !u->n_fields && u->status == PROV_NEVER) {
@@ -357,6 +357,8 @@ void engine_explain(engine *e, const char *id, buf *b)
         }
     }
     buf_puts(b, ".\n");
+    if (u->status != PROV_ACTIVE) /* "why do these reps have no manager?" */
+        explain_waiting_reports(e, u->id, "  ", b);
     if (u->has_pos)
         buf_printf(b,
                    "  Last event applied: commitTimestamp %lld, commitNumber %lld, "

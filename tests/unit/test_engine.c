@@ -413,6 +413,19 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     r = simulate_opts(BASE, evs, &so);
     cr_assert_null(strstr(r.explained, "wait"), "%s", r.explained);
     free(r.explained);
+    /* a manager known but not provisioned (inactive) lists them too: "why have these reps no
+     * manager?" */
+    const char *inactive = HDR(
+        "\"005M\"", "CREATE", 0,
+        ",\"Email\":\"m@acme.com\",\"FirstName\":\"M\",\"LastName\":\"Doe\",\"IsActive\":false");
+    char both[2048];
+    snprintf(both, sizeof both, "%s%s", inactive, evs);
+    so.explain = "005M";
+    r = simulate_opts(BASE, both, &so);
+    cr_assert(strstr(r.explained, "never provisioned") &&
+                  strstr(r.explained, "  2 reports wait for it as their manager (R6.3): "),
+              "%s", r.explained);
+    free(r.explained);
 }
 
 /* R4.1 in explain: a filter with a date literal says which moment "today" was (the last event's

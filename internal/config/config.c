@@ -307,6 +307,12 @@ static int config_syntax_error(loader *L, const yaml_parser_t *p, const char *ya
     size_t at = config_mark_to_offset(yaml, len, line, col);
     const char *hint = at < len && yaml[at] == '\t' ? "; a tab: YAML indents with spaces only"
                                                     : config_yaml_hint(problem);
+    /* a quote left open is found only at the end of the file: name where it opens */
+    if (p->context && strcmp(p->context, "while scanning a quoted scalar") == 0 &&
+        strcmp(problem, "found unexpected end of stream") == 0)
+        return config_fail_at(L, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1,
+                              "invalid YAML: the quoted value that starts here has no closing "
+                              "quote (inside '...' a quote is written '')");
     if (p->context)
         return config_fail_at(L, line, col, "invalid YAML: %s (%s that starts at %d:%d)%s", problem,
                               p->context, (int)p->context_mark.line + 1,

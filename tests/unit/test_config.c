@@ -289,8 +289,10 @@ Test(config_bad, yaml_syntax_error_has_libyaml_position)
              "settings.yaml:3:15: invalid YAML: mapping values are not allowed in this context; a "
              "key indented deeper than the keys beside it, or a value holding ': ' that needs "
              "quotes");
-    load_err_prefix("company:\n  primary_domain: \"acme.com\n",
-                    "settings.yaml:3:1: invalid YAML: found unexpected end of stream");
+    /* a quote left open is named where it opens, not at the end of the file */
+    load_err("company:\n  primary_domain: \"acme.com\n",
+             "settings.yaml:2:19: invalid YAML: the quoted value that starts here has no closing "
+             "quote (inside '...' a quote is written '')");
     /* libyaml's words for a tab do not say tab: the message does */
     load_err("company:\n\tprimary_domain: acme.com\n",
              "settings.yaml:2:1: invalid YAML: found character that cannot start any token "

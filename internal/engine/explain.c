@@ -76,6 +76,15 @@ static void explain_manager_differs(engine *e, const user_state *u, const char *
                     "assignment (R6.2)");
 }
 
+/* Milliseconds since the epoch as an ISO 8601 UTC time, for people. */
+static void explain_time(char *out, size_t n, int64_t ms)
+{
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    if (!gmtime_r(&secs, &tm) || !strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(out, n, "%lld ms", (long long)ms);
+}
+
 /* R3.4 for one assignment: true, false with the values its fields read (a typo in a value or a
  * field shows there), or unknown because of the null fields it reads (SOQL's three-valued logic:
  * a comparison with null is not true; a field no event carries is null). */
@@ -103,10 +112,7 @@ static void explain_filter(engine *e, const user_state *u, size_t a, int64_t now
     if (shown || values) buf_puts(b, ")");
     if (soql_uses_relative_dates(f)) { /* "today" is the event's, not the wall clock's */
         char day[32];
-        time_t secs = (time_t)(now / 1000);
-        struct tm tm;
-        if (!gmtime_r(&secs, &tm) || !strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%SZ", &tm))
-            snprintf(day, sizeof day, "%lld ms", (long long)now);
+        explain_time(day, sizeof day, now);
         buf_printf(b, " (date literals as of %s: %s)", day,
                    e->opts.now_ms ? "--now" : "the last event's commitTimestamp");
     }
@@ -359,10 +365,13 @@ void engine_explain(engine *e, const char *id, buf *b)
     buf_puts(b, ".\n");
     if (u->status != PROV_ACTIVE) /* "why do these reps have no manager?" */
         explain_waiting_reports(e, u->id, "  ", b);
-    if (u->has_pos)
+    if (u->has_pos) {
+        char when[32];
+        explain_time(when, sizeof when, u->pos.commit_timestamp);
         buf_printf(b,
-                   "  Last event applied: commitTimestamp %lld, commitNumber %lld, "
+                   "  Last event applied: commitTimestamp %lld (%s), commitNumber %lld, "
                    "sequenceNumber %lld (R1.4).\n",
-                   (long long)u->pos.commit_timestamp, (long long)u->pos.commit_number,
+                   (long long)u->pos.commit_timestamp, when, (long long)u->pos.commit_number,
                    (long long)u->pos.sequence_number);
+    }
 }

@@ -443,6 +443,9 @@ Test(engine, r4_1_explain_gives_the_moment_date_literals_were_taken_at)
                   strstr(r.explained, "(date literals as of 2026-03-04T00:00:00Z: the last "
                                       "event's commitTimestamp)"),
               "%s", r.explained);
+    cr_assert(strstr(r.explained, "Last event applied: commitTimestamp 1772582400000 "
+                                  "(2026-03-04T00:00:00Z), "),
+              "the position's time, readable: %s", r.explained);
     free(r.explained);
     /* a filter without one says nothing of it */
     so.explain = "005U";

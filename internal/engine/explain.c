@@ -253,13 +253,27 @@ static void explain_waiting_reports(engine *e, const char *id, const char *inden
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
-    char id18[19];
+    char id18[19], id15[16];
+    if (!u && strlen(id) == 18) { /* its last three letters typed in another case */
+        memcpy(id15, id, 15);
+        id15[15] = '\0';
+        if (engine_id18(id15, id18)) u = e->store->get(e->store->ctx, id18);
+        if (u) id = id18;
+    }
     if (!u && engine_id18(id, id18)) { /* events carry the 18-character form */
         id = id18;
         u = e->store->get(e->store->ctx, id);
     }
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
-        buf_printf(b, "User %s: no event has named this user, so nothing is known about it.\n", id);
+        size_t n = strlen(id);
+        bool id_like =
+            (n == 15 || n == 18) && strspn(id, "abcdefghijklmnopqrstuvwxyz"
+                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+        buf_printf(b, "User %s: no event has named this user, so nothing is known about it%s.\n",
+                   id,
+                   id_like ? ""
+                           : " (a Salesforce user Id is 15 or 18 letters and digits, as in "
+                             "0055e000001AbCdAAK)");
         explain_waiting_reports(e, id, "", b);
         return;
     }

@@ -428,6 +428,27 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     free(r.explained);
 }
 
+/* explain finds a user whose 18-character Id was typed with its last three letters in another
+ * case, and says what an Id looks like when given something else (a name) */
+Test(engine, explain_takes_an_id_in_any_case_of_its_checksum_and_says_what_an_id_is)
+{
+    const char *evs = HDR("\"0055e0000000003AAA\"", "CREATE", 1, USER("A", "a@acme.com", ""));
+    sim_opts so = {.explain = "0055e0000000003aaa"};
+    run r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "User 0055e0000000003AAA (A Doe): active"), "%s", r.explained);
+    free(r.explained);
+    so.explain = "Dee Egan";
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "no event has named this user, so nothing is known about it "
+                                  "(a Salesforce user Id is 15 or 18 letters and digits"),
+              "%s", r.explained);
+    free(r.explained);
+    so.explain = "0055e0000000009AAA";
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert_null(strstr(r.explained, "letters and digits"), "an Id unknown: %s", r.explained);
+    free(r.explained);
+}
+
 /* R4.1 in explain: a filter with a date literal says which moment "today" was (the last event's
  * commitTimestamp, not the wall clock), or a false THIS_YEAR reads as a bug */
 Test(engine, r4_1_explain_gives_the_moment_date_literals_were_taken_at)

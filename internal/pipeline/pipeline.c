@@ -2083,6 +2083,7 @@ decide:
             *o = cmds[i];
             o->key_off += dlq_bytes;
             o->val_off += dlq_bytes;
+            o->err_off += dlq_bytes; /* a dead letter of the decisions says why in its bytes */
         }
         free(cmds);
         free(cb);

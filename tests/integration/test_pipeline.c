@@ -557,6 +557,12 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
                  0);
     rd_kafka_flush(prod, 10000);
     rd_kafka_destroy(prod);
+    /* and one the decisions refuse (R9.4), after the one the decoder refused */
+    const char *invalid = h_path("invalid.jsonl");
+    h_write_file(invalid, "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],"
+                          "\"changeType\":\"CREATE\",\"commitTimestamp\":1764000999000},"
+                          "\"Email\":\"x@acme.com\"}\n");
+    cr_assert_eq(h_produce(b->bootstrap, "in", invalid), 0);
     const char *idle[] = {"--exit-when-idle", "2", "--dlq-topic", "in.dlq", NULL};
     h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
     cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
@@ -597,6 +603,24 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     char off[32];
     snprintf(off, sizeof off, "%.*s", (int)vlen, (const char *)v);
     cr_assert_str_eq(off, "3", "the poison message was the fourth of the partition");
+    rd_kafka_message_destroy(m);
+    /* the invalid event's dead letter says its own reason (its offset was not moved with the
+     * decode-time dead letters put in front of it) */
+    m = NULL;
+    for (int i = 0; i < 100 && !m; i++) {
+        m = rd_kafka_consumer_poll(cons, 100);
+        if (m && m->err) {
+            rd_kafka_message_destroy(m);
+            m = NULL;
+        }
+    }
+    cr_assert_not_null(m, "the invalid event is not on the dead-letter topic");
+    hdrs = NULL;
+    cr_assert_eq(rd_kafka_message_headers(m, &hdrs), 0);
+    cr_assert_eq(rd_kafka_header_get_last(hdrs, "error.message", &v, &vlen), 0);
+    char why[200];
+    snprintf(why, sizeof why, "%.*s", (int)vlen, (const char *)v);
+    cr_assert(strstr(why, "recordIds"), "error.message is '%s'", why);
     rd_kafka_message_destroy(m);
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);

@@ -525,6 +525,17 @@ Test(pipeline, two_instances_share_partitions_and_links_end_right)
     json_decref(cmds);
 }
 
+/* The next message cons reads within 10 s (errors skipped), or NULL. */
+static rd_kafka_message_t *next_message(rd_kafka_t *cons)
+{
+    for (int i = 0; i < 100; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(cons, 100);
+        if (m && !m->err) return m;
+        if (m) rd_kafka_message_destroy(m);
+    }
+    return NULL;
+}
+
 /* The settings and events of tests/scenarios/NAME. */
 static void scenario_files(const char *name, char settings[PATH_MAX], char events[PATH_MAX])
 {
@@ -581,14 +592,7 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     rd_kafka_topic_partition_list_add(l, "in.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(cons, l);
     rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_message_t *m = NULL;
-    for (int i = 0; i < 100 && !m; i++) {
-        m = rd_kafka_consumer_poll(cons, 100);
-        if (m && m->err) {
-            rd_kafka_message_destroy(m);
-            m = NULL;
-        }
-    }
+    rd_kafka_message_t *m = next_message(cons);
     cr_assert_not_null(m, "nothing on the dead-letter topic");
     cr_assert_eq(m->len, 8);
     cr_assert(memcmp(m->payload, "\x02garbage", 8) == 0, "the dead letter is the original value");
@@ -606,14 +610,7 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     rd_kafka_message_destroy(m);
     /* the invalid event's dead letter says its own reason (its offset was not moved with the
      * decode-time dead letters put in front of it) */
-    m = NULL;
-    for (int i = 0; i < 100 && !m; i++) {
-        m = rd_kafka_consumer_poll(cons, 100);
-        if (m && m->err) {
-            rd_kafka_message_destroy(m);
-            m = NULL;
-        }
-    }
+    m = next_message(cons);
     cr_assert_not_null(m, "the invalid event is not on the dead-letter topic");
     hdrs = NULL;
     cr_assert_eq(rd_kafka_message_headers(m, &hdrs), 0);

@@ -428,27 +428,6 @@ Test(engine, r6_3_explain_names_the_reports_waiting_for_an_unknown_manager)
     free(r.explained);
 }
 
-/* explain finds a user whose 18-character Id was typed with its last three letters in another
- * case, and says what an Id looks like when given something else (a name) */
-Test(engine, explain_takes_an_id_in_any_case_of_its_checksum_and_says_what_an_id_is)
-{
-    const char *evs = HDR("\"0055e0000000003AAA\"", "CREATE", 1, USER("A", "a@acme.com", ""));
-    sim_opts so = {.explain = "0055e0000000003aaa"};
-    run r = simulate_opts(BASE, evs, &so);
-    cr_assert(strstr(r.explained, "User 0055e0000000003AAA (A Doe): active"), "%s", r.explained);
-    free(r.explained);
-    so.explain = "Dee Egan";
-    r = simulate_opts(BASE, evs, &so);
-    cr_assert(strstr(r.explained, "no event has named this user, so nothing is known about it "
-                                  "(a Salesforce user Id is 15 or 18 letters and digits"),
-              "%s", r.explained);
-    free(r.explained);
-    so.explain = "0055e0000000009AAA";
-    r = simulate_opts(BASE, evs, &so);
-    cr_assert_null(strstr(r.explained, "letters and digits"), "an Id unknown: %s", r.explained);
-    free(r.explained);
-}
-
 /* R4.1 in explain: a filter with a date literal says which moment "today" was (the last event's
  * commitTimestamp, not the wall clock), or a false THIS_YEAR reads as a bug */
 Test(engine, r4_1_explain_gives_the_moment_date_literals_were_taken_at)
@@ -578,7 +557,8 @@ Test(engine, r5_4_explain_a_waiting_link_of_a_user_kept_active_out_of_scope)
 }
 
 /* Admins copy a user's 15-character Id from Salesforce's address bar; events carry the
- * 18-character one (the 15 and a checksum of their case). */
+ * 18-character one (the 15 and a checksum of their case), which may be typed with its checksum in
+ * another case; something that is no Id (a name) gets what an Id looks like. */
 Test(engine, explain_finds_a_user_by_its_15_character_id)
 {
     const char *evs = HDR("\"001A0000006Vm9rIAC\"", "CREATE", 1, USER("A", "a@acme.com", ""));
@@ -589,6 +569,17 @@ Test(engine, explain_finds_a_user_by_its_15_character_id)
     so.explain = "001a0000006Vm9r"; /* another record: Ids are case-sensitive */
     r = simulate_opts(BASE, evs, &so);
     cr_assert(strstr(r.explained, "nothing is known about it"), "%s", r.explained);
+    cr_assert_null(strstr(r.explained, "letters and digits"), "an Id unknown: %s", r.explained);
+    free(r.explained);
+    so.explain = "001A0000006Vm9riac"; /* the 18 with its checksum typed in lower case */
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "User 001A0000006Vm9rIAC (A "), "%s", r.explained);
+    free(r.explained);
+    so.explain = "Dee Egan"; /* no Id: it says what one looks like */
+    r = simulate_opts(BASE, evs, &so);
+    cr_assert(strstr(r.explained, "no event has named this user, so nothing is known about it "
+                                  "(a Salesforce user Id is 15 or 18 letters and digits"),
+              "%s", r.explained);
     free(r.explained);
 }
 

@@ -253,22 +253,25 @@ static void explain_waiting_reports(engine *e, const char *id, const char *inden
 void engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
-    char id18[19], id15[16];
-    if (!u && strlen(id) == 18) { /* its last three letters typed in another case */
+    size_t n = strlen(id);
+    char id15[16], id18[19];
+    /* events carry the 18-character form: a 15-character Id gets its checksum, and an 18 typed
+     * with its checksum in another case gets it again */
+    if (!u && (n == 15 || n == 18)) {
         memcpy(id15, id, 15);
         id15[15] = '\0';
-        if (engine_id18(id15, id18)) u = e->store->get(e->store->ctx, id18);
-        if (u) id = id18;
-    }
-    if (!u && engine_id18(id, id18)) { /* events carry the 18-character form */
-        id = id18;
-        u = e->store->get(e->store->ctx, id);
+        bool ok = engine_id18(id15, id18);
+        user_state *v = ok ? e->store->get(e->store->ctx, id18) : NULL;
+        if (v || (ok && n == 15)) {
+            id = id18;
+            u = v;
+        }
     }
     if (!u || (!u->has_pos && !u->n_fields && u->status == PROV_NEVER && !u->needs_reconcile)) {
-        size_t n = strlen(id);
+        size_t len = strlen(id); /* 18 for a 15 given its checksum */
         bool id_like =
-            (n == 15 || n == 18) && strspn(id, "abcdefghijklmnopqrstuvwxyz"
-                                               "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == n;
+            (len == 15 || len == 18) && strspn(id, "abcdefghijklmnopqrstuvwxyz"
+                                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == len;
         buf_printf(b, "User %s: no event has named this user, so nothing is known about it%s.\n",
                    id,
                    id_like ? ""

@@ -163,6 +163,27 @@ int32_t kafka_command_partition(const char *key, size_t len)
     return key && !len ? 0 : RD_KAFKA_PARTITION_UA;
 }
 
+size_t kafka_max_message(rd_kafka_t *producer)
+{
+    char v[32];
+    size_t n = sizeof v;
+    if (rd_kafka_conf_get(rd_kafka_conf(producer), "message.max.bytes", v, &n) != RD_KAFKA_CONF_OK)
+        return 1000000; /* librdkafka's default */
+    return strtoull(v, NULL, 10);
+}
+
+/* A record batch's header is 61 bytes and a record's own fields at most ~40 (varint lengths,
+ * attributes, timestamp and offset deltas); each header adds two varint lengths. The bound is
+ * a little above librdkafka's count, so a message it passes is never refused there. */
+#define KAFKA_BATCH_OVERHEAD 128
+#define KAFKA_HEADER_OVERHEAD 10
+
+size_t kafka_wire_size(size_t key_len, size_t value_len, size_t header_bytes, size_t n_headers)
+{
+    return KAFKA_BATCH_OVERHEAD + key_len + value_len + header_bytes +
+           n_headers * KAFKA_HEADER_OVERHEAD;
+}
+
 rd_kafka_conf_t *kafka_conf_new(const char *brokers, char *const *props, size_t n, perr *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -31,6 +31,14 @@ bool kafka_delivered(const rd_kafka_message_t *m, const char **why);
  * company commands keep their order. key NULL (not a command): the partitioner's. */
 int32_t kafka_command_partition(const char *key, size_t len);
 
+/* A producer's message.max.bytes: librdkafka refuses, at produce time, a message whose size on
+ * the wire would be over it (and a broker's topic refuses what is over its max.message.bytes,
+ * 1 MB by default, alike). */
+size_t kafka_max_message(rd_kafka_t *producer);
+/* At least what librdkafka counts for that limit: the key, the value, headers of header_bytes
+ * (names and values) in n_headers, and the record and record-batch framing. */
+size_t kafka_wire_size(size_t key_len, size_t value_len, size_t header_bytes, size_t n_headers);
+
 /* librdkafka before 2.2 stops fetching once the consumer's queue holds queued.min.messages (or
  * queued.max.messages.kbytes) and looks again only when the fetching broker thread next wakes: on
  * a request or reply of its own, else a second later (rd_kafka_max_block_ms). Under a backlog the

@@ -195,9 +195,10 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
                                          "Manager links refused because of a cycle (R6.4).", "");
     pm->decode_errors = metrics_counter(r, "provisioner_decode_errors_total",
                                         "Input messages that could not be decoded.", "");
-    pm->dead_lettered = metrics_counter(
-        r, "provisioner_dead_lettered_total",
-        "Messages written to the dead-letter topic (undecodable or invalid events).", "");
+    pm->dead_lettered = metrics_counter(r, "provisioner_dead_lettered_total",
+                                        "Messages written to the dead-letter topic (undecodable or "
+                                        "invalid events, commands too large for Kafka).",
+                                        "");
     pm->dropped_on_revoke =
         metrics_counter(r, "provisioner_revoked_messages_total",
                         "Messages dropped mid-batch because a rebalance took their partition "

@@ -102,6 +102,14 @@ typedef struct pipeline {
     buf scratch;
     const rd_kafka_message_t *current; /* the message being decided, for command sources */
     size_t current_i;                  /* its index in msgs */
+    size_t max_message;                /* the producer's message.max.bytes */
+    /* the current event made a command over max_message: its decision is thrown away and the
+     * event dead-lettered (what it would have been: type, its encoded size) */
+    struct too_big {
+        bool set;
+        command_type type;
+        size_t bytes;
+    } too_big;
     /* R6.3 placements left to after the batch (--placements-at-once): the first event of the
      * batch that made a manager with more waiting reports active; the batch ends with it */
     struct fanout {
@@ -311,6 +319,22 @@ static out_msg *out_new(pipeline *p)
     return o;
 }
 
+/* The headers produce_enqueue puts on every output: the source's topic, partition and offset. */
+static size_t source_headers_size(const pipeline *p)
+{
+    return strlen("source.topic") + strlen(p->o->input_topic) + strlen("source.partition") +
+           FMT_I64_MAX + strlen("source.offset") + FMT_I64_MAX;
+}
+
+/* A command's size on the wire, its headers (type, command_id) included. */
+static size_t command_wire_size(const pipeline *p, size_t key_len, size_t value_len,
+                                command_type type)
+{
+    size_t headers = source_headers_size(p) + strlen("type") + strlen(command_type_name(type)) +
+                     strlen("command_id") + 32;
+    return kafka_wire_size(key_len, value_len, headers, 5);
+}
+
 static void on_command(void *ctx, const command *c)
 {
     pipeline *p = ctx;
@@ -323,10 +347,17 @@ static void on_command(void *ctx, const command *c)
         log_msg(LOG_ERROR, "cannot encode command", "command_id", c->id, "error", cerr.msg, NULL);
         return;
     }
-    out_msg *o = out_new(p);
     /* interfaces.md: key = sf_user_id, empty for COMPANY_SETTINGS (produce_enqueue keeps those
      * on one partition, in order) */
     const char *key = c->sf_user_id ? c->sf_user_id : "";
+    if (p->current && !p->o->dry_run &&
+        command_wire_size(p, strlen(key), p->scratch.len, c->type) > p->max_message) {
+        /* Kafka would refuse it, and the batch could never be produced (R9.4: the partition
+         * keeps moving): the event goes to the dead-letter topic instead, undecided */
+        if (!p->too_big.set) p->too_big = (struct too_big){true, c->type, p->scratch.len};
+        return;
+    }
+    out_msg *o = out_new(p);
     o->key_off = p->bytes.len;
     o->key_len = strlen(key);
     buf_append(&p->bytes, key, o->key_len);
@@ -410,19 +441,38 @@ static void on_warning(void *ctx, engine_warning w, const char *msg)
     log_msg(LOG_WARN, msg, NULL);
 }
 
+/* The dead letter of m: its key and value, the reason in its headers (R9.4). A value that would
+ * make it too large for Kafka is left out, and the reason says so: the input stays where the
+ * source headers say. */
 static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *kind, const char *msg)
 {
+    size_t headers = source_headers_size(p) + strlen("error.kind") + strlen(kind) +
+                     strlen("error.message") + strlen(msg);
+    bool keep_value =
+        p->o->dry_run || kafka_wire_size(m->key_len, m->len, headers + 200, 5) <= p->max_message;
+    bool keep_key =
+        keep_value || kafka_wire_size(m->key_len, 0, headers + 200, 5) <= p->max_message;
     out_msg *o = out_new(p);
     o->dead_letter = true;
     o->key_off = p->bytes.len;
-    o->key_len = m->key_len;
-    if (m->key_len) buf_append(&p->bytes, m->key, m->key_len);
+    o->key_len = keep_key ? m->key_len : 0;
+    if (o->key_len) buf_append(&p->bytes, m->key, m->key_len);
     o->val_off = p->bytes.len;
-    o->val_len = m->len;
-    if (m->len) buf_append(&p->bytes, m->payload, m->len);
+    o->val_len = keep_value ? m->len : 0;
+    if (o->val_len) buf_append(&p->bytes, m->payload, m->len);
     o->err_off = p->bytes.len;
     o->err_len = strlen(msg);
     buf_append(&p->bytes, msg, o->err_len);
+    if (!keep_value) {
+        char note[200];
+        int n = snprintf(note, sizeof note,
+                         " (the %s, %zu bytes, %s left out: over message.max.bytes, %zu; read "
+                         "it at source.partition, source.offset)",
+                         keep_key ? "value" : "key and value", m->key_len + m->len,
+                         keep_key ? "is" : "are", p->max_message);
+        buf_append(&p->bytes, note, (size_t)n);
+        o->err_len += (size_t)n;
+    }
     snprintf(o->err_kind, sizeof o->err_kind, "%s", kind);
     o->src_partition = m->partition;
     o->src_offset = m->offset;
@@ -984,10 +1034,14 @@ static int step_lookups(pipeline *p, perr *err)
     return lookup_resolve_noted(p->lk, lookup_client(p), err);
 }
 
+/* 0 when decided, -1 when a Redis read failed, 2 when the event at p->current_i made a command
+ * too large for Kafka (p->too_big): the batch's state is half-changed, and is decided again
+ * without that event. */
 static int step_decide(pipeline *p, perr *err)
 {
     p->n_outs = 0;
     buf_reset(&p->bytes);
+    p->too_big.set = false;
     for (size_t i = 0; i < p->n_msgs; i++) {
         if (!p->ok[i]) continue;
         p->current = p->msgs[i];
@@ -1000,10 +1054,11 @@ static int step_decide(pipeline *p, perr *err)
             p->ok[i] = false;
             dead_letter(p, p->msgs[i], "invalid_event", e.msg);
         }
+        if (p->too_big.set) break;
     }
     p->current = NULL;
     if (store_redis_failed(p->store, err)) return -1;
-    return 0;
+    return p->too_big.set ? 2 : 0;
 }
 
 /* R1.3, R9.2: the batch's GAP_OVERFLOW events are noted in Redis before its offsets are committed:
@@ -1987,26 +2042,107 @@ static int fanout_finish(pipeline *p, perr *err)
     return 0;
 }
 
+/* The dead letters a batch keeps across its decisions (the decoder's, and those of events whose
+ * commands were too large): each decision's commands go behind them. */
+typedef struct kept_letters {
+    size_t n, len;
+    out_msg *outs;
+    char *bytes;
+} kept_letters;
+
+static void kept_free(kept_letters *k)
+{
+    free(k->outs);
+    free(k->bytes);
+    *k = (kept_letters){0};
+}
+
+/* Keeps p's outputs (dead letters only) as they are now. */
+static void kept_take(pipeline *p, kept_letters *k)
+{
+    kept_free(k);
+    if (!p->n_outs) return;
+    k->n = p->n_outs;
+    k->len = p->bytes.len;
+    k->outs = xmalloc(k->n * sizeof *k->outs);
+    memcpy(k->outs, p->outs, k->n * sizeof *k->outs);
+    k->bytes = xmalloc(k->len ? k->len : 1);
+    memcpy(k->bytes, p->bytes.data, k->len);
+}
+
+/* Puts the kept dead letters in front of p's outputs. */
+static void kept_put_in_front(pipeline *p, const kept_letters *k)
+{
+    if (!k->n) return;
+    size_t cmd_outs = p->n_outs, cmd_bytes = p->bytes.len;
+    out_msg *cmds = xmalloc((cmd_outs ? cmd_outs : 1) * sizeof *cmds);
+    memcpy(cmds, p->outs, cmd_outs * sizeof *cmds);
+    char *cb = xmalloc(cmd_bytes ? cmd_bytes : 1);
+    memcpy(cb, p->bytes.data, cmd_bytes);
+    p->n_outs = 0;
+    buf_reset(&p->bytes);
+    buf_append(&p->bytes, k->bytes, k->len);
+    for (size_t i = 0; i < k->n; i++)
+        *out_new(p) = k->outs[i];
+    buf_append(&p->bytes, cb, cmd_bytes);
+    for (size_t i = 0; i < cmd_outs; i++) {
+        out_msg *o = out_new(p);
+        *o = cmds[i];
+        o->key_off += k->len;
+        o->val_off += k->len;
+        o->err_off += k->len; /* a dead letter of the decisions says why in its bytes */
+    }
+    free(cmds);
+    free(cb);
+}
+
+/* R9.4: the event at p->current_i made a command Kafka would refuse (p->too_big): it joins the
+ * kept dead letters and is left out when the batch is decided again. */
+static void kept_too_big(pipeline *p, kept_letters *k)
+{
+    size_t i = p->current_i;
+    p->ok_decoded[i] = false;
+    /* the events refused by the decisions before it are refused whatever the state (an event
+     * without recordIds): their dead letters are kept, not made (and logged) again; a dead
+     * letter's key, value and reason lie together in bytes */
+    for (size_t j = 0; j < i; j++)
+        if (p->ok_decoded[j] && !p->ok[j]) p->ok_decoded[j] = false;
+    size_t n = 0, len = 0;
+    for (size_t j = 0; j < p->n_outs; j++) {
+        out_msg o = p->outs[j];
+        if (!o.dead_letter) continue;
+        size_t from = o.key_off, size = o.err_off + o.err_len - from;
+        memmove(p->bytes.data + len, p->bytes.data + from, size);
+        o.key_off = o.key_off - from + len;
+        o.val_off = o.val_off - from + len;
+        o.err_off = o.err_off - from + len;
+        p->outs[n++] = o;
+        len += size;
+    }
+    p->n_outs = n;
+    p->bytes.len = len;
+    kept_put_in_front(p, k);
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "its %s command encodes to %zu bytes, too large for Kafka (message.max.bytes %zu): "
+             "the event is not applied",
+             command_type_name(p->too_big.type), p->too_big.bytes, p->max_message);
+    dead_letter(p, p->msgs[i], "command_too_large", msg);
+    kept_take(p, k);
+}
+
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
+    kept_letters kept = {0};
 start:
     p->n_outs = 0;
     buf_reset(&p->bytes);
     decode_batch(p);
     memcpy(p->ok_decoded, p->ok, p->n_msgs * sizeof *p->ok);
     /* the dead letters found while decoding are kept across decide retries */
-    size_t dlq_outs = p->n_outs;
-    size_t dlq_bytes = p->bytes.len;
-    char *dlq_copy = NULL;
-    out_msg *dlq_msgs = NULL;
-    if (dlq_outs) {
-        dlq_copy = xmalloc(dlq_bytes);
-        memcpy(dlq_copy, p->bytes.data, dlq_bytes);
-        dlq_msgs = xmalloc(dlq_outs * sizeof *dlq_msgs);
-        memcpy(dlq_msgs, p->outs, dlq_outs * sizeof *dlq_msgs);
-    }
+    kept_take(p, &kept);
     int rc = -1;
     bool placed_early = false;
 decide:
@@ -2043,7 +2179,13 @@ decide:
                 continue;
             }
         }
-        if (step_decide(p, err) == 0) break;
+        int d = step_decide(p, err);
+        if (d == 0) break;
+        if (d == 2) {
+            kept_too_big(p, &kept);
+            store_redis_reset(p->store);
+            continue;
+        }
         count_redis_retry(p);
         log_msg(LOG_ERROR, "redis read failed during the batch; deciding it again", "error",
                 err->msg, NULL);
@@ -2058,42 +2200,16 @@ decide:
         cut_batch(p, p->fan.at + 1);
         fan_clear(p);
         store_redis_reset(p->store);
-        free(dlq_copy);
-        free(dlq_msgs);
-        dlq_copy = NULL;
-        dlq_msgs = NULL;
         if (p->fatal) goto out; /* the rest could not be sought back: nothing of it is decided */
         goto start;
     }
     /* put the dead letters back in front of the commands */
-    if (dlq_outs) {
-        size_t cmd_outs = p->n_outs, cmd_bytes = p->bytes.len;
-        out_msg *cmds = xmalloc((cmd_outs ? cmd_outs : 1) * sizeof *cmds);
-        memcpy(cmds, p->outs, cmd_outs * sizeof *cmds);
-        char *cb = xmalloc(cmd_bytes ? cmd_bytes : 1);
-        memcpy(cb, p->bytes.data, cmd_bytes);
-        p->n_outs = 0;
-        buf_reset(&p->bytes);
-        buf_append(&p->bytes, dlq_copy, dlq_bytes);
-        for (size_t i = 0; i < dlq_outs; i++)
-            *out_new(p) = dlq_msgs[i];
-        buf_append(&p->bytes, cb, cmd_bytes);
-        for (size_t i = 0; i < cmd_outs; i++) {
-            out_msg *o = out_new(p);
-            *o = cmds[i];
-            o->key_off += dlq_bytes;
-            o->val_off += dlq_bytes;
-            o->err_off += dlq_bytes; /* a dead letter of the decisions says why in its bytes */
-        }
-        free(cmds);
-        free(cb);
-    }
+    kept_put_in_front(p, &kept);
     if (p->o->dry_run) { /* print, change nothing; the cache stays as the scratch state */
         print_dry_run(p);
         p->stats.batches++;
         p->stats.messages += p->n_msgs;
-        free(dlq_copy);
-        free(dlq_msgs);
+        kept_free(&kept);
         return 0;
     }
     if (p->o->sf && with_retry(p, step_note_overflows, "note GAP_OVERFLOW", false, err) < 0)
@@ -2158,8 +2274,7 @@ decide:
     rc = 0;
 out:
     if (rc == 0 && !overlapped(p)) batch_done(p);
-    free(dlq_copy);
-    free(dlq_msgs);
+    kept_free(&kept);
     store_redis_reset(p->store);
     return rc;
 }
@@ -2841,6 +2956,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err)) ||
         start_waker(p, err) < 0)
         goto out;
+    p->max_message = kafka_max_message(p->producer);
     warm_up(p);
 
     if (with_retry(p, step_count_provisioned, "count provisioned", true, err) < 0) goto out;

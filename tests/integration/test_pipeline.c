@@ -546,6 +546,121 @@ static void scenario_files(const char *name, char settings[PATH_MAX], char event
     snprintf(events, PATH_MAX, "%s/events.jsonl", dir);
 }
 
+/* One raw message, as a producer that is not ours would write it. */
+static void produce_raw(const char *brokers, const char *topic, const char *key, const void *value,
+                        size_t len)
+{
+    perr err;
+    rd_kafka_conf_t *conf = kafka_conf_new(brokers, NULL, 0, &err);
+    char errstr[256];
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    cr_assert_not_null(prod, "%s", errstr);
+    cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+                                   RD_KAFKA_V_VALUE((void *)value, len),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                 0);
+    cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
+    rd_kafka_destroy(prod);
+}
+
+/* A consumer of partition 0 of topic from its beginning. */
+static rd_kafka_t *read_from_start(const char *brokers, const char *topic)
+{
+    perr err;
+    rd_kafka_conf_t *cc = kafka_conf_new(brokers, NULL, 0, &err);
+    kafka_conf_set(cc, "group.id", "dlq-reader", &err);
+    char errstr[256];
+    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
+    cr_assert_not_null(cons, "%s", errstr);
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(cons, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    return cons;
+}
+
+/* The last value of header name of m, as a string ("" when there is none). */
+static void header_text(const rd_kafka_message_t *m, const char *name, char *out, size_t size)
+{
+    rd_kafka_headers_t *hdrs = NULL;
+    const void *v;
+    size_t vlen;
+    out[0] = 0;
+    if (rd_kafka_message_headers(m, &hdrs) == 0 &&
+        rd_kafka_header_get_last(hdrs, name, &v, &vlen) == 0)
+        snprintf(out, size, "%.*s", (int)vlen, (const char *)v);
+}
+
+/* R9.4: an event whose command Kafka would refuse (over the producer's message.max.bytes) goes to
+ * the dead-letter topic, undecided, instead of failing its batch for ever; a dead letter whose
+ * input value is itself over the limit goes without it, the reason says where it stays. */
+Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest_flows)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out,in.dlq");
+    char settings[PATH_MAX], events[PATH_MAX];
+    scenario_files("create_basic", settings, events);
+    /* a user whose Title alone is over the 200,000 bytes the service may produce below */
+    size_t big = 300000;
+    char *title = malloc(big + 1);
+    memset(title, 'x', big);
+    title[big] = 0;
+    json_t *ev = json_pack("{s:{s:s,s:[s],s:s,s:i,s:I},s:s,s:s,s:s,s:s,s:b}", "ChangeEventHeader",
+                           "entityName", "User", "recordIds", "0055e0000000999AAK", "changeType",
+                           "CREATE", "sequenceNumber", 1, "commitTimestamp",
+                           (json_int_t)1764000000000, "Email", "big@acme.com", "FirstName", "Big",
+                           "LastName", "Title", "Title", title, "IsActive", 1);
+    cr_assert_not_null(ev);
+    char *line = json_dumps(ev, JSON_COMPACT);
+    const char *bigf = h_path("big.jsonl");
+    h_write_file(bigf, line);
+    free(line);
+    json_decref(ev);
+    cr_assert_eq(h_produce(b->bootstrap, "in", bigf), 0);
+    /* then an undecodable message over the limit itself */
+    memset(title, 'y', big);
+    title[0] = 2;
+    produce_raw(b->bootstrap, "in", "bad", title, big);
+    free(title);
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle",         "2", "--dlq-topic", "in.dlq", "-X",
+                          "message.max.bytes=200000", NULL};
+    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
+    cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    json_t *want = simulate(settings, events);
+    const char *outp = h_path("out.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
+    json_t *got = load_lines(outp);
+    json_equal_or_fail(got, want, "commands after a command too large");
+    json_decref(got);
+    json_decref(want);
+    char *stored = h_redis_cmd(&r, "EXISTS p:u:0055e0000000999AAK");
+    cr_assert_str_eq(stored, ":0", "the state of the event dead-lettered was stored");
+    free(stored);
+    /* two dead letters, each without its value; in a batch, the decoder's come first */
+    rd_kafka_t *cons = read_from_start(b->bootstrap, "in.dlq");
+    bool seen[2] = {false, false};
+    for (int k = 0; k < 2; k++) {
+        rd_kafka_message_t *m = next_message(cons);
+        cr_assert_not_null(m, "dead letter %d is not on the topic", k + 1);
+        char kind[64], why[512], off[32];
+        header_text(m, "error.kind", kind, sizeof kind);
+        header_text(m, "error.message", why, sizeof why);
+        header_text(m, "source.offset", off, sizeof off);
+        cr_assert_eq(m->len, 0, "dead letter of offset %s carries its %zu bytes", off, m->len);
+        cr_assert(strstr(why, "left out: over message.max.bytes, 200000"), "%s", why);
+        bool is_cmd = strcmp(off, "0") == 0;
+        cr_assert_eq(strcmp(kind, "command_too_large") == 0, is_cmd, "offset %s: %s", off, kind);
+        if (is_cmd) cr_assert(strstr(why, "CREATE_USER command encodes to"), "%s", why);
+        seen[is_cmd] = true;
+        rd_kafka_message_destroy(m);
+    }
+    cr_assert(seen[0] && seen[1], "the same message dead-lettered twice");
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+}
+
 /* R9.4: an undecodable message goes to the dead-letter topic with the reason in its headers; the
  * partition keeps moving and every other event's commands come out. */
 Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
@@ -556,18 +671,8 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     char settings[PATH_MAX], events[PATH_MAX];
     scenario_files("hierarchy_pending", settings, events);
     /* a poison message between two good halves */
-    perr err;
-    rd_kafka_conf_t *conf = kafka_conf_new(b->bootstrap, NULL, 0, &err);
-    char errstr[256];
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cr_assert_not_null(prod);
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
-    cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC("in"), RD_KAFKA_V_KEY("bad", 3),
-                                   RD_KAFKA_V_VALUE("\x02garbage", 8),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                 0);
-    rd_kafka_flush(prod, 10000);
-    rd_kafka_destroy(prod);
+    produce_raw(b->bootstrap, "in", "bad", "\x02garbage", 8);
     /* and one the decisions refuse (R9.4), after the one the decoder refused */
     const char *invalid = h_path("invalid.jsonl");
     h_write_file(invalid, "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],"
@@ -585,38 +690,24 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     json_t *got = load_lines(outp);
     json_equal_or_fail(got, want, "commands around a poison message");
     /* the dead letter, raw, with its headers */
-    rd_kafka_conf_t *cc = kafka_conf_new(b->bootstrap, NULL, 0, &err);
-    kafka_conf_set(cc, "group.id", "dlq-reader", &err);
-    rd_kafka_t *cons = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof errstr);
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, "in.dlq", 0)->offset = RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(cons, l);
-    rd_kafka_topic_partition_list_destroy(l);
+    rd_kafka_t *cons = read_from_start(b->bootstrap, "in.dlq");
     rd_kafka_message_t *m = next_message(cons);
     cr_assert_not_null(m, "nothing on the dead-letter topic");
     cr_assert_eq(m->len, 8);
     cr_assert(memcmp(m->payload, "\x02garbage", 8) == 0, "the dead letter is the original value");
-    rd_kafka_headers_t *hdrs = NULL;
-    cr_assert_eq(rd_kafka_message_headers(m, &hdrs), 0);
-    const void *v;
-    size_t vlen;
-    cr_assert_eq(rd_kafka_header_get_last(hdrs, "error.kind", &v, &vlen), 0);
-    cr_assert_eq(rd_kafka_header_get_last(hdrs, "error.message", &v, &vlen), 0);
-    cr_assert_gt(vlen, 0);
-    cr_assert_eq(rd_kafka_header_get_last(hdrs, "source.offset", &v, &vlen), 0);
-    char off[32];
-    snprintf(off, sizeof off, "%.*s", (int)vlen, (const char *)v);
+    char kind[64], why[200], off[32];
+    header_text(m, "error.kind", kind, sizeof kind);
+    header_text(m, "error.message", why, sizeof why);
+    header_text(m, "source.offset", off, sizeof off);
+    cr_assert_neq(kind[0], 0, "no error.kind");
+    cr_assert_neq(why[0], 0, "no error.message");
     cr_assert_str_eq(off, "3", "the poison message was the fourth of the partition");
     rd_kafka_message_destroy(m);
     /* the invalid event's dead letter says its own reason (its offset was not moved with the
      * decode-time dead letters put in front of it) */
     m = next_message(cons);
     cr_assert_not_null(m, "the invalid event is not on the dead-letter topic");
-    hdrs = NULL;
-    cr_assert_eq(rd_kafka_message_headers(m, &hdrs), 0);
-    cr_assert_eq(rd_kafka_header_get_last(hdrs, "error.message", &v, &vlen), 0);
-    char why[200];
-    snprintf(why, sizeof why, "%.*s", (int)vlen, (const char *)v);
+    header_text(m, "error.message", why, sizeof why);
     cr_assert(strstr(why, "recordIds"), "error.message is '%s'", why);
     rd_kafka_message_destroy(m);
     rd_kafka_consumer_close(cons);

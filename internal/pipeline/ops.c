@@ -147,6 +147,15 @@ bool settings_sig_changed(const char *path, const settings_sig *seen, settings_s
     return now->content_ok != seen->content_ok || now->content != seen->content;
 }
 
+bool settings_sig_settling(const settings_sig *s)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t age_ms =
+        (int64_t)(now.tv_sec - s->mtime.tv_sec) * 1000 + (now.tv_nsec - s->mtime.tv_nsec) / 1000000;
+    return s->file_ok && age_ms >= -1000 && age_ms < 1000; /* a clock set back: not waited for */
+}
+
 /* ---------------------------------------------------------------- metrics */
 
 static metric *counter(metrics *r, const char *name, const char *help, const char *fmt,

@@ -65,6 +65,10 @@ void settings_sig_read(const char *path, settings_sig *s);
 /* True when path no longer matches seen: stat first, then the content if stat moved. now is
  * filled with what was read. */
 bool settings_sig_changed(const char *path, const settings_sig *seen, settings_sig *now);
+/* True while the file read into s may still be being written: modified less than a second ago.
+ * An editor or a copy writing in place leaves it half-written for a moment, and half a settings
+ * file can be valid (fewer assignments: users out of scope); a change is taken once it settles. */
+bool settings_sig_settling(const settings_sig *s);
 
 /* ---- the pipeline's metric families: registered at once, so every name is on /metrics (at 0)
  * from the start and rate() has a first sample. */

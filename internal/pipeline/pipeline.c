@@ -2567,8 +2567,13 @@ static int ops_turn(pipeline *p, perr *err)
         settings_sig_read(o->settings_path, &sig);
     } else if (now >= p->next_settings_check) {
         p->next_settings_check = now + 2000;
-        if (settings_sig_changed(o->settings_path, &p->settings_seen, &sig))
+        if (settings_sig_changed(o->settings_path, &p->settings_seen, &sig)) {
+            if (settings_sig_settling(&sig)) { /* still being written: compared again soon */
+                p->next_settings_check = now + 500;
+                return 0;
+            }
             trigger = "file changed";
+        }
         p->settings_seen = sig; /* a touch with the same bytes is not looked at again */
     }
     if (!trigger) return 0;

@@ -531,11 +531,28 @@ Test(ops, settings_reload_on_sighup_good_and_bad_and_on_an_edit_in_place)
               "the service decided with other settings than those in force");
     json_decref(got2);
 
-    /* 3. the file edited in place, no signal: reloaded within the 2 s check */
+    /* 3. the file edited in place, no signal: reloaded within the 2 s check once it settles.
+     * Written slowly (half, then a chunk every 200 ms, 2.4 s in all), it is half-written at a
+     * check or two: neither refused nor loaded meanwhile */
+    char *mark = h_proc_stderr(svc);
+    size_t logged = strlen(mark);
+    free(mark);
     FILE *f = fopen(settings, "w"); /* same inode, as an editor saving in place */
     cr_assert_not_null(f);
-    fputs(base, f);
+    size_t len = strlen(base), at = len / 2;
+    fwrite(base, 1, at, f);
+    for (int k = 12; k > 0; k--) {
+        fflush(f);
+        usleep(200 * 1000);
+        size_t n = (len - at) / (size_t)k;
+        fwrite(base + at, 1, n, f);
+        at += n;
+    }
     fclose(f);
+    mark = h_proc_stderr(svc);
+    cr_assert_null(strstr(mark + logged, "\"msg\":\"settings reload"),
+                   "the half-written file was looked at: %s", mark + logged);
+    free(mark);
     cr_assert(h_proc_wait_output(svc, true,
                                  "\"msg\":\"settings reloaded\",\"trigger\":\"file changed\"", 20),
               "%s", h_proc_stderr(svc));

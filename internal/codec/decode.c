@@ -52,13 +52,6 @@ struct codec_decoder {
     size_t cap_scratch;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int codec_decoder_new(const codec_decoder_config *cfg, codec_decoder **out, codec_error *err)
 {
     codec_decoder_config none = {0};
@@ -188,7 +181,7 @@ static const ev_plan *plan_for_id(codec_decoder *d, int32_t id, codec_error *err
 {
     cache_entry *e = cache_find(d, id);
     if (e && e->plan) return e->plan;
-    if (e && (e->fail_until_ms == INT64_MAX || now_ms() < e->fail_until_ms)) {
+    if (e && (e->fail_until_ms == INT64_MAX || mono_ms() < e->fail_until_ms)) {
         codec_fail(err, e->fail, "%s", e->fail_msg);
         return NULL;
     }
@@ -199,7 +192,7 @@ static const ev_plan *plan_for_id(codec_decoder *d, int32_t id, codec_error *err
     }
     if (codec_registry_get(d->registry, id, &d->fetched, err) < 0) {
         if (err->kind == CODEC_ERR_UNKNOWN_SCHEMA)
-            remember_failure(d, id, err, now_ms() + d->unknown_ttl_ms);
+            remember_failure(d, id, err, mono_ms() + d->unknown_ttl_ms);
         return NULL; /* an unreachable registry is not remembered: the next value asks again */
     }
     ev_plan *p;

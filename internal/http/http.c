@@ -5,6 +5,7 @@
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,8 @@ struct http_server {
     http_handlers h;
     char *token;
     int port;
+    atomic_ulong refused;           /* wrong tokens not logged yet */
+    atomic_llong refused_logged_at; /* when the last such line was logged (ms, 0: never) */
 };
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
@@ -57,27 +60,50 @@ static enum MHD_Result not_allowed(struct MHD_Connection *c, const char *allow)
 
 /* Compares without an early exit, so the time taken says nothing about how much of the token a
  * guess got right (only, at most, whether its length was right). */
-static bool same_secret(const char *a, const char *b)
+static bool same_secret(const char *a, size_t la, const char *b)
 {
-    size_t la = strlen(a), lb = strlen(b);
+    size_t lb = strlen(b);
     unsigned char diff = (unsigned char)(la != lb);
     for (size_t i = 0; i < la; i++)
         diff |= (unsigned char)(a[i] ^ b[lb ? i % lb : 0]);
     return diff == 0 && lb > 0;
 }
 
-/* "Bearer <token>": the scheme is case-insensitive (RFC 9110 11.1), spaces around are not part of
- * the token. Returns the token or NULL. */
-static const char *bearer(const char *auth)
+static bool blank(char c) { return c == ' ' || c == '\t'; }
+
+/* "Bearer <token>": the scheme is case-insensitive (RFC 9110 11.1), blanks around are not part
+ * of the token. Returns the token (its length in *n) or NULL. libmicrohttpd ends a value at a NUL
+ * (what follows it is never seen): the token before it must be right all the same. */
+static const char *bearer(const char *auth, size_t *n)
 {
     if (!auth) return NULL;
-    while (*auth == ' ')
+    const char *end = auth + strlen(auth);
+    while (auth < end && blank(*auth))
         auth++;
-    if (strncasecmp(auth, "Bearer ", 7) != 0) return NULL;
+    if (end - auth < 7 || strncasecmp(auth, "Bearer", 6) != 0 || !blank(auth[6])) return NULL;
     auth += 7;
-    while (*auth == ' ')
+    while (auth < end && blank(*auth))
         auth++;
+    while (end > auth && blank(end[-1]))
+        end--;
+    *n = (size_t)(end - auth);
     return auth;
+}
+
+/* A wrong token is logged once per window with how many came since: a client retrying in a loop
+ * (or guessing) must not flood the log. */
+#define REFUSED_LOG_WINDOW_MS 10000
+
+static void log_refused(http_server *s)
+{
+    unsigned long n = atomic_fetch_add(&s->refused, 1) + 1;
+    int64_t now = mono_ms(), last = atomic_load(&s->refused_logged_at);
+    if (last && now - last < REFUSED_LOG_WINDOW_MS) return;
+    if (!atomic_compare_exchange_strong(&s->refused_logged_at, &last, now)) return;
+    n = atomic_exchange(&s->refused, 0);
+    char count[24];
+    snprintf(count, sizeof count, "%lu", n ? n : 1);
+    log_msg(LOG_WARN, "reimport refused: missing or wrong bearer token", "requests", count, NULL);
 }
 
 /* dry_run=1/true/yes or 0/false/no; absent: false. Returns -1 for anything else, so that a typo
@@ -100,10 +126,11 @@ static int parse_dry_run(const char *v, bool *out)
 static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
 {
     if (!s->token) return text(c, MHD_HTTP_FORBIDDEN, "reimport over HTTP is not enabled\n");
-    const char *tok =
-        bearer(MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
-    if (!tok || !same_secret(tok, s->token)) {
-        log_msg(LOG_WARN, "reimport refused: missing or wrong bearer token", NULL);
+    size_t tok_len = 0;
+    const char *tok = bearer(
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION), &tok_len);
+    if (!tok || !same_secret(tok, tok_len, s->token)) {
+        log_refused(s);
         return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
     }
     bool dry_run;

@@ -182,13 +182,6 @@ typedef struct pipeline {
     } held_log; /* on_warning's R8.3 lines this minute */
 } pipeline;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -266,7 +259,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_assign(rk, parts);
         p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
         atomic_store(&p->health->joined, true); /* a member, even with no partition */
-        p->last_assignment = now_ms();
+        p->last_assignment = mono_ms();
         return;
     }
     /* Revoked: batches are finished and committed before the next poll, so the only in-flight
@@ -294,7 +287,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         rd_kafka_assign(rk, NULL);
     p->n_assigned = cooperative ? p->n_assigned - parts->cnt : 0;
     if (rd_kafka_assignment_lost(rk)) atomic_store(&p->health->joined, false);
-    p->last_assignment = now_ms();
+    p->last_assignment = mono_ms();
 }
 
 static bool is_revoked(const pipeline *p, const rd_kafka_message_t *m)
@@ -412,7 +405,7 @@ static bool on_deferred(void *ctx, const char *manager, size_t n, const command_
  * force, at the end). */
 static void held_log_roll(pipeline *p, bool force)
 {
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     if (!force && now - p->held_log.since < 60000) return;
     if (p->held_log.quiet) {
         char n[24];
@@ -494,7 +487,7 @@ static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *ki
 static int64_t shutdown_deadline(pipeline *p)
 {
     if (*p->o->stop && !p->stop_deadline)
-        p->stop_deadline = now_ms() + p->o->shutdown_timeout_s * 1000L;
+        p->stop_deadline = mono_ms() + p->o->shutdown_timeout_s * 1000L;
     return p->stop_deadline;
 }
 
@@ -502,7 +495,7 @@ static int64_t shutdown_deadline(pipeline *p)
 static bool past_shutdown_deadline(pipeline *p)
 {
     int64_t end = shutdown_deadline(p);
-    return end && now_ms() > end;
+    return end && mono_ms() > end;
 }
 
 /* How long a step that could wait `cap` ms may wait: less once the shutdown deadline is near. */
@@ -510,7 +503,7 @@ static int shutdown_budget_ms(pipeline *p, int cap)
 {
     int64_t end = shutdown_deadline(p);
     if (!end) return cap;
-    int64_t left = end - now_ms();
+    int64_t left = end - mono_ms();
     return left <= 0 ? 0 : left < cap ? (int)left : cap;
 }
 
@@ -525,7 +518,7 @@ static void beat(pipeline *p)
 static void redis_step_done(pipeline *p, bool ok)
 {
     atomic_store(&p->health->redis_ok, ok);
-    p->last_redis_ms = now_ms();
+    p->last_redis_ms = mono_ms();
     beat(p);
 }
 
@@ -721,7 +714,7 @@ static size_t collect(pipeline *p, int64_t *last_seen)
         if (!m) {
             int timeout = 100;
             if (p->n_msgs) { /* past the linger, take only what is already here */
-                int64_t left = deadline - now_ms();
+                int64_t left = deadline - mono_ms();
                 if (left <= 0) break;
                 timeout = (int)left;
             }
@@ -748,10 +741,10 @@ static size_t collect(pipeline *p, int64_t *last_seen)
                 continue;
             }
         }
-        if (!p->n_msgs) deadline = now_ms() + o->linger_ms;
+        if (!p->n_msgs) deadline = mono_ms() + o->linger_ms;
         p->msgs[p->n_msgs++] = m;
     }
-    if (seen) *last_seen = now_ms();
+    if (seen) *last_seen = mono_ms();
     /* drop what a rebalance took away while we were collecting */
     if (p->n_revoked) {
         size_t kept = 0;
@@ -1016,7 +1009,7 @@ static lookup *lookups_for(pipeline *p, const config *cfg, perr *err)
         lookup_free(lk);
         return NULL;
     }
-    p->next_lookup_refresh = now_ms() + p->o->lookup_refresh_s * 1000L;
+    p->next_lookup_refresh = mono_ms() + p->o->lookup_refresh_s * 1000L;
     return lk;
 }
 
@@ -2514,7 +2507,7 @@ static void publish_lookups(pipeline *p)
 static int ops_turn(pipeline *p, perr *err)
 {
     const pipeline_opts *o = p->o;
-    int64_t now = now_ms();
+    int64_t now = mono_ms();
     beat(p);
     p->stats.fetch_wakes = kafka_waker_wakes(p->waker);
     pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), store_redis_get_stats(p->store),
@@ -2593,7 +2586,7 @@ static void ops_init(pipeline *p)
     if (!reg) reg = p->own_metrics = metrics_new();
     pipeline_metrics_init(&p->pm, reg);
     if (p->o->settings_path) settings_sig_read(p->o->settings_path, &p->settings_seen);
-    p->next_settings_check = now_ms() + 2000;
+    p->next_settings_check = mono_ms() + 2000;
     atomic_store(&p->health->settings_loaded, p->o->cfg != NULL);
     beat(p);
 }
@@ -2973,8 +2966,8 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         goto out;
 
     log_msg(LOG_INFO, "consuming", "topic", o->input_topic, "group", o->group, NULL);
-    int64_t last_seen = now_ms(), last_log = now_ms(), started = now_ms();
-    int64_t next_reimport = o->reimport_interval_s ? now_ms() + o->reimport_interval_s * 1000L : 0;
+    int64_t last_seen = mono_ms(), last_log = mono_ms(), started = mono_ms();
+    int64_t next_reimport = o->reimport_interval_s ? mono_ms() + o->reimport_interval_s * 1000L : 0;
     bool worked = false; /* batches since the heap was last trimmed */
     while (!*o->stop && !p->fatal) {
         if (ops_turn(p, err) < 0) goto out;
@@ -2997,7 +2990,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
             break;
         }
         if (!n && o->exit_when_idle_s && (p->n_assigned > 0 || p->n_ends) &&
-            now_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
+            mono_ms() - (last_seen > p->last_assignment ? last_seen : p->last_assignment) >
                 o->exit_when_idle_s * 1000L) {
             log_msg(LOG_INFO, "idle: caught up with the input", NULL);
             if (p->reimport_wanted && !o->dry_run)
@@ -3007,37 +3000,37 @@ int pipeline_run(const pipeline_opts *o, perr *err)
                         NULL);
             break;
         }
-        if (o->progress && now_ms() - last_log > 1000) {
-            double secs = (double)(now_ms() - started) / 1000.0;
+        if (o->progress && mono_ms() - last_log > 1000) {
+            double secs = (double)(mono_ms() - started) / 1000.0;
             double rate = secs > 0 ? (double)p->stats.messages / secs : 0;
             int64_t lag = replay_lag(p);
             fprintf(stderr, "\r%llu events, %.0f/s, lag %lld, ETA %.0f s   ",
                     (unsigned long long)p->stats.messages, rate, (long long)lag,
                     rate > 0 ? (double)lag / rate : 0.0);
-            last_log = now_ms();
-        } else if (!o->progress && now_ms() - last_log > 10000) {
+            last_log = mono_ms();
+        } else if (!o->progress && mono_ms() - last_log > 10000) {
             log_stats(p, "progress");
-            last_log = now_ms();
+            last_log = mono_ms();
         }
         /* GAP_OVERFLOW: the whole org (R1.3, R8); a failure is tried again, backing off */
-        if (p->reimport_wanted && !o->dry_run && now_ms() >= p->reimport_retry_at) {
+        if (p->reimport_wanted && !o->dry_run && mono_ms() >= p->reimport_retry_at) {
             if (drain(p, err) < 0) goto out;
             if (run_reimport(p, false, "GAP_OVERFLOW") == 0) {
                 p->reimport_backoff_ms = 0;
             } else {
                 long next = p->reimport_backoff_ms ? p->reimport_backoff_ms * 2 : 30000;
                 p->reimport_backoff_ms = next > 600000 ? 600000 : next;
-                p->reimport_retry_at = now_ms() + p->reimport_backoff_ms;
+                p->reimport_retry_at = mono_ms() + p->reimport_backoff_ms;
                 char secs[24];
                 snprintf(secs, sizeof secs, "%ld", p->reimport_backoff_ms / 1000);
                 log_msg(LOG_WARN, "the GAP_OVERFLOW reconciliation is tried again later",
                         "in_seconds", secs, NULL);
             }
         }
-        if (next_reimport && now_ms() >= next_reimport && !o->dry_run) {
+        if (next_reimport && mono_ms() >= next_reimport && !o->dry_run) {
             if (drain(p, err) < 0) goto out;
             (void)run_reimport(p, false, "schedule");
-            next_reimport = now_ms() + o->reimport_interval_s * 1000L;
+            next_reimport = mono_ms() + o->reimport_interval_s * 1000L;
         }
         if (o->stop_at_end && p->n_ends && reached_end(p)) {
             log_msg(LOG_INFO, "replay reached the end offsets seen at start", NULL);

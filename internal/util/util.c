@@ -247,6 +247,13 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 size_t fmt_i64(char out[FMT_I64_MAX], int64_t v)
 {
     /* the magnitude as unsigned: -INT64_MIN does not fit in int64_t */

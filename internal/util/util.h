@@ -84,6 +84,9 @@ void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * length. */
 #define FMT_I64_MAX 20
 size_t fmt_i64(char out[FMT_I64_MAX], int64_t v);
+
+/* Milliseconds of the monotonic clock: for timeouts and intervals, never for dates. */
+int64_t mono_ms(void);
 void buf_put_i64(buf *b, int64_t v);
 /* A finite number as JSON writes it: the first of 15, 16 or 17 significant digits that reads back
  * as the same double ("0.1", not "0.10000000000000001"); integers below 1e15 without a fraction

@@ -745,13 +745,6 @@ static void produce_n(const char *brokers, const char *topic, int n)
     rd_kafka_destroy(rk);
 }
 
-static double mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1000 + (double)t.tv_nsec / 1e6;
-}
-
 /* Reads every message of topic's `np` partitions with a consumer whose queue holds queued_min
  * messages, a waker beside it; checks that each partition comes in order, once, in full. Returns
  * the wake-ups sent; *max_gap_ms, the longest wait for a message. */
@@ -790,7 +783,7 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
         if (!m) continue;
         if (!m->err) {
-            double now = mono_ms();
+            double now = (double)mono_ms();
             if (got && now - ready > *max_gap_ms) *max_gap_ms = now - ready;
             cr_assert_lt(m->partition, 16);
             /* a wake-up must not move the fetch position: no message twice, none skipped */
@@ -802,7 +795,7 @@ static unsigned long read_with_waker(const char *brokers, const char *topic, int
                 const struct timespec work = {0, 10 * 1000000L};
                 nanosleep(&work, NULL);
             }
-            ready = mono_ms();
+            ready = (double)mono_ms();
         }
         rd_kafka_message_destroy(m);
     }

@@ -264,6 +264,39 @@ Test(http, reimport_needs_the_right_bearer_token)
     cr_assert_eq(atomic_load(&F.reimports), 4);
 }
 
+/* Blanks around the token are not part of it (a Secret written with echo, a client's padding);
+ * wrong tokens are logged once per window, with how many came. */
+Test(http, the_token_is_compared_without_its_blanks_and_wrong_ones_are_logged_once_a_while)
+{
+    start("s3cret-token");
+    expect("POST", "/reimport", "Bearer s3cret-token ", 202, NULL);
+    expect("POST", "/reimport", "Bearer\ts3cret-token\t", 202, NULL);
+    cr_assert_eq(atomic_load(&F.reimports), 2);
+
+    char path[] = "/tmp/pv-http-log-XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    expect("POST", "/reimport", "Bearer s3cret token", 401, NULL);
+    expect("POST", "/reimport", "Bearers3cret-token", 401, NULL);
+    for (int i = 0; i < 20; i++)
+        expect("POST", "/reimport", "Bearer guess", 401, NULL);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char log[8192] = "";
+    ssize_t n = pread(fd, log, sizeof log - 1, 0);
+    close(fd);
+    unlink(path);
+    cr_assert_gt(n, 0, "nothing logged");
+    size_t lines = 0;
+    for (const char *l = log; (l = strstr(l, "reimport refused")); l++)
+        lines++;
+    cr_assert_eq(lines, 1, "22 wrong tokens in a burst, %zu lines: %s", lines, log);
+}
+
 Test(http, reimport_busy_is_a_conflict)
 {
     start("tok");

@@ -96,6 +96,8 @@ void engine_free(engine *e)
 
 const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
 
+void engine_set_stats(engine *e, const engine_stats *s) { e->stats = *s; }
+
 /* ---------------------------------------------------------------- R3: scope */
 
 /* Length of the white-space character at s (Unicode's White_Space, plus U+001C-U+001F as

@@ -213,6 +213,9 @@ typedef struct engine engine;
 engine *engine_new(const config *cfg, engine_store *store, const engine_opts *opts);
 void engine_free(engine *e);
 const engine_stats *engine_get_stats(const engine *e);
+/* Puts the counters back to s (a copy of engine_get_stats taken before): decisions thrown away
+ * and made again (a batch decided again) are counted once. */
+void engine_set_stats(engine *e, const engine_stats *s);
 
 /* R7.2: sends COMPANY_SETTINGS when the configured switch differs from the last value sent. Call
  * once at start-up (and after a settings reload). */

@@ -2124,24 +2124,53 @@ static void kept_too_big(pipeline *p, kept_letters *k)
     kept_take(p, k);
 }
 
+/* What decoding and deciding a batch add to the counters: put back when a decision is thrown
+ * away (the batch decided again, or read again), so that each event counts once, as decided in
+ * the end. */
+typedef struct tally {
+    engine_stats eng;
+    uint64_t dead_lettered, decode_errors, gaps_resolved;
+} tally;
+
+static void tally_take(const pipeline *p, tally *t)
+{
+    t->eng = *engine_get_stats(p->eng);
+    t->dead_lettered = p->stats.dead_lettered;
+    t->decode_errors = p->stats.decode_errors;
+    t->gaps_resolved = p->stats.gaps_resolved;
+}
+
+static void tally_restore(pipeline *p, const tally *t)
+{
+    engine_set_stats(p->eng, &t->eng);
+    p->stats.dead_lettered = t->dead_lettered;
+    p->stats.decode_errors = t->decode_errors;
+    p->stats.gaps_resolved = t->gaps_resolved;
+}
+
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
     kept_letters kept = {0};
+    tally before, decoded; /* the counters before the batch, and once it is decoded */
+    tally_take(p, &before);
 start:
+    tally_restore(p, &before); /* cut short (R6.3 in parts): decoded and decided again */
     p->n_outs = 0;
     buf_reset(&p->bytes);
     decode_batch(p);
     memcpy(p->ok_decoded, p->ok, p->n_msgs * sizeof *p->ok);
     /* the dead letters found while decoding are kept across decide retries */
     kept_take(p, &kept);
+    tally_take(p, &decoded);
     int rc = -1;
     bool placed_early = false;
 decide:
     for (;;) {
         /* an event found invalid by a decision that is thrown away is decided again too */
         memcpy(p->ok, p->ok_decoded, p->n_msgs * sizeof *p->ok);
+        tally_restore(p, &decoded);
         fan_clear(p);
         resolve_gaps(p);
         long backoff = 500;
@@ -2176,6 +2205,7 @@ decide:
         if (d == 0) break;
         if (d == 2) {
             kept_too_big(p, &kept);
+            decoded.dead_lettered = p->stats.dead_lettered; /* the dead letters kept count once */
             store_redis_reset(p->store);
             continue;
         }
@@ -2267,6 +2297,7 @@ decide:
     rc = 0;
 out:
     if (rc == 0 && !overlapped(p)) batch_done(p);
+    if (rc != 0) tally_restore(p, &before); /* read again: counted when decided then */
     kept_free(&kept);
     store_redis_reset(p->store);
     return rc;
@@ -2884,14 +2915,15 @@ static void teardown(pipeline *p)
 static void log_stats(const pipeline *p, const char *msg)
 {
     const engine_stats *es = engine_get_stats(p->eng);
-    char a[24], b[24], c[24], d[24], e[24];
+    char a[24], b[24], c[24], d[24], e[24], f[24];
     snprintf(a, sizeof a, "%llu", (unsigned long long)p->stats.messages);
+    snprintf(f, sizeof f, "%llu", (unsigned long long)es->events);
     snprintf(b, sizeof b, "%llu", (unsigned long long)p->stats.commands_produced);
     snprintf(c, sizeof c, "%llu", (unsigned long long)p->stats.dead_lettered);
     snprintf(d, sizeof d, "%llu", (unsigned long long)(es->duplicates + es->stale));
     snprintf(e, sizeof e, "%llu", (unsigned long long)p->stats.batches);
-    log_msg(LOG_INFO, msg, "messages", a, "batches", e, "produced", b, "dead_lettered", c,
-            "duplicates_or_stale", d, NULL);
+    log_msg(LOG_INFO, msg, "messages", a, "batches", e, "events_decided", f, "produced", b,
+            "dead_lettered", c, "duplicates_or_stale", d, NULL);
 }
 
 int pipeline_run(const pipeline_opts *o, perr *err)

@@ -600,7 +600,7 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out,in.dlq");
     char settings[PATH_MAX], events[PATH_MAX];
-    scenario_files("create_basic", settings, events);
+    scenario_files("hierarchy_pending", settings, events);
     /* a user whose Title alone is over the 200,000 bytes the service may produce below */
     size_t big = 300000;
     char *title = malloc(big + 1);
@@ -617,17 +617,25 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
     h_write_file(bigf, line);
     free(line);
     json_decref(ev);
+    /* after the scenario's events (decided again without it, and counted once), then an
+     * undecodable message over the limit itself */
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     cr_assert_eq(h_produce(b->bootstrap, "in", bigf), 0);
-    /* then an undecodable message over the limit itself */
     memset(title, 'y', big);
     title[0] = 2;
     produce_raw(b->bootstrap, "in", "bad", title, big);
     free(title);
-    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *idle[] = {"--exit-when-idle",         "2", "--dlq-topic", "in.dlq", "-X",
                           "message.max.bytes=200000", NULL};
-    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
+    h_proc *p = start_run_at("info", b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
     cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    size_t n_events = h_count_lines(events);
+    char counted[64];
+    snprintf(counted, sizeof counted, "\"events_decided\":\"%zu\"", n_events);
+    char *log = h_proc_stderr(p);
+    cr_assert(strstr(log, counted), "the summary does not say %s: %s", counted, log);
+    cr_assert(strstr(log, "\"dead_lettered\":\"2\""), "%s", log);
+    free(log);
     json_t *want = simulate(settings, events);
     const char *outp = h_path("out.jsonl");
     cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
@@ -650,7 +658,9 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
         header_text(m, "source.offset", off, sizeof off);
         cr_assert_eq(m->len, 0, "dead letter of offset %s carries its %zu bytes", off, m->len);
         cr_assert(strstr(why, "left out: over message.max.bytes, 200000"), "%s", why);
-        bool is_cmd = strcmp(off, "0") == 0;
+        char big_at[24];
+        snprintf(big_at, sizeof big_at, "%zu", n_events);
+        bool is_cmd = strcmp(off, big_at) == 0;
         cr_assert_eq(strcmp(kind, "command_too_large") == 0, is_cmd, "offset %s: %s", off, kind);
         if (is_cmd) cr_assert(strstr(why, "CREATE_USER command encodes to"), "%s", why);
         seen[is_cmd] = true;

@@ -56,7 +56,8 @@ bool pipeline_health_ready(pipeline_health *h, buf *why)
     if (!atomic_load(&h->settings_loaded)) buf_puts(why, "not ready: settings not loaded\n");
     if (!atomic_load(&h->joined))
         buf_puts(why, "not ready: not a member of the consumer group yet\n");
-    if (!atomic_load(&h->redis_ok)) buf_puts(why, "not ready: Redis unreachable\n");
+    if (!atomic_load(&h->redis_ok))
+        buf_puts(why, "not ready: Redis unreachable or refusing commands\n");
     if (atomic_load(&h->brokers_down)) buf_puts(why, "not ready: Kafka brokers unreachable\n");
     if (!pipeline_health_alive(h)) buf_puts(why, "not ready: the main loop is stuck\n");
     return why->len == before;
@@ -239,8 +240,9 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
                         "Users read from Redis outside a prefetch (one round trip each).", "");
     pm->users_written =
         metrics_counter(r, "provisioner_redis_users_written_total", "User states written.", "");
-    pm->redis_retries = metrics_counter(r, "provisioner_redis_retries_total",
-                                        "Redis steps retried after a failure.", "");
+    pm->redis_retries =
+        metrics_counter(r, "provisioner_redis_retries_total",
+                        "Redis steps retried after a failure, and failed idle checks.", "");
     pm->rebalances = metrics_counter(r, "provisioner_rebalances_total",
                                      "Partition assignments and revocations.", "");
     pm->produce_failures =

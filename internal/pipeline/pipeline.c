@@ -2551,7 +2551,17 @@ static int ops_turn(pipeline *p, perr *err)
         if (atomic_load(&p->health->brokers_down)) check_brokers(p);
         if (!o->dry_run && now - p->last_redis_ms >= 5000) { /* idle: is Redis still there? */
             perr e;
-            redis_step_done(p, store_redis_ping(p->store, &e) == 0);
+            bool was_ok = atomic_load(&p->health->redis_ok);
+            bool ok = store_redis_ping(p->store, &e) == 0;
+            redis_step_done(p, ok);
+            /* an outage while idle is seen as one while busy is: logged once, retries counted
+             * (the alert on retries while /readyz fails) */
+            if (!ok) count_redis_retry(p);
+            if (!ok && was_ok)
+                log_msg(LOG_ERROR, "redis unavailable; retrying", "step", "idle check", "error",
+                        e.msg, NULL);
+            else if (ok && !was_ok)
+                log_msg(LOG_INFO, "redis is back", "step", "idle check", NULL);
         }
         if (lookup_client(p) && lookup_needed(p->lk) && o->lookup_refresh_s > 0 &&
             now >= p->next_lookup_refresh) {

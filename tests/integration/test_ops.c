@@ -363,14 +363,26 @@ Test(ops, no_token_file_means_reimport_is_forbidden)
 
 /* An outage keeps the main loop retrying inside a batch: the retries must show on /metrics while
  * it lasts (the documented alert watches them with /readyz), not only once Redis is back. */
-Test(ops, redis_retries_are_counted_while_redis_is_down)
+Test(ops, redis_retries_are_counted_while_redis_is_down_idle_or_busy)
 {
     example e;
     start_example(&e, NULL, false);
     cr_assert(wait_status(e.port, "/readyz", 200, 60), "%s", h_proc_stderr(e.svc));
+    /* idle: the 5 s check sees it, logs it once and counts it, and sees it come back */
+    h_redis_kill(&e.r);
+    cr_assert(wait_status(e.port, "/readyz", 503, 30), "%s", h_proc_stderr(e.svc));
+    double got;
+    cr_assert(wait_metric_at_least(e.port, "provisioner_redis_retries_total", 1, 10, &got),
+              "an idle outage is not counted: %g", got);
+    cr_assert(h_proc_wait_output(e.svc, true, "\"step\":\"idle check\"", 10), "not logged: %s",
+              h_proc_stderr(e.svc));
+    h_redis_restart(&e.r);
+    cr_assert(wait_status(e.port, "/readyz", 200, 30), "%s", h_proc_stderr(e.svc));
+    cr_assert(h_proc_wait_output(e.svc, true, "\"msg\":\"redis is back\"", 10), "%s",
+              h_proc_stderr(e.svc));
+    /* busy */
     h_redis_kill(&e.r);
     cr_assert_eq(h_produce(e.b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
-    double got;
     cr_assert(wait_metric_at_least(e.port, "provisioner_redis_retries_total", 3, 30, &got),
               "retries while Redis is down: %g: %s", got, h_proc_stderr(e.svc));
     cr_assert_eq(status_of(e.port, "/readyz"), 503, "Redis is still down");

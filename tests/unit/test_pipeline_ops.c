@@ -31,7 +31,7 @@ Test(pipeline_ops, readiness_names_every_missing_condition)
     cr_assert_not(ok);
     cr_assert_str_eq(why, "not ready: settings not loaded\n"
                           "not ready: not a member of the consumer group yet\n"
-                          "not ready: Redis unreachable\n");
+                          "not ready: Redis unreachable or refusing commands\n");
     free(why);
     atomic_store(&h.settings_loaded, true);
     atomic_store(&h.joined, true);

@@ -155,7 +155,8 @@ typedef struct pipeline {
     long reimport_backoff_ms;
     int n_assigned;          /* partitions this instance owns now */
     int64_t last_assignment; /* when the assignment last changed: idleness counts from there */
-    int64_t stop_deadline;   /* asked to stop: when --shutdown-timeout runs out (0: not asked) */
+    int64_t stop_deadline;   /* asked to stop: when the shutdown's work must end (0: not asked) */
+    int64_t leave_deadline;  /* ... and when --shutdown-timeout runs out */
     /* delivery */
     uint64_t delivery_failures;
     char last_delivery_error[256];
@@ -481,13 +482,19 @@ static void dead_letter(pipeline *p, const rd_kafka_message_t *m, const char *ki
 
 /* ---------------------------------------------------------------- operations: counting */
 
-/* Once asked to stop, when --shutdown-timeout runs out, counted from the first time any step saw
- * the request (0 before): every wait of the shutdown shares it, so that the process is gone
- * within the timeout, whatever the brokers do. */
+/* Once asked to stop, when the work of the shutdown (the batches, their deliveries and writes)
+ * must end, counted from the first time any step saw the request (0 before): every wait of the
+ * shutdown shares it, so that the process is gone within --shutdown-timeout, whatever the
+ * brokers or Redis do. The last part of the timeout (a quarter, at most a second) is left for
+ * leaving the consumer group (p->leave_deadline). */
 static int64_t shutdown_deadline(pipeline *p)
 {
-    if (*p->o->stop && !p->stop_deadline)
-        p->stop_deadline = mono_ms() + p->o->shutdown_timeout_s * 1000L;
+    if (*p->o->stop && !p->stop_deadline) {
+        int64_t total = p->o->shutdown_timeout_s * 1000L, reserve = total / 4;
+        if (reserve > 1000) reserve = 1000;
+        p->leave_deadline = mono_ms() + total;
+        p->stop_deadline = p->leave_deadline - reserve;
+    }
     return p->stop_deadline;
 }
 
@@ -507,11 +514,33 @@ static int shutdown_budget_ms(pipeline *p, int cap)
     return left <= 0 ? 0 : left < cap ? (int)left : cap;
 }
 
-/* /healthz: the main loop, or a wait inside it, is still turning. */
+/* Sleeps ms in slices: a stop asked meanwhile ends it at once (the caller looks again at what it
+ * waits for, now with the shutdown deadline), and once stopping it never sleeps past the
+ * deadline. A retry's backoff (up to 5 s, 30 s for Salesforce) would otherwise hold a shutdown. */
+static void nap(pipeline *p, long ms)
+{
+    bool stopping = *p->o->stop;
+    int64_t until = mono_ms() + ms;
+    for (;;) {
+        if (!stopping && *p->o->stop) return;
+        int64_t end = until, dl = shutdown_deadline(p);
+        if (dl && dl < end) end = dl;
+        int64_t left = end - mono_ms();
+        if (left <= 0) return;
+        sleep_ms(left < 100 ? left : 100);
+    }
+}
+
+/* /healthz: the main loop, or a wait inside it, is still turning. Once stopping, no Redis call
+ * waits past the shutdown deadline. */
 static void beat(pipeline *p)
 {
     pipeline_health_beat(p->health);
-    (void)shutdown_deadline(p);
+    int64_t end = shutdown_deadline(p);
+    if (end && p->store) {
+        int64_t left = end - mono_ms();
+        store_redis_limit_timeout(p->store, left < 1 ? 1 : left > 60000 ? 60000 : (int)left);
+    }
 }
 
 /* /readyz: Redis answered (or did not) just now. */
@@ -777,6 +806,7 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
     long backoff = 100;
     bool logged = false;
     for (;;) {
+        beat(p); /* a stop asked meanwhile bounds this attempt's waits */
         if (f(p, err) == 0) {
             if (logged) log_msg(LOG_INFO, "redis is back", "step", what, NULL);
             redis_step_done(p, true);
@@ -791,7 +821,8 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
                     NULL);
         logged = true;
         if (past_shutdown_deadline(p)) return -1;
-        sleep_ms(backoff);
+        nap(p, backoff);
+        if (past_shutdown_deadline(p)) return -1;
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         /* a failed prefetch starts over; a failed flush keeps the cache, which is what it must
          * write, and repeating it is safe */
@@ -1272,7 +1303,7 @@ static void decode_range(pipeline *p, size_t from, size_t to)
             if (!codec_error_is_transient(ce.kind) || *p->o->stop) break;
             log_msg(LOG_WARN, "schema registry unavailable; retrying", "error", ce.msg, NULL);
             beat(p);
-            sleep_ms(backoff);
+            nap(p, backoff);
             backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         }
         if (!p->ok[i]) {
@@ -1498,7 +1529,7 @@ static int txn_produce_commit(pipeline *p, const rd_kafka_topic_partition_list_t
                 return -1;
             }
         }
-        sleep_ms(200L << attempt);
+        nap(p, 200L << attempt);
     }
     return perr_set(err, "transaction: gave up after 5 attempts");
 }
@@ -1735,7 +1766,7 @@ static int produce_part(pipeline *p, perr *err)
         log_msg(LOG_ERROR, "placements not produced; producing them again", "error", err->msg,
                 NULL);
         if (past_shutdown_deadline(p)) return -1;
-        sleep_ms(backoff);
+        nap(p, backoff);
         backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
     }
     return 0;
@@ -2178,7 +2209,8 @@ decide:
             log_msg(LOG_ERROR, "Profile and UserRole tables cannot be read; the batch waits",
                     "error", err->msg, NULL);
             if (*p->o->stop) goto out;
-            sleep_ms(backoff);
+            nap(p, backoff);
+            if (*p->o->stop) goto out;
             backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         }
         if (with_retry(p, step_prefetch, "prefetch", true, err) < 0) goto out;
@@ -2214,7 +2246,7 @@ decide:
                 err->msg, NULL);
         if (p->o->dry_run) goto out; /* the scratch state is half-changed: start the replay over */
         store_redis_reset(p->store);
-        sleep_ms(200);
+        nap(p, 200);
         if (*p->o->stop) goto out;
     }
     if (p->fan.set && p->fan.at + 1 < p->n_msgs) {
@@ -2862,6 +2894,23 @@ static void warm_up(pipeline *p)
         rd_kafka_metadata_destroy(md);
 }
 
+/* Leaving the group waits for the brokers: done when they answer. When the shutdown's work ran
+ * out of time (Redis frozen, most often) a broker that answers within the part of the timeout
+ * left for it is asked to let the group go; otherwise the group notices at its session timeout. */
+static bool may_leave_group(pipeline *p)
+{
+    if (atomic_load(&p->health->brokers_down)) return false;
+    if (!past_shutdown_deadline(p)) return true; /* the work ended in time: the brokers answer */
+    int64_t left = p->leave_deadline - mono_ms();
+    if (left <= 0) return false;
+    const struct rd_kafka_metadata *md = NULL;
+    if (rd_kafka_metadata(p->consumer, 0, NULL, &md, left < 500 ? (int)left : 500) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    rd_kafka_metadata_destroy(md);
+    return true;
+}
+
 static void teardown(pipeline *p)
 {
     /* a flight still here was abandoned (fatal, or past the shutdown deadline): its messages go
@@ -2873,13 +2922,13 @@ static void teardown(pipeline *p)
         /* leaves the group, unless the shutdown deadline passed already, waiting for brokers that
          * do not answer: closing (and destroying) would wait for them again, past the pod's grace
          * period; the group then notices at its session timeout */
-        if (!past_shutdown_deadline(p)) {
+        if (may_leave_group(p)) {
             rd_kafka_consumer_close(p->consumer);
             rd_kafka_destroy(p->consumer);
         } else { /* destroying would wait for the brokers too: the process exits without it */
             log_msg(LOG_WARN,
-                    "the consumer group was not left: the shutdown deadline passed waiting for the "
-                    "brokers (the group notices at its session timeout)",
+                    "the consumer group was not left: the brokers do not answer within the "
+                    "shutdown timeout (the group notices at its session timeout)",
                     NULL);
         }
     }

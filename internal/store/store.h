@@ -119,6 +119,9 @@ void store_redis_discard(store_redis *s, store_write *w);
  * Sealed writes not yet sent are kept. */
 void store_redis_reset(store_redis *s);
 int store_redis_ping(store_redis *s, perr *err);
+/* Lowers the wait of every further command and connect to at most ms (never raises it): a
+ * shutdown's deadline bounds each call, whatever Redis does. */
+void store_redis_limit_timeout(store_redis *s, int ms);
 /* True when a read outside a prefetch failed since the last reset: the engine then saw a user as
  * unknown that may exist, so the caller must discard the batch's decisions and retry it. */
 bool store_redis_failed(const store_redis *s, perr *err);

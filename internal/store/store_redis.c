@@ -599,6 +599,16 @@ static struct timeval ms_tv(int ms)
     return (struct timeval){.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
 }
 
+void store_redis_limit_timeout(store_redis *s, int ms)
+{
+    if (ms < 1) ms = 1;
+    if (ms + 50 > s->timeout_ms) return; /* a syscall per connection: only for a real change */
+    s->timeout_ms = ms;
+    struct timeval tv = ms_tv(ms);
+    if (s->c) redisSetTimeout(s->c, tv);
+    if (s->wc) redisSetTimeout(s->wc, tv);
+}
+
 /* The message for a broken exchange on *cp; drops the connection (the next call reconnects). */
 static int conn_fail(store_redis *s, redisContext **cp, const char *doing, perr *err)
 {

@@ -513,3 +513,34 @@ Test(chaos, sigterm_with_brokers_that_stop_answering_exits_within_the_shutdown_t
     svc = start_service(&c, "crash", "crash:", "out", extra);
     finish_unaided(&c, svc);
 }
+
+/* SIGTERM while Redis is frozen (SIGSTOP: connections open, no answer): the batch is given up at
+ * the shutdown deadline, the process exits without waiting out its retries' backoff, and it
+ * still leaves the group, since the brokers answer (the next owner need not wait for the
+ * session timeout). Nothing is lost: a restarted service finishes the input as the reference. */
+Test(chaos, sigterm_with_redis_frozen_exits_and_leaves_the_group)
+{
+    const char *extra[] = {
+        "--batch-size", "50", "--shutdown-timeout", "4", "-X", "session.timeout.ms=6000", NULL};
+    h_redis r;
+    chaos c;
+    h_proc *svc = start_slowed(&c, &r, "redis-frozen", v_seed(7007, "redis-frozen"), extra);
+    v_sleep(1.0);
+    cr_assert_eq(kill(r.pid, SIGSTOP), 0);
+    v_sleep(3.0); /* a step is waiting for Redis, and a retry's backoff has grown */
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int st = h_proc_stop(svc, 30);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    kill(r.pid, SIGCONT);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    say(&c, "SIGTERM with Redis frozen: exit %d after %.1f s (--shutdown-timeout 4)", st, took);
+    cr_assert_eq(st, 0, "a stop that gave up is still a stop: %s", h_proc_stderr(svc));
+    char *log = h_proc_stderr(svc);
+    cr_assert_null(strstr(log, "group was not left"), "the group was not left: %s", log);
+    free(log);
+    /* the step waiting when the stop came may take its Redis timeouts (2 s each) first */
+    cr_assert_lt(took, 10.0, "exited %.1f s after SIGTERM: %s", took, h_proc_stderr(svc));
+    svc = start_service(&c, "crash", "crash:", "out", extra);
+    finish_unaided(&c, svc);
+}

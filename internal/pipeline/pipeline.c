@@ -154,6 +154,7 @@ typedef struct pipeline {
     int64_t reimport_retry_at; /* a failed GAP_OVERFLOW reconciliation is tried again then */
     long reimport_backoff_ms;
     int n_assigned;          /* partitions this instance owns now */
+    bool assigned_once;      /* the group gave this member an assignment (maybe empty) once */
     int64_t last_assignment; /* when the assignment last changed: idleness counts from there */
     int64_t stop_deadline;   /* asked to stop: when the shutdown's work must end (0: not asked) */
     int64_t leave_deadline;  /* ... and when --shutdown-timeout runs out */
@@ -259,6 +260,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         else
             rd_kafka_assign(rk, parts);
         p->n_assigned = cooperative ? p->n_assigned + parts->cnt : parts->cnt;
+        p->assigned_once = true;
         atomic_store(&p->health->joined, true); /* a member, even with no partition */
         p->last_assignment = mono_ms();
         return;
@@ -2818,6 +2820,7 @@ static rd_kafka_t *new_consumer(pipeline *p, perr *err)
             return NULL;
         }
         atomic_store(&p->health->joined, true);
+        p->assigned_once = true; /* no group: closing is safe at any time */
         return rk;
     }
     rd_kafka_topic_partition_list_t *topics = rd_kafka_topic_partition_list_new(1);
@@ -2899,6 +2902,10 @@ static void warm_up(pipeline *p)
  * left for it is asked to let the group go; otherwise the group notices at its session timeout. */
 static bool may_leave_group(pipeline *p)
 {
+    /* librdkafka 2.0's cooperative-sticky assignor aborts the process when a member is closed
+     * (or destroyed) before its first assignment (librdkafka #4312, fixed in 2.3): a stop during
+     * the first join exits without leaving; the group drops the member at its session timeout */
+    if (!p->assigned_once) return false;
     if (atomic_load(&p->health->brokers_down)) return false;
     if (!past_shutdown_deadline(p)) return true; /* the work ended in time: the brokers answer */
     int64_t left = p->leave_deadline - mono_ms();
@@ -2925,6 +2932,11 @@ static void teardown(pipeline *p)
         if (may_leave_group(p)) {
             rd_kafka_consumer_close(p->consumer);
             rd_kafka_destroy(p->consumer);
+        } else if (!p->assigned_once) { /* destroying would abort too (may_leave_group) */
+            log_msg(LOG_INFO,
+                    "stopped before the group's first assignment: the group drops this member at "
+                    "its session timeout",
+                    NULL);
         } else { /* destroying would wait for the brokers too: the process exits without it */
             log_msg(LOG_WARN,
                     "the consumer group was not left: the brokers do not answer within the "

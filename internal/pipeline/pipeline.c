@@ -1301,8 +1301,17 @@ static void decode_range(pipeline *p, size_t from, size_t to)
                 break;
             }
             /* a registry outage is not the message's fault: wait for it rather than
-             * dead-letter good data */
-            if (!codec_error_is_transient(ce.kind) || *p->o->stop) break;
+             * dead-letter good data; asked to stop meanwhile, the batch ends before the message
+             * and the next owner reads the rest again */
+            if (!codec_error_is_transient(ce.kind)) break;
+            if (*p->o->stop) {
+                log_msg(LOG_WARN,
+                        "schema registry unavailable while stopping; the rest of the batch is read "
+                        "again by the next owner",
+                        "error", ce.msg, NULL);
+                cut_batch(p, i);
+                return;
+            }
             log_msg(LOG_WARN, "schema registry unavailable; retrying", "error", ce.msg, NULL);
             beat(p);
             nap(p, backoff);
@@ -1328,7 +1337,7 @@ static void decode_batch(pipeline *p)
 {
     size_t half = p->n_msgs >= READ_AHEAD_MIN ? p->n_msgs / 2 : 0;
     decode_range(p, 0, half);
-    if (half) {
+    if (half && p->n_msgs > half) { /* not cut short by a stop */
         size_t n, n_subjects;
         const char **ids = batch_ids(p, half, &n, &n_subjects);
         store_redis_prefetch_ahead(p->store, ids, n);

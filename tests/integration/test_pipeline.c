@@ -785,6 +785,76 @@ Test(pipeline, plain_values_decode_with_the_schema_given_also_beside_a_registry)
     }
 }
 
+/* The schema registry stand-in serving the bundled schema as id 9, failing every request when
+ * failing is set; its URL in url. */
+static h_proc *registry_standin(bool failing, char url[64])
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", h_path(failing ? "registry-down" : "registry-up"));
+    cr_assert_eq(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/9.avsc", dir);
+    char *schema = h_read_file(h_source_path("schemas/UserChangeEvent.avsc"));
+    h_write_file(path, schema);
+    free(schema);
+    const char *argv[] = {"python3",
+                          h_source_path("tests/standins/schema_registry.py"),
+                          "--dir",
+                          dir,
+                          failing ? "--fail-ids" : NULL,
+                          "9",
+                          NULL};
+    h_proc *reg = h_proc_start(argv, NULL);
+    cr_assert(h_proc_wait_output(reg, false, "\n", 10), "the registry stand-in did not start");
+    char *port = h_proc_stdout(reg);
+    snprintf(url, 64, "http://127.0.0.1:%d", atoi(port));
+    free(port);
+    return reg;
+}
+
+/* R9.2, R9.4: a stop while the schema registry is away: the messages not decoded yet are left
+ * for the next owner, not dead-lettered as undecodable (their offsets committed, their events
+ * lost to the topic's readers). The next instance, with the registry back, decides them all. */
+Test(pipeline, a_stop_while_the_registry_is_away_leaves_the_batch_to_the_next_owner)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out,in.dlq");
+    char settings[PATH_MAX], events[PATH_MAX];
+    scenario_files("hierarchy_pending", settings, events);
+    const char *prod[] = {h_pv_binary(), "produce-events", "--brokers", b->bootstrap,  "--topic",
+                          "in",          "--events",       events,      "--schema-id", "9",
+                          NULL};
+    h_proc *pp = NULL;
+    cr_assert_eq(h_run(prod, NULL, 120, &pp), 0, "%s", h_proc_stderr(pp));
+    char url[64];
+    h_proc *down = registry_standin(true, url);
+    const char *extra[] = {"--schema-registry", url, "--dlq-topic", "in.dlq", NULL};
+    h_proc *p = start_run(b->bootstrap, &r, "in", "out", "g", "s:", settings, extra);
+    cr_assert(h_proc_wait_output(p, true, "schema registry unavailable; retrying", 60), "%s",
+              h_proc_stderr(p));
+    cr_assert_eq(h_proc_stop(p, 30), 0, "%s", h_proc_stderr(p));
+    h_proc_stop(down, 5);
+    h_proc *up = registry_standin(false, url);
+    const char *idle[] = {"--schema-registry", url, "--dlq-topic", "in.dlq",
+                          "--exit-when-idle",  "2", NULL};
+    p = start_run(b->bootstrap, &r, "in", "out", "g", "s:", settings, idle);
+    cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
+    h_proc_stop(up, 5);
+    json_t *want = simulate(settings, events);
+    const char *outp = h_path("out.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
+    json_t *got = load_lines(outp);
+    json_equal_or_fail(got, want, "events read again after a stop in a registry outage");
+    json_decref(got);
+    json_decref(want);
+    rd_kafka_t *cons = read_from_start(b->bootstrap, "in.dlq");
+    rd_kafka_message_t *m = next_message(cons);
+    cr_assert_null(m, "a message was dead-lettered during the outage (offset %lld)",
+                   m ? (long long)m->offset : -1LL);
+    rd_kafka_consumer_close(cons);
+    rd_kafka_destroy(cons);
+}
+
 /* interfaces.md: each command's Kafka key is its sf_user_id, empty for COMPANY_SETTINGS, which
  * goes to partition 0 so that company commands keep their order. */
 Test(pipeline, each_commands_key_is_its_sf_user_id)

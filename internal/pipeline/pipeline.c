@@ -2915,8 +2915,10 @@ static bool may_leave_group(pipeline *p)
      * (or destroyed) before its first assignment (librdkafka #4312, fixed in 2.3): a stop during
      * the first join exits without leaving; the group drops the member at its session timeout */
     if (!p->assigned_once) return false;
+    /* the work ended in time: the brokers answer (brokers_down may still hold a disconnect of a
+     * moment ago: it is cleared only by the next ops tick) */
+    if (!past_shutdown_deadline(p)) return true;
     if (atomic_load(&p->health->brokers_down)) return false;
-    if (!past_shutdown_deadline(p)) return true; /* the work ended in time: the brokers answer */
     int64_t left = p->leave_deadline - mono_ms();
     if (left <= 0) return false;
     const struct rd_kafka_metadata *md = NULL;

@@ -544,3 +544,34 @@ Test(chaos, sigterm_with_redis_frozen_exits_and_leaves_the_group)
     svc = start_service(&c, "crash", "crash:", "out", extra);
     finish_unaided(&c, svc);
 }
+
+/* A SIGTERM a moment after a broker dropped its connections (a rolling restart of the brokers):
+ * the work ends in time, so the service leaves the group (the next owner starts at once, not
+ * after the session timeout), though librdkafka reported the brokers down a second before. */
+Test(chaos, sigterm_after_a_broker_bounced_still_leaves_the_group)
+{
+    const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", NULL};
+    h_redis r;
+    chaos c;
+    h_proc *svc = start_slowed(&c, &r, "bounce-stop", v_seed(7008, "bounce-stop"), extra);
+    v_sleep(1.0);
+    for (int b = 1; b <= 3; b++) {
+        char cmd[16];
+        snprintf(cmd, sizeof cmd, "down %d", b);
+        ctl(&c, cmd);
+    }
+    v_sleep(0.4);
+    for (int b = 1; b <= 3; b++) {
+        char cmd[16];
+        snprintf(cmd, sizeof cmd, "up %d", b);
+        ctl(&c, cmd);
+    }
+    v_sleep(1.2);
+    int st = h_proc_stop(svc, 30);
+    char *log = h_proc_stderr(svc);
+    cr_assert_eq(st, 0, "%s", log);
+    cr_assert_null(strstr(log, "group was not left"), "the group was not left: %s", log);
+    free(log);
+    svc = start_service(&c, "crash", "crash:", "out", extra);
+    finish_unaided(&c, svc);
+}

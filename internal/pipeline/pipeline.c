@@ -109,6 +109,7 @@ typedef struct pipeline {
         bool set;
         command_type type;
         size_t bytes;
+        char user[64]; /* its sf_user_id */
     } too_big;
     /* R6.3 placements left to after the batch (--placements-at-once): the first event of the
      * batch that made a manager with more waiting reports active; the batch ends with it */
@@ -350,7 +351,10 @@ static void on_command(void *ctx, const command *c)
         command_wire_size(p, strlen(key), p->scratch.len, c->type) > p->max_message) {
         /* Kafka would refuse it, and the batch could never be produced (R9.4: the partition
          * keeps moving): the event goes to the dead-letter topic instead, undecided */
-        if (!p->too_big.set) p->too_big = (struct too_big){true, c->type, p->scratch.len};
+        if (!p->too_big.set) {
+            p->too_big = (struct too_big){true, c->type, p->scratch.len, ""};
+            snprintf(p->too_big.user, sizeof p->too_big.user, "%s", key);
+        }
         return;
     }
     out_msg *o = out_new(p);
@@ -2131,12 +2135,31 @@ static void kept_put_in_front(pipeline *p, const kept_letters *k)
     free(cb);
 }
 
+/* The index of id among ev's record ids, or n_record_ids. */
+static size_t record_index(const event *ev, const char *id)
+{
+    size_t r = 0;
+    while (r < ev->n_record_ids && strcmp(ev->record_ids[r], id) != 0)
+        r++;
+    return r;
+}
+
 /* R9.4: the event at p->current_i made a command Kafka would refuse (p->too_big): it joins the
- * kept dead letters and is left out when the batch is decided again. */
+ * kept dead letters and is left out when the batch is decided again; of an event naming several
+ * users (a change to many, a gap event), only the record whose command it was is left out. */
 static void kept_too_big(pipeline *p, kept_letters *k)
 {
     size_t i = p->current_i;
-    p->ok_decoded[i] = false;
+    event *ev = &p->events[i];
+    size_t r = record_index(ev, p->too_big.user);
+    bool one_record = ev->n_record_ids > 1 && r < ev->n_record_ids;
+    if (one_record) {
+        memmove(&ev->record_ids[r], &ev->record_ids[r + 1],
+                (ev->n_record_ids - r - 1) * sizeof *ev->record_ids);
+        ev->n_record_ids--;
+    } else {
+        p->ok_decoded[i] = false;
+    }
     /* the events refused by the decisions before it are refused whatever the state (an event
      * without recordIds): their dead letters are kept, not made (and logged) again; a dead
      * letter's key, value and reason lie together in bytes */
@@ -2157,11 +2180,18 @@ static void kept_too_big(pipeline *p, kept_letters *k)
     p->n_outs = n;
     p->bytes.len = len;
     kept_put_in_front(p, k);
-    char msg[256];
-    snprintf(msg, sizeof msg,
-             "its %s command encodes to %zu bytes, too large for Kafka (message.max.bytes %zu): "
-             "the event is not applied",
-             command_type_name(p->too_big.type), p->too_big.bytes, p->max_message);
+    char msg[384];
+    if (one_record)
+        snprintf(msg, sizeof msg,
+                 "the %s command of its record %s encodes to %zu bytes, too large for Kafka "
+                 "(message.max.bytes %zu): that record is left out, the event's others are applied",
+                 command_type_name(p->too_big.type), p->too_big.user, p->too_big.bytes,
+                 p->max_message);
+    else
+        snprintf(msg, sizeof msg,
+                 "its %s command encodes to %zu bytes, too large for Kafka (message.max.bytes "
+                 "%zu): the event is not applied",
+                 command_type_name(p->too_big.type), p->too_big.bytes, p->max_message);
     dead_letter(p, p->msgs[i], "command_too_large", msg);
     kept_take(p, k);
 }

@@ -617,26 +617,70 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
     h_write_file(bigf, line);
     free(line);
     json_decref(ev);
+    /* one event naming two users, activating both: the first one's CREATE_USER is too large
+     * (its Title was stored while it was inactive), only that record is left out */
+    static const char two_fmt[] =
+        "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"%s\"],"
+        "\"changeType\":\"CREATE\",\"sequenceNumber\":1,\"commitTimestamp\":%s},"
+        "\"Email\":\"%s@acme.com\",\"FirstName\":\"F\",\"LastName\":\"%s\",\"Title\":\"%s\","
+        "\"IsActive\":false}\n";
+    static const char both[] =
+        "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[%s],"
+        "\"changeType\":\"UPDATE\",\"changedFields\":[\"IsActive\"],\"sequenceNumber\":1,"
+        "\"commitTimestamp\":1764000000300},\"IsActive\":true}\n";
+    const char *a2 = "0055e0000000998AAK", *b2 = "0055e0000000997AAK";
+    buf two = {0}, b2_only = {0};
+    buf_printf(&two, two_fmt, a2, "1764000000100", "a2", "A2", title);
+    buf_printf(&two, two_fmt, b2, "1764000000200", "b2", "B2", "Rep");
+    buf_printf(&b2_only, two_fmt, b2, "1764000000200", "b2", "B2", "Rep");
+    buf_printf(&two, both, "\"0055e0000000998AAK\",\"0055e0000000997AAK\"");
+    buf_printf(&b2_only, both, "\"0055e0000000997AAK\"");
+    const char *twof = h_path("two.jsonl");
+    h_write_file(twof, two.data);
+    /* what simulate gives without the user left out */
+    char *base = h_read_file(events);
+    buf ref = {0};
+    buf_puts(&ref, base);
+    buf_puts(&ref, b2_only.data);
+    free(base);
+    const char *reff = h_path("without-a2.jsonl");
+    h_write_file(reff, ref.data);
+    buf_free(&two);
+    buf_free(&b2_only);
+    buf_free(&ref);
     /* after the scenario's events (decided again without it, and counted once), then an
-     * undecodable message over the limit itself */
+     * undecodable message over the limit itself, then the two users */
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     cr_assert_eq(h_produce(b->bootstrap, "in", bigf), 0);
     memset(title, 'y', big);
     title[0] = 2;
     produce_raw(b->bootstrap, "in", "bad", title, big);
     free(title);
+    const char *prod[] = {h_pv_binary(), "produce-events",
+                          "--brokers",   b->bootstrap,
+                          "--topic",     "in",
+                          "--events",    twof,
+                          "--partition", "0",
+                          "-X",          "message.max.bytes=2000000",
+                          NULL};
+    h_proc *pp = NULL;
+    cr_assert_eq(h_run(prod, NULL, 120, &pp), 0, "%s", h_proc_stderr(pp));
     const char *idle[] = {"--exit-when-idle",         "2", "--dlq-topic", "in.dlq", "-X",
                           "message.max.bytes=200000", NULL};
     h_proc *p = start_run_at("info", b->bootstrap, &r, "in", "out", "g", "p:", settings, idle);
     cr_assert_eq(h_proc_wait(p, 120), 0, "%s", h_proc_stderr(p));
     size_t n_events = h_count_lines(events);
     char counted[64];
-    snprintf(counted, sizeof counted, "\"events_decided\":\"%zu\"", n_events);
+    snprintf(counted, sizeof counted, "\"events_decided\":\"%zu\"", n_events + 3);
     char *log = h_proc_stderr(p);
     cr_assert(strstr(log, counted), "the summary does not say %s: %s", counted, log);
-    cr_assert(strstr(log, "\"dead_lettered\":\"2\""), "%s", log);
+    cr_assert(strstr(log, "\"dead_lettered\":\"3\""), "%s", log);
     free(log);
-    json_t *want = simulate(settings, events);
+    json_t *want = simulate(settings, reff);
+    char *last = json_dumps(json_array_get(want, json_array_size(want) - 1), 0);
+    cr_assert(last && strstr(last, b2) && strstr(last, "CREATE_USER"),
+              "the reference does not end with the second user's creation: %s", last);
+    free(last);
     const char *outp = h_path("out.jsonl");
     cr_assert_eq(h_consume(b->bootstrap, "out", (int)json_array_size(want), 10, outp), 0);
     json_t *got = load_lines(outp);
@@ -646,27 +690,31 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
     char *stored = h_redis_cmd(&r, "EXISTS p:u:0055e0000000999AAK");
     cr_assert_str_eq(stored, ":0", "the state of the event dead-lettered was stored");
     free(stored);
-    /* two dead letters, each without its value; in a batch, the decoder's come first */
+    /* three dead letters: two without their value, and the two users' event whole */
     rd_kafka_t *cons = read_from_start(b->bootstrap, "in.dlq");
-    bool seen[2] = {false, false};
-    for (int k = 0; k < 2; k++) {
+    int seen = 0;
+    for (int k = 0; k < 3; k++) {
         rd_kafka_message_t *m = next_message(cons);
         cr_assert_not_null(m, "dead letter %d is not on the topic", k + 1);
         char kind[64], why[512], off[32];
         header_text(m, "error.kind", kind, sizeof kind);
         header_text(m, "error.message", why, sizeof why);
         header_text(m, "source.offset", off, sizeof off);
-        cr_assert_eq(m->len, 0, "dead letter of offset %s carries its %zu bytes", off, m->len);
-        cr_assert(strstr(why, "left out: over message.max.bytes, 200000"), "%s", why);
-        char big_at[24];
-        snprintf(big_at, sizeof big_at, "%zu", n_events);
-        bool is_cmd = strcmp(off, big_at) == 0;
-        cr_assert_eq(strcmp(kind, "command_too_large") == 0, is_cmd, "offset %s: %s", off, kind);
-        if (is_cmd) cr_assert(strstr(why, "CREATE_USER command encodes to"), "%s", why);
-        seen[is_cmd] = true;
+        long at = atol(off) - (long)n_events; /* 0: big, 1: undecodable, 4: the two users' */
+        cr_assert(at == 0 || at == 1 || at == 4, "offset %s dead-lettered: %s", off, why);
+        seen |= 1 << at;
+        cr_assert_eq(strcmp(kind, "command_too_large") == 0, at != 1, "offset %s: %s", off, kind);
+        if (at == 4) {
+            cr_assert_gt(m->len, 0, "the event's value is kept");
+            cr_assert(strstr(why, a2) && strstr(why, "that record is left out"), "%s", why);
+        } else {
+            cr_assert_eq(m->len, 0, "dead letter of offset %s carries its %zu bytes", off, m->len);
+            cr_assert(strstr(why, "left out: over message.max.bytes, 200000"), "%s", why);
+        }
+        if (at == 0) cr_assert(strstr(why, "CREATE_USER command encodes to"), "%s", why);
         rd_kafka_message_destroy(m);
     }
-    cr_assert(seen[0] && seen[1], "the same message dead-lettered twice");
+    cr_assert_eq(seen, 1 | 2 | 16, "a message dead-lettered twice");
     rd_kafka_consumer_close(cons);
     rd_kafka_destroy(cons);
 }

@@ -96,7 +96,49 @@ void engine_free(engine *e)
 
 const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
 
-void engine_set_stats(engine *e, const engine_stats *s) { e->stats = *s; }
+/* Every counter of engine_stats, for the two functions below. */
+#define ENGINE_STATS_EACH(X)                                                                       \
+    X(events)                                                                                      \
+    X(user_events)                                                                                 \
+    X(skipped_entity)                                                                              \
+    X(duplicates)                                                                                  \
+    X(stale)                                                                                       \
+    X(gaps_unresolved)                                                                             \
+    X(overflows)                                                                                   \
+    X(cycles_refused)                                                                              \
+    X(held_deactivations)
+
+_Static_assert(sizeof(engine_stats) ==
+                   (9 + CHANGE__COUNT + CMD__COUNT + REASON__COUNT) * sizeof(uint64_t),
+               "a counter of engine_stats is missing from ENGINE_STATS_EACH");
+
+void engine_stats_add(engine_stats *acc, const engine_stats *from, const engine_stats *to)
+{
+#define ADD(f) acc->f += to->f - from->f;
+    ENGINE_STATS_EACH(ADD)
+#undef ADD
+    for (int i = 0; i < CHANGE__COUNT; i++)
+        acc->by_change[i] += to->by_change[i] - from->by_change[i];
+    for (int i = 0; i < CMD__COUNT; i++)
+        acc->commands[i] += to->commands[i] - from->commands[i];
+    for (int i = 0; i < REASON__COUNT; i++)
+        acc->out_of_scope[i] += to->out_of_scope[i] - from->out_of_scope[i];
+}
+
+void engine_stats_take_back(engine *e, const engine_stats *d) { engine_stats_sub(&e->stats, d); }
+
+void engine_stats_sub(engine_stats *s, const engine_stats *d)
+{
+#define SUB(f) s->f -= d->f;
+    ENGINE_STATS_EACH(SUB)
+#undef SUB
+    for (int i = 0; i < CHANGE__COUNT; i++)
+        s->by_change[i] -= d->by_change[i];
+    for (int i = 0; i < CMD__COUNT; i++)
+        s->commands[i] -= d->commands[i];
+    for (int i = 0; i < REASON__COUNT; i++)
+        s->out_of_scope[i] -= d->out_of_scope[i];
+}
 
 /* ---------------------------------------------------------------- R3: scope */
 

@@ -156,6 +156,7 @@ typedef struct engine_stats {
     uint64_t commands[CMD__COUNT];
     uint64_t out_of_scope[REASON__COUNT];
     uint64_t held_deactivations; /* R8.3 */
+    /* a counter added here is added to ENGINE_STATS_EACH (engine.c) too */
 } engine_stats;
 
 typedef enum {
@@ -213,9 +214,14 @@ typedef struct engine engine;
 engine *engine_new(const config *cfg, engine_store *store, const engine_opts *opts);
 void engine_free(engine *e);
 const engine_stats *engine_get_stats(const engine *e);
-/* Puts the counters back to s (a copy of engine_get_stats taken before): decisions thrown away
- * and made again (a batch decided again) are counted once. */
-void engine_set_stats(engine *e, const engine_stats *s);
+/* acc += to - from, counter by counter (from and to: engine_get_stats copies, from taken first):
+ * what some decisions added. */
+void engine_stats_add(engine_stats *acc, const engine_stats *from, const engine_stats *to);
+/* s -= d, counter by counter. */
+void engine_stats_sub(engine_stats *s, const engine_stats *d);
+/* Takes back what engine_stats_add gathered in d: decisions thrown away and made again (a batch
+ * decided again) are counted once. */
+void engine_stats_take_back(engine *e, const engine_stats *d);
 
 /* R7.2: sends COMPANY_SETTINGS when the configured switch differs from the last value sent. Call
  * once at start-up (and after a settings reload). */

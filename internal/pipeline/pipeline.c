@@ -58,6 +58,14 @@ typedef struct delivery {
  * mode): its messages, events and commands, and its state write, sealed and held back until every
  * delivery report is in (R9.2). Flights finish in the order they were produced. */
 #define MAX_FLIGHTS 16 /* slots: twice --batches-in-flight, for those writing */
+/* Counters, read (tally_take) around a step so that what it added can be taken back when its
+ * work is thrown away: a decision made again, a batch read again. Each event then counts once,
+ * as decided in the end, and what other batches' work added meanwhile stays. */
+typedef struct tally {
+    engine_stats eng;
+    uint64_t dead_lettered, decode_errors, gaps_resolved;
+} tally;
+
 typedef struct flight {
     rd_kafka_message_t **msgs;
     size_t n_msgs;
@@ -70,6 +78,7 @@ typedef struct flight {
     delivery dl;
     bool writing; /* delivered; its state write sent ahead, not retired yet */
     double produced_at;
+    tally counted; /* what its decoding and decisions added to the counters */
 } flight;
 
 /* A replayed partition: the end offset seen at start and how far it has been read. */
@@ -190,6 +199,33 @@ static void sleep_ms(long ms)
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
+}
+
+static void tally_take(const pipeline *p, tally *t)
+{
+    t->eng = *engine_get_stats(p->eng);
+    t->dead_lettered = p->stats.dead_lettered;
+    t->decode_errors = p->stats.decode_errors;
+    t->gaps_resolved = p->stats.gaps_resolved;
+}
+
+/* acc += to - from */
+static void tally_add(tally *acc, const tally *from, const tally *to)
+{
+    engine_stats_add(&acc->eng, &from->eng, &to->eng);
+    acc->dead_lettered += to->dead_lettered - from->dead_lettered;
+    acc->decode_errors += to->decode_errors - from->decode_errors;
+    acc->gaps_resolved += to->gaps_resolved - from->gaps_resolved;
+}
+
+/* Takes back what d gathered, and empties it. */
+static void tally_take_back(pipeline *p, tally *d)
+{
+    engine_stats_take_back(p->eng, &d->eng);
+    p->stats.dead_lettered -= d->dead_lettered;
+    p->stats.decode_errors -= d->decode_errors;
+    p->stats.gaps_resolved -= d->gaps_resolved;
+    *d = (tally){0};
 }
 
 /* ---------------------------------------------------------------- Kafka callbacks */
@@ -1887,6 +1923,8 @@ static void drop_flights(pipeline *p, bool rewind)
         flight_at(p, i)->w = NULL;
     }
     store_redis_reset(p->store);
+    for (size_t i = 0; i < p->fl_n; i++) /* read again (here or by the next owner) */
+        tally_take_back(p, &flight_at(p, i)->counted);
     /* what is still on its way must not land after what is produced again */
     if (p->fl_n) rd_kafka_flush(p->producer, shutdown_budget_ms(p, 10000));
     if (rewind) {
@@ -2196,53 +2234,32 @@ static void kept_too_big(pipeline *p, kept_letters *k)
     kept_take(p, k);
 }
 
-/* What decoding and deciding a batch add to the counters: put back when a decision is thrown
- * away (the batch decided again, or read again), so that each event counts once, as decided in
- * the end. */
-typedef struct tally {
-    engine_stats eng;
-    uint64_t dead_lettered, decode_errors, gaps_resolved;
-} tally;
-
-static void tally_take(const pipeline *p, tally *t)
-{
-    t->eng = *engine_get_stats(p->eng);
-    t->dead_lettered = p->stats.dead_lettered;
-    t->decode_errors = p->stats.decode_errors;
-    t->gaps_resolved = p->stats.gaps_resolved;
-}
-
-static void tally_restore(pipeline *p, const tally *t)
-{
-    engine_set_stats(p->eng, &t->eng);
-    p->stats.dead_lettered = t->dead_lettered;
-    p->stats.decode_errors = t->decode_errors;
-    p->stats.gaps_resolved = t->gaps_resolved;
-}
-
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
     kept_letters kept = {0};
-    tally before, decoded; /* the counters before the batch, and once it is decoded */
-    tally_take(p, &before);
+    /* what decoding and deciding this batch added to the counters */
+    tally dec = {0}, dcs = {0}, t0, t1;
 start:
-    tally_restore(p, &before); /* cut short (R6.3 in parts): decoded and decided again */
+    tally_take_back(p, &dcs); /* cut short (R6.3 in parts): decoded and decided again */
+    tally_take_back(p, &dec);
     p->n_outs = 0;
     buf_reset(&p->bytes);
+    tally_take(p, &t0);
     decode_batch(p);
     memcpy(p->ok_decoded, p->ok, p->n_msgs * sizeof *p->ok);
     /* the dead letters found while decoding are kept across decide retries */
     kept_take(p, &kept);
-    tally_take(p, &decoded);
+    tally_take(p, &t1);
+    tally_add(&dec, &t0, &t1);
     int rc = -1;
     bool placed_early = false;
 decide:
     for (;;) {
         /* an event found invalid by a decision that is thrown away is decided again too */
         memcpy(p->ok, p->ok_decoded, p->n_msgs * sizeof *p->ok);
-        tally_restore(p, &decoded);
+        tally_take_back(p, &dcs);
         fan_clear(p);
         resolve_gaps(p);
         long backoff = 500;
@@ -2274,14 +2291,26 @@ decide:
                 continue;
             }
         }
+        tally_take(p, &t0);
         int d = step_decide(p, err);
-        if (d == 0) break;
+        tally_take(p, &t1);
+        if (d == 0) {
+            tally_add(&dcs, &t0, &t1);
+            break;
+        }
+        tally thrown = {0};
+        tally_add(&thrown, &t0, &t1);
         if (d == 2) {
+            /* the dead letters of the events refused before it are kept, and count once */
+            uint64_t letters = thrown.dead_lettered;
+            thrown.dead_lettered = 0;
+            tally_take_back(p, &thrown);
             kept_too_big(p, &kept);
-            decoded.dead_lettered = p->stats.dead_lettered; /* the dead letters kept count once */
+            dec.dead_lettered += letters + 1;
             store_redis_reset(p->store);
             continue;
         }
+        tally_take_back(p, &thrown);
         count_redis_retry(p);
         log_msg(LOG_ERROR, "redis read failed during the batch; deciding it again", "error",
                 err->msg, NULL);
@@ -2365,12 +2394,19 @@ decide:
     slot->w = p->cur_w;
     p->cur_w = NULL;
     slot->produced_at = started;
+    static const tally none = {0};
+    slot->counted = dec;
+    tally_add(&slot->counted, &none, &dcs);
+    dec = dcs = none;     /* the flight's now: taken back if it is dropped */
     flight_swap(p, slot); /* the caller releases what is left in p: a finished flight's buffers */
     p->fl_n++;
     rc = 0;
 out:
     if (rc == 0 && !overlapped(p)) batch_done(p);
-    if (rc != 0) tally_restore(p, &before); /* read again: counted when decided then */
+    if (rc != 0) { /* read again: counted when decided then */
+        tally_take_back(p, &dcs);
+        tally_take_back(p, &dec);
+    }
     kept_free(&kept);
     store_redis_reset(p->store);
     return rc;
@@ -2614,8 +2650,17 @@ static int ops_turn(pipeline *p, perr *err)
     int64_t now = mono_ms();
     beat(p);
     p->stats.fetch_wakes = kafka_waker_wakes(p->waker);
-    pipeline_metrics_publish(&p->pm, engine_get_stats(p->eng), store_redis_get_stats(p->store),
-                             &p->stats);
+    /* the counters of finished batches only: a flight dropped later is read and counted again */
+    engine_stats es = *engine_get_stats(p->eng);
+    pipeline_stats ps = p->stats;
+    for (size_t i = 0; i < p->fl_n; i++) {
+        const tally *t = &flight_at(p, i)->counted;
+        engine_stats_sub(&es, &t->eng);
+        ps.dead_lettered -= t->dead_lettered;
+        ps.decode_errors -= t->decode_errors;
+        ps.gaps_resolved -= t->gaps_resolved;
+    }
+    pipeline_metrics_publish(&p->pm, &es, store_redis_get_stats(p->store), &ps);
     publish_lookups(p);
     if (now >= p->next_ops_tick) {
         p->next_ops_tick = now + 5000;

@@ -3012,9 +3012,9 @@ static void teardown(pipeline *p)
     kafka_waker_stop(p->waker); /* it uses the consumer */
     p->waker = NULL;
     if (p->consumer) {
-        /* leaves the group, unless the shutdown deadline passed already, waiting for brokers that
-         * do not answer: closing (and destroying) would wait for them again, past the pod's grace
-         * period; the group then notices at its session timeout */
+        /* leaves the group when the brokers answer (may_leave_group): closing (and destroying)
+         * would otherwise wait for them, past the pod's grace period; the group then notices at
+         * its session timeout */
         if (may_leave_group(p)) {
             rd_kafka_consumer_close(p->consumer);
             rd_kafka_destroy(p->consumer);

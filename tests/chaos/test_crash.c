@@ -368,6 +368,16 @@ static void ctl(chaos *c, const char *command)
     free(answer);
 }
 
+/* One control command to each of the three brokers: fmt has one %d, the broker's id. */
+static void ctl_each(chaos *c, const char *fmt)
+{
+    for (int b = 1; b <= 3; b++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, fmt, b);
+        ctl(c, cmd);
+    }
+}
+
 /* Injects one fault; the committed offset is shown unless asking could block (a broker is
  * down: the coordinator may be on it). */
 static void fault(chaos *c, const char *command, h_proc *svc, bool show_offset)
@@ -392,9 +402,7 @@ static h_proc *start_slowed(chaos *c, h_redis *r, const char *name, uint64_t see
     h_proc *svc = start_service(c, "crash", "crash:", "out", extra);
     cr_assert(h_proc_wait_output(svc, true, "partitions assigned", 60),
               "the service got no partition: %s", h_proc_stderr(svc));
-    ctl(c, "rtt 1 40");
-    ctl(c, "rtt 2 40");
-    ctl(c, "rtt 3 40");
+    ctl_each(c, "rtt %d 40");
     return svc;
 }
 
@@ -402,9 +410,7 @@ static h_proc *start_slowed(chaos *c, h_redis *r, const char *name, uint64_t see
  * what the reference left. */
 static void finish_unaided(chaos *c, h_proc *svc)
 {
-    ctl(c, "rtt 1 0");
-    ctl(c, "rtt 2 0");
-    ctl(c, "rtt 3 0");
+    ctl_each(c, "rtt %d 0");
     cr_assert(v_wait_committed_to_end(c->b->bootstrap, "crash", "in", 240),
               "the service did not reach the end of the input by itself (committed %lld of %d): "
               "%s",
@@ -496,11 +502,7 @@ Test(chaos, sigterm_with_brokers_that_stop_answering_exits_within_the_shutdown_t
     chaos c;
     h_proc *svc = start_slowed(&c, &r, "slow-stop", v_seed(7006, "slow-stop"), extra);
     v_sleep(1.0);
-    for (int b = 1; b <= 3; b++) {
-        char cmd[32];
-        snprintf(cmd, sizeof cmd, "rtt %d 20000", b);
-        ctl(&c, cmd);
-    }
+    ctl_each(&c, "rtt %d 20000");
     v_sleep(0.5);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -555,17 +557,9 @@ Test(chaos, sigterm_after_a_broker_bounced_still_leaves_the_group)
     chaos c;
     h_proc *svc = start_slowed(&c, &r, "bounce-stop", v_seed(7008, "bounce-stop"), extra);
     v_sleep(1.0);
-    for (int b = 1; b <= 3; b++) {
-        char cmd[16];
-        snprintf(cmd, sizeof cmd, "down %d", b);
-        ctl(&c, cmd);
-    }
+    ctl_each(&c, "down %d");
     v_sleep(0.4);
-    for (int b = 1; b <= 3; b++) {
-        char cmd[16];
-        snprintf(cmd, sizeof cmd, "up %d", b);
-        ctl(&c, cmd);
-    }
+    ctl_each(&c, "up %d");
     v_sleep(1.2);
     int st = h_proc_stop(svc, 30);
     char *log = h_proc_stderr(svc);

@@ -136,8 +136,9 @@ static bool wait_metric_at_least(int port, const char *series, double want, doub
 
 /* ---------------------------------------------------------------- the service */
 
-static h_proc *start_service(const char *brokers, const h_redis *r, const char *settings, int port,
-                             const char *token_file, bool salesforce)
+static h_proc *start_service_with(const char *brokers, const h_redis *r, const char *settings,
+                                  int port, const char *token_file, bool salesforce,
+                                  const char *const *extra)
 {
     char p[16];
     snprintf(p, sizeof p, "%d", port);
@@ -181,9 +182,17 @@ static h_proc *start_service(const char *brokers, const h_redis *r, const char *
         for (size_t i = 0; i < 6; i++)
             argv[n++] = sf[i];
     }
+    for (size_t i = 0; extra && extra[i] && n < 38; i++)
+        argv[n++] = extra[i];
     argv[n] = NULL;
     const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
     return h_proc_start(argv, env);
+}
+
+static h_proc *start_service(const char *brokers, const h_redis *r, const char *settings, int port,
+                             const char *token_file, bool salesforce)
+{
+    return start_service_with(brokers, r, settings, port, token_file, salesforce, NULL);
 }
 
 static json_t *load_lines(const char *path) { return v_drop_source(v_load_lines(path)); }
@@ -384,6 +393,54 @@ Test(ops, a_stop_during_the_first_join_exits_cleanly)
         free(log);
     }
     cr_assert_geq(tried, 3, "only %d of 6 stops came before the assignment", tried);
+}
+
+/* The example events through small batches, three in flight; with fault, one Produce request is
+ * refused for good (its batch and the flights behind it are read again). Returns the decisions
+ * and the skipped events on /metrics once every message is in a finished batch. */
+static void decide_examples(bool fault, double *decisions, double *skipped)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start_control(1, "in,out", 1);
+    cr_assert_eq(h_produce(b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
+    /* the service's first four Produce requests pass, the fifth is refused */
+    for (int k = 0; fault && k < 2; k++) {
+        char *ok = h_broker_control(b, k ? "error Produce MSG_SIZE_TOO_LARGE 1"
+                                         : "error Produce NO_ERROR 4");
+        cr_assert_str_eq(ok, "ok");
+        free(ok);
+    }
+    int port = h_free_port();
+    const char *extra[] = {"--batch-size", "10", "--batches-in-flight", "3", NULL};
+    h_proc *svc = start_service_with(b->bootstrap, &r, h_source_path("examples/settings.yaml"),
+                                     port, NULL, false, extra);
+    double got;
+    cr_assert(wait_metric(port, "provisioner_messages_consumed_total", false, 300, 60, &got),
+              "%g of 300 consumed: %s", got, h_proc_stderr(svc));
+    *decisions = metric_now(port, "provisioner_decisions_total", true);
+    *skipped = metric_now(port, "provisioner_events_skipped_total", true);
+    if (fault) {
+        char *log = h_proc_stderr(svc);
+        cr_assert(strstr(log, "reading the batch again") || strstr(log, "read again"),
+                  "no batch was read again: %s", log);
+        free(log);
+    }
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
+}
+
+/* A delivery refused for good reads its batch and the flights behind it again: their events are
+ * decided again and counted once on /metrics, as in a run without the fault. */
+Test(ops, a_batch_read_again_counts_its_events_once)
+{
+    double clean_d, clean_s, fault_d, fault_s;
+    decide_examples(false, &clean_d, &clean_s);
+    decide_examples(true, &fault_d, &fault_s);
+    cr_assert_gt(clean_d, 0);
+    cr_assert_eq(fault_d, clean_d, "decisions: %g with a batch read again, %g without", fault_d,
+                 clean_d);
+    cr_assert_eq(fault_s, clean_s, "skipped: %g with a batch read again, %g without", fault_s,
+                 clean_s);
 }
 
 /* An outage keeps the main loop retrying inside a batch: the retries must show on /metrics while

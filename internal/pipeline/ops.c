@@ -362,6 +362,11 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
     }
 }
 
+void pipeline_metrics_redis_retries(pipeline_metrics *pm, uint64_t total)
+{
+    add_delta(pm->redis_retries, total, &pm->pipe_seen.redis_retries);
+}
+
 void pipeline_metrics_held(pipeline_metrics *pm, uint64_t n)
 {
     pm->held += n;

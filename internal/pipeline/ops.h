@@ -116,6 +116,9 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
 void pipeline_metrics_engine_replaced(pipeline_metrics *pm);
 /* Deactivations a reimport held (R8.3): its engine is not the one publish reads. */
 void pipeline_metrics_held(pipeline_metrics *pm, uint64_t n);
+/* provisioner_redis_retries_total up to total (retries so far), at once, and nothing else: the
+ * other pipeline counters wait for the batches in flight (pipeline_metrics_publish). */
+void pipeline_metrics_redis_retries(pipeline_metrics *pm, uint64_t total);
 /* Consumer lag per assigned partition, from the consumer's position and the high watermarks of
  * its last fetch responses (cached: no request), and the assigned partition count. A partition
  * with no position yet (nothing consumed since assignment) falls back to its committed offset,

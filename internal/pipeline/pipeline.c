@@ -837,7 +837,7 @@ static size_t collect(pipeline *p, int64_t *last_seen)
 static void count_redis_retry(pipeline *p)
 {
     p->stats.redis_retries++;
-    pipeline_metrics_publish(&p->pm, NULL, NULL, &p->stats);
+    pipeline_metrics_redis_retries(&p->pm, p->stats.redis_retries);
 }
 
 /* Retries f with backoff while Redis is away; gives up only when asked to stop and the shutdown

@@ -464,12 +464,19 @@ Test(ops, redis_retries_are_counted_while_redis_is_down_idle_or_busy)
               h_proc_stderr(e.svc));
     /* busy */
     h_redis_kill(&e.r);
+    /* an undecodable message first: its batch waits for Redis, and it is counted once */
+    v_produce_raw(e.b->bootstrap, "in", "bad", "garbage-not-avro", 16);
     cr_assert_eq(h_produce(e.b->bootstrap, "in", h_source_path("examples/events.jsonl")), 0);
     cr_assert(wait_metric_at_least(e.port, "provisioner_redis_retries_total", 3, 30, &got),
               "retries while Redis is down: %g: %s", got, h_proc_stderr(e.svc));
     cr_assert_eq(status_of(e.port, "/readyz"), 503, "Redis is still down");
     h_redis_restart(&e.r);
     cr_assert(wait_status(e.port, "/readyz", 200, 60), "%s", h_proc_stderr(e.svc));
+    cr_assert(wait_metric(e.port, "provisioner_messages_consumed_total", false, 301, 60, &got),
+              "%g of 301 consumed: %s", got, h_proc_stderr(e.svc));
+    cr_assert_eq(metric_now(e.port, "provisioner_decode_errors_total", false), 1,
+                 "one undecodable message, counted %g times",
+                 metric_now(e.port, "provisioner_decode_errors_total", false));
     cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
 }
 

@@ -546,23 +546,6 @@ static void scenario_files(const char *name, char settings[PATH_MAX], char event
     snprintf(events, PATH_MAX, "%s/events.jsonl", dir);
 }
 
-/* One raw message, as a producer that is not ours would write it. */
-static void produce_raw(const char *brokers, const char *topic, const char *key, const void *value,
-                        size_t len)
-{
-    perr err;
-    rd_kafka_conf_t *conf = kafka_conf_new(brokers, NULL, 0, &err);
-    char errstr[256];
-    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
-    cr_assert_not_null(prod, "%s", errstr);
-    cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
-                                   RD_KAFKA_V_VALUE((void *)value, len),
-                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
-                 0);
-    cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
-    rd_kafka_destroy(prod);
-}
-
 /* A consumer of partition 0 of topic from its beginning. */
 static rd_kafka_t *read_from_start(const char *brokers, const char *topic)
 {
@@ -654,7 +637,7 @@ Test(pipeline, a_command_too_large_for_kafka_dead_letters_its_event_and_the_rest
     cr_assert_eq(h_produce(b->bootstrap, "in", bigf), 0);
     memset(title, 'y', big);
     title[0] = 2;
-    produce_raw(b->bootstrap, "in", "bad", title, big);
+    v_produce_raw(b->bootstrap, "in", "bad", title, big);
     free(title);
     const char *prod[] = {h_pv_binary(), "produce-events",
                           "--brokers",   b->bootstrap,
@@ -730,7 +713,7 @@ Test(pipeline, poison_message_goes_to_the_dead_letter_topic_and_the_rest_flows)
     scenario_files("hierarchy_pending", settings, events);
     /* a poison message between two good halves */
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
-    produce_raw(b->bootstrap, "in", "bad", "\x02garbage", 8);
+    v_produce_raw(b->bootstrap, "in", "bad", "\x02garbage", 8);
     /* and one the decisions refuse (R9.4), after the one the decoder refused */
     const char *invalid = h_path("invalid.jsonl");
     h_write_file(invalid, "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[],"

@@ -572,3 +572,20 @@ void v_redis_aof_kill(v_redis *r)
     h_proc_signal(r->proc, SIGKILL);
     h_proc_wait(r->proc, 10);
 }
+
+void v_produce_raw(const char *brokers, const char *topic, const char *key, const void *value,
+                   size_t len)
+{
+    perr err;
+    rd_kafka_conf_t *conf = kafka_conf_new(brokers, NULL, 0, &err);
+    char errstr[256];
+    rd_kafka_t *prod = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    cr_assert_not_null(prod, "%s", errstr);
+    cr_assert_eq(rd_kafka_producev(prod, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(0),
+                                   RD_KAFKA_V_KEY(key, strlen(key)),
+                                   RD_KAFKA_V_VALUE((void *)value, len),
+                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+                 0);
+    cr_assert_eq(rd_kafka_flush(prod, 10000), 0);
+    rd_kafka_destroy(prod);
+}

@@ -21,6 +21,9 @@
 /* ---- Kafka */
 /* The partitions of topic (fails the test when it does not exist); lo/hi (may be NULL) get each
  * partition's watermarks, up to max partitions. Returns the partition count. */
+/* One raw message on partition 0 of topic, as a producer that is not ours would write it. */
+void v_produce_raw(const char *brokers, const char *topic, const char *key, const void *value,
+                   size_t len);
 int v_watermarks(const char *brokers, const char *topic, int64_t *lo, int64_t *hi, int max);
 /* Sum of the high watermarks of topic's partitions: every message ever written to it. */
 int64_t v_topic_size(const char *brokers, const char *topic);

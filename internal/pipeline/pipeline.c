@@ -2173,13 +2173,19 @@ static void kept_put_in_front(pipeline *p, const kept_letters *k)
     free(cb);
 }
 
-/* The index of id among ev's record ids, or n_record_ids. */
-static size_t record_index(const event *ev, const char *id)
+/* Removes id from ev's record ids, each time it is named, unless it is all the event names: true
+ * when the event is left with others. */
+static bool record_remove(event *ev, const char *id)
 {
-    size_t r = 0;
-    while (r < ev->n_record_ids && strcmp(ev->record_ids[r], id) != 0)
-        r++;
-    return r;
+    size_t kept = 0;
+    for (size_t r = 0; r < ev->n_record_ids; r++)
+        if (strcmp(ev->record_ids[r], id) != 0) kept++;
+    if (kept == 0 || kept == ev->n_record_ids) return false;
+    kept = 0;
+    for (size_t r = 0; r < ev->n_record_ids; r++)
+        if (strcmp(ev->record_ids[r], id) != 0) ev->record_ids[kept++] = ev->record_ids[r];
+    ev->n_record_ids = kept;
+    return true;
 }
 
 /* R9.4: the event at p->current_i made a command Kafka would refuse (p->too_big): it joins the
@@ -2189,15 +2195,12 @@ static void kept_too_big(pipeline *p, kept_letters *k)
 {
     size_t i = p->current_i;
     event *ev = &p->events[i];
-    size_t r = record_index(ev, p->too_big.user);
-    bool one_record = ev->n_record_ids > 1 && r < ev->n_record_ids;
-    if (one_record) {
-        memmove(&ev->record_ids[r], &ev->record_ids[r + 1],
-                (ev->n_record_ids - r - 1) * sizeof *ev->record_ids);
-        ev->n_record_ids--;
-    } else {
-        p->ok_decoded[i] = false;
-    }
+    /* the commands carrying a user's attributes are made at that user's own record; another
+     * (a placement of a waiting report) leaves the whole event out */
+    command_type t = p->too_big.type;
+    bool own = t == CMD_CREATE_USER || t == CMD_REACTIVATE_USER || t == CMD_UPDATE_USER;
+    bool one_record = own && record_remove(ev, p->too_big.user);
+    if (!one_record) p->ok_decoded[i] = false;
     /* the events refused by the decisions before it are refused whatever the state (an event
      * without recordIds): their dead letters are kept, not made (and logged) again; a dead
      * letter's key, value and reason lie together in bytes */

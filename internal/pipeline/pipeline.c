@@ -218,13 +218,19 @@ static void tally_add(tally *acc, const tally *from, const tally *to)
     acc->gaps_resolved += to->gaps_resolved - from->gaps_resolved;
 }
 
+/* The pipeline's counters less what d gathered. */
+static void tally_sub_stats(pipeline_stats *ps, const tally *d)
+{
+    ps->dead_lettered -= d->dead_lettered;
+    ps->decode_errors -= d->decode_errors;
+    ps->gaps_resolved -= d->gaps_resolved;
+}
+
 /* Takes back what d gathered, and empties it. */
 static void tally_take_back(pipeline *p, tally *d)
 {
     engine_stats_take_back(p->eng, &d->eng);
-    p->stats.dead_lettered -= d->dead_lettered;
-    p->stats.decode_errors -= d->decode_errors;
-    p->stats.gaps_resolved -= d->gaps_resolved;
+    tally_sub_stats(&p->stats, d);
     *d = (tally){0};
 }
 
@@ -2659,9 +2665,7 @@ static int ops_turn(pipeline *p, perr *err)
     for (size_t i = 0; i < p->fl_n; i++) {
         const tally *t = &flight_at(p, i)->counted;
         engine_stats_sub(&es, &t->eng);
-        ps.dead_lettered -= t->dead_lettered;
-        ps.decode_errors -= t->decode_errors;
-        ps.gaps_resolved -= t->gaps_resolved;
+        tally_sub_stats(&ps, t);
     }
     pipeline_metrics_publish(&p->pm, &es, store_redis_get_stats(p->store), &ps);
     publish_lookups(p);

@@ -13,9 +13,7 @@ static void say_warning(void *ctx, const char *msg) { fprintf(ctx, "warning: %s\
 
 void cmd_filter_field_hints(const config *c, FILE *out)
 {
-    size_t n;
-    const char *const *names = event_layout_all_names(event_layout_default(), &n);
-    config_field_hints(c, names, n, say_warning, out);
+    config_field_hints(c, event_layout_default(), say_warning, out);
 }
 
 static void check_config_list(buf *b, const char *label, const char *const *items, size_t n)

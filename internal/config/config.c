@@ -1132,9 +1132,31 @@ static const char *config_nearest_field(const char *name, const char *const *kno
     return best;
 }
 
-void config_field_hints(const config *c, const char *const *known, size_t n_known,
+static val_type config_field_type(void *ctx, const char *field)
+{
+    return event_layout_value_type(ctx, field);
+}
+
+typedef struct config_hint_ctx {
+    const cfg_assignment *a;
+    void (*say)(void *ctx, const char *msg);
+    void *ctx;
+} config_hint_ctx;
+
+static void config_say_type_hint(void *ctx, const char *msg)
+{
+    const config_hint_ctx *h = ctx;
+    char out[900], clip[72];
+    snprintf(out, sizeof out, "assignment '%s' (line %d): filter, %s",
+             config_clip(h->a->name, clip, sizeof clip), h->a->line, msg);
+    h->say(h->ctx, out);
+}
+
+void config_field_hints(const config *c, const event_layout *schema,
                         void (*say)(void *ctx, const char *msg), void *ctx)
 {
+    size_t n_known;
+    const char *const *known = event_layout_all_names(schema, &n_known);
     for (size_t a = 0; a < c->n_assignments; a++) {
         const soql_filter *f = c->assignments[a].filter;
         for (size_t i = 0; f && i < soql_field_count(f); i++) {
@@ -1150,5 +1172,8 @@ void config_field_hints(const config *c, const char *const *known, size_t n_know
                      c->assignments[a].name, path, near);
             say(ctx, msg);
         }
+        config_hint_ctx h = {c->assignments + a, say, ctx};
+        soql_type_hints(f, c->assignments[a].filter_text, config_field_type, (void *)schema,
+                        config_say_type_hint, &h);
     }
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "event/event.h"
 #include "soql/soql.h"
 #include "util/util.h"
 
@@ -67,12 +68,13 @@ void config_free(config *c);
 /* Index of the assignment with that name, or -1. */
 int config_assignment_index(const config *c, const char *name);
 
-/* Filter fields that look like a typo of a known field: one or two edits from a name of known[]
- * and none of them ('Departmnt' for 'Department'), which would read as null in every event. say
- * gets one plain-words message each. Custom fields (__c) are the org's own and not checked;
- * Profile.* and UserRole.* name other objects' fields; Manager.<field> is checked as a user field.
- */
-void config_field_hints(const config *c, const char *const *known, size_t n_known,
+/* What valid filters say that the admin likely did not mean, against the event schema's fields:
+ * a field one or two edits from a name of the schema and none of them ('Departmnt' for
+ * 'Department'), which would read as null in every event; a condition no value of its field's
+ * type can make true (IsActive = 'yes', soql_type_hints). say gets one plain-words message each.
+ * Custom fields (__c) are the org's own and not checked for typos; Profile.* and UserRole.* name
+ * other objects' fields; Manager.<field> is checked as a user field. */
+void config_field_hints(const config *c, const event_layout *schema,
                         void (*say)(void *ctx, const char *msg), void *ctx);
 
 #endif

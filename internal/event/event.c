@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "event.h"
 
@@ -46,12 +47,15 @@ typedef struct layout_field {
     char *name;
     char **parts; /* compound parts, or NULL */
     size_t n_parts;
+    val_type type;        /* what decoding makes of it (VAL_NULL: a record, or unknown) */
+    val_type *part_types; /* the parts' */
 } layout_field;
 
 struct event_layout {
     layout_field *fields;
     size_t n;
     const char **all; /* every name, parts too (event_layout_all_names) */
+    val_type *all_types;
     size_t n_all;
 };
 
@@ -63,9 +67,11 @@ void event_layout_free(event_layout *l)
         for (size_t j = 0; j < l->fields[i].n_parts; j++)
             free(l->fields[i].parts[j]);
         free(l->fields[i].parts);
+        free(l->fields[i].part_types);
     }
     free(l->fields);
     free(l->all);
+    free(l->all_types);
     free(l);
 }
 
@@ -86,6 +92,37 @@ static json_t *record_of(json_t *type)
         }
     }
     return NULL;
+}
+
+/* The value a field of this Avro type decodes to: booleans to VAL_BOOL, numbers without a logical
+ * type to VAL_NUM, strings, dates and timestamps to text (VAL_STR); VAL_NULL when unknown. */
+static val_type value_type_of(json_t *type)
+{
+    if (json_is_array(type)) { /* a nullable union: its other branch */
+        val_type found = VAL_NULL;
+        size_t i;
+        json_t *branch;
+        json_array_foreach(type, i, branch)
+        {
+            val_type t = value_type_of(branch);
+            if (t == VAL_NULL) continue;
+            if (found != VAL_NULL && found != t) return VAL_NULL;
+            found = t;
+        }
+        return found;
+    }
+    const char *logical = NULL, *name = json_string_value(type);
+    if (json_is_object(type)) {
+        name = json_string_value(json_object_get(type, "type"));
+        logical = json_string_value(json_object_get(type, "logicalType"));
+    }
+    if (!name || strcmp(name, "null") == 0) return VAL_NULL;
+    if (strcmp(name, "boolean") == 0) return VAL_BOOL;
+    if (strcmp(name, "string") == 0 || strcmp(name, "enum") == 0) return VAL_STR;
+    if (strcmp(name, "int") == 0 || strcmp(name, "long") == 0 || strcmp(name, "float") == 0 ||
+        strcmp(name, "double") == 0)
+        return logical ? VAL_STR : VAL_NUM;
+    return VAL_NULL;
 }
 
 int event_layout_from_avsc(const char *avsc, size_t len, event_layout **out, perr *err)
@@ -111,14 +148,18 @@ int event_layout_from_avsc(const char *avsc, size_t len, event_layout **out, per
             return perr_set(err, "schema: field %zu has no name", i);
         }
         l->fields[i].name = xstrdup(name);
+        l->fields[i].type = value_type_of(json_object_get(f, "type"));
         json_t *rec = i == 0 ? NULL : record_of(json_object_get(f, "type"));
         json_t *parts = rec ? json_object_get(rec, "fields") : NULL;
         if (json_is_array(parts)) {
             size_t np = json_array_size(parts);
             l->fields[i].parts = xcalloc(np, sizeof(char *));
+            l->fields[i].part_types = xcalloc(np, sizeof(val_type));
             for (size_t j = 0; j < np; j++) {
-                const char *pn =
-                    json_string_value(json_object_get(json_array_get(parts, j), "name"));
+                json_t *part = json_array_get(parts, j);
+                const char *pn = json_string_value(json_object_get(part, "name"));
+                l->fields[i].part_types[l->fields[i].n_parts] =
+                    value_type_of(json_object_get(part, "type"));
                 l->fields[i].parts[l->fields[i].n_parts++] = xstrdup(pn ? pn : "");
             }
         }
@@ -128,10 +169,14 @@ int event_layout_from_avsc(const char *avsc, size_t len, event_layout **out, per
     for (size_t i = 0; i < l->n; i++)
         n_all += l->fields[i].n_parts;
     l->all = xmalloc((n_all ? n_all : 1) * sizeof *l->all);
+    l->all_types = xmalloc((n_all ? n_all : 1) * sizeof *l->all_types);
     for (size_t i = 0; i < l->n; i++) {
+        l->all_types[l->n_all] = l->fields[i].type;
         l->all[l->n_all++] = l->fields[i].name;
-        for (size_t j = 0; j < l->fields[i].n_parts; j++)
+        for (size_t j = 0; j < l->fields[i].n_parts; j++) {
+            l->all_types[l->n_all] = l->fields[i].part_types[j];
             l->all[l->n_all++] = l->fields[i].parts[j];
+        }
     }
     *out = l;
     return 0;
@@ -187,6 +232,13 @@ const char *const *event_layout_all_names(const event_layout *l, size_t *n)
 {
     *n = l->n_all;
     return l->all;
+}
+
+val_type event_layout_value_type(const event_layout *l, const char *name)
+{
+    for (size_t i = 0; l && i < l->n_all; i++)
+        if (strcasecmp(l->all[i], name) == 0) return l->all_types[i];
+    return VAL_NULL;
 }
 
 static void push_name(arena *mem, const char ***names, size_t *n, size_t *cap, const char *s)

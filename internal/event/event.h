@@ -98,6 +98,10 @@ const char *event_layout_part_name(const event_layout *l, size_t pos, size_t par
 /* Every field name of the layout, compound parts too (*n of them), listed once when it is built.
  */
 const char *const *event_layout_all_names(const event_layout *l, size_t *n);
+/* What a field decodes to, by name in any case (compound parts too): VAL_BOOL for a checkbox,
+ * VAL_NUM for a number, VAL_STR for text, dates and timestamps; VAL_NULL for a name the layout
+ * lacks or a record. */
+val_type event_layout_value_type(const event_layout *l, const char *name);
 
 /* Expands one changedFields/nulledFields/diffFields entry: a plain name is appended as is; "0x..."
  * appends the names of the top-level positions set; "N-0x..." appends "Compound.Part" for the

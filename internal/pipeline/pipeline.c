@@ -2572,13 +2572,12 @@ static void log_hint(void *ctx, const char *msg)
     log_msg(LOG_WARN, msg, "settings", (const char *)ctx, NULL);
 }
 
-/* A filter field that looks like a typo of a User field reads as null in every event: said in the
- * log at start and at each reload, as check-config says it. */
+/* A filter field that looks like a typo of a User field reads as null in every event, and a
+ * checkbox compared with 'yes' is never true: said in the log at start and at each reload, as
+ * check-config says it. */
 static void log_field_hints(const config *cfg, const char *settings_path)
 {
-    size_t n;
-    const char *const *names = event_layout_all_names(event_layout_default(), &n);
-    config_field_hints(cfg, names, n, log_hint,
+    config_field_hints(cfg, event_layout_default(), log_hint,
                        (void *)(settings_path ? settings_path : "settings"));
 }
 

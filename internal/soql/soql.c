@@ -787,6 +787,16 @@ static int soql_parse_value(soql_parser *p, const char *what, bool empty_is_null
 
 /* ---- conditions */
 
+/* Where a literal parsed from `at` is written: up to the token after it, blanks left out. */
+static void soql_placed(const soql_parser *p, size_t at, soql_lit *l)
+{
+    size_t end = p->tok.pos;
+    while (end > at && strchr(" \t\r\n", p->src[end - 1]))
+        end--;
+    l->pos = (uint32_t)at;
+    l->span = (uint32_t)(end - at);
+}
+
 static int soql_parse_list(soql_parser *p, soql_node *n, const char *kw)
 {
     char what[64];
@@ -826,10 +836,14 @@ static int soql_parse_list(soql_parser *p, soql_node *n, const char *kw)
             l.kind = SL_STR;
             l.s = terms;
             l.len = (uint32_t)w;
+            size_t item = p->tok.pos;
             if (soql_advance(p) < 0) return -1;
+            soql_placed(p, item, &l);
         } else {
             snprintf(what, sizeof what, "a value in the %s list", kw);
+            size_t item = p->tok.pos;
             if (soql_parse_value(p, what, true, &l) < 0) return -1;
+            soql_placed(p, item, &l);
             if (l.kind == SL_NULL) n->has_null = true;
         }
         soql_add_lit(p->f, l);
@@ -883,7 +897,9 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
         if (soql_advance(p) < 0) return -1;
         soql_lit l;
         snprintf(what, sizeof what, "a value after '%s'", op);
+        size_t at = p->tok.pos;
         if (soql_parse_value(p, what, n.op == SO_EQ || n.op == SO_NE, &l) < 0) return -1;
+        soql_placed(p, at, &l);
         if (n.op != SO_EQ && n.op != SO_NE && (l.kind == SL_NULL || l.kind == SL_BOOL))
             return soql_fail(p, op_pos, "operator '%s' cannot be used with %s (only = and !=)", op,
                              l.kind == SL_NULL ? "null" : "true or false");
@@ -900,8 +916,10 @@ static int soql_parse_condition(soql_parser *p, uint32_t *out)
         l.len = (uint32_t)len;
         soql_like_shape(f, &l);
         n.kind = SN_LIKE;
-        n.a = soql_add_lit(f, l);
+        size_t at = p->tok.pos;
         if (soql_advance(p) < 0) return -1;
+        soql_placed(p, at, &l);
+        n.a = soql_add_lit(f, l);
     } else if (soql_tok_is(p, "IN")) {
         n.kind = SN_IN;
         if (soql_advance(p) < 0 || soql_parse_list(p, &n, "IN") < 0) return -1;
@@ -1075,6 +1093,76 @@ bool soql_uses_relative_dates(const soql_filter *f)
     for (size_t i = 0; f && i < f->nlits; i++)
         if (f->lits[i].kind == SL_REL) return true;
     return false;
+}
+
+/* ---- type hints */
+
+/* Whether a literal can ever equal (or order against) a value of the field's type, as soql_cmp
+ * compares them: a checkbox only with true/false, 'true'/'false', by = and !=; a number only with a
+ * number or text that reads as one. Text fields compare with anything (soql_cmp reads them). */
+static bool soql_lit_fits(val_type t, const soql_lit *l, int op)
+{
+    if (l->kind == SL_NULL) return true;
+    if (t == VAL_BOOL)
+        return (op == SO_EQ || op == SO_NE) &&
+               (l->kind == SL_BOOL || (l->kind == SL_STR && l->has_bool));
+    if (t == VAL_NUM) return l->kind == SL_NUM || (l->kind == SL_STR && l->has_num);
+    return true;
+}
+
+size_t soql_type_hints(const soql_filter *f, const char *text,
+                       val_type (*type_of)(void *ctx, const char *field), void *ctx,
+                       void (*say)(void *ctx, const char *msg), void *say_ctx)
+{
+    if (!f || !text) return 0;
+    soql_parser q = {.src = text};
+    size_t said = 0;
+    for (size_t i = 0; i < f->nnodes; i++) {
+        const soql_node *n = f->nodes + i;
+        if (n->kind == SN_TRUE || n->kind == SN_AND || n->kind == SN_OR || n->kind == SN_NOT)
+            continue;
+        const char *field = f->fields[n->field], *leaf = field;
+        soql_rel r = soql_relationship(field, &leaf);
+        if (r != SOQL_REL_NONE && r != SOQL_REL_MANAGER) continue; /* look-ups: types unknown */
+        val_type t = type_of(ctx, leaf);
+        if (t != VAL_BOOL && t != VAL_NUM) continue;
+        const char *kind = t == VAL_BOOL ? "a checkbox" : "a number";
+        bool list = n->kind != SN_CMP && n->kind != SN_LIKE;
+        size_t from = n->a, count = list ? n->n : 1;
+        for (size_t k = 0; k < count; k++) {
+            const soql_lit *l = f->lits + from + k;
+            if (l->pos + l->span > strlen(text)) break; /* compiled from other text */
+            char place[48], lit[SOQL_SHOW_CAP], name[SOQL_SHOW_CAP], msg[640];
+            soql_place(&q, l->pos, place, sizeof place);
+            soql_show(lit, sizeof lit, text + l->pos, l->span);
+            soql_show(name, sizeof name, field, strlen(field));
+            if (n->kind == SN_LIKE || n->kind == SN_INCLUDES || n->kind == SN_EXCLUDES) {
+                const char *op = n->kind == SN_LIKE       ? "LIKE"
+                                 : n->kind == SN_INCLUDES ? "INCLUDES"
+                                                          : "EXCLUDES";
+                snprintf(msg, sizeof msg,
+                         "%s: %s is %s: %s matches text only, so this condition is never true "
+                         "(Salesforce refuses it)",
+                         place, name, kind, op);
+                say(say_ctx, msg);
+                said++;
+                break;
+            }
+            if (soql_lit_fits(t, l, n->op)) continue;
+            const char *fix = t == VAL_BOOL ? (n->op == SO_EQ || n->op == SO_NE
+                                                   ? "write true or false, without quotes"
+                                                   : "a checkbox compares with = and != only")
+                                            : "write a number, without quotes";
+            const char *outcome = n->kind == SN_IN ? "this item of the list never matches"
+                                                   : "this condition is never true";
+            snprintf(msg, sizeof msg,
+                     "%s: %s is %s: compared with %s, %s (%s; Salesforce refuses it)", place, name,
+                     kind, lit, outcome, fix);
+            say(say_ctx, msg);
+            said++;
+        }
+    }
+    return said;
 }
 
 static const struct {

@@ -36,6 +36,18 @@ bool soql_needs_relationships(const soql_filter *f);
  * on the clock it is evaluated against. */
 bool soql_uses_relative_dates(const soql_filter *f);
 
+/* Conditions that no value of their field's type can make true, which Salesforce would refuse but
+ * R4.2 does not make an error: a checkbox compared with 'yes' or 5, or ordered with < or >; a
+ * number compared with 'abc'; LIKE, INCLUDES or EXCLUDES on either. type_of gives a field's type
+ * by name (the user's own, or the leaf of Manager.<field>; Profile and UserRole fields are not
+ * asked): VAL_BOOL, VAL_NUM, anything else for a field compared freely. text is what the filter was
+ * compiled from. Each finding goes to say as "column 20: IsActive is a checkbox: compared with
+ * 'yes', this condition is never true (...)" ("line 2, column 5" in a filter of several lines);
+ * returns how many. */
+size_t soql_type_hints(const soql_filter *f, const char *text,
+                       val_type (*type_of)(void *ctx, const char *field), void *ctx,
+                       void (*say)(void *ctx, const char *msg), void *say_ctx);
+
 /* R4.3: the relationships a filter may go through, each resolved from a cached look-up keyed by
  * one of the user's own fields (soql_relationship_key). */
 typedef enum {

@@ -58,6 +58,7 @@ typedef struct soql_lit {
     uint32_t len;      /* length of s */
     uint32_t core_len; /* LIKE */
     uint32_t nterms;   /* INCLUDES / EXCLUDES */
+    uint32_t pos, span; /* where it is written in the filter's text, for soql_type_hints */
     double num;        /* SL_NUM; SL_STR when has_num */
     int64_t t;         /* SL_DATE: days since 1970-01-01; SL_DATETIME: ms since the epoch */
     const char *s;

@@ -921,6 +921,15 @@ Test(check_config_cli, a_filter_field_that_looks_like_a_typo_is_warned_about, .i
                                      "schema: did you mean 'Title'?"),
                        "%s", r.err);
     cr_assert_null(strstr(r.err, "Regon__c"), "%s", r.err);
+    /* valid, but a checkbox never equals 'yes' (Salesforce would refuse the query) */
+    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Title = 'VP' AND "
+                          "IsActive = 'yes'\"\n");
+    run_binary(&r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "warning: assignment 'VPs' (line "), "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "): filter, column 29: IsActive is a checkbox: compared with "
+                                     "'yes', this condition is never true"),
+                       "%s", r.err);
     write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Department = 'Sales' AND "
                           "Manager.Title = 'CEO' AND FirstName != null\"\n");
     run_binary(&r, (const char *const[]){"check-config", path, NULL});

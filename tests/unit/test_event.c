@@ -757,6 +757,38 @@ Test(event, bundled_layout_positions_and_compounds)
     cr_assert_null(event_layout_compound_of(l, "Title"));
 }
 
+/* What each field decodes to, for the filter type hints (soql_type_hints): the Avro type under
+ * the nullable union, a logical date or timestamp as text. */
+Test(event, layout_value_types_follow_the_avro_types)
+{
+    const event_layout *l = event_layout_default();
+    cr_assert_eq(event_layout_value_type(l, "IsActive"), VAL_BOOL);
+    cr_assert_eq(event_layout_value_type(l, "isactive"), VAL_BOOL, "names in any case");
+    cr_assert_eq(event_layout_value_type(l, "Quota__c"), VAL_NUM);
+    cr_assert_eq(event_layout_value_type(l, "Title"), VAL_STR);
+    cr_assert_eq(event_layout_value_type(l, "StartDate__c"), VAL_STR, "an int date is text");
+    cr_assert_eq(event_layout_value_type(l, "FirstName"), VAL_STR, "a compound's part");
+    cr_assert_eq(event_layout_value_type(l, "Name"), VAL_NULL, "a record");
+    cr_assert_eq(event_layout_value_type(l, "NoSuchField"), VAL_NULL);
+    static const char avsc[] =
+        "{\"type\":\"record\",\"name\":\"E\",\"fields\":["
+        "{\"name\":\"ChangeEventHeader\",\"type\":\"string\"},"
+        "{\"name\":\"N\",\"type\":\"long\"},"
+        "{\"name\":\"T\",\"type\":[\"null\",{\"type\":\"long\","
+        "\"logicalType\":\"timestamp-millis\"}]},"
+        "{\"name\":\"U\",\"type\":[\"null\",\"string\",\"double\"]},"
+        "{\"name\":\"P\",\"type\":{\"type\":\"record\",\"name\":\"R\",\"fields\":["
+        "{\"name\":\"F\",\"type\":\"float\"}]}}]}";
+    event_layout *own;
+    perr err;
+    cr_assert_eq(event_layout_from_avsc(avsc, strlen(avsc), &own, &err), 0, "%s", err.msg);
+    cr_assert_eq(event_layout_value_type(own, "N"), VAL_NUM);
+    cr_assert_eq(event_layout_value_type(own, "T"), VAL_STR);
+    cr_assert_eq(event_layout_value_type(own, "U"), VAL_NULL, "text or number: not known");
+    cr_assert_eq(event_layout_value_type(own, "F"), VAL_NUM);
+    event_layout_free(own);
+}
+
 Test(event, bitmap_top_level_positions)
 {
     names got = {0};

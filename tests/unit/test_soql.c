@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "soql/soql.h"
@@ -1332,6 +1333,97 @@ Test(soql_r4_2, long_token_truncated_in_message)
 Test(soql_r4_2, control_character_shown_escaped)
 {
     cr_assert_str_eq(cerr("a = 1 \x01"), "column 7: unexpected character '\\x01'");
+}
+
+/* ================= type hints: valid, but never true ================= */
+
+static val_type hint_type(void *ctx, const char *field)
+{
+    (void)ctx;
+    if (strcasecmp(field, "IsActive") == 0) return VAL_BOOL;
+    if (strcasecmp(field, "Quota__c") == 0) return VAL_NUM;
+    return VAL_STR;
+}
+
+static void hint_collect(void *ctx, const char *msg)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 4096 - n, "%s\n", msg);
+}
+
+/* Compiles (must succeed), runs soql_type_hints and returns its messages, one a line. */
+static const char *hints(const char *filter, size_t *count)
+{
+    static char out[4096];
+    out[0] = '\0';
+    soql_filter *f;
+    perr err = {{0}};
+    if (soql_compile(filter, &f, &err) < 0)
+        cr_assert_fail("'%s' did not compile: %s", filter, err.msg);
+    *count = soql_type_hints(f, filter, hint_type, NULL, hint_collect, out);
+    soql_free(f);
+    return out;
+}
+
+/* R4.2 makes only a filter that does not parse an error; these parse, and the evaluator can never
+ * make them true, so they are named with their place (what Salesforce would refuse). */
+Test(soql_r4_2, a_checkbox_compared_with_text_or_a_number_is_hinted_at_its_place)
+{
+    size_t n;
+    const char *out = hints("IsActive = 'yes' AND Title = 'x' AND IsActive != 5", &n);
+    cr_assert_eq(n, 2, "%s", out);
+    cr_assert_not_null(strstr(out, "column 12: IsActive is a checkbox: compared with 'yes', this "
+                                   "condition is never true (write true or false, without quotes"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "column 50: IsActive is a checkbox: compared with 5,"), "%s",
+                       out);
+    /* and each of them is indeed never true */
+    fv on[] = {{"IsActive", B(true)}}, off[] = {{"IsActive", B(false)}};
+    cr_assert_neq(eval_rec("IsActive = 'yes'", on, 1, &utc), SOQL_TRUE);
+    cr_assert_neq(eval_rec("IsActive != 'yes'", off, 1, &utc), SOQL_TRUE);
+    cr_assert_neq(eval_rec("IsActive != 5", on, 1, &utc), SOQL_TRUE);
+}
+
+Test(soql_r4_2, what_the_evaluator_reads_is_not_hinted)
+{
+    size_t n;
+    const char *out = hints("IsActive = 'TRUE' AND IsActive != false AND IsActive = null AND "
+                            "Quota__c > '12.5' AND Quota__c IN (1, 2) AND Title = 5 AND Title "
+                            "LIKE 'a%' AND Profile.Name = 5 AND Quota__c != null",
+                            &n);
+    cr_assert_eq(n, 0, "%s", out);
+    cr_assert_eq(soql_type_hints(NULL, "x", hint_type, NULL, hint_collect, NULL), 0);
+}
+
+Test(soql_r4_2, numbers_lists_patterns_and_order_are_hinted)
+{
+    size_t n;
+    const char *out = hints("Quota__c > 'big' AND IsActive IN (true, 'no') AND Quota__c LIKE "
+                            "'1%' AND IsActive < 'true' AND Quota__c NOT IN (1, 'x')",
+                            &n);
+    cr_assert_eq(n, 5, "%s", out);
+    cr_assert_not_null(strstr(out, "column 12: Quota__c is a number: compared with 'big', this "
+                                   "condition is never true (write a number, without quotes"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "compared with 'no', this item of the list never matches"), "%s",
+                       out);
+    cr_assert_not_null(strstr(out, "Quota__c is a number: LIKE matches text only"), "%s", out);
+    cr_assert_not_null(strstr(out, "compared with 'true', this condition is never true (a "
+                                   "checkbox compares with = and != only"),
+                       "%s", out);
+    cr_assert_not_null(strstr(out, "compared with 'x', this condition is never true"), "%s", out);
+    fv q[] = {{"Quota__c", N(5)}};
+    cr_assert_neq(eval_rec("Quota__c NOT IN (1, 'x')", q, 1, &utc), SOQL_TRUE,
+                  "a dead item makes NOT IN unknown");
+}
+
+Test(soql_r4_2, a_hint_in_a_filter_of_several_lines_names_the_line)
+{
+    size_t n;
+    const char *out = hints("Title = 'x'\nAND Manager.IsActive = 'no'\n", &n);
+    cr_assert_eq(n, 1, "%s", out);
+    cr_assert_not_null(strstr(out, "line 2, column 24: Manager.IsActive is a checkbox"), "%s", out);
 }
 
 /* ================= evaluation does not allocate ================= */

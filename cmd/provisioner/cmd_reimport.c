@@ -154,7 +154,8 @@ int cmd_reimport(int argc, char **argv)
                   "(deleted_in_salesforce); automatic\nassignments' settings are re-applied where "
                   "Gong has others. --dry-run prints the commands as\nJSON lines and changes "
                   "nothing. A mass deactivation over the settings' guards is held until\n"
-                  "--confirm (R8.3).",
+                  "--confirm (R8.3). Beside a running service, POST /reimport (?confirm=1) to it "
+                  "instead:\nthis command's writes can race with its batches.",
                   argc, argv, &a, &code) < 0)
         return code;
     bool dry = cli_bool(&a, "dry-run");
@@ -278,8 +279,9 @@ int cmd_held(int argc, char **argv)
     int code;
     if (cmd_parse(C_HELD, "provisioner held --settings FILE [--redis URL]",
                   "Lists the users whose deactivation the mass-deactivation guard holds (R8.3): "
-                  "Id and reason,\none per line. `provisioner reimport --confirm` lets them "
-                  "through.",
+                  "Id and reason,\none per line. A confirming reimport lets them through: POST "
+                  "/reimport?confirm=1\nto the running service, or `provisioner reimport "
+                  "--confirm` when none runs.",
                   argc, argv, &a, &code) < 0)
         return code;
     config *cfg = NULL;

@@ -42,9 +42,9 @@ static void listener_metrics(void *ctx, buf *out)
     metrics_render(((cmd_listener *)ctx)->reg, out);
 }
 
-static bool listener_reimport(void *ctx, bool dry_run)
+static bool listener_reimport(void *ctx, bool dry_run, bool confirm)
 {
-    return pipeline_request_reimport(&((cmd_listener *)ctx)->health, dry_run);
+    return pipeline_request_reimport(&((cmd_listener *)ctx)->health, dry_run, confirm);
 }
 
 /* A token file that is configured but unreadable stops the start: a deployment that meant to

@@ -882,7 +882,7 @@ static bool deactivation_held(ctx *c, user_state *u)
         e->stats.held_deactivations++;
         warn(c, ENGINE_WARN_HELD,
              "R8.3: deactivation of %s (%s) held by the mass-deactivation guard; it goes through "
-             "when confirmed (reimport --confirm)",
+             "when confirmed (POST /reimport?confirm=1, or reimport --confirm)",
              u->id, engine_reason_name(u->reason));
         return true;
     }

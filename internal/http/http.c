@@ -106,9 +106,9 @@ static void log_refused(http_server *s)
     log_msg(LOG_WARN, "reimport refused: missing or wrong bearer token", "requests", count, NULL);
 }
 
-/* dry_run=1/true/yes or 0/false/no; absent: false. Returns -1 for anything else, so that a typo
- * never turns a dry run into a real reimport. */
-static int parse_dry_run(const char *v, bool *out)
+/* dry_run=, confirm=: 1/true/yes or 0/false/no; absent: false. Returns -1 for anything else, so
+ * that a typo never turns a dry run into a real reimport. */
+static int parse_flag(const char *v, bool *out)
 {
     *out = false;
     if (!v) return 0;
@@ -133,18 +133,22 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
         log_refused(s);
         return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
     }
-    bool dry_run;
-    if (parse_dry_run(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run"), &dry_run) <
-        0)
+    bool dry_run, confirm;
+    if (parse_flag(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run"), &dry_run) < 0)
         return text(c, MHD_HTTP_BAD_REQUEST, "dry_run must be 1, true, yes, 0, false or no\n");
+    if (parse_flag(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "confirm"), &confirm) < 0)
+        return text(c, MHD_HTTP_BAD_REQUEST, "confirm must be 1, true, yes, 0, false or no\n");
     if (!s->h.reimport)
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                     "no Salesforce access is configured (--salesforce-url): a reimport cannot "
                     "run here\n");
-    if (!s->h.reimport(s->h.ctx, dry_run))
+    if (!s->h.reimport(s->h.ctx, dry_run, confirm))
         return text(c, MHD_HTTP_CONFLICT, "a reimport is already queued or running\n");
+    if (dry_run)
+        return text(c, MHD_HTTP_ACCEPTED, "dry-run reimport queued; the plan goes to the log\n");
     return text(c, MHD_HTTP_ACCEPTED,
-                dry_run ? "dry-run reimport queued; the plan goes to the log\n"
+                confirm ? "reimport queued; it confirms the held deactivations Salesforce still "
+                          "calls for\n"
                         : "reimport queued\n");
 }
 

@@ -63,11 +63,12 @@ bool pipeline_health_ready(pipeline_health *h, buf *why)
     return why->len == before;
 }
 
-bool pipeline_request_reimport(pipeline_health *h, bool dry_run)
+bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm)
 {
     if (atomic_load(&h->reimport_running)) return false;
-    int none = 0;
-    return atomic_compare_exchange_strong(&h->reimport, &none, dry_run ? 2 : 1);
+    int none = 0, want = PIPELINE_REIMPORT | (dry_run ? PIPELINE_REIMPORT_DRY_RUN : 0) |
+                         (confirm ? PIPELINE_REIMPORT_CONFIRM : 0);
+    return atomic_compare_exchange_strong(&h->reimport, &none, want);
 }
 
 int pipeline_take_reimport(pipeline_health *h) { return atomic_exchange(&h->reimport, 0); }

@@ -28,7 +28,7 @@ typedef struct pipeline_health {
                                      answers again */
     atomic_bool settings_loaded;
     atomic_bool stopping;         /* leaving the group: not ready for new traffic */
-    atomic_int reimport;          /* 0: none queued; 1: a reimport; 2: a dry-run reimport */
+    atomic_int reimport;          /* 0: none queued; else PIPELINE_REIMPORT flags */
     atomic_bool reimport_running; /* for the reimport hook to set while it works */
     int64_t stale_after_ms;       /* alive while the heartbeat is younger than this (60 s) */
 } pipeline_health;
@@ -42,9 +42,15 @@ bool pipeline_health_alive(pipeline_health *h);
 /* /readyz: joined, Redis and brokers reachable, settings loaded, not stopping; otherwise one line
  * per reason in why. */
 bool pipeline_health_ready(pipeline_health *h, buf *why);
+/* What a queued reimport is to do: always PIPELINE_REIMPORT, and the options asked for. */
+enum {
+    PIPELINE_REIMPORT = 1,
+    PIPELINE_REIMPORT_DRY_RUN = 2, /* plan only (R8.2) */
+    PIPELINE_REIMPORT_CONFIRM = 4, /* release the held deactivations (R8.3) */
+};
 /* POST /reimport: queues one; false when one is queued or running. */
-bool pipeline_request_reimport(pipeline_health *h, bool dry_run);
-/* The main loop takes the queued request: 0 none, 1 reimport, 2 dry-run reimport. */
+bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm);
+/* The main loop takes the queued request: 0 none, else its PIPELINE_REIMPORT flags. */
 int pipeline_take_reimport(pipeline_health *h);
 
 /* ---- settings file watching. Kubernetes updates a mounted ConfigMap by swapping the symlink

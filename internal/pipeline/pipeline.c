@@ -461,7 +461,7 @@ static void held_log_roll(pipeline *p, bool force)
         snprintf(n, sizeof n, "%llu", p->held_log.quiet);
         log_msg(LOG_WARN,
                 "R8.3: more deactivations held by the mass-deactivation guard than logged above; "
-                "they go through when confirmed (reimport --confirm)",
+                "they go through when confirmed (POST /reimport?confirm=1, or reimport --confirm)",
                 "not_logged", n, NULL);
     }
     p->held_log.since = now;
@@ -2461,7 +2461,7 @@ static int reimport_flush(void *ctx, perr *err)
 
 /* 0 when the reimport was made. One that is not a dry run also reconciles every GAP_OVERFLOW
  * noted before it started (R1.3): those are done when it succeeds. */
-static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
+static int run_reimport(pipeline *p, bool dry_run, bool confirm, const char *why_now)
 {
     if (!p->o->sf) {
         log_msg(LOG_WARN, "a reimport was asked for but no Salesforce access is configured",
@@ -2475,7 +2475,7 @@ static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
         log_msg(LOG_WARN, "cannot read the GAP_OVERFLOW events to reconcile; they stay noted",
                 "error", oerr.msg, NULL);
     log_msg(LOG_INFO, "reimport starting", "trigger", why_now, "dry_run", dry_run ? "yes" : "no",
-            NULL);
+            "confirm", confirm ? "yes" : "no", NULL);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     p->n_outs = 0;
@@ -2489,6 +2489,7 @@ static int run_reimport(pipeline *p, bool dry_run, const char *why_now)
                         .flush = reimport_flush,
                         .ctx = p,
                         .dry_run = dry_run,
+                        .confirm = confirm,
                         .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                         .stop = p->o->stop};
     reimport_result res;
@@ -2704,16 +2705,13 @@ static int ops_turn(pipeline *p, perr *err)
     }
     int req = pipeline_take_reimport(p->health);
     if (req) {
-        bool dry = req == 2;
+        bool dry = req & PIPELINE_REIMPORT_DRY_RUN, confirm = req & PIPELINE_REIMPORT_CONFIRM;
         metric_add(p->pm.reimports, 1);
         log_msg(LOG_INFO, "reimport requested", "trigger", "http", "dry_run", dry ? "yes" : "no",
-                NULL);
+                "confirm", confirm ? "yes" : "no", NULL);
         atomic_store(&p->health->reimport_running, true);
         if (drain(p, err) < 0) return -1;
-        if (o->on_reimport)
-            o->on_reimport(o->reimport_ctx, dry);
-        else if (!o->dry_run)
-            (void)run_reimport(p, dry, "http");
+        if (!o->dry_run) (void)run_reimport(p, dry, confirm, "http");
         atomic_store(&p->health->reimport_running, false);
     }
     if (!o->settings_path || o->dry_run) return 0;
@@ -3210,7 +3208,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         /* GAP_OVERFLOW: the whole org (R1.3, R8); a failure is tried again, backing off */
         if (p->reimport_wanted && !o->dry_run && mono_ms() >= p->reimport_retry_at) {
             if (drain(p, err) < 0) goto out;
-            if (run_reimport(p, false, "GAP_OVERFLOW") == 0) {
+            if (run_reimport(p, false, false, "GAP_OVERFLOW") == 0) {
                 p->reimport_backoff_ms = 0;
             } else {
                 long next = p->reimport_backoff_ms ? p->reimport_backoff_ms * 2 : 30000;
@@ -3224,7 +3222,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         }
         if (next_reimport && mono_ms() >= next_reimport && !o->dry_run) {
             if (drain(p, err) < 0) goto out;
-            (void)run_reimport(p, false, "schedule");
+            (void)run_reimport(p, false, false, "schedule");
             next_reimport = mono_ms() + o->reimport_interval_s * 1000L;
         }
         if (o->stop_at_end && p->n_ends && reached_end(p)) {

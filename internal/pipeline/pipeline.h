@@ -90,9 +90,6 @@ typedef struct pipeline_opts {
      * file changes; a file that does not load is refused and cfg stays in force */
     const char *settings_path;
     volatile sig_atomic_t *reload;
-    /* a POST /reimport taken by the main loop; NULL: the pipeline's own reimport runs */
-    void (*on_reimport)(void *ctx, bool dry_run);
-    void *reimport_ctx;
 } pipeline_opts;
 
 /* Counters shared with the metrics endpoint and the final log line. */

@@ -267,7 +267,8 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
             snprintf(b, sizeof b, "%llu", (unsigned long long)res->provisioned);
             log_msg(LOG_ERROR,
                     "R8.3: mass-deactivation guard: this reimport would deactivate too many "
-                    "users; deactivations are held until confirmed (reimport --confirm)",
+                    "users; deactivations are held until confirmed (POST /reimport?confirm=1, or "
+                    "reimport --confirm)",
                     "would_deactivate", a, "provisioned", b, NULL);
         }
     }

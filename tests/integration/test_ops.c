@@ -3,7 +3,6 @@
  * token refused when wrong, and the settings reloaded on SIGHUP (good and bad files) and when the
  * file is edited in place. */
 #include <criterion/criterion.h>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
@@ -15,58 +14,16 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "http_client.h"
 #include "verify.h"
 
 TestSuite(ops, .fini = h_teardown, .timeout = 300);
 
 /* ---------------------------------------------------------------- HTTP */
 
-typedef struct reply {
-    long status; /* 0: no answer */
-    char *body;
-    size_t len;
-} reply;
-
-static size_t on_body(char *p, size_t size, size_t n, void *ud)
-{
-    reply *r = ud;
-    r->body = realloc(r->body, r->len + size * n + 1);
-    memcpy(r->body + r->len, p, size * n);
-    r->len += size * n;
-    r->body[r->len] = '\0';
-    return size * n;
-}
-
-static reply http(int port, const char *method, const char *path, const char *auth)
-{
-    reply r = {0, strdup(""), 0};
-    char url[256], hdr[256];
-    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
-    CURL *c = curl_easy_init();
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
-    curl_easy_setopt(c, CURLOPT_TIMEOUT, 5L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    struct curl_slist *h = NULL;
-    if (auth) {
-        snprintf(hdr, sizeof hdr, "Authorization: %s", auth);
-        h = curl_slist_append(h, hdr);
-        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    }
-    if (strcmp(method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
-    }
-    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
-    curl_slist_free_all(h);
-    curl_easy_cleanup(c);
-    return r;
-}
-
 static long status_of(int port, const char *path)
 {
-    reply r = http(port, "GET", path, NULL);
+    h_reply r = h_http(port, "GET", path, NULL);
     free(r.body);
     return r.status;
 }
@@ -104,7 +61,7 @@ static double sample(const char *text, const char *series, bool sum_family)
 
 static double metric_now(int port, const char *series, bool sum_family)
 {
-    reply r = http(port, "GET", "/metrics", NULL);
+    h_reply r = h_http(port, "GET", "/metrics", NULL);
     double v = r.status == 200 ? sample(r.body, series, sum_family) : -1;
     free(r.body);
     return v;
@@ -288,7 +245,7 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
               h_proc_stderr(svc));
     cr_assert(wait_status(port, "/readyz", 200, 60), "/readyz never became ready: %s",
               h_proc_stderr(svc));
-    reply m = http(port, "GET", "/metrics", NULL);
+    h_reply m = h_http(port, "GET", "/metrics", NULL);
     cr_assert_eq(m.status, 200);
     for (size_t i = 0; i < sizeof families / sizeof *families; i++) {
         char help[128];
@@ -314,7 +271,7 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
     cr_assert(wait_metric(port, "provisioner_commands_produced_total", true,
                           (double)json_array_size(want), 30, &got),
               "commands produced: %g, want %zu", got, json_array_size(want));
-    m = http(port, "GET", "/metrics", NULL);
+    m = h_http(port, "GET", "/metrics", NULL);
     cr_assert_eq(sample(m.body, "provisioner_messages_consumed_total", false), (double)n_events);
     cr_assert_eq(sample(m.body, "provisioner_end_to_end_latency_seconds_count", false),
                  (double)n_events, "one latency per message");
@@ -337,17 +294,17 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
     cr_assert_eq(metric_now(port, "provisioner_assigned_partitions", false), 1);
 
     /* POST /reimport: the token is checked before anything is queued */
-    reply x = http(port, "POST", "/reimport", NULL);
+    h_reply x = h_http(port, "POST", "/reimport", NULL);
     cr_assert_eq(x.status, 401, "no token: %ld %s", x.status, x.body);
     free(x.body);
-    x = http(port, "POST", "/reimport", "Bearer wrong-token");
+    x = h_http(port, "POST", "/reimport", "Bearer wrong-token");
     cr_assert_eq(x.status, 401, "a wrong token: %ld %s", x.status, x.body);
     free(x.body);
-    x = http(port, "GET", "/reimport", "Bearer s3cret-token");
+    x = h_http(port, "GET", "/reimport", "Bearer s3cret-token");
     cr_assert_eq(x.status, 405);
     free(x.body);
     cr_assert(!strstr(h_proc_stderr(svc), "reimport requested"), "a refused request was queued");
-    x = http(port, "POST", "/reimport?dry_run=1", "Bearer s3cret-token");
+    x = h_http(port, "POST", "/reimport?dry_run=1", "Bearer s3cret-token");
     cr_assert_eq(x.status, 202, "the right token: %ld %s", x.status, x.body);
     free(x.body);
     cr_assert(h_proc_wait_output(svc, true, "\"msg\":\"reimport requested\"", 10),
@@ -364,7 +321,7 @@ Test(ops, no_token_file_means_reimport_is_forbidden)
 {
     example e;
     start_example(&e, NULL, true);
-    reply x = http(e.port, "POST", "/reimport", "Bearer anything");
+    h_reply x = h_http(e.port, "POST", "/reimport", "Bearer anything");
     cr_assert_eq(x.status, 403, "%ld %s", x.status, x.body);
     free(x.body);
     cr_assert_eq(h_proc_stop(e.svc, 30), 0, "%s", h_proc_stderr(e.svc));
@@ -487,7 +444,7 @@ Test(ops, reimport_without_salesforce_access_is_unavailable)
     h_write_file(token, "s3cret-token\n");
     example e;
     start_example(&e, token, false);
-    reply x = http(e.port, "POST", "/reimport", "Bearer s3cret-token");
+    h_reply x = h_http(e.port, "POST", "/reimport", "Bearer s3cret-token");
     cr_assert_eq(x.status, 503, "%ld %s", x.status, x.body);
     cr_assert(strstr(x.body, "no Salesforce access is configured"), "%s", x.body);
     free(x.body);
@@ -535,14 +492,14 @@ Test(ops, replay_answers_probes_and_metrics_while_it_runs)
     const char *env[] = {"PROVISIONER_LOG_LEVEL=info", NULL};
     h_proc *rp = h_proc_start(argv, env);
     cr_assert(wait_status(port, "/healthz", 200, 20), "%s", h_proc_stderr(rp));
-    reply x = http(port, "GET", "/readyz", NULL);
+    h_reply x = h_http(port, "GET", "/readyz", NULL);
     cr_assert_eq(x.status, 503, "no broker yet: %ld %s", x.status, x.body);
     free(x.body);
-    x = http(port, "GET", "/metrics", NULL);
+    x = h_http(port, "GET", "/metrics", NULL);
     cr_assert_eq(x.status, 200);
     cr_assert(strstr(x.body, "# HELP provisioner_events_consumed_total "), "%s", x.body);
     free(x.body);
-    x = http(port, "POST", "/reimport", "Bearer anything");
+    x = h_http(port, "POST", "/reimport", "Bearer anything");
     cr_assert_eq(x.status, 403, "a replay starts no reimport: %ld %s", x.status, x.body);
     free(x.body);
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "http_client.h"
 #include "util/util.h"
 
 TestSuite(reimport, .fini = h_teardown, .timeout = 300);
@@ -333,6 +334,70 @@ Test(reimport, guard_holds_a_mass_deactivation_until_confirmed)
     cr_assert_str_eq(type_of(after, 5), "DEACTIVATE_USER");
     cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
     cr_assert_eq(h_count_lines(held), 0, "nothing held any more");
+    json_decref(after);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* Polls `held` until it lists n deactivations, up to timeout_s. */
+static bool held_becomes(env *e, size_t n, double timeout_s)
+{
+    const char *held = h_path("held.txt");
+    for (int i = 0; i < timeout_s * 2; i++) {
+        if (run_cmd(e, "held", NULL, held) == 0 && h_count_lines(held) == n) return true;
+        usleep(500000);
+    }
+    return false;
+}
+
+/* R8.3 with the service running: POST /reimport holds the mass deactivation as the command line
+ * does, and POST /reimport?confirm=1 releases it between the service's batches (the command line
+ * beside a running service races with them). */
+Test(reimport, the_service_confirms_held_deactivations_over_http)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "Lead AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]"); /* 2 and 3 are gone from Salesforce: two deactivations, over 1 */
+    start_env(&e, users.data, "guards:\n  max_deactivations: 1\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *token = h_path("token");
+    h_write_file(token, "s3cret-token\n");
+    int port = h_free_port();
+    char ps[16];
+    snprintf(ps, sizeof ps, "%d", port);
+    const char *http[] = {"--http-port",           ps,    "--http-bind", "127.0.0.1",
+                          "--reimport-token-file", token, NULL};
+    h_proc *svc = start_cmd(&e, "run", http, NULL);
+    const char *out = h_path("out.jsonl");
+    cr_assert_eq(h_consume(e.broker->bootstrap, "out", 3, 60, out), 0, "%s", h_proc_stderr(svc));
+
+    h_reply x = h_http(port, "POST", "/reimport", "Bearer s3cret-token");
+    cr_assert_eq(x.status, 202, "%ld %s", x.status, x.body);
+    free(x.body);
+    cr_assert(held_becomes(&e, 2, 60), "both deactivations held: %s", h_proc_stderr(svc));
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 4, "the title change goes on, the deactivations wait");
+    cr_assert_str_eq(type_of(cmds, 3), "UPDATE_USER");
+
+    x = h_http(port, "POST", "/reimport?confirm=1", "Bearer s3cret-token");
+    cr_assert_eq(x.status, 202, "%ld %s", x.status, x.body);
+    free(x.body);
+    cr_assert(held_becomes(&e, 0, 60), "nothing held any more: %s", h_proc_stderr(svc));
+    cr_assert_eq(h_consume(e.broker->bootstrap, "out", 6, 60, out), 0, "%s", h_proc_stderr(svc));
+    json_t *after = lines_of(out);
+    cr_assert_eq(json_array_size(after), 6);
+    cr_assert_str_eq(type_of(after, 4), "DEACTIVATE_USER");
+    cr_assert_str_eq(type_of(after, 5), "DEACTIVATE_USER");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(after, 4), "reason")),
+                     "deleted_in_salesforce");
+    cr_assert_eq(h_proc_stop(svc, 30), 0, "%s", h_proc_stderr(svc));
     json_decref(after);
     json_decref(cmds);
     buf_free(&users);

@@ -17,7 +17,7 @@
 
 typedef struct fake {
     atomic_bool alive, ready, reimport_ok;
-    atomic_int reimports, last_dry_run;
+    atomic_int reimports, last_dry_run, last_confirm;
 } fake;
 
 static bool f_alive(void *ctx) { return atomic_load(&((fake *)ctx)->alive); }
@@ -36,11 +36,12 @@ static void f_metrics(void *ctx, buf *out)
     buf_puts(out, "# HELP pv_up Up.\n# TYPE pv_up gauge\npv_up 1\n");
 }
 
-static bool f_reimport(void *ctx, bool dry_run)
+static bool f_reimport(void *ctx, bool dry_run, bool confirm)
 {
     fake *f = ctx;
     atomic_fetch_add(&f->reimports, 1);
     atomic_store(&f->last_dry_run, dry_run ? 1 : 0);
+    atomic_store(&f->last_confirm, confirm ? 1 : 0);
     return atomic_load(&f->reimport_ok);
 }
 
@@ -54,6 +55,7 @@ static void start(const char *token)
     atomic_store(&F.reimport_ok, true);
     atomic_store(&F.reimports, 0);
     atomic_store(&F.last_dry_run, -1);
+    atomic_store(&F.last_confirm, -1);
     http_handlers h = {.ctx = &F,
                        .alive = f_alive,
                        .ready = f_ready,
@@ -262,6 +264,28 @@ Test(http, reimport_needs_the_right_bearer_token)
     /* a typo must not turn a dry run into a real one */
     expect("POST", "/reimport?dry_run=ture", "Bearer s3cret-token", 400, "dry_run");
     cr_assert_eq(atomic_load(&F.reimports), 4);
+    cr_assert_eq(atomic_load(&F.last_confirm), 0, "no confirmation unless asked");
+}
+
+/* R8.3: the held deactivations are confirmed by a reimport the service runs between its batches
+ * (provisioner reimport --confirm beside it races with the batches). A value that is not a
+ * boolean queues nothing. */
+Test(http, reimport_can_confirm_the_held_deactivations)
+{
+    start("s3cret-token");
+    expect("POST", "/reimport?confirm=1", "Bearer s3cret-token", 202,
+           "confirms the held deactivations");
+    cr_assert_eq(atomic_load(&F.last_confirm), 1);
+    cr_assert_eq(atomic_load(&F.last_dry_run), 0);
+    expect("POST", "/reimport?confirm=yes&dry_run=1", "Bearer s3cret-token", 202, "dry-run");
+    cr_assert_eq(atomic_load(&F.last_confirm), 1);
+    cr_assert_eq(atomic_load(&F.last_dry_run), 1);
+    expect("POST", "/reimport?confirm=false", "Bearer s3cret-token", 202, "reimport queued");
+    cr_assert_eq(atomic_load(&F.last_confirm), 0);
+    cr_assert_eq(atomic_load(&F.reimports), 3);
+    expect("POST", "/reimport?confirm=please", "Bearer s3cret-token", 400, "confirm must be");
+    expect("POST", "/reimport?confirm=1", "Bearer wrong", 401, NULL);
+    cr_assert_eq(atomic_load(&F.reimports), 3, "nothing queued for either");
 }
 
 /* Blanks around the token are not part of it (a Secret written with echo, a client's padding);

@@ -66,15 +66,21 @@ Test(pipeline_ops, one_reimport_at_a_time)
     pipeline_health h;
     pipeline_health_init(&h);
     cr_assert_eq(pipeline_take_reimport(&h), 0);
-    cr_assert(pipeline_request_reimport(&h, true));
-    cr_assert_not(pipeline_request_reimport(&h, false), "one is queued: 409");
-    cr_assert_eq(pipeline_take_reimport(&h), 2, "the dry run, as asked");
+    cr_assert(pipeline_request_reimport(&h, true, false));
+    cr_assert_not(pipeline_request_reimport(&h, false, false), "one is queued: 409");
+    cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT | PIPELINE_REIMPORT_DRY_RUN,
+                 "the dry run, as asked");
     cr_assert_eq(pipeline_take_reimport(&h), 0, "taken once");
+    cr_assert(pipeline_request_reimport(&h, false, true));
+    cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT | PIPELINE_REIMPORT_CONFIRM,
+                 "a confirmation (R8.3)");
+    cr_assert(pipeline_request_reimport(&h, false, false));
+    cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT);
     atomic_store(&h.reimport_running, true);
-    cr_assert_not(pipeline_request_reimport(&h, false), "one is running: 409");
+    cr_assert_not(pipeline_request_reimport(&h, false, false), "one is running: 409");
     atomic_store(&h.reimport_running, false);
-    cr_assert(pipeline_request_reimport(&h, false));
-    cr_assert_eq(pipeline_take_reimport(&h), 1);
+    cr_assert(pipeline_request_reimport(&h, false, false));
+    cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT);
 }
 
 static double value_of(metrics *m, const char *series)

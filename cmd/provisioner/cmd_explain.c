@@ -50,11 +50,14 @@ int cmd_explain(int argc, char **argv)
         buf b;
         buf_init(&b);
         engine_explain(o.eng, user, &b);
-        if (o.n_ignored) /* "why did nothing happen when the title changed?" */
+        if (o.n_ignored) { /* "why did nothing happen when the title changed?" */
             buf_printf(&b,
                        "  Events of this user left out (R1.4: not newer than the last one "
-                       "applied): %s%s.\n",
-                       o.ignored.data, o.n_ignored > 5 ? ", ..." : "");
+                       "applied): %s",
+                       o.ignored.data);
+            if (o.n_ignored > 5) buf_printf(&b, ", and %lu more", (unsigned long)(o.n_ignored - 5));
+            buf_puts(&b, ".\n");
+        }
         cmd_write_stdout(b.data, b.len);
         buf_free(&b);
         code = EXIT_OK;

@@ -7,6 +7,25 @@
 
 #include "engine_int.h"
 
+/* Salesforce text as it is, but a line break or other control character written as an escape:
+ * a name with a newline would otherwise break the explanation's lines. */
+static void put_text(buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '\n')
+            buf_puts(b, "\\n");
+        else if (c == '\t')
+            buf_puts(b, "\\t");
+        else if (c == '\r')
+            buf_puts(b, "\\r");
+        else if (c < 0x20 || c == 0x7F)
+            buf_printf(b, "\\x%02X", c);
+        else
+            buf_append(b, s, 1);
+    }
+}
+
 static void put_value(buf *b, const value_t *v)
 {
     if (!v || v->type == VAL_NULL)
@@ -15,8 +34,11 @@ static void put_value(buf *b, const value_t *v)
         buf_puts(b, v->b ? "true" : "false");
     else if (v->type == VAL_NUM)
         buf_put_double(b, v->num);
-    else
-        buf_printf(b, "'%s'", v->s);
+    else {
+        buf_puts(b, "'");
+        put_text(b, v->s);
+        buf_puts(b, "'");
+    }
 }
 
 static void explain_email(const config *cfg, const user_state *u, buf *b)
@@ -37,17 +59,20 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
     buf_puts(b, ", and convert email domain is off");
 }
 
-/* Why an active user's Gong manager is not its ManagerId while no link waits: a cycle (R6.4),
- * out of scope (R5.4) or a manual assignment (R6.2). Said of the hierarchy as it is now, since
- * which of them stopped the link when it changed is not recorded. */
+/* Why an active user's Gong manager is not its ManagerId (mid; NULL: cleared) while no link
+ * waits: a cycle (R6.4), out of scope (R5.4) or a manual assignment (R6.2). Said of the hierarchy
+ * and the settings as they are now; what stopped the link when ManagerId changed is not recorded,
+ * so an automatic user's divergence names both possible causes. */
 static void explain_manager_differs(engine *e, const user_state *u, const char *mid,
                                     bool out_of_scope, buf *b)
 {
-    if (strcmp(mid, u->id) == 0) {
+    if (!mid) {
+        /* nothing to cycle with */
+    } else if (strcmp(mid, u->id) == 0) {
         buf_puts(b, "; a user cannot be its own Gong manager (R6.4)");
         return;
     }
-    user_state *m = e->store->get(e->store->ctx, mid);
+    user_state *m = mid ? e->store->get(e->store->ctx, mid) : NULL;
     if (m && m->status == PROV_ACTIVE && engine_makes_cycle(e, u->id, mid)) {
         buf_printf(b,
                    "; %s cannot be its Gong manager: the link would make a cycle (R6.4), as the "
@@ -71,9 +96,21 @@ static void explain_manager_differs(engine *e, const user_state *u, const char *
         return;
     }
     int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
-    if (i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL)
+    if (i >= 0 && e->cfg->assignments[i].mode == UPDATE_MANUAL) {
         buf_puts(b, "; ManagerId changes after creation are not reflected under a manual "
                     "assignment (R6.2)");
+        return;
+    }
+    if (!mid) {
+        buf_puts(b, "; ManagerId was cleared while the user's assignment did not sync manager "
+                    "changes (a manual one, R6.2, also when that same event moved the user to this "
+                    "automatic one): the Gong manager stays until ManagerId changes again");
+        return;
+    }
+    buf_puts(b, "; the link was not made when ManagerId last changed, and is not tried again until "
+                "it changes: either the user's assignment then did not sync manager changes (a "
+                "manual one, R6.2, also when that same event moved the user to this automatic one) "
+                "or the link would have made a cycle then (R6.4)");
 }
 
 /* Milliseconds since the epoch as an ISO 8601 UTC time, for people. */
@@ -293,7 +330,13 @@ void engine_explain(engine *e, const char *id, buf *b)
     const value_t *fn = user_state_get(u, "FirstName"), *ln = user_state_get(u, "LastName");
     const char *first = fn && fn->type == VAL_STR ? fn->s : "",
                *last = ln && ln->type == VAL_STR ? ln->s : "";
-    if (*first || *last) buf_printf(b, " (%s%s%s)", first, *first && *last ? " " : "", last);
+    if (*first || *last) {
+        buf_puts(b, " (");
+        put_text(b, first);
+        buf_puts(b, *first && *last ? " " : "");
+        put_text(b, last);
+        buf_puts(b, ")");
+    }
     buf_printf(b, ": %s.\n", prov_status_name(u->status));
     if (u->needs_reconcile)
         buf_puts(b, "  A gap event could not be read from Salesforce: this user waits for a "
@@ -353,9 +396,10 @@ void engine_explain(engine *e, const char *id, buf *b)
             buf_printf(b, " (%s)", prov_status_name(gm->status));
     } else
         buf_puts(b, "; no Gong manager");
-    if (mid && mid->type == VAL_STR && mid->len && !u->waiting_for && u->status == PROV_ACTIVE &&
-        !e->cfg->ignore_org_structure && (!u->gong_manager || strcmp(u->gong_manager, mid->s) != 0))
-        explain_manager_differs(e, u, mid->s, s.reason != REASON_NONE, b);
+    bool has_mid = mid && mid->type == VAL_STR && mid->len;
+    if (!u->waiting_for && u->status == PROV_ACTIVE && !e->cfg->ignore_org_structure &&
+        (has_mid ? !u->gong_manager || strcmp(u->gong_manager, mid->s) != 0 : !!u->gong_manager))
+        explain_manager_differs(e, u, has_mid ? mid->s : NULL, s.reason != REASON_NONE, b);
     if (u->waiting_for) {
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;

@@ -2193,5 +2193,22 @@ Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
     cr_expect(out && strstr(out, "Events of this user left out (R1.4: not newer than the last one "
                                  "applied): line 2 (older), line 3 (the same position again)."),
               "%s", out);
+    free(out); /* past five, the rest are counted */
+    snprintf(path, sizeof path, "%s/e.jsonl", tmp);
+    FILE *f = fopen(path, "a");
+    cr_assert_not_null(f);
+    for (int i = 0; i < 5; i++)
+        fprintf(f, "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":"
+                   "[\"005A00000000001IAA\"],\"changeType\":\"UPDATE\",\"changedFields\":[],"
+                   "\"transactionKey\":\"t\",\"sequenceNumber\":1,\"commitTimestamp\":1000,"
+                   "\"commitNumber\":1000},\"Title\":\"X\"}\n");
+    fclose(f);
+    cr_assert_eq(sh("'%s' explain --settings '%s/s.yaml' --events '%s/e.jsonl' --user "
+                    "005A00000000001 >'%s/out' 2>/dev/null",
+                    bin, tmp, tmp, tmp),
+                 0);
+    out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
+    cr_expect(out && strstr(out, "line 4 (older), line 5 (older), line 6 (older), and 2 more.\n"),
+              "%s", out);
     free(out);
 }

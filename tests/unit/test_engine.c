@@ -500,6 +500,92 @@ Test(engine, r6_4_explain_says_why_the_gong_manager_is_not_the_manager_id)
     free(r.explained);
 }
 
+/* The divergences explain cannot see from the hierarchy as it is now: a ManagerId cleared under a
+ * manual assignment; a ManagerId change in the event that moved the user from a manual assignment
+ * to an automatic one (R6.2: decided under the one last applied); a link refused as a cycle that
+ * later changes undid (R6.4: not retried). Each gets its reason, not a bare mismatch. */
+Test(engine, r6_2_explain_says_why_a_divergence_the_hierarchy_does_not_show_stays)
+{
+    static const char *manual = "company:\n  primary_domain: acme.com\n"
+                                "assignments:\n  - name: Everyone\n    update_mode: manual\n";
+    sim_opts so = {.explain = "005B"};
+    run r = simulate_opts(
+        manual,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005B\"", "CREATE", 3, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                HDR("\"005B\"", "UPDATE", 4, ",\"ManagerId\":null"),
+        &so);
+    cr_assert_eq(json_array_size(r.cmds), 2, "no SET_MANAGER: manual");
+    cr_assert(strstr(r.explained, "no ManagerId in Salesforce; the Gong manager is 005A; ManagerId "
+                                  "changes after creation are not reflected under a manual "
+                                  "assignment (R6.2)"),
+              "%s", r.explained);
+    free(r.explained);
+
+    static const char *two = "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Auto\n    filter: \"Title = 'VP'\"\n"
+                             "  - name: Rest\n    update_mode: manual\n";
+    r = simulate_opts(
+        two,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005D\"", "CREATE", 2, USER("D", "d@acme.com", ""))
+                HDR("\"005B\"", "CREATE", 3, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                    HDR("\"005B\"", "UPDATE", 4, ",\"Title\":\"VP\",\"ManagerId\":\"005D\""),
+        &so);
+    for (size_t i = 0; i < json_array_size(r.cmds); i++)
+        cr_assert_str_neq(type_at(&r, i), "SET_MANAGER", "command %zu", i);
+    cr_assert(strstr(r.explained, "update mode automatic"), "%s", r.explained);
+    cr_assert(strstr(r.explained, "ManagerId is 005D; the Gong manager is 005A; the link was not "
+                                  "made when ManagerId last changed, and is not tried again until "
+                                  "it changes: either the user's assignment then did not sync "
+                                  "manager changes (a manual one, R6.2, also when that same event "
+                                  "moved the user to this automatic one) or the link would have "
+                                  "made a cycle then (R6.4)"),
+              "%s", r.explained);
+    free(r.explained);
+
+    /* A <- B <- C, then A under C is refused; B's ManagerId cleared ends the chain */
+    so.explain = "005A";
+    r = simulate_opts(
+        BASE,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005B\"", "CREATE", 2, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                HDR("\"005C\"", "CREATE", 3, USER("C", "c@acme.com", ",\"ManagerId\":\"005B\""))
+                    HDR("\"005A\"", "UPDATE", 4, ",\"ManagerId\":\"005C\"")
+                        HDR("\"005B\"", "UPDATE", 5, ",\"ManagerId\":null"),
+        &so);
+    cr_assert_eq(r.stats.cycles_refused, 1);
+    cr_assert(strstr(r.explained, "ManagerId is 005C; no Gong manager; the link was not made when "
+                                  "ManagerId last changed"),
+              "%s", r.explained);
+    free(r.explained);
+    /* a Gong manager that is the ManagerId: nothing to explain */
+    so.explain = "005C";
+    r = simulate_opts(
+        BASE,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005C\"", "CREATE", 3, USER("C", "c@acme.com", ",\"ManagerId\":\"005A\"")),
+        &so);
+    cr_assert_null(strstr(r.explained, "not made"), "%s", r.explained);
+    cr_assert_null(strstr(r.explained, "R6.2"), "%s", r.explained);
+    free(r.explained);
+}
+
+/* A name with a line break or another control character is shown escaped: the explanation's
+ * lines stay lines. */
+Test(engine, explain_shows_control_characters_in_names_escaped)
+{
+    sim_opts so = {.explain = "005A"};
+    run r = simulate_opts(BASE,
+                          HDR("\"005A\"", "CREATE", 1,
+                              ",\"Email\":\"a@acme.com\",\"FirstName\":\"An\\nn\","
+                              "\"LastName\":\"Doe\\u0007\",\"IsActive\":true"),
+                          &so);
+    cr_assert(strstr(r.explained, "User 005A (An\\nn Doe\\x07): active in Gong.\n"), "%s",
+              r.explained);
+    free(r.explained);
+}
+
 /* R6.2 / R6.3: a manual report created while its manager was not in Gong, whose ManagerId then
  * names a manager already active in Gong: a later change, not reflected, now or at a reactivation.
  * Named to a manager not in Gong yet, it is placed when that one arrives (the placement at

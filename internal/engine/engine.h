@@ -190,7 +190,7 @@ typedef struct engine_opts {
     bool with_source;           /* attach `source` to commands */
     const event_layout *layout; /* compound fields for changedFields names; NULL: bundled */
     /* R8.3: hold every deactivation (a reimport over its guard, not confirmed). A held user stays
-     * active in Gong, out of scope in the state; a later event, reimport --confirm or
+     * active in Gong, out of scope in the state; a later event, a confirming reimport or
      * engine_reconcile_user with release_held deactivates it. */
     bool hold_deactivations;
     /* The decisions of a reimport: it counts its deactivations itself, so the event window's

@@ -26,6 +26,30 @@ static void put_text(buf *b, const char *s)
     }
 }
 
+/* A filter as one line: a filter written over several lines (a YAML block) has each run of white
+ * space shown as one space; empty_text stands for an empty filter. */
+static void put_filter(buf *b, const cfg_assignment *a, const char *empty_text)
+{
+    const char *s = a->filter_text;
+    while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+        s++;
+    if (!*s) {
+        buf_puts(b, empty_text);
+        return;
+    }
+    bool blank = false;
+    for (; *s; s++) {
+        if (*s == ' ' || (*s >= '\t' && *s <= '\r')) {
+            blank = true;
+            continue;
+        }
+        if (blank) buf_puts(b, " ");
+        blank = false;
+        char one[2] = {*s, '\0'};
+        put_text(b, one);
+    }
+}
+
 static void put_value(buf *b, const value_t *v)
 {
     if (!v || v->type == VAL_NULL)
@@ -93,6 +117,11 @@ static void explain_manager_differs(engine *e, const user_state *u, const char *
     }
     if (out_of_scope) {
         buf_puts(b, "; no manager command is sent while the user is out of scope (R5.4)");
+        return;
+    }
+    if (!u->in_scope) { /* in scope by the filters now, not when last decided */
+        buf_puts(b, "; the user was out of scope when last decided, where no manager command is "
+                    "sent (R5.4): its next event or a reimport brings the manager in line");
         return;
     }
     int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
@@ -164,7 +193,8 @@ static void explain_earlier_filters(engine *e, const user_state *u, size_t match
     buf_puts(b, "  Earlier assignments did not match: ");
     for (size_t i = 0; i < matched; i++) {
         const cfg_assignment *a = &e->cfg->assignments[i];
-        buf_printf(b, "%s'%s': %s", i ? "; " : "", a->name, a->filter_text);
+        buf_printf(b, "%s'%s': ", i ? "; " : "", a->name);
+        put_filter(b, a, "");
         explain_filter(e, u, i, now, b);
     }
     buf_puts(b, ".\n");
@@ -194,8 +224,8 @@ static void explain_reason(engine *e, const user_state *u, reason_code r, int64_
         buf_puts(b, "R3.4 fails: no assignment's filter is true for this user (");
         for (size_t i = 0; i < e->cfg->n_assignments; i++) {
             const cfg_assignment *a = &e->cfg->assignments[i];
-            buf_printf(b, "%s'%s': %s", i ? "; " : "", a->name,
-                       a->filter_text[0] ? a->filter_text : "(everyone)");
+            buf_printf(b, "%s'%s': ", i ? "; " : "", a->name);
+            put_filter(b, a, "(everyone)");
             explain_filter(e, u, i, now, b);
         }
         if (!e->cfg->n_assignments) buf_puts(b, "the settings have no assignments");
@@ -348,9 +378,10 @@ void engine_explain(engine *e, const char *id, buf *b)
         if (u->status == PROV_ACTIVE && e->cfg->keep_active)
             buf_puts(b, "  Kept active in Gong because the option keep_active is on (R5.4).\n");
         else if (u->status == PROV_ACTIVE)
-            buf_puts(b, "  Still active in Gong: its deactivation is held by the mass-deactivation "
-                        "guard (R8.3) and goes through only when confirmed (provisioner reimport "
-                        "--confirm).\n");
+            buf_puts(b,
+                     "  Still active in Gong: its deactivation is held by the mass-deactivation "
+                     "guard (R8.3) and goes through only when confirmed (POST "
+                     "/reimport?confirm=1 to the service, or provisioner reimport --confirm).\n");
         else if (u->status == PROV_NEVER)
             buf_puts(b, "  So it was never created in Gong (R5.2).\n");
         else
@@ -359,8 +390,9 @@ void engine_explain(engine *e, const char *id, buf *b)
         const cfg_assignment *a = &e->cfg->assignments[s.assignment];
         buf_printf(b, "  In scope: active in Salesforce (R3.1), named (R3.2), email %s ", s.email);
         buf_puts(b, s.converted ? "converted to the primary domain (R3.3)" : "allowed (R3.3)");
-        buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): %s.\n",
-                   a->name, a->filter_text[0] ? a->filter_text : "empty filter, matches everyone");
+        buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): ", a->name);
+        put_filter(b, a, "empty filter, matches everyone");
+        buf_puts(b, ".\n");
         explain_earlier_filters(e, u, s.assignment, now, b);
     }
     explain_relationships(e, u, b);

@@ -559,6 +559,44 @@ Test(engine, r6_2_explain_says_why_a_divergence_the_hierarchy_does_not_show_stay
                                   "ManagerId last changed"),
               "%s", r.explained);
     free(r.explained);
+    /* cleared in the event that moved the user from manual to automatic */
+    so.explain = "005B";
+    r = simulate_opts(
+        two,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+            HDR("\"005B\"", "CREATE", 3, USER("B", "b@acme.com", ",\"ManagerId\":\"005A\""))
+                HDR("\"005B\"", "UPDATE", 4, ",\"Title\":\"VP\",\"ManagerId\":null"),
+        &so);
+    cr_assert(strstr(r.explained, "no ManagerId in Salesforce; the Gong manager is 005A; ManagerId "
+                                  "was cleared while the user's assignment did not sync manager "
+                                  "changes (a manual one, R6.2, also when that same event moved "
+                                  "the user to this automatic one)"),
+              "%s", r.explained);
+    free(r.explained);
+
+    /* R5.4: kept active out of scope when ManagerId changed, in scope again only because its
+     * manager's field changed since: no event of the user decided it in scope */
+    static const char *kept =
+        "company:\n  primary_domain: acme.com\noptions:\n  keep_active: true\n"
+        "assignments:\n  - name: Bosses\n    filter: \"Title = 'Boss'\"\n"
+        "  - name: Reports\n    filter: \"Manager.Department = 'Sales'\"\n";
+    so.explain = "005R";
+    r = simulate_opts(
+        kept,
+        HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ",\"Title\":\"Boss\""))
+            HDR("\"005D\"", "CREATE", 2,
+                USER("D", "d@acme.com", ",\"Title\":\"Boss\",\"Department\":\"Ops\""))
+                HDR("\"005R\"", "CREATE", 3, USER("R", "r@acme.com", ",\"ManagerId\":\"005A\""))
+                    HDR("\"005R\"", "UPDATE", 4, ",\"ManagerId\":\"005D\"")
+                        HDR("\"005D\"", "UPDATE", 5, ",\"Department\":\"Sales\""),
+        &so);
+    cr_assert(strstr(r.explained,
+                     "ManagerId is 005D; the Gong manager is 005A; the user was out of "
+                     "scope when last decided, where no manager command is sent "
+                     "(R5.4)"),
+              "%s", r.explained);
+    free(r.explained);
+
     /* a Gong manager that is the ManagerId: nothing to explain */
     so.explain = "005C";
     r = simulate_opts(
@@ -583,6 +621,14 @@ Test(engine, explain_shows_control_characters_in_names_escaped)
                           &so);
     cr_assert(strstr(r.explained, "User 005A (An\\nn Doe\\x07): active in Gong.\n"), "%s",
               r.explained);
+    free(r.explained);
+    /* a filter written over several lines (a YAML block) is shown on one */
+    r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n  - name: Sales\n"
+                      "    filter: |\n      Department = 'Sales'\n      AND Title != 'x'\n",
+                      HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", "")), &so);
+    cr_assert(strstr(r.explained, "filter matched (R3.4): Department = 'Sales' AND Title != "
+                                  "'x'.\n"),
+              "%s", r.explained);
     free(r.explained);
 }
 

@@ -106,12 +106,10 @@ static void log_refused(http_server *s)
     log_msg(LOG_WARN, "reimport refused: missing or wrong bearer token", "requests", count, NULL);
 }
 
-/* dry_run=, confirm=: 1/true/yes or 0/false/no; absent: false. Returns -1 for anything else, so
- * that a typo never turns a dry run into a real reimport. */
+/* 1/true/yes or 0/false/no, in any case; -1 for anything else. */
 static int parse_flag(const char *v, bool *out)
 {
     *out = false;
-    if (!v) return 0;
     static const char *const yes[] = {"1", "true", "yes"}, *const no[] = {"0", "false", "no"};
     for (size_t i = 0; i < 3; i++) {
         if (strcasecmp(v, yes[i]) == 0) {
@@ -121,6 +119,36 @@ static int parse_flag(const char *v, bool *out)
         if (strcasecmp(v, no[i]) == 0) return 0;
     }
     return -1;
+}
+
+/* The query of POST /reimport: dry_run= and confirm=, each at most once and with a value. Anything
+ * else (?DRY_RUN=1, ?dryrun=1, a bare ?dry_run) is refused: read as absent, a typo would turn a
+ * dry run into a real reimport. */
+typedef struct reimport_query {
+    bool dry_run, confirm;
+    bool seen_dry_run, seen_confirm;
+    char problem[160]; /* the first one, for the 400 */
+} reimport_query;
+
+static enum MHD_Result reimport_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    reimport_query *q = cls;
+    bool dry = strcmp(key, "dry_run") == 0, confirm = strcmp(key, "confirm") == 0;
+    bool *seen = dry ? &q->seen_dry_run : confirm ? &q->seen_confirm : NULL;
+    if (!seen)
+        snprintf(q->problem, sizeof q->problem,
+                 "unknown parameter '%.40s': only dry_run and confirm are taken\n", key);
+    else if (*seen)
+        snprintf(q->problem, sizeof q->problem, "%s is given twice\n", key);
+    else if (!value || parse_flag(value, dry ? &q->dry_run : &q->confirm) < 0)
+        snprintf(q->problem, sizeof q->problem, "%s must be 1, true, yes, 0, false or no\n", key);
+    else {
+        *seen = true;
+        return MHD_YES;
+    }
+    return MHD_NO;
 }
 
 static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
@@ -133,11 +161,10 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
         log_refused(s);
         return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
     }
-    bool dry_run, confirm;
-    if (parse_flag(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "dry_run"), &dry_run) < 0)
-        return text(c, MHD_HTTP_BAD_REQUEST, "dry_run must be 1, true, yes, 0, false or no\n");
-    if (parse_flag(MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "confirm"), &confirm) < 0)
-        return text(c, MHD_HTTP_BAD_REQUEST, "confirm must be 1, true, yes, 0, false or no\n");
+    reimport_query q = {0};
+    MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, reimport_arg, &q);
+    if (q.problem[0]) return text(c, MHD_HTTP_BAD_REQUEST, q.problem);
+    bool dry_run = q.dry_run, confirm = q.confirm;
     if (!s->h.reimport)
         return text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
                     "no Salesforce access is configured (--salesforce-url): a reimport cannot "
@@ -147,8 +174,8 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
     if (dry_run)
         return text(c, MHD_HTTP_ACCEPTED, "dry-run reimport queued; the plan goes to the log\n");
     return text(c, MHD_HTTP_ACCEPTED,
-                confirm ? "reimport queued; it confirms the held deactivations Salesforce still "
-                          "calls for\n"
+                confirm ? "reimport queued; confirmed: the guard holds none of its deactivations, "
+                          "the held ones included (R8.3)\n"
                         : "reimport queued\n");
 }
 

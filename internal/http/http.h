@@ -28,8 +28,9 @@ typedef struct http_server http_server;
  * reimport_token: the bearer token POST /reimport requires (copied); NULL disables the endpoint
  * (403). Answers: /healthz and /readyz 200 or 503 with plain-text reasons, /metrics 200 in the
  * Prometheus text format, POST /reimport[?dry_run=1][&confirm=1] 202 queued, 401 without the
- * right token, 409 when one is queued or running, 400 for a dry_run or confirm value that is not
- * a boolean; other paths 404, other methods 405 with Allow. */
+ * right token, 409 when one is queued or running, 400 for a dry_run or confirm that is not a
+ * boolean, given twice or without a value, or any other parameter; other paths 404, other methods
+ * 405 with Allow. */
 int http_start(const char *bind_addr, int port, const char *reimport_token, const http_handlers *h,
                http_server **out, perr *err);
 int http_port(const http_server *s);

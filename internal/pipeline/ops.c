@@ -71,7 +71,16 @@ bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm)
     return atomic_compare_exchange_strong(&h->reimport, &none, want);
 }
 
-int pipeline_take_reimport(pipeline_health *h) { return atomic_exchange(&h->reimport, 0); }
+int pipeline_take_reimport(pipeline_health *h)
+{
+    if (!atomic_load(&h->reimport)) return 0;
+    /* running before the queue is emptied: a request in between is refused (409), not queued
+     * behind the one that is starting */
+    atomic_store(&h->reimport_running, true);
+    int req = atomic_exchange(&h->reimport, 0);
+    if (!req) atomic_store(&h->reimport_running, false);
+    return req;
+}
 
 /* ---------------------------------------------------------------- settings file */
 

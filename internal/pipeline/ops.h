@@ -29,7 +29,7 @@ typedef struct pipeline_health {
     atomic_bool settings_loaded;
     atomic_bool stopping;         /* leaving the group: not ready for new traffic */
     atomic_int reimport;          /* 0: none queued; else PIPELINE_REIMPORT flags */
-    atomic_bool reimport_running; /* for the reimport hook to set while it works */
+    atomic_bool reimport_running; /* from pipeline_take_reimport until the reimport ends */
     int64_t stale_after_ms;       /* alive while the heartbeat is younger than this (60 s) */
 } pipeline_health;
 
@@ -50,7 +50,8 @@ enum {
 };
 /* POST /reimport: queues one; false when one is queued or running. */
 bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm);
-/* The main loop takes the queued request: 0 none, else its PIPELINE_REIMPORT flags. */
+/* The main loop takes the queued request: 0 none, else its PIPELINE_REIMPORT flags, and then
+ * reimport_running is set until the caller clears it. */
 int pipeline_take_reimport(pipeline_health *h);
 
 /* ---- settings file watching. Kubernetes updates a mounted ConfigMap by swapping the symlink

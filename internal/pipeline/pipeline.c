@@ -2709,7 +2709,6 @@ static int ops_turn(pipeline *p, perr *err)
         metric_add(p->pm.reimports, 1);
         log_msg(LOG_INFO, "reimport requested", "trigger", "http", "dry_run", dry ? "yes" : "no",
                 "confirm", confirm ? "yes" : "no", NULL);
-        atomic_store(&p->health->reimport_running, true);
         if (drain(p, err) < 0) return -1;
         if (!o->dry_run) (void)run_reimport(p, dry, confirm, "http");
         atomic_store(&p->health->reimport_running, false);

@@ -791,7 +791,7 @@ static int soql_parse_value(soql_parser *p, const char *what, bool empty_is_null
 static void soql_placed(const soql_parser *p, size_t at, soql_lit *l)
 {
     size_t end = p->tok.pos;
-    while (end > at && strchr(" \t\r\n", p->src[end - 1]))
+    while (end > at && soql_is_space(p->src[end - 1]))
         end--;
     l->pos = (uint32_t)at;
     l->span = (uint32_t)(end - at);

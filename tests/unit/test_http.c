@@ -274,7 +274,7 @@ Test(http, reimport_can_confirm_the_held_deactivations)
 {
     start("s3cret-token");
     expect("POST", "/reimport?confirm=1", "Bearer s3cret-token", 202,
-           "confirms the held deactivations");
+           "the guard holds none of its deactivations");
     cr_assert_eq(atomic_load(&F.last_confirm), 1);
     cr_assert_eq(atomic_load(&F.last_dry_run), 0);
     expect("POST", "/reimport?confirm=yes&dry_run=1", "Bearer s3cret-token", 202, "dry-run");
@@ -286,6 +286,23 @@ Test(http, reimport_can_confirm_the_held_deactivations)
     expect("POST", "/reimport?confirm=please", "Bearer s3cret-token", 400, "confirm must be");
     expect("POST", "/reimport?confirm=1", "Bearer wrong", 401, NULL);
     cr_assert_eq(atomic_load(&F.reimports), 3, "nothing queued for either");
+}
+
+/* Read as absent, a misspelt or bare parameter would turn a dry run into a real reimport (or a
+ * confirmation into a plain one): every parameter must be one of the two, once, with a value. */
+Test(http, reimport_refuses_parameters_it_does_not_know)
+{
+    start("s3cret-token");
+    expect("POST", "/reimport?dryrun=1", "Bearer s3cret-token", 400,
+           "unknown parameter 'dryrun': only dry_run and confirm are taken");
+    expect("POST", "/reimport?DRY_RUN=1", "Bearer s3cret-token", 400, "unknown parameter");
+    expect("POST", "/reimport?dry_run", "Bearer s3cret-token", 400, "dry_run must be");
+    expect("POST", "/reimport?confirm", "Bearer s3cret-token", 400, "confirm must be");
+    expect("POST", "/reimport?dry_run=1&dry_run=0", "Bearer s3cret-token", 400, "given twice");
+    expect("POST", "/reimport?dry_run=1&x=2", "Bearer s3cret-token", 400, "unknown parameter 'x'");
+    cr_assert_eq(atomic_load(&F.reimports), 0, "nothing queued");
+    expect("POST", "/reimport?dry_run=1&confirm=0", "Bearer s3cret-token", 202, "dry-run");
+    cr_assert_eq(atomic_load(&F.reimports), 1);
 }
 
 /* Blanks around the token are not part of it (a Secret written with echo, a client's padding);

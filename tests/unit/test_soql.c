@@ -1421,9 +1421,11 @@ Test(soql_r4_2, numbers_lists_patterns_and_order_are_hinted)
 Test(soql_r4_2, a_hint_in_a_filter_of_several_lines_names_the_line)
 {
     size_t n;
-    const char *out = hints("Title = 'x'\nAND Manager.IsActive = 'no'\n", &n);
+    const char *out = hints("Title = 'x'\nAND Manager.IsActive = 'no'\f\n", &n);
     cr_assert_eq(n, 1, "%s", out);
-    cr_assert_not_null(strstr(out, "line 2, column 24: Manager.IsActive is a checkbox"), "%s", out);
+    cr_assert_not_null(strstr(out, "line 2, column 24: Manager.IsActive is a checkbox: compared "
+                                   "with 'no', "),
+                       "the literal without the blanks after it: %s", out);
 }
 
 /* ================= evaluation does not allocate ================= */

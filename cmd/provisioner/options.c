@@ -92,7 +92,8 @@ const cli_option pv_options[] = {
      "below this many API calls left, only essential calls are made", C_RUN | C_REIMPORT | C_REPLAY,
      false},
     {"confirm", CLI_FLAG, NULL, NB, NULL,
-     "let held deactivations through (R8.3) and do not hold this run's", C_REIMPORT, false},
+     "let the deactivations held before this run through (R8.3); new ones are guarded as always",
+     C_REIMPORT, false},
     {"lookup-refresh-interval", CLI_INT, "3600", 0, 604800, "PROVISIONER_LOOKUP_REFRESH_INTERVAL",
      "seconds between reads of the Profile and UserRole tables of relationship filters (R4.3); "
      "0: at start, reload and unknown ids only",

@@ -174,8 +174,7 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
     if (dry_run)
         return text(c, MHD_HTTP_ACCEPTED, "dry-run reimport queued; the plan goes to the log\n");
     return text(c, MHD_HTTP_ACCEPTED,
-                confirm ? "reimport queued; confirmed: the guard holds none of its deactivations, "
-                          "the held ones included (R8.3)\n"
+                confirm ? "reimport queued; it confirms the deactivations held before it (R8.3)\n"
                         : "reimport queued\n");
 }
 

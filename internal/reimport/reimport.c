@@ -29,6 +29,7 @@ typedef struct run {
     size_t n_known, cap_known;
     bool counting; /* the guard's dry pass */
     bool tally;    /* the first pass counts users for the result */
+    bool was_held; /* the user being decided was held before this run (R8.3) */
     lookup *lk;    /* Profile and UserRole tables for relationship filters (R4.3) */
 } run;
 
@@ -116,7 +117,10 @@ typedef struct hook_ctx {
 static void on_emit(void *ctx, const command *c)
 {
     run *x = ctx;
-    if (c->type == CMD_DEACTIVATE_USER) x->res->deactivations++;
+    /* a confirmation confirms what was held: its guard counts only the deactivations it finds
+     * new, so that Salesforce losing users meanwhile is held as at any other run (R8.3) */
+    if (c->type == CMD_DEACTIVATE_USER && !(x->counting && x->o->confirm && x->was_held))
+        x->res->deactivations++;
     if (x->counting) return;
     x->res->commands[c->type]++;
     x->o->emit(x->o->ctx, c);
@@ -187,6 +191,7 @@ static int pass(run *x, bool hold, perr *err)
             if (i >= x->n_recs && strmap_get(&x->in_sf, id)) continue; /* applied above */
             user_state *u = st->get(st->ctx, id);
             if (x->tally && u && u->status == PROV_ACTIVE) x->res->provisioned++;
+            x->was_held = u && u->status == PROV_ACTIVE && !u->in_scope && !o->cfg->keep_active;
             uint64_t stale_before = engine_get_stats(e)->stale + engine_get_stats(e)->duplicates;
             if (i < x->n_recs) {
                 const char *one[1] = {id};
@@ -211,7 +216,7 @@ static int pass(run *x, bool hold, perr *err)
                 /* a record from Salesforce (not one gone from it) meets the current settings */
                 if (i < x->n_recs) engine_redecide_user(e, id, o->now_ms, &h);
             }
-            engine_reconcile_user(e, id, o->confirm, o->now_ms, &h);
+            engine_reconcile_user(e, id, o->confirm && x->was_held, o->now_ms, &h);
         }
         if (rc == 0 && store_redis_failed(o->store, err)) rc = -1;
         if (rc == 0 && !x->counting && !o->dry_run) {
@@ -249,7 +254,7 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
     res->known_users = x.n_known;
     x.tally = true;
     const cfg_guards *g = &o->cfg->guards;
-    if (rc == 0 && g->enabled && !o->confirm) { /* R8.3: count before acting */
+    if (rc == 0 && g->enabled) { /* R8.3: count before acting */
         x.counting = true;
         rc = pass(&x, false, err);
         store_redis_reset(o->store);

@@ -29,7 +29,9 @@ typedef struct reimport_opts {
     int (*flush)(void *ctx, perr *err);
     void *ctx;
     bool dry_run; /* decide against a scratch copy; write nothing */
-    bool confirm; /* release held deactivations; the guard does not hold this run */
+    /* release the deactivations held before this run (R8.3); the guard still counts, and may
+     * hold, the deactivations the run finds new */
+    bool confirm;
     int64_t now_ms;
     volatile sig_atomic_t *stop;
     bool progress; /* a progress bar on stderr */

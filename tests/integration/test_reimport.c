@@ -153,6 +153,7 @@ static const char *user_of(json_t *cmds, size_t i)
 #define U2 "0055e0000000002AAK"
 #define U3 "0055e0000000003AAK"
 #define U4 "0055e0000000004AAK"
+#define U5 "0055e0000000005AAK"
 #define PERSON(n, title)                                                                           \
     ",\"Email\":\"u" #n "@acme.com\",\"FirstName\":\"F" #n "\",\"LastName\":\"L" #n "\","          \
     "\"Title\":\"" title "\",\"Department\":\"Sales\",\"IsActive\":true"
@@ -335,6 +336,58 @@ Test(reimport, guard_holds_a_mass_deactivation_until_confirmed)
     cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
     cr_assert_eq(h_count_lines(held), 0, "nothing held any more");
     json_decref(after);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
+/* R8.3: a confirmation confirms what was held. Deactivations the confirming run finds new (here
+ * Salesforce lost two more users meanwhile) are counted against the guard as at any other run,
+ * and held when over it. */
+Test(reimport, a_confirmation_releases_what_was_held_and_guards_what_is_new)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, ",");
+    user_json(&users, 4, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, ",");
+    user_json(&users, 5, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]"); /* 2 and 3 gone: over the guard of 1 */
+    start_env(&e, users.data, "guards:\n  max_deactivations: 1\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE"))
+                                         EV(U5, "CREATE", 1764000000004, PERSON(5, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 2, "2 and 3 held");
+
+    buf_reset(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]"); /* now 4 and 5 are gone too */
+    sf_serve(&e, users.data);
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 7, "5 creates, the two held deactivations");
+    cr_assert_str_eq(type_of(cmds, 5), "DEACTIVATE_USER");
+    cr_assert_str_eq(user_of(cmds, 5), U2);
+    cr_assert_str_eq(type_of(cmds, 6), "DEACTIVATE_USER");
+    cr_assert_str_eq(user_of(cmds, 6), U3);
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    char *listed = h_read_file(held);
+    cr_assert(h_count_lines(held) == 2 && strstr(listed, U4) && strstr(listed, U5),
+              "the new ones are held: %s", listed);
+    free(listed);
     json_decref(cmds);
     buf_free(&users);
 }
@@ -572,7 +625,6 @@ static json_t *simulate_file(env *e, const char *events)
     return lines_of(out);
 }
 
-#define U5 "0055e0000000005AAK"
 #define U6 "0055e0000000006AAK"
 #define U7 "0055e0000000007AAK"
 #define U8 "0055e0000000008AAK"

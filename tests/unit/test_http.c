@@ -274,7 +274,7 @@ Test(http, reimport_can_confirm_the_held_deactivations)
 {
     start("s3cret-token");
     expect("POST", "/reimport?confirm=1", "Bearer s3cret-token", 202,
-           "the guard holds none of its deactivations");
+           "it confirms the deactivations held before it");
     cr_assert_eq(atomic_load(&F.last_confirm), 1);
     cr_assert_eq(atomic_load(&F.last_dry_run), 0);
     expect("POST", "/reimport?confirm=yes&dry_run=1", "Bearer s3cret-token", 202, "dry-run");

@@ -1206,7 +1206,13 @@ static bool same_str(const char *a, const char *b)
 void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h)
 {
     user_state *u = e->store->get(e->store->ctx, id);
-    if (!u || !u->has_pos || (u->status == PROV_ACTIVE && !u->in_scope)) return;
+    if (!u || !u->has_pos) return;
+    /* active out of scope (held by the guard, or kept active): decided again only when the
+     * filters select it now (back in scope, R5.3); else its deactivation stays the
+     * confirmation's (R8.3), or keep_active's */
+    if (u->status == PROV_ACTIVE && !u->in_scope &&
+        engine_evaluate_scope(e, u, at).reason != REASON_NONE)
+        return;
     /* written only when it moved: a state read before a live event of another instance, written
      * back unchanged, would put that event's state back (the position is not checked in Redis) */
     uint64_t sent = commands_sent(e);

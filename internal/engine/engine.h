@@ -253,8 +253,8 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
  * unchanged users too (a new assignment creates those it now selects, a narrowed filter
  * deactivates, a move between assignments applies settings). The snapshot and its position stay;
  * `at` stands in for the event position in the command ids and is the clock of relative dates.
- * A user active but out of scope (a held deactivation, keep_active) is left to
- * engine_reconcile_user. */
+ * A user active but out of scope (a held deactivation, keep_active) is decided again only when
+ * the settings put it back in scope; else it is left to engine_reconcile_user. */
 void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h);
 
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */

@@ -190,8 +190,10 @@ static int pass(run *x, bool hold, perr *err)
             const char *id = i < x->n_recs ? x->recs[i].id : x->known[i - x->n_recs];
             if (i >= x->n_recs && strmap_get(&x->in_sf, id)) continue; /* applied above */
             user_state *u = st->get(st->ctx, id);
-            if (x->tally && u && u->status == PROV_ACTIVE) x->res->provisioned++;
             x->was_held = u && u->status == PROV_ACTIVE && !u->in_scope && !o->cfg->keep_active;
+            /* a confirmation's share is of the users it does not confirm away (R8.3) */
+            if (x->tally && u && u->status == PROV_ACTIVE && !(o->confirm && x->was_held))
+                x->res->provisioned++;
             uint64_t stale_before = engine_get_stats(e)->stale + engine_get_stats(e)->duplicates;
             if (i < x->n_recs) {
                 const char *one[1] = {id};

@@ -392,6 +392,94 @@ Test(reimport, a_confirmation_releases_what_was_held_and_guards_what_is_new)
     buf_free(&users);
 }
 
+/* R8.3 and R5.3: deactivations held because a filter was narrowed, then the filter put back: the
+ * users are in scope again at the next reimport, which confirms nothing; a confirmation then has
+ * nothing to deactivate (it deactivated all three, reason no_matching_assignment, before) */
+Test(reimport, held_users_the_settings_put_back_in_scope_are_not_deactivated)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    for (int i = 1; i <= 3; i++) {
+        if (i > 1) buf_puts(&users, ",");
+        user_json(&users, i, "AE", true, "2026-11-25T12:00:00.000+0000");
+    }
+    buf_puts(&users, "]");
+    start_env(&e, users.data, "guards:\n  max_deactivations: 1\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    char narrowed[1024];
+    snprintf(narrowed, sizeof narrowed, SETTINGS, "guards:\n  max_deactivations: 1\n");
+    char *at = strstr(narrowed, "'Sales'");
+    cr_assert_not_null(at);
+    memcpy(at, "'Sale_'", 7); /* a Department nobody has */
+    char *original = h_read_file(e.settings);
+    h_write_file(e.settings, narrowed);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 3, "the narrowed filter's three deactivations held");
+
+    h_write_file(e.settings, original);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 0, "in scope again: nothing held");
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    json_t *cmds = output(&e);
+    for (size_t i = 0; i < json_array_size(cmds); i++)
+        cr_assert_str_neq(type_of(cmds, i), "DEACTIVATE_USER", "command %zu", i);
+    json_decref(cmds);
+    free(original);
+    buf_free(&users);
+}
+
+/* R8.3: a confirmation's share is of the users it does not confirm away. Three of four held;
+ * Salesforce then returns nobody: the last one's deactivation is all of what is left, over a
+ * share of 0.5, and held (counted against all four, 1/4 would have let it through). */
+Test(reimport, a_confirmation_measures_its_share_without_the_held_users)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    buf_puts(&users, "[");
+    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
+    buf_puts(&users, "]"); /* 2, 3 and 4 gone: 3/4 over 0.5 */
+    start_env(&e, users.data, "guards:\n  max_deactivation_share: 0.5\n");
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
+                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
+                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
+                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE")));
+    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    cr_assert_eq(h_count_lines(held), 3);
+
+    sf_serve(&e, "[]");
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    json_t *cmds = output(&e);
+    cr_assert_eq(json_array_size(cmds), 7, "4 creates, the 3 held deactivations");
+    for (size_t i = 4; i < 7; i++)
+        cr_assert_str_neq(user_of(cmds, i), U1, "command %zu", i);
+    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
+    char *listed = h_read_file(held);
+    cr_assert(h_count_lines(held) == 1 && strstr(listed, U1), "the new one held: %s", listed);
+    free(listed);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
 /* Polls `held` until it lists n deactivations, up to timeout_s. */
 static bool held_becomes(env *e, size_t n, double timeout_s)
 {

@@ -26,26 +26,22 @@ static void put_text(buf *b, const char *s)
     }
 }
 
-/* A filter as one line: a filter written over several lines (a YAML block) has each run of white
- * space shown as one space; empty_text stands for an empty filter. */
+/* A filter as one line: a line break of a filter written over several lines (a YAML block) is
+ * shown as a space, the rest as written (two spaces inside a quoted value are what it compares);
+ * empty_text stands for an empty filter. */
 static void put_filter(buf *b, const cfg_assignment *a, const char *empty_text)
 {
-    const char *s = a->filter_text;
+    const char *s = a->filter_text, *end = s + strlen(s);
     while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
         s++;
-    if (!*s) {
+    while (end > s && (end[-1] == ' ' || (end[-1] >= '\t' && end[-1] <= '\r')))
+        end--;
+    if (s == end) {
         buf_puts(b, empty_text);
         return;
     }
-    bool blank = false;
-    for (; *s; s++) {
-        if (*s == ' ' || (*s >= '\t' && *s <= '\r')) {
-            blank = true;
-            continue;
-        }
-        if (blank) buf_puts(b, " ");
-        blank = false;
-        char one[2] = {*s, '\0'};
+    for (; s < end; s++) {
+        char one[2] = {*s >= '\t' && *s <= '\r' ? ' ' : *s, '\0'};
         put_text(b, one);
     }
 }

@@ -178,7 +178,8 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
                         : "reimport queued\n");
 }
 
-static int marker; /* *con_cls of a POST whose body is being read (and ignored) */
+/* *con_cls of a POST whose body is being read (and ignored): without a body, or with one */
+static int marker, marker_body;
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
@@ -199,6 +200,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (post && *upload_data_size) {
         *upload_data_size = 0;
+        *con_cls = &marker_body;
         return MHD_YES;
     }
     if (strcmp(url, "/healthz") == 0) {
@@ -232,6 +234,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (strcmp(url, "/reimport") == 0) {
         if (!post) return not_allowed(c, "POST");
+        /* a form with dry_run=1 in the body would otherwise start a real reimport */
+        if (*con_cls == &marker_body)
+            return text(c, MHD_HTTP_BAD_REQUEST,
+                        "POST /reimport takes no body: dry_run and confirm go in the query "
+                        "(/reimport?dry_run=1)\n");
         return reimport(s, c);
     }
     return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");

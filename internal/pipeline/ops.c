@@ -33,7 +33,6 @@ void pipeline_health_init(pipeline_health *h)
     atomic_init(&h->settings_loaded, false);
     atomic_init(&h->stopping, false);
     atomic_init(&h->reimport, 0);
-    atomic_init(&h->reimport_running, false);
     /* A batch takes well under a second, and every loop that waits (Redis, Kafka, the registry)
      * beats while it waits; a minute without a turn is a stuck process, which a restart mends. */
     h->stale_after_ms = 60000;
@@ -65,21 +64,29 @@ bool pipeline_health_ready(pipeline_health *h, buf *why)
 
 bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm)
 {
-    if (atomic_load(&h->reimport_running)) return false;
-    int none = 0, want = PIPELINE_REIMPORT | (dry_run ? PIPELINE_REIMPORT_DRY_RUN : 0) |
+    int idle = 0, want = PIPELINE_REIMPORT | (dry_run ? PIPELINE_REIMPORT_DRY_RUN : 0) |
                          (confirm ? PIPELINE_REIMPORT_CONFIRM : 0);
-    return atomic_compare_exchange_strong(&h->reimport, &none, want);
+    return atomic_compare_exchange_strong(&h->reimport, &idle, want);
 }
 
 int pipeline_take_reimport(pipeline_health *h)
 {
-    if (!atomic_load(&h->reimport)) return 0;
-    /* running before the queue is emptied: a request in between is refused (409), not queued
-     * behind the one that is starting */
-    atomic_store(&h->reimport_running, true);
-    int req = atomic_exchange(&h->reimport, 0);
-    if (!req) atomic_store(&h->reimport_running, false);
-    return req;
+    int req = atomic_load(&h->reimport);
+    if (!req || req == PIPELINE_REIMPORT_RUNNING) return 0;
+    /* only the main loop moves a queued request on: the exchange cannot fail */
+    return atomic_compare_exchange_strong(&h->reimport, &req, PIPELINE_REIMPORT_RUNNING) ? req : 0;
+}
+
+bool pipeline_reimport_begin(pipeline_health *h)
+{
+    int idle = 0;
+    return atomic_compare_exchange_strong(&h->reimport, &idle, PIPELINE_REIMPORT_RUNNING);
+}
+
+void pipeline_reimport_done(pipeline_health *h)
+{
+    int running = PIPELINE_REIMPORT_RUNNING;
+    atomic_compare_exchange_strong(&h->reimport, &running, 0);
 }
 
 /* ---------------------------------------------------------------- settings file */

@@ -28,8 +28,7 @@ typedef struct pipeline_health {
                                      answers again */
     atomic_bool settings_loaded;
     atomic_bool stopping;         /* leaving the group: not ready for new traffic */
-    atomic_int reimport;          /* 0: none queued; else PIPELINE_REIMPORT flags */
-    atomic_bool reimport_running; /* from pipeline_take_reimport until the reimport ends */
+    atomic_int reimport;          /* 0: idle; PIPELINE_REIMPORT flags: queued; _RUNNING */
     int64_t stale_after_ms;       /* alive while the heartbeat is younger than this (60 s) */
 } pipeline_health;
 
@@ -47,12 +46,19 @@ enum {
     PIPELINE_REIMPORT = 1,
     PIPELINE_REIMPORT_DRY_RUN = 2, /* plan only (R8.2) */
     PIPELINE_REIMPORT_CONFIRM = 4, /* release the held deactivations (R8.3) */
+    PIPELINE_REIMPORT_RUNNING = 8, /* the state while one runs, asked for or not */
 };
-/* POST /reimport: queues one; false when one is queued or running. */
+/* POST /reimport: queues one; false when one is queued or running (one state, so that no request
+ * slips in between the two). */
 bool pipeline_request_reimport(pipeline_health *h, bool dry_run, bool confirm);
-/* The main loop takes the queued request: 0 none, else its PIPELINE_REIMPORT flags, and then
- * reimport_running is set until the caller clears it. */
+/* The main loop takes the queued request, which is then running until pipeline_reimport_done:
+ * 0 none, else its PIPELINE_REIMPORT flags. */
 int pipeline_take_reimport(pipeline_health *h);
+/* A reimport the main loop starts itself (schedule, GAP_OVERFLOW) runs as one taken: requests
+ * meanwhile are refused. False when a request is queued (it stays queued; the reimport runs
+ * anyway and does not call pipeline_reimport_done). */
+bool pipeline_reimport_begin(pipeline_health *h);
+void pipeline_reimport_done(pipeline_health *h);
 
 /* ---- settings file watching. Kubernetes updates a mounted ConfigMap by swapping the symlink
  * ..data in its directory: stat() of the path follows it to a new inode; an editor writing in

@@ -2528,6 +2528,16 @@ static int run_reimport(pipeline *p, bool dry_run, bool confirm, const char *why
     return rc;
 }
 
+/* A reimport the main loop starts itself (GAP_OVERFLOW, schedule): POST /reimport meanwhile is
+ * refused (409) as while one asked for over HTTP runs. */
+static int run_own_reimport(pipeline *p, const char *why_now)
+{
+    bool marked = pipeline_reimport_begin(p->health);
+    int rc = run_reimport(p, false, false, why_now);
+    if (marked) pipeline_reimport_done(p->health);
+    return rc;
+}
+
 /* ---------------------------------------------------------------- operations: between batches
  * Each turn of the main loop beats for /healthz and publishes the counters as metrics; every 5 s
  * it reads the consumer lag and checks that an idle Redis and suspect brokers answer; it takes a
@@ -2711,7 +2721,7 @@ static int ops_turn(pipeline *p, perr *err)
                 "confirm", confirm ? "yes" : "no", NULL);
         if (drain(p, err) < 0) return -1;
         if (!o->dry_run) (void)run_reimport(p, dry, confirm, "http");
-        atomic_store(&p->health->reimport_running, false);
+        pipeline_reimport_done(p->health);
     }
     if (!o->settings_path || o->dry_run) return 0;
     const char *trigger = NULL;
@@ -3207,7 +3217,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         /* GAP_OVERFLOW: the whole org (R1.3, R8); a failure is tried again, backing off */
         if (p->reimport_wanted && !o->dry_run && mono_ms() >= p->reimport_retry_at) {
             if (drain(p, err) < 0) goto out;
-            if (run_reimport(p, false, false, "GAP_OVERFLOW") == 0) {
+            if (run_own_reimport(p, "GAP_OVERFLOW") == 0) {
                 p->reimport_backoff_ms = 0;
             } else {
                 long next = p->reimport_backoff_ms ? p->reimport_backoff_ms * 2 : 30000;
@@ -3221,7 +3231,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         }
         if (next_reimport && mono_ms() >= next_reimport && !o->dry_run) {
             if (drain(p, err) < 0) goto out;
-            (void)run_reimport(p, false, false, "schedule");
+            (void)run_own_reimport(p, "schedule");
             next_reimport = mono_ms() + o->reimport_interval_s * 1000L;
         }
         if (o->stop_at_end && p->n_ends && reached_end(p)) {

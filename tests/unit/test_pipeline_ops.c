@@ -66,22 +66,31 @@ Test(pipeline_ops, one_reimport_at_a_time)
     pipeline_health h;
     pipeline_health_init(&h);
     cr_assert_eq(pipeline_take_reimport(&h), 0);
-    cr_assert_not(atomic_load(&h.reimport_running), "nothing taken, nothing running");
     cr_assert(pipeline_request_reimport(&h, true, false));
     cr_assert_not(pipeline_request_reimport(&h, false, false), "one is queued: 409");
     cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT | PIPELINE_REIMPORT_DRY_RUN,
                  "the dry run, as asked");
     /* taken is running: a request while it runs is refused, not queued behind it */
-    cr_assert(atomic_load(&h.reimport_running));
     cr_assert_not(pipeline_request_reimport(&h, false, false), "one is running: 409");
     cr_assert_eq(pipeline_take_reimport(&h), 0, "taken once");
-    atomic_store(&h.reimport_running, false); /* the main loop, once it is done */
+    pipeline_reimport_done(&h);
     cr_assert(pipeline_request_reimport(&h, false, true));
     cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT | PIPELINE_REIMPORT_CONFIRM,
                  "a confirmation (R8.3)");
-    atomic_store(&h.reimport_running, false);
+    pipeline_reimport_done(&h);
+
+    /* one the main loop starts itself (schedule, GAP_OVERFLOW) runs the same way */
+    cr_assert(pipeline_reimport_begin(&h));
+    cr_assert_not(pipeline_request_reimport(&h, false, false), "a scheduled one runs: 409");
+    cr_assert_eq(pipeline_take_reimport(&h), 0, "nothing queued");
+    pipeline_reimport_done(&h);
+    /* a request queued before it stays queued, and its end does not drop it */
     cr_assert(pipeline_request_reimport(&h, false, false));
+    cr_assert_not(pipeline_reimport_begin(&h));
+    pipeline_reimport_done(&h);
     cr_assert_eq(pipeline_take_reimport(&h), PIPELINE_REIMPORT);
+    pipeline_reimport_done(&h);
+    cr_assert(pipeline_request_reimport(&h, false, false), "idle again");
 }
 
 static double value_of(metrics *m, const char *series)

@@ -630,6 +630,13 @@ Test(engine, explain_shows_control_characters_in_names_escaped)
                                   "'x'.\n"),
               "%s", r.explained);
     free(r.explained);
+    /* but what a quoted value holds is shown as it is: two spaces are what it compares */
+    r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n  - name: AEs\n"
+                      "    filter: \"Title = 'Account  Executive'\"\n",
+                      HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", "")), &so);
+    cr_assert(strstr(r.explained, "'AEs': Title = 'Account  Executive' is false"), "%s",
+              r.explained);
+    free(r.explained);
 }
 
 /* R6.2 / R6.3: a manual report created while its manager was not in Gong, whose ManagerId then

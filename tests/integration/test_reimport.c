@@ -301,6 +301,53 @@ Test(reimport, cli_reimport_stops_on_an_error_no_retry_mends)
     free(text);
 }
 
+/* Salesforce's answer (sf_serve's JSON): users ids[0..n), active, titled AE, all modified at one
+ * time. */
+static void sf_users(buf *b, const int *ids, size_t n)
+{
+    buf_reset(b);
+    buf_puts(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) buf_puts(b, ",");
+        user_json(b, ids[i], "AE", true, "2026-11-25T12:00:00.000+0000");
+    }
+    buf_puts(b, "]");
+}
+
+/* Users 1..n (PERSON(n, "AE")) created by CREATE events, decided by the service run until idle:
+ * 0055e000000000nAAK, one a millisecond. */
+static void created_by_events(env *e, int n)
+{
+    buf ev;
+    buf_init(&ev);
+    for (int i = 1; i <= n; i++)
+        buf_printf(
+            &ev,
+            "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"0055e%010dAAK\"],"
+            "\"changeType\":\"CREATE\",\"changedFields\":[],\"nulledFields\":[],"
+            "\"diffFields\":[],\"transactionKey\":\"t\",\"sequenceNumber\":1,"
+            "\"commitTimestamp\":%lld,\"commitNumber\":%lld,\"commitUser\":\"005A\","
+            "\"changeOrigin\":\"\"},\"Email\":\"u%d@acme.com\",\"FirstName\":\"F%d\","
+            "\"LastName\":\"L%d\",\"Title\":\"AE\",\"Department\":\"Sales\","
+            "\"IsActive\":true}\n",
+            i, 1764000000000LL + i - 1, 1764000000000LL + i - 1, i, i, i);
+    const char *events = h_path("events.jsonl");
+    h_write_file(events, ev.data);
+    buf_free(&ev);
+    cr_assert_eq(h_produce(e->broker->bootstrap, "in", events), 0);
+    const char *idle[] = {"--exit-when-idle", "2", NULL};
+    cr_assert_eq(run_cmd(e, "run", idle, NULL), 0);
+}
+
+/* The deactivations `held` lists now; its output (malloc'd) in *listed when not NULL. */
+static size_t held_now(env *e, char **listed)
+{
+    const char *held = h_path("held.txt");
+    cr_assert_eq(run_cmd(e, "held", NULL, held), 0);
+    if (listed) *listed = h_read_file(held);
+    return h_count_lines(held);
+}
+
 /* R8.3: over the guard, deactivations are held (listed by `held`), other commands go on; with
  * --confirm they go through. */
 Test(reimport, guard_holds_a_mass_deactivation_until_confirmed)
@@ -348,32 +395,13 @@ Test(reimport, a_confirmation_releases_what_was_held_and_guards_what_is_new)
     env e;
     buf users;
     buf_init(&users);
-    buf_puts(&users, "[");
-    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, ",");
-    user_json(&users, 4, "AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, ",");
-    user_json(&users, 5, "AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, "]"); /* 2 and 3 gone: over the guard of 1 */
+    sf_users(&users, (const int[]){1, 4, 5}, 3); /* 2 and 3 gone: over the guard of 1 */
     start_env(&e, users.data, "guards:\n  max_deactivations: 1\n");
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
-                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
-                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
-                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE"))
-                                         EV(U5, "CREATE", 1764000000004, PERSON(5, "AE")));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    const char *idle[] = {"--exit-when-idle", "2", NULL};
-    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    created_by_events(&e, 5);
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
-    const char *held = h_path("held.txt");
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    cr_assert_eq(h_count_lines(held), 2, "2 and 3 held");
+    cr_assert_eq(held_now(&e, NULL), 2, "2 and 3 held");
 
-    buf_reset(&users);
-    buf_puts(&users, "[");
-    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, "]"); /* now 4 and 5 are gone too */
+    sf_users(&users, (const int[]){1}, 1); /* now 4 and 5 are gone too */
     sf_serve(&e, users.data);
     const char *confirm[] = {"--confirm", NULL};
     cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
@@ -383,9 +411,8 @@ Test(reimport, a_confirmation_releases_what_was_held_and_guards_what_is_new)
     cr_assert_str_eq(user_of(cmds, 5), U2);
     cr_assert_str_eq(type_of(cmds, 6), "DEACTIVATE_USER");
     cr_assert_str_eq(user_of(cmds, 6), U3);
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    char *listed = h_read_file(held);
-    cr_assert(h_count_lines(held) == 2 && strstr(listed, U4) && strstr(listed, U5),
+    char *listed;
+    cr_assert(held_now(&e, &listed) == 2 && strstr(listed, U4) && strstr(listed, U5),
               "the new ones are held: %s", listed);
     free(listed);
     json_decref(cmds);
@@ -400,20 +427,9 @@ Test(reimport, held_users_the_settings_put_back_in_scope_are_not_deactivated)
     env e;
     buf users;
     buf_init(&users);
-    buf_puts(&users, "[");
-    for (int i = 1; i <= 3; i++) {
-        if (i > 1) buf_puts(&users, ",");
-        user_json(&users, i, "AE", true, "2026-11-25T12:00:00.000+0000");
-    }
-    buf_puts(&users, "]");
+    sf_users(&users, (const int[]){1, 2, 3}, 3);
     start_env(&e, users.data, "guards:\n  max_deactivations: 1\n");
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
-                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
-                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE")));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    const char *idle[] = {"--exit-when-idle", "2", NULL};
-    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    created_by_events(&e, 3);
     char narrowed[1024];
     snprintf(narrowed, sizeof narrowed, SETTINGS, "guards:\n  max_deactivations: 1\n");
     char *at = strstr(narrowed, "'Sales'");
@@ -422,14 +438,11 @@ Test(reimport, held_users_the_settings_put_back_in_scope_are_not_deactivated)
     char *original = h_read_file(e.settings);
     h_write_file(e.settings, narrowed);
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
-    const char *held = h_path("held.txt");
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    cr_assert_eq(h_count_lines(held), 3, "the narrowed filter's three deactivations held");
+    cr_assert_eq(held_now(&e, NULL), 3, "the narrowed filter's three deactivations held");
 
     h_write_file(e.settings, original);
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    cr_assert_eq(h_count_lines(held), 0, "in scope again: nothing held");
+    cr_assert_eq(held_now(&e, NULL), 0, "in scope again: nothing held");
     const char *confirm[] = {"--confirm", NULL};
     cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
     json_t *cmds = output(&e);
@@ -448,22 +461,11 @@ Test(reimport, a_confirmation_measures_its_share_without_the_held_users)
     env e;
     buf users;
     buf_init(&users);
-    buf_puts(&users, "[");
-    user_json(&users, 1, "AE", true, "2026-11-25T12:00:00.000+0000");
-    buf_puts(&users, "]"); /* 2, 3 and 4 gone: 3/4 over 0.5 */
+    sf_users(&users, (const int[]){1}, 1); /* 2, 3 and 4 gone: 3/4 over 0.5 */
     start_env(&e, users.data, "guards:\n  max_deactivation_share: 0.5\n");
-    const char *events = h_path("events.jsonl");
-    h_write_file(events, EV(U1, "CREATE", 1764000000000, PERSON(1, "AE"))
-                             EV(U2, "CREATE", 1764000000001, PERSON(2, "AE"))
-                                 EV(U3, "CREATE", 1764000000002, PERSON(3, "AE"))
-                                     EV(U4, "CREATE", 1764000000003, PERSON(4, "AE")));
-    cr_assert_eq(h_produce(e.broker->bootstrap, "in", events), 0);
-    const char *idle[] = {"--exit-when-idle", "2", NULL};
-    cr_assert_eq(run_cmd(&e, "run", idle, NULL), 0);
+    created_by_events(&e, 4);
     cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
-    const char *held = h_path("held.txt");
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    cr_assert_eq(h_count_lines(held), 3);
+    cr_assert_eq(held_now(&e, NULL), 3);
 
     sf_serve(&e, "[]");
     const char *confirm[] = {"--confirm", NULL};
@@ -472,9 +474,8 @@ Test(reimport, a_confirmation_measures_its_share_without_the_held_users)
     cr_assert_eq(json_array_size(cmds), 7, "4 creates, the 3 held deactivations");
     for (size_t i = 4; i < 7; i++)
         cr_assert_str_neq(user_of(cmds, i), U1, "command %zu", i);
-    cr_assert_eq(run_cmd(&e, "held", NULL, held), 0);
-    char *listed = h_read_file(held);
-    cr_assert(h_count_lines(held) == 1 && strstr(listed, U1), "the new one held: %s", listed);
+    char *listed;
+    cr_assert(held_now(&e, &listed) == 1 && strstr(listed, U1), "the new one held: %s", listed);
     free(listed);
     json_decref(cmds);
     buf_free(&users);
@@ -483,9 +484,8 @@ Test(reimport, a_confirmation_measures_its_share_without_the_held_users)
 /* Polls `held` until it lists n deactivations, up to timeout_s. */
 static bool held_becomes(env *e, size_t n, double timeout_s)
 {
-    const char *held = h_path("held.txt");
     for (int i = 0; i < timeout_s * 2; i++) {
-        if (run_cmd(e, "held", NULL, held) == 0 && h_count_lines(held) == n) return true;
+        if (held_now(e, NULL) == n) return true;
         usleep(500000);
     }
     return false;

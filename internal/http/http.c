@@ -151,7 +151,7 @@ static enum MHD_Result reimport_arg(void *cls, enum MHD_ValueKind kind, const ch
     return MHD_NO;
 }
 
-static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
+static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c, bool has_body)
 {
     if (!s->token) return text(c, MHD_HTTP_FORBIDDEN, "reimport over HTTP is not enabled\n");
     size_t tok_len = 0;
@@ -161,6 +161,11 @@ static enum MHD_Result reimport(http_server *s, struct MHD_Connection *c)
         log_refused(s);
         return text(c, MHD_HTTP_UNAUTHORIZED, "a valid bearer token is required\n");
     }
+    /* a form with dry_run=1 in the body would otherwise start a real reimport */
+    if (has_body)
+        return text(c, MHD_HTTP_BAD_REQUEST,
+                    "POST /reimport takes no body: dry_run and confirm go in the query "
+                    "(/reimport?dry_run=1)\n");
     reimport_query q = {0};
     MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, reimport_arg, &q);
     if (q.problem[0]) return text(c, MHD_HTTP_BAD_REQUEST, q.problem);
@@ -234,12 +239,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (strcmp(url, "/reimport") == 0) {
         if (!post) return not_allowed(c, "POST");
-        /* a form with dry_run=1 in the body would otherwise start a real reimport */
-        if (*con_cls == &marker_body)
-            return text(c, MHD_HTTP_BAD_REQUEST,
-                        "POST /reimport takes no body: dry_run and confirm go in the query "
-                        "(/reimport?dry_run=1)\n");
-        return reimport(s, c);
+        return reimport(s, c, *con_cls == &marker_body);
     }
     return text(c, MHD_HTTP_NOT_FOUND, "not found: try /healthz, /readyz, /metrics\n");
 }

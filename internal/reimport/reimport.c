@@ -30,6 +30,7 @@ typedef struct run {
     bool counting; /* the guard's dry pass */
     bool tally;    /* the first pass counts users for the result */
     bool was_held; /* the user being decided was held before this run (R8.3) */
+    uint64_t confirmed; /* counting pass of a confirmation: held users it deactivates */
     lookup *lk;    /* Profile and UserRole tables for relationship filters (R4.3) */
 } run;
 
@@ -118,8 +119,11 @@ static void on_emit(void *ctx, const command *c)
 {
     run *x = ctx;
     /* a confirmation confirms what was held: its guard counts only the deactivations it finds
-     * new, so that Salesforce losing users meanwhile is held as at any other run (R8.3) */
-    if (c->type == CMD_DEACTIVATE_USER && !(x->counting && x->o->confirm && x->was_held))
+     * new, so that Salesforce losing users meanwhile is held as at any other run, and measures
+     * their share of the users it does not confirm away (R8.3) */
+    if (c->type == CMD_DEACTIVATE_USER && x->counting && x->o->confirm && x->was_held)
+        x->confirmed++;
+    else if (c->type == CMD_DEACTIVATE_USER)
         x->res->deactivations++;
     if (x->counting) return;
     x->res->commands[c->type]++;
@@ -190,10 +194,8 @@ static int pass(run *x, bool hold, perr *err)
             const char *id = i < x->n_recs ? x->recs[i].id : x->known[i - x->n_recs];
             if (i >= x->n_recs && strmap_get(&x->in_sf, id)) continue; /* applied above */
             user_state *u = st->get(st->ctx, id);
+            if (x->tally && u && u->status == PROV_ACTIVE) x->res->provisioned++;
             x->was_held = u && u->status == PROV_ACTIVE && !u->in_scope && !o->cfg->keep_active;
-            /* a confirmation's share is of the users it does not confirm away (R8.3) */
-            if (x->tally && u && u->status == PROV_ACTIVE && !(o->confirm && x->was_held))
-                x->res->provisioned++;
             uint64_t stale_before = engine_get_stats(e)->stale + engine_get_stats(e)->duplicates;
             if (i < x->n_recs) {
                 const char *one[1] = {id};
@@ -261,7 +263,8 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
         rc = pass(&x, false, err);
         store_redis_reset(o->store);
         x.counting = false;
-        double share = res->provisioned ? (double)res->deactivations / (double)res->provisioned : 0;
+        uint64_t base = res->provisioned > x.confirmed ? res->provisioned - x.confirmed : 0;
+        double share = base ? (double)res->deactivations / (double)base : 0;
         res->guard_tripped =
             (g->max_deactivations >= 0 && res->deactivations > (uint64_t)g->max_deactivations) ||
             (g->max_deactivation_share >= 0 && share > g->max_deactivation_share);

@@ -481,6 +481,45 @@ Test(reimport, a_confirmation_measures_its_share_without_the_held_users)
     buf_free(&users);
 }
 
+/* R8.3: held users the settings put back in scope are not confirmed away, so they stay in the
+ * share's base: 1 and 2 held by a narrowed filter, the filter put back, then 4 gone from
+ * Salesforce: 1 of 4 (0.25) is under the share of 0.3 and goes through, as at a plain reimport
+ * (measured against the 2 not held it was 0.5, and held) */
+Test(reimport, held_users_back_in_scope_stay_in_a_confirmation_s_share)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    sf_users(&users, (const int[]){1, 2, 3, 4}, 4);
+    start_env(&e, users.data, "guards:\n  max_deactivation_share: 0.3\n");
+    created_by_events(&e, 4);
+    char *original = h_read_file(e.settings);
+    h_write_file(e.settings, "company:\n  primary_domain: acme.com\nassignments:\n  - name: Sales\n"
+                             "    filter: \"Department = 'Sales' AND Email NOT IN ('u1@acme.com', "
+                             "'u2@acme.com')\"\n    seats: [recorder]\n"
+                             "guards:\n  max_deactivation_share: 0.3\n");
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    cr_assert_eq(held_now(&e, NULL), 2, "2 of 4 over 0.3: 1 and 2 held");
+
+    h_write_file(e.settings, original);
+    sf_users(&users, (const int[]){1, 2, 3}, 3);
+    sf_serve(&e, users.data);
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    cr_assert_eq(held_now(&e, NULL), 0, "1 and 2 in scope again, 4's deactivation under the share");
+    json_t *cmds = output(&e);
+    size_t deactivations = 0;
+    for (size_t i = 0; i < json_array_size(cmds); i++)
+        if (strcmp(type_of(cmds, i), "DEACTIVATE_USER") == 0) {
+            deactivations++;
+            cr_assert_str_eq(user_of(cmds, i), U4);
+        }
+    cr_assert_eq(deactivations, 1);
+    json_decref(cmds);
+    free(original);
+    buf_free(&users);
+}
+
 /* Polls `held` until it lists n deactivations, up to timeout_s. */
 static bool held_becomes(env *e, size_t n, double timeout_s)
 {

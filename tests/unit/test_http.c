@@ -373,6 +373,19 @@ Test(http, a_post_body_is_read_and_refused)
     }
     cr_assert_eq(atomic_load(&F.reimports), 0, "nothing queued");
     expect("POST", "/reimport", "Bearer tok", 202, "reimport queued");
+    /* the token first: a wrong one with a body is refused (and counted) as any wrong one */
+    resp r = {0};
+    buf_init(&r.body);
+    CURL *c = curl_easy_init();
+    struct curl_slist *hdrs;
+    setup_easy(c, &r, "POST", "/reimport", "Bearer wrong", &hdrs);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, "dry_run=1");
+    cr_assert_eq(curl_easy_perform(c), CURLE_OK);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    cr_assert_eq(r.status, 401);
+    curl_slist_free_all(hdrs);
+    curl_easy_cleanup(c);
+    buf_free(&r.body);
 }
 
 Test(http, a_burst_of_200_requests_is_served)

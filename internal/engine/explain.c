@@ -7,23 +7,27 @@
 
 #include "engine_int.h"
 
-/* Salesforce text as it is, but a line break or other control character written as an escape:
- * a name with a newline would otherwise break the explanation's lines. */
+/* One byte of Salesforce text as it is, but a line break or other control character written as
+ * an escape: a name with a newline would otherwise break the explanation's lines. */
+static void put_char(buf *b, char ch)
+{
+    unsigned char c = (unsigned char)ch;
+    if (c == '\n')
+        buf_puts(b, "\\n");
+    else if (c == '\t')
+        buf_puts(b, "\\t");
+    else if (c == '\r')
+        buf_puts(b, "\\r");
+    else if (c < 0x20 || c == 0x7F)
+        buf_printf(b, "\\x%02X", c);
+    else
+        buf_append(b, &ch, 1);
+}
+
 static void put_text(buf *b, const char *s)
 {
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '\n')
-            buf_puts(b, "\\n");
-        else if (c == '\t')
-            buf_puts(b, "\\t");
-        else if (c == '\r')
-            buf_puts(b, "\\r");
-        else if (c < 0x20 || c == 0x7F)
-            buf_printf(b, "\\x%02X", c);
-        else
-            buf_append(b, s, 1);
-    }
+    for (; *s; s++)
+        put_char(b, *s);
 }
 
 /* A filter as one line: a line break of a filter written over several lines (a YAML block) is
@@ -40,10 +44,8 @@ static void put_filter(buf *b, const cfg_assignment *a, const char *empty_text)
         buf_puts(b, empty_text);
         return;
     }
-    for (; s < end; s++) {
-        char one[2] = {*s >= '\t' && *s <= '\r' ? ' ' : *s, '\0'};
-        put_text(b, one);
-    }
+    for (; s < end; s++)
+        put_char(b, *s >= '\t' && *s <= '\r' ? ' ' : *s);
 }
 
 static void put_value(buf *b, const value_t *v)
@@ -86,9 +88,7 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
 static void explain_manager_differs(engine *e, const user_state *u, const char *mid,
                                     bool out_of_scope, buf *b)
 {
-    if (!mid) {
-        /* nothing to cycle with */
-    } else if (strcmp(mid, u->id) == 0) {
+    if (mid && strcmp(mid, u->id) == 0) {
         buf_puts(b, "; a user cannot be its own Gong manager (R6.4)");
         return;
     }

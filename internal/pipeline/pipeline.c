@@ -579,6 +579,13 @@ static void nap(pipeline *p, long ms)
     }
 }
 
+/* A retry's wait: naps *backoff, then doubles it up to cap. */
+static void nap_backoff(pipeline *p, long *backoff, long cap)
+{
+    nap(p, *backoff);
+    *backoff = *backoff * 2 > cap ? cap : *backoff * 2;
+}
+
 /* /healthz: the main loop, or a wait inside it, is still turning. Once stopping, no Redis call
  * waits past the shutdown deadline. */
 static void beat(pipeline *p)
@@ -868,10 +875,8 @@ static int with_retry(pipeline *p, int (*f)(pipeline *, perr *), const char *wha
             log_msg(LOG_ERROR, "redis unavailable; retrying", "step", what, "error", err->msg,
                     NULL);
         logged = true;
+        nap_backoff(p, &backoff, 5000); /* returns at once past the deadline */
         if (past_shutdown_deadline(p)) return -1;
-        nap(p, backoff);
-        if (past_shutdown_deadline(p)) return -1;
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
         /* a failed prefetch starts over; a failed flush keeps the cache, which is what it must
          * write, and repeating it is safe */
         if (reset_on_failure) store_redis_reset(p->store);
@@ -1360,8 +1365,7 @@ static void decode_range(pipeline *p, size_t from, size_t to)
             }
             log_msg(LOG_WARN, "schema registry unavailable; retrying", "error", ce.msg, NULL);
             beat(p);
-            nap(p, backoff);
-            backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+            nap_backoff(p, &backoff, 5000);
         }
         if (!p->ok[i]) {
             p->stats.decode_errors++;
@@ -1823,8 +1827,7 @@ static int produce_part(pipeline *p, perr *err)
         log_msg(LOG_ERROR, "placements not produced; producing them again", "error", err->msg,
                 NULL);
         if (past_shutdown_deadline(p)) return -1;
-        nap(p, backoff);
-        backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+        nap_backoff(p, &backoff, 5000);
     }
     return 0;
 }
@@ -2276,9 +2279,8 @@ decide:
             log_msg(LOG_ERROR, "Profile and UserRole tables cannot be read; the batch waits",
                     "error", err->msg, NULL);
             if (*p->o->stop) goto out;
-            nap(p, backoff);
+            nap_backoff(p, &backoff, 30000);
             if (*p->o->stop) goto out;
-            backoff = backoff * 2 > 30000 ? 30000 : backoff * 2;
         }
         if (with_retry(p, step_prefetch, "prefetch", true, err) < 0) goto out;
         if (overlapped(p) && !placed_early) {

@@ -1116,7 +1116,7 @@ size_t soql_type_hints(const soql_filter *f, const char *text,
 {
     if (!f || !text) return 0;
     soql_parser q = {.src = text};
-    size_t said = 0;
+    size_t said = 0, text_len = strlen(text);
     for (size_t i = 0; i < f->nnodes; i++) {
         const soql_node *n = f->nodes + i;
         if (n->kind == SN_TRUE || n->kind == SN_AND || n->kind == SN_OR || n->kind == SN_NOT)
@@ -1131,7 +1131,7 @@ size_t soql_type_hints(const soql_filter *f, const char *text,
         size_t from = n->a, count = list ? n->n : 1;
         for (size_t k = 0; k < count; k++) {
             const soql_lit *l = f->lits + from + k;
-            if (l->pos + l->span > strlen(text)) break; /* compiled from other text */
+            if (l->pos + l->span > text_len) break; /* compiled from other text */
             char place[48], lit[SOQL_SHOW_CAP], name[SOQL_SHOW_CAP], msg[640];
             soql_place(&q, l->pos, place, sizeof place);
             soql_show(lit, sizeof lit, text + l->pos, l->span);

@@ -96,7 +96,8 @@ void engine_free(engine *e)
 
 const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
 
-/* Every counter of engine_stats, for the two functions below. */
+/* Every counter of engine_stats, for the two functions below: the single ones, and the arrays
+ * with their lengths. */
 #define ENGINE_STATS_EACH(X)                                                                       \
     X(events)                                                                                      \
     X(user_events)                                                                                 \
@@ -107,6 +108,10 @@ const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
     X(overflows)                                                                                   \
     X(cycles_refused)                                                                              \
     X(held_deactivations)
+#define ENGINE_STATS_ARRAYS(X)                                                                     \
+    X(by_change, CHANGE__COUNT)                                                                    \
+    X(commands, CMD__COUNT)                                                                        \
+    X(out_of_scope, REASON__COUNT)
 
 _Static_assert(sizeof(engine_stats) ==
                    (9 + CHANGE__COUNT + CMD__COUNT + REASON__COUNT) * sizeof(uint64_t),
@@ -115,14 +120,13 @@ _Static_assert(sizeof(engine_stats) ==
 void engine_stats_add(engine_stats *acc, const engine_stats *from, const engine_stats *to)
 {
 #define ADD(f) acc->f += to->f - from->f;
+#define ADD_ALL(f, n)                                                                              \
+    for (int i = 0; i < (n); i++)                                                                  \
+        acc->f[i] += to->f[i] - from->f[i];
     ENGINE_STATS_EACH(ADD)
+    ENGINE_STATS_ARRAYS(ADD_ALL)
 #undef ADD
-    for (int i = 0; i < CHANGE__COUNT; i++)
-        acc->by_change[i] += to->by_change[i] - from->by_change[i];
-    for (int i = 0; i < CMD__COUNT; i++)
-        acc->commands[i] += to->commands[i] - from->commands[i];
-    for (int i = 0; i < REASON__COUNT; i++)
-        acc->out_of_scope[i] += to->out_of_scope[i] - from->out_of_scope[i];
+#undef ADD_ALL
 }
 
 void engine_stats_take_back(engine *e, const engine_stats *d) { engine_stats_sub(&e->stats, d); }
@@ -130,14 +134,13 @@ void engine_stats_take_back(engine *e, const engine_stats *d) { engine_stats_sub
 void engine_stats_sub(engine_stats *s, const engine_stats *d)
 {
 #define SUB(f) s->f -= d->f;
+#define SUB_ALL(f, n)                                                                              \
+    for (int i = 0; i < (n); i++)                                                                  \
+        s->f[i] -= d->f[i];
     ENGINE_STATS_EACH(SUB)
+    ENGINE_STATS_ARRAYS(SUB_ALL)
 #undef SUB
-    for (int i = 0; i < CHANGE__COUNT; i++)
-        s->by_change[i] -= d->by_change[i];
-    for (int i = 0; i < CMD__COUNT; i++)
-        s->commands[i] -= d->commands[i];
-    for (int i = 0; i < REASON__COUNT; i++)
-        s->out_of_scope[i] -= d->out_of_scope[i];
+#undef SUB_ALL
 }
 
 /* ---------------------------------------------------------------- R3: scope */

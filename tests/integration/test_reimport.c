@@ -407,10 +407,12 @@ Test(reimport, a_confirmation_releases_what_was_held_and_guards_what_is_new)
     cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
     json_t *cmds = output(&e);
     cr_assert_eq(json_array_size(cmds), 7, "5 creates, the two held deactivations");
+    /* users gone from Salesforce come in the order Redis's SCAN gives them */
     cr_assert_str_eq(type_of(cmds, 5), "DEACTIVATE_USER");
-    cr_assert_str_eq(user_of(cmds, 5), U2);
     cr_assert_str_eq(type_of(cmds, 6), "DEACTIVATE_USER");
-    cr_assert_str_eq(user_of(cmds, 6), U3);
+    bool in_order = strcmp(user_of(cmds, 5), U2) == 0;
+    cr_assert_str_eq(user_of(cmds, 5), in_order ? U2 : U3);
+    cr_assert_str_eq(user_of(cmds, 6), in_order ? U3 : U2);
     char *listed;
     cr_assert(held_now(&e, &listed) == 2 && strstr(listed, U4) && strstr(listed, U5),
               "the new ones are held: %s", listed);

@@ -30,6 +30,14 @@ static void put_text(buf *b, const char *s)
         put_char(b, *s);
 }
 
+/* Text from an event, the settings or the command line between two fixed pieces of wording. */
+static void put_quoted(buf *b, const char *before, const char *s, const char *after)
+{
+    buf_puts(b, before);
+    put_text(b, s);
+    buf_puts(b, after);
+}
+
 /* A filter as one line: a line break of a filter written over several lines (a YAML block) is
  * shown as a space, the rest as written (two spaces inside a quoted value are what it compares);
  * empty_text stands for an empty filter. */
@@ -72,10 +80,11 @@ static void explain_email(const config *cfg, const user_state *u, buf *b)
     }
     const char *at = strrchr(v->s, '@');
     if (!at || at == v->s || !at[1]) {
-        buf_printf(b, "the email '%s' has no local part and domain around an '@'", v->s);
+        put_quoted(b, "the email '", v->s, "' has no local part and domain around an '@'");
         return;
     }
-    buf_printf(b, "the email domain '%s' is not %s", at + 1, cfg->primary_domain);
+    put_quoted(b, "the email domain '", at + 1, "' is not ");
+    buf_puts(b, cfg->primary_domain);
     for (size_t i = 0; i < cfg->n_additional_domains; i++)
         buf_printf(b, " or %s", cfg->additional_domains[i]);
     buf_puts(b, ", and convert email domain is off");
@@ -94,21 +103,20 @@ static void explain_manager_differs(engine *e, const user_state *u, const char *
     }
     user_state *m = mid ? e->store->get(e->store->ctx, mid) : NULL;
     if (m && m->status == PROV_ACTIVE && engine_makes_cycle(e, u->id, mid)) {
-        buf_printf(b,
-                   "; %s cannot be its Gong manager: the link would make a cycle (R6.4), as the "
-                   "Gong managers of %s lead back to this user (%s",
-                   mid, mid, mid);
+        put_quoted(b, "; ", mid, " cannot be its Gong manager: the link would make a cycle (R6.4)");
+        put_quoted(b, ", as the Gong managers of ", mid, " lead back to this user (");
+        put_text(b, mid);
         const char *cur = m->gong_manager;
         for (int hops = 0; cur && strcmp(cur, u->id) != 0; hops++) {
             if (hops == 8) {
                 buf_puts(b, " -> ...");
                 break;
             }
-            buf_printf(b, " -> %s", cur);
+            put_quoted(b, " -> ", cur, "");
             user_state *next = e->store->get(e->store->ctx, cur);
             cur = next ? next->gong_manager : NULL;
         }
-        buf_printf(b, " -> %s)", u->id);
+        put_quoted(b, " -> ", u->id, ")");
         return;
     }
     if (out_of_scope) {
@@ -189,7 +197,7 @@ static void explain_earlier_filters(engine *e, const user_state *u, size_t match
     buf_puts(b, "  Earlier assignments did not match: ");
     for (size_t i = 0; i < matched; i++) {
         const cfg_assignment *a = &e->cfg->assignments[i];
-        buf_printf(b, "%s'%s': ", i ? "; " : "", a->name);
+        put_quoted(b, i ? "; '" : "'", a->name, "': ");
         put_filter(b, a, "");
         explain_filter(e, u, i, now, b);
     }
@@ -220,7 +228,7 @@ static void explain_reason(engine *e, const user_state *u, reason_code r, int64_
         buf_puts(b, "R3.4 fails: no assignment's filter is true for this user (");
         for (size_t i = 0; i < e->cfg->n_assignments; i++) {
             const cfg_assignment *a = &e->cfg->assignments[i];
-            buf_printf(b, "%s'%s': ", i ? "; " : "", a->name);
+            put_quoted(b, i ? "; '" : "'", a->name, "': ");
             put_filter(b, a, "(everyone)");
             explain_filter(e, u, i, now, b);
         }
@@ -259,11 +267,13 @@ static void explain_relationships(engine *e, const user_state *u, buf *b)
             put_value(b, v);
             if (!key || key->type != VAL_STR || !key->len)
                 buf_printf(b, " (%s is empty)", r->key);
-            else if (!related)
-                buf_printf(b, " (%s %s %s)", soql_relationship_name(r->rel), key->s,
-                           r->rel == SOQL_REL_MANAGER ? "never seen here"
-                           : e->opts.lookup           ? "not in the look-up tables"
-                                                      : "unknown: no look-up tables given");
+            else if (!related) {
+                buf_printf(b, " (%s ", soql_relationship_name(r->rel));
+                put_quoted(b, "", key->s,
+                           r->rel == SOQL_REL_MANAGER ? " never seen here)"
+                           : e->opts.lookup           ? " not in the look-up tables)"
+                                                      : " unknown: no look-up tables given)");
+            }
         }
     }
     if (shown) buf_puts(b, ".\n");
@@ -281,17 +291,19 @@ static void explain_settings_sent(engine *e, const user_state *u, const cfg_assi
     bool automatic = la && la->mode == UPDATE_AUTOMATIC;
     bool reimport_sends = engine_settings_due(e, u); /* as engine_reconcile_user decides it */
     if (!same) {
-        buf_printf(b,
-                   "  Gong has the settings of '%.*s', the last ones sent: none were sent for "
-                   "'%s', as the user came to it from a manual assignment, whose settings are "
-                   "managed in Gong (R5.3, R5.5)%s.\n",
-                   (int)name_len, fp, u->assignment,
-                   reimport_sends ? "; a reimport sends them (R8.1)" : "");
+        buf_puts(b, "  Gong has the settings of '");
+        for (size_t i = 0; i < name_len; i++)
+            put_char(b, fp[i]);
+        put_quoted(b, "', the last ones sent: none were sent for '", u->assignment,
+                   "', as the user came to it from a manual assignment, whose settings are "
+                   "managed in Gong (R5.3, R5.5)");
+        buf_printf(b, "%s.\n", reimport_sends ? "; a reimport sends them (R8.1)" : "");
         return;
     }
     if (!la || engine_settings_sent_are_current(e, u, (size_t)(la - e->cfg->assignments))) return;
-    buf_printf(b, "  The settings of '%s' changed in the settings file after they were sent: %s.\n",
-               la->name,
+    put_quoted(b, "  The settings of '", la->name,
+               "' changed in the settings file after they were sent: ");
+    buf_printf(b, "%s.\n",
                reimport_sends ? "a reimport sends the new ones (R8.1)"
                : automatic ? "a reimport sends the new ones once the user is active and in scope "
                              "(R8.1)"
@@ -308,7 +320,7 @@ static void explain_waiting_reports(engine *e, const char *id, const char *inden
     buf_printf(b, "%s%zu report%s wait%s for it as %s manager (R6.3): ", indent, n,
                n == 1 ? "" : "s", n == 1 ? "s" : "", n == 1 ? "its" : "their");
     for (size_t i = 0; i < n && i < 5; i++)
-        buf_printf(b, "%s%s", i ? ", " : "", reports[i]);
+        put_quoted(b, i ? ", " : "", reports[i], "");
     if (n > 5) buf_printf(b, " and %zu more", n - 5);
     buf_puts(b, "; the links are made once it is provisioned.\n");
 }
@@ -335,8 +347,8 @@ void engine_explain(engine *e, const char *id, buf *b)
         bool id_like =
             (len == 15 || len == 18) && strspn(id, "abcdefghijklmnopqrstuvwxyz"
                                                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == len;
-        buf_printf(b, "User %s: no event has named this user, so nothing is known about it%s.\n",
-                   id,
+        put_quoted(b, "User ", id, ": no event has named this user, so nothing is known about it");
+        buf_printf(b, "%s.\n",
                    id_like ? ""
                            : " (a Salesforce user Id is 15 or 18 letters and digits, as in "
                              "0055e000001AbCdAAK)");
@@ -344,15 +356,14 @@ void engine_explain(engine *e, const char *id, buf *b)
         return;
     }
     if (!u->has_pos && !u->n_fields && u->status == PROV_NEVER) {
-        buf_printf(b,
-                   "User %s: named only by a gap event, which could not be read from Salesforce: "
-                   "nothing is known about it until a reconciliation (R1.3, R8).\n",
-                   id);
+        put_quoted(b, "User ", id,
+                   ": named only by a gap event, which could not be read from Salesforce: "
+                   "nothing is known about it until a reconciliation (R1.3, R8).\n");
         return;
     }
     int64_t now = e->opts.now_ms ? e->opts.now_ms : u->pos.commit_timestamp;
     scope s = engine_evaluate_scope(e, u, now);
-    buf_printf(b, "User %s", id);
+    put_quoted(b, "User ", id, "");
     const value_t *fn = user_state_get(u, "FirstName"), *ln = user_state_get(u, "LastName");
     const char *first = fn && fn->type == VAL_STR ? fn->s : "",
                *last = ln && ln->type == VAL_STR ? ln->s : "";
@@ -384,26 +395,31 @@ void engine_explain(engine *e, const char *id, buf *b)
             buf_puts(b, "  So it was deactivated in Gong (R5.4).\n");
     } else {
         const cfg_assignment *a = &e->cfg->assignments[s.assignment];
-        buf_printf(b, "  In scope: active in Salesforce (R3.1), named (R3.2), email %s ", s.email);
+        put_quoted(b, "  In scope: active in Salesforce (R3.1), named (R3.2), email ", s.email,
+                   " ");
         buf_puts(b, s.converted ? "converted to the primary domain (R3.3)" : "allowed (R3.3)");
-        buf_printf(b, ", and assignment '%s' is the first whose filter matched (R3.4): ", a->name);
+        put_quoted(b, ", and assignment '", a->name,
+                   "' is the first whose filter matched (R3.4): ");
         put_filter(b, a, "empty filter, matches everyone");
         buf_puts(b, ".\n");
         explain_earlier_filters(e, u, s.assignment, now, b);
     }
     explain_relationships(e, u, b);
     if (s.reason == REASON_NONE && u->assignment && u->status == PROV_ACTIVE &&
-        strcasecmp(u->assignment, e->cfg->assignments[s.assignment].name) != 0)
-        buf_printf(b,
-                   "  The filters pick '%s' now, but '%s' was last applied: something the "
-                   "filters read changed without an event of this user (a manager's field, a "
-                   "look-up, the settings); the user's next event or a reimport applies it.\n",
-                   e->cfg->assignments[s.assignment].name, u->assignment);
+        strcasecmp(u->assignment, e->cfg->assignments[s.assignment].name) != 0) {
+        put_quoted(b, "  The filters pick '", e->cfg->assignments[s.assignment].name,
+                   "' now, but '");
+        put_quoted(b, "", u->assignment,
+                   "' was last applied: something the filters read changed without an event of "
+                   "this user (a manager's field, a look-up, the settings); the user's next event "
+                   "or a reimport applies it.\n");
+    }
     if (u->assignment) {
         const cfg_assignment *la = NULL;
         int i = config_assignment_index(e->cfg, u->assignment);
         if (i >= 0) la = &e->cfg->assignments[i];
-        buf_printf(b, "  Assignment last applied: '%s' (update mode %s).\n", u->assignment,
+        put_quoted(b, "  Assignment last applied: '", u->assignment, "'");
+        buf_printf(b, " (update mode %s).\n",
                    !la                         ? "unknown: no longer in the settings"
                    : la->mode == UPDATE_MANUAL ? "manual: settings are managed in Gong"
                                                : "automatic");
@@ -416,9 +432,9 @@ void engine_explain(engine *e, const char *id, buf *b)
     if (!mid || mid->type != VAL_STR || !mid->len)
         buf_puts(b, "no ManagerId in Salesforce");
     else
-        buf_printf(b, "ManagerId is %s", mid->s);
+        put_quoted(b, "ManagerId is ", mid->s, "");
     if (u->gong_manager) {
-        buf_printf(b, "; the Gong manager is %s", u->gong_manager);
+        put_quoted(b, "; the Gong manager is ", u->gong_manager, "");
         user_state *gm = e->store->get(e->store->ctx, u->gong_manager);
         if (gm && gm->status != PROV_ACTIVE) /* R6.3: a manager's deactivation changes no link */
             buf_printf(b, " (%s)", prov_status_name(gm->status));
@@ -432,16 +448,15 @@ void engine_explain(engine *e, const char *id, buf *b)
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
         bool out_of_scope = s.reason != REASON_NONE;
-        if (!mid || mid->type != VAL_STR || strcmp(mid->s, u->waiting_for) != 0)
+        if (!mid || mid->type != VAL_STR || strcmp(mid->s, u->waiting_for) != 0) {
             /* changed while kept active out of scope, where no link moves (R5.4) */
-            buf_printf(b,
-                       "; the link kept for %s, an earlier ManagerId, is not made when it "
-                       "arrives, as ManagerId no longer names it (R6.3)%s",
-                       u->waiting_for,
-                       out_of_scope ? "; back in scope, its manager is brought in line (R5.4)"
-                                    : "");
-        else {
-            buf_printf(b, "; the link waits for %s, which is %s (R6.3)", u->waiting_for,
+            put_quoted(b, "; the link kept for ", u->waiting_for,
+                       ", an earlier ManagerId, is not made when it arrives, as ManagerId no "
+                       "longer names it (R6.3)");
+            if (out_of_scope) buf_puts(b, "; back in scope, its manager is brought in line (R5.4)");
+        } else {
+            put_quoted(b, "; the link waits for ", u->waiting_for, "");
+            buf_printf(b, ", which is %s (R6.3)",
                        m ? prov_status_name(m->status) : "not known yet");
             if (out_of_scope)
                 buf_puts(b, ", but no manager command is sent while the user is out of scope "

@@ -637,6 +637,26 @@ Test(engine, explain_shows_control_characters_in_names_escaped)
     cr_assert(strstr(r.explained, "'AEs': Title = 'Account  Executive' is false"), "%s",
               r.explained);
     free(r.explained);
+    /* an assignment's name (quoted in YAML), a ManagerId and an email the same way */
+    r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n"
+                      "  - name: \"Sales\\nTeam\"\n",
+                      HDR("\"005A\"", "CREATE", 1,
+                          ",\"Email\":\"a@acme.com\",\"FirstName\":\"A\",\"LastName\":\"B\","
+                          "\"IsActive\":true,\"ManagerId\":\"005M\\r\""),
+                      &so);
+    cr_assert(strstr(r.explained, "assignment 'Sales\\nTeam' is the first"), "%s", r.explained);
+    cr_assert(strstr(r.explained, "Assignment last applied: 'Sales\\nTeam'"), "%s", r.explained);
+    cr_assert(strstr(r.explained, "ManagerId is 005M\\r; "), "%s", r.explained);
+    cr_assert(strstr(r.explained, "the link waits for 005M\\r, "), "%s", r.explained);
+    free(r.explained);
+    r = simulate_opts(BASE,
+                      HDR("\"005A\"", "CREATE", 1,
+                          ",\"Email\":\"a@evil.com\\u001b[2J\",\"FirstName\":\"A\","
+                          "\"LastName\":\"B\",\"IsActive\":true"),
+                      &so);
+    cr_assert(strstr(r.explained, "the email domain 'evil.com\\x1B[2J' is not acme.com"), "%s",
+              r.explained);
+    free(r.explained);
 }
 
 /* R6.2 / R6.3: a manual report created while its manager was not in Gong, whose ManagerId then

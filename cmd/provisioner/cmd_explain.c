@@ -28,7 +28,7 @@ int cmd_explain(int argc, char **argv)
     }
     offline o;
     if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"), false,
-                     NULL, NULL) < 0) {
+                     cli_bool(&a, "guards"), NULL, NULL) < 0) {
         jsonl_close(&in);
         cli_free(&a);
         return EXIT_USAGE;

@@ -23,9 +23,9 @@ int cmd_simulate(int argc, char **argv)
             "Applies the provisioning rules (R1-R7) to JSON-lines change events with "
             "in-memory state\n(no Kafka, Redis or network) and prints the Gong commands as "
             "JSON lines on stdout.\nWarnings and a one-line summary go to stderr. Exit 0, or 2 "
-            "for bad settings or input.\nThe settings' guards apply as in run: a held "
-            "deactivation is a warning, not a command\n(a copy of the settings without "
-            "`guards` shows it).",
+            "for bad settings or input.\nThe settings' mass-deactivation guard (R8.3) applies "
+            "with --guards only, as in run: a held\ndeactivation is then a warning, not a "
+            "command.",
             argc, argv, &a, &code) < 0)
         return code;
     if (a.n_positional) {
@@ -42,7 +42,7 @@ int cmd_simulate(int argc, char **argv)
     buf_init(&line);
     offline o;
     if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"),
-                     !cli_bool(&a, "no-why"), print_command, &line) < 0) {
+                     !cli_bool(&a, "no-why"), cli_bool(&a, "guards"), print_command, &line) < 0) {
         jsonl_close(&in);
         cli_free(&a);
         buf_free(&line);

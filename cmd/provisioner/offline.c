@@ -63,7 +63,8 @@ static void note_ignored(void *ctx, const char *user, bool duplicate)
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
 int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
-                 bool with_why, void (*emit)(void *ctx, const command *c), void *emit_ctx)
+                 bool with_why, bool guards, void (*emit)(void *ctx, const command *c),
+                 void *emit_ctx)
 {
     memset(o, 0, sizeof *o);
     perr err;
@@ -74,6 +75,10 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
     if (config_load_file(settings, &o->cfg, &err) < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
         return -1;
+    }
+    if (!guards && o->cfg->guards.enabled) {
+        o->cfg->guards.enabled = false;
+        o->guards_left_out = true;
     }
     o->lk = lookup_new(o->cfg);
     if (lookups_path && lookup_load_file(o->lk, lookups_path, &err) < 0) {
@@ -183,6 +188,11 @@ void offline_summary(const offline *o, FILE *f)
             (unsigned long long)s->skipped_entity, (unsigned long long)s->gaps_unresolved,
             (unsigned long long)s->cycles_refused, (unsigned long long)s->held_deactivations,
             o->bad_lines);
+    if (o->guards_left_out && s->commands[CMD_DEACTIVATE_USER])
+        fprintf(f,
+                "note: the settings' guards (R8.3) were not applied: %llu deactivations went "
+                "through; --guards applies them as the service does\n",
+                (unsigned long long)s->commands[CMD_DEACTIVATE_USER]);
 }
 
 void offline_close(offline *o)

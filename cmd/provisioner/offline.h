@@ -29,12 +29,16 @@ typedef struct offline {
     size_t n_ignored;
     unsigned long bad_lines;
     unsigned long warnings;
+    bool guards_left_out; /* the settings have guards, not applied (no --guards) */
 } offline;
 
 /* Loads settings (and the look-up tables of relationship filters from lookups_path, which may be
- * NULL) and builds the engine; prints the error and returns -1 on bad settings or tables. */
+ * NULL) and builds the engine; prints the error and returns -1 on bad settings or tables. The
+ * settings' guards (R8.3) apply only with guards: simulate and explain apply R1-R7
+ * (interfaces.md), the guard being the service's and a reimport's. */
 int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
-                 bool with_why, void (*emit)(void *ctx, const command *c), void *emit_ctx);
+                 bool with_why, bool guards, void (*emit)(void *ctx, const command *c),
+                 void *emit_ctx);
 /* Opens the events (stdin for NULL or "-") before anything is decided, so that a missing file
  * stops a command before it prints a command; prints the error and returns -1. */
 int offline_open_events(jsonl_reader *in, const char *events_path);

@@ -24,6 +24,10 @@ const cli_option pv_options[] = {
      C_SIMULATE | C_EXPLAIN, false},
     {"no-why", CLI_FLAG, NULL, NB, NULL, "leave `why` and `source` out of the commands", C_SIMULATE,
      false},
+    {"guards", CLI_FLAG, NULL, NB, NULL,
+     "apply the settings' mass-deactivation guard (R8.3) as run does: a deactivation it holds is "
+     "a warning, not a command (without it, R1-R7 only)",
+     C_SIMULATE | C_EXPLAIN, false},
     {"brokers", CLI_STR, NULL, NB, "PROVISIONER_BROKERS", "Kafka bootstrap servers",
      SVC | C_PRODUCE | C_CONSUME, false},
     {"input-topic", CLI_STR, "salesforce.user.changes", NB, "PROVISIONER_INPUT_TOPIC",

@@ -26,7 +26,10 @@ static bool has_prefix(const char *s, const char *p) { return strncasecmp(s, p, 
 bool value_field_is_boolean(const char *f)
 {
     /* Field names are case-insensitive in SOQL. Is<Name> covers IsActive, IsProfilePhotoActive,
-     * IsExtIndicatorVisible, ... */
+     * IsExtIndicatorVisible, ... of the standard fields only: a custom field's name says nothing
+     * of its type (Island__c, ISO_Code__c), so a missing one is null (R3.4) */
+    size_t n = strlen(f);
+    if (n > 3 && strcasecmp(f + n - 3, "__c") == 0) return false;
     if (has_prefix(f, "Is") && isalpha((unsigned char)f[2])) return true;
     return has_prefix(f, "UserPermissions") || has_prefix(f, "UserPreferences") ||
            has_prefix(f, "EmailPreferences") || strcasecmp(f, "ReceivesInfoEmails") == 0 ||

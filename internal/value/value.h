@@ -30,8 +30,9 @@ bool value_eq(const value_t *a, const value_t *b);
 struct buf;
 void value_to_json(const value_t *v, struct buf *out);
 
-/* True for the User fields that Salesforce types as checkbox (never null there): IsActive,
- * UserPermissions*, UserPreferences*, ... A filter reads a missing one as false. */
+/* True for the standard User fields that Salesforce types as checkbox (never null there):
+ * IsActive, UserPermissions*, UserPreferences*, ... A filter reads a missing one as false. A
+ * custom field (Name__c) is never one: its name does not tell its type. */
 bool value_field_is_boolean(const char *field);
 
 #endif

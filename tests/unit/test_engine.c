@@ -292,6 +292,23 @@ Test(engine, r4_1_id_reads_the_users_own_id_and_the_managers)
     cr_assert_str_eq(created_as(&r, "005U3"), "Rest");
 }
 
+/* R3.4/R4.1: a standard checkbox no event carried reads false (Salesforce has no null one); a
+ * custom field is null when missing, whatever its name (Island__c is no "Is..." checkbox). */
+Test(engine, r4_1_a_missing_checkbox_is_false_a_missing_custom_field_null)
+{
+    static const char *settings =
+        "company:\n  primary_domain: acme.com\n"
+        "assignments:\n"
+        "  - name: Islanders\n    filter: \"Island__c = false\"\n"
+        "  - name: Custom box\n    filter: \"IsPartner__c != true\"\n"
+        "  - name: No forecast\n    filter: \"ForecastEnabled = false\"\n";
+    run r = simulate(settings, HDR("\"005U1\"", "CREATE", 1, USER("Ann", "ann@acme.com", ""))
+                                   HDR("\"005U2\"", "CREATE", 2,
+                                       USER("Bob", "bob@acme.com", ",\"IsPartner__c\":false")));
+    cr_assert_str_eq(created_as(&r, "005U1"), "No forecast");
+    cr_assert_str_eq(created_as(&r, "005U2"), "Custom box");
+}
+
 Test(engine, r1_1_non_user_entity_is_skipped_and_counted)
 {
     run r = simulate(BASE, "{\"ChangeEventHeader\":{\"entityName\":\"Account\",\"recordIds\":["

@@ -1,18 +1,65 @@
-/* provisioner explain: after the events, plain words for one user. */
+/* provisioner explain: plain words for one user, after the events of a file (offline, as
+ * simulate decides them) or as the running service's state in Redis has it (--live). */
 #include <stdio.h>
 
 #include "commands.h"
 #include "offline.h"
+
+/* The user as the service left it: the same engine_explain over the Redis store, which reads the
+ * user, its managers and the waiting links as it asks for them. Nothing is decided or written. */
+static int explain_live(const cli_args *a, const char *user)
+{
+    if (cli_str(a, "events")) {
+        fprintf(stderr, "provisioner: explain: --live reads the state in Redis; --events is for "
+                        "an explanation offline\n");
+        return EXIT_USAGE;
+    }
+    perr err;
+    store_redis *store = NULL;
+    store_redis_opts so = {.url = cli_str(a, "redis"), .prefix = cli_str(a, "redis-prefix")};
+    if (store_redis_open(&so, &store, &err) < 0) {
+        fprintf(stderr, "provisioner: %s\n", err.msg);
+        return EXIT_RUNTIME;
+    }
+    offline o;
+    offline_opts oo = {.settings = cli_str(a, "settings"),
+                       .lookups = cli_str(a, "lookups"),
+                       .now = cli_str(a, "now"),
+                       .guards = true,
+                       .store = store_redis_iface(store)};
+    if (offline_open(&o, &oo) < 0) {
+        store_redis_close(store);
+        return EXIT_USAGE;
+    }
+    o.quiet_warnings = true; /* explain says it in its own words */
+    buf b;
+    buf_init(&b);
+    engine_explain(o.eng, user, &b);
+    int code = EXIT_OK;
+    if (store_redis_failed(store, &err)) { /* a half-read state would explain the wrong thing */
+        fprintf(stderr, "provisioner: explain: %s\n", err.msg);
+        code = EXIT_RUNTIME;
+    } else {
+        cmd_write_stdout(b.data, b.len);
+    }
+    buf_free(&b);
+    offline_close(&o);
+    store_redis_close(store);
+    return code;
+}
 
 int cmd_explain(int argc, char **argv)
 {
     cli_args a;
     int code;
     if (cmd_parse(C_EXPLAIN,
-                  "provisioner explain --settings FILE [--events FILE] --user ID [--now ISO]",
-                  "Applies the events offline (as simulate does) and then says in plain words, "
-                  "for one user:\nin scope or not and the failing rule, the assignment and why, "
-                  "the manager link and its state.",
+                  "provisioner explain --settings FILE [--events FILE | --live] --user ID "
+                  "[--now ISO]",
+                  "Says in plain words, for one user: in scope or not and the failing rule, the "
+                  "assignment\nand why, the manager link and its state. Offline, after the events "
+                  "of --events (as simulate\ndecides them); with --live, as the running service's "
+                  "state in Redis has the user now\n(--redis, --redis-prefix, and the settings the "
+                  "service runs with).",
                   argc, argv, &a, &code) < 0)
         return code;
     const char *user = cli_str(&a, "user");
@@ -21,14 +68,22 @@ int cmd_explain(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
+    if (cli_bool(&a, "live")) {
+        code = explain_live(&a, user);
+        cli_free(&a);
+        return code;
+    }
     jsonl_reader in;
     if (offline_open_events(&in, cli_str(&a, "events")) < 0) {
         cli_free(&a);
         return EXIT_USAGE;
     }
     offline o;
-    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"), false,
-                     cli_bool(&a, "guards"), NULL, NULL) < 0) {
+    offline_opts oo = {.settings = cli_str(&a, "settings"),
+                       .lookups = cli_str(&a, "lookups"),
+                       .now = cli_str(&a, "now"),
+                       .guards = cli_bool(&a, "guards")};
+    if (offline_open(&o, &oo) < 0) {
         jsonl_close(&in);
         cli_free(&a);
         return EXIT_USAGE;

@@ -41,8 +41,14 @@ int cmd_simulate(int argc, char **argv)
     buf line;
     buf_init(&line);
     offline o;
-    if (offline_open(&o, cli_str(&a, "settings"), cli_str(&a, "lookups"), cli_str(&a, "now"),
-                     !cli_bool(&a, "no-why"), cli_bool(&a, "guards"), print_command, &line) < 0) {
+    offline_opts oo = {.settings = cli_str(&a, "settings"),
+                       .lookups = cli_str(&a, "lookups"),
+                       .now = cli_str(&a, "now"),
+                       .with_why = !cli_bool(&a, "no-why"),
+                       .guards = cli_bool(&a, "guards"),
+                       .emit = print_command,
+                       .emit_ctx = &line};
+    if (offline_open(&o, &oo) < 0) {
         jsonl_close(&in);
         cli_free(&a);
         buf_free(&line);

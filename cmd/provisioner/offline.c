@@ -62,11 +62,10 @@ static void note_ignored(void *ctx, const char *user, bool duplicate)
 
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
-int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
-                 bool with_why, bool guards, void (*emit)(void *ctx, const command *c),
-                 void *emit_ctx)
+int offline_open(offline *o, const offline_opts *oo)
 {
     memset(o, 0, sizeof *o);
+    const char *settings = oo->settings, *lookups_path = oo->lookups, *now_iso = oo->now;
     perr err;
     if (!settings) {
         fprintf(stderr, "provisioner: --settings FILE is required\n");
@@ -76,7 +75,7 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
         fprintf(stderr, "provisioner: %s\n", err.msg);
         return -1;
     }
-    if (!guards && o->cfg->guards.enabled) {
+    if (!oo->guards && o->cfg->guards.enabled) {
         o->cfg->guards.enabled = false;
         o->guards_left_out = true;
     }
@@ -98,8 +97,8 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
         buf_free(&what);
     }
     cmd_filter_field_hints(o->cfg, stderr);
-    engine_opts opts = {.with_why = with_why,
-                        .with_source = with_why,
+    engine_opts opts = {.with_why = oo->with_why,
+                        .with_source = oo->with_why,
                         .lookup = lookups_path ? offline_lookup : NULL,
                         .lookup_ctx = o};
     if (now_iso) {
@@ -112,10 +111,14 @@ int offline_open(offline *o, const char *settings, const char *lookups_path, con
         }
     }
     strmap_init(&o->unknown_ids);
-    o->mem = store_mem_new();
-    o->eng = engine_new(o->cfg, store_mem_iface(o->mem), &opts);
-    o->emit_fn = emit;
-    o->emit_ctx = emit_ctx;
+    engine_store *store = oo->store;
+    if (!store) {
+        o->mem = store_mem_new();
+        store = store_mem_iface(o->mem);
+    }
+    o->eng = engine_new(o->cfg, store, &opts);
+    o->emit_fn = oo->emit;
+    o->emit_ctx = oo->emit_ctx;
     o->hooks = (engine_hooks){
         .ctx = o, .emit = emit_forward, .warn = warn_stderr, .ignored = note_ignored};
     buf_init(&o->ignored);

@@ -32,13 +32,22 @@ typedef struct offline {
     bool guards_left_out; /* the settings have guards, not applied (no --guards) */
 } offline;
 
-/* Loads settings (and the look-up tables of relationship filters from lookups_path, which may be
- * NULL) and builds the engine; prints the error and returns -1 on bad settings or tables. The
- * settings' guards (R8.3) apply only with guards: simulate and explain apply R1-R7
- * (interfaces.md), the guard being the service's and a reimport's. */
-int offline_open(offline *o, const char *settings, const char *lookups_path, const char *now_iso,
-                 bool with_why, bool guards, void (*emit)(void *ctx, const command *c),
-                 void *emit_ctx);
+typedef struct offline_opts {
+    const char *settings;
+    const char *lookups; /* the look-up tables of relationship filters (R4.3); may be NULL */
+    const char *now;     /* ISO 8601 clock for relative date literals; NULL: each event's */
+    bool with_why;
+    /* The settings' guards (R8.3) apply only with guards: simulate and explain apply R1-R7
+     * (interfaces.md), the guard being the service's and a reimport's. */
+    bool guards;
+    engine_store *store; /* the state decided against; NULL: a new one in memory */
+    void (*emit)(void *ctx, const command *c);
+    void *emit_ctx;
+} offline_opts;
+
+/* Loads the settings and the look-up tables and builds the engine; prints the error and returns
+ * -1 on bad settings or tables. */
+int offline_open(offline *o, const offline_opts *opts);
 /* Opens the events (stdin for NULL or "-") before anything is decided, so that a missing file
  * stops a command before it prints a command; prints the error and returns -1. */
 int offline_open_events(jsonl_reader *in, const char *events_path);

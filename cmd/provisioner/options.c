@@ -24,6 +24,10 @@ const cli_option pv_options[] = {
      C_SIMULATE | C_EXPLAIN, false},
     {"no-why", CLI_FLAG, NULL, NB, NULL, "leave `why` and `source` out of the commands", C_SIMULATE,
      false},
+    {"live", CLI_FLAG, NULL, NB, NULL,
+     "explain the user as the service's state in Redis has it (--redis, --redis-prefix) instead "
+     "of replaying --events",
+     C_EXPLAIN, false},
     {"guards", CLI_FLAG, NULL, NB, NULL,
      "apply the settings' mass-deactivation guard (R8.3) as run does: a deactivation it holds is "
      "a warning, not a command (without it, R1-R7 only)",
@@ -39,9 +43,9 @@ const cli_option pv_options[] = {
     {"group", CLI_STR, "provisioner", NB, "PROVISIONER_GROUP",
      "the service's Kafka consumer group (replay never joins it: see --replay-group)", SVC, false},
     {"redis", CLI_STR, "redis://127.0.0.1:6379", NB, "PROVISIONER_REDIS",
-     "Redis URL redis://[user:password@]host:port[/db]", STATE, false},
+     "Redis URL redis://[user:password@]host:port[/db]", STATE | C_EXPLAIN, false},
     {"redis-prefix", CLI_STR, "prov:", NB, "PROVISIONER_REDIS_PREFIX", "prefix of every Redis key",
-     STATE, false},
+     STATE | C_EXPLAIN, false},
     {"schema-registry", CLI_STR, NULL, NB, "PROVISIONER_SCHEMA_REGISTRY",
      "Schema Registry URL (Confluent-framed input; Avro output framing)", SVC, false},
     {"output-format", CLI_STR, "json", NB, "PROVISIONER_OUTPUT_FORMAT",

@@ -4,10 +4,19 @@
 
 #include "commands.h"
 #include "offline.h"
+#include "salesforce/salesforce.h"
+
+static int stop_at_first(void *ctx, const char *id)
+{
+    (void)id;
+    *(bool *)ctx = true;
+    return -1;
+}
 
 /* The user as the service left it: the same engine_explain over the Redis store, which reads the
- * user, its managers and the waiting links as it asks for them. Nothing is decided or written. */
-static int explain_live(const cli_args *a, const char *user)
+ * user, its managers and the waiting links as it asks for them. Nothing is decided or written
+ * (the connection loads no write script, so a read-only Redis user will do). */
+static int explain_live(const cli_args *a, const char *user, sf_client *sf)
 {
     if (cli_str(a, "events")) {
         fprintf(stderr, "provisioner: explain: --live reads the state in Redis; --events is for "
@@ -15,36 +24,50 @@ static int explain_live(const cli_args *a, const char *user)
         return EXIT_USAGE;
     }
     perr err;
-    store_redis *store = NULL;
-    store_redis_opts so = {.url = cli_str(a, "redis"), .prefix = cli_str(a, "redis-prefix")};
-    if (store_redis_open(&so, &store, &err) < 0) {
+    if (store_redis_check_url(cli_str(a, "redis"), &err) < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
-        return EXIT_RUNTIME;
+        return EXIT_USAGE;
     }
+    store_redis_opts so = {
+        .url = cli_str(a, "redis"), .prefix = cli_str(a, "redis-prefix"), .read_only = true};
     offline o;
     offline_opts oo = {.settings = cli_str(a, "settings"),
                        .lookups = cli_str(a, "lookups"),
                        .now = cli_str(a, "now"),
                        .guards = true,
-                       .store = store_redis_iface(store)};
-    if (offline_open(&o, &oo) < 0) {
-        store_redis_close(store);
-        return EXIT_USAGE;
-    }
+                       .redis = &so,
+                       .lookup_sf = sf,
+                       .need_lookups = true};
+    if (offline_open(&o, &oo) < 0) return o.exit_code;
     o.quiet_warnings = true; /* explain says it in its own words */
     buf b;
     buf_init(&b);
-    engine_explain(o.eng, user, &b);
+    bool known = engine_explain(o.eng, user, &b), any = true;
     int code = EXIT_OK;
-    if (store_redis_failed(store, &err)) { /* a half-read state would explain the wrong thing */
+    /* "nothing is known" of every user is what a wrong prefix or database looks like */
+    if (!known && !store_redis_failed(o.redis, &err)) {
+        any = false;
+        if (store_redis_scan_users(o.redis, stop_at_first, &any, &err) < 0 && !any) {
+            fprintf(stderr, "provisioner: explain: %s\n", err.msg);
+            code = EXIT_RUNTIME;
+        }
+    }
+    if (code == EXIT_OK && store_redis_failed(o.redis, &err)) {
+        /* a half-read state would explain the wrong thing */
         fprintf(stderr, "provisioner: explain: %s\n", err.msg);
         code = EXIT_RUNTIME;
-    } else {
+    } else if (code == EXIT_OK && !any) {
+        fprintf(stderr,
+                "provisioner: explain: no user state under the prefix '%s' in this Redis "
+                "database: is --redis-prefix (PROVISIONER_REDIS_PREFIX), or the database in the "
+                "URL, the service's?\n",
+                so.prefix);
+        code = EXIT_RUNTIME;
+    } else if (code == EXIT_OK) {
         cmd_write_stdout(b.data, b.len);
     }
     buf_free(&b);
     offline_close(&o);
-    store_redis_close(store);
     return code;
 }
 
@@ -68,8 +91,14 @@ int cmd_explain(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
+    sf_client *sf = NULL; /* for the tables of relationship filters, as the service reads them */
+    if (cmd_salesforce_client(&a, NULL, &sf) < 0) { /* bad credentials' files, say */
+        cli_free(&a);
+        return EXIT_USAGE;
+    }
     if (cli_bool(&a, "live")) {
-        code = explain_live(&a, user);
+        code = explain_live(&a, user, sf);
+        sf_client_free(sf);
         cli_free(&a);
         return code;
     }
@@ -82,11 +111,13 @@ int cmd_explain(int argc, char **argv)
     offline_opts oo = {.settings = cli_str(&a, "settings"),
                        .lookups = cli_str(&a, "lookups"),
                        .now = cli_str(&a, "now"),
-                       .guards = cli_bool(&a, "guards")};
+                       .guards = !cli_bool(&a, "no-guards"),
+                       .lookup_sf = sf};
     if (offline_open(&o, &oo) < 0) {
+        sf_client_free(sf);
         jsonl_close(&in);
         cli_free(&a);
-        return EXIT_USAGE;
+        return o.exit_code;
     }
     o.quiet_warnings = true;
     o.watch = user;
@@ -118,6 +149,7 @@ int cmd_explain(int argc, char **argv)
         code = EXIT_OK;
     }
     offline_close(&o);
+    sf_client_free(sf);
     cli_free(&a);
     return code;
 }

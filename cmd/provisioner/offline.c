@@ -62,66 +62,99 @@ static void note_ignored(void *ctx, const char *user, bool duplicate)
 
 int64_t offline_parse_iso(const char *s) { return time_parse_iso8601(s); }
 
-int offline_open(offline *o, const offline_opts *oo)
+/* Where the decisions' state lives: a new one in memory, or the service's in Redis (opened last,
+ * so that bad settings are a usage error whether Redis answers or not). */
+static engine_store *offline_store(offline *o, const offline_opts *oo)
 {
-    memset(o, 0, sizeof *o);
-    const char *settings = oo->settings, *lookups_path = oo->lookups, *now_iso = oo->now;
+    if (!oo->redis) {
+        o->mem = store_mem_new();
+        return store_mem_iface(o->mem);
+    }
     perr err;
-    if (!settings) {
-        fprintf(stderr, "provisioner: --settings FILE is required\n");
-        return -1;
-    }
-    if (config_load_file(settings, &o->cfg, &err) < 0) {
+    if (store_redis_open(oo->redis, &o->redis, &err) < 0) {
         fprintf(stderr, "provisioner: %s\n", err.msg);
-        return -1;
+        o->exit_code = EXIT_RUNTIME;
+        return NULL;
     }
-    if (!oo->guards && o->cfg->guards.enabled) {
-        o->cfg->guards.enabled = false;
-        o->guards_left_out = true;
-    }
-    o->lk = lookup_new(o->cfg);
-    if (lookups_path && lookup_load_file(o->lk, lookups_path, &err) < 0) {
+    return store_redis_iface(o->redis);
+}
+
+/* The Profile and UserRole tables of relationship filters (R4.3): from --lookups, or read from
+ * Salesforce as the service reads them; without either, such fields read as null (a warning, or
+ * an error where that would explain the service's decisions wrongly). */
+static int offline_lookups(offline *o, const offline_opts *oo)
+{
+    perr err;
+    if (oo->lookups) {
+        if (lookup_load_file(o->lk, oo->lookups, &err) == 0) return 0;
         fprintf(stderr, "provisioner: --lookups %s\n", err.msg);
-        lookup_free(o->lk);
-        config_free(o->cfg);
         return -1;
     }
-    if (!lookups_path && lookup_needed(o->lk)) {
-        buf what;
-        buf_init(&what);
-        lookup_describe(o->lk, &what);
+    if (!lookup_needed(o->lk)) return 0;
+    buf what;
+    buf_init(&what);
+    lookup_describe(o->lk, &what);
+    int rc = 0;
+    if (oo->lookup_sf) {
+        if (lookup_refresh(o->lk, oo->lookup_sf, SF_ESSENTIAL, &err) < 0) {
+            fprintf(stderr, "provisioner: reading %s from Salesforce: %s\n", what.data, err.msg);
+            o->exit_code = EXIT_RUNTIME;
+            rc = -1;
+        }
+    } else if (oo->need_lookups) {
+        fprintf(stderr,
+                "provisioner: the filters read %s (R4.3): give --lookups FILE, or Salesforce "
+                "access (--salesforce-url and its credentials) to read them as the service "
+                "does\n",
+                what.data);
+        rc = -1;
+    } else {
         fprintf(stderr,
                 "warning: the filters read %s; without --lookups FILE these read as null "
                 "(R4.3)\n",
                 what.data);
-        buf_free(&what);
     }
-    cmd_filter_field_hints(o->cfg, stderr);
-    engine_opts opts = {.with_why = oo->with_why,
-                        .with_source = oo->with_why,
-                        .lookup = lookups_path ? offline_lookup : NULL,
-                        .lookup_ctx = o};
-    if (now_iso) {
-        opts.now_ms = offline_parse_iso(now_iso);
-        if (opts.now_ms < 0) {
-            fprintf(stderr, "provisioner: --now '%s' is not an ISO 8601 date-time\n", now_iso);
-            lookup_free(o->lk);
-            config_free(o->cfg);
-            return -1;
-        }
+    buf_free(&what);
+    return rc;
+}
+
+int offline_open(offline *o, const offline_opts *oo)
+{
+    memset(o, 0, sizeof *o);
+    o->exit_code = EXIT_USAGE;
+    perr err;
+    if (!oo->settings) {
+        fprintf(stderr, "provisioner: --settings FILE is required\n");
+        return -1;
     }
+    if (config_load_file(oo->settings, &o->cfg, &err) < 0) {
+        fprintf(stderr, "provisioner: %s\n", err.msg);
+        return -1;
+    }
+    if (!oo->guards) o->cfg->guards.enabled = false;
+    engine_opts opts = {.with_why = oo->with_why, .with_source = oo->with_why, .lookup_ctx = o};
+    if (oo->now && (opts.now_ms = offline_parse_iso(oo->now)) < 0) {
+        fprintf(stderr, "provisioner: --now '%s' is not an ISO 8601 date-time\n", oo->now);
+        config_free(o->cfg);
+        return -1;
+    }
+    o->lk = lookup_new(o->cfg);
     strmap_init(&o->unknown_ids);
-    engine_store *store = oo->store;
-    if (!store) {
-        o->mem = store_mem_new();
-        store = store_mem_iface(o->mem);
+    buf_init(&o->ignored);
+    engine_store *store;
+    if (offline_lookups(o, oo) < 0 || !(store = offline_store(o, oo))) {
+        int code = o->exit_code;
+        offline_close(o);
+        o->exit_code = code;
+        return -1;
     }
+    if (oo->lookups || oo->lookup_sf) opts.lookup = offline_lookup;
+    cmd_filter_field_hints(o->cfg, stderr);
     o->eng = engine_new(o->cfg, store, &opts);
     o->emit_fn = oo->emit;
     o->emit_ctx = oo->emit_ctx;
     o->hooks = (engine_hooks){
         .ctx = o, .emit = emit_forward, .warn = warn_stderr, .ignored = note_ignored};
-    buf_init(&o->ignored);
     return 0;
 }
 
@@ -191,17 +224,13 @@ void offline_summary(const offline *o, FILE *f)
             (unsigned long long)s->skipped_entity, (unsigned long long)s->gaps_unresolved,
             (unsigned long long)s->cycles_refused, (unsigned long long)s->held_deactivations,
             o->bad_lines);
-    if (o->guards_left_out && s->commands[CMD_DEACTIVATE_USER])
-        fprintf(f,
-                "note: the settings' guards (R8.3) were not applied: %llu deactivations went "
-                "through; --guards applies them as the service does\n",
-                (unsigned long long)s->commands[CMD_DEACTIVATE_USER]);
 }
 
 void offline_close(offline *o)
 {
     engine_free(o->eng);
     store_mem_free(o->mem);
+    store_redis_close(o->redis);
     lookup_free(o->lk);
     config_free(o->cfg);
     strmap_free(&o->unknown_ids, NULL);

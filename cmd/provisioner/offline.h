@@ -13,7 +13,8 @@
 
 typedef struct offline {
     config *cfg;
-    store_mem *mem;
+    store_mem *mem;     /* the state in memory, or */
+    store_redis *redis; /* the service's (offline_opts.redis) */
     engine *eng;
     lookup *lk;         /* Profile and UserRole tables from --lookups (R4.3); empty without */
     engine_hooks hooks; /* ctx = this struct; emit forwards to emit_fn */
@@ -29,7 +30,7 @@ typedef struct offline {
     size_t n_ignored;
     unsigned long bad_lines;
     unsigned long warnings;
-    bool guards_left_out; /* the settings have guards, not applied (no --guards) */
+    int exit_code; /* of a failed offline_open: EXIT_USAGE, or EXIT_RUNTIME (Redis, Salesforce) */
 } offline;
 
 typedef struct offline_opts {
@@ -37,16 +38,18 @@ typedef struct offline_opts {
     const char *lookups; /* the look-up tables of relationship filters (R4.3); may be NULL */
     const char *now;     /* ISO 8601 clock for relative date literals; NULL: each event's */
     bool with_why;
-    /* The settings' guards (R8.3) apply only with guards: simulate and explain apply R1-R7
-     * (interfaces.md), the guard being the service's and a reimport's. */
-    bool guards;
-    engine_store *store; /* the state decided against; NULL: a new one in memory */
+    bool guards; /* the settings' guards (R8.3) apply, as in run; false: R1-R7 only */
+    const store_redis_opts *redis; /* the state is the service's in Redis; NULL: in memory */
+    /* The tables of relationship filters from Salesforce when no lookups file is given; without
+     * either, need_lookups makes filters that read them an error (else a warning). */
+    sf_client *lookup_sf;
+    bool need_lookups;
     void (*emit)(void *ctx, const command *c);
     void *emit_ctx;
 } offline_opts;
 
-/* Loads the settings and the look-up tables and builds the engine; prints the error and returns
- * -1 on bad settings or tables. */
+/* Loads the settings and the look-up tables, opens the state and builds the engine; prints the
+ * error and returns -1 (o->exit_code says which kind). */
 int offline_open(offline *o, const offline_opts *opts);
 /* Opens the events (stdin for NULL or "-") before anything is decided, so that a missing file
  * stops a command before it prints a command; prints the error and returns -1. */

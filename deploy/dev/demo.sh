@@ -69,5 +69,5 @@ echo
 echo "== state in Redis: $KEYS keys (users, waiting links, company)"
 USER_ID=$(python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readlines()[5])['ChangeEventHeader']['recordIds'][0])" "$EVENTS")
 echo
-echo "== provisioner explain --user $USER_ID"
-"$BIN" explain --settings "$SETTINGS" --events "$EVENTS" --user "$USER_ID" | sed 's/^/   /'
+echo "== provisioner explain --live --user $USER_ID   (the user as the service left it in Redis)"
+"$BIN" explain --live --settings "$SETTINGS" --user "$USER_ID" | sed 's/^/   /'

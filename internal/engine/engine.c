@@ -466,6 +466,7 @@ static bool active_in_gong(const user_state *m) { return m && m->status == PROV_
 static void set_status(engine *e, user_state *u, prov_status s)
 {
     if (u->status == s) return;
+    u->held = false;
     company_state *cs = e->store->company(e->store->ctx);
     if (cs->provisioned >= 0) {
         if (s == PROV_ACTIVE)
@@ -961,6 +962,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         if (in_scope) { /* R5.3 */
             bool was_in_scope = u->in_scope;
             u->in_scope = true;
+            u->held = false;
             unsigned mask = changed_attrs(u, now, true);
             if (mask) {
                 why(e, "R5.3: attributes changed in Salesforce");
@@ -1010,10 +1012,14 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
             }
             return;
         }
-        /* active and out of scope before, without keep_active: its deactivation was held (R8.3)
-         * and goes through only when confirmed, not at a later event once the window allows */
-        if (!was_in_scope) return;
-        if (deactivation_held(c, u)) return;
+        /* a deactivation held before (R8.3) goes through only when confirmed, not at a later
+         * event once the window allows; a user keep_active kept before the option was turned off
+         * is deactivated now, through the guard */
+        if (!was_in_scope && u->held) return;
+        if (deactivation_held(c, u)) {
+            u->held = true;
+            return;
+        }
         why(e, "R5.4: out of scope: %s", engine_reason_name(s.reason));
         command cmd = {.type = CMD_DEACTIVATE_USER,
                        .sf_user_id = u->id,
@@ -1212,8 +1218,9 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
     if (!u || !u->has_pos) return;
     /* active out of scope (held by the guard, or kept active): decided again only when the
      * filters select it now (back in scope, R5.3); else its deactivation stays the
-     * confirmation's (R8.3), or keep_active's */
-    if (u->status == PROV_ACTIVE && !u->in_scope &&
+     * confirmation's (R8.3), or keep_active's. One keep_active kept before the option was turned
+     * off is decided: R5.4 deactivates it, through the guard. */
+    if (u->status == PROV_ACTIVE && !u->in_scope && (u->held || e->cfg->keep_active) &&
         engine_evaluate_scope(e, u, at).reason != REASON_NONE)
         return;
     /* written only when it moved: a state read before a live event of another instance, written
@@ -1221,7 +1228,7 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
     uint64_t sent = commands_sent(e);
     prov_status status = u->status;
     int reason = (int)u->reason;
-    bool in_scope = u->in_scope, created_waiting = u->created_waiting;
+    bool in_scope = u->in_scope, created_waiting = u->created_waiting, held = u->held;
     char *assignment = u->assignment ? xstrdup(u->assignment) : NULL;
     char *waiting_for = u->waiting_for ? xstrdup(u->waiting_for) : NULL;
     event ev = {.entity = "User",
@@ -1234,8 +1241,9 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
     c.u = u;
     decide(&c, u, manager_id_of(u));
     bool moved = commands_sent(e) != sent || u->status != status || (int)u->reason != reason ||
-                 u->in_scope != in_scope || u->created_waiting != created_waiting ||
-                 !same_str(u->assignment, assignment) || !same_str(u->waiting_for, waiting_for);
+                 u->held != held || u->in_scope != in_scope ||
+                 u->created_waiting != created_waiting || !same_str(u->assignment, assignment) ||
+                 !same_str(u->waiting_for, waiting_for);
     free(assignment);
     free(waiting_for);
     if (moved) changed(e, u);
@@ -1262,7 +1270,7 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
         changed(e, u);
         return;
     }
-    if (!release_held || e->cfg->keep_active) return;
+    if (!release_held || !u->held || e->cfg->keep_active) return;
     why(e, "R8.3: held deactivation confirmed: %s", engine_reason_name(u->reason));
     command cmd = {
         .type = CMD_DEACTIVATE_USER, .sf_user_id = u->id, .reason = engine_reason_name(u->reason)};

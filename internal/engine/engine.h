@@ -63,6 +63,10 @@ typedef struct user_state {
     char *waiting_for;  /* the manager this user's link waits for (R6.3), NULL if none */
     bool created_waiting;
     bool needs_reconcile; /* a GAP event could not be read from Salesforce (R1.3) */
+    /* R8.3: its deactivation was held by the guard and waits for a confirmation (active in Gong,
+     * out of scope). Not a user keep_active kept: once the option is off, R5.4 deactivates that
+     * one at its next decision, through the guard. */
+    bool held;
     bool dirty;
     /* Pooled (a store that recycles its states after every batch sets it): every string of the
      * state, its values and its id, assignment, applied_settings_of, gong_manager and waiting_for,
@@ -266,7 +270,8 @@ size_t engine_event_refs(const event *ev, const char **ids, size_t max);
 bool engine_id18(const char *id, char out[19]);
 
 /* Plain words for a user (its Id in either form): in scope or not and the failing rule, the
- * assignment and the filter that matched, the manager link and its state. */
-void engine_explain(engine *e, const char *id, buf *out);
+ * assignment and the filter that matched, the manager link and its state. False when no event
+ * has named the user (the words say so). */
+bool engine_explain(engine *e, const char *id, buf *out);
 
 #endif

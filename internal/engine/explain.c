@@ -325,7 +325,7 @@ static void explain_waiting_reports(engine *e, const char *id, const char *inden
     buf_puts(b, "; the links are made once it is provisioned.\n");
 }
 
-void engine_explain(engine *e, const char *id, buf *b)
+bool engine_explain(engine *e, const char *id, buf *b)
 {
     user_state *u = e->store->get(e->store->ctx, id);
     size_t n = strlen(id);
@@ -353,13 +353,13 @@ void engine_explain(engine *e, const char *id, buf *b)
                            : " (a Salesforce user Id is 15 or 18 letters and digits, as in "
                              "0055e000001AbCdAAK)");
         explain_waiting_reports(e, id, "", b);
-        return;
+        return false;
     }
     if (!u->has_pos && !u->n_fields && u->status == PROV_NEVER) {
         put_quoted(b, "User ", id,
                    ": named only by a gap event, which could not be read from Salesforce: "
                    "nothing is known about it until a reconciliation (R1.3, R8).\n");
-        return;
+        return true;
     }
     int64_t now = e->opts.now_ms ? e->opts.now_ms : u->pos.commit_timestamp;
     scope s = engine_evaluate_scope(e, u, now);
@@ -384,11 +384,15 @@ void engine_explain(engine *e, const char *id, buf *b)
         buf_puts(b, ".\n");
         if (u->status == PROV_ACTIVE && e->cfg->keep_active)
             buf_puts(b, "  Kept active in Gong because the option keep_active is on (R5.4).\n");
-        else if (u->status == PROV_ACTIVE)
+        else if (u->status == PROV_ACTIVE && u->held)
             buf_puts(b,
                      "  Still active in Gong: its deactivation is held by the mass-deactivation "
                      "guard (R8.3) and goes through only when confirmed (POST "
                      "/reimport?confirm=1 to the service, or provisioner reimport --confirm).\n");
+        else if (u->status == PROV_ACTIVE)
+            buf_puts(b, "  Still active in Gong: kept active while the option keep_active was on; "
+                        "now that it is off, its next event or a reimport deactivates it (R5.4), "
+                        "counted against the mass-deactivation guard (R8.3).\n");
         else if (u->status == PROV_NEVER)
             buf_puts(b, "  So it was never created in Gong (R5.2).\n");
         else
@@ -478,4 +482,5 @@ void engine_explain(engine *e, const char *id, buf *b)
                    (long long)u->pos.commit_timestamp, when, (long long)u->pos.commit_number,
                    (long long)u->pos.sequence_number);
     }
+    return true;
 }

@@ -55,7 +55,7 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err);
  * field the settings' filters read. Valid while cfg lives; *n set. */
 const char **reimport_fields(const config *cfg, size_t *n);
 
-/* Users whose deactivation is held: active in Gong, out of scope, keep_active off. */
+/* Users whose deactivation the guard holds (user_state.held; keep_active off). */
 int reimport_list_held(store_redis *store, const config *cfg,
                        void (*fn)(void *ctx, const user_state *u), void *ctx, perr *err);
 

@@ -31,6 +31,9 @@ typedef struct store_redis_opts {
      * first write: a service that sends them finds out at start whether Redis takes a second
      * connection, and holds its two from then on. */
     bool writes_ahead;
+    /* Reads only (explain --live): the write scripts are not loaded, so a user whose ACL allows
+     * reads only will do. */
+    bool read_only;
 } store_redis_opts;
 
 /* Reports (manager, report) pairs whose waiting link another instance may have raced with (R6.3):

@@ -37,7 +37,9 @@
  * ---- Blob format v2 (all integers unsigned LEB128 varints unless said otherwise)
  *   'P' 0x02                      magic and format version
  *   flags                         bit0 has_pos, bit1 deleted, bit2 in_scope, bit3 created_waiting,
- *                                 bit4 needs_reconcile
+ *                                 bit4 needs_reconcile, bit5 held, bit6 set by the builds that
+ *                                 write bit5 (without it: held when active and out of scope; a
+ *                                 build before them ignores both)
  *   status, reason                one byte each
  *   [pos]                         3 zigzag varints when has_pos: commit_timestamp, commit_number,
  *                                 sequence_number
@@ -107,6 +109,7 @@
 
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 2 /* written; 1 is still read */
+#define FLAG_HELD_RECORDED 64u
 #define POOL_MAX 2048    /* recycled user_state structs kept across resets (a batch reads ~1,750) */
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
@@ -275,6 +278,7 @@ struct store_redis {
     arena rmem;  /* hiredis's reply objects on c, until the next exchange begins (reply_fns) */
     arena wmem;  /* the same on wc, until a write's replies are all in and none is half read */
     bool pooled; /* states pooled (store_redis_opts.keep_cache not set) */
+    bool read_only; /* no scripts loaded (store_redis_opts.read_only) */
     /* cache */
     arena mem;
     strmap users; /* id -> entry* */
@@ -820,7 +824,8 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
         n++;
     }
     const char *scripts[2] = {UNINDEX_SCRIPT, LINK_SCRIPT};
-    for (int i = 0; i < 2; i++) {
+    int n_scripts = s->read_only ? 0 : 2;
+    for (int i = 0; i < n_scripts; i++) {
         cb_begin(b);
         cb_str(b, "SCRIPT");
         cb_str(b, "LOAD");
@@ -850,7 +855,7 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
         else if (r->type == REDIS_REPLY_ERROR)
             rc = perr_set(err, "Redis %s: cannot select database %d: %s", s->where, s->db, r->str);
     }
-    for (int i = 0; !rc && i < 2; i++) {
+    for (int i = 0; !rc && i < n_scripts; i++) {
         redisReply *r = rep[k++];
         char *sha = i == 0 ? s->sha_unindex : s->sha_link;
         if (reply_is_err(r, "NOAUTH"))
@@ -985,7 +990,8 @@ static void encode_state(store_redis *s, buf *b, const user_state *u)
     buf_putc(b, FORMAT_MAGIC);
     buf_putc(b, FORMAT_VERSION);
     unsigned flags = (u->has_pos ? 1u : 0) | (u->deleted ? 2u : 0) | (u->in_scope ? 4u : 0) |
-                     (u->created_waiting ? 8u : 0) | (u->needs_reconcile ? 16u : 0);
+                     (u->created_waiting ? 8u : 0) | (u->needs_reconcile ? 16u : 0) |
+                     (u->held ? 32u : 0) | FLAG_HELD_RECORDED;
     put_varint(b, flags);
     buf_putc(b, (char)u->status);
     buf_putc(b, (char)u->reason);
@@ -1232,6 +1238,9 @@ static int decode_state(store_redis *s, const char *id, const char *data, size_t
     if (reason >= REASON__COUNT) rd_fail(&r, "unknown reason");
     u->status = (prov_status)status;
     u->reason = (reason_code)reason;
+    /* written before the held bit was: active out of scope was all a hold was known by */
+    u->held =
+        flags & FLAG_HELD_RECORDED ? (flags & 32) != 0 : u->status == PROV_ACTIVE && !u->in_scope;
     if (u->has_pos) {
         u->pos.commit_timestamp = get_svarint(&r);
         u->pos.commit_number = get_svarint(&r);
@@ -1805,6 +1814,7 @@ int store_redis_open(const store_redis_opts *o, store_redis **out, perr *err)
     arena_init(&s->rmem, 64 * 1024);
     arena_init(&s->wmem, 64 * 1024);
     s->pooled = !o->keep_cache;
+    s->read_only = o->read_only;
     /* keys in s->mem, reset with the maps (store_redis_reset) */
     strmap_init_borrowed(&s->users);
     strmap_init_borrowed(&s->overlay);

@@ -1090,8 +1090,20 @@ Test(pipeline, r8_3_holds_past_a_hundred_a_minute_are_counted_in_one_line)
 }
 
 /* `explain --live` reads the user as the service left it in Redis: for every user of the example
- * events (hierarchy, moves between assignments, deactivations), the same words as `explain` after
- * the same events offline (one partition: the same order, so the same decisions). */
+ * events (hierarchy, moves between assignments, deactivations, the guard's holds), the same words
+ * as `explain` after the same events offline (one partition: the same order, so the same
+ * decisions); it writes nothing; what it cannot read is an error, not an explanation. */
+static h_proc *explain_live(const h_redis *r, const char *prefix, const char *settings,
+                            const char *user, const char *out)
+{
+    const char *argv[] = {h_pv_binary(), "explain",        "--live", "--redis",
+                          r->url,        "--redis-prefix", prefix,   "--settings",
+                          settings,      "--user",         user,     NULL};
+    h_proc *p = h_proc_start_to(argv, NULL, out);
+    h_proc_wait(p, 30);
+    return p;
+}
+
 Test(pipeline, explain_live_says_what_explain_says_after_the_same_events)
 {
     h_redis r;
@@ -1117,19 +1129,17 @@ Test(pipeline, explain_live_says_what_explain_says_after_the_same_events)
     free(all);
     cr_assert_gt(json_object_size(ids), 50);
     json_object_set_new(ids, "0055e0000000999AAK", json_true()); /* named by no event */
+    char *keys_before = h_redis_cmd(&r, "DBSIZE");
     const char *id;
     json_t *v;
-    size_t n = 0;
+    size_t active = 0, held = 0;
+    const char *live_out = h_path("live.txt"), *off_out = h_path("offline.txt");
     json_object_foreach(ids, id, v)
     {
-        const char *live_argv[] = {h_pv_binary(), "explain",        "--live", "--redis",
-                                   r.url,         "--redis-prefix", "p:",     "--settings",
-                                   settings,      "--user",         id,       NULL};
-        const char *off_argv[] = {h_pv_binary(), "explain", "--guards", "--settings", settings,
-                                  "--events",    events,    "--user",   id,           NULL};
-        const char *live_out = h_path("live.txt"), *off_out = h_path("offline.txt");
-        h_proc *lp = h_proc_start_to(live_argv, NULL, live_out);
+        h_proc *lp = explain_live(&r, "p:", settings, id, live_out);
         cr_assert_eq(h_proc_wait(lp, 30), 0, "%s: %s", id, h_proc_stderr(lp));
+        const char *off_argv[] = {h_pv_binary(), "explain", "--settings", settings, "--events",
+                                  events,        "--user",  id,           NULL};
         h_proc *op = h_proc_start_to(off_argv, NULL, off_out);
         cr_assert_eq(h_proc_wait(op, 30), 0, "%s: %s", id, h_proc_stderr(op));
         char *live = h_read_file(live_out), *off = h_read_file(off_out);
@@ -1138,17 +1148,45 @@ Test(pipeline, explain_live_says_what_explain_says_after_the_same_events)
         char *left_out = strstr(off, "  Events of this user left out");
         if (left_out) *left_out = '\0';
         cr_assert_str_eq(live, off, "%s", id);
-        n += strstr(live, ": active in Gong.") != NULL;
+        active += strstr(live, ": active in Gong.") != NULL;
+        held += strstr(live, "held by the mass-deactivation guard") != NULL;
         free(live);
         free(off);
     }
-    cr_assert_gt(n, 20, "only %zu users active in Gong", n);
+    cr_assert_gt(active, 20, "only %zu users active in Gong", active);
+    cr_assert_gt(held, 0, "no deactivation the guard holds among them");
     json_decref(ids);
+    char *keys_after = h_redis_cmd(&r, "DBSIZE");
+    cr_assert(keys_before && keys_after);
+    cr_assert_str_eq(keys_after, keys_before, "explain --live wrote to Redis");
+    free(keys_before);
+    free(keys_after);
+    /* a prefix (or database) the service does not use: not "nothing is known" of everyone */
+    h_proc *wp = explain_live(&r, "other:", settings, "0055e0000000003AAK", live_out);
+    cr_assert_eq(h_proc_wait(wp, 30), 1);
+    cr_assert(strstr(h_proc_stderr(wp), "no user state under the prefix 'other:'"), "%s",
+              h_proc_stderr(wp));
+    /* a state that cannot be read on the way (the manager's): an error, and nothing printed */
+    char *set = h_redis_cmd(&r, "SET p:u:0055e0000000001AAK garbage");
+    free(set);
+    h_proc *cp = explain_live(&r, "p:", settings, "0055e0000000003AAK", live_out);
+    cr_assert_eq(h_proc_wait(cp, 30), 1, "%s", h_proc_stderr(cp));
+    cr_assert(strstr(h_proc_stderr(cp), "p:u:0055e0000000001AAK"), "%s", h_proc_stderr(cp));
+    char *printed = h_read_file(live_out);
+    cr_assert(printed && !*printed, "printed: %s", printed);
+    free(printed);
     /* Redis away: an error, not an explanation of nothing */
-    const char *away[] = {h_pv_binary(),         "explain",    "--live", "--redis",
-                          "redis://127.0.0.1:1", "--settings", settings, "--user",
-                          "0055e0000000001AAK",  NULL};
-    h_proc *ap = h_proc_start_to(away, NULL, h_path("away.txt"));
+    h_redis away = {.port = 1};
+    snprintf(away.url, sizeof away.url, "redis://127.0.0.1:1");
+    h_proc *ap = explain_live(&away, "p:", settings, "0055e0000000001AAK", live_out);
     cr_assert_eq(h_proc_wait(ap, 30), 1);
     cr_assert(strstr(h_proc_stderr(ap), "cannot connect"), "%s", h_proc_stderr(ap));
+    /* relationship filters read as null would explain the service's decisions wrongly */
+    const char *rel = h_path("rel.yaml");
+    h_write_file(rel, "company:\n  primary_domain: acme.com\nassignments:\n  - name: Sales\n"
+                      "    filter: \"Profile.Name = 'Sales User'\"\n");
+    h_proc *rp = explain_live(&r, "p:", rel, "0055e0000000003AAK", live_out);
+    cr_assert_eq(h_proc_wait(rp, 30), 2);
+    cr_assert(strstr(h_proc_stderr(rp), "give --lookups FILE, or Salesforce access"), "%s",
+              h_proc_stderr(rp));
 }

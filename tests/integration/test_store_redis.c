@@ -329,6 +329,7 @@ static void t_assert_same_state(const user_state *a, const user_state *b)
     cr_assert(t_str_eq(a->waiting_for, b->waiting_for));
     cr_assert_eq(a->created_waiting, b->created_waiting);
     cr_assert_eq(a->needs_reconcile, b->needs_reconcile);
+    cr_assert_eq(a->held, b->held);
 }
 
 static void t_fill_full(user_state *u)
@@ -365,6 +366,7 @@ static void t_fill_full(user_state *u)
     u->deleted = true;
     u->status = PROV_DEACTIVATED;
     u->in_scope = false;
+    u->held = true; /* (not a pair the engine makes: the bit's round trip) */
     u->reason = REASON_EMAIL_DOMAIN;
     /* the state's own strings, as the engine makes them (pooled in the store's states) */
     user_state_set_str(u, &u->assignment, "Sales € EMEA");
@@ -2088,6 +2090,7 @@ Test(store_redis, a_state_in_format_1_is_still_read_and_written_in_format_2)
     cr_assert_str_eq(u->sent[ATTR_FIRSTNAME].s, "Ann");
     cr_assert(u->sent[ATTR_ACTIVE].type == VAL_BOOL && u->sent[ATTR_ACTIVE].b);
     cr_assert_eq(u->sent[ATTR_LASTNAME].type, VAL_NULL);
+    cr_assert_not(u->held, "active in scope: no deactivation held");
     user_state *want = user_state_new("005V1");
     user_state_copy(want, u);
 
@@ -2105,6 +2108,45 @@ Test(store_redis, a_state_in_format_1_is_still_read_and_written_in_format_2)
     store_redis_reset(s);
     t_assert_same_state(want, st->get(st->ctx, "005V1"));
     user_state_free(want);
+    redisFree(c);
+    store_redis_close(s);
+}
+
+/* R8.3: a held deactivation is recorded in the state (flags bit5, with bit6 saying the state
+ * records it); a state written before the bit was is held when active in Gong and out of scope,
+ * which is all a hold was known by then. */
+Test(store_redis, a_held_deactivation_is_recorded_and_inferred_in_states_written_before)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = t_open(r, "h:");
+    engine_store *st = store_redis_iface(s);
+    const char *ids[] = {"005HELD", "005KEPT"};
+    for (int i = 0; i < 2; i++) {
+        user_state *u = st->get_or_create(st->ctx, ids[i]);
+        u->status = PROV_ACTIVE;
+        u->in_scope = false;
+        u->reason = REASON_INACTIVE;
+        u->held = i == 0;
+        st->changed(st->ctx, u);
+    }
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+    cr_assert(st->get(st->ctx, "005HELD")->held);
+    cr_assert_not(st->get(st->ctx, "005KEPT")->held, "kept active (keep_active), not held");
+    /* the same states as a build before the bit wrote them */
+    for (int i = 0; i < 2; i++) {
+        redisReply *b = redisCommand(c, "HGET h:u:%s blob", ids[i]);
+        cr_assert(b && b->type == REDIS_REPLY_STRING && b->len > 3);
+        cr_assert_eq((unsigned char)b->str[2] & 96, i == 0 ? 96 : 64, "flags %02x",
+                     (unsigned char)b->str[2]);
+        b->str[2] = (char)((unsigned char)b->str[2] & ~96u);
+        freeReplyObject(redisCommand(c, "HSET h:u:%s blob %b", ids[i], b->str, b->len));
+        freeReplyObject(b);
+    }
+    store_redis_reset(s);
+    cr_assert(st->get(st->ctx, "005HELD")->held);
+    cr_assert(st->get(st->ctx, "005KEPT")->held, "active out of scope, written before the bit");
     redisFree(c);
     store_redis_close(s);
 }
@@ -2313,6 +2355,35 @@ Test(store_redis, password_auth_and_a_wrong_password_without_printing_it)
     cr_assert(strstr(err.msg, "a user needs a password"), "%s", err.msg);
     cr_assert_null(strstr(err.msg, "s3cr3t-pw"), "the password is never printed: %s", err.msg);
     cr_assert(strstr(err.msg, "redis://***@127.0.0.1"), "%s", err.msg);
+}
+
+/* explain --live reads with a Redis user that may only read: no write script is loaded for it */
+Test(store_redis, a_read_only_store_needs_read_permission_only)
+{
+    static const char *const extra[] = {"--user",  "writer", "on",     ">wr1ter",      "~*",
+                                        "&*",      "+@all",  "--user", "reader",       "on",
+                                        ">r3ader", "~*",     "+@read", "+@connection", NULL};
+    t_redis *r = t_redis_start(extra);
+    char url[160];
+    snprintf(url, sizeof url, "redis://writer:wr1ter@127.0.0.1:%d", r->port);
+    store_redis *w = t_open_url(url, "ro:");
+    engine_store *st = store_redis_iface(w);
+    st->changed(st->ctx, st->get_or_create(st->ctx, "005A"));
+    t_flush_ok(w, 0);
+    store_redis_close(w);
+
+    snprintf(url, sizeof url, "redis://reader:r3ader@127.0.0.1:%d", r->port);
+    perr err = {{0}};
+    store_redis *s = NULL;
+    store_redis_opts o = {.url = url, .prefix = "ro:"};
+    cr_assert_eq(store_redis_open(&o, &s, &err), -1, "the writer's scripts need more");
+    cr_assert(strstr(err.msg, "NOPERM"), "%s", err.msg);
+    o.read_only = true;
+    cr_assert_eq(store_redis_open(&o, &s, &err), 0, "%s", err.msg);
+    st = store_redis_iface(s);
+    cr_assert_not_null(st->get(st->ctx, "005A"));
+    cr_assert_not(store_redis_failed(s, &err), "%s", err.msg);
+    store_redis_close(s);
 }
 
 Test(store_redis, acl_user_and_password)

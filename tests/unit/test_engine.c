@@ -49,6 +49,8 @@ typedef struct sim_opts {
     bool parts; /* accept the placements the engine leaves to the caller and make them one by
                    one after the event, as the pipeline does (engine_opts.max_placements) */
     const char *explain; /* a user id: what `explain` says of it after the events */
+    /* a reload: after the events, these settings and then_events over the same state */
+    const char *then_settings, *then_events;
 } sim_opts;
 
 static void on_emit(void *ctx, const command *c)
@@ -106,6 +108,25 @@ static void place_one_by_one(engine *e, engine_store *st, run *r, const engine_h
     r->fan.set = false;
 }
 
+static void feed(engine *e, engine_store *st, run *r, const engine_hooks *h, const char *events,
+                 arena *mem)
+{
+    perr err;
+    const char *p = events;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        if (len) {
+            event ev;
+            arena_reset(mem);
+            cr_assert_eq(event_from_json(p, len, NULL, mem, &ev, &err), 0, "%s", err.msg);
+            cr_assert_eq(engine_apply(e, &ev, h, &err), 0, "%s", err.msg);
+            if (r->fan.set) place_one_by_one(e, st, r, h);
+        }
+        p += len + (nl ? 1 : 0);
+    }
+}
+
 static run simulate_opts(const char *settings, const char *events, const sim_opts *so)
 {
     config *cfg;
@@ -124,18 +145,16 @@ static run simulate_opts(const char *settings, const char *events, const sim_opt
     engine_start(e, &h);
     arena mem;
     arena_init(&mem, 4096);
-    const char *p = events;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        if (len) {
-            event ev;
-            arena_reset(&mem);
-            cr_assert_eq(event_from_json(p, len, NULL, &mem, &ev, &err), 0, "%s", err.msg);
-            cr_assert_eq(engine_apply(e, &ev, &h, &err), 0, "%s", err.msg);
-            if (r.fan.set) place_one_by_one(e, st, &r, &h);
-        }
-        p += len + (nl ? 1 : 0);
+    feed(e, st, &r, &h, events, &mem);
+    if (so && so->then_settings) {
+        engine_free(e);
+        config_free(cfg);
+        cr_assert_eq(
+            config_load_string(so->then_settings, strlen(so->then_settings), "t2.yaml", &cfg, &err),
+            0, "%s", err.msg);
+        e = engine_new(cfg, st, &opts);
+        engine_start(e, &h);
+        feed(e, st, &r, &h, so->then_events ? so->then_events : "", &mem);
     }
     if (so && so->release) engine_reconcile_user(e, so->release, true, 99999999, &h);
     r.stats = *engine_get_stats(e);
@@ -290,6 +309,53 @@ Test(engine, r4_1_id_reads_the_users_own_id_and_the_managers)
     cr_assert_str_eq(created_as(&r, "005U2"), "Under one");
     /* a manager never seen: no related record, Manager.Id is null like its other fields */
     cr_assert_str_eq(created_as(&r, "005U3"), "Rest");
+}
+
+/* R5.4 after keep_active is turned off: a user it kept active out of scope is deactivated at its
+ * next event (through the guard); it is no held deactivation (R8.3), so a confirmation does not
+ * deactivate it unguarded, and explain tells the two apart. */
+Test(engine, r5_4_keep_active_turned_off_deactivates_at_the_next_event_not_at_a_confirmation)
+{
+    static const char *keep =
+        "company:\n  primary_domain: acme.com\noptions:\n  keep_active: true\n"
+        "assignments:\n  - name: Everyone\n";
+    static const char *off = "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Everyone\n";
+    static const char *before = HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", ""))
+        HDR("\"005B\"", "CREATE", 2, USER("B", "b@acme.com", ""))
+            HDR("\"005A\"", "UPDATE", 3, ",\"IsActive\":false")
+                HDR("\"005B\"", "UPDATE", 4, ",\"IsActive\":false");
+    /* its next event: deactivated (R5.4) */
+    sim_opts so = {.then_settings = off,
+                   .then_events = HDR("\"005A\"", "UPDATE", 5, ",\"Title\":\"CFO\""),
+                   .explain = "005B"};
+    run r = simulate_opts(keep, before, &so);
+    cr_assert_eq(json_array_size(r.cmds), 3, "two CREATE_USER, one DEACTIVATE_USER");
+    cr_assert_str_eq(type_at(&r, 2), "DEACTIVATE_USER");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r.cmds, 2), "sf_user_id")),
+                     "005A");
+    cr_assert(strstr(r.explained, "kept active while the option keep_active was on; now that it "
+                                  "is off, its next event or a reimport deactivates it"),
+              "%s", r.explained);
+    free(r.explained);
+    /* a confirmation confirms held deactivations only */
+    so = (sim_opts){.then_settings = off, .release = "005B"};
+    r = simulate_opts(keep, before, &so);
+    cr_assert_eq(json_array_size(r.cmds), 2, "no deactivation confirmed for a user never held");
+    /* a held one still goes through when confirmed, and not at its next event */
+    static const char *guarded =
+        "company:\n  primary_domain: acme.com\n"
+        "assignments:\n  - name: Everyone\nguards:\n  max_deactivations: 0\n";
+    so = (sim_opts){.then_settings = guarded,
+                    .then_events = HDR("\"005A\"", "UPDATE", 5, ",\"Title\":\"CFO\"")
+                        HDR("\"005A\"", "UPDATE", 6, ",\"Title\":\"CEO\""),
+                    .release = "005A"};
+    r = simulate_opts(keep, before, &so);
+    cr_assert_eq(r.stats.held_deactivations, 1, "held once, at its first event");
+    cr_assert_eq(json_array_size(r.cmds), 3);
+    cr_assert_str_eq(type_at(&r, 2), "DEACTIVATE_USER");
+    cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r.cmds, 2), "why")),
+                     "R8.3: held deactivation confirmed: inactive_in_salesforce");
 }
 
 /* R3.4/R4.1: a standard checkbox no event carried reads false (Salesforce has no null one); a

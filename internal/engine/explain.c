@@ -24,10 +24,21 @@ static void put_char(buf *b, char ch)
         buf_append(b, &ch, 1);
 }
 
+/* put_char over text, and the line breaks of UTF-8 beyond ASCII (NEL and the other C1 controls,
+ * U+2028, U+2029), which some viewers break lines on, as \u escapes. */
 static void put_text(buf *b, const char *s)
 {
-    for (; *s; s++)
-        put_char(b, *s);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+            buf_printf(b, "\\u%04X", p[1]);
+            p++;
+        } else if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
+            buf_printf(b, "\\u%04X", 0x2000 | (p[2] - 0x80));
+            p += 2;
+        } else {
+            put_char(b, (char)*p);
+        }
+    }
 }
 
 /* Text from an event, the settings or the command line between two fixed pieces of wording. */

@@ -700,10 +700,11 @@ Test(engine, explain_shows_control_characters_in_names_escaped)
     run r = simulate_opts(BASE,
                           HDR("\"005A\"", "CREATE", 1,
                               ",\"Email\":\"a@acme.com\",\"FirstName\":\"An\\nn\","
-                              "\"LastName\":\"Doe\\u0007\",\"IsActive\":true"),
+                              "\"LastName\":\"Doe\\u0007\\u2028X\\u0085é\",\"IsActive\":true"),
                           &so);
-    cr_assert(strstr(r.explained, "User 005A (An\\nn Doe\\x07): active in Gong.\n"), "%s",
-              r.explained);
+    /* U+2028 and NEL break lines in some viewers too; other letters stay as they are */
+    cr_assert(strstr(r.explained, "User 005A (An\\nn Doe\\x07\\u2028X\\u0085é): active in Gong.\n"),
+              "%s", r.explained);
     free(r.explained);
     /* a filter written over several lines (a YAML block) is shown on one */
     r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n  - name: Sales\n"

@@ -91,12 +91,13 @@ int cmd_explain(int argc, char **argv)
         cli_free(&a);
         return EXIT_USAGE;
     }
-    sf_client *sf = NULL; /* for the tables of relationship filters, as the service reads them */
-    if (cmd_salesforce_client(&a, NULL, &sf) < 0) { /* bad credentials' files, say */
-        cli_free(&a);
-        return EXIT_USAGE;
-    }
     if (cli_bool(&a, "live")) {
+        /* the tables of relationship filters, read as the service reads them, unless given */
+        sf_client *sf = NULL;
+        if (!cli_str(&a, "lookups") && cmd_salesforce_client(&a, NULL, &sf) < 0) {
+            cli_free(&a);
+            return EXIT_USAGE;
+        }
         code = explain_live(&a, user, sf);
         sf_client_free(sf);
         cli_free(&a);
@@ -111,10 +112,8 @@ int cmd_explain(int argc, char **argv)
     offline_opts oo = {.settings = cli_str(&a, "settings"),
                        .lookups = cli_str(&a, "lookups"),
                        .now = cli_str(&a, "now"),
-                       .guards = !cli_bool(&a, "no-guards"),
-                       .lookup_sf = sf};
+                       .guards = cli_bool(&a, "guards")};
     if (offline_open(&o, &oo) < 0) {
-        sf_client_free(sf);
         jsonl_close(&in);
         cli_free(&a);
         return o.exit_code;
@@ -149,7 +148,6 @@ int cmd_explain(int argc, char **argv)
         code = EXIT_OK;
     }
     offline_close(&o);
-    sf_client_free(sf);
     cli_free(&a);
     return code;
 }

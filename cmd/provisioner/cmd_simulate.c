@@ -23,8 +23,9 @@ int cmd_simulate(int argc, char **argv)
             "Applies the provisioning rules (R1-R7) to JSON-lines change events with "
             "in-memory state\n(no Kafka, Redis or network) and prints the Gong commands as "
             "JSON lines on stdout.\nWarnings and a one-line summary go to stderr. Exit 0, or 2 "
-            "for bad settings or input.\nThe settings' guards apply as in run: a held "
-            "deactivation is a warning, not a command\n(--no-guards leaves them out).",
+            "for bad settings or input.\nThe settings' mass-deactivation guard (R8.3) applies "
+            "with --guards only, as in run: a held\ndeactivation is then a warning, not a "
+            "command.",
             argc, argv, &a, &code) < 0)
         return code;
     if (a.n_positional) {
@@ -44,7 +45,7 @@ int cmd_simulate(int argc, char **argv)
                        .lookups = cli_str(&a, "lookups"),
                        .now = cli_str(&a, "now"),
                        .with_why = !cli_bool(&a, "no-why"),
-                       .guards = !cli_bool(&a, "no-guards"),
+                       .guards = cli_bool(&a, "guards"),
                        .emit = print_command,
                        .emit_ctx = &line};
     if (offline_open(&o, &oo) < 0) {

@@ -131,7 +131,10 @@ int offline_open(offline *o, const offline_opts *oo)
         fprintf(stderr, "provisioner: %s\n", err.msg);
         return -1;
     }
-    if (!oo->guards) o->cfg->guards.enabled = false;
+    if (!oo->guards && o->cfg->guards.enabled) {
+        o->cfg->guards.enabled = false;
+        o->guards_left_out = true;
+    }
     engine_opts opts = {.with_why = oo->with_why, .with_source = oo->with_why, .lookup_ctx = o};
     if (oo->now && (opts.now_ms = offline_parse_iso(oo->now)) < 0) {
         fprintf(stderr, "provisioner: --now '%s' is not an ISO 8601 date-time\n", oo->now);
@@ -224,6 +227,11 @@ void offline_summary(const offline *o, FILE *f)
             (unsigned long long)s->skipped_entity, (unsigned long long)s->gaps_unresolved,
             (unsigned long long)s->cycles_refused, (unsigned long long)s->held_deactivations,
             o->bad_lines);
+    if (o->guards_left_out && s->commands[CMD_DEACTIVATE_USER])
+        fprintf(f,
+                "note: the settings' guards (R8.3) were not applied: %llu deactivations went "
+                "through; --guards applies them as the service does\n",
+                (unsigned long long)s->commands[CMD_DEACTIVATE_USER]);
 }
 
 void offline_close(offline *o)

@@ -31,6 +31,7 @@ typedef struct offline {
     unsigned long bad_lines;
     unsigned long warnings;
     int exit_code; /* of a failed offline_open: EXIT_USAGE, or EXIT_RUNTIME (Redis, Salesforce) */
+    bool guards_left_out; /* the settings have guards, not applied (no --guards) */
 } offline;
 
 typedef struct offline_opts {
@@ -38,7 +39,10 @@ typedef struct offline_opts {
     const char *lookups; /* the look-up tables of relationship filters (R4.3); may be NULL */
     const char *now;     /* ISO 8601 clock for relative date literals; NULL: each event's */
     bool with_why;
-    bool guards; /* the settings' guards (R8.3) apply, as in run; false: R1-R7 only */
+    /* The settings' guards (R8.3) apply only with guards: simulate and explain apply R1-R7
+     * (interfaces.md), the guard being the service's and a reimport's (and its share, measured
+     * against the users of an events file rather than the org's, would hold what run does not). */
+    bool guards;
     const store_redis_opts *redis; /* the state is the service's in Redis; NULL: in memory */
     /* The tables of relationship filters from Salesforce when no lookups file is given; without
      * either, need_lookups makes filters that read them an error (else a warning). */

@@ -28,9 +28,9 @@ const cli_option pv_options[] = {
      "explain the user as the service's state in Redis has it (--redis, --redis-prefix) instead "
      "of replaying --events",
      C_EXPLAIN, false},
-    {"no-guards", CLI_FLAG, NULL, NB, NULL,
-     "leave the settings' mass-deactivation guard (R8.3) out: R1-R7 only (by default it applies "
-     "as in run: a deactivation it holds is a warning, not a command)",
+    {"guards", CLI_FLAG, NULL, NB, NULL,
+     "apply the settings' mass-deactivation guard (R8.3) as run does: a deactivation it holds is "
+     "a warning, not a command (without it, R1-R7 only)",
      C_SIMULATE | C_EXPLAIN, false},
     {"brokers", CLI_STR, NULL, NB, "PROVISIONER_BROKERS", "Kafka bootstrap servers",
      SVC | C_PRODUCE | C_CONSUME, false},
@@ -78,8 +78,8 @@ const cli_option pv_options[] = {
     {"transactional-id", CLI_STR, NULL, NB, "PROVISIONER_TRANSACTIONAL_ID",
      "transactional.id with --exactly-once (default: GROUP.HOSTNAME.PID)", C_RUN, false},
     {"salesforce-url", CLI_STR, NULL, NB, "PROVISIONER_SALESFORCE_URL",
-     "the org's My Domain URL (also the token endpoint's base); replay and explain use Salesforce "
-     "only for the look-ups of relationship filters",
+     "the org's My Domain URL (also the token endpoint's base); replay and explain --live use "
+     "Salesforce only for the look-ups of relationship filters",
      C_RUN | C_REIMPORT | C_REPLAY | C_EXPLAIN, false},
     {"salesforce-api-version", CLI_STR, "v62.0", NB, "PROVISIONER_SALESFORCE_API_VERSION",
      "REST API version", C_RUN | C_REIMPORT | C_REPLAY | C_EXPLAIN, false},

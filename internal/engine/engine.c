@@ -1001,6 +1001,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
         bool was_in_scope = u->in_scope;
         u->in_scope = false;
         if (e->cfg->keep_active) {
+            u->held = false; /* no deactivation is pending while the option is on */
             unsigned mask = changed_attrs(u, now, s.email_ok);
             if (mask) {
                 why(e, "R5.4: out of scope (%s) but kept active; attributes changed",

@@ -400,6 +400,10 @@ bool engine_explain(engine *e, const char *id, buf *b)
                      "  Still active in Gong: its deactivation is held by the mass-deactivation "
                      "guard (R8.3) and goes through only when confirmed (POST "
                      "/reimport?confirm=1 to the service, or provisioner reimport --confirm).\n");
+        else if (u->status == PROV_ACTIVE && u->in_scope)
+            buf_puts(b, "  Still active in Gong: in scope when it was last decided; out of scope "
+                        "under these settings now, so its next event or a reimport deactivates "
+                        "it (R5.4), counted against the mass-deactivation guard (R8.3).\n");
         else if (u->status == PROV_ACTIVE)
             buf_puts(b, "  Still active in Gong: kept active while the option keep_active was on; "
                         "now that it is off, its next event or a reimport deactivates it (R5.4), "

@@ -1138,8 +1138,8 @@ Test(pipeline, explain_live_says_what_explain_says_after_the_same_events)
     {
         h_proc *lp = explain_live(&r, "p:", settings, id, live_out);
         cr_assert_eq(h_proc_wait(lp, 30), 0, "%s: %s", id, h_proc_stderr(lp));
-        const char *off_argv[] = {h_pv_binary(), "explain", "--settings", settings, "--events",
-                                  events,        "--user",  id,           NULL};
+        const char *off_argv[] = {h_pv_binary(), "explain", "--guards", "--settings", settings,
+                                  "--events",    events,    "--user",   id,           NULL};
         h_proc *op = h_proc_start_to(off_argv, NULL, off_out);
         cr_assert_eq(h_proc_wait(op, 30), 0, "%s: %s", id, h_proc_stderr(op));
         char *live = h_read_file(live_out), *off = h_read_file(off_out);

@@ -748,7 +748,7 @@ static json_t *simulate_file(env *e, const char *events)
 {
     const char *out = h_path("simulate.jsonl");
     const char *argv[] = {h_pv_binary(), "simulate", "--settings", e->settings,
-                          "--events",    events,     NULL};
+                          "--events",    events,     "--guards",   NULL};
     h_proc *p = h_proc_start_to(argv, NULL, out);
     cr_assert_eq(h_proc_wait(p, 60), 0, "simulate failed: %s", h_proc_stderr(p));
     return lines_of(out);

@@ -528,8 +528,9 @@ const char *v_gen_events(int users, int events, int seed)
 json_t *v_simulate(const char *settings, const char *events)
 {
     const char *out = h_path("simulate.out");
+    /* what run decides: its guard included */
     const char *argv[] = {h_pv_binary(), "simulate", "--settings", settings,
-                          "--events",    events,     NULL};
+                          "--events",    events,     "--guards",   NULL};
     h_proc *p = h_proc_start_to(argv, NULL, out);
     cr_assert_eq(h_proc_wait(p, 120), 0, "simulate failed: %s", h_proc_stderr(p));
     return v_load_lines(out);

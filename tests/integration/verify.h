@@ -76,7 +76,8 @@ void v_same_state(json_t *got, json_t *want, const char *what);
 /* ---- processes */
 /* examples/gen_events.py USERS EVENTS SEED into the temp dir; its path. */
 const char *v_gen_events(int users, int events, int seed);
-/* `provisioner simulate` on the events: its commands as an array ("source" kept). */
+/* `provisioner simulate --guards` on the events, as run decides them: its commands as an array
+ * ("source" kept). */
 json_t *v_simulate(const char *settings, const char *events);
 /* A redis-server of the test's own with an append-only file fsynced on every write
  * (appendfsync always), so that a SIGKILL loses nothing acknowledged and a restart on the same

@@ -2168,17 +2168,17 @@ Test(cli, simulate_fails_when_its_input_or_output_fails, .fini = cli_end)
     cr_expect_eq(sh("cmp -s '%s/a.jsonl' '%s/b.jsonl'", tmp, tmp), 0);
 }
 
-/* simulate decides as run does, the settings' R8.3 guard included (a held deactivation is a
- * warning, not a command); --no-guards leaves it out (R1-R7 only). */
-Test(cli, simulate_leaves_the_guard_out_only_when_asked, .fini = cli_end)
+/* interfaces.md: simulate applies R1-R7; the R8.3 guard of the settings is run's, and --guards
+ * applies it as run does (a held deactivation is then a warning, not a command). */
+Test(cli, simulate_applies_the_guard_only_when_asked, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
     char sc[4096], path[4200];
     snprintf(sc, sizeof sc, "%s/tests/scenarios/r8_3_guard_count_exact_limit", source_dir());
-    for (int without = 0; without < 2; without++) {
+    for (int guards = 0; guards < 2; guards++) {
         cr_assert_eq(sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl' "
                         "%s >'%s/out' 2>'%s/err'",
-                        bin, sc, sc, without ? "--no-guards" : "", tmp, tmp),
+                        bin, sc, sc, guards ? "--guards" : "", tmp, tmp),
                      0);
         char *out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
         char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
@@ -2187,8 +2187,11 @@ Test(cli, simulate_leaves_the_guard_out_only_when_asked, .fini = cli_end)
         for (const char *p = out; (p = strstr(p, "\"DEACTIVATE_USER\"")); p++)
             deactivations++;
         /* three users deactivated in the window, two allowed */
-        cr_expect_eq(deactivations, without ? 3 : 2, "--no-guards %d:\n%s", without, out);
-        cr_expect_eq(!!strstr(err, "held by the mass-deactivation guard"), !without, "%s", err);
+        cr_expect_eq(deactivations, guards ? 2 : 3, "--guards %d:\n%s", guards, out);
+        cr_expect_eq(!!strstr(err, "held by the mass-deactivation guard"), guards, "%s", err);
+        cr_expect_eq(!!strstr(err, "note: the settings' guards (R8.3) were not applied: 3 "
+                                   "deactivations went through; --guards applies them"),
+                     !guards, "%s", err);
         free(out);
         free(err);
     }

@@ -49,8 +49,9 @@ typedef struct sim_opts {
     bool parts; /* accept the placements the engine leaves to the caller and make them one by
                    one after the event, as the pipeline does (engine_opts.max_placements) */
     const char *explain; /* a user id: what `explain` says of it after the events */
-    /* a reload: after the events, these settings and then_events over the same state */
-    const char *then_settings, *then_events;
+    /* reloads: after the events, these settings and then_events over the same state, then the
+     * second ones */
+    const char *then_settings, *then_events, *then_settings2, *then_events2;
 } sim_opts;
 
 static void on_emit(void *ctx, const command *c)
@@ -146,15 +147,17 @@ static run simulate_opts(const char *settings, const char *events, const sim_opt
     arena mem;
     arena_init(&mem, 4096);
     feed(e, st, &r, &h, events, &mem);
-    if (so && so->then_settings) {
+    for (int i = 0; so && i < 2; i++) {
+        const char *then = i ? so->then_settings2 : so->then_settings;
+        const char *then_events = i ? so->then_events2 : so->then_events;
+        if (!then) break;
         engine_free(e);
         config_free(cfg);
-        cr_assert_eq(
-            config_load_string(so->then_settings, strlen(so->then_settings), "t2.yaml", &cfg, &err),
-            0, "%s", err.msg);
+        cr_assert_eq(config_load_string(then, strlen(then), "t2.yaml", &cfg, &err), 0, "%s",
+                     err.msg);
         e = engine_new(cfg, st, &opts);
         engine_start(e, &h);
-        feed(e, st, &r, &h, so->then_events ? so->then_events : "", &mem);
+        feed(e, st, &r, &h, then_events ? then_events : "", &mem);
     }
     if (so && so->release) engine_reconcile_user(e, so->release, true, 99999999, &h);
     r.stats = *engine_get_stats(e);
@@ -356,6 +359,31 @@ Test(engine, r5_4_keep_active_turned_off_deactivates_at_the_next_event_not_at_a_
     cr_assert_str_eq(type_at(&r, 2), "DEACTIVATE_USER");
     cr_assert_str_eq(json_string_value(json_object_get(json_array_get(r.cmds, 2), "why")),
                      "R8.3: held deactivation confirmed: inactive_in_salesforce");
+    /* held, then keep_active on: nothing is pending any more (its Title update goes out as for a
+     * user kept active, and a confirmation releases nothing) */
+    so = (sim_opts){.then_settings = guarded,
+                    .then_events = HDR("\"005A\"", "UPDATE", 5, ",\"Title\":\"CFO\""),
+                    .then_settings2 = keep,
+                    .then_events2 = HDR("\"005A\"", "UPDATE", 6, ",\"Title\":\"CEO\""),
+                    .release = "005A"};
+    r = simulate_opts(keep, before, &so); /* (the stats are the last settings' engine's) */
+    cr_assert_eq(json_array_size(r.cmds), 3, "kept active: a Title update, no confirmation");
+    cr_assert_str_eq(type_at(&r, 2), "UPDATE_USER");
+}
+
+/* explain of a user active in Gong and out of scope, neither held nor kept: in scope when last
+ * decided, out of it under the settings now (a narrowed filter), deactivated at its next event. */
+Test(engine, r5_4_explain_says_a_user_out_of_scope_under_new_settings_goes_at_its_next_event)
+{
+    sim_opts so = {.then_settings = "company:\n  primary_domain: acme.com\nassignments:\n"
+                                    "  - name: Ops\n    filter: \"Department = 'Ops'\"\n",
+                   .explain = "005A"};
+    run r = simulate_opts(BASE, HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", "")), &so);
+    cr_assert(strstr(r.explained, "Still active in Gong: in scope when it was last decided; out of "
+                                  "scope under these settings now, so its next event or a "
+                                  "reimport deactivates it"),
+              "%s", r.explained);
+    free(r.explained);
 }
 
 /* R3.4/R4.1: a standard checkbox no event carried reads false (Salesforce has no null one); a

@@ -124,6 +124,15 @@ static int flush_retry(void *ctx, perr *err)
     }
 }
 
+/* The reimport's time, which stands in for a position (R1.4) and a command id's (R9.1): in
+ * milliseconds, as the service's, so that two reimports within a second are two positions. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int open_state(const cli_args *a, config **cfg, store_redis **store)
 {
     perr err;
@@ -223,7 +232,7 @@ int cmd_reimport(int argc, char **argv)
                             .ctx = &out,
                             .dry_run = dry,
                             .confirm = cli_bool(&a, "confirm"),
-                            .now_ms = (int64_t)time(NULL) * 1000,
+                            .now_ms = now_ms(),
                             .stop = &stop_requested,
                             .progress = isatty(STDERR_FILENO) == 1};
         reimport_result res;

@@ -218,8 +218,10 @@ static int pass(run *x, bool hold, perr *err)
             }
             if (engine_get_stats(e)->stale + engine_get_stats(e)->duplicates > stale_before) {
                 if (x->tally) x->res->not_newer++;
-                /* a record from Salesforce (not one gone from it) meets the current settings */
-                if (i < x->n_recs) engine_redecide_user(e, id, o->now_ms, &h);
+                /* the snapshot meets the current settings (R5 for each, R8.1): a record from
+                 * Salesforce, or one gone from it already deleted here, whom keep_active kept
+                 * before it was turned off (deactivated now, through the guard) */
+                engine_redecide_user(e, id, o->now_ms, &h);
             }
             engine_reconcile_user(e, id, o->confirm && x->was_held, o->now_ms, &h);
         }

@@ -455,6 +455,38 @@ Test(reimport, held_users_the_settings_put_back_in_scope_are_not_deactivated)
     buf_free(&users);
 }
 
+/* R5.4 and R8.3: users keep_active kept active (here, gone from Salesforce) are no held
+ * deactivations. Once the option is off, `held` does not list them and a confirmation does not
+ * let them through unguarded: their deactivations are new, counted against the guard (two over a
+ * limit of one: held now). */
+Test(reimport, users_keep_active_kept_are_not_confirmed_away_unguarded)
+{
+    env e;
+    buf users;
+    buf_init(&users);
+    sf_users(&users, (const int[]){1}, 1); /* 2 and 3 gone */
+    start_env(&e, users.data, "options:\n  keep_active: true\nguards:\n  max_deactivations: 1\n");
+    created_by_events(&e, 3);
+    cr_assert_eq(run_cmd(&e, "reimport", NULL, NULL), 0);
+    cr_assert_eq(held_now(&e, NULL), 0, "kept active, nothing held");
+
+    char off[1024];
+    snprintf(off, sizeof off, SETTINGS, "guards:\n  max_deactivations: 1\n");
+    h_write_file(e.settings, off);
+    cr_assert_eq(held_now(&e, NULL), 0, "keep_active off: still nothing held");
+    const char *confirm[] = {"--confirm", NULL};
+    cr_assert_eq(run_cmd(&e, "reimport", confirm, NULL), 0);
+    json_t *cmds = output(&e);
+    for (size_t i = 0; i < json_array_size(cmds); i++)
+        cr_assert_str_neq(type_of(cmds, i), "DEACTIVATE_USER", "command %zu", i);
+    char *listed;
+    cr_assert(held_now(&e, &listed) == 2 && strstr(listed, U2) && strstr(listed, U3),
+              "counted against the guard and held: %s", listed);
+    free(listed);
+    json_decref(cmds);
+    buf_free(&users);
+}
+
 /* R8.3: a confirmation's share is of the users it does not confirm away. Three of four held;
  * Salesforce then returns nobody: the last one's deactivation is all of what is left, over a
  * share of 0.5, and held (counted against all four, 1/4 would have let it through). */

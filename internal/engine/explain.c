@@ -402,8 +402,9 @@ bool engine_explain(engine *e, const char *id, buf *b)
                      "/reimport?confirm=1 to the service, or provisioner reimport --confirm).\n");
         else if (u->status == PROV_ACTIVE && u->in_scope)
             buf_puts(b, "  Still active in Gong: in scope when it was last decided; out of scope "
-                        "under these settings now, so its next event or a reimport deactivates "
-                        "it (R5.4), counted against the mass-deactivation guard (R8.3).\n");
+                        "now (the settings, a date literal's day or a record its filter reads "
+                        "changed since), so its next event or a reimport deactivates it (R5.4), "
+                        "counted against the mass-deactivation guard (R8.3).\n");
         else if (u->status == PROV_ACTIVE)
             buf_puts(b, "  Still active in Gong: kept active while the option keep_active was on; "
                         "now that it is off, its next event or a reimport deactivates it (R5.4), "

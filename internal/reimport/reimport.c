@@ -27,6 +27,7 @@ typedef struct run {
     strmap in_sf; /* ids Salesforce returned */
     char **known;
     size_t n_known, cap_known;
+    strmap known_set; /* the same ids (borrowed): SCAN may return a key twice */
     bool counting; /* the guard's dry pass */
     bool tally;    /* the first pass counts users for the result */
     bool was_held; /* the user being decided was held before this run (R8.3) */
@@ -103,11 +104,16 @@ static int on_record(void *ctx, const sf_record *r, perr *err)
 static int on_known(void *ctx, const char *id)
 {
     run *x = ctx;
+    /* a user decided twice in one run would find its own hold of the first time "held before"
+     * and release it unguarded */
+    if (strmap_get(&x->known_set, id)) return 0;
     if (x->n_known == x->cap_known) {
         x->cap_known = x->cap_known ? x->cap_known * 2 : 1024;
         x->known = xrealloc(x->known, x->cap_known * sizeof *x->known);
     }
-    x->known[x->n_known++] = xstrdup(id);
+    x->known[x->n_known] = xstrdup(id);
+    strmap_put(&x->known_set, x->known[x->n_known], x);
+    x->n_known++;
     return 0;
 }
 
@@ -248,6 +254,7 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
     run x = {.o = o, .res = res};
     arena_init(&x.mem, 1 << 20);
     strmap_init(&x.in_sf);
+    strmap_init_borrowed(&x.known_set);
     size_t nf;
     const char **fields = reimport_fields(o->cfg, &nf);
     x.lk = lookup_new(o->cfg);
@@ -286,6 +293,7 @@ int reimport_run(const reimport_opts *o, reimport_result *res, perr *err)
         }
     }
     if (rc == 0) rc = pass(&x, res->guard_tripped, err);
+    strmap_free(&x.known_set, NULL); /* before the ids it borrows */
     for (size_t i = 0; i < x.n_known; i++)
         free(x.known[i]);
     free(x.known);

@@ -380,8 +380,9 @@ Test(engine, r5_4_explain_says_a_user_out_of_scope_under_new_settings_goes_at_it
                    .explain = "005A"};
     run r = simulate_opts(BASE, HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", "")), &so);
     cr_assert(strstr(r.explained, "Still active in Gong: in scope when it was last decided; out of "
-                                  "scope under these settings now, so its next event or a "
-                                  "reimport deactivates it"),
+                                  "scope now (the settings, a date literal's day or a record its "
+                                  "filter reads changed since), so its next event or a reimport "
+                                  "deactivates it"),
               "%s", r.explained);
     free(r.explained);
 }

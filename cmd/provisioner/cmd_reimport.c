@@ -124,15 +124,6 @@ static int flush_retry(void *ctx, perr *err)
     }
 }
 
-/* The reimport's time, which stands in for a position (R1.4) and a command id's (R9.1): in
- * milliseconds, as the service's, so that two reimports within a second are two positions. */
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int open_state(const cli_args *a, config **cfg, store_redis **store)
 {
     perr err;
@@ -232,7 +223,9 @@ int cmd_reimport(int argc, char **argv)
                             .ctx = &out,
                             .dry_run = dry,
                             .confirm = cli_bool(&a, "confirm"),
-                            .now_ms = now_ms(),
+                            /* in ms, as the service's: two reimports within a second are two
+                             * positions (R1.4) and two sets of command ids (R9.1) */
+                            .now_ms = wall_ms(),
                             .stop = &stop_requested,
                             .progress = isatty(STDERR_FILENO) == 1};
         reimport_result res;

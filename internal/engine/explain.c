@@ -24,22 +24,26 @@ static void put_char(buf *b, char ch)
         buf_append(b, &ch, 1);
 }
 
-/* put_char over text, and the line breaks of UTF-8 beyond ASCII (NEL and the other C1 controls,
- * U+2028, U+2029), which some viewers break lines on, as \u escapes. */
-static void put_text(buf *b, const char *s)
+/* s[0..n) through put_char, and the line breaks of UTF-8 beyond ASCII (NEL and the other C1
+ * controls, U+2028, U+2029), which some viewers break lines on, as \u escapes. breaks_as_spaces:
+ * an ASCII line break or tab is shown as a space instead (a filter written over several lines). */
+static void put_textn(buf *b, const char *s, size_t n, bool breaks_as_spaces)
 {
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F) {
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    for (; p < end; p++) {
+        if (p[0] == 0xC2 && end - p > 1 && p[1] >= 0x80 && p[1] <= 0x9F) {
             buf_printf(b, "\\u%04X", p[1]);
             p++;
-        } else if (p[0] == 0xE2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
+        } else if (p[0] == 0xE2 && end - p > 2 && p[1] == 0x80 && (p[2] == 0xA8 || p[2] == 0xA9)) {
             buf_printf(b, "\\u%04X", 0x2000 | (p[2] - 0x80));
             p += 2;
         } else {
-            put_char(b, (char)*p);
+            put_char(b, breaks_as_spaces && *p >= '\t' && *p <= '\r' ? ' ' : (char)*p);
         }
     }
 }
+
+static void put_text(buf *b, const char *s) { put_textn(b, s, strlen(s), false); }
 
 /* Text from an event, the settings or the command line between two fixed pieces of wording. */
 static void put_quoted(buf *b, const char *before, const char *s, const char *after)
@@ -63,8 +67,7 @@ static void put_filter(buf *b, const cfg_assignment *a, const char *empty_text)
         buf_puts(b, empty_text);
         return;
     }
-    for (; s < end; s++)
-        put_char(b, *s >= '\t' && *s <= '\r' ? ' ' : *s);
+    put_textn(b, s, (size_t)(end - s), true);
 }
 
 static void put_value(buf *b, const value_t *v)
@@ -303,8 +306,7 @@ static void explain_settings_sent(engine *e, const user_state *u, const cfg_assi
     bool reimport_sends = engine_settings_due(e, u); /* as engine_reconcile_user decides it */
     if (!same) {
         buf_puts(b, "  Gong has the settings of '");
-        for (size_t i = 0; i < name_len; i++)
-            put_char(b, fp[i]);
+        put_textn(b, fp, name_len, false);
         put_quoted(b, "', the last ones sent: none were sent for '", u->assignment,
                    "', as the user came to it from a manual assignment, whose settings are "
                    "managed in Gong (R5.3, R5.5)");

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "log/log.h"
 
@@ -227,9 +226,7 @@ int lookup_refresh(lookup *l, sf_client *sf, unsigned sf_flags, perr *err)
         return -1;
     }
     l->stats.refreshes++;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    l->stats.refreshed_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    l->stats.refreshed_ms = wall_ms();
     return 0;
 }
 

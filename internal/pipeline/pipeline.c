@@ -2478,8 +2478,6 @@ static int run_reimport(pipeline *p, bool dry_run, bool confirm, const char *why
                 "error", oerr.msg, NULL);
     log_msg(LOG_INFO, "reimport starting", "trigger", why_now, "dry_run", dry_run ? "yes" : "no",
             "confirm", confirm ? "yes" : "no", NULL);
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     p->n_outs = 0;
     buf_reset(&p->bytes);
     store_redis_reset(p->store);
@@ -2492,7 +2490,7 @@ static int run_reimport(pipeline *p, bool dry_run, bool confirm, const char *why
                         .ctx = p,
                         .dry_run = dry_run,
                         .confirm = confirm,
-                        .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                        .now_ms = wall_ms(),
                         .stop = p->o->stop};
     reimport_result res;
     perr err;
@@ -2652,9 +2650,7 @@ static void check_brokers(pipeline *p)
 
 static void publish_lookups(pipeline *p)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts); /* refreshed_ms is wall clock */
-    int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now = wall_ms(); /* refreshed_ms is wall clock */
     lookup_stats st;
     lookup_get_stats(p->lk, &st);
     metric_add(p->pm.lookup_ok, st.refreshes - p->lk_seen.refreshes);

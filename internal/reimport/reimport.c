@@ -201,8 +201,7 @@ static int pass(run *x, bool hold, perr *err)
             if (i >= x->n_recs && strmap_get(&x->in_sf, id)) continue; /* applied above */
             user_state *u = st->get(st->ctx, id);
             if (x->tally && u && u->status == PROV_ACTIVE) x->res->provisioned++;
-            x->was_held =
-                u && u->status == PROV_ACTIVE && !u->in_scope && u->held && !o->cfg->keep_active;
+            x->was_held = u && u->held && !o->cfg->keep_active; /* held: active, out of scope */
             uint64_t stale_before = engine_get_stats(e)->stale + engine_get_stats(e)->duplicates;
             if (i < x->n_recs) {
                 const char *one[1] = {id};
@@ -331,8 +330,7 @@ int reimport_list_held(store_redis *store, const config *cfg,
         rc = store_redis_prefetch(store, (const char *const *)h.ids + start, end - start, err);
         for (size_t i = start; rc == 0 && i < end; i++) {
             user_state *u = st->get(st->ctx, h.ids[i]);
-            if (u && u->status == PROV_ACTIVE && !u->in_scope && u->held && !cfg->keep_active)
-                fn(ctx, u);
+            if (u && u->held && !cfg->keep_active) fn(ctx, u);
         }
         store_redis_reset(store);
     }

@@ -247,12 +247,16 @@ void buf_printf(buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-int64_t mono_ms(void)
+static int64_t clock_ms(clockid_t clock)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(clock, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
+
+int64_t mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+int64_t wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 size_t fmt_i64(char out[FMT_I64_MAX], int64_t v)
 {

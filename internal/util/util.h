@@ -87,6 +87,8 @@ size_t fmt_i64(char out[FMT_I64_MAX], int64_t v);
 
 /* Milliseconds of the monotonic clock: for timeouts and intervals, never for dates. */
 int64_t mono_ms(void);
+/* Milliseconds since the epoch (the wall clock): for dates and positions, never for intervals. */
+int64_t wall_ms(void);
 void buf_put_i64(buf *b, int64_t v);
 /* A finite number as JSON writes it: the first of 15, 16 or 17 significant digits that reads back
  * as the same double ("0.1", not "0.10000000000000001"); integers below 1e15 without a fraction

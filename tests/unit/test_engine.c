@@ -750,6 +750,12 @@ Test(engine, explain_shows_control_characters_in_names_escaped)
     cr_assert(strstr(r.explained, "'AEs': Title = 'Account  Executive' is false"), "%s",
               r.explained);
     free(r.explained);
+    /* and a line break beyond ASCII in a filter, escaped as in names */
+    r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n  - name: AEs\n"
+                      "    filter: \"Title = 'A\\u2028E'\"\n",
+                      HDR("\"005A\"", "CREATE", 1, USER("A", "a@acme.com", "")), &so);
+    cr_assert(strstr(r.explained, "'AEs': Title = 'A\\u2028E' is false"), "%s", r.explained);
+    free(r.explained);
     /* an assignment's name (quoted in YAML), a ManagerId and an email the same way */
     r = simulate_opts("company:\n  primary_domain: acme.com\nassignments:\n"
                       "  - name: \"Sales\\nTeam\"\n",

@@ -18,9 +18,12 @@ static int stop_at_first(void *ctx, const char *id)
  * (the connection loads no write script, so a read-only Redis user will do). */
 static int explain_live(const cli_args *a, const char *user, sf_client *sf)
 {
-    if (cli_str(a, "events")) {
-        fprintf(stderr, "provisioner: explain: --live reads the state in Redis; --events is for "
-                        "an explanation offline\n");
+    if (cli_str(a, "events") || cli_given(a, "guards")) {
+        /* the state already holds what the service's guard decided */
+        fprintf(stderr,
+                "provisioner: explain: --live reads the state in Redis; --%s is for "
+                "an explanation offline\n",
+                cli_str(a, "events") ? "events" : "guards");
         return EXIT_USAGE;
     }
     perr err;
@@ -102,6 +105,18 @@ int cmd_explain(int argc, char **argv)
         sf_client_free(sf);
         cli_free(&a);
         return code;
+    }
+    /* Offline, the state is a new one in memory: a Redis named on the command line is a --live
+     * left out, not something to ignore (the environment's, a pod's, is the service's own). */
+    for (const char *const *o = (const char *const[]){"redis", "redis-prefix", NULL}; *o; o++) {
+        if (cli_flag_given(&a, *o)) {
+            fprintf(stderr,
+                    "provisioner: explain: --%s names the service's state, read with --live; "
+                    "without it the user is explained after --events\n",
+                    *o);
+            cli_free(&a);
+            return EXIT_USAGE;
+        }
     }
     jsonl_reader in;
     if (offline_open_events(&in, cli_str(&a, "events")) < 0) {

@@ -177,6 +177,12 @@ bool cli_given(const cli_args *a, const char *name)
     return i >= 0 && a->sources[i] && strcmp(a->sources[i], "default") != 0;
 }
 
+bool cli_flag_given(const cli_args *a, const char *name)
+{
+    ssize_t i = idx_of(a, name);
+    return i >= 0 && a->sources[i] && strcmp(a->sources[i], "flag") == 0;
+}
+
 static const char *type_name(cli_type t)
 {
     switch (t) {

@@ -45,6 +45,7 @@ long cli_int(const cli_args *a, const char *name);
 double cli_double(const cli_args *a, const char *name);
 bool cli_bool(const cli_args *a, const char *name);
 bool cli_given(const cli_args *a, const char *name);     /* set by flag or environment */
+bool cli_flag_given(const cli_args *a, const char *name); /* set on the command line */
 
 /* The options of a subcommand, for --help. */
 void cli_print_help(const cli_option *table, size_t n, unsigned cmd, const char *usage,

@@ -2197,6 +2197,45 @@ Test(cli, simulate_applies_the_guard_only_when_asked, .fini = cli_end)
     }
 }
 
+/* Options that belong to the other kind of explanation are refused, not ignored: an admin who
+ * names the service's Redis without --live would read an explanation from an empty state. The
+ * environment's Redis (a pod's) is the service's own and no mistake. */
+Test(cli, explain_refuses_the_options_of_the_other_kind, .fini = cli_end)
+{
+    const char *bin = cli_begin(), *tmp = cli_tmp;
+    char path[256];
+    snprintf(path, sizeof path, "%s/s.yaml", tmp);
+    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+    snprintf(path, sizeof path, "%s/e.jsonl", tmp);
+    write_text(path, "");
+    static const struct {
+        const char *args, *says;
+        bool events;
+    } cases[] = {
+        {"--redis redis://127.0.0.1:1", "--redis names the service's state", true},
+        {"--redis-prefix x:", "--redis-prefix names the service's state", true},
+        {"--live --guards --redis redis://127.0.0.1:1", "--guards is for an explanation offline",
+         false},
+        {"--live --redis redis://127.0.0.1:1", "--events is for an explanation offline", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        cr_expect_eq(sh("'%s' explain --settings '%s/s.yaml' %s%s%s %s --user 005A00000000001 "
+                        ">'%s/out' 2>'%s/err'",
+                        bin, tmp, cases[i].events ? "--events '" : "", cases[i].events ? tmp : "",
+                        cases[i].events ? "/e.jsonl'" : "", cases[i].args, tmp, tmp),
+                     2, "%s", cases[i].args);
+        char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+        cr_expect(err && strstr(err, cases[i].says), "%s: %s", cases[i].args, err);
+        free(err);
+    }
+    /* the same Redis from the environment: explained offline after the events, exit 0 */
+    cr_expect_eq(sh("PROVISIONER_REDIS=redis://127.0.0.1:1 PROVISIONER_REDIS_PREFIX=x: '%s' "
+                    "explain --settings '%s/s.yaml' --events '%s/e.jsonl' --user "
+                    "005A00000000001 >'%s/out' 2>&1",
+                    bin, tmp, tmp, tmp),
+                 0);
+}
+
 /* explain answers "why did nothing happen when the title changed?" when R1.4 left the event out */
 Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
 {

@@ -12,7 +12,6 @@ static void warn_stderr(void *ctx, engine_warning w, const char *msg)
 {
     offline *o = ctx;
     (void)w;
-    o->warnings++;
     if (o->quiet_warnings) return;
     if (o->file)
         fprintf(stderr, "warning: %s:%lu: %s\n", o->file, o->lineno, msg);

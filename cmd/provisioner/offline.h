@@ -29,7 +29,6 @@ typedef struct offline {
     buf ignored;
     size_t n_ignored;
     unsigned long bad_lines;
-    unsigned long warnings;
     int exit_code; /* of a failed offline_open: EXIT_USAGE, or EXIT_RUNTIME (Redis, Salesforce) */
     bool guards_left_out; /* the settings have guards, not applied (no --guards) */
 } offline;

@@ -1,15 +1,23 @@
 #!/usr/bin/env python3
 """Generates examples/events.jsonl: a deterministic, realistic stream of User change events for the
-demo and the benchmarks. usage: gen_events.py [USERS] [EVENTS] [SEED] > events.jsonl
+demo and the benchmarks. usage: gen_events.py [USERS] [EVENTS] [SEED] [ORG] > events.jsonl
 
 Creates come first (some reports before their managers, so links wait, R6.3), then a mix of title,
 phone and department changes, manager changes, deactivations, reactivations, a few users outside
-the company domains or without a name, a non-User event and a redelivered duplicate."""
+the company domains or without a name, a non-User event and a redelivered duplicate.
+
+ORG is the org chart: `flat` (the default: a VP, three directors, everyone else under one of them)
+or `deep` (everyone after the directors reports to user (i-2)/5+1, a tree of fan-out 5, seven
+levels at 100,000 users; a manager change names any user, now and then one below, which R6.4
+refuses): a real org's cycle checks walk long chains."""
 import json, random, sys
 
 users_n = int(sys.argv[1]) if len(sys.argv) > 1 else 100
 events_n = int(sys.argv[2]) if len(sys.argv) > 2 else 300
 rnd = random.Random(int(sys.argv[3]) if len(sys.argv) > 3 else 7)
+org = sys.argv[4] if len(sys.argv) > 4 else "flat"
+if org not in ("flat", "deep"):
+    sys.exit("gen_events.py: ORG is flat or deep, not '%s'" % org)
 
 FIRST = ["Olga", "Ravi", "Mia", "Jonas", "Aiko", "Liam", "Sofia", "Mateo", "Nora", "Kwame", "Ines", "Yuki"]
 LAST = ["Brown", "Patel", "Garcia", "Schmidt", "Tanaka", "Okafor", "Rossi", "Nguyen", "Silva", "Cohen"]
@@ -46,6 +54,8 @@ for i in range(1, users_n + 1):
         dept, title, mgr = rnd.choice(["Customer Success", "Support"]), "Customer Success Manager", 2
     else:
         dept, title, mgr = "Sales", "Account Executive", rnd.randint(2, 4)
+    if org == "deep" and i > 4:
+        mgr = (i - 2) // 5 + 1
     fn, ln = rnd.choice(FIRST), rnd.choice(LAST)
     domain = "acme.com" if i % 17 else "gmail.com"  # a few personal addresses: R3.3
     tz, loc = rnd.choice(TZ)
@@ -83,7 +93,7 @@ while len(out) < events_n:
         ev = {"ChangeEventHeader": header([uid(i + 1)], "UPDATE", ["Department"]),
               "Department": p["Department"]}
     elif r < 0.75 and i > 3:
-        p["ManagerId"] = uid(rnd.randint(2, 4))
+        p["ManagerId"] = uid(rnd.randint(2, 4) if org == "flat" else rnd.randint(1, users_n))
         ev = {"ChangeEventHeader": header([uid(i + 1)], "UPDATE", ["ManagerId"]),
               "ManagerId": p["ManagerId"]}
     elif r < 0.85:

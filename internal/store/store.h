@@ -76,6 +76,12 @@ int store_redis_prefetch_named(store_redis *s, const char *const *ids, size_t n,
  * (engine_opts.max_placements). */
 int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, size_t n, size_t max,
                                  perr *err);
+/* Reads the chains of Gong managers above these users (cached ones; users not read are skipped),
+ * one level a round trip, up to depth levels: R6.4's cycle check walks a new manager's chain a
+ * user at a time, each user not cached one round trip (a deep org's cold start: one a created
+ * user). */
+int store_redis_prefetch_chains(store_redis *s, const char *const *ids, size_t n, size_t depth,
+                                perr *err);
 /* The cached users that are active in Gong and have reports waiting for them (their waiting sets
  * loaded): placements cut short by a crash, or raced (check (c), which a seal also reports after
  * its write). Appended to out, which the caller frees. */

@@ -2192,6 +2192,27 @@ int store_redis_prefetch_waiting(store_redis *s, const char *const *managers, si
     return n_more ? prefetch_round(s, more, n_more, n_more, false, err) : 0;
 }
 
+int store_redis_prefetch_chains(store_redis *s, const char *const *ids, size_t n, size_t depth,
+                                perr *err)
+{
+    if (s->failed) return still_failed(s, err);
+    const char *const *from = ids;
+    for (size_t d = 0; d < depth && n; d++) {
+        const char **level = arena_alloc(&s->mem, n * sizeof *level);
+        size_t k = 0;
+        for (size_t i = 0; i < n; i++) {
+            const entry *e = from[i] ? strmap_get(&s->users, from[i]) : NULL;
+            const char *m = e && e->u ? e->u->gong_manager : NULL;
+            /* named twice in a level: prefetch_round reads it once */
+            if (m && *m && !strmap_get(&s->users, m)) level[k++] = m;
+        }
+        if (k && prefetch_round(s, level, k, k, false, err) < 0) return -1;
+        from = level;
+        n = k;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------- flush */
 
 static int cmp_op(const void *a, const void *b)

@@ -5,7 +5,7 @@
 #
 #   tests/bench/run.sh BUILD_DIR [--users N] [--events N] [--partitions N] [--rate R]
 #                      [--seconds S] [--warmup S] [--latency-partitions N] [--smoke] [--png FILE]
-#                      [--perf FILE] [--seed N] [--repeat N] [--keep]
+#                      [--perf FILE] [--seed N] [--repeat N] [--org flat|deep] [--keep]
 #
 # Defaults: 100,000 users, 1,000,000 events, 64 partitions, latency at 10,000 events/s for 30 s
 # after a 2 s warm-up at the same rate (reported apart: the service's first batch waits for the
@@ -16,7 +16,8 @@
 # into FILE, top symbols printed); the headline figures come from the unprofiled pass. --repeat N
 # runs the cold-start stage N times (after the latency stage, Redis flushed before each) and reports
 # each run and their median: runs on a shared 2-core machine vary by 30% and more. --keep keeps the
-# temp dir. The service's own knobs pass through the environment (PROVISIONER_BATCH_SIZE,
+# temp dir. --org deep: an org chart of seven levels instead of three (examples/gen_events.py's
+# ORG), whose cycle checks (R6.4) walk long chains. The service's own knobs pass through the environment (PROVISIONER_BATCH_SIZE,
 # PROVISIONER_BATCH_LINGER_MS, PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words
 # appended to every `run`); BENCH_REDIS_ARGS adds words to redis-server's command line (say
 # `--hash-max-listpack-value 1024`).
@@ -70,7 +71,7 @@ case $1 in -h | --help) usage 0 ;; esac
 BUILD=$1
 shift
 USERS="" EVENTS="" PARTS="" RATE="" SECS="" WARM="" LPARTS="" SMOKE=0 PNG="" PERF="" SEED=7 KEEP=0
-REPEAT=1
+REPEAT=1 ORG=flat
 need() { [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
   case $1 in
@@ -85,6 +86,7 @@ while [ $# -gt 0 ]; do
     --perf) need "$@"; PERF=$2; shift 2 ;;
     --seed) need "$@"; SEED=$2; shift 2 ;;
     --repeat) need "$@"; REPEAT=$2; shift 2 ;;
+    --org) need "$@"; ORG=$2; shift 2 ;;
     --smoke) SMOKE=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h | --help) usage 0 ;;
@@ -99,6 +101,7 @@ fi
 for v in USERS EVENTS PARTS RATE SECS SEED LPARTS REPEAT; do
   [[ ${!v} =~ ^[0-9]+$ ]] && [ "${!v}" -gt 0 ] || { echo "run.sh: $v must be a positive integer" >&2; exit 2; }
 done
+case $ORG in flat | deep) ;; *) echo "run.sh: --org is flat or deep" >&2; exit 2 ;; esac
 [[ $WARM =~ ^[0-9]+$ ]] || { echo "run.sh: --warmup must be a whole number of seconds" >&2; exit 2; }
 [ "$EVENTS" -ge "$USERS" ] || { echo "run.sh: --events must be at least --users (creates come first)" >&2; exit 2; }
 
@@ -183,14 +186,14 @@ LAT_EVENTS=$((RATE * (WARM + SECS)))
 CACHE=$BUILD/bench/workload
 mkdir -p "$CACHE"
 GEN=$ROOT/examples/gen_events.py
-KEY=u$USERS-e$EVENTS-l$LAT_EVENTS-s$SEED-$(cat "$GEN" "$HERE/workload.py" | md5sum | cut -c1-8)
+KEY=u$USERS-e$EVENTS-l$LAT_EVENTS-s$SEED${ORG/#flat/}-$(cat "$GEN" "$HERE/workload.py" | md5sum | cut -c1-8)
 TP=$CACHE/$KEY.throughput.jsonl
 LAT=$CACHE/$KEY.latency.jsonl
 if [ -s "$TP" ] && [ -s "$LAT" ]; then
   say "workload: cached $TP"
 else
-  say "workload: generating $USERS users, $EVENTS + $LAT_EVENTS events (gen_events.py, seed $SEED)"
-  python3 "$HERE/workload.py" "$GEN" "$USERS" "$EVENTS" "$LAT_EVENTS" "$SEED" "$TP.tmp" "$LAT.tmp" ||
+  say "workload: generating $USERS users, $EVENTS + $LAT_EVENTS events (gen_events.py, seed $SEED, $ORG org)"
+  python3 "$HERE/workload.py" "$GEN" "$USERS" "$EVENTS" "$LAT_EVENTS" "$SEED" "$TP.tmp" "$LAT.tmp" "$ORG" ||
     die "workload.py"
   mv "$TP.tmp" "$TP"
   mv "$LAT.tmp" "$LAT"
@@ -259,7 +262,7 @@ say "redis-server on 127.0.0.1:$RP (pid $REDIS_PID), dev broker on $BR (pid $BRO
 
 cat >"$WORK/params.json" <<EOF
 {"users":$USERS,"events":$EVENTS,"partitions":$PARTS,"rate":$RATE,"seconds":$SECS,"smoke":$SMOKE,
- "seed":$SEED,"repeat":$REPEAT,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
+ "seed":$SEED,"org":"$ORG","repeat":$REPEAT,"warmup":$WARM,"fetch_wait_max_ms":$FW,"latency_partitions":$LPARTS,"paced_linger_ms":$PL,
  "service_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_SERVICE_ARGS:-}"),
  "redis_args":$(python3 -c 'import json,sys; print(json.dumps(sys.argv[1]))' "${BENCH_REDIS_ARGS:-}"),"latency_events":$LAT_EVENTS,"avg_avro_bytes":$AVG_AVRO,"est_partition_mib":$EST_MIB,
  "nproc":$(nproc),"loadavg_start":"$(cut -d' ' -f1-3 /proc/loadavg)",

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""workload.py GEN USERS EVENTS LATENCY_EVENTS SEED THROUGHPUT_OUT LATENCY_OUT: the benchmark's
-workload, from examples/gen_events.py (GEN) run for EVENTS + LATENCY_EVENTS events: the first
+"""workload.py GEN USERS EVENTS LATENCY_EVENTS SEED THROUGHPUT_OUT LATENCY_OUT [ORG]: the benchmark's
+workload, from examples/gen_events.py (GEN, with its ORG) run for EVENTS + LATENCY_EVENTS events: the first
 EVENTS lines go to THROUGHPUT_OUT, the rest (later events on the same users) to LATENCY_OUT.
 
 One change to the generator's stream: its non-User events all name the same Account id, and the
@@ -14,11 +14,12 @@ import sys
 
 
 def main():
-    if len(sys.argv) != 8:
+    if len(sys.argv) not in (8, 9):
         sys.exit(__doc__.split("\n")[0])
-    gen, users, events, lat, seed, tp_out, lat_out = sys.argv[1:]
+    gen, users, events, lat, seed, tp_out, lat_out = sys.argv[1:8]
+    org = sys.argv[8] if len(sys.argv) > 8 else "flat"
     events, lat = int(events), int(lat)
-    p = subprocess.Popen([sys.executable, gen, users, str(events + lat), seed],
+    p = subprocess.Popen([sys.executable, gen, users, str(events + lat), seed, org],
                          stdout=subprocess.PIPE, text=True, bufsize=1 << 20)
     n = 0
     with open(tp_out, "w") as tp, open(lat_out, "w") as lt:

@@ -241,14 +241,15 @@ static size_t scenario_dirs(char **out, size_t max, bool hierarchy)
     return n;
 }
 
-static const char *gen_events(int users, int events, int seed)
+/* examples/gen_events.py's events, with its org chart ("flat" or "deep") */
+static const char *gen_events(int users, int events, int seed, const char *org)
 {
-    char name[64];
-    snprintf(name, sizeof name, "gen-%d-%d-%d.jsonl", users, events, seed);
+    char name[80];
+    snprintf(name, sizeof name, "gen-%d-%d-%d-%s.jsonl", users, events, seed, org);
     const char *path = h_path(name);
     char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d > '%s'",
-             h_source_path("examples/gen_events.py"), users, events, seed, path);
+    snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d %s > '%s'",
+             h_source_path("examples/gen_events.py"), users, events, seed, org, path);
     cr_assert_eq(system(cmd), 0, "cannot generate events");
     return path;
 }
@@ -968,6 +969,34 @@ static void own_redis_start(own_redis *r)
     cr_assert_fail("redis-server did not answer on port %d", r->port);
 }
 
+/* A deep org chart (six levels) over many small batches: the chains above the managers each
+ * batch names are read from the state the batches before left (store_redis_prefetch_chains),
+ * and every cycle check (R6.4) and placement (R6.3) comes out as simulate decides them. */
+Test(pipeline, a_deep_org_chart_over_many_batches_is_decided_as_simulate_decides_it)
+{
+    h_redis r;
+    h_redis_start(&r);
+    h_broker *b = h_broker_start(1, "in,out");
+    const char *events = gen_events(2000, 6000, 11, "deep");
+    const char *settings = h_source_path("examples/settings.yaml");
+    cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
+    const char *extra[] = {"--exit-when-idle", "3", "--batch-size", "60", NULL};
+    h_proc *svc = start_run(b->bootstrap, &r, "in", "out", "g", "d:", settings, extra);
+    cr_assert_eq(h_proc_wait(svc, 240), 0, "%s", h_proc_stderr(svc));
+    const char *outp = h_path("out.jsonl");
+    cr_assert_eq(h_consume(b->bootstrap, "out", 0, 5, outp), 0);
+    json_t *got = load_lines(outp), *want = simulate(settings, events);
+    json_equal_or_fail(got, want, "a deep org chart");
+    size_t managers = 0;
+    for (size_t i = 0; i < json_array_size(want); i++) {
+        const char *t = json_string_value(json_object_get(json_array_get(want, i), "type"));
+        managers += t && strcmp(t, "SET_MANAGER") == 0;
+    }
+    cr_assert_gt(managers, 100, "the events change managers: %zu SET_MANAGER", managers);
+    json_decref(got);
+    json_decref(want);
+}
+
 Test(pipeline, redis_killed_mid_stream_loses_nothing)
 {
     own_redis r = {.port = h_free_port()};
@@ -975,7 +1004,7 @@ Test(pipeline, redis_killed_mid_stream_loses_nothing)
     mkdir(r.dir, 0700);
     own_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
-    const char *events = gen_events(300, 4000, 5);
+    const char *events = gen_events(300, 4000, 5, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     h_redis as_h = {.port = r.port};
@@ -1012,7 +1041,7 @@ Test(pipeline, sigterm_mid_stream_commits_only_finished_work)
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
-    const char *events = gen_events(300, 4000, 9);
+    const char *events = gen_events(300, 4000, 9, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", NULL};

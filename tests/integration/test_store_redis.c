@@ -806,6 +806,70 @@ Test(store_redis, prefetch_of_many_users_is_one_round_trip)
     store_redis_close(s);
 }
 
+/* R6.4's cycle check walks a new manager's chain of Gong managers a user at a time: the chain is
+ * read before, a level a round trip (not a user a round trip), up to the depth asked for; a
+ * stored loop or a chain's end stops it, and what is cached is not read again. */
+Test(store_redis, chains_of_managers_are_read_a_level_a_round_trip)
+{
+    t_redis *r = t_redis_start(NULL);
+    store_redis *s = t_open(r, "ch:");
+    engine_store *st = store_redis_iface(s);
+    char ids[40][24];
+    const char *idp[40];
+    t_ids(ids, idp, 40, "005C");
+    /* two chains of 8: 0 <- 1 <- ... <- 7 (7's manager is 6) and 10 <- ... <- 17; 20 and 21 are
+     * each other's managers (a loop in the stored data) */
+    for (int c = 0; c < 2; c++)
+        for (int i = 0; i < 8; i++) {
+            user_state *u = st->get_or_create(st->ctx, ids[c * 10 + i]);
+            if (i) user_state_set_str(u, &u->gong_manager, ids[c * 10 + i - 1]);
+            st->changed(st->ctx, u);
+        }
+    for (int i = 20; i < 22; i++) {
+        user_state *u = st->get_or_create(st->ctx, ids[i]);
+        user_state_set_str(u, &u->gong_manager, ids[i == 20 ? 21 : 20]);
+        st->changed(st->ctx, u);
+    }
+    t_flush_ok(s, 0);
+    store_redis_reset(s);
+
+    perr err = {{0}};
+    const char *named[] = {ids[7], ids[17], ids[20], ids[30] /* unknown */};
+    cr_assert_eq(store_redis_prefetch_named(s, named, 4, 0, &err), 0, "%s", err.msg);
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch_chains(s, named, 4, 32, &err), 0, "%s", err.msg);
+    /* 6, 16, 21 / 5, 15 / ... / 0, 10: seven levels; the loop's 20 is cached at the first */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 7);
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    for (int c = 0; c < 2; c++) {
+        const char *cur = ids[c * 10 + 7];
+        int hops = 0;
+        for (user_state *u; (u = st->get(st->ctx, cur)) && u->gong_manager; hops++)
+            cur = u->gong_manager;
+        cr_assert_eq(hops, 7);
+        cr_assert_str_eq(cur, ids[c * 10]);
+    }
+    cr_assert_not_null(st->get(st->ctx, ids[21]));
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses, "the walks read nothing more");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 7);
+    /* cached now: nothing to read */
+    cr_assert_eq(store_redis_prefetch_chains(s, named, 4, 32, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 7);
+
+    /* the depth asked for bounds it: two levels, then the walk reads the rest one by one */
+    store_redis_reset(s);
+    cr_assert_eq(store_redis_prefetch_named(s, named, 1, 0, &err), 0, "%s", err.msg);
+    rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch_chains(s, named, 1, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    misses = store_redis_get_stats(s)->misses;
+    const char *cur = ids[7];
+    for (user_state *u; (u = st->get(st->ctx, cur)) && u->gong_manager;)
+        cur = u->gong_manager;
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses + 5, "4, 3, 2, 1, 0");
+    store_redis_close(s);
+}
+
 /* 300 users, 250 stored (Email = their id): the read-ahead tests' state. */
 static store_redis *t_ahead_store(t_redis *r, const char *prefix, char (*ids)[24], const char **idp)
 {

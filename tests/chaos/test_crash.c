@@ -126,7 +126,7 @@ static void prepare(chaos *c, const char *name, h_broker *b, int redis_port, con
     snprintf(c->redis_url, sizeof c->redis_url, "%s", url);
     v_rng_seed(&c->rng, seed);
     c->settings = h_source_path("examples/settings.yaml");
-    c->events = v_gen_events(USERS, EVENTS, GEN_SEED);
+    c->events = v_gen_events(USERS, EVENTS, GEN_SEED, "flat");
     cr_assert_eq(h_count_lines(c->events), EVENTS);
     cr_assert_eq(h_produce(b->bootstrap, "in", c->events), 0, "produce-events failed");
     int64_t lo[4] = {0}, hi[4] = {0};

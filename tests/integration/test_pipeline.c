@@ -241,19 +241,6 @@ static size_t scenario_dirs(char **out, size_t max, bool hierarchy)
     return n;
 }
 
-/* examples/gen_events.py's events, with its org chart ("flat" or "deep") */
-static const char *gen_events(int users, int events, int seed, const char *org)
-{
-    char name[80];
-    snprintf(name, sizeof name, "gen-%d-%d-%d-%s.jsonl", users, events, seed, org);
-    const char *path = h_path(name);
-    char cmd[PATH_MAX * 2];
-    snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d %s > '%s'",
-             h_source_path("examples/gen_events.py"), users, events, seed, org, path);
-    cr_assert_eq(system(cmd), 0, "cannot generate events");
-    return path;
-}
-
 /* ---------------------------------------------------------------- tests */
 
 /* Each scenario through Kafka and Redis, run with extra options: the same commands as simulate,
@@ -977,7 +964,7 @@ Test(pipeline, a_deep_org_chart_over_many_batches_is_decided_as_simulate_decides
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
-    const char *events = gen_events(2000, 6000, 11, "deep");
+    const char *events = v_gen_events(2000, 6000, 11, "deep");
     const char *settings = h_source_path("examples/settings.yaml");
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *extra[] = {"--exit-when-idle", "3", "--batch-size", "60", NULL};
@@ -1004,7 +991,7 @@ Test(pipeline, redis_killed_mid_stream_loses_nothing)
     mkdir(r.dir, 0700);
     own_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
-    const char *events = gen_events(300, 4000, 5, "flat");
+    const char *events = v_gen_events(300, 4000, 5, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     h_redis as_h = {.port = r.port};
@@ -1041,7 +1028,7 @@ Test(pipeline, sigterm_mid_stream_commits_only_finished_work)
     h_redis r;
     h_redis_start(&r);
     h_broker *b = h_broker_start(1, "in,out");
-    const char *events = gen_events(300, 4000, 9, "flat");
+    const char *events = v_gen_events(300, 4000, 9, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     cr_assert_eq(h_produce(b->bootstrap, "in", events), 0);
     const char *extra[] = {"--batch-size", "50", "-X", "session.timeout.ms=6000", NULL};

@@ -207,7 +207,7 @@ static json_t *topic_sizes(const char *brokers, const stream *st, size_t n)
 
 Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_runs_change_nothing)
 {
-    const char *generated = v_gen_events(200, 2000, 31);
+    const char *generated = v_gen_events(200, 2000, 31, "flat");
     static stream st[N_STREAMS];
     streams_init(st, N_STREAMS, generated);
     buf topics;
@@ -387,7 +387,7 @@ Test(replay, from_beginning_gives_nothing_twice_rebuilds_a_fresh_prefix_and_dry_
 
 Test(replay, offsets_start_where_told)
 {
-    const char *events = v_gen_events(200, 2000, 32);
+    const char *events = v_gen_events(200, 2000, 32, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     h_redis r;
     h_redis_start(&r);
@@ -533,7 +533,7 @@ static void iso(int64_t ms, char *out, size_t n)
 
 Test(replay, from_timestamp_skips_older_messages_where_the_broker_cannot_look_them_up)
 {
-    const char *events = v_gen_events(200, 1500, 33);
+    const char *events = v_gen_events(200, 1500, 33, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     h_redis r;
     h_redis_start(&r);
@@ -613,7 +613,7 @@ Test(replay, from_timestamp_skips_older_messages_where_the_broker_cannot_look_th
  * ("…T19:00:00+01:00" is 18:00Z, "…:00.500Z" is half a second in). */
 Test(replay, from_timestamp_honours_utc_offsets_and_fractions)
 {
-    const char *events = v_gen_events(100, 600, 34);
+    const char *events = v_gen_events(100, 600, 34, "flat");
     const char *settings = h_source_path("examples/settings.yaml");
     h_redis r;
     h_redis_start(&r);

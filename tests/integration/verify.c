@@ -513,14 +513,14 @@ void v_same_state(json_t *got, json_t *want, const char *what)
 
 /* ---------------------------------------------------------------- processes */
 
-const char *v_gen_events(int users, int events, int seed)
+const char *v_gen_events(int users, int events, int seed, const char *org)
 {
-    char name[96];
-    snprintf(name, sizeof name, "gen-%d-%d-%d.jsonl", users, events, seed);
+    char name[112];
+    snprintf(name, sizeof name, "gen-%d-%d-%d-%s.jsonl", users, events, seed, org);
     const char *path = h_path(name);
     char cmd[PATH_MAX * 2 + 128];
-    snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d > '%s'",
-             h_source_path("examples/gen_events.py"), users, events, seed, path);
+    snprintf(cmd, sizeof cmd, "python3 '%s' %d %d %d %s > '%s'",
+             h_source_path("examples/gen_events.py"), users, events, seed, org, path);
     cr_assert_eq(system(cmd), 0, "cannot generate events: %s", cmd);
     return path;
 }

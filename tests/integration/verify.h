@@ -74,8 +74,8 @@ long long v_redis_dbsize(int port);
 void v_same_state(json_t *got, json_t *want, const char *what);
 
 /* ---- processes */
-/* examples/gen_events.py USERS EVENTS SEED into the temp dir; its path. */
-const char *v_gen_events(int users, int events, int seed);
+/* examples/gen_events.py USERS EVENTS SEED ORG (flat or deep) into the temp dir; its path. */
+const char *v_gen_events(int users, int events, int seed, const char *org);
 /* `provisioner simulate --guards` on the events, as run decides them: its commands as an array
  * ("source" kept). */
 json_t *v_simulate(const char *settings, const char *events);

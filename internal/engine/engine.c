@@ -1291,6 +1291,34 @@ size_t engine_event_refs(const event *ev, const char **ids, size_t max)
     return n;
 }
 
+/* ev names field (as a name, a compound's part "Name.LastName", or a payload field) */
+static bool event_touches(const event *ev, const char *field)
+{
+    const char *const *lists[] = {ev->changed_fields, ev->nulled_fields};
+    const size_t ns[] = {ev->n_changed_fields, ev->n_nulled_fields};
+    for (size_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < ns[l]; i++) {
+            const char *dot = strrchr(lists[l][i], '.');
+            if (engine_name_eq(dot ? dot + 1 : lists[l][i], field)) return true;
+        }
+    for (size_t i = 0; i < ev->n_fields; i++)
+        if (engine_name_eq(ev->fields[i].name, field)) return true;
+    return false;
+}
+
+bool engine_may_bring_back(const user_state *u, const event *ev)
+{
+    if (ev->change != CHANGE_UPDATE) return ev->change != CHANGE_DELETE;
+    switch (u->reason) {
+    case REASON_INACTIVE: return event_touches(ev, "IsActive");
+    case REASON_DELETED: return false; /* an UNDELETE brings it back, not an UPDATE */
+    case REASON_MISSING_NAME:
+        return event_touches(ev, "FirstName") || event_touches(ev, "LastName");
+    case REASON_EMAIL_DOMAIN: return event_touches(ev, "Email");
+    default: return true;
+    }
+}
+
 void engine_start(engine *e, const engine_hooks *h)
 {
     company_state *cs = e->store->company(e->store->ctx);

@@ -263,6 +263,12 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
 
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);
+/* Whether ev may bring u back into scope (u not active in Gong, or out of scope), R5.5 then placing
+ * it under its snapshot's ManagerId, for prefetching that manager's chain: a full image, or a
+ * change of what the rule u failed last reads (R3.1 IsActive, R3.2 the names, R3.3 Email; any
+ * change for R3.4, whose filters may read the clock or another record). A hint, never a
+ * decision: a settings change can bring u back at any event. */
+bool engine_may_bring_back(const user_state *u, const event *ev);
 
 /* Salesforce's 18-character form of a 15-character Id: the 15 and three characters that each give
  * the case of five of them. Admins copy the 15 from the browser's address bar; events carry the

@@ -913,29 +913,6 @@ static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr
     return k ? store_redis_prefetch_named(p->store, managers, k, 0, err) : 0;
 }
 
-/* R6.4: the chains of Gong managers a cycle check walks, read before the batch is decided; a
- * deep org's cold start read them a user at a time (a seven-level tree of 60,000 users: ~34,000
- * round trips over 300,000 events, ~150 for a flat one). They start at the managers the events
- * name, and at the snapshot's ManagerId of the users an event may bring back (not active in
- * Gong, or out of scope: R5.5 and R6.3 place them under it without the event naming it). */
-static int prefetch_hierarchy(pipeline *p, const char *const *ids, size_t n, size_t n_subjects,
-                              perr *err)
-{
-    engine_store *st = store_redis_iface(p->store);
-    size_t named = n - n_subjects, k = named;
-    const char **from = arena_alloc(&p->mem, sizeof(char *) * (n + 1));
-    memcpy(from, ids + n_subjects, named * sizeof *from);
-    for (size_t i = 0; i < n_subjects; i++) {
-        const user_state *u = st->get(st->ctx, ids[i]); /* prefetched: no round trip */
-        if (!u || (u->status == PROV_ACTIVE && u->in_scope)) continue;
-        const value_t *m = user_state_get(u, "ManagerId");
-        if (m && m->type == VAL_STR && m->len) from[k++] = arena_strndup(&p->mem, m->s, m->len);
-    }
-    int rc = k > named ? store_redis_prefetch_users(p->store, from + named, k - named, err) : 0;
-    return rc == 0 && k ? store_redis_prefetch_chains(p->store, from, k, CHAIN_PREFETCH_LEVELS, err)
-                        : rc;
-}
-
 /* The users message i is about: none for another object's event (R1.1), skipped unread. */
 static size_t subjects_of(const pipeline *p, size_t i)
 {
@@ -962,6 +939,36 @@ static const char **batch_ids(pipeline *p, size_t to, size_t *n, size_t *n_subje
         if (p->ok[i]) k += engine_event_refs(&p->events[i], ids + k, 8);
     *n = k;
     return ids;
+}
+
+/* R6.4: the chains of Gong managers a cycle check walks, read before the batch is decided; a
+ * deep org's cold start read them a user at a time (a seven-level tree of 60,000 users: ~34,000
+ * round trips over 300,000 events, ~150 for a flat one). They start at the managers the events
+ * name, and at the snapshot's ManagerId of the users an event may bring back (not active in
+ * Gong, or out of scope: R5.5 and R6.3 place them under it without the event naming it; only
+ * where the event changes what kept them out, or every deactivated user's Title change would
+ * read a chain). */
+static int prefetch_hierarchy(pipeline *p, const char *const *ids, size_t n, size_t n_subjects,
+                              perr *err)
+{
+    engine_store *st = store_redis_iface(p->store);
+    size_t named = n - n_subjects, k = named, at = 0;
+    const char **from = arena_alloc(&p->mem, sizeof(char *) * (n + 1));
+    memcpy(from, ids + n_subjects, named * sizeof *from);
+    for (size_t i = 0; i < p->n_msgs; i++) {
+        size_t nr = subjects_of(p, i); /* ids[0..n_subjects) are these, in this order */
+        for (size_t r = 0; r < nr; r++, at++) {
+            const user_state *u = st->get(st->ctx, ids[at]); /* prefetched: no round trip */
+            if (!u || (u->status == PROV_ACTIVE && u->in_scope) ||
+                !engine_may_bring_back(u, &p->events[i]))
+                continue;
+            const value_t *m = user_state_get(u, "ManagerId");
+            if (m && m->type == VAL_STR && m->len) from[k++] = arena_strndup(&p->mem, m->s, m->len);
+        }
+    }
+    int rc = k > named ? store_redis_prefetch_users(p->store, from + named, k - named, err) : 0;
+    return rc == 0 && k ? store_redis_prefetch_chains(p->store, from, k, CHAIN_PREFETCH_LEVELS, err)
+                        : rc;
 }
 
 static int step_prefetch(pipeline *p, perr *err)

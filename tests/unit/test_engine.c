@@ -1378,3 +1378,52 @@ Test(engine, state_lookups_right_whatever_order_the_fields_came_in)
     for (int k = 0; k < N; k++)
         user_state_free(st[k]);
 }
+
+/* The prefetch hint for R5.5 / R6.3 (the chain above a returning user's ManagerId read before its
+ * batch): a full image may bring anyone back, an UPDATE only by changing what the failed rule
+ * reads (R3.1-R3.3), in any form (named, a compound's part, nulled, in the payload); R3.4's
+ * filters may read anything, the clock too. */
+Test(engine, the_hint_of_who_an_event_may_bring_back_follows_the_failed_rule)
+{
+    arena mem;
+    arena_init(&mem, 4096);
+    user_state *u = user_state_new("005A00000000001IAA");
+#define BB_HDR(type, changed, nulled)                                                              \
+    "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A00000000001IAA\"],"      \
+    "\"changeType\":\"" type "\",\"changedFields\":[" changed "],\"nulledFields\":[" nulled "],"   \
+    "\"transactionKey\":\"t\",\"sequenceNumber\":1,\"commitTimestamp\":1,\"commitNumber\":1}"
+    static const struct {
+        reason_code reason;
+        const char *json;
+        bool may;
+    } cases[] = {
+        {REASON_INACTIVE, BB_HDR("UPDATE", "\"IsActive\"", "") ",\"IsActive\":true}", true},
+        {REASON_INACTIVE, BB_HDR("UPDATE", "", "") ",\"isactive\":true}", true},
+        {REASON_INACTIVE, BB_HDR("UPDATE", "\"Title\"", "") ",\"Title\":\"CTO\"}", false},
+        {REASON_INACTIVE, BB_HDR("CREATE", "", "") ",\"Title\":\"CTO\"}", true},
+        {REASON_INACTIVE, BB_HDR("GAP_UPDATE", "", "") "}", true},
+        {REASON_INACTIVE, BB_HDR("DELETE", "", "") "}", false},
+        {REASON_DELETED, BB_HDR("UPDATE", "\"IsActive\"", "") ",\"IsActive\":true}", false},
+        {REASON_DELETED, BB_HDR("UNDELETE", "", "") ",\"IsActive\":true}", true},
+        {REASON_MISSING_NAME,
+         BB_HDR("UPDATE", "\"Name.LastName\"", "") ",\"Name\":{\"LastName\":"
+                                                   "\"B\"}}",
+         true},
+        {REASON_MISSING_NAME, BB_HDR("UPDATE", "\"Phone\"", "") ",\"Phone\":\"1\"}", false},
+        {REASON_EMAIL_DOMAIN, BB_HDR("UPDATE", "", "\"Email\"") "}", true},
+        {REASON_EMAIL_DOMAIN, BB_HDR("UPDATE", "\"Title\"", "") ",\"Title\":\"CTO\"}", false},
+        {REASON_NO_ASSIGNMENT, BB_HDR("UPDATE", "\"Phone\"", "") ",\"Phone\":\"1\"}", true},
+    };
+#undef BB_HDR
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        event ev;
+        perr err = {{0}};
+        cr_assert_eq(event_from_json(cases[i].json, strlen(cases[i].json), NULL, &mem, &ev, &err),
+                     0, "%s: %s", cases[i].json, err.msg);
+        u->reason = cases[i].reason;
+        cr_expect_eq(engine_may_bring_back(u, &ev), cases[i].may, "%s (%s)", cases[i].json,
+                     engine_reason_name(cases[i].reason));
+    }
+    user_state_free(u);
+    arena_free(&mem);
+}

@@ -17,10 +17,10 @@
 # runs the cold-start stage N times (after the latency stage, Redis flushed before each) and reports
 # each run and their median: runs on a shared 2-core machine vary by 30% and more. --keep keeps the
 # temp dir. --org deep: an org chart of seven levels instead of three (examples/gen_events.py's
-# ORG), whose cycle checks (R6.4) walk long chains. The service's own knobs pass through the environment (PROVISIONER_BATCH_SIZE,
-# PROVISIONER_BATCH_LINGER_MS, PROVISIONER_KAFKA_<property>, ...) or BENCH_SERVICE_ARGS (words
-# appended to every `run`); BENCH_REDIS_ARGS adds words to redis-server's command line (say
-# `--hash-max-listpack-value 1024`).
+# ORG), whose cycle checks (R6.4) walk long chains. The service's own knobs pass through the
+# environment (PROVISIONER_BATCH_SIZE, PROVISIONER_BATCH_LINGER_MS, PROVISIONER_KAFKA_<property>,
+# ...) or BENCH_SERVICE_ARGS (words appended to every `run`); BENCH_REDIS_ARGS adds words to
+# redis-server's command line (say `--hash-max-listpack-value 1024`).
 #
 # Stages:
 #   1. workload: examples/gen_events.py USERS EVENTS+RATE*(WARMUP+SECONDS) SEED through
@@ -62,7 +62,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^# Stages:/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 

@@ -74,6 +74,21 @@ static int explain_live(const cli_args *a, const char *user, sf_client *sf)
     return code;
 }
 
+/* Whether the settings' filters read Profile or UserRole fields (R4.3), whose tables --live reads
+ * from Salesforce: without them no client is made, so Salesforce variables the pod has (even
+ * incomplete ones) are no reason to fail. Settings that do not load say so in offline_open. */
+static bool live_needs_tables(const char *settings)
+{
+    config *cfg = NULL;
+    perr err;
+    if (!settings || config_load_file(settings, &cfg, &err) < 0) return false;
+    lookup *lk = lookup_new(cfg);
+    bool need = lookup_needed(lk);
+    lookup_free(lk);
+    config_free(cfg);
+    return need;
+}
+
 int cmd_explain(int argc, char **argv)
 {
     cli_args a;
@@ -97,7 +112,8 @@ int cmd_explain(int argc, char **argv)
     if (cli_bool(&a, "live")) {
         /* the tables of relationship filters, read as the service reads them, unless given */
         sf_client *sf = NULL;
-        if (!cli_str(&a, "lookups") && cmd_salesforce_client(&a, NULL, &sf) < 0) {
+        if (!cli_str(&a, "lookups") && live_needs_tables(cli_str(&a, "settings")) &&
+            cmd_salesforce_client(&a, NULL, &sf) < 0) {
             cli_free(&a);
             return EXIT_USAGE;
         }

@@ -2236,6 +2236,36 @@ Test(cli, explain_refuses_the_options_of_the_other_kind, .fini = cli_end)
                  0);
 }
 
+/* explain --live makes a Salesforce client only for settings whose filters read Profile or
+ * UserRole fields: a pod's Salesforce variables, even incomplete ones, are no reason to fail an
+ * explanation that needs no table (here it goes on to Redis, away: exit 1). */
+Test(cli, explain_live_reads_salesforce_only_for_relationship_filters, .fini = cli_end)
+{
+    const char *bin = cli_begin(), *tmp = cli_tmp;
+    char path[256];
+    snprintf(path, sizeof path, "%s/plain.yaml", tmp);
+    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+    snprintf(path, sizeof path, "%s/rel.yaml", tmp);
+    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: Admins\n"
+                     "    filter: \"Profile.Name = 'System Administrator'\"\n");
+    static const struct {
+        const char *settings;
+        int code;
+        const char *says;
+    } cases[] = {{"plain", 1, "Redis redis://127.0.0.1:1: cannot connect"},
+                 {"rel", 2, "salesforce: no client id"}};
+    for (size_t i = 0; i < 2; i++) {
+        cr_expect_eq(sh("PROVISIONER_SALESFORCE_URL=http://127.0.0.1:9 '%s' explain --live "
+                        "--settings '%s/%s.yaml' --redis redis://127.0.0.1:1 --user "
+                        "005A00000000001 >'%s/out' 2>'%s/err'",
+                        bin, tmp, cases[i].settings, tmp, tmp),
+                     cases[i].code, "%s", cases[i].settings);
+        char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+        cr_expect(err && strstr(err, cases[i].says), "%s: %s", cases[i].settings, err);
+        free(err);
+    }
+}
+
 /* explain answers "why did nothing happen when the title changed?" when R1.4 left the event out */
 Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
 {

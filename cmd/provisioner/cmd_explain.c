@@ -4,7 +4,6 @@
 
 #include "commands.h"
 #include "offline.h"
-#include "salesforce/salesforce.h"
 
 static int stop_at_first(void *ctx, const char *id)
 {
@@ -16,7 +15,7 @@ static int stop_at_first(void *ctx, const char *id)
 /* The user as the service left it: the same engine_explain over the Redis store, which reads the
  * user, its managers and the waiting links as it asks for them. Nothing is decided or written
  * (the connection loads no write script, so a read-only Redis user will do). */
-static int explain_live(const cli_args *a, const char *user, sf_client *sf)
+static int explain_live(const cli_args *a, const char *user)
 {
     if (cli_str(a, "events") || cli_given(a, "guards")) {
         /* the state already holds what the service's guard decided */
@@ -39,7 +38,7 @@ static int explain_live(const cli_args *a, const char *user, sf_client *sf)
                        .now = cli_str(a, "now"),
                        .guards = true,
                        .redis = &so,
-                       .lookup_sf = sf,
+                       .lookup_sf = a, /* read as the service reads them */
                        .need_lookups = true};
     if (offline_open(&o, &oo) < 0) return o.exit_code;
     o.quiet_warnings = true; /* explain says it in its own words */
@@ -74,21 +73,6 @@ static int explain_live(const cli_args *a, const char *user, sf_client *sf)
     return code;
 }
 
-/* Whether the settings' filters read Profile or UserRole fields (R4.3), whose tables --live reads
- * from Salesforce: without them no client is made, so Salesforce variables the pod has (even
- * incomplete ones) are no reason to fail. Settings that do not load say so in offline_open. */
-static bool live_needs_tables(const char *settings)
-{
-    config *cfg = NULL;
-    perr err;
-    if (!settings || config_load_file(settings, &cfg, &err) < 0) return false;
-    lookup *lk = lookup_new(cfg);
-    bool need = lookup_needed(lk);
-    lookup_free(lk);
-    config_free(cfg);
-    return need;
-}
-
 int cmd_explain(int argc, char **argv)
 {
     cli_args a;
@@ -110,15 +94,7 @@ int cmd_explain(int argc, char **argv)
         return EXIT_USAGE;
     }
     if (cli_bool(&a, "live")) {
-        /* the tables of relationship filters, read as the service reads them, unless given */
-        sf_client *sf = NULL;
-        if (!cli_str(&a, "lookups") && live_needs_tables(cli_str(&a, "settings")) &&
-            cmd_salesforce_client(&a, NULL, &sf) < 0) {
-            cli_free(&a);
-            return EXIT_USAGE;
-        }
-        code = explain_live(&a, user, sf);
-        sf_client_free(sf);
+        code = explain_live(&a, user);
         cli_free(&a);
         return code;
     }

@@ -94,8 +94,12 @@ static int offline_lookups(offline *o, const offline_opts *oo)
     buf_init(&what);
     lookup_describe(o->lk, &what);
     int rc = 0;
-    if (oo->lookup_sf) {
-        if (lookup_refresh(o->lk, oo->lookup_sf, SF_ESSENTIAL, &err) < 0) {
+    /* made only now: Salesforce variables (a pod's, incomplete ones too) are no reason to fail
+     * settings that need no table */
+    if (oo->lookup_sf && cmd_salesforce_client(oo->lookup_sf, NULL, &o->sf) < 0) {
+        rc = -1; /* its error printed: a usage error */
+    } else if (o->sf) {
+        if (lookup_refresh(o->lk, o->sf, SF_ESSENTIAL, &err) < 0) {
             fprintf(stderr, "provisioner: reading %s from Salesforce: %s\n", what.data, err.msg);
             o->exit_code = EXIT_RUNTIME;
             rc = -1;
@@ -150,7 +154,7 @@ int offline_open(offline *o, const offline_opts *oo)
         o->exit_code = code;
         return -1;
     }
-    if (oo->lookups || oo->lookup_sf) opts.lookup = offline_lookup;
+    if (oo->lookups || o->sf) opts.lookup = offline_lookup;
     cmd_filter_field_hints(o->cfg, stderr);
     o->eng = engine_new(o->cfg, store, &opts);
     o->emit_fn = oo->emit;
@@ -239,6 +243,7 @@ void offline_close(offline *o)
     store_mem_free(o->mem);
     store_redis_close(o->redis);
     lookup_free(o->lk);
+    sf_client_free(o->sf);
     config_free(o->cfg);
     strmap_free(&o->unknown_ids, NULL);
     buf_free(&o->ignored);

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "cli/cli.h"
 #include "config/config.h"
 #include "engine/engine.h"
 #include "jsonl.h"
@@ -17,6 +18,7 @@ typedef struct offline {
     store_redis *redis; /* the service's (offline_opts.redis) */
     engine *eng;
     lookup *lk;         /* Profile and UserRole tables from --lookups (R4.3); empty without */
+    sf_client *sf;      /* made for them from offline_opts.lookup_sf, or NULL */
     engine_hooks hooks; /* ctx = this struct; emit forwards to emit_fn */
     void (*emit_fn)(void *ctx, const command *c);
     void *emit_ctx;
@@ -43,9 +45,10 @@ typedef struct offline_opts {
      * against the users of an events file rather than the org's, would hold what run does not). */
     bool guards;
     const store_redis_opts *redis; /* the state is the service's in Redis; NULL: in memory */
-    /* The tables of relationship filters from Salesforce when no lookups file is given; without
+    /* The tables of relationship filters from Salesforce when no lookups file is given, through
+     * a client made from these options (--salesforce-*) only when a filter reads them; without
      * either, need_lookups makes filters that read them an error (else a warning). */
-    sf_client *lookup_sf;
+    const cli_args *lookup_sf;
     bool need_lookups;
     void (*emit)(void *ctx, const command *c);
     void *emit_ctx;

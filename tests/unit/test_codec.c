@@ -1999,6 +1999,14 @@ static const char *cli_begin(void)
     return bin;
 }
 
+/* A file the command under test wrote into cli_tmp (malloc'd; NULL when absent). */
+static char *cli_read(const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/%s", cli_tmp, name);
+    return read_text(path, NULL);
+}
+
 static void cli_end(void)
 {
     if (cli_tmp[0]) sh("rm -rf '%s'", cli_tmp);
@@ -2129,7 +2137,7 @@ Test(cli, simulate_fails_when_its_input_or_output_fails, .fini = cli_end)
     int rc = sh("'%s' simulate --settings '%s/settings.yaml' --events '%s' >'%s/out' 2>'%s/err'",
                 bin, sc, tmp, tmp, tmp);
     cr_expect_eq(rc, 2, "a directory as the events");
-    char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+    char *err = cli_read("err");
     cr_expect(err && strstr(err, "Is a directory"), "stderr: %s", err);
     free(err);
     size_t n = 1;
@@ -2148,7 +2156,7 @@ Test(cli, simulate_fails_when_its_input_or_output_fails, .fini = cli_end)
             "2>'%s/err'",
             bin, sc, sc, tmp);
     cr_expect_eq(rc, 1, "commands written to a full disk");
-    err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+    err = cli_read("err");
     cr_expect(err && strstr(err, "cannot write the output: No space left on device"), "stderr: %s",
               err);
     free(err);
@@ -2173,15 +2181,15 @@ Test(cli, simulate_fails_when_its_input_or_output_fails, .fini = cli_end)
 Test(cli, simulate_applies_the_guard_only_when_asked, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
-    char sc[4096], path[4200];
+    char sc[4096];
     snprintf(sc, sizeof sc, "%s/tests/scenarios/r8_3_guard_count_exact_limit", source_dir());
     for (int guards = 0; guards < 2; guards++) {
         cr_assert_eq(sh("'%s' simulate --settings '%s/settings.yaml' --events '%s/events.jsonl' "
                         "%s >'%s/out' 2>'%s/err'",
                         bin, sc, sc, guards ? "--guards" : "", tmp, tmp),
                      0);
-        char *out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
-        char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+        char *out = cli_read("out");
+        char *err = cli_read("err");
         cr_assert(out && err);
         size_t deactivations = 0;
         for (const char *p = out; (p = strstr(p, "\"DEACTIVATE_USER\"")); p++)
@@ -2224,7 +2232,7 @@ Test(cli, explain_refuses_the_options_of_the_other_kind, .fini = cli_end)
                         bin, tmp, cases[i].events ? "--events '" : "", cases[i].events ? tmp : "",
                         cases[i].events ? "/e.jsonl'" : "", cases[i].args, tmp, tmp),
                      2, "%s", cases[i].args);
-        char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+        char *err = cli_read("err");
         cr_expect(err && strstr(err, cases[i].says), "%s: %s", cases[i].args, err);
         free(err);
     }
@@ -2260,7 +2268,7 @@ Test(cli, explain_live_reads_salesforce_only_for_relationship_filters, .fini = c
                         "005A00000000001 >'%s/out' 2>'%s/err'",
                         bin, tmp, cases[i].settings, tmp, tmp),
                      cases[i].code, "%s", cases[i].settings);
-        char *err = read_text((snprintf(path, sizeof path, "%s/err", tmp), path), NULL);
+        char *err = cli_read("err");
         cr_expect(err && strstr(err, cases[i].says), "%s: %s", cases[i].settings, err);
         free(err);
     }
@@ -2287,7 +2295,7 @@ Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
                     "005A00000000001 >'%s/out' 2>/dev/null",
                     bin, tmp, tmp, tmp),
                  0);
-    char *out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
+    char *out = cli_read("out");
     cr_expect(out && strstr(out, "Events of this user left out (R1.4: not newer than the last one "
                                  "applied): line 2 (older), line 3 (the same position again)."),
               "%s", out);
@@ -2305,7 +2313,7 @@ Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
                     "005A00000000001 >'%s/out' 2>/dev/null",
                     bin, tmp, tmp, tmp),
                  0);
-    out = read_text((snprintf(path, sizeof path, "%s/out", tmp), path), NULL);
+    out = cli_read("out");
     cr_expect(out && strstr(out, "line 4 (older), line 5 (older), line 6 (older), and 2 more.\n"),
               "%s", out);
     free(out);

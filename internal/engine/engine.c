@@ -452,7 +452,7 @@ static void set_applied(engine *e, user_state *u, const cfg_assignment *a)
     user_state_set_str(u, &u->applied_settings_of, settings_fingerprint(e, a));
 }
 
-static const char *manager_id_of(const user_state *u)
+const char *engine_manager_id(const user_state *u)
 {
     const value_t *v = user_state_get(u, "ManagerId");
     return v && v->type == VAL_STR && v->len ? v->s : NULL;
@@ -612,7 +612,7 @@ static const char *place_under(ctx *c, user_state *u, const char *manager, bool 
 static void sync_manager_change(ctx *c, user_state *u)
 {
     engine *e = c->e;
-    const char *mid = manager_id_of(u);
+    const char *mid = engine_manager_id(u);
     if (!mid) {
         stop_waiting(e, u);
         why(e, "R6.3: ManagerId was cleared in Salesforce");
@@ -663,7 +663,7 @@ static void wait_unreflected(engine *e, user_state *u, const char *mid, bool aga
 static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *occasion)
 {
     engine *e = c->e;
-    const char *mid = manager_id_of(u);
+    const char *mid = engine_manager_id(u);
     if (!mid) {
         stop_waiting(e, u); /* no manager to complete a placement with */
         if (u->gong_manager && syncs) {
@@ -702,7 +702,7 @@ static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size
             e->store->link_del(e->store->ctx, m->id, rid);
             continue;
         }
-        const char *mid = manager_id_of(r);
+        const char *mid = engine_manager_id(r);
         bool created_waiting = r->created_waiting;
         /* a placement at creation still to complete outlives this link until it is made or
          * refused: the report kept active out of scope (R5.4) is placed when it comes back, one
@@ -913,7 +913,7 @@ static void decide(ctx *c, user_state *u, const char *old_manager_id)
     current_attrs(u, &s, now);
     const cfg_assignment *a = s.assignment >= 0 ? &e->cfg->assignments[s.assignment] : NULL;
     bool in_scope = s.reason == REASON_NONE;
-    const char *mid = manager_id_of(u);
+    const char *mid = engine_manager_id(u);
     bool manager_changed = (old_manager_id == NULL) != (mid == NULL) ||
                            (mid && old_manager_id && strcmp(mid, old_manager_id) != 0);
 
@@ -1110,7 +1110,7 @@ static void apply_user(ctx *c, const char *id)
     }
     /* the merge replaces ManagerId's value: a pooled state keeps the old string until it is
      * recycled, any other frees it */
-    const char *om = manager_id_of(u);
+    const char *om = engine_manager_id(u);
     char *own = om && !u->pooled ? xstrdup(om) : NULL;
     const char *old_manager = own ? own : om;
     merge_snapshot(e, u, ev);
@@ -1240,7 +1240,7 @@ void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_ho
     ev.source.offset = -1;
     ctx c = event_ctx(e, &ev, h);
     c.u = u;
-    decide(&c, u, manager_id_of(u));
+    decide(&c, u, engine_manager_id(u));
     bool moved = commands_sent(e) != sent || u->status != status || (int)u->reason != reason ||
                  u->held != held || u->in_scope != in_scope ||
                  u->created_waiting != created_waiting || !same_str(u->assignment, assignment) ||

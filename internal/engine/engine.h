@@ -261,6 +261,8 @@ void engine_reconcile_user(engine *e, const char *id, bool release_held, int64_t
  * the settings put it back in scope; else it is left to engine_reconcile_user. */
 void engine_redecide_user(engine *e, const char *id, int64_t at, const engine_hooks *h);
 
+/* R6.1: the user's ManagerId in its snapshot; NULL when null or empty. */
+const char *engine_manager_id(const user_state *u);
 /* The user ids an event touches besides its record ids (ManagerId values), for prefetching. */
 size_t engine_event_refs(const event *ev, const char **ids, size_t max);
 /* Whether ev may bring u back into scope (u not active in Gong, or out of scope), R5.5 then placing

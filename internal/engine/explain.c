@@ -447,14 +447,14 @@ bool engine_explain(engine *e, const char *id, buf *b)
                                                : "automatic");
         explain_settings_sent(e, u, la, b);
     }
-    const value_t *mid = user_state_get(u, "ManagerId");
+    const char *mid = engine_manager_id(u);
     buf_puts(b, "  Manager: ");
     if (e->cfg->ignore_org_structure)
         buf_puts(b, "the organizational structure is ignored (R6.2); ");
-    if (!mid || mid->type != VAL_STR || !mid->len)
+    if (!mid)
         buf_puts(b, "no ManagerId in Salesforce");
     else
-        put_quoted(b, "ManagerId is ", mid->s, "");
+        put_quoted(b, "ManagerId is ", mid, "");
     if (u->gong_manager) {
         put_quoted(b, "; the Gong manager is ", u->gong_manager, "");
         user_state *gm = e->store->get(e->store->ctx, u->gong_manager);
@@ -462,15 +462,14 @@ bool engine_explain(engine *e, const char *id, buf *b)
             buf_printf(b, " (%s)", prov_status_name(gm->status));
     } else
         buf_puts(b, "; no Gong manager");
-    bool has_mid = mid && mid->type == VAL_STR && mid->len;
     if (!u->waiting_for && u->status == PROV_ACTIVE && !e->cfg->ignore_org_structure &&
-        (has_mid ? !u->gong_manager || strcmp(u->gong_manager, mid->s) != 0 : !!u->gong_manager))
-        explain_manager_differs(e, u, has_mid ? mid->s : NULL, s.reason != REASON_NONE, b);
+        (mid ? !u->gong_manager || strcmp(u->gong_manager, mid) != 0 : !!u->gong_manager))
+        explain_manager_differs(e, u, mid, s.reason != REASON_NONE, b);
     if (u->waiting_for) {
         user_state *m = e->store->get(e->store->ctx, u->waiting_for);
         int i = u->assignment ? config_assignment_index(e->cfg, u->assignment) : -1;
         bool out_of_scope = s.reason != REASON_NONE;
-        if (!mid || mid->type != VAL_STR || strcmp(mid->s, u->waiting_for) != 0) {
+        if (!mid || strcmp(mid, u->waiting_for) != 0) {
             /* changed while kept active out of scope, where no link moves (R5.4) */
             put_quoted(b, "; the link kept for ", u->waiting_for,
                        ", an earlier ManagerId, is not made when it arrives, as ManagerId no "

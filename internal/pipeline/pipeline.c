@@ -907,8 +907,8 @@ static int prefetch_managers(pipeline *p, const char *const *ids, size_t n, perr
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         const user_state *u = st->get(st->ctx, ids[i]); /* prefetched: no round trip */
-        const value_t *m = u ? user_state_get(u, "ManagerId") : NULL;
-        if (m && m->type == VAL_STR && m->len) managers[k++] = arena_strdup(&p->mem, m->s);
+        const char *m = u ? engine_manager_id(u) : NULL;
+        if (m) managers[k++] = arena_strdup(&p->mem, m);
     }
     return k ? store_redis_prefetch_named(p->store, managers, k, 0, err) : 0;
 }
@@ -962,8 +962,8 @@ static int prefetch_hierarchy(pipeline *p, const char *const *ids, size_t n, siz
             if (!u || (u->status == PROV_ACTIVE && u->in_scope) ||
                 !engine_may_bring_back(u, &p->events[i]))
                 continue;
-            const value_t *m = user_state_get(u, "ManagerId");
-            if (m && m->type == VAL_STR && m->len) from[k++] = arena_strndup(&p->mem, m->s, m->len);
+            const char *m = engine_manager_id(u);
+            if (m) from[k++] = arena_strdup(&p->mem, m);
         }
     }
     int rc = k > named ? store_redis_prefetch_users(p->store, from + named, k - named, err) : 0;

@@ -1999,6 +1999,14 @@ static const char *cli_begin(void)
     return bin;
 }
 
+/* A file for the command under test, in cli_tmp. */
+static void cli_write(const char *name, const char *text)
+{
+    char path[64];
+    snprintf(path, sizeof path, "%s/%s", cli_tmp, name);
+    write_text(path, text);
+}
+
 /* A file the command under test wrote into cli_tmp (malloc'd; NULL when absent). */
 static char *cli_read(const char *name)
 {
@@ -2080,8 +2088,7 @@ Test(cli, decode_reports_bad_files_and_goes_on, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
-    snprintf(path, sizeof path, "%s/events.jsonl", tmp);
-    write_text(path, UPDATE_LINE);
+    cli_write("events.jsonl", UPDATE_LINE);
     cr_assert_eq(sh("'%s' encode --events '%s' --out '%s/out' 2>/dev/null", bin, path, tmp), 0);
     cr_assert_eq(sh("head -c 20 '%s/out/000001.bin' > '%s/cut.bin'", tmp, tmp), 0);
     int rc = sh("'%s' decode '%s/cut.bin' '%s/out/000001.bin' >'%s/out.jsonl' 2>'%s/err.txt'", bin,
@@ -2110,8 +2117,7 @@ Test(cli, decode_through_the_registry, .init = start_plain, .fini = cli_end_regi
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
-    snprintf(path, sizeof path, "%s/events.jsonl", tmp);
-    write_text(path, CREATE_LINE);
+    cli_write("events.jsonl", CREATE_LINE);
     cr_assert_eq(
         sh("'%s' encode --events '%s' --out '%s/out' --schema-id 1 2>/dev/null", bin, path, tmp),
         0);
@@ -2211,11 +2217,8 @@ Test(cli, simulate_applies_the_guard_only_when_asked, .fini = cli_end)
 Test(cli, explain_refuses_the_options_of_the_other_kind, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
-    char path[256];
-    snprintf(path, sizeof path, "%s/s.yaml", tmp);
-    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
-    snprintf(path, sizeof path, "%s/e.jsonl", tmp);
-    write_text(path, "");
+    cli_write("s.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+    cli_write("e.jsonl", "");
     static const struct {
         const char *args, *says;
         bool events;
@@ -2250,11 +2253,8 @@ Test(cli, explain_refuses_the_options_of_the_other_kind, .fini = cli_end)
 Test(cli, explain_live_reads_salesforce_only_for_relationship_filters, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
-    char path[256];
-    snprintf(path, sizeof path, "%s/plain.yaml", tmp);
-    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
-    snprintf(path, sizeof path, "%s/rel.yaml", tmp);
-    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: Admins\n"
+    cli_write("plain.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+    cli_write("rel.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: Admins\n"
                      "    filter: \"Profile.Name = 'System Administrator'\"\n");
     static const struct {
         const char *settings;
@@ -2279,14 +2279,12 @@ Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
 {
     const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
-    snprintf(path, sizeof path, "%s/s.yaml", tmp);
-    write_text(path, "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
+    cli_write("s.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
 #define EV_AT(type, ts, extra)                                                                     \
     "{\"ChangeEventHeader\":{\"entityName\":\"User\",\"recordIds\":[\"005A00000000001IAA\"],"      \
     "\"changeType\":\"" type "\",\"changedFields\":[],\"transactionKey\":\"t\","                   \
     "\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts "}" extra "}\n"
-    snprintf(path, sizeof path, "%s/e.jsonl", tmp);
-    write_text(path, EV_AT("CREATE", 2000,
+    cli_write("e.jsonl", EV_AT("CREATE", 2000,
                            ",\"Email\":\"a@acme.com\",\"FirstName\":\"A\",\"LastName\":\"B\","
                            "\"IsActive\":true") EV_AT("UPDATE", 1000, ",\"Title\":\"CTO\"")
                          EV_AT("UPDATE", 2000, ",\"Title\":\"CEO\""));

@@ -2089,7 +2089,8 @@ Test(cli, decode_reports_bad_files_and_goes_on, .fini = cli_end)
     const char *bin = cli_begin(), *tmp = cli_tmp;
     char path[256];
     cli_write("events.jsonl", UPDATE_LINE);
-    cr_assert_eq(sh("'%s' encode --events '%s' --out '%s/out' 2>/dev/null", bin, path, tmp), 0);
+    cr_assert_eq(
+        sh("'%s' encode --events '%s/events.jsonl' --out '%s/out' 2>/dev/null", bin, tmp, tmp), 0);
     cr_assert_eq(sh("head -c 20 '%s/out/000001.bin' > '%s/cut.bin'", tmp, tmp), 0);
     int rc = sh("'%s' decode '%s/cut.bin' '%s/out/000001.bin' >'%s/out.jsonl' 2>'%s/err.txt'", bin,
                 tmp, tmp, tmp, tmp);
@@ -2119,7 +2120,8 @@ Test(cli, decode_through_the_registry, .init = start_plain, .fini = cli_end_regi
     char path[256];
     cli_write("events.jsonl", CREATE_LINE);
     cr_assert_eq(
-        sh("'%s' encode --events '%s' --out '%s/out' --schema-id 1 2>/dev/null", bin, path, tmp),
+        sh("'%s' encode --events '%s/events.jsonl' --out '%s/out' --schema-id 1 2>/dev/null", bin,
+           tmp, tmp),
         0);
     int rc = sh("'%s' decode --registry '%s' '%s/out/000001.bin' >'%s/out.jsonl'", bin, reg_url,
                 tmp, tmp);
@@ -2255,7 +2257,7 @@ Test(cli, explain_live_reads_salesforce_only_for_relationship_filters, .fini = c
     const char *bin = cli_begin(), *tmp = cli_tmp;
     cli_write("plain.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: All\n");
     cli_write("rel.yaml", "company:\n  primary_domain: acme.com\nassignments:\n  - name: Admins\n"
-                     "    filter: \"Profile.Name = 'System Administrator'\"\n");
+                          "    filter: \"Profile.Name = 'System Administrator'\"\n");
     static const struct {
         const char *settings;
         int code;
@@ -2285,9 +2287,9 @@ Test(cli, explain_lists_the_events_r1_4_left_out, .fini = cli_end)
     "\"changeType\":\"" type "\",\"changedFields\":[],\"transactionKey\":\"t\","                   \
     "\"sequenceNumber\":1,\"commitTimestamp\":" #ts ",\"commitNumber\":" #ts "}" extra "}\n"
     cli_write("e.jsonl", EV_AT("CREATE", 2000,
-                           ",\"Email\":\"a@acme.com\",\"FirstName\":\"A\",\"LastName\":\"B\","
-                           "\"IsActive\":true") EV_AT("UPDATE", 1000, ",\"Title\":\"CTO\"")
-                         EV_AT("UPDATE", 2000, ",\"Title\":\"CEO\""));
+                               ",\"Email\":\"a@acme.com\",\"FirstName\":\"A\",\"LastName\":\"B\","
+                               "\"IsActive\":true") EV_AT("UPDATE", 1000, ",\"Title\":\"CTO\"")
+                             EV_AT("UPDATE", 2000, ",\"Title\":\"CEO\""));
 #undef EV_AT
     cr_assert_eq(sh("'%s' explain --settings '%s/s.yaml' --events '%s/e.jsonl' --user "
                     "005A00000000001 >'%s/out' 2>/dev/null",

@@ -1,5 +1,6 @@
 /* The per-user state model: snapshot, position, provisioning record, hierarchy fields. */
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,17 @@ static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *engine_intern(const char *name)
 {
+    /* States are built from the same few dozen names (the decoder's, the store's), each field of
+     * each user interned again: what a pointer was interned as last is remembered per thread, so
+     * most calls take neither the lock nor a hash. The memory behind a pointer may hold another
+     * name by now (a reused buffer): the remembered copy is compared before it is trusted, and an
+     * interned name, which never changes, is trusted as it is. */
+    static _Thread_local struct {
+        const char *in, *out;
+    } memo[128];
+    size_t h = ((uintptr_t)name >> 3) & 127;
+    if (memo[h].in == name && (memo[h].out == name || strcmp(memo[h].out, name) == 0))
+        return memo[h].out;
     pthread_mutex_lock(&intern_lock);
     const char *k = strmap_get(&interned, name);
     if (!k) {
@@ -19,6 +31,8 @@ const char *engine_intern(const char *name)
         strmap_put(&interned, name, (void *)k);
     }
     pthread_mutex_unlock(&intern_lock);
+    memo[h].in = name;
+    memo[h].out = k;
     return k;
 }
 

@@ -108,15 +108,18 @@ static void listener_stop(cmd_listener *l)
  * batch's large buffers (the command bytes of a big R6.3 placement, the sealed writes of the
  * flights) come from the heap, and the pages of the largest of them stay with the process: peak
  * RSS of `make bench`'s cold starts 60-66 MiB, against a 64 MiB target, and 55-56 MiB with the
- * threshold fixed at 256 KiB (README, "Twentieth round"). An operator's own MALLOC_* variables
- * or GLIBC_TUNABLES win. */
+ * threshold fixed at 256 KiB (README, "Twentieth round"). One arena: the sender thread allocates
+ * librdkafka's copies of the commands and the main thread frees them, and with an arena of its
+ * own each side kept its own high-water mark (cold starts at 53-65 MiB; 57-58 with one arena,
+ * README "Twenty-first round"). An operator's own MALLOC_* variables or GLIBC_TUNABLES win. */
 static void serve_malloc_tuning(void)
 {
     if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
-        getenv("GLIBC_TUNABLES"))
+        getenv("MALLOC_ARENA_MAX") || getenv("GLIBC_TUNABLES"))
         return;
     mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     mallopt(M_TRIM_THRESHOLD, 1024 * 1024);
+    mallopt(M_ARENA_MAX, 1); /* before any thread: the HTTP server's and librdkafka's come after */
 }
 
 int cmd_serve(const cli_args *a, bool reimport, volatile sig_atomic_t *stop,

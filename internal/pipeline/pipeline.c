@@ -774,12 +774,11 @@ static void sender_idle(pipeline *p)
     pthread_mutex_unlock(&p->snd.mu);
 }
 
-/* The batch's messages go to the sender, its bytes with them; without a sender they are produced
- * here. Returns as produce_enqueue. */
-static int sender_post(pipeline *p, delivery *dl, perr *err)
+/* The batch's messages go to the sender (running: at-least-once), its bytes with them; what the
+ * producer refuses shows as failed deliveries of dl. */
+static void sender_post(pipeline *p, delivery *dl)
 {
     sender *s = &p->snd;
-    if (!s->running) return produce_enqueue(p, dl, err);
     sender_idle(p);
     pthread_mutex_lock(&s->mu);
     buf t = s->bytes; /* the last job's, finished: the main thread's from now */
@@ -792,7 +791,6 @@ static int sender_post(pipeline *p, delivery *dl, perr *err)
     s->queued = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    return 0;
 }
 
 static int sender_start(pipeline *p, perr *err)
@@ -2572,18 +2570,7 @@ decide:
     double started = pipeline_mono_s();
     flight *slot = flight_at(p, p->fl_n);
     slot->dl = (delivery){0};
-    if (sender_post(p, &slot->dl, err) < 0) {
-        p->stats.produce_failures++;
-        log_msg(LOG_ERROR, "commands not produced; reading the batch again", "error", err->msg,
-                NULL);
-        rd_kafka_flush(p->producer, 10000); /* what did go out is not the next batch's */
-        slot->dl = (delivery){0};
-        store_redis_discard(p->store, p->cur_w);
-        p->cur_w = NULL;
-        rewind_batch(p);
-        rc = 1;
-        goto out;
-    }
+    sender_post(p, &slot->dl); /* a refusal fails the flight's delivery: read again then */
     bytes_release(p);
     /* a flight needs its messages (offsets, timestamps), outputs and change types, no longer the
      * decoded events' strings: they go back now, not when it retires (four batches of them

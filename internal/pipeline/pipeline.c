@@ -780,6 +780,7 @@ static void sender_post(pipeline *p, delivery *dl)
 {
     sender *s = &p->snd;
     sender_idle(p);
+    dl_expect(p, dl, p->n_outs);
     pthread_mutex_lock(&s->mu);
     buf t = s->bytes; /* the last job's, finished: the main thread's from now */
     s->bytes = p->bytes;
@@ -787,7 +788,6 @@ static void sender_post(pipeline *p, delivery *dl)
     s->outs = p->outs;
     s->n_outs = p->n_outs;
     s->dl = dl;
-    dl->outstanding += p->n_outs;
     s->queued = true;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);

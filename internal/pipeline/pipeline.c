@@ -16,13 +16,11 @@
 
 #include <errno.h>
 #include <malloc.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -64,16 +62,13 @@ typedef struct delivery {
  * headers and its copy in the producer, ~10% of its time. One job at a time: the messages of the
  * flight just made; their keys and values in `bytes`, the job's own buffer, swapped with the main
  * thread's. A message the producer refuses counts as not delivered: the flight is read again, as
- * when a delivery fails. The sender serves the delivery reports too (freeing each message's copy
- * and headers was ~5% of the main thread): librdkafka writes to `wake` when its report queue gets
- * an event, as a posted job and a stop do, and the main thread waits for a flight's reports on
- * `cv`. Without the sender (exactly-once) the main thread serves them. */
+ * when a delivery fails. The delivery reports are still served on the main thread: the sender
+ * would have to be woken by librdkafka's queue as well as by a job. */
 typedef struct sender {
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* a job posted, a job done, a flight's reports all in, stop */
+    pthread_cond_t cv; /* a job posted, a job done, stop */
     pthread_t thread;
     bool running;
-    int wake; /* eventfd: a job, a stop, delivery reports to serve */
     atomic_bool stop;
     bool queued, busy; /* under mu */
     const out_msg *outs;
@@ -276,8 +271,6 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (dl) {
         dl->outstanding--;
         if (!ok) dl->failures++;
-        /* served by the sender: a main thread waiting for this flight (dl_left) goes on */
-        if (!dl->outstanding) pthread_cond_broadcast(&p->snd.cv);
     }
     if (!ok) {
         p->delivery_failures++;
@@ -747,13 +740,6 @@ static int produce_enqueue(pipeline *p, delivery *dl, perr *err)
     return send_outs(p, p->outs, p->n_outs, p->bytes.data, dl, false, err);
 }
 
-static void sender_wake(sender *s)
-{
-    uint64_t one = 1;
-    if (write(s->wake, &one, sizeof one) < 0) { /* EAGAIN: its counter is full, so it is awake */
-    }
-}
-
 static void *sender_main(void *arg)
 {
     pipeline *p = arg;
@@ -761,17 +747,8 @@ static void *sender_main(void *arg)
     prctl(PR_SET_NAME, "sender", 0, 0, 0); /* top -H, perf: apart from the main thread */
     pthread_mutex_lock(&s->mu);
     for (;;) {
-        while (!s->queued && !atomic_load(&s->stop)) {
-            pthread_mutex_unlock(&s->mu);
-            /* a wake-up written meanwhile is still counted: nothing is missed between the look
-             * at `queued` and the poll; the timeout only bounds how long a lost one could last */
-            struct pollfd pf = {.fd = s->wake, .events = POLLIN};
-            uint64_t n;
-            if (poll(&pf, 1, 100) > 0 && read(s->wake, &n, sizeof n) < 0) { /* reset it */
-            }
-            rd_kafka_poll(p->producer, 0); /* the delivery reports: on_delivery */
-            pthread_mutex_lock(&s->mu);
-        }
+        while (!s->queued && !atomic_load(&s->stop))
+            pthread_cond_wait(&s->cv, &s->mu);
         if (atomic_load(&s->stop)) break; /* a job not sent: its flight is abandoned, read again */
         s->queued = false;
         s->busy = true;
@@ -812,37 +789,19 @@ static void sender_post(pipeline *p, delivery *dl)
     s->n_outs = p->n_outs;
     s->dl = dl;
     s->queued = true;
+    pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
-    sender_wake(s);
-}
-
-/* librdkafka writes this to the sender's eventfd when its report queue gets an event. */
-static const uint64_t WAKE_ONE = 1;
-
-/* Points the producer's report queue at the sender's eventfd, or (fd -1) away from it. */
-static void sender_reports_to(pipeline *p, int fd)
-{
-    rd_kafka_queue_t *q = rd_kafka_queue_get_main(p->producer);
-    rd_kafka_queue_io_event_enable(q, fd, fd < 0 ? NULL : &WAKE_ONE, fd < 0 ? 0 : sizeof WAKE_ONE);
-    rd_kafka_queue_destroy(q);
 }
 
 static int sender_start(pipeline *p, perr *err)
 {
-    p->snd.wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (p->snd.wake < 0) return perr_set(err, "sender thread: eventfd: %s", strerror(errno));
-    sender_reports_to(p, p->snd.wake);
     p->snd.running = true;
     int e = pthread_create(&p->snd.thread, NULL, sender_main, p);
     if (!e) return 0;
     p->snd.running = false;
-    sender_reports_to(p, -1);
-    close(p->snd.wake);
-    p->snd.wake = -1;
     return perr_set(err, "sender thread: %s", strerror(e));
 }
 
-/* From here the main thread serves the delivery reports again (rd_kafka_flush at teardown). */
 static void sender_stop(pipeline *p)
 {
     if (!p->snd.running) return;
@@ -850,12 +809,8 @@ static void sender_stop(pipeline *p)
     atomic_store(&p->snd.stop, true);
     pthread_cond_broadcast(&p->snd.cv);
     pthread_mutex_unlock(&p->snd.mu);
-    sender_wake(&p->snd);
     pthread_join(p->snd.thread, NULL);
     p->snd.running = false;
-    sender_reports_to(p, -1);
-    close(p->snd.wake);
-    p->snd.wake = -1;
 }
 
 static size_t dl_outstanding(pipeline *p, const delivery *dl)
@@ -866,29 +821,12 @@ static size_t dl_outstanding(pipeline *p, const delivery *dl)
     return left;
 }
 
-/* What is left of dl: its reports not in yet, after waiting up to wait_ms for them (served by
- * the sender, or here without one). */
+/* What is left of dl: its reports not in yet, serving those that come within wait_ms. */
 static size_t dl_left(pipeline *p, delivery *dl, int wait_ms)
 {
-    if (!p->snd.running) {
-        if (!dl_outstanding(p, dl)) return 0;
-        rd_kafka_poll(p->producer, wait_ms);
-        return dl_outstanding(p, dl);
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&p->snd.mu);
-    while (dl->outstanding && pthread_cond_timedwait(&p->snd.cv, &p->snd.mu, &until) == 0) {
-    }
-    size_t left = dl->outstanding;
-    pthread_mutex_unlock(&p->snd.mu);
-    return left;
+    if (!dl_outstanding(p, dl)) return 0;
+    rd_kafka_poll(p->producer, wait_ms);
+    return dl_outstanding(p, dl);
 }
 
 /* Waits until every message counted in dl is acknowledged (R9.2: nothing is stored or committed
@@ -2262,7 +2200,7 @@ static int flight_send(pipeline *p, flight *f, perr *err)
  * decoded (not before deciding: a read on the spot during the decisions would wait behind them). */
 static int send_delivered(pipeline *p, bool handle_failed, perr *err)
 {
-    if (!p->snd.running) rd_kafka_poll(p->producer, 0);
+    rd_kafka_poll(p->producer, 0);
     int r = 0;
     for (size_t i = 0; r == 0 && i < p->fl_n; i++) {
         flight *f = flight_at(p, i);
@@ -3342,12 +3280,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     p->o = o = &p->opts; /* from here on, o->cfg is the settings in force */
     ops_init(p);
     pthread_mutex_init(&p->snd.mu, NULL);
-    pthread_condattr_t ca; /* dl_left's deadline: a clock that does not jump */
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&p->snd.cv, &ca);
-    pthread_condattr_destroy(&ca);
-    p->snd.wake = -1;
+    pthread_cond_init(&p->snd.cv, NULL);
     arena_init(&p->mem, 1 << 20);
     buf_init(&p->bytes);
     buf_init(&p->snd.bytes);

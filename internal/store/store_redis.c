@@ -881,138 +881,154 @@ static int conn_ensure(store_redis *s, perr *err) { return s->c ? 0 : conn_open(
 
 /* ---------------------------------------------------------------- blob encoding */
 
-static void put_varint(buf *b, uint64_t v)
+/* Encoding writes into room reserved beforehand, a pointer moving on: appending byte by byte
+ * through buf_* (a room check and a NUL after every write) was most of encode_state's time. */
+#define VARINT_MAX 10
+
+static unsigned char *w_varint(unsigned char *w, uint64_t v)
 {
-    if (v < 0x80) { /* lengths, counts, field codes: nearly all */
-        buf_putc(b, (char)v);
-        return;
-    }
-    char t[10];
-    size_t n = 0;
-    do {
-        unsigned char byte = (unsigned char)(v & 0x7f);
+    while (v >= 0x80) {
+        *w++ = (unsigned char)(v | 0x80);
         v >>= 7;
-        if (v) byte |= 0x80;
-        t[n++] = (char)byte;
-    } while (v);
-    buf_append(b, t, n);
-}
-
-static void put_svarint(buf *b, int64_t v)
-{
-    put_varint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
-}
-
-static void put_bytes(buf *b, const char *s, size_t n)
-{
-    put_varint(b, n);
-    buf_append(b, s, n);
-}
-
-static void put_ostr(buf *b, const char *s)
-{
-    if (!s) {
-        put_varint(b, 0);
-        return;
     }
-    size_t n = strlen(s);
-    put_varint(b, n + 1);
-    buf_append(b, s, n);
+    *w++ = (unsigned char)v;
+    return w;
 }
 
-static void put_value(buf *b, const value_t *v)
+static unsigned char *w_svarint(unsigned char *w, int64_t v)
+{
+    return w_varint(w, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static unsigned char *w_bytes(unsigned char *w, const void *p, size_t n)
+{
+    memcpy(w, p, n);
+    return w + n;
+}
+
+/* The most w_value writes for v. */
+static size_t value_room(const value_t *v)
+{
+    return 1 + (v->type == VAL_STR ? VARINT_MAX + v->len : 8);
+}
+
+static unsigned char *w_value(unsigned char *w, const value_t *v)
 {
     switch (v->type) {
-    case VAL_BOOL: buf_putc(b, (char)(v->b ? 2 : 1)); break;
+    case VAL_BOOL: *w++ = v->b ? 2 : 1; return w;
     case VAL_NUM: {
         uint64_t bits;
         memcpy(&bits, &v->num, sizeof bits);
-        char t[9];
-        t[0] = 3;
+        *w++ = 3;
         for (int i = 0; i < 8; i++)
-            t[1 + i] = (char)(bits >> (8 * i) & 0xff);
-        buf_append(b, t, sizeof t);
-        break;
+            *w++ = (unsigned char)(bits >> (8 * i) & 0xff);
+        return w;
     }
     case VAL_STR:
-        buf_putc(b, 4);
-        put_bytes(b, v->s, v->len);
-        break;
-    default: buf_putc(b, 0); break;
+        *w++ = 4;
+        w = w_varint(w, v->len);
+        return w_bytes(w, v->s, v->len);
+    default: *w++ = 0; return w;
     }
 }
 
-/* A field name (format v2): its index among KNOWN_NAMES, or spelled out. Names are interned, so
- * the last state's names by position are mostly compared as pointers. */
-static void put_name(store_redis *s, buf *b, size_t i, const char *name)
+/* A field name's code (format v2): its index among KNOWN_NAMES (odd), or its length (even; the
+ * name follows). Names are interned, so the last state's names by position are mostly compared
+ * as pointers. */
+static uint64_t name_code(store_redis *s, size_t i, const char *name)
 {
+    if (i < NAMES_KEPT && s->enc_names[i].name == name) return s->enc_names[i].code;
     uint64_t code = 0;
-    if (i < NAMES_KEPT && s->enc_names[i].name == name) {
-        code = s->enc_names[i].code;
-    } else {
-        for (size_t k = 0; k < N_KNOWN && !code; k++)
-            if (strcmp(KNOWN_NAMES[k], name) == 0) code = (uint64_t)k << 1 | 1;
-        if (!code) code = (uint64_t)strlen(name) << 1;
-        if (i < NAMES_KEPT) {
-            s->enc_names[i].name = name;
-            s->enc_names[i].code = code;
-        }
+    for (size_t k = 0; k < N_KNOWN && !code; k++)
+        if (strcmp(KNOWN_NAMES[k], name) == 0) code = (uint64_t)k << 1 | 1;
+    if (!code) code = (uint64_t)strlen(name) << 1;
+    if (i < NAMES_KEPT) {
+        s->enc_names[i].name = name;
+        s->enc_names[i].code = code;
     }
-    put_varint(b, code);
-    if (!(code & 1)) buf_append(b, name, (size_t)(code >> 1));
+    return code;
 }
 
-/* A sent attribute (format v2): a reference to the first field whose value it repeats, if one
- * does. The first, always: the same state is the same bytes, whatever was encoded before (the
- * crash tests compare stores byte for byte). */
-static void put_sent(buf *b, const user_state *u, int attr)
+/* A sent attribute (format v2) repeats the value of field j: the first such field, always, so that
+ * the same state is the same bytes whatever was encoded before (the crash tests compare stores
+ * byte for byte). -1: none does. */
+static ssize_t sent_ref(const user_state *u, int attr)
 {
     const value_t *v = &u->sent[attr];
-    if (v->type == VAL_STR) {
-        /* value_eq for strings, its length test inline: ~10 attributes times ~25 fields, most
-         * of another length, were half of encode_state's instructions */
-        size_t j = 0;
-        for (; j < u->n_fields; j++) {
-            const value_t *f = &u->fields[j].val;
-            if (f->type == VAL_STR && f->len == v->len && memcmp(f->s, v->s, v->len) == 0) break;
-        }
-        if (j < u->n_fields) {
-            buf_putc(b, TAG_FIELD_VALUE);
-            put_varint(b, j);
-            return;
-        }
+    if (v->type != VAL_STR) return -1;
+    /* value_eq for strings, its length test inline: ~10 attributes times ~25 fields, most of
+     * another length, were half of encode_state's instructions */
+    for (size_t j = 0; j < u->n_fields; j++) {
+        const value_t *f = &u->fields[j].val;
+        if (f->type == VAL_STR && f->len == v->len && memcmp(f->s, v->s, v->len) == 0)
+            return (ssize_t)j;
     }
-    put_value(b, v);
+    return -1;
 }
+
+/* The buffer's write position after room for `more` bytes. */
+static unsigned char *w_begin(buf *b, size_t more)
+{
+    buf_reserve(b, more);
+    return (unsigned char *)b->data + b->len;
+}
+
+static void w_end(buf *b, unsigned char *w) { b->len = (size_t)(w - (unsigned char *)b->data); }
 
 static void encode_state(store_redis *s, buf *b, const user_state *u)
 {
-    buf_putc(b, FORMAT_MAGIC);
-    buf_putc(b, FORMAT_VERSION);
+    const char *ostr[4] = {u->assignment, u->applied_settings_of, u->gong_manager, u->waiting_for};
+    size_t olen[4], idlen = strlen(u->id);
+    size_t room = 4 + 5 * VARINT_MAX + idlen + VARINT_MAX; /* head, position, id, n_fields */
+    for (int i = 0; i < 4; i++) {
+        olen[i] = ostr[i] ? strlen(ostr[i]) : 0;
+        room += VARINT_MAX + olen[i];
+    }
+    unsigned char *w = w_begin(b, room);
+    *w++ = FORMAT_MAGIC;
+    *w++ = FORMAT_VERSION;
     unsigned flags = (u->has_pos ? 1u : 0) | (u->deleted ? 2u : 0) | (u->in_scope ? 4u : 0) |
                      (u->created_waiting ? 8u : 0) | (u->needs_reconcile ? 16u : 0) |
                      (u->held ? 32u : 0) | FLAG_HELD_RECORDED;
-    put_varint(b, flags);
-    buf_putc(b, (char)u->status);
-    buf_putc(b, (char)u->reason);
+    w = w_varint(w, flags);
+    *w++ = (unsigned char)u->status;
+    *w++ = (unsigned char)u->reason;
     if (u->has_pos) {
-        put_svarint(b, u->pos.commit_timestamp);
-        put_svarint(b, u->pos.commit_number);
-        put_svarint(b, u->pos.sequence_number);
+        w = w_svarint(w, u->pos.commit_timestamp);
+        w = w_svarint(w, u->pos.commit_number);
+        w = w_svarint(w, u->pos.sequence_number);
     }
-    put_bytes(b, u->id, strlen(u->id));
-    put_ostr(b, u->assignment);
-    put_ostr(b, u->applied_settings_of);
-    put_ostr(b, u->gong_manager);
-    put_ostr(b, u->waiting_for);
-    put_varint(b, u->n_fields);
+    w = w_varint(w, idlen);
+    w = w_bytes(w, u->id, idlen);
+    for (int i = 0; i < 4; i++) { /* optional: len + 1, 0 for NULL */
+        w = w_varint(w, ostr[i] ? olen[i] + 1 : 0);
+        if (ostr[i]) w = w_bytes(w, ostr[i], olen[i]);
+    }
+    w = w_varint(w, u->n_fields);
+    w_end(b, w);
     for (size_t i = 0; i < u->n_fields; i++) {
-        put_name(s, b, i, u->fields[i].name);
-        put_value(b, &u->fields[i].val);
+        const user_field *f = &u->fields[i];
+        uint64_t code = name_code(s, i, f->name);
+        size_t nl = code & 1 ? 0 : (size_t)(code >> 1);
+        w = w_begin(b, VARINT_MAX + nl + value_room(&f->val));
+        w = w_varint(w, code);
+        w = w_bytes(w, f->name, nl);
+        w_end(b, w_value(w, &f->val));
     }
-    put_varint(b, ATTR__COUNT);
-    for (int i = 0; i < ATTR__COUNT; i++)
-        put_sent(b, u, i);
+    w = w_begin(b, VARINT_MAX);
+    w_end(b, w_varint(w, ATTR__COUNT));
+    for (int i = 0; i < ATTR__COUNT; i++) {
+        ssize_t j = sent_ref(u, i);
+        w = w_begin(b, 1 + VARINT_MAX + value_room(&u->sent[i]));
+        if (j >= 0) {
+            *w++ = TAG_FIELD_VALUE;
+            w = w_varint(w, (uint64_t)j);
+        } else {
+            w = w_value(w, &u->sent[i]);
+        }
+        w_end(b, w);
+    }
+    b->data[b->len] = '\0';
 }
 
 /* ---------------------------------------------------------------- blob decoding */

@@ -40,8 +40,9 @@ const char *prov_status_name(prov_status s)
 }
 
 /* The names every decision asks a state for, interned once: a state's own names are interned, so
- * find_field matches these by pointer where a literal costs a case-insensitive compare each time
- * (2-3% of the service's main thread, most of it the R2.1 attributes). */
+ * find_field matches these by pointer where a literal cost a case-insensitive compare each time
+ * (find_field was ~3% of the main thread's samples, most of it for the R2.1 attributes; with
+ * these, engine_apply runs 3.4% fewer instructions). */
 enum { NAME_EMAIL, NAME_IS_ACTIVE, NAME_FIRST, NAME_LAST, NAME_MANAGER, NAME__COUNT };
 static const char *name_lit[NAME__COUNT] = {"Email", "IsActive", "FirstName", "LastName",
                                             "ManagerId"};

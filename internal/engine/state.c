@@ -110,10 +110,11 @@ void user_state_free(user_state *u)
 static ssize_t find_field(const user_state *u, const char *field)
 {
     /* Case-insensitive as SOQL is. One pass, where there used to be a pointer pass (for interned
-     * names) before a strcasecmp pass: callers pass event or literal names, never interned, so the
-     * pointer pass always ran in full, for every field of every event. The same pointer cannot be
-     * found after a match in another case: user_state_set, the only way names get in, never adds a
-     * name that equals one already there but for case. The first byte, folded, rules out nearly
+     * names) before a strcasecmp pass: event names are never interned, so the pointer pass ran in
+     * full for every field of every event. The engine's own look-ups (engine.c's name_of) pass
+     * interned names, which the pointer test in the pass matches at once. The same pointer cannot
+     * be found after a match in another case: user_state_set, the only way names get in, never adds
+     * a name that equals one already there but for case. The first byte, folded, rules out nearly
      * every other name without a call. */
     const user_field *f = u->fields;
     /* States keep their fields in the order first seen, nearly the same from one user to the

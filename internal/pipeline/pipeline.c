@@ -51,9 +51,11 @@ typedef struct revoked {
 } revoked;
 
 /* The delivery reports awaited for one set of produced messages (each message's opaque). Its
- * counts change under the sender's lock (the sender counts the messages the producer refuses). */
+ * counts change under the sender's lock (the sender counts the messages the producer refuses).
+ * stale: reports still due for messages of an earlier set, given up on when a flush timed out
+ * (dl_restart). */
 typedef struct delivery {
-    size_t outstanding;
+    size_t outstanding, stale;
     uint64_t failures;
 } delivery;
 
@@ -269,8 +271,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     bool ok = kafka_delivered(m, &why);
     pthread_mutex_lock(&p->snd.mu);
     if (dl) {
-        dl->outstanding--;
-        if (!ok) dl->failures++;
+        if (!ok) dl->failures++; /* a stale one's too: the new messages are read again */
+        if (dl->stale)
+            dl->stale--;
+        else if (dl->outstanding)
+            dl->outstanding--;
     }
     if (!ok) {
         p->delivery_failures++;
@@ -678,6 +683,21 @@ static void dl_expect(pipeline *p, delivery *dl, size_t n)
     pthread_mutex_unlock(&p->snd.mu);
 }
 
+/* dl starts over for new messages. Reports may still be due for its earlier ones: dropped after a
+ * flush that timed out (brokers unreachable), their reports come when librdkafka gives up or the
+ * brokers return, maybe after the new ones. As many reports as were outstanding are taken as
+ * theirs, whichever messages they are for: the new messages then count as delivered only once
+ * every report, theirs and the earlier ones', is in (R9.2), and a failure among them fails the new
+ * messages (read again: at worst once too often). */
+static void dl_restart(pipeline *p, delivery *dl)
+{
+    pthread_mutex_lock(&p->snd.mu);
+    dl->stale += dl->outstanding;
+    dl->outstanding = 0;
+    dl->failures = 0;
+    pthread_mutex_unlock(&p->snd.mu);
+}
+
 /* Hands outs[0..n) (keys and values in base), counted in dl already, to the producer. Returns 0,
  * or -1 with the messages not handed over taken off dl->outstanding (as_failed: counted as failed
  * deliveries, the error as the last delivery error). */
@@ -862,10 +882,9 @@ static int produce_outputs(pipeline *p, perr *err)
 {
     double started = pipeline_mono_s();
     sender_idle(p); /* what the sender still hands over goes first */
-    p->sync_dl.failures = 0;
+    dl_restart(p, &p->sync_dl);
     if (produce_enqueue(p, &p->sync_dl, err) < 0) {
         rd_kafka_flush(p->producer, 10000); /* what did go out is not counted for what comes next */
-        p->sync_dl = (delivery){0};
         return -1;
     }
     return produce_wait(p, &p->sync_dl, started, err);
@@ -2097,7 +2116,7 @@ static void flights_forget(pipeline *p)
             rd_kafka_message_destroy(f->msgs[i]);
         f->n_msgs = 0;
         f->n_outs = 0;
-        f->dl = (delivery){0};
+        dl_restart(p, &f->dl); /* the flush before may have timed out */
         f->writing = false;
     }
     p->fl_n = 0;
@@ -2569,7 +2588,7 @@ decide:
     if (f == 2) goto decide; /* its write was dropped: decided again after the late links */
     double started = pipeline_mono_s();
     flight *slot = flight_at(p, p->fl_n);
-    slot->dl = (delivery){0};
+    dl_restart(p, &slot->dl);
     sender_post(p, &slot->dl); /* a refusal fails the flight's delivery: read again then */
     bytes_release(p);
     /* a flight needs its messages (offsets, timestamps), outputs and change types, no longer the

@@ -64,8 +64,9 @@ typedef struct delivery {
  * headers and its copy in the producer, ~10% of its time. One job at a time: the messages of the
  * flight just made; their keys and values in `bytes`, the job's own buffer, swapped with the main
  * thread's. A message the producer refuses counts as not delivered: the flight is read again, as
- * when a delivery fails. The delivery reports are still served on the main thread: the sender
- * would have to be woken by librdkafka's queue as well as by a job. */
+ * when a delivery fails. The delivery reports are still served on the main thread: served by the
+ * sender (9949399, reverted), a main thread waiting for a flight's reports waited for the sender's
+ * current job first, and make bench was slower for it (README, "Twenty-second round"). */
 typedef struct sender {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a job posted, a job done, stop */

@@ -2,12 +2,16 @@
  *
  * ---- Key layout, under the configured prefix P (e.g. "prov:"); internal/store/README.md too.
  *
- *   P u:{id}       HASH  status  "never" | "active" | "deactivated" (fixed here, not the
- *                                display names of prov_status_name, which may change)
- *                        blob    the whole user_state, binary format v2 (below)
- *                  The status sits beside the blob so that a report's write reads its
- *                  manager's provisioning status with one HGET, without decoding anything
- *                  (R6.3 race).
+ *   P u:{id}       STRING  the whole user_state, binary format v2 (below). Its status is the
+ *                          byte at offset 3 (flags stay below 128: one byte), so that a report's
+ *                          write reads its manager's provisioning status with one GETRANGE,
+ *                          without decoding anything (R6.3 race).
+ *                  Builds before this one kept a HASH (status "never" | "active" | "deactivated",
+ *                  blob): a string costs Redis ~30% less memory and CPU a user (README,
+ *                  Performance). That form is still read: GET answers WRONGTYPE and the blob is
+ *                  read with HGET (old_form_read), the scripts read either status, check (a)
+ *                  takes the manager as late (its resolution reads it), and the user's next write
+ *                  (SET) replaces the hash. Builds before cannot read the string form.
  *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
  *   P waiting      SET   the index of the waiting sets: the keys (P w:{manager}) of those that
  *                        may have members. A write adds a set's key when it adds to the set; a
@@ -59,27 +63,29 @@
  *
  * ---- Round trips. Every exchange is one pipelined round trip (all commands appended, then all
  * replies read):
- *   prefetch  HGET u:{id} blob for every id not cached, SMISMEMBER of the waiting index for
+ *   prefetch  GET u:{id} for every id not cached, SMISMEMBER of the waiting index for
  *             every waiting set not cached (plus HMGET company when not loaded): 1 round trip
  *             for the batch, and 1 more for the SMEMBERS of the sets it names, when any (of a
  *             subject, or of an active manager the batch only names). Without the index (a dry
  *             run before it is built, Redis before 6.2): SMEMBERS w:{id} each, in the first;
- *   reports   HGET of the reports waiting for the users a batch may activate, not cached yet
+ *   reports   GET of the reports waiting for the users a batch may activate, not cached yet
  *             (store_redis_prefetch_waiting): 0 or 1 round trip;
- *   flush     one HSET per changed user (a MULTI/EXEC block, append_put, when the user has
+ *   flush     one SET per changed user (a MULTI/EXEC block, append_put, when the user has
  *             link changes or its status moves to or from active), standalone link changes,
  *             the unindex script per set the removals may have emptied, and the company: 1
  *             round trip (2 after a NOSCRIPT: the same commands again, SCRIPT LOAD in front);
  *             a flush can also be sealed now and sent later (store_redis_seal: reads see it
  *             meanwhile);
- *   miss      a get() or links() of something not prefetched: 1 round trip each.
+ *   miss      a get() or links() of something not prefetched: 1 round trip each;
+ *   old form  HGET u:{id} blob of the users still in the hash form a read met: 1 round trip.
  * Connecting (AUTH, SELECT, SCRIPT LOAD) is one more round trip, once per connection.
  *
  * ---- Cross-instance hierarchy safety (R6.3). Two instances on different partitions may handle
  * a manager M and its report R at once. Two atomic writes (MULTI/EXEC) make whichever comes
  * second see the other:
  *   (a) registering R->M (SADD w:M R) happens inside R's own write, which then reads
- *       HGET u:M status: "active" means M went live behind our back, and M is reported late;
+ *       GETRANGE u:M 3 3, its status: active means M went live behind our back, and M is
+ *       reported late;
  *   (b) writing M when it becomes active (its stored status was not active) reads SMEMBERS w:M
  *       in the same block: the members of w:M that this instance never saw (loaded, added or
  *       removed) were registered by someone else, and M is reported late.
@@ -110,6 +116,8 @@
 #define FORMAT_MAGIC 'P'
 #define FORMAT_VERSION 2 /* written; 1 is still read */
 #define FLAG_HELD_RECORDED 64u
+#define STATUS_OFFSET "3" /* of the status byte in a blob: magic, version, flags (one byte) */
+_Static_assert(FLAG_HELD_RECORDED * 2 - 1 < 128, "a blob's flags stay one varint byte");
 #define POOL_MAX 2048    /* recycled user_state structs kept across resets (a batch reads ~1,750) */
 /* Buffers and arena blocks kept across batches; beyond this, what an unusually large batch grew
  * is given back rather than held for the life of the process. */
@@ -135,8 +143,15 @@ static const char *const KNOWN_NAMES[] = {
 #define N_KNOWN (sizeof KNOWN_NAMES / sizeof KNOWN_NAMES[0])
 #define TAG_FIELD_VALUE 5 /* a sent value: the value of field j (format v2) */
 
-/* The status field's values: a stored format, read by the scripts (indexed by prov_status). */
-static const char *const STATUS_NAMES[] = {"never", "active", "deactivated"};
+/* Whether user key k says "active", in either form: the status byte of the string, or the
+ * status field of the hash builds before wrote. */
+#define ACTIVE_LUA                                                                                 \
+    "local function active(k)\n"                                                                   \
+    "  local v = redis.pcall('GETRANGE', k, " STATUS_OFFSET ", " STATUS_OFFSET ")\n"               \
+    "  if type(v) == 'table' then return redis.pcall('HGET', k, 'status') == 'active' end\n"       \
+    "  return v == '\\1'\n"                                                                        \
+    "end\n"
+_Static_assert(PROV_ACTIVE == 1, "ACTIVE_LUA's status byte");
 
 /* A waiting set's key out of the waiting index once the set is empty, checked and done in one
  * step, so that a report another instance registers meanwhile keeps its set indexed: after a
@@ -150,9 +165,10 @@ static const char UNINDEX_SCRIPT[] =
  * writes the report, so this is a fallback): KEYS[1] w:M, KEYS[2] u:M, KEYS[3] the waiting index,
  * ARGV[1] the report. */
 static const char LINK_SCRIPT[] =
+    ACTIVE_LUA
     "redis.call('SADD', KEYS[1], ARGV[1])\n"
     "redis.call('SADD', KEYS[3], KEYS[1])\n"
-    "if redis.call('HGET', KEYS[2], 'status') == 'active' then return 1 end\n"
+    "if active(KEYS[2]) then return 1 end\n"
     "return 0\n";
 /* clang-format on */
 
@@ -163,6 +179,7 @@ typedef struct entry {
     user_state *u;      /* NULL: not in Redis (cached so that it is not read again) */
     prov_status stored; /* status in Redis as last read or written: decides check (b) */
     bool pending;       /* being read by the prefetch in flight */
+    bool old_form;      /* its key held the hash form (read by old_form_read) */
 } entry;
 
 /* A set of arena strings kept as an array (the view links() returns), with a hash index over it
@@ -317,8 +334,11 @@ struct store_redis {
     store_write *spare; /* a written one, kept for its buffers */
     entry **todo_u;
     size_t n_todo_u, cap_todo_u;
+    entry **olds; /* read as not stored because their key holds the hash form: old_form_read */
+    size_t n_olds, cap_olds;
+    bool old_form_logged;
     /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, their
-     * HGETs on c with the replies unread when ahead_sent; ahead_taking while that prefetch
+     * GETs on c with the replies unread when ahead_sent; ahead_taking while that prefetch
      * reads them */
     size_t ahead_n;
     bool ahead_sent, ahead_taking;
@@ -1460,11 +1480,19 @@ static int set_fill(store_redis *s, const char *manager, link_set *l, const redi
     return 0;
 }
 
-/* Fills a user entry from an HGET reply. */
+/* Fills a user entry from a GET reply (or old_form_read's HGET). */
 static int entry_fill(store_redis *s, entry *e, const redisReply *r, perr *err)
 {
     e->pending = false;
-    if (r->type == REDIS_REPLY_NIL) {
+    bool old = !e->old_form && reply_is_err(r, "WRONGTYPE");
+    if (old) {
+        /* the hash form of builds before, or not a user at all: old_form_read, which every
+         * reader of users runs before it returns, says which */
+        e->old_form = true;
+        GROW(s->olds, s->n_olds, s->cap_olds);
+        s->olds[s->n_olds++] = e;
+    }
+    if (old || r->type == REDIS_REPLY_NIL) {
         e->u = NULL;
         e->stored = PROV_NEVER;
         return 0;
@@ -1531,13 +1559,12 @@ static int company_fill(store_redis *s, const redisReply *r, const redisReply *c
     return 0;
 }
 
-static void append_hget(store_redis *s, const char *id)
+static void append_get(store_redis *s, const char *id)
 {
     cmdb *b = &s->cmd;
     cb_begin(b);
-    cb_str(b, "HGET");
+    cb_str(b, "GET");
     cb_key(b, s, "u:", id);
-    cb_str(b, "blob");
     cb_send(s, b);
 }
 
@@ -1621,10 +1648,46 @@ static void fail_sticky(store_redis *s, const perr *err)
     s->fail_err = *err;
 }
 
-static size_t build_hget(store_redis *s, void *arg)
+static size_t build_get(store_redis *s, void *arg)
 {
-    append_hget(s, arg);
+    append_get(s, arg);
     return 1;
+}
+
+static size_t build_old_form(store_redis *s, void *arg)
+{
+    (void)arg;
+    for (size_t i = 0; i < s->n_olds; i++) {
+        cb_begin(&s->cmd);
+        cb_str(&s->cmd, "HGET");
+        cb_key(&s->cmd, s, "u:", s->olds[i]->id);
+        cb_str(&s->cmd, "blob");
+        cb_send(s, &s->cmd);
+    }
+    return s->n_olds;
+}
+
+/* The users whose GET answered WRONGTYPE: their blob from the hash form builds before wrote (a
+ * key of another type stays an error naming it). Read only: the user's next write replaces the
+ * hash. On failure they are forgotten, so that nothing stands in for what Redis holds. */
+static int old_form_read(store_redis *s, perr *err)
+{
+    if (!s->n_olds) return 0;
+    int rc = run_exchange(s, build_old_form, NULL, "reading users in the hash form", err);
+    for (size_t i = 0; rc == 0 && i < s->n_olds; i++)
+        rc = entry_fill(s, s->olds[i], s->rep[i], err);
+    replies_free(s);
+    if (rc == 0 && !s->old_form_logged) {
+        s->old_form_logged = true;
+        log_msg(LOG_INFO,
+                "read users in the hash form of earlier builds; each one's next write "
+                "stores it as a string",
+                "prefix", s->prefix, NULL);
+    }
+    for (size_t i = 0; rc < 0 && i < s->n_olds; i++)
+        entry_drop(s, s->olds[i]->id);
+    s->n_olds = 0;
+    return rc;
 }
 
 static size_t build_smembers(store_redis *s, void *arg)
@@ -1681,13 +1744,17 @@ static entry *load_miss(store_redis *s, const char *id)
         return NULL;
     }
     s->stats.misses++;
-    if (run_exchange(s, build_hget, (void *)id, "reading a user", &err) < 0) {
+    if (run_exchange(s, build_get, (void *)id, "reading a user", &err) < 0) {
         fail_sticky(s, &err);
         return NULL;
     }
     entry *e = entry_new(s, id);
     int rc = entry_fill(s, e, s->rep[0], &err);
     replies_free(s);
+    if (rc == 0 && old_form_read(s, &err) < 0) { /* it dropped e */
+        fail_sticky(s, &err);
+        return NULL;
+    }
     if (rc < 0) {
         strmap_del(&s->users, id);
         fail_sticky(s, &err);
@@ -1917,6 +1984,7 @@ void store_redis_close(store_redis *s)
     free(s->ops);
     free(s->net);
     free(s->todo_u);
+    free(s->olds);
     free(s->todo_w);
     url_free(s);
     free(s->prefix);
@@ -1968,7 +2036,7 @@ static size_t build_prefetch(store_redis *s, void *arg)
 {
     bool *company = arg;
     for (size_t i = s->ahead_sent ? s->ahead_n : 0; i < s->n_todo_u; i++)
-        append_hget(s, s->todo_u[i]->id);
+        append_get(s, s->todo_u[i]->id);
     size_t n_w = s->n_todo_w;
     if (s->indexed && n_w) {
         append_waiting_exist(s);
@@ -2116,6 +2184,10 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
             set_get(s, s->todo_w[i], false)->loading = false;
     }
     replies_free(s);
+    if (rc == 0) rc = old_form_read(s, err);
+    for (size_t i = 0; rc < 0 && i < s->n_olds; i++)
+        entry_drop(s, s->olds[i]->id);
+    s->n_olds = 0;
     return rc;
 }
 
@@ -2141,7 +2213,7 @@ void store_redis_prefetch_ahead(store_redis *s, const char *const *ids, size_t n
     if (!k || s->failed || conn_ensure(s, &err) < 0) return; /* the prefetch sends them */
     buf_reset(&s->out);
     for (size_t i = 0; i < k; i++)
-        append_hget(s, s->todo_u[i]->id);
+        append_get(s, s->todo_u[i]->id);
     s->ahead_sent = send_out(s, &s->c, NULL, "prefetching users", &err) == 0;
 }
 
@@ -2321,12 +2393,12 @@ static void tx_cmd_end(store_redis *s, store_write *w, const char *id)
 }
 
 /* The user's write, and where its blob lands in the commands (the write's overlay). A write that
- * moves nothing else is one HSET. One that moves the active set (the provisioned count, R8.3) or
- * has link changes (R6.3) is a MULTI/EXEC block: HSET, SADD/SREM of the active set, per link
- * change SADD w:M, SADD waiting w:M, HGET u:M status (check (a)) or SREM w:M, and SMEMBERS of
- * its own waiting set last when it becomes active (check (b)). A third of a Lua script's cost in
- * Redis, and as atomic; every command in it is idempotent, so a write sent again moves nothing
- * twice. */
+ * moves nothing else is one SET. One that moves the active set (the provisioned count, R8.3) or
+ * has link changes (R6.3) is a MULTI/EXEC block: SET, SADD/SREM of the active set, per link
+ * change SADD w:M, SADD waiting w:M, GETRANGE u:M of its status (check (a)) or SREM w:M, and
+ * SMEMBERS of its own waiting set last when it becomes active (check (b)). A third of a Lua
+ * script's cost in Redis, and as atomic; every command in it is idempotent, so a write sent again
+ * moves nothing twice. */
 static void append_put(store_redis *s, store_write *w, entry *e)
 {
     user_state *u = e->u;
@@ -2345,11 +2417,8 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         tx_cmd_end(s, w, id);
     }
     cb_begin(b);
-    cb_str(b, "HSET");
+    cb_str(b, "SET"); /* over the hash form too: this write converts it */
     cb_key(b, s, "u:", e->id);
-    cb_str(b, "status");
-    cb_str(b, STATUS_NAMES[st]);
-    cb_str(b, "blob");
     size_t blob_arg = b->n;
     cb_arg_begin(b);
     encode_state(s, &b->data, u);
@@ -2385,9 +2454,10 @@ static void append_put(store_redis *s, store_write *w, entry *e)
         cb_key(b, s, "w:", op->manager);
         tx_cmd_end(s, w, id);
         cb_begin(b);
-        cb_str(b, "HGET");
+        cb_str(b, "GETRANGE");
         cb_key(b, s, "u:", op->manager);
-        cb_str(b, "status");
+        cb_str(b, STATUS_OFFSET);
+        cb_str(b, STATUS_OFFSET);
         tx_cmd_end(s, w, id);
     }
     reply_info ri = {.kind = RK_PUT_TX,
@@ -2731,6 +2801,24 @@ static bool known_has(const reply_info *ri, const char *report)
     return false;
 }
 
+/* Whether element j of a user's block is a check (a) read (GETRANGE u:M) that met the hash form
+ * of builds before (WRONGTYPE): M is then taken as late, and its resolution reads it (and does
+ * nothing unless it is active). */
+static bool old_manager(const store_write *w, const reply_info *ri, const redisReply *r, size_t j)
+{
+    if (!reply_is_err(r->element[j], "WRONGTYPE")) return false;
+    size_t k = 1 + ri->counts;
+    for (size_t i = 0; i < ri->n_ops && k <= j; i++) {
+        if (!w->net[ri->first_op + i].add) {
+            k++;
+            continue;
+        }
+        if (k + 2 == j) return true;
+        k += 3;
+    }
+    return false;
+}
+
 /* EXEC's reply to a user's block (append_put): an error inside it is the write's error; a
  * manager already active when a report registered for it (check (a)), or members of the user's
  * own waiting set this instance did not know of when it became active (check (b)), make a late
@@ -2745,7 +2833,7 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
         return perr_set(err, "Redis %s: writing key '%su:%s': unexpected EXEC reply", s->where,
                         s->prefix, ri->id);
     for (size_t j = 0; j < r->elements; j++)
-        if (r->element[j]->type == REDIS_REPLY_ERROR)
+        if (r->element[j]->type == REDIS_REPLY_ERROR && !old_manager(w, ri, r, j))
             return perr_set(err, "Redis %s: writing key '%su:%s': %s", s->where, s->prefix, ri->id,
                             r->element[j]->str);
     size_t k = 1 + ri->counts;
@@ -2757,8 +2845,9 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
         }
         const redisReply *status = r->element[k + 2];
         k += 3;
-        if (status->type == REDIS_REPLY_STRING &&
-            strcmp(status->str, STATUS_NAMES[PROV_ACTIVE]) == 0)
+        if ((status->type == REDIS_REPLY_STRING && status->len == 1 &&
+             status->str[0] == PROV_ACTIVE) ||
+            old_manager(w, ri, r, k - 1))
             late_add(late_set, late, op->manager);
     }
     const redisReply *members = r->element[want - 1];
@@ -3189,12 +3278,13 @@ int store_redis_scan_users(store_redis *s, int (*fn)(void *ctx, const char *id),
 
 /* One SCAN page of user keys into the active set, each as its status says, atomically against
  * the writes that move it (so that a status changed meanwhile is not put back wrong). KEYS[1] the
- * active set, KEYS[i + 1] a user's hash, ARGV[i] its id; returns how many are active. */
+ * active set, KEYS[i + 1] a user's key, ARGV[i] its id; returns how many are active. */
 /* clang-format off */
 static const char ACTIVE_PAGE_SCRIPT[] =
+    ACTIVE_LUA
     "local n = 0\n"
     "for i = 2, #KEYS do\n"
-    "  if redis.pcall('HGET', KEYS[i], 'status') == 'active' then\n"
+    "  if active(KEYS[i]) then\n"
     "    redis.call('SADD', KEYS[1], ARGV[i - 1])\n"
     "    n = n + 1\n"
     "  else\n"
@@ -3208,6 +3298,7 @@ typedef struct keys_arg {
     char **keys;
     size_t n;
     bool write; /* the page into the active set (ACTIVE_PAGE_SCRIPT), not only read */
+    bool old;   /* read: the status field of keys in the hash form, not the status byte */
 } keys_arg;
 
 static size_t build_statuses(store_redis *s, void *arg)
@@ -3226,11 +3317,17 @@ static size_t build_statuses(store_redis *s, void *arg)
         cb_send(s, &s->cmd);
         return 1;
     }
+    /* read commands only: a dry run's user may have no others */
     for (size_t i = 0; i < a->n; i++) {
         cb_begin(&s->cmd);
-        cb_str(&s->cmd, "HGET");
+        cb_str(&s->cmd, a->old ? "HGET" : "GETRANGE");
         cb_str(&s->cmd, a->keys[i]);
-        cb_str(&s->cmd, "status");
+        if (a->old) {
+            cb_str(&s->cmd, "status");
+        } else {
+            cb_str(&s->cmd, STATUS_OFFSET);
+            cb_str(&s->cmd, STATUS_OFFSET);
+        }
         cb_send(s, &s->cmd);
     }
     return a->n;
@@ -3256,8 +3353,9 @@ static int company_load(store_redis *s, perr *err)
     return rc;
 }
 
-/* Counts the users whose stored status is "active", SCAN page by page with the statuses of a
- * page in one round trip; with write, puts each page into the active set as it goes. */
+/* Counts the users whose stored status is "active", SCAN page by page. With write, a page goes
+ * into the active set by one script (which reads either form of a user's key); without, its
+ * statuses are read in one round trip (and one more for the keys still in the hash form). */
 static int count_active(store_redis *s, bool write, long long *count, perr *err)
 {
     char cursor[32] = "0";
@@ -3282,12 +3380,26 @@ static int count_active(store_redis *s, bool write, long long *count, perr *err)
                 rc = perr_set(err, "Redis %s: counting active users: %s", s->where,
                               r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         }
+        keys_arg old = {.keys = k.keys, .old = true}; /* the hash form's, moved to the front */
         for (size_t i = 0; rc == 0 && !write && i < k.n; i++) {
             const redisReply *st = s->rep[i];
-            if (st->type == REDIS_REPLY_STRING && strcmp(st->str, STATUS_NAMES[PROV_ACTIVE]) == 0)
+            if (st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == PROV_ACTIVE)
                 (*count)++;
+            else if (reply_is_err(st, "WRONGTYPE")) {
+                char *t = k.keys[old.n];
+                k.keys[old.n++] = k.keys[i];
+                k.keys[i] = t;
+            }
         }
         if (k.n) replies_free(s);
+        if (rc == 0 && old.n) {
+            rc = run_exchange(s, build_statuses, &old, "counting active users", err);
+            for (size_t i = 0; rc == 0 && i < old.n; i++) {
+                const redisReply *st = s->rep[i];
+                if (st->type == REDIS_REPLY_STRING && strcmp(st->str, "active") == 0) (*count)++;
+            }
+            replies_free(s);
+        }
         for (size_t i = 0; i < k.n; i++)
             free(k.keys[i]);
         free(k.keys);

@@ -203,6 +203,26 @@ static char *t_cmd_str(redisContext *c, const char *fmt, ...)
     return out;
 }
 
+/* A user's stored status as the scripts read it: the blob's status byte (a string key), or the
+ * hash form's status field; "none" when the key does not exist. */
+static const char *t_status(redisContext *c, const char *key)
+{
+    static const char *const names[] = {"never", "active", "deactivated"};
+    redisReply *r = redisCommand(c, "TYPE %s", key);
+    cr_assert(r && r->type == REDIS_REPLY_STATUS);
+    bool hash = strcmp(r->str, "hash") == 0, none = strcmp(r->str, "none") == 0;
+    freeReplyObject(r);
+    if (none) return "none";
+    r = hash ? redisCommand(c, "HGET %s status", key) : redisCommand(c, "GETRANGE %s 3 3", key);
+    cr_assert(r && r->type == REDIS_REPLY_STRING, "%s", key);
+    const char *out = NULL;
+    for (int i = 0; i < 3; i++)
+        if (hash ? strcmp(r->str, names[i]) == 0 : r->len == 1 && r->str[0] == i) out = names[i];
+    cr_assert(out, "%s: unknown status", key);
+    freeReplyObject(r);
+    return out;
+}
+
 static long long t_cmd_int(redisContext *c, const char *fmt, ...)
 {
     va_list ap;
@@ -429,14 +449,10 @@ Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
     t_assert_same_state(want_odd, got);
     cr_assert_eq(store_redis_get_stats(s)->misses, misses, "prefetched: no miss");
 
-    /* the status a script reads sits beside the blob */
+    /* the status a script reads is the blob's byte 3 */
     redisContext *c = t_raw(r);
-    char *status = t_cmd_str(c, "HGET rt:u:005FULL status");
-    cr_assert_str_eq(status, "deactivated");
-    free(status);
-    status = t_cmd_str(c, "HGET rt:u:005MIN status");
-    cr_assert_str_eq(status, "never");
-    free(status);
+    cr_assert_str_eq(t_status(c, "rt:u:005FULL"), "deactivated");
+    cr_assert_str_eq(t_status(c, "rt:u:005MIN"), "never");
     redisFree(c);
 
     /* written again unchanged and read again: still the same (a second generation) */
@@ -1424,9 +1440,7 @@ Test(store_redis, sealed_writes_are_seen_before_they_are_sent)
     store_late late = {0};
     cr_assert_eq(store_redis_write_sealed(s, w1, &late, &err), 0, "%s", err.msg);
     store_late_free(&late);
-    char *status = t_cmd_str(c, "HGET sw:u:005R status");
-    cr_assert_str_eq(status, "active");
-    free(status);
+    cr_assert_str_eq(t_status(c, "sw:u:005R"), "active");
     cr_assert_eq(t_cmd_int(c, "SISMEMBER sw:w:005M 005R"), 1);
     /* the second is dropped unsent (its batch would be decided again): Redis keeps the first */
     store_redis_discard(s, w2);
@@ -1459,11 +1473,8 @@ Test(store_redis, a_sealed_write_takes_an_older_pending_write_out_first)
     cr_assert_eq(store_redis_write_sealed(s, w, &late, &err), 0, "%s", err.msg);
     store_late_free(&late);
     redisContext *c = t_raw(r);
-    char *sa = t_cmd_str(c, "HGET op:u:005A status"), *sb = t_cmd_str(c, "HGET op:u:005B status");
-    cr_assert_str_eq(sa, "active", "the older write landed");
-    cr_assert_str_eq(sb, "active");
-    free(sa);
-    free(sb);
+    cr_assert_str_eq(t_status(c, "op:u:005A"), "active", "the older write landed");
+    cr_assert_str_eq(t_status(c, "op:u:005B"), "active");
     cr_assert_eq(t_cmd_int(c, "SCARD op:active"), 2);
     t_store_done(s, c);
 }
@@ -1643,7 +1654,7 @@ Test(store_redis, sent_ahead_replies_are_put_together_across_polls)
         store_late_free(&late);
     }
     cr_assert_eq(t_cmd_int(c, "SCARD sp:w:2M06"), 42);
-    cr_assert_eq(t_cmd_int(c, "HEXISTS sp:u:0R0299 blob"), 1);
+    cr_assert_eq(t_cmd_int(c, "EXISTS sp:u:0R0299"), 1);
     t_store_done(s, c);
 }
 
@@ -1748,9 +1759,7 @@ Test(store_redis, sent_ahead_writes_survive_a_lost_connection_and_a_script_flush
     cr_assert_eq(rc, 0, "%s", err.msg);
     store_late_free(&late);
     redisContext *c = t_raw(r);
-    char *status = t_cmd_str(c, "HGET sl:u:005A status");
-    cr_assert_str_eq(status, "active");
-    free(status);
+    cr_assert_str_eq(t_status(c, "sl:u:005A"), "active");
     cr_assert_eq(t_cmd_int(c, "SISMEMBER sl:w:005M 005A"), 1);
 
     store_redis_reset(s);
@@ -2043,11 +2052,11 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
     t_flush_ok(s, 0);
     store_redis_reset(s);
 
-    redisReply *good = redisCommand(c, "HGET cx:u:005GOOD blob");
+    redisReply *good = redisCommand(c, "GET cx:u:005GOOD");
     cr_assert(good && good->type == REDIS_REPLY_STRING);
     /* every truncation of a valid blob is refused, never a crash */
     for (size_t cut = 0; cut < good->len; cut += 7) {
-        freeReplyObject(redisCommand(c, "HSET cx:u:005CUT status active blob %b", good->str, cut));
+        freeReplyObject(redisCommand(c, "SET cx:u:005CUT %b", good->str, cut));
         perr err = {{0}};
         const char *ids[] = {"005CUT"};
         cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), -1, "cut at %zu", cut);
@@ -2059,7 +2068,7 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
     for (size_t i = 2; i < good->len; i++) {
         memcpy(bad, good->str, good->len);
         bad[i] = (char)(bad[i] ^ 0xa5);
-        freeReplyObject(redisCommand(c, "HSET cx:u:005FLIP status active blob %b", bad, good->len));
+        freeReplyObject(redisCommand(c, "SET cx:u:005FLIP %b", bad, good->len));
         perr err = {{0}};
         const char *ids[] = {"005FLIP"};
         if (store_redis_prefetch(s, ids, 1, &err) < 0)
@@ -2067,17 +2076,19 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
         store_redis_reset(s);
     }
     free(bad);
-    /* the state of another user under this key */
+    /* the state of another user under this key (in the hash form of earlier builds) */
     freeReplyObject(
         redisCommand(c, "HSET cx:u:005OTHER status active blob %b", good->str, good->len));
     freeReplyObject(good);
 
     freeReplyObject(redisCommand(c, "HSET cx:u:005BAD status active blob garbage"));
-    freeReplyObject(redisCommand(c, "SET cx:u:005STR plain"));
+    freeReplyObject(redisCommand(c, "SET cx:u:005PLAIN plain"));
+    freeReplyObject(redisCommand(c, "RPUSH cx:u:005STR plain")); /* neither form */
     freeReplyObject(redisCommand(c, "SET cx:w:005WSTR plain"));
     t_prefetch_refused(s, "005BAD", "cx:u:005BAD", NULL);
     t_prefetch_refused(s, "005OTHER", "cx:u:005OTHER", "another user");
     t_prefetch_refused(s, "005STR", "cx:u:005STR", "WRONGTYPE");
+    t_prefetch_refused(s, "005PLAIN", "cx:u:005PLAIN", "not hold a user state");
     t_prefetch_refused(s, "005WSTR", "cx:w:005WSTR", NULL);
     perr err = {{0}};
 
@@ -2161,7 +2172,7 @@ Test(store_redis, a_state_in_format_1_is_still_read_and_written_in_format_2)
     /* written again: format 2, the known names and the repeated sent values not spelled out */
     st->changed(st->ctx, u);
     t_flush_ok(s, 0);
-    redisReply *b = redisCommand(c, "HGET f1:u:005V1 blob");
+    redisReply *b = redisCommand(c, "GET f1:u:005V1");
     cr_assert(b && b->type == REDIS_REPLY_STRING);
     cr_assert(b->len > 2 && b->str[0] == 'P' && b->str[1] == 2);
     cr_assert_lt(b->len, sizeof V1_BLOB - 1 - 40, "%zu bytes", b->len);
@@ -2174,6 +2185,105 @@ Test(store_redis, a_state_in_format_1_is_still_read_and_written_in_format_2)
     user_state_free(want);
     redisFree(c);
     store_redis_close(s);
+}
+
+/* Rewrites a user's key in the form builds before this one wrote: a HASH with the status beside
+ * the blob. */
+static void t_to_hash_form(redisContext *c, const char *key)
+{
+    redisReply *b = redisCommand(c, "GET %s", key);
+    cr_assert(b && b->type == REDIS_REPLY_STRING && b->len > 3, "%s", key);
+    static const char *const names[] = {"never", "active", "deactivated"};
+    const char *status = names[(unsigned char)b->str[3]];
+    freeReplyObject(redisCommand(c, "DEL %s", key));
+    freeReplyObject(redisCommand(c, "HSET %s status %s blob %b", key, status, b->str, b->len));
+    freeReplyObject(b);
+    cr_assert_str_eq(t_status(c, key), status);
+}
+
+static bool t_is_type(redisContext *c, const char *key, const char *type)
+{
+    redisReply *r = redisCommand(c, "TYPE %s", key);
+    bool is = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, type) == 0;
+    freeReplyObject(r);
+    return is;
+}
+
+/* Builds before this one kept a user in a HASH (status, blob). This one reads that form (prefetch
+ * and miss), reads a manager's status in it (check (a) of R6.3, the provisioned count of R8.3, a
+ * dry run's too), and its next write of the user replaces the hash with the string. */
+Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced_by_a_write)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = t_open(r, "hf:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = st->get_or_create(st->ctx, "005U");
+    t_fill_full(u);
+    st->changed(st->ctx, u);
+    user_state *want = user_state_new("005U");
+    user_state_copy(want, u);
+    st->get_or_create(st->ctx, "005M")->status = PROV_ACTIVE;
+    st->changed(st->ctx, st->get(st->ctx, "005M"));
+    st->get_or_create(st->ctx, "005A")->status = PROV_ACTIVE;
+    st->changed(st->ctx, st->get(st->ctx, "005A"));
+    t_flush_ok(s, 0);
+    store_redis_close(s);
+    cr_assert(t_is_type(c, "hf:u:005U", "string"));
+    t_to_hash_form(c, "hf:u:005U");
+    t_to_hash_form(c, "hf:u:005M");
+    freeReplyObject(redisCommand(c, "DEL hf:active")); /* counted below, from the states */
+
+    /* the provisioned count reads either form: M (hash) and A (string) are active */
+    perr err = {{0}};
+    s = t_open(r, "hf:");
+    st = store_redis_iface(s);
+    cr_assert_eq(store_redis_count_provisioned(s, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(st->company(st->ctx)->provisioned, 2, "a dry run's count");
+    store_redis_close(s);
+    s = t_open(r, "hf:");
+    st = store_redis_iface(s);
+    cr_assert_eq(store_redis_count_provisioned(s, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(st->company(st->ctx)->provisioned, 2);
+    cr_assert_eq(t_cmd_int(c, "SCARD hf:active"), 2);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER hf:active 005M"), 1);
+
+    /* read by a prefetch, and by a miss: one round trip more each, for the blob in the hash */
+    const char *ids[] = {"005U"};
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    t_assert_same_state(want, st->get(st->ctx, "005U"));
+    user_state *m = st->get(st->ctx, "005M");
+    cr_assert(m, "read on the spot");
+    cr_assert_eq(m->status, PROV_ACTIVE);
+    cr_assert_eq(store_redis_get_stats(s)->misses, 1);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
+
+    /* check (a): a report registering with M, whose key is still a hash, finds it late (its
+     * resolution reads it afresh) */
+    t_waiting(st, "005R", "005M", PROV_NEVER);
+    store_late late = {0};
+    cr_assert_eq(store_redis_flush(s, &late, &err), 0, "%s", err.msg);
+    cr_assert_eq(late.n, 1);
+    cr_assert_str_eq(late.managers[0], "005M");
+    store_late_free(&late);
+    cr_assert(t_is_type(c, "hf:u:005M", "hash"), "M was only read");
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER hf:w:005M 005R"), 1);
+    store_redis_reset(s);
+
+    /* the user's next write replaces the hash with the string, the same state */
+    u = st->get(st->ctx, "005U");
+    cr_assert(u);
+    st->changed(st->ctx, u);
+    t_flush_ok(s, 0);
+    cr_assert(t_is_type(c, "hf:u:005U", "string"));
+    static const char *const names[] = {"never", "active", "deactivated"};
+    cr_assert_str_eq(t_status(c, "hf:u:005U"), names[want->status]);
+    store_redis_reset(s);
+    t_assert_same_state(want, st->get(st->ctx, "005U"));
+    user_state_free(want);
+    t_store_done(s, c);
 }
 
 /* R8.3: a held deactivation is recorded in the state (flags bit5, with bit6 saying the state
@@ -2200,12 +2310,12 @@ Test(store_redis, a_held_deactivation_is_recorded_and_inferred_in_states_written
     cr_assert_not(st->get(st->ctx, "005KEPT")->held, "kept active (keep_active), not held");
     /* the same states as a build before the bit wrote them */
     for (int i = 0; i < 2; i++) {
-        redisReply *b = redisCommand(c, "HGET h:u:%s blob", ids[i]);
+        redisReply *b = redisCommand(c, "GET h:u:%s", ids[i]);
         cr_assert(b && b->type == REDIS_REPLY_STRING && b->len > 3);
         cr_assert_eq((unsigned char)b->str[2] & 96, i == 0 ? 96 : 64, "flags %02x",
                      (unsigned char)b->str[2]);
         b->str[2] = (char)((unsigned char)b->str[2] & ~96u);
-        freeReplyObject(redisCommand(c, "HSET h:u:%s blob %b", ids[i], b->str, b->len));
+        freeReplyObject(redisCommand(c, "SET h:u:%s %b", ids[i], b->str, b->len));
         freeReplyObject(b);
     }
     store_redis_reset(s);
@@ -2240,8 +2350,7 @@ Test(store_redis, the_same_state_is_the_same_bytes_whatever_came_before)
     t_flush_ok(s1, 0);
     t_state_ab(store_redis_iface(s2), "005Q", "b", "b");
     t_flush_ok(s2, 0);
-    redisReply *x = redisCommand(c, "HGET d1:u:005Q blob"),
-               *y = redisCommand(c, "HGET d2:u:005Q blob");
+    redisReply *x = redisCommand(c, "GET d1:u:005Q"), *y = redisCommand(c, "GET d2:u:005Q");
     cr_assert(x && y && x->type == REDIS_REPLY_STRING && y->type == REDIS_REPLY_STRING);
     cr_assert(x->len == y->len && memcmp(x->str, y->str, x->len) == 0);
     freeReplyObject(x);
@@ -2345,9 +2454,7 @@ Test(store_redis, redis_down_gives_errors_and_restart_recovers)
     t_redis_restart(r);
     t_flush_ok(s, 0);
     c = t_raw(r);
-    char *st_d = t_cmd_str(c, "HGET dn:u:005D status");
-    cr_assert_str_eq(st_d, "active");
-    free(st_d);
+    cr_assert_str_eq(t_status(c, "dn:u:005D"), "active");
     cr_assert_eq(t_cmd_int(c, "SISMEMBER dn:w:005M 005D"), 1);
     char *n_sent = t_cmd_str(c, "HGET dn:company n_sent");
     cr_assert_str_eq(n_sent, "7");

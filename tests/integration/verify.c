@@ -400,23 +400,20 @@ static int v_cmp_json_str(const void *a, const void *b)
     return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
 }
 
-/* The keys the store writes for the state (internal/store/README.md): u:{id} (status and blob
- * only: any other field a later version keeps beside them, such as the last commands for
- * exactly-once, may name offsets or groups and is not state), w:{manager} and company. Other
+/* The keys the store writes for the state (internal/store/README.md): u:{id} (the blob, and the
+ * status its byte 3 holds), w:{manager} and company. Other
  * keys (say an exactly-once pending batch, named after its group) are bookkeeping, not state, and
  * are left out; v_redis_count counts every key. */
 static void v_state_key(redisContext *c, const char *key, const char *rel, json_t *state)
 {
     if (strncmp(rel, "u:", 2) == 0) {
-        redisReply *h = v_cmd(c, "HMGET %s status blob", key);
-        cr_assert(h->type == REDIS_REPLY_ARRAY && h->elements == 2, "HMGET %s", key);
+        redisReply *h = v_cmd(c, "GET %s", key);
+        cr_assert(h->type == REDIS_REPLY_STRING && h->len > 3, "GET %s", key);
+        static const char *const names[] = {"never", "active", "deactivated", "?"};
         json_t *v = json_object();
-        for (size_t k = 0; k < 2; k++) {
-            redisReply *e = h->element[k];
-            json_object_set_new(v, k ? "blob" : "status",
-                                e->type == REDIS_REPLY_STRING ? v_value(e->str, e->len, k == 1)
-                                                              : json_null());
-        }
+        json_object_set_new(v, "status",
+                            json_string(names[(unsigned char)h->str[3] < 3 ? h->str[3] : 3]));
+        json_object_set_new(v, "blob", v_value(h->str, h->len, true));
         freeReplyObject(h);
         json_object_set_new(state, rel, v);
     } else if (strncmp(rel, "w:", 2) == 0) {

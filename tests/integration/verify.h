@@ -63,9 +63,10 @@ json_t *v_drop_source(json_t *cmds);
 
 /* ---- Redis state */
 /* The state under prefix as a JSON object keyed by the key without the prefix:
- * "u:ID" -> {"status": s, "blob": "hex:..."} (those two fields, byte for byte), "w:ID" -> sorted
- * array of members, "company" -> object of its fields. Other keys (bookkeeping such as an
- * exactly-once pending batch, named after its consumer group) are not state and left out. */
+ * "u:ID" -> {"status": s, "blob": "hex:..."} (the blob byte for byte, the status its byte 3 says),
+ * "w:ID" -> sorted array of members, "company" -> object of its fields. Other keys (bookkeeping
+ * such as an exactly-once pending batch, named after its consumer group) are not state and left
+ * out. */
 json_t *v_redis_state(int port, const char *prefix);
 /* Number of keys under prefix (all of them), and DBSIZE. */
 size_t v_redis_count(int port, const char *prefix);

@@ -2271,6 +2271,15 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
     cr_assert(t_is_type(c, "hf:u:005M", "hash"), "M was only read");
     cr_assert_eq(t_cmd_int(c, "SISMEMBER hf:w:005M 005R"), 1);
     store_redis_reset(s);
+    /* so does the script of a link written without its report's state, from the hash's status */
+    st->link_add(st->ctx, "005M", "005R2");
+    late = (store_late){0};
+    cr_assert_eq(store_redis_flush(s, &late, &err), 0, "%s", err.msg);
+    cr_assert_eq(late.n, 1);
+    cr_assert_str_eq(late.managers[0], "005M");
+    store_late_free(&late);
+    cr_assert_eq(t_cmd_int(c, "SISMEMBER hf:w:005M 005R2"), 1);
+    store_redis_reset(s);
 
     /* the user's next write replaces the hash with the string, the same state */
     u = st->get(st->ctx, "005U");

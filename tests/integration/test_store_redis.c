@@ -404,14 +404,21 @@ static void t_fill_full(user_state *u)
     u->needs_reconcile = true;
 }
 
+/* A user of id filled by t_fill_full in the cache, changed. */
+static user_state *t_full_user(engine_store *st, const char *id)
+{
+    user_state *u = st->get_or_create(st->ctx, id);
+    t_fill_full(u);
+    st->changed(st->ctx, u);
+    return u;
+}
+
 Test(store_redis, full_user_state_round_trips_through_flush_reset_prefetch)
 {
     t_redis *r = t_redis_start(NULL);
     store_redis *s = t_open(r, "rt:");
     engine_store *st = store_redis_iface(s);
-    user_state *u = st->get_or_create(st->ctx, "005FULL");
-    t_fill_full(u);
-    st->changed(st->ctx, u);
+    user_state *u = t_full_user(st, "005FULL");
     user_state *min = st->get_or_create(st->ctx, "005MIN"); /* NULLs and zeros everywhere */
     st->changed(st->ctx, min);
     user_state *want = user_state_new("005FULL");
@@ -2046,9 +2053,7 @@ Test(store_redis, corrupt_values_are_errors_naming_the_key)
     redisContext *c = t_raw(r);
     store_redis *s = t_open(r, "cx:");
     engine_store *st = store_redis_iface(s);
-    user_state *u = st->get_or_create(st->ctx, "005GOOD");
-    t_fill_full(u);
-    st->changed(st->ctx, u);
+    t_full_user(st, "005GOOD");
     t_flush_ok(s, 0);
     store_redis_reset(s);
 
@@ -2218,9 +2223,7 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
     redisContext *c = t_raw(r);
     store_redis *s = t_open(r, "hf:");
     engine_store *st = store_redis_iface(s);
-    user_state *u = st->get_or_create(st->ctx, "005U");
-    t_fill_full(u);
-    st->changed(st->ctx, u);
+    user_state *u = t_full_user(st, "005U");
     user_state *want = user_state_new("005U");
     user_state_copy(want, u);
     st->get_or_create(st->ctx, "005M")->status = PROV_ACTIVE;

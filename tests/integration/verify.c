@@ -401,9 +401,9 @@ static int v_cmp_json_str(const void *a, const void *b)
 }
 
 /* The keys the store writes for the state (internal/store/README.md): u:{id} (the blob, and the
- * status its byte 3 holds), w:{manager} and company. Other
- * keys (say an exactly-once pending batch, named after its group) are bookkeeping, not state, and
- * are left out; v_redis_count counts every key. */
+ * status its byte 3 holds), w:{manager} and company. Other keys (say an exactly-once pending
+ * batch, named after its group) are bookkeeping, not state, and are left out; v_redis_count counts
+ * every key. */
 static void v_state_key(redisContext *c, const char *key, const char *rel, json_t *state)
 {
     if (strncmp(rel, "u:", 2) == 0) {

@@ -2183,6 +2183,8 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
             set_get(s, s->todo_w[i], false)->loading = false;
     }
     replies_free(s);
+    /* after the sifting, which saw the hash form's users as not stored: a manager only named that
+     * is still a hash has its waiting set read when links() asks (a miss), not here */
     if (rc == 0) rc = old_form_read(s, err);
     for (size_t i = 0; rc < 0 && i < s->n_olds; i++)
         entry_drop(s, s->olds[i]->id);

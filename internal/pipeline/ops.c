@@ -255,6 +255,11 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
     pm->redis_misses =
         metrics_counter(r, "provisioner_redis_misses_total",
                         "Users read from Redis outside a prefetch (one round trip each).", "");
+    pm->redis_old_form = metrics_counter(
+        r, "provisioner_redis_old_form_reads_total",
+        "Users read in the hash form of earlier builds (one round trip more; their next write "
+        "stores them as strings).",
+        "");
     pm->users_written =
         metrics_counter(r, "provisioner_redis_users_written_total", "User states written.", "");
     pm->redis_retries =
@@ -364,6 +369,7 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
     if (ss) {
         add_delta(pm->redis_round_trips, ss->round_trips, &pm->store_seen.round_trips);
         add_delta(pm->redis_misses, ss->misses, &pm->store_seen.misses);
+        add_delta(pm->redis_old_form, ss->old_form, &pm->store_seen.old_form);
         add_delta(pm->users_written, ss->users_written, &pm->store_seen.users_written);
     }
     if (ps) {

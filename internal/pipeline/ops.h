@@ -102,7 +102,7 @@ typedef struct pipeline_metrics {
     metric *gaps_unresolved, *overflows, *cycles_refused;
     metric *decode_errors, *dead_lettered, *dropped_on_revoke;
     metric *batch_size, *end_to_end, *redis_prefetch, *redis_flush, *produce;
-    metric *redis_round_trips, *redis_misses, *users_written, *redis_retries;
+    metric *redis_round_trips, *redis_misses, *redis_old_form, *users_written, *redis_retries;
     metric *rebalances, *produce_failures, *transactions, *transaction_aborts, *fetch_wakes;
     metric *assigned, *held_deactivations, *sf_used, *sf_max;
     metric *reload_ok, *reload_error, *reload_failing;

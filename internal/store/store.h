@@ -46,7 +46,8 @@ typedef struct store_late {
 
 typedef struct store_redis_stats {
     uint64_t round_trips;
-    uint64_t misses; /* users read outside a prefetch */
+    uint64_t misses;   /* users read outside a prefetch */
+    uint64_t old_form; /* users read in the hash form of earlier builds (one round trip more) */
     uint64_t users_written;
 } store_redis_stats;
 

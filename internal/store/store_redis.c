@@ -1676,6 +1676,7 @@ static int old_form_read(store_redis *s, perr *err)
     for (size_t i = 0; rc == 0 && i < s->n_olds; i++)
         rc = entry_fill(s, s->olds[i], s->rep[i], err);
     replies_free(s);
+    if (rc == 0) s->stats.old_form += s->n_olds;
     if (rc == 0 && !s->old_form_logged) {
         s->old_form_logged = true;
         log_msg(LOG_INFO,

@@ -2263,6 +2263,7 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
     cr_assert_eq(m->status, PROV_ACTIVE);
     cr_assert_eq(store_redis_get_stats(s)->misses, 1);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
+    cr_assert_eq(store_redis_get_stats(s)->old_form, 2, "U and M, each read in the hash form");
 
     /* check (a): a report registering with M, whose key is still a hash, finds it late (its
      * resolution reads it afresh) */

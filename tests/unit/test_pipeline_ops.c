@@ -125,7 +125,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     es.skipped_entity = 3;
     es.out_of_scope[REASON_INACTIVE] = 20;
     es.held_deactivations = 2;
-    store_redis_stats ss = {.round_trips = 4, .misses = 1, .users_written = 50};
+    store_redis_stats ss = {.round_trips = 4, .misses = 1, .old_form = 3, .users_written = 50};
     pipeline_stats ps = {.decode_errors = 2, .rebalances = 1};
     pipeline_metrics_publish(&pm, &es, &ss, &ps);
     pipeline_metrics_publish(&pm, &es, &ss, &ps); /* nothing new: nothing added */
@@ -137,6 +137,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     cr_assert_eq(value_of(m, "provisioner_gap_events_unresolved_total"), 5);
     cr_assert_eq(value_of(m, "provisioner_redis_round_trips_total"), 4);
     cr_assert_eq(value_of(m, "provisioner_redis_users_written_total"), 50);
+    cr_assert_eq(value_of(m, "provisioner_redis_old_form_reads_total"), 3);
     cr_assert_eq(value_of(m, "provisioner_decode_errors_total"), 2);
     cr_assert_eq(value_of(m, "provisioner_rebalances_total"), 1);
     cr_assert_eq(value_of(m, "provisioner_held_deactivations"), 2);

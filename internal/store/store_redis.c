@@ -6,14 +6,16 @@
  *                          byte at offset 3 (flags stay below 128: one byte), so that a report's
  *                          write reads its manager's provisioning status with one GETRANGE,
  *                          without decoding anything (R6.3 race).
- *                  Builds before this one kept a HASH (status "never" | "active" | "deactivated",
- *                  blob): a string costs Redis ~30% less memory a user, and less CPU
- *                  (README, Performance). That form is still read: GET answers WRONGTYPE and the
- * blob is read with HGET (old_form_read), the scripts read either status, check (a) takes the
- * manager as late (its resolution reads it), and the user's next write (SET) replaces the hash.
- * Builds before cannot read the string form. P w:{manager}  SET   ids of the reports whose link
- * waits for that manager (R6.3) P waiting      SET   the index of the waiting sets: the keys (P
- * w:{manager}) of those that may have members. A write adds a set's key when it adds to the set; a
+ *                  Builds before this one kept a HASH (status "never" | "active" |
+ *                  "deactivated", blob): a string costs Redis ~30% less memory a user, and
+ *                  less CPU (README, Performance). That form is still read: GET answers
+ *                  WRONGTYPE and the blob is read with HGET (old_form_read), the scripts
+ *                  read either status, check (a) takes the manager as late (its resolution
+ *                  reads it), and the user's next write (SET) replaces the hash. Builds
+ *                  before cannot read the string form.
+ *   P w:{manager}  SET   ids of the reports whose link waits for that manager (R6.3)
+ *   P waiting      SET   the index of the waiting sets: the keys (P w:{manager}) of those that
+ *                        may have members. A write adds a set's key when it adds to the set; a
  *                        flush whose removals may have emptied a set runs the unindex script on
  *                        it (a key too many, left when two instances empty a set at once, costs
  *                        one read). Complete once the company hash says waiting_index "1"

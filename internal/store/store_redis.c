@@ -802,6 +802,12 @@ static bool reply_is_err(const redisReply *r, const char *prefix)
     return r->type == REDIS_REPLY_ERROR && strncmp(r->str, prefix, strlen(prefix)) == 0;
 }
 
+/* A GETRANGE of a user key's status byte (STATUS_OFFSET) saying active. */
+static bool reply_is_active(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING && r->len == 1 && r->str[0] == PROV_ACTIVE;
+}
+
 /* Connects *cp (s->c or s->wc), authenticates, selects the database and loads the scripts (on
  * either: whichever connects first after a restart of Redis finds them gone): one round trip. */
 static int conn_open(store_redis *s, redisContext **cp, perr *err)
@@ -1668,18 +1674,20 @@ static size_t build_old_form(store_redis *s, void *arg)
     return s->n_olds;
 }
 
-/* The users whose GET answered WRONGTYPE: their blob from the hash form builds before wrote (a
- * key of another type stays an error naming it). Read only: the user's next write replaces the
- * hash. On failure they are forgotten, so that nothing stands in for what Redis holds. */
-static int old_form_read(store_redis *s, perr *err)
+/* The users whose GET answered WRONGTYPE, after the read that met them (rc its result): their
+ * blob from the hash form builds before wrote (a key of another type stays an error naming it).
+ * Read only: the user's next write replaces the hash. On failure, this one's or the read's, they
+ * are forgotten, so that nothing stands in for what Redis holds. */
+static int old_form_read(store_redis *s, int rc, perr *err)
 {
-    if (!s->n_olds) return 0;
-    int rc = run_exchange(s, build_old_form, NULL, "reading users in the hash form", err);
-    for (size_t i = 0; rc == 0 && i < s->n_olds; i++)
-        rc = entry_fill(s, s->olds[i], s->rep[i], err);
-    replies_free(s);
-    if (rc == 0) s->stats.old_form += s->n_olds;
-    if (rc == 0 && !s->old_form_logged) {
+    if (rc == 0 && s->n_olds) {
+        rc = run_exchange(s, build_old_form, NULL, "reading users in the hash form", err);
+        for (size_t i = 0; rc == 0 && i < s->n_olds; i++)
+            rc = entry_fill(s, s->olds[i], s->rep[i], err);
+        replies_free(s);
+        if (rc == 0) s->stats.old_form += s->n_olds;
+    }
+    if (rc == 0 && s->n_olds && !s->old_form_logged) {
         s->old_form_logged = true;
         log_msg(LOG_INFO,
                 "read users in the hash form of earlier builds; each one's next write "
@@ -1753,10 +1761,7 @@ static entry *load_miss(store_redis *s, const char *id)
     entry *e = entry_new(s, id);
     int rc = entry_fill(s, e, s->rep[0], &err);
     replies_free(s);
-    if (rc == 0 && old_form_read(s, &err) < 0) { /* it dropped e */
-        fail_sticky(s, &err);
-        return NULL;
-    }
+    rc = old_form_read(s, rc, &err);
     if (rc < 0) {
         strmap_del(&s->users, id);
         fail_sticky(s, &err);
@@ -2188,11 +2193,7 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
     replies_free(s);
     /* after the sifting, which saw the hash form's users as not stored: a manager only named that
      * is still a hash has its waiting set read when links() asks (a miss), not here */
-    if (rc == 0) rc = old_form_read(s, err);
-    for (size_t i = 0; rc < 0 && i < s->n_olds; i++)
-        entry_drop(s, s->olds[i]->id);
-    s->n_olds = 0;
-    return rc;
+    return old_form_read(s, rc, err);
 }
 
 /* A read of this batch failed (fail_sticky): every prefetch fails with its error until
@@ -2849,9 +2850,7 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
         }
         const redisReply *status = r->element[k + 2];
         k += 3;
-        if ((status->type == REDIS_REPLY_STRING && status->len == 1 &&
-             status->str[0] == PROV_ACTIVE) ||
-            old_manager(w, ri, r, k - 1))
+        if (reply_is_active(status) || old_manager(w, ri, r, k - 1))
             late_add(late_set, late, op->manager);
     }
     const redisReply *members = r->element[want - 1];
@@ -3387,7 +3386,7 @@ static int count_active(store_redis *s, bool write, long long *count, perr *err)
         keys_arg old = {.keys = k.keys, .old = true}; /* the hash form's, moved to the front */
         for (size_t i = 0; rc == 0 && !write && i < k.n; i++) {
             const redisReply *st = s->rep[i];
-            if (st->type == REDIS_REPLY_STRING && st->len == 1 && st->str[0] == PROV_ACTIVE)
+            if (reply_is_active(st))
                 (*count)++;
             else if (reply_is_err(st, "WRONGTYPE")) {
                 char *t = k.keys[old.n];

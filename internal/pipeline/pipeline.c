@@ -64,9 +64,8 @@ typedef struct delivery {
  * headers and its copy in the producer, ~10% of its time. One job at a time: the messages of the
  * flight just made; their keys and values in `bytes`, the job's own buffer, swapped with the main
  * thread's. A message the producer refuses counts as not delivered: the flight is read again, as
- * when a delivery fails. The delivery reports are still served on the main thread: served by the
- * sender (9949399, reverted), a main thread waiting for a flight's reports waited for the sender's
- * current job first, and make bench was slower for it (README, "Twenty-second round"). */
+ * when a delivery fails. The delivery reports are served by the poller, not by the sender (see
+ * poller). */
 typedef struct sender {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* a job posted, a job done, stop */
@@ -78,7 +77,19 @@ typedef struct sender {
     size_t n_outs;
     buf bytes;
     delivery *dl;
+    pthread_cond_t reported; /* on_delivery counted a report, or a fatal error came */
 } sender;
+
+/* The producer's delivery reports (and error callbacks) are served by a thread of their own, which
+ * does nothing else: served on the main thread, freeing each message's copy and headers was ~4%
+ * of its instructions; served by the sender, a main thread waiting for a flight's reports waited
+ * for the sender's next job first (README, "Twenty-second round"). The main thread waits on
+ * sender.reported instead. */
+typedef struct poller {
+    pthread_t thread;
+    bool running;
+    atomic_bool stop;
+} poller;
 
 /* A batch whose commands are on their way to Kafka while later ones are decided (at-least-once
  * mode): its messages, events and commands, and its state write, sealed and held back until every
@@ -169,6 +180,7 @@ typedef struct pipeline {
     size_t fl_head, fl_n, fl_max, fl_slots;
     delivery sync_dl;            /* produce_outputs' messages */
     sender snd;
+    poller pol;
     store_write *cur_w;          /* this batch's sealed state write, until it flies */
     store_write *fl_write;       /* the flight's, while step_write_flight sends it */
     rd_kafka_topic_t *out_topic; /* held so that its metadata stays known (warm_up) */
@@ -282,6 +294,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         p->delivery_failures++;
         snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s", why);
     }
+    pthread_cond_broadcast(&p->snd.reported);
     pthread_mutex_unlock(&p->snd.mu);
 }
 
@@ -291,10 +304,11 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque)
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char buf_[400];
         rd_kafka_fatal_error(rk, buf_, sizeof buf_);
-        /* served by whichever thread polls: the sender's too, while the producer's queue is full */
+        /* served by the poller, or by whichever thread flushes the producer */
         pthread_mutex_lock(&p->snd.mu);
         if (!p->fatal) snprintf(p->fatal_msg, sizeof p->fatal_msg, "fatal Kafka error: %s", buf_);
         p->fatal = true; /* after its message: whoever sees it reads the message */
+        pthread_cond_broadcast(&p->snd.reported);
         pthread_mutex_unlock(&p->snd.mu);
         return;
     }
@@ -699,6 +713,55 @@ static void dl_restart(pipeline *p, delivery *dl)
     pthread_mutex_unlock(&p->snd.mu);
 }
 
+static void deadline_in(struct timespec *ts, int ms)
+{
+    clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Waits up to ms for the next delivery report (served by the poller). */
+static void report_wait(pipeline *p, int ms)
+{
+    struct timespec until;
+    deadline_in(&until, ms);
+    pthread_mutex_lock(&p->snd.mu);
+    pthread_cond_timedwait(&p->snd.reported, &p->snd.mu, &until);
+    pthread_mutex_unlock(&p->snd.mu);
+}
+
+static void *poller_main(void *arg)
+{
+    pipeline *p = arg;
+    prctl(PR_SET_NAME, "deliveries", 0, 0, 0);
+    while (!atomic_load(&p->pol.stop))
+        rd_kafka_poll(p->producer, 100);
+    return NULL;
+}
+
+static int poller_start(pipeline *p, perr *err)
+{
+    p->pol.running = true;
+    int e = pthread_create(&p->pol.thread, NULL, poller_main, p);
+    if (!e) return 0;
+    p->pol.running = false;
+    return perr_set(err, "delivery report thread: %s", strerror(e));
+}
+
+/* After it, the reports are served by whoever flushes the producer (teardown). */
+static void poller_stop(pipeline *p)
+{
+    if (!p->pol.running) return;
+    atomic_store(&p->pol.stop, true);
+    rd_kafka_yield(p->producer); /* its poll returns now, not at its timeout */
+    pthread_join(p->pol.thread, NULL);
+    p->pol.running = false;
+}
+
 /* Hands outs[0..n) (keys and values in base), counted in dl already, to the producer. Returns 0,
  * or -1 with the messages not handed over taken off dl->outstanding (as_failed: counted as failed
  * deliveries, the error as the last delivery error). */
@@ -735,7 +798,7 @@ static int send_outs(pipeline *p, const out_msg *outs, size_t n, const char *bas
                                   RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h),
                                   RD_KAFKA_V_OPAQUE(dl), RD_KAFKA_V_END);
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || atomic_load(&p->snd.stop)) break;
-            rd_kafka_poll(p->producer, 50); /* the local queue drains as deliveries complete */
+            report_wait(p, 50); /* the local queue drains as deliveries complete */
         }
         if (e) {
             rd_kafka_headers_destroy(h);
@@ -842,12 +905,18 @@ static size_t dl_outstanding(pipeline *p, const delivery *dl)
     return left;
 }
 
-/* What is left of dl: its reports not in yet, serving those that come within wait_ms. */
+/* What is left of dl: its reports not in yet, waiting up to wait_ms for them. */
 static size_t dl_left(pipeline *p, delivery *dl, int wait_ms)
 {
-    if (!dl_outstanding(p, dl)) return 0;
-    rd_kafka_poll(p->producer, wait_ms);
-    return dl_outstanding(p, dl);
+    struct timespec until;
+    deadline_in(&until, wait_ms);
+    pthread_mutex_lock(&p->snd.mu);
+    while (dl->outstanding && !p->fatal &&
+           pthread_cond_timedwait(&p->snd.reported, &p->snd.mu, &until) != ETIMEDOUT)
+        ;
+    size_t left = dl->outstanding;
+    pthread_mutex_unlock(&p->snd.mu);
+    return left;
 }
 
 /* Waits until every message counted in dl is acknowledged (R9.2: nothing is stored or committed
@@ -2220,7 +2289,6 @@ static int flight_send(pipeline *p, flight *f, perr *err)
  * decoded (not before deciding: a read on the spot during the decisions would wait behind them). */
 static int send_delivered(pipeline *p, bool handle_failed, perr *err)
 {
-    rd_kafka_poll(p->producer, 0);
     int r = 0;
     for (size_t i = 0; r == 0 && i < p->fl_n; i++) {
         flight *f = flight_at(p, i);
@@ -3213,6 +3281,7 @@ static bool may_leave_group(pipeline *p)
 static void teardown(pipeline *p)
 {
     sender_stop(p); /* it uses the flights' messages and the producer */
+    poller_stop(p); /* it counts reports in the flights */
     /* a flight still here was abandoned (fatal, or past the shutdown deadline): its messages go
      * before the consumer that owns them, and leaving the group must not try to finish it */
     flights_forget(p);
@@ -3275,6 +3344,7 @@ static void teardown(pipeline *p)
     arena_free(&p->mem);
     fan_clear(p);
     pthread_cond_destroy(&p->snd.cv);
+    pthread_cond_destroy(&p->snd.reported);
     pthread_mutex_destroy(&p->snd.mu);
     if (p->held) rd_kafka_topic_partition_list_destroy(p->held); /* read again by the next owner */
 }
@@ -3301,6 +3371,11 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     ops_init(p);
     pthread_mutex_init(&p->snd.mu, NULL);
     pthread_cond_init(&p->snd.cv, NULL);
+    pthread_condattr_t mono; /* dl_left's deadlines: a clock step must not stretch them */
+    pthread_condattr_init(&mono);
+    pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+    pthread_cond_init(&p->snd.reported, &mono);
+    pthread_condattr_destroy(&mono);
     arena_init(&p->mem, 1 << 20);
     buf_init(&p->bytes);
     buf_init(&p->snd.bytes);
@@ -3354,7 +3429,7 @@ int pipeline_run(const pipeline_opts *o, perr *err)
         (engine_hooks){.ctx = p, .emit = on_command, .warn = on_warning, .deferred = on_deferred};
     log_field_hints(o->cfg, o->settings_path);
     if (!(p->producer = new_producer(p, err)) || !(p->consumer = new_consumer(p, err)) ||
-        start_waker(p, err) < 0)
+        start_waker(p, err) < 0 || poller_start(p, err) < 0)
         goto out;
     p->max_message = kafka_max_message(p->producer);
     if (overlapped(p) && sender_start(p, err) < 0) goto out;

@@ -3528,6 +3528,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     }
     rc = 0;
 out:
+    /* what made it fatal is the reason it stops, whatever step noticed it (a seek back that
+     * failed sets only the flag: the caller logged an empty message) */
+    if (rc != 0 && p->fatal) perr_set(err, "%s", p->fatal_msg);
     atomic_store(&p->health->stopping, true);
     held_log_roll(p, true);
     if (p->eng) log_stats(p, "stopped");

@@ -743,13 +743,18 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
+/* Starts fn(p) on *t; *running says whether it must be joined. */
+static int thread_start(pipeline *p, pthread_t *t, bool *running, void *(*fn)(void *),
+                        const char *what, perr *err)
+{
+    int e = pthread_create(t, NULL, fn, p);
+    *running = e == 0;
+    return e ? perr_set(err, "%s thread: %s", what, strerror(e)) : 0;
+}
+
 static int poller_start(pipeline *p, perr *err)
 {
-    p->pol.running = true;
-    int e = pthread_create(&p->pol.thread, NULL, poller_main, p);
-    if (!e) return 0;
-    p->pol.running = false;
-    return perr_set(err, "delivery report thread: %s", strerror(e));
+    return thread_start(p, &p->pol.thread, &p->pol.running, poller_main, "delivery report", err);
 }
 
 /* After it, the reports are served by whoever flushes the producer (teardown). */
@@ -879,11 +884,7 @@ static void sender_post(pipeline *p, delivery *dl)
 
 static int sender_start(pipeline *p, perr *err)
 {
-    p->snd.running = true;
-    int e = pthread_create(&p->snd.thread, NULL, sender_main, p);
-    if (!e) return 0;
-    p->snd.running = false;
-    return perr_set(err, "sender thread: %s", strerror(e));
+    return thread_start(p, &p->snd.thread, &p->snd.running, sender_main, "sender", err);
 }
 
 static void sender_stop(pipeline *p)

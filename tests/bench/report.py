@@ -58,13 +58,17 @@ def r(x, nd=1):
 
 def cold_run(work, name, n):
     """One cold start's figures from its files: events/s from the partition assignment to the last
-    command (output or dead letter), CPU and peak RSS."""
+    command (output or dead letter), CPU, peak RSS, and how much came out: the same events give
+    more or fewer commands as the partitions interleave (a multi-user event is keyed by its first
+    user, so the others' later events can be read before it, and it is then stale: R1.4), and a
+    run's speed moves with its work."""
     st, ru = load(work, f"{name}.stats.json"), load(work, f"{name}.rusage")
     last_ts = max(load(work, f"{name}.out.json")["last_ts"], load(work, f"{name}.dlq.json")["last_ts"])
     busy = (last_ts - st["assigned_ms"]) / 1000
     return {"events_per_s": r(n / busy, 0) if busy > 0 else None, "seconds": r(busy, 3),
             "cpu_s_per_1k_events": r(ru["cpu_s"] / n * 1000, 4),
-            "peak_rss_mib": r(ru["maxrss_kib"] / 1024), "last_ts": last_ts}
+            "peak_rss_mib": r(ru["maxrss_kib"] / 1024), "commands_produced": st["produced"],
+            "duplicates_or_stale": st["duplicates_or_stale"], "last_ts": last_ts}
 
 
 def main():
@@ -282,6 +286,7 @@ def main():
     # table
     runs_eps = " / ".join(f"{x['events_per_s']:,.0f}" for x in runs if x["events_per_s"])
     runs_rss = " / ".join(str(x["peak_rss_mib"]) for x in runs)
+    runs_out = " / ".join(f"{x['commands_produced']:,}" for x in runs)
     rows = [
         ("workload", f"{p['users']:,} users, {n:,} events, {p['partitions']} partitions, "
                      f"avg Avro value {p['avg_avro_bytes']} B (~{p['est_partition_mib']} MiB/partition)"),
@@ -304,7 +309,8 @@ def main():
                                         f"({svc['startup_to_assignment_s']} s to join the group)"),
         ("service / kcat pipe", f"{res['ratio_service_to_kcat']:.3f}"),
         ("service: every cold start", f"{runs_eps} events/s, median {svc['events_per_s_median']:,.0f} "
-                                      f"({res['ratio_median_to_kcat']:.3f} of kcat); peak RSS {runs_rss} MiB"),
+                                      f"({res['ratio_median_to_kcat']:.3f} of kcat); peak RSS {runs_rss} MiB; "
+                                      f"commands {runs_out}"),
         ("service / C pipe", f"{res['ratio_service_to_c_pipe']:.3f}"),
         ("service: CPU", f"{svc['cpu_s_per_1k_events']} s per 1,000 events ({svc['cpu_user_s']} user + "
                          f"{svc['cpu_sys_s']} sys)"),

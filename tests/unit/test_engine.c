@@ -1427,3 +1427,35 @@ Test(engine, the_hint_of_who_an_event_may_bring_back_follows_the_failed_rule)
     user_state_free(u);
     arena_free(&mem);
 }
+
+/* The `why` of a command is put together from its format's %s arguments (not vsnprintf) and cut at
+ * 767 bytes, as earlier builds cut it: a command's bytes do not change with the build. */
+Test(engine, why_joins_its_arguments_and_is_cut_at_767_bytes)
+{
+    static const char *two = "company:\n  primary_domain: acme.com\n"
+                             "assignments:\n  - name: Sales\n    filter: Title = 'AE'\n"
+                             "  - name: Rest\n";
+    run r = simulate(two, HDR("\"005A\"", "CREATE", 1, USER("Ann", "ann@acme.com", ""))
+                              HDR("\"005A\"", "UPDATE", 2, ",\"Title\":\"CTO\""));
+    size_t found = 0;
+    for (size_t i = 0; i < json_array_size(r.cmds); i++)
+        found += str_at(&r, i, "why") &&
+                 strcmp(str_at(&r, i, "why"), "R5.3: assignment changed from 'Sales' to "
+                                              "'Rest' (automatic)") == 0;
+    cr_assert_eq(found, 1, "%s", json_dumps(r.cmds, 0));
+    json_decref(r.cmds);
+
+    char name[901], settings[1200];
+    memset(name, 'N', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    snprintf(settings, sizeof settings,
+             "company:\n  primary_domain: acme.com\nassignments:\n  - name: %s\n", name);
+    r = simulate(settings, HDR("\"005A\"", "CREATE", 1, USER("Ann", "ann@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 1);
+    const char *why = str_at(&r, 0, "why");
+    char want[768];
+    snprintf(want, sizeof want, "R5.1: new user in scope under assignment '%s", name);
+    cr_assert_eq(strlen(why), 767, "%zu", strlen(why));
+    cr_assert_str_eq(why, want);
+    json_decref(r.cmds);
+}

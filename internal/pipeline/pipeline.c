@@ -762,7 +762,13 @@ static void poller_stop(pipeline *p)
 {
     if (!p->pol.running) return;
     atomic_store(&p->pol.stop, true);
-    rd_kafka_yield(p->producer); /* its poll returns now, not at its timeout */
+    /* its poll returns now, not at its timeout (rd_kafka_yield is for callbacks only); the yield
+     * is a flag of the queue: a poll that begins after it returns at once too */
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(p->producer);
+    if (q) {
+        rd_kafka_queue_yield(q);
+        rd_kafka_queue_destroy(q);
+    }
     pthread_join(p->pol.thread, NULL);
     p->pol.running = false;
 }

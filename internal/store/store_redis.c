@@ -609,6 +609,12 @@ static void cb_free(cmdb *b)
 
 /* ---------------------------------------------------------------- connection */
 
+/* The read buffer of *cp (s->c or s->wc). */
+static feed *feed_of(store_redis *s, redisContext *const *cp)
+{
+    return cp == &s->wc ? &s->fwc : &s->fc;
+}
+
 /* Closes *cp, s->c or s->wc; the next call that needs it connects again. */
 static void conn_drop(store_redis *s, redisContext **cp)
 {
@@ -617,8 +623,8 @@ static void conn_drop(store_redis *s, redisContext **cp)
         redisFree(*cp);
     }
     *cp = NULL;
-    feed *f = cp == &s->wc ? &s->fwc : &s->fc;
-    f->pos = f->len = 0;                    /* a reply half read goes with the connection */
+    feed *f = feed_of(s, cp); /* emptied here only: conn_open starts from a NULL *cp */
+    f->pos = f->len = 0;      /* a reply half read goes with the connection */
     if (cp == &s->c) s->ahead_sent = false; /* the prefetch sends them again */
     if (cp != &s->wc) return;
     /* the replies of what was sent ahead are lost with the connection: sent again in full */
@@ -792,7 +798,7 @@ static int feed_more(redisContext *c, feed *f)
 /* Waits for the next reply on *cp; a broken connection is dropped. */
 static int get_reply(store_redis *s, redisContext **cp, void **r, const char *doing, perr *err)
 {
-    feed *f = cp == &s->wc ? &s->fwc : &s->fc;
+    feed *f = feed_of(s, cp);
     *r = NULL;
     errno = 0;
     for (;;) {
@@ -880,8 +886,6 @@ static int conn_open(store_redis *s, redisContext **cp, perr *err)
     c->reader->fn = &reply_fns;
     c->reader->privdata = replies;
     *cp = c;
-    feed *f = cp == &s->wc ? &s->fwc : &s->fc;
-    f->pos = f->len = 0;
     if (cp == &s->c) replies_free(s);
     buf_reset(&s->out);
     cmdb *b = &s->cmd;
@@ -2901,7 +2905,7 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
         }
         const redisReply *status = r->element[k + 2];
         k += 3;
-        if (reply_is_active(status) || old_manager(w, ri, r, k - 1))
+        if (reply_is_active(status) || reply_is_err(status, "WRONGTYPE")) /* see old_manager */
             late_add(late_set, late, op->manager);
     }
     const redisReply *members = r->element[want - 1];

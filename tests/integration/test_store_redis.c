@@ -786,6 +786,20 @@ Test(store_redis, engine_output_is_the_same_as_in_memory_on_every_scenario, .tim
 
 /* ---------------------------------------------------------------- round trips and misses */
 
+static long long t_calls(redisContext *c, const char *name)
+{
+    char *info = t_cmd_str(c, "INFO commandstats");
+    cr_assert(info);
+    char key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", name);
+    const char *at = strstr(info, key);
+    long long n = at ? atoll(at + strlen(key)) : 0;
+    free(info);
+    return n;
+}
+
+/* One round trip reads them all, by MGETs of up to 128 keys; users not in Redis cost one more
+ * (EXISTS: an MGET answers nil for a key of another type, the hash form of builds before). */
 Test(store_redis, prefetch_of_many_users_is_one_round_trip)
 {
     t_redis *r = t_redis_start(NULL);
@@ -810,8 +824,15 @@ Test(store_redis, prefetch_of_many_users_is_one_round_trip)
     perr err = {{0}};
     rt = store_redis_get_stats(s)->round_trips;
     uint64_t misses = store_redis_get_stats(s)->misses;
+    redisContext *c = t_raw(r);
+    long long mgets = t_calls(c, "mget"), gets = t_calls(c, "get"), exists = t_calls(c, "exists");
     cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "prefetch: one round trip");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2,
+                 "prefetch: one round trip, one more for the 50 not in Redis");
+    cr_assert_eq(t_calls(c, "mget") - mgets, 3, "128 keys an MGET");
+    cr_assert_eq(t_calls(c, "exists") - exists, 1);
+    cr_assert_eq(t_calls(c, "get") - gets, 0, "none exists: none is read again");
+    rt++;
     for (int i = 0; i < 300; i++) {
         user_state *u = st->get(st->ctx, ids[i]);
         cr_assert_eq(u != NULL, i < 250, "%s", ids[i]);
@@ -827,6 +848,7 @@ Test(store_redis, prefetch_of_many_users_is_one_round_trip)
     cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
     store_redis_close(s);
+    redisFree(c);
 }
 
 /* R6.4's cycle check walks a new manager's chain of Gong managers a user at a time: the chain is
@@ -940,10 +962,11 @@ Test(store_redis, reads_sent_ahead_are_taken_by_the_next_prefetch)
     store_redis_prefetch_ahead(s, idp, 120); /* 005U000000..119 */
     cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "sent at once");
     cr_assert_eq(store_redis_prefetch(s, idp + 60, 240, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "then the rest, once");
+    /* and one more: which of the 50 not in Redis exist (none) */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 3, "then the rest, once");
     t_ahead_check(s, ids, 0, 300);
     cr_assert_eq(store_redis_get_stats(s)->misses, misses, "all cached");
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 3);
     store_redis_close(s);
 }
 
@@ -1126,17 +1149,6 @@ Test(store_redis, waiting_links_are_added_removed_and_read_back)
 /* ---------------------------------------------------------------- the waiting index (R6.3) */
 
 /* How many times Redis ran the command name (INFO commandstats). */
-static long long t_calls(redisContext *c, const char *name)
-{
-    char *info = t_cmd_str(c, "INFO commandstats");
-    cr_assert(info);
-    char key[64];
-    snprintf(key, sizeof key, "cmdstat_%s:calls=", name);
-    const char *at = strstr(info, key);
-    long long n = at ? atoll(at + strlen(key)) : 0;
-    free(info);
-    return n;
-}
 
 static store_redis *t_open_indexed(const t_redis *r, const char *prefix)
 {
@@ -1179,7 +1191,8 @@ Test(store_redis, the_waiting_index_names_the_sets_with_members)
     long long smembers = t_calls(c, "smembers");
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     cr_assert_eq(store_redis_prefetch(s, idp, 300, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "users and index, then two sets");
+    /* (and whether the users not in Redis exist in another form: EXISTS) */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 3, "users and index, then two sets");
     cr_assert_eq(t_calls(c, "smembers") - smembers, 2, "only the sets with members are read");
     const char *const *reports;
     for (int i = 0; i < 300; i++) {
@@ -1187,7 +1200,7 @@ Test(store_redis, the_waiting_index_names_the_sets_with_members)
         cr_assert_eq(n, i == 10 || i == 20 ? 1u : 0u, "links of %s", idp[i]);
         if (n) cr_assert_str_eq(reports[0], i == 10 ? "005R1" : "005R2");
     }
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "everything from the cache");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 3, "everything from the cache");
 
     /* the report's write that empties the set takes it out of the index */
     user_state *r1 = st->get_or_create(st->ctx, "005R1");
@@ -1201,7 +1214,8 @@ Test(store_redis, the_waiting_index_names_the_sets_with_members)
     const char *one[] = {"005M1"};
     rt = store_redis_get_stats(s)->round_trips;
     cr_assert_eq(store_redis_prefetch(s, one, 1, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "no set left to read");
+    /* (the user, not in Redis: whether it exists in another form) */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "no set left to read");
     cr_assert_eq(st->links(st->ctx, "005M1", &reports), 0);
     redisFree(c);
     store_redis_close(s);
@@ -1283,7 +1297,8 @@ Test(store_redis, sets_from_before_the_index_are_indexed_once)
     free(flag);
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     cr_assert_eq(store_redis_prefetch(s, ids, 2, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    /* users and index, the two sets, whether the users (not in Redis) exist in another form */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 3);
     cr_assert_eq(st->links(st->ctx, "005M1", &reports), 1);
     cr_assert_eq(st->links(st->ctx, "005M2", &reports), 2);
     store_redis_close(s);
@@ -1314,11 +1329,12 @@ Test(store_redis, an_unreadable_waiting_index_falls_back_to_reading_every_set)
     const char *ids[] = {"005M"};
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1, "SMEMBERS with the user");
+    /* (and one more: whether the user, not in Redis, exists in another form) */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2, "SMEMBERS with the user");
     engine_store *st = store_redis_iface(s);
     const char *const *reports;
     cr_assert_eq(st->links(st->ctx, "005M", &reports), 1);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 1);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
     store_redis_close(s);
     redisFree(c);
 }
@@ -2215,6 +2231,49 @@ static bool t_is_type(redisContext *c, const char *key, const char *type)
     return is;
 }
 
+/* An MGET answers nil for a key in the hash form as for no key: a prefetch that meets nils asks
+ * whether any of those keys exist, and reads them one by one only then. Absent, hash-form and
+ * string users in one prefetch each come out as they are in Redis. */
+Test(store_redis, a_prefetch_tells_users_not_in_redis_from_the_hash_form)
+{
+    t_redis *r = t_redis_start(NULL);
+    redisContext *c = t_raw(r);
+    store_redis *s = t_open(r, "mx:");
+    engine_store *st = store_redis_iface(s);
+    user_state *u = t_full_user(st, "005H");
+    user_state *want = user_state_new("005H");
+    user_state_copy(want, u);
+    st->get_or_create(st->ctx, "005S")->status = PROV_ACTIVE;
+    st->changed(st->ctx, st->get(st->ctx, "005S"));
+    t_flush_ok(s, 0);
+    store_redis_close(s);
+    t_to_hash_form(c, "mx:u:005H");
+
+    s = t_open(r, "mx:");
+    st = store_redis_iface(s);
+    perr err = {{0}};
+    const char *ids[] = {"005A", "005H", "005S", "005B"};
+    uint64_t rt = store_redis_get_stats(s)->round_trips;
+    long long gets = t_calls(c, "get"), hgets = t_calls(c, "hget");
+    cr_assert_eq(store_redis_prefetch(s, ids, 4, &err), 0, "%s", err.msg);
+    /* MGET (and the index); EXISTS of A, H, B: 1; GET of the three; HGET of H */
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
+    cr_assert_eq(t_calls(c, "get") - gets, 3);
+    cr_assert_eq(t_calls(c, "hget") - hgets, 1);
+    cr_assert_eq(store_redis_get_stats(s)->old_form, 1);
+    uint64_t misses = store_redis_get_stats(s)->misses;
+    cr_assert_null(st->get(st->ctx, "005A"));
+    cr_assert_null(st->get(st->ctx, "005B"));
+    t_assert_same_state(want, st->get(st->ctx, "005H"));
+    user_state *sv = st->get(st->ctx, "005S");
+    cr_assert(sv);
+    cr_assert_eq(sv->status, PROV_ACTIVE);
+    cr_assert_eq(store_redis_get_stats(s)->misses, misses, "all four cached");
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
+    user_state_free(want);
+    t_store_done(s, c);
+}
+
 /* Builds before this one kept a user in a HASH (status, blob). This one reads that form (prefetch
  * and miss), reads a manager's status in it (check (a) of R6.3, the provisioned count of R8.3, a
  * dry run's too), and its next write of the user replaces the hash with the string. */
@@ -2252,17 +2311,18 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
     cr_assert_eq(t_cmd_int(c, "SCARD hf:active"), 2);
     cr_assert_eq(t_cmd_int(c, "SISMEMBER hf:active 005M"), 1);
 
-    /* read by a prefetch, and by a miss: one round trip more each, for the blob in the hash */
+    /* read by a prefetch: its MGET answers nil, EXISTS says the key is there, GET answers
+     * WRONGTYPE, HGET reads the blob; by a miss (GET): one round trip more, for the blob */
     const char *ids[] = {"005U"};
     uint64_t rt = store_redis_get_stats(s)->round_trips;
     cr_assert_eq(store_redis_prefetch(s, ids, 1, &err), 0, "%s", err.msg);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 2);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
     t_assert_same_state(want, st->get(st->ctx, "005U"));
     user_state *m = st->get(st->ctx, "005M");
     cr_assert(m, "read on the spot");
     cr_assert_eq(m->status, PROV_ACTIVE);
     cr_assert_eq(store_redis_get_stats(s)->misses, 1);
-    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 4);
+    cr_assert_eq(store_redis_get_stats(s)->round_trips, rt + 6);
     cr_assert_eq(store_redis_get_stats(s)->old_form, 2, "U and M, each read in the hash form");
 
     /* check (a): a report registering with M, whose key is still a hash, finds it late (its

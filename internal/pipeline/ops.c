@@ -250,6 +250,17 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
         r, "provisioner_produce_latency_seconds",
         "Producing a batch's commands and dead letters until Kafka acknowledged them all.", "",
         metrics_latency_buckets, metrics_n_latency_buckets);
+    static const char *const step_names[PIPELINE_STEP__COUNT] = {
+        "collect", "decode", "prefetch", "decide", "seal", "flights", "hand_over", "transaction"};
+    for (int i = 0; i < PIPELINE_STEP__COUNT; i++) {
+        char labels[64];
+        snprintf(labels, sizeof labels, "step=\"%s\"", step_names[i]);
+        pm->steps[i] = metrics_histogram(
+            r, "provisioner_batch_step_seconds",
+            "Time the main thread spent in each step of a batch (rate of the sum: the share of "
+            "the time; retries and waits included).",
+            labels, metrics_latency_buckets, metrics_n_latency_buckets);
+    }
     pm->redis_round_trips =
         metrics_counter(r, "provisioner_redis_round_trips_total", "Round trips to Redis.", "");
     pm->redis_misses =

@@ -92,6 +92,20 @@ typedef struct lag_series {
     bool seen;
 } lag_series;
 
+/* The steps of a batch on the main thread, each timed (provisioner_batch_step_seconds): where a
+ * backlog's time goes, deciding or waiting for Redis or Kafka. */
+typedef enum {
+    PIPELINE_STEP_COLLECT,     /* taking the batch's messages, the linger included */
+    PIPELINE_STEP_DECODE,      /* Avro to events */
+    PIPELINE_STEP_PREFETCH,    /* reading the batch's users from Redis, retries included */
+    PIPELINE_STEP_DECIDE,      /* the engine, commands formatted */
+    PIPELINE_STEP_SEAL,        /* the state write built */
+    PIPELINE_STEP_FLIGHTS,     /* waiting for older batches' acknowledgements and state writes */
+    PIPELINE_STEP_HAND_OVER,   /* waiting for the sender to take the batch's commands */
+    PIPELINE_STEP_TRANSACTION, /* --exactly-once: produce, store and commit in a transaction */
+    PIPELINE_STEP__COUNT
+} pipeline_step;
+
 typedef struct pipeline_metrics {
     metrics *reg;
     metric *events[CHANGE__COUNT];
@@ -102,6 +116,7 @@ typedef struct pipeline_metrics {
     metric *gaps_unresolved, *overflows, *cycles_refused;
     metric *decode_errors, *dead_lettered, *dropped_on_revoke;
     metric *batch_size, *end_to_end, *redis_prefetch, *redis_flush, *produce;
+    metric *steps[PIPELINE_STEP__COUNT]; /* provisioner_batch_step_seconds{step} */
     metric *redis_round_trips, *redis_misses, *redis_old_form, *users_written, *redis_retries;
     metric *rebalances, *produce_failures, *transactions, *transaction_aborts, *fetch_wakes;
     metric *assigned, *held_deactivations, *sf_used, *sf_max;

@@ -2529,6 +2529,12 @@ static void kept_too_big(pipeline *p, kept_letters *k)
 
 /* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
  * abandoned on shutdown. */
+/* A step of the batch is done: its time since `started` (pipeline_mono_s) goes on /metrics. */
+static void step_done(pipeline *p, pipeline_step step, double started)
+{
+    metric_observe(p->pm.steps[step], pipeline_mono_s() - started);
+}
+
 static int run_batch(pipeline *p, perr *err)
 {
     kept_letters kept = {0};
@@ -2540,7 +2546,9 @@ start:
     p->n_outs = 0;
     buf_reset(&p->bytes);
     tally_take(p, &t0);
+    double at = pipeline_mono_s();
     decode_batch(p);
+    step_done(p, PIPELINE_STEP_DECODE, at);
     memcpy(p->ok_decoded, p->ok, p->n_msgs * sizeof *p->ok);
     /* the dead letters found while decoding are kept across decide retries */
     kept_take(p, &kept);
@@ -2563,7 +2571,10 @@ decide:
             nap_backoff(p, &backoff, 30000);
             if (*p->o->stop) goto out;
         }
-        if (with_retry(p, step_prefetch, "prefetch", true, err) < 0) goto out;
+        at = pipeline_mono_s();
+        int pre = with_retry(p, step_prefetch, "prefetch", true, err);
+        step_done(p, PIPELINE_STEP_PREFETCH, at);
+        if (pre < 0) goto out;
         if (overlapped(p) && !placed_early) {
             /* an active manager with reports still waiting (a crash cut its placements short,
              * or a race): placed before any event of the batch is decided, as they would have
@@ -2584,7 +2595,9 @@ decide:
             }
         }
         tally_take(p, &t0);
+        at = pipeline_mono_s();
         int d = step_decide(p, err);
+        step_done(p, PIPELINE_STEP_DECIDE, at);
         tally_take(p, &t1);
         if (d == 0) {
             tally_add(&dcs, &t0, &t1);
@@ -2632,7 +2645,10 @@ decide:
     if (p->o->sf && with_retry(p, step_note_overflows, "note GAP_OVERFLOW", false, err) < 0)
         goto out;
     if (p->o->exactly_once) {
-        if (eos_batch(p, err) < 0) goto out;
+        at = pipeline_mono_s();
+        int t = eos_batch(p, err);
+        step_done(p, PIPELINE_STEP_TRANSACTION, at);
+        if (t < 0) goto out;
         p->stats.batches++;
         p->stats.messages += p->n_msgs;
         rc = 0;
@@ -2641,8 +2657,11 @@ decide:
     /* at-least-once: the writes of the flights delivered meanwhile are sent ahead, this batch's
      * write is sealed, room is made among the flights, then this one is produced and flies */
     perr sent_err; /* nothing fails here: a failed delivery is left for make_room */
+    at = pipeline_mono_s();
     (void)send_delivered(p, false, &sent_err);
-    if (store_redis_seal(p->store, &p->cur_w, err) < 0) { /* a read failed after all */
+    int sealed = store_redis_seal(p->store, &p->cur_w, err);
+    step_done(p, PIPELINE_STEP_SEAL, at);
+    if (sealed < 0) { /* a read failed after all */
         store_redis_reset(p->store);
         goto decide;
     }
@@ -2655,7 +2674,9 @@ decide:
         goto out;
     }
     /* flights already delivered are finished; the oldest is waited for when all are taken */
+    at = pipeline_mono_s();
     int f = make_room(p, err);
+    step_done(p, PIPELINE_STEP_FLIGHTS, at);
     if (f == 1) { /* dropped with the flights, rewound: read again */
         rc = 1;
         goto out;
@@ -2665,7 +2686,9 @@ decide:
     double started = pipeline_mono_s();
     flight *slot = flight_at(p, p->fl_n);
     dl_restart(p, &slot->dl);
+    at = pipeline_mono_s();
     sender_post(p, &slot->dl); /* a refusal fails the flight's delivery: read again then */
+    step_done(p, PIPELINE_STEP_HAND_OVER, at);
     bytes_release(p);
     /* a flight needs its messages (offsets, timestamps), outputs and change types, no longer the
      * decoded events' strings: they go back now, not when it retires (four batches of them
@@ -3456,7 +3479,9 @@ int pipeline_run(const pipeline_opts *o, perr *err)
     bool worked = false; /* batches since the heap was last trimmed */
     while (!*o->stop && !p->fatal) {
         if (ops_turn(p, err) < 0) goto out;
+        double at = pipeline_mono_s();
         size_t n = collect(p, &last_seen);
+        if (n) step_done(p, PIPELINE_STEP_COLLECT, at);         /* (an idle poll is no batch's) */
         int r = n ? run_batch(p, err) : finish_flights(p, err); /* idle: nothing waits */
         if (n) {
             batch_release(p);

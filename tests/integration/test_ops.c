@@ -193,6 +193,7 @@ static const char *const families[] = {
     "provisioner_end_to_end_latency_seconds",
     "provisioner_redis_latency_seconds",
     "provisioner_produce_latency_seconds",
+    "provisioner_batch_step_seconds",
     "provisioner_consumer_lag",
     "provisioner_held_deactivations",
     "provisioner_salesforce_api_used",
@@ -282,6 +283,20 @@ Test(ops, probes_metrics_and_the_reimport_token_over_http)
     cr_assert_geq(sample(m.body, "provisioner_redis_latency_seconds_count{op=\"flush\"}", false),
                   1);
     cr_assert_geq(sample(m.body, "provisioner_produce_latency_seconds_count", false), 1);
+    /* every batch went through each step of at-least-once, timed (the transaction's: none) */
+    double batches = sample(m.body, "provisioner_batch_size_count", false);
+    const char *steps[] = {"collect", "decode",  "prefetch", "decide",
+                           "seal",    "flights", "hand_over"};
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "provisioner_batch_step_seconds_count{step=\"%s\"}", steps[i]);
+        cr_assert_geq(sample(m.body, name, false), batches, "%s", name);
+        snprintf(name, sizeof name, "provisioner_batch_step_seconds_sum{step=\"%s\"}", steps[i]);
+        cr_assert_geq(sample(m.body, name, false), 0, "%s", name);
+    }
+    cr_assert_eq(
+        sample(m.body, "provisioner_batch_step_seconds_count{step=\"transaction\"}", false), 0);
+    cr_assert_gt(sample(m.body, "provisioner_batch_step_seconds_sum{step=\"decide\"}", false), 0);
     cr_assert_geq(sample(m.body, "provisioner_redis_round_trips_total", false), 2);
     cr_assert_gt(sample(m.body, "provisioner_events_skipped_total{reason=\"not_user\"}", false), 0,
                  "the example has Account events");

@@ -184,6 +184,13 @@ static metric *counter(metrics *r, const char *name, const char *help, const cha
     return metrics_counter(r, name, help, labels);
 }
 
+const char *pipeline_step_name(pipeline_step step)
+{
+    static const char *const names[PIPELINE_STEP__COUNT] = {
+        "collect", "decode", "prefetch", "decide", "seal", "flights", "hand_over", "transaction"};
+    return (unsigned)step < PIPELINE_STEP__COUNT ? names[step] : "unknown";
+}
+
 void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
 {
     memset(pm, 0, sizeof *pm);
@@ -250,11 +257,9 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
         r, "provisioner_produce_latency_seconds",
         "Producing a batch's commands and dead letters until Kafka acknowledged them all.", "",
         metrics_latency_buckets, metrics_n_latency_buckets);
-    static const char *const step_names[PIPELINE_STEP__COUNT] = {
-        "collect", "decode", "prefetch", "decide", "seal", "flights", "hand_over", "transaction"};
     for (int i = 0; i < PIPELINE_STEP__COUNT; i++) {
         char labels[64];
-        snprintf(labels, sizeof labels, "step=\"%s\"", step_names[i]);
+        snprintf(labels, sizeof labels, "step=\"%s\"", pipeline_step_name((pipeline_step)i));
         pm->steps[i] = metrics_histogram(
             r, "provisioner_batch_step_seconds",
             "Time the main thread spent in each step of a batch (rate of the sum: the share of "

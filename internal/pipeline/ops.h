@@ -106,6 +106,9 @@ typedef enum {
     PIPELINE_STEP__COUNT
 } pipeline_step;
 
+/* The step's label on /metrics and in the "stopped" log line. */
+const char *pipeline_step_name(pipeline_step step);
+
 typedef struct pipeline_metrics {
     metrics *reg;
     metric *events[CHANGE__COUNT];

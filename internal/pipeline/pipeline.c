@@ -3389,8 +3389,14 @@ static void log_stats(const pipeline *p, const char *msg)
     snprintf(c, sizeof c, "%llu", (unsigned long long)p->stats.dead_lettered);
     snprintf(d, sizeof d, "%llu", (unsigned long long)(es->duplicates + es->stale));
     snprintf(e, sizeof e, "%llu", (unsigned long long)p->stats.batches);
+    /* the main thread's seconds by step (provisioner_batch_step_seconds), "decode=1.52,..." */
+    char st[PIPELINE_STEP__COUNT * 32] = "";
+    size_t n = 0;
+    for (int i = 0; i < PIPELINE_STEP__COUNT && p->pm.steps[i] && n < sizeof st; i++)
+        n += (size_t)snprintf(st + n, sizeof st - n, "%s%s=%.3f", n ? "," : "",
+                              pipeline_step_name((pipeline_step)i), metric_sum(p->pm.steps[i]));
     log_msg(LOG_INFO, msg, "messages", a, "batches", e, "events_decided", f, "produced", b,
-            "dead_lettered", c, "duplicates_or_stale", d, NULL);
+            "dead_lettered", c, "duplicates_or_stale", d, "step_seconds", st, NULL);
 }
 
 int pipeline_run(const pipeline_opts *o, perr *err)

@@ -134,6 +134,7 @@ def main():
         "duplicates_or_stale": st["duplicates_or_stale"],
         "batches": st["batches"],
         "events_per_batch": r(n / max(1, st["batches"])),
+        "main_thread_step_seconds": st.get("step_seconds", {}),
         "redis_commands_per_event": r(cmds / n, 3),
         "redis_commands_by_type_per_event": per_cmd,
         "redis_socket_reads_per_event": r((ia["total_reads_processed"] - ib["total_reads_processed"]) / n, 4),
@@ -318,6 +319,9 @@ def main():
         ("service: output", f"{svc['commands_produced']:,} messages, {svc['dead_lettered']} dead-lettered, "
                             f"{svc['duplicates_or_stale']:,} duplicates/stale; {svc['batches']} batches "
                             f"({svc['events_per_batch']} events each)"),
+        ("service: main thread", (", ".join(f"{k} {v:.2f}" for k, v in svc["main_thread_step_seconds"].items() if v)
+                                  + " s (waits included; provisioner_batch_step_seconds)")
+         if svc["main_thread_step_seconds"] else "n/a (a build without step timing)"),
         ("redis: round trips/event", (f"{svc['redis_round_trips_per_event']} ({svc['redis_round_trips']} write() "
                                       f"calls on the Redis sockets, {svc.get('redis_round_trips_per_batch')} per batch)")
          if svc["redis_round_trips"] is not None else "n/a (needs perf with syscall tracepoints)"),

@@ -394,6 +394,8 @@ if not stopped or not assigned:
 from datetime import datetime
 ms = lambda s: int(datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=__import__("datetime").timezone.utc).timestamp() * 1000)
 out = {k: int(stopped[k]) for k in ("messages", "batches", "produced", "dead_lettered", "duplicates_or_stale")}
+# the main thread's seconds by step: "collect=0.331,decode=1.52,..." (older builds: none)
+out["step_seconds"] = {k: float(v) for k, v in (kv.split("=") for kv in stopped.get("step_seconds", "").split(",") if "=" in kv)}
 out["assigned_ms"] = ms(assigned)
 print(json.dumps(out))
 if out["messages"] != int(sys.argv[2]):

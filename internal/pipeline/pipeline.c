@@ -2527,14 +2527,14 @@ static void kept_too_big(pipeline *p, kept_letters *k)
     kept_take(p, k);
 }
 
-/* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
- * abandoned on shutdown. */
 /* A step of the batch is done: its time since `started` (pipeline_mono_s) goes on /metrics. */
 static void step_done(pipeline *p, pipeline_step step, double started)
 {
     metric_observe(p->pm.steps[step], pipeline_mono_s() - started);
 }
 
+/* Returns 0 when the batch is done (committed), 1 when it must be read again, -1 when fatal or
+ * abandoned on shutdown. */
 static int run_batch(pipeline *p, perr *err)
 {
     kept_letters kept = {0};
@@ -2686,9 +2686,8 @@ decide:
     double started = pipeline_mono_s();
     flight *slot = flight_at(p, p->fl_n);
     dl_restart(p, &slot->dl);
-    at = pipeline_mono_s();
     sender_post(p, &slot->dl); /* a refusal fails the flight's delivery: read again then */
-    step_done(p, PIPELINE_STEP_HAND_OVER, at);
+    step_done(p, PIPELINE_STEP_HAND_OVER, started);
     bytes_release(p);
     /* a flight needs its messages (offsets, timestamps), outputs and change types, no longer the
      * decoded events' strings: they go back now, not when it retires (four batches of them

@@ -354,9 +354,9 @@ struct store_redis {
     size_t *mget_end;
     size_t n_mget, cap_mget;
     bool old_form_logged;
-    /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, their
-     * GETs on c with the replies unread when ahead_sent; ahead_taking while that prefetch
-     * reads them */
+    /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, by
+     * ahead_mgets MGETs on c with the replies unread when ahead_sent; ahead_taking while that
+     * prefetch reads them */
     size_t ahead_n, ahead_mgets;
     bool ahead_sent, ahead_taking;
     const char **todo_w;

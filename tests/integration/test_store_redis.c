@@ -2231,6 +2231,28 @@ static bool t_is_type(redisContext *c, const char *key, const char *type)
     return is;
 }
 
+/* Stores a full user `hashed` and the active users `actives` as this build does, then turns
+ * `hashed` into the hash form of builds before; returns a copy of its state to compare with. */
+static user_state *t_hash_form_fixture(const t_redis *r, redisContext *c, const char *prefix,
+                                       const char *hashed, const char *const *actives, size_t n)
+{
+    store_redis *s = t_open(r, prefix);
+    engine_store *st = store_redis_iface(s);
+    user_state *want = user_state_new(hashed);
+    user_state_copy(want, t_full_user(st, hashed));
+    for (size_t i = 0; i < n; i++) {
+        st->get_or_create(st->ctx, actives[i])->status = PROV_ACTIVE;
+        st->changed(st->ctx, st->get(st->ctx, actives[i]));
+    }
+    t_flush_ok(s, 0);
+    store_redis_close(s);
+    char key[96];
+    snprintf(key, sizeof key, "%su:%s", prefix, hashed);
+    cr_assert(t_is_type(c, key, "string"));
+    t_to_hash_form(c, key);
+    return want;
+}
+
 /* An MGET answers nil for a key in the hash form as for no key: a prefetch that meets nils asks
  * whether any of those keys exist, and reads them one by one only then. Absent, hash-form and
  * string users in one prefetch each come out as they are in Redis. */
@@ -2238,19 +2260,10 @@ Test(store_redis, a_prefetch_tells_users_not_in_redis_from_the_hash_form)
 {
     t_redis *r = t_redis_start(NULL);
     redisContext *c = t_raw(r);
+    const char *actives[] = {"005S"};
+    user_state *want = t_hash_form_fixture(r, c, "mx:", "005H", actives, 1);
     store_redis *s = t_open(r, "mx:");
     engine_store *st = store_redis_iface(s);
-    user_state *u = t_full_user(st, "005H");
-    user_state *want = user_state_new("005H");
-    user_state_copy(want, u);
-    st->get_or_create(st->ctx, "005S")->status = PROV_ACTIVE;
-    st->changed(st->ctx, st->get(st->ctx, "005S"));
-    t_flush_ok(s, 0);
-    store_redis_close(s);
-    t_to_hash_form(c, "mx:u:005H");
-
-    s = t_open(r, "mx:");
-    st = store_redis_iface(s);
     perr err = {{0}};
     const char *ids[] = {"005A", "005H", "005S", "005B"};
     uint64_t rt = store_redis_get_stats(s)->round_trips;
@@ -2281,26 +2294,15 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
 {
     t_redis *r = t_redis_start(NULL);
     redisContext *c = t_raw(r);
-    store_redis *s = t_open(r, "hf:");
-    engine_store *st = store_redis_iface(s);
-    user_state *u = t_full_user(st, "005U");
-    user_state *want = user_state_new("005U");
-    user_state_copy(want, u);
-    st->get_or_create(st->ctx, "005M")->status = PROV_ACTIVE;
-    st->changed(st->ctx, st->get(st->ctx, "005M"));
-    st->get_or_create(st->ctx, "005A")->status = PROV_ACTIVE;
-    st->changed(st->ctx, st->get(st->ctx, "005A"));
-    t_flush_ok(s, 0);
-    store_redis_close(s);
-    cr_assert(t_is_type(c, "hf:u:005U", "string"));
-    t_to_hash_form(c, "hf:u:005U");
+    const char *actives[] = {"005M", "005A"};
+    user_state *want = t_hash_form_fixture(r, c, "hf:", "005U", actives, 2);
     t_to_hash_form(c, "hf:u:005M");
     freeReplyObject(redisCommand(c, "DEL hf:active")); /* counted below, from the states */
 
     /* the provisioned count reads either form: M (hash) and A (string) are active */
     perr err = {{0}};
-    s = t_open(r, "hf:");
-    st = store_redis_iface(s);
+    store_redis *s = t_open(r, "hf:");
+    engine_store *st = store_redis_iface(s);
     cr_assert_eq(store_redis_count_provisioned(s, false, &err), 0, "%s", err.msg);
     cr_assert_eq(st->company(st->ctx)->provisioned, 2, "a dry run's count");
     store_redis_close(s);
@@ -2347,7 +2349,7 @@ Test(store_redis, users_in_the_hash_form_of_earlier_builds_are_read_and_replaced
     store_redis_reset(s);
 
     /* the user's next write replaces the hash with the string, the same state */
-    u = st->get(st->ctx, "005U");
+    user_state *u = st->get(st->ctx, "005U");
     cr_assert(u);
     st->changed(st->ctx, u);
     t_flush_ok(s, 0);

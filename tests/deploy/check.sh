@@ -11,6 +11,7 @@
 #   helm              lint and template in several configurations, when helm is installed
 #   check-config      the settings shipped in the manifests and chart, when the binary is built
 #   Dockerfile        its shape, and its runtime package names against apt's lists
+#   alerts            deploy/prometheus/alerts.yaml: rule shape, metrics named exist (README)
 #
 # Tools come from the environment: KUBECTL, HELM, YAMLLINT (default: from PATH), PV_BINARY
 # (default: build/provisioner). DEPLOY_CHECK_STRICT=1 counts a skipped check as a failure.
@@ -130,6 +131,10 @@ check "values.schema.json (draft-07) accepts values.yaml" \
   "${M[@]}" schema helm/provisioner/values.schema.json helm/provisioner/values.yaml
 check "chart templates: blocks closed, every .Values path in values.yaml" \
   "${M[@]}" templates helm/provisioner
+
+# ---- the alerting rules
+check "deploy/prometheus/alerts.yaml: rule shape, every metric named exported (README table)" \
+  "${M[@]}" alerts deploy/prometheus/alerts.yaml README.md
 
 # ---- helm
 HELM=${HELM:-helm}

@@ -637,11 +637,56 @@ def cmd_dockerfile(path, ignore_path):
         done()
 
 
+def cmd_alerts(rules_path, readme_path):
+    """deploy/prometheus/alerts.yaml: the shape of a Prometheus rule file, and every provisioner_
+    metric its expressions name (less a histogram's _bucket/_sum/_count) in the README's table."""
+    docs = load_docs(rules_path)
+    if len(docs) != 1 or not isinstance(docs[0].get("groups"), list) or not docs[0]["groups"]:
+        err("expected one document with a non-empty list 'groups'")
+        return done()
+    with open(readme_path, encoding="utf-8") as f:
+        table = set(re.findall(r"^\| `(provisioner_[a-z_]+)`(?: / `(provisioner_[a-z_]+)`)?", f.read(), re.M))
+    known = {m for pair in table for m in pair if m}
+    names, n = set(), 0
+    for g in docs[0]["groups"]:
+        for rule in g.get("rules") or []:
+            n += 1
+            name = rule.get("alert")
+            where = f"alert {name or '(unnamed)'}"
+            if not name or name in names:
+                err(f"{where}: missing or repeated name")
+            names.add(name)
+            expr = rule.get("expr")
+            if not isinstance(expr, str) or not expr.strip():
+                err(f"{where}: no expr")
+                continue
+            depth = 0
+            for ch in expr:
+                depth += {"(": 1, ")": -1}.get(ch, 0)
+                if depth < 0:
+                    break
+            if depth != 0:
+                err(f"{where}: unbalanced parentheses in expr")
+            for m in re.findall(r"\bprovisioner_[a-z_]+", expr):
+                base = re.sub(r"_(bucket|sum|count)$", "", m)
+                if m not in known and base not in known:
+                    err(f"{where}: {m} is not a metric of the README's table")
+            if (rule.get("labels") or {}).get("severity") not in ("page", "warning"):
+                err(f"{where}: labels.severity is not page or warning")
+            if not (rule.get("annotations") or {}).get("summary"):
+                err(f"{where}: no annotations.summary")
+            if "for" in rule and not re.fullmatch(r"[0-9]+[smh]", str(rule["for"])):
+                err(f"{where}: 'for' is not a duration")
+    if not known:
+        err("no metric found in the README's table")
+    done(f"{n} alerts, every metric they name exported")
+
+
 def main(argv):
     cmds = {"kustomize": cmd_kustomize, "settings-name": cmd_settings_name,
             "extract-settings": cmd_extract_settings, "values-settings": cmd_values_settings,
             "helm": cmd_helm, "checksum": cmd_checksum, "schema": cmd_schema,
-            "templates": cmd_templates, "dockerfile": cmd_dockerfile}
+            "templates": cmd_templates, "dockerfile": cmd_dockerfile, "alerts": cmd_alerts}
     if len(argv) < 2 or argv[1] not in cmds:
         print(f"usage: {argv[0]} {'|'.join(cmds)} ARGS...", file=sys.stderr)
         return 2

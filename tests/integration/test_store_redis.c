@@ -786,6 +786,7 @@ Test(store_redis, engine_output_is_the_same_as_in_memory_on_every_scenario, .tim
 
 /* ---------------------------------------------------------------- round trips and misses */
 
+/* How many times Redis ran the command name (INFO commandstats). */
 static long long t_calls(redisContext *c, const char *name)
 {
     char *info = t_cmd_str(c, "INFO commandstats");
@@ -1147,8 +1148,6 @@ Test(store_redis, waiting_links_are_added_removed_and_read_back)
 }
 
 /* ---------------------------------------------------------------- the waiting index (R6.3) */
-
-/* How many times Redis ran the command name (INFO commandstats). */
 
 static store_redis *t_open_indexed(const t_redis *r, const char *prefix)
 {

@@ -135,6 +135,8 @@ check "chart templates: blocks closed, every .Values path in values.yaml" \
 # ---- the alerting rules
 check "deploy/prometheus/alerts.yaml: rule shape, every metric named exported (README table)" \
   "${M[@]}" alerts deploy/prometheus/alerts.yaml README.md
+check "helm/provisioner/files/alerts.yaml is deploy/prometheus/alerts.yaml (the PrometheusRule's)" \
+  cmp deploy/prometheus/alerts.yaml helm/provisioner/files/alerts.yaml
 
 # ---- helm
 HELM=${HELM:-helm}

@@ -355,9 +355,9 @@ struct store_redis {
     size_t n_mget, cap_mget;
     bool old_form_logged;
     /* store_redis_prefetch_ahead: todo_u[0..ahead_n) read ahead of the next prefetch, by
-     * ahead_mgets MGETs on c with the replies unread when ahead_sent; ahead_taking while that
-     * prefetch reads them */
-    size_t ahead_n, ahead_mgets;
+     * mgets_for(ahead_n) MGETs on c with the replies unread when ahead_sent; ahead_taking while
+     * that prefetch reads them */
+    size_t ahead_n;
     bool ahead_sent, ahead_taking;
     const char **todo_w;
     size_t n_todo_w, cap_todo_w;
@@ -1634,6 +1634,9 @@ static int company_fill(store_redis *s, const redisReply *r, const redisReply *c
  * each (README, Performance); chunks keep the replies decoded while Redis runs the rest. */
 #define MGET_KEYS 128
 
+/* The MGETs append_mgets makes of n users from the first. */
+static size_t mgets_for(size_t n) { return (n + MGET_KEYS - 1) / MGET_KEYS; }
+
 /* MGETs of todo_u[from..to), each chunk's end noted in mget_end. */
 static void append_mgets(store_redis *s, size_t from, size_t to)
 {
@@ -2175,7 +2178,7 @@ static void append_waiting_exist(store_redis *s)
 static size_t build_prefetch(store_redis *s, void *arg)
 {
     bool *company = arg;
-    s->n_mget = s->ahead_sent ? s->ahead_mgets : 0;
+    s->n_mget = s->ahead_sent ? mgets_for(s->ahead_n) : 0;
     append_mgets(s, s->ahead_sent ? s->ahead_n : 0, s->n_todo_u);
     size_t n_w = s->n_todo_w;
     if (s->indexed && n_w) {
@@ -2313,7 +2316,7 @@ static int prefetch_round(store_redis *s, const char *const *ids, size_t n, size
     s->ahead_taking = true;
     int rc =
         run_exchange_each(s, build_prefetch, &company, fill_user, &f, "prefetching users", err);
-    s->ahead_n = s->ahead_mgets = 0;
+    s->ahead_n = 0;
     s->ahead_sent = s->ahead_taking = false;
     if (rc == 0) rc = f.rc;
     size_t k = s->n_mget;
@@ -2363,13 +2366,11 @@ void store_redis_prefetch_ahead(store_redis *s, const char *const *ids, size_t n
         fail_sticky(s, &err); /* as the prefetch would */
         break;
     }
-    s->ahead_mgets = 0;
     size_t k = s->ahead_n = s->n_todo_u;
     if (!k || s->failed || conn_ensure(s, &err) < 0) return; /* the prefetch sends them */
     buf_reset(&s->out);
     s->n_mget = 0;
     append_mgets(s, 0, k);
-    s->ahead_mgets = s->n_mget;
     s->ahead_sent = send_out(s, &s->c, NULL, "prefetching users", &err) == 0;
 }
 
@@ -2379,14 +2380,14 @@ static void ahead_settle(store_redis *s)
 {
     if (!s->ahead_n || s->ahead_taking) return;
     perr err;
-    for (size_t i = 0; s->ahead_sent && i < s->ahead_mgets; i++) {
+    for (size_t i = 0; s->ahead_sent && i < mgets_for(s->ahead_n); i++) {
         void *r;
         if (get_reply(s, &s->c, &r, "prefetching users", &err) < 0) break; /* dropped */
     }
     replies_free(s);
     for (size_t i = 0; i < s->ahead_n; i++)
         if (s->todo_u[i]->pending) strmap_del(&s->users, s->todo_u[i]->id);
-    s->ahead_n = s->ahead_mgets = s->n_todo_u = 0;
+    s->ahead_n = s->n_todo_u = 0;
     s->ahead_sent = false;
 }
 

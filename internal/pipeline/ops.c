@@ -490,3 +490,31 @@ void pipeline_metrics_lag(pipeline_metrics *pm, rd_kafka_t *rk, int64_t assignme
     metric_set(pm->assigned, parts->cnt);
     rd_kafka_topic_partition_list_destroy(parts);
 }
+
+/* ---------------------------------------------------------------- delivery accounting */
+
+void pipeline_delivery_expect(pipeline_delivery *d, size_t n) { d->outstanding += n; }
+
+void pipeline_delivery_report(pipeline_delivery *d, bool ok)
+{
+    if (!ok) d->failures++; /* a stale one's too: the new messages are read again */
+    if (d->stale)
+        d->stale--;
+    else if (d->outstanding)
+        d->outstanding--;
+}
+
+void pipeline_delivery_restart(pipeline_delivery *d)
+{
+    d->stale += d->outstanding;
+    d->outstanding = 0;
+    d->failures = 0;
+}
+
+void pipeline_delivery_refused(pipeline_delivery *d, size_t n, bool as_failed)
+{
+    if (as_failed) d->failures += n;
+    /* reports take the stale count down first, so outstanding still holds every message not
+     * reported, these among them */
+    d->outstanding -= n <= d->outstanding ? n : d->outstanding;
+}

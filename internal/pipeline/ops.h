@@ -83,6 +83,28 @@ bool settings_sig_changed(const char *path, const settings_sig *seen, settings_s
  * file can be valid (fewer assignments: users out of scope); a change is taken once it settles. */
 bool settings_sig_settling(const settings_sig *s);
 
+/* ---- delivery accounting (R9.2): the delivery reports awaited for one set of produced messages
+ * (each message's opaque). A set is delivered once none is outstanding; no state is stored and no
+ * offset committed before. Pure counting: the caller holds the lock that guards it.
+ * stale: reports still due for messages of an earlier set, given up on when a flush timed out. A
+ * set started over (restart) takes that many reports as theirs, whichever messages they are for:
+ * a late success of an old message can then not make a new set look delivered early, and a
+ * failure among them fails the new set (read again: at worst once too often). */
+typedef struct pipeline_delivery {
+    size_t outstanding, stale;
+    uint64_t failures;
+} pipeline_delivery;
+
+/* n more messages, counted before the first goes out (its report may come first). */
+void pipeline_delivery_expect(pipeline_delivery *d, size_t n);
+/* A delivery report (ok: acknowledged). One with nothing awaited changes no count. */
+void pipeline_delivery_report(pipeline_delivery *d, bool ok);
+/* The set starts over for new messages; what was outstanding becomes stale. */
+void pipeline_delivery_restart(pipeline_delivery *d);
+/* n messages counted were not handed to the producer (refused): no report comes for them. With
+ * as_failed they count as failed deliveries. */
+void pipeline_delivery_refused(pipeline_delivery *d, size_t n, bool as_failed);
+
 /* ---- the pipeline's metric families: registered at once, so every name is on /metrics (at 0)
  * from the start and rate() has a first sample. */
 typedef struct lag_series {

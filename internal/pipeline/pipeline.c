@@ -50,14 +50,9 @@ typedef struct revoked {
     int32_t partition;
 } revoked;
 
-/* The delivery reports awaited for one set of produced messages (each message's opaque). Its
- * counts change under the sender's lock (the sender counts the messages the producer refuses).
- * stale: reports still due for messages of an earlier set, given up on when a flush timed out
- * (dl_restart). */
-typedef struct delivery {
-    size_t outstanding, stale;
-    uint64_t failures;
-} delivery;
+/* The delivery reports awaited for one set of produced messages (ops.h); its counts change under
+ * the sender's lock (the sender counts the messages the producer refuses). */
+typedef pipeline_delivery delivery;
 
 /* The sender: a thread that hands a flight's messages to the producer (at-least-once mode), so
  * that the main thread decides the next batch meanwhile instead of building each message's
@@ -283,13 +278,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     const char *why;
     bool ok = kafka_delivered(m, &why);
     pthread_mutex_lock(&p->snd.mu);
-    if (dl) {
-        if (!ok) dl->failures++; /* a stale one's too: the new messages are read again */
-        if (dl->stale)
-            dl->stale--;
-        else if (dl->outstanding)
-            dl->outstanding--;
-    }
+    if (dl) pipeline_delivery_report(dl, ok);
     if (!ok) {
         p->delivery_failures++;
         snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%s", why);
@@ -694,22 +683,17 @@ static void batch_done(pipeline *p)
 static void dl_expect(pipeline *p, delivery *dl, size_t n)
 {
     pthread_mutex_lock(&p->snd.mu);
-    dl->outstanding += n;
+    pipeline_delivery_expect(dl, n);
     pthread_mutex_unlock(&p->snd.mu);
 }
 
 /* dl starts over for new messages. Reports may still be due for its earlier ones: dropped after a
  * flush that timed out (brokers unreachable), their reports come when librdkafka gives up or the
- * brokers return, maybe after the new ones. As many reports as were outstanding are taken as
- * theirs, whichever messages they are for: the new messages then count as delivered only once
- * every report, theirs and the earlier ones', is in (R9.2), and a failure among them fails the new
- * messages (read again: at worst once too often). */
+ * brokers return, maybe after the new ones (pipeline_delivery_restart takes them as stale). */
 static void dl_restart(pipeline *p, delivery *dl)
 {
     pthread_mutex_lock(&p->snd.mu);
-    dl->stale += dl->outstanding;
-    dl->outstanding = 0;
-    dl->failures = 0;
+    pipeline_delivery_restart(dl);
     pthread_mutex_unlock(&p->snd.mu);
 }
 
@@ -815,9 +799,8 @@ static int send_outs(pipeline *p, const out_msg *outs, size_t n, const char *bas
             rd_kafka_headers_destroy(h);
             perr_set(err, "produce to %s: %s", topic, rd_kafka_err2str(e));
             pthread_mutex_lock(&p->snd.mu);
-            dl->outstanding -= n - i;
+            pipeline_delivery_refused(dl, n - i, as_failed);
             if (as_failed) {
-                dl->failures += n - i;
                 p->delivery_failures += n - i;
                 snprintf(p->last_delivery_error, sizeof p->last_delivery_error, "%.200s", err->msg);
             }

@@ -1,6 +1,6 @@
 /* The pipeline's operations glue (issue 9, internal/pipeline/ops.c): health and readiness
  * reasons, the reimport request flag, counters published as deltas (across an engine replaced by
- * a settings reload), and the settings file watch. */
+ * a settings reload), the settings file watch, and the delivery accounting R9.2 rests on. */
 #include <criterion/criterion.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -289,4 +289,89 @@ Test(pipeline_ops, a_configmap_symlink_swap_is_a_change)
     cr_assert_eq(rename(tmp, link), 0);
     cr_assert(settings_sig_changed(path, &seen, &now), "the swap must be seen");
     remove_dir();
+}
+
+/* ---- delivery accounting (R9.2: a state is stored only once its commands are acknowledged) */
+
+static bool delivered(const pipeline_delivery *d) { return d->outstanding == 0; }
+
+Test(pipeline_ops, a_set_is_delivered_when_every_report_is_in)
+{
+    pipeline_delivery d = {0};
+    pipeline_delivery_expect(&d, 3);
+    pipeline_delivery_report(&d, true);
+    pipeline_delivery_report(&d, true);
+    cr_assert_not(delivered(&d));
+    pipeline_delivery_report(&d, true);
+    cr_assert(delivered(&d));
+    cr_assert_eq(d.failures, 0);
+    pipeline_delivery_report(&d, true); /* one with nothing awaited does not wrap the count */
+    cr_assert(delivered(&d));
+    cr_assert_eq(d.outstanding, 0);
+}
+
+/* The bug e21231d fixed: two messages given up on by a flush that timed out; the slot's next set
+ * has one message; a late success of an old one must not make the new one look delivered. */
+Test(pipeline_ops, late_reports_of_a_set_given_up_on_do_not_deliver_the_next)
+{
+    pipeline_delivery d = {0};
+    pipeline_delivery_expect(&d, 2);
+    pipeline_delivery_restart(&d);
+    cr_assert_eq(d.stale, 2);
+    pipeline_delivery_expect(&d, 1);
+    pipeline_delivery_report(&d, true); /* an old message's */
+    cr_assert_not(delivered(&d), "a stale report must not count for the new message");
+    pipeline_delivery_report(&d, true); /* the other old one's */
+    cr_assert_not(delivered(&d));
+    pipeline_delivery_report(&d, true); /* the new message's */
+    cr_assert(delivered(&d));
+    cr_assert_eq(d.stale, 0);
+    cr_assert_eq(d.failures, 0);
+}
+
+Test(pipeline_ops, a_failure_among_stale_reports_fails_the_new_set)
+{
+    pipeline_delivery d = {0};
+    pipeline_delivery_expect(&d, 1);
+    pipeline_delivery_report(&d, false); /* the old set failed: counted, then started over */
+    cr_assert_eq(d.failures, 1);
+    pipeline_delivery_expect(&d, 1);
+    pipeline_delivery_restart(&d); /* its message given up on */
+    cr_assert_eq(d.failures, 0, "a new set starts without the old failures");
+    pipeline_delivery_expect(&d, 1);
+    pipeline_delivery_report(&d, false); /* which message it was for is unknown: the old one's */
+    pipeline_delivery_report(&d, true);
+    cr_assert(delivered(&d));
+    cr_assert_eq(d.failures, 1, "the new message is read again, at worst once too often");
+}
+
+Test(pipeline_ops, messages_the_producer_refused_await_no_report)
+{
+    pipeline_delivery d = {0};
+    pipeline_delivery_expect(&d, 4);
+    pipeline_delivery_report(&d, true);
+    pipeline_delivery_refused(&d, 2, true); /* the 3rd and 4th were refused */
+    cr_assert_not(delivered(&d), "the 2nd message's report is still due");
+    cr_assert_eq(d.failures, 2);
+    pipeline_delivery_report(&d, true);
+    cr_assert(delivered(&d));
+
+    pipeline_delivery e = {0}; /* a refusal not counted as failed (a transaction's produce) */
+    pipeline_delivery_expect(&e, 2);
+    pipeline_delivery_refused(&e, 2, false);
+    cr_assert(delivered(&e));
+    cr_assert_eq(e.failures, 0);
+
+    /* with stale reports still due, the reports to come are the stale ones and the messages
+     * handed over: the refused ones leave the count exactly */
+    pipeline_delivery f = {0};
+    pipeline_delivery_expect(&f, 1);
+    pipeline_delivery_restart(&f);
+    pipeline_delivery_expect(&f, 3);
+    pipeline_delivery_report(&f, true); /* the old message's, or the first new one's */
+    pipeline_delivery_refused(&f, 2, true);
+    cr_assert_not(delivered(&f));
+    pipeline_delivery_report(&f, true);
+    cr_assert(delivered(&f));
+    cr_assert_eq(f.stale, 0);
 }

@@ -2980,6 +2980,11 @@ static bool old_manager(const store_write *w, const reply_info *ri, const redisR
  * manager already active when a report registered for it (check (a)), or members of the user's
  * own waiting set this instance did not know of when it became active (check (b)), make a late
  * manager. */
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, const redisReply *r,
                     strmap *late_set, strmap *stale, store_late *late, perr *err)
 {
@@ -3007,23 +3012,27 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
     }
     const redisReply *members = r->element[want - 1];
     if (!ri->check || members->type != REDIS_REPLY_ARRAY) return 0;
-    /* a manager's known reports are few but may be thousands: a map beyond a short scan */
-    strmap known;
-    bool mapped = ri->n_known > 16 && members->elements > 1;
-    if (mapped) {
-        strmap_init_borrowed(&known);
-        for (size_t i = 0; i < ri->n_known; i++)
-            strmap_put(&known, ri->known[i], (void *)1);
+    /* a manager's known reports are few but may be thousands: sorted and searched beyond a short
+     * scan (a hash map of a director's 150,000 took 9 MiB at the peak of the batch it became
+     * active in; the sorted pointers take 1.2) */
+    const char **sorted = NULL;
+    if (ri->n_known > 16 && members->elements > 1) {
+        sorted = xmalloc(ri->n_known * sizeof *sorted);
+        memcpy(sorted, ri->known, ri->n_known * sizeof *sorted);
+        qsort(sorted, ri->n_known, sizeof *sorted, cmp_cstr);
     }
     bool extra = false;
     for (size_t j = 0; j < members->elements; j++) {
         const redisReply *m = members->element[j];
         if (m->type != REDIS_REPLY_STRING) continue;
-        if (mapped ? strmap_get(&known, m->str) != NULL : known_has(ri, m->str)) continue;
+        const char *id = m->str;
+        if (sorted ? bsearch(&id, sorted, ri->n_known, sizeof *sorted, cmp_cstr) != NULL
+                   : known_has(ri, id))
+            continue;
         extra = true;
         if (stale) strmap_put(stale, m->str, (void *)1);
     }
-    if (mapped) strmap_free(&known, NULL);
+    free(sorted);
     if (extra) late_add(late_set, late, ri->id);
     return 0;
 }

@@ -19,17 +19,20 @@ declare -A FUZZ_SOURCES=(
     [soql]="internal/soql/*.c internal/value/value.c internal/util/util.c"
     [config]="internal/config/config.c internal/soql/*.c internal/event/*.c internal/value/value.c internal/util/util.c"
     [codec]="internal/codec/*.c internal/event/*.c internal/command/command.c internal/value/value.c internal/util/util.c"
+    [event]="internal/event/*.c internal/value/value.c internal/util/util.c"
 )
 # Extra libraries per target, if any (e.g. [codec]="-ljansson").
 declare -A FUZZ_LIBS=(
     [soql]="-lm"
     [config]="-lyaml -ljansson -lm -lpthread"
     [codec]="-lavro -ljansson -lcurl -lm -lpthread"
+    [event]="-ljansson -lm -lpthread"
 )
 # Files compiled into a target as C string constants, as CMake's pv_embed does: "SYMBOL=path ...".
 declare -A FUZZ_EMBED=(
     [codec]="pv_user_change_event_avsc=schemas/UserChangeEvent.avsc pv_gong_command_avsc=schemas/GongCommand.avsc"
     [config]="pv_user_change_event_avsc=schemas/UserChangeEvent.avsc"
+    [event]="pv_user_change_event_avsc=schemas/UserChangeEvent.avsc"
 )
 
 usage() {

@@ -106,7 +106,8 @@ val_type event_layout_value_type(const event_layout *l, const char *name);
 /* Expands one changedFields/nulledFields/diffFields entry: a plain name is appended as is; "0x..."
  * appends the names of the top-level positions set; "N-0x..." appends "Compound.Part" for the
  * parts set. Names are allocated in mem and appended to *names (grown in mem). A position the
- * layout lacks, or malformed hex, is an error. */
+ * layout lacks, or malformed hex, is an error; an N that is not all digits, or is above 1,000,000,
+ * makes the entry a plain name (a field name may hold a dash). */
 int event_expand_field_entry(const event_layout *l, const char *entry, arena *mem,
                              const char ***names, size_t *n, size_t *cap, perr *err);
 

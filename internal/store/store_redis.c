@@ -2976,15 +2976,15 @@ static bool old_manager(const store_write *w, const reply_info *ri, const redisR
     return false;
 }
 
-/* EXEC's reply to a user's block (append_put): an error inside it is the write's error; a
- * manager already active when a report registered for it (check (a)), or members of the user's
- * own waiting set this instance did not know of when it became active (check (b)), make a late
- * manager. */
 static int cmp_cstr(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* EXEC's reply to a user's block (append_put): an error inside it is the write's error; a
+ * manager already active when a report registered for it (check (a)), or members of the user's
+ * own waiting set this instance did not know of when it became active (check (b)), make a late
+ * manager. */
 static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, const redisReply *r,
                     strmap *late_set, strmap *stale, store_late *late, perr *err)
 {

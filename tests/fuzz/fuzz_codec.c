@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "codec/codec.h"
-
-#define FUZZ_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_codec: check failed: %s (line %d)\n", #cond, __LINE__);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 static codec_decoder *fuzz_dec;
 static arena fuzz_mem;

@@ -17,14 +17,7 @@
 #include <string.h>
 
 #include "event/event.h"
-
-#define FUZZ_CHECK(cond)                                                                           \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_event: check failed: %s (line %d)\n", #cond, __LINE__);          \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 static event_layout *fuzz_layout;
 static arena fuzz_mem;

@@ -1132,6 +1132,31 @@ static const char *config_nearest_field(const char *name, const char *const *kno
     return best;
 }
 
+/* R1.3: a compound field (Name, Address) is kept as its parts under their own names, so the
+ * compound's own name reads as null in a filter, where Salesforce would compare the whole (a full
+ * name): true, with the parts listed in msg. */
+static bool config_compound_hint(const event_layout *schema, const char *name, char *msg,
+                                 size_t cap)
+{
+    for (size_t pos = 0; pos < event_layout_count(schema); pos++) {
+        size_t np = event_layout_part_count(schema, pos);
+        const char *fn = event_layout_name(schema, pos);
+        if (!np || !fn || !str_ieqn(fn, strlen(fn), name, strlen(name))) continue;
+        size_t k =
+            (size_t)snprintf(msg, cap,
+                             "a compound field: events carry its parts, kept under their own "
+                             "names (R1.3), and '%s' itself reads as null; filter on the "
+                             "parts (",
+                             fn);
+        for (size_t i = 0; i < np && k < cap; i++)
+            k += (size_t)snprintf(msg + k, cap - k, "%s%s", i ? ", " : "",
+                                  event_layout_part_name(schema, pos, i));
+        if (k < cap) snprintf(msg + k, cap - k, ")");
+        return true;
+    }
+    return false;
+}
+
 static val_type config_field_type(void *ctx, const char *field)
 {
     return event_layout_value_type(ctx, field);
@@ -1163,9 +1188,17 @@ void config_field_hints(const config *c, const event_layout *schema,
             const char *path = soql_field_name(f, i), *leaf = path;
             soql_rel r = soql_relationship(path, &leaf);
             if (r != SOQL_REL_NONE && r != SOQL_REL_MANAGER) continue;
+            char msg[512];
+            if (config_compound_hint(schema, leaf, msg, sizeof msg)) {
+                char clip[72];
+                char full[700];
+                snprintf(full, sizeof full, "assignment '%s': the filter reads '%s', %s",
+                         config_clip(c->assignments[a].name, clip, sizeof clip), path, msg);
+                say(ctx, full);
+                continue;
+            }
             const char *near = config_nearest_field(leaf, known, n_known);
             if (!near) continue;
-            char msg[512];
             snprintf(msg, sizeof msg,
                      "assignment '%s': the filter reads '%s', which is no User field of the event "
                      "schema: did you mean '%s'? (a field no event carries reads as null, R3.4)",

@@ -937,6 +937,32 @@ Test(check_config_cli, a_filter_field_that_looks_like_a_typo_is_warned_about, .i
     cr_assert_str_eq(r.err, "");
 }
 
+/* R1.3: a compound field is kept as its parts, so `Name LIKE 'Olga %'` never matches (Salesforce
+ * would compare the full name): valid SOQL, so a warning naming the parts. */
+Test(check_config_cli, a_filter_on_a_compound_field_is_warned_about, .init = binary_init,
+     .fini = remove_tree)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/s.yaml", tmpdir);
+    write_file(path, BASE "assignments:\n  - name: Olgas\n    filter: \"name LIKE 'Olga %' OR "
+                          "Manager.Address = null\"\n");
+    run_result r;
+    run_binary(&r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_not_null(strstr(r.err, "warning: assignment 'Olgas': the filter reads 'name', a "
+                                     "compound field: events carry its parts, kept under their own "
+                                     "names (R1.3), and 'Name' itself reads as null; filter on the "
+                                     "parts (Salutation, FirstName, LastName)"),
+                       "%s", r.err);
+    cr_assert_not_null(strstr(r.err, "the filter reads 'Manager.Address', a compound field"), "%s",
+                       r.err);
+    write_file(path, BASE "assignments:\n  - name: Olgas\n    filter: \"FirstName = 'Olga' AND "
+                          "Manager.City = 'Berlin'\"\n");
+    run_binary(&r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    cr_assert_str_eq(r.err, "");
+}
+
 Test(check_config_cli, invalid_settings_exit_2_with_the_message, .init = binary_init,
      .fini = remove_tree)
 {

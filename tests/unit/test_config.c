@@ -901,39 +901,42 @@ Test(check_config_cli, settings_flag_works_too, .init = binary_init, .fini = rem
     cr_assert_not_null(strstr(r.out, "guards: none"), "%s", r.out);
 }
 
+/* check-config over settings whose one assignment "VPs" has this filter (valid: exit 0). */
+static void check_filter(run_result *r, const char *filter)
+{
+    char path[128], yaml[512];
+    snprintf(path, sizeof path, "%s/s.yaml", tmpdir);
+    snprintf(yaml, sizeof yaml, BASE "assignments:\n  - name: VPs\n    filter: \"%s\"\n", filter);
+    write_file(path, yaml);
+    run_binary(r, (const char *const[]){"check-config", path, NULL});
+    cr_assert_eq(r->code, 0, "stderr: %s", r->err);
+}
+
+/* check_filter's stderr holds text. */
+static void warned(const run_result *r, const char *text)
+{
+    cr_assert_not_null(strstr(r->err, text), "want: %s\nstderr: %s", text, r->err);
+}
+
 /* A field name one or two letters off a standard User field reads as null in every event: the
  * filter is valid SOQL, so a warning, not an error. Custom fields (__c) are the org's own. */
 Test(check_config_cli, a_filter_field_that_looks_like_a_typo_is_warned_about, .init = binary_init,
      .fini = remove_tree)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/s.yaml", tmpdir);
-    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Departmnt = 'Sales' AND "
-                          "Manager.Titel = 'CEO' AND Regon__c = 'EMEA'\"\n");
     run_result r;
-    run_binary(&r, (const char *const[]){"check-config", path, NULL});
-    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
-    cr_assert_not_null(strstr(r.err, "warning: assignment 'VPs': the filter reads 'Departmnt', "
-                                     "which is no User field of the event schema: did you mean "
-                                     "'Department'?"),
-                       "%s", r.err);
-    cr_assert_not_null(strstr(r.err, "'Manager.Titel', which is no User field of the event "
-                                     "schema: did you mean 'Title'?"),
-                       "%s", r.err);
+    check_filter(&r, "Departmnt = 'Sales' AND Manager.Titel = 'CEO' AND Regon__c = 'EMEA'");
+    warned(&r, "warning: assignment 'VPs': the filter reads 'Departmnt', "
+               "which is no User field of the event schema: did you mean "
+               "'Department'?");
+    warned(&r, "'Manager.Titel', which is no User field of the event "
+               "schema: did you mean 'Title'?");
     cr_assert_null(strstr(r.err, "Regon__c"), "%s", r.err);
     /* valid, but a checkbox never equals 'yes' (Salesforce would refuse the query) */
-    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Title = 'VP' AND "
-                          "IsActive = 'yes'\"\n");
-    run_binary(&r, (const char *const[]){"check-config", path, NULL});
-    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
-    cr_assert_not_null(strstr(r.err, "warning: assignment 'VPs' (line "), "%s", r.err);
-    cr_assert_not_null(strstr(r.err, "): filter, column 29: IsActive is a checkbox: compared with "
-                                     "'yes', this condition is never true"),
-                       "%s", r.err);
-    write_file(path, BASE "assignments:\n  - name: VPs\n    filter: \"Department = 'Sales' AND "
-                          "Manager.Title = 'CEO' AND FirstName != null\"\n");
-    run_binary(&r, (const char *const[]){"check-config", path, NULL});
-    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    check_filter(&r, "Title = 'VP' AND IsActive = 'yes'");
+    warned(&r, "warning: assignment 'VPs' (line ");
+    warned(&r, "): filter, column 29: IsActive is a checkbox: compared with "
+               "'yes', this condition is never true");
+    check_filter(&r, "Department = 'Sales' AND Manager.Title = 'CEO' AND FirstName != null");
     cr_assert_str_eq(r.err, "");
 }
 
@@ -942,24 +945,14 @@ Test(check_config_cli, a_filter_field_that_looks_like_a_typo_is_warned_about, .i
 Test(check_config_cli, a_filter_on_a_compound_field_is_warned_about, .init = binary_init,
      .fini = remove_tree)
 {
-    char path[128];
-    snprintf(path, sizeof path, "%s/s.yaml", tmpdir);
-    write_file(path, BASE "assignments:\n  - name: Olgas\n    filter: \"name LIKE 'Olga %' OR "
-                          "Manager.Address = null\"\n");
     run_result r;
-    run_binary(&r, (const char *const[]){"check-config", path, NULL});
-    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
-    cr_assert_not_null(strstr(r.err, "warning: assignment 'Olgas': the filter reads 'name', a "
-                                     "compound field: events carry its parts, kept under their own "
-                                     "names (R1.3), and 'Name' itself reads as null; filter on the "
-                                     "parts (Salutation, FirstName, LastName)"),
-                       "%s", r.err);
-    cr_assert_not_null(strstr(r.err, "the filter reads 'Manager.Address', a compound field"), "%s",
-                       r.err);
-    write_file(path, BASE "assignments:\n  - name: Olgas\n    filter: \"FirstName = 'Olga' AND "
-                          "Manager.City = 'Berlin'\"\n");
-    run_binary(&r, (const char *const[]){"check-config", path, NULL});
-    cr_assert_eq(r.code, 0, "stderr: %s", r.err);
+    check_filter(&r, "name LIKE 'Olga %' OR Manager.Address = null");
+    warned(&r, "warning: assignment 'VPs': the filter reads 'name', a "
+               "compound field: events carry its parts, kept under their own "
+               "names (R1.3), and 'Name' itself reads as null; filter on the "
+               "parts (Salutation, FirstName, LastName)");
+    warned(&r, "the filter reads 'Manager.Address', a compound field");
+    check_filter(&r, "FirstName = 'Olga' AND Manager.City = 'Berlin'");
     cr_assert_str_eq(r.err, "");
 }
 

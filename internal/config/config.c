@@ -1141,7 +1141,7 @@ static bool config_compound_hint(const event_layout *schema, const char *name, c
     for (size_t pos = 0; pos < event_layout_count(schema); pos++) {
         size_t np = event_layout_part_count(schema, pos);
         const char *fn = event_layout_name(schema, pos);
-        if (!np || !fn || !str_ieqn(fn, strlen(fn), name, strlen(name))) continue;
+        if (!np || !fn || !str_ieq(fn, name)) continue;
         size_t k =
             (size_t)snprintf(msg, cap,
                              "a compound field: events carry its parts, kept under their own "

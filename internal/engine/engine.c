@@ -739,11 +739,6 @@ static void sync_manager_again(ctx *c, user_state *u, bool syncs, const char *oc
     }
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* R6.3 for these reports of `m` (ascending Id), each if it still waits for m. */
 static void place_waiting(ctx *c, user_state *m, const char *const *sorted, size_t n)
 {
@@ -802,7 +797,7 @@ static void resolve_waiting(ctx *c, user_state *m)
     /* copies: the store's list changes as links are dropped below */
     for (size_t i = 0; i < n; i++)
         e->sorted[i] = xstrdup(reports[i]);
-    qsort(e->sorted, n, sizeof *e->sorted, cmp_str);
+    qsort(e->sorted, n, sizeof *e->sorted, str_ptr_cmp);
     place_waiting(c, m, (const char *const *)e->sorted, n);
     for (size_t i = 0; i < n; i++)
         free((char *)e->sorted[i]);

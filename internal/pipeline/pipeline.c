@@ -2034,11 +2034,6 @@ static void batch_stored(pipeline *p)
     batch_done(p);
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The ids of the reports waiting for parts.manager, ascending (the order R6.3 places them in). */
 static int step_read_waiting(pipeline *p, perr *err)
 {
@@ -2054,7 +2049,7 @@ static int step_read_waiting(pipeline *p, perr *err)
     for (size_t i = 0; i < n; i++)
         w->ids[i] = xstrdup(r[i]);
     w->n = n;
-    qsort(w->ids, n, sizeof *w->ids, cmp_cstr);
+    qsort(w->ids, n, sizeof *w->ids, str_ptr_cmp);
     store_redis_reset(p->store);
     return 0;
 }

@@ -2976,11 +2976,6 @@ static bool old_manager(const store_write *w, const reply_info *ri, const redisR
     return false;
 }
 
-static int cmp_cstr(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* EXEC's reply to a user's block (append_put): an error inside it is the write's error; a
  * manager already active when a report registered for it (check (a)), or members of the user's
  * own waiting set this instance did not know of when it became active (check (b)), make a late
@@ -3019,14 +3014,14 @@ static int tx_reply(store_redis *s, const store_write *w, const reply_info *ri, 
     if (ri->n_known > 16 && members->elements > 1) {
         sorted = xmalloc(ri->n_known * sizeof *sorted);
         memcpy(sorted, ri->known, ri->n_known * sizeof *sorted);
-        qsort(sorted, ri->n_known, sizeof *sorted, cmp_cstr);
+        qsort(sorted, ri->n_known, sizeof *sorted, str_ptr_cmp);
     }
     bool extra = false;
     for (size_t j = 0; j < members->elements; j++) {
         const redisReply *m = members->element[j];
         if (m->type != REDIS_REPLY_STRING) continue;
         const char *id = m->str;
-        if (sorted ? bsearch(&id, sorted, ri->n_known, sizeof *sorted, cmp_cstr) != NULL
+        if (sorted ? bsearch(&id, sorted, ri->n_known, sizeof *sorted, str_ptr_cmp) != NULL
                    : known_has(ri, id))
             continue;
         extra = true;

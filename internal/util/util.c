@@ -557,6 +557,11 @@ bool str_ieqn(const char *a, size_t an, const char *b, size_t bn)
 
 bool str_ieq(const char *a, const char *b) { return str_ieqn(a, strlen(a), b, strlen(b)); }
 
+int str_ptr_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static int digits(const char **p, int n)
 {
     int v = 0;

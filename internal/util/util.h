@@ -140,6 +140,8 @@ int64_t time_parse_iso8601(const char *s);
 /* ---- small string helpers */
 bool str_ieq(const char *a, const char *b);
 bool str_ieqn(const char *a, size_t an, const char *b, size_t bn);
+/* qsort/bsearch order of an array of C strings (strcmp of the pointed-to strings). */
+int str_ptr_cmp(const void *a, const void *b);
 /* Levenshtein distance ignoring ASCII case, for "did you mean" hints; SIZE_MAX past 40 bytes. */
 size_t str_edit_distance(const char *a, const char *b);
 void *xmalloc(size_t n);

@@ -186,8 +186,9 @@ static metric *counter(metrics *r, const char *name, const char *help, const cha
 
 const char *pipeline_step_name(pipeline_step step)
 {
-    static const char *const names[PIPELINE_STEP__COUNT] = {
-        "collect", "decode", "prefetch", "decide", "seal", "flights", "hand_over", "transaction"};
+    static const char *const names[PIPELINE_STEP__COUNT] = {"collect", "decode",    "prefetch",
+                                                            "decide",  "seal",      "place",
+                                                            "flights", "hand_over", "transaction"};
     return (unsigned)step < PIPELINE_STEP__COUNT ? names[step] : "unknown";
 }
 

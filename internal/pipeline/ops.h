@@ -117,12 +117,13 @@ typedef struct lag_series {
 /* The steps of a batch on the main thread, each timed (provisioner_batch_step_seconds): where a
  * backlog's time goes, deciding or waiting for Redis or Kafka. */
 typedef enum {
-    PIPELINE_STEP_COLLECT,     /* taking the batch's messages, the linger included */
-    PIPELINE_STEP_DECODE,      /* Avro to events */
-    PIPELINE_STEP_PREFETCH,    /* reading the batch's users from Redis, retries included */
-    PIPELINE_STEP_DECIDE,      /* the engine, commands formatted */
-    PIPELINE_STEP_SEAL,        /* the state write built */
-    PIPELINE_STEP_FLIGHTS,     /* waiting for older batches' acknowledgements and state writes */
+    PIPELINE_STEP_COLLECT,  /* taking the batch's messages, the linger included */
+    PIPELINE_STEP_DECODE,   /* Avro to events */
+    PIPELINE_STEP_PREFETCH, /* reading the batch's users from Redis, retries included */
+    PIPELINE_STEP_DECIDE,   /* the engine, commands formatted */
+    PIPELINE_STEP_SEAL,     /* the state write built */
+    PIPELINE_STEP_PLACE,    /* R6.3: a manager's waiting reports placed, the batch finished first */
+    PIPELINE_STEP_FLIGHTS,  /* waiting for older batches' acknowledgements and state writes */
     PIPELINE_STEP_HAND_OVER,   /* waiting for the sender to take the batch's commands */
     PIPELINE_STEP_TRANSACTION, /* --exactly-once: produce, store and commit in a transaction */
     PIPELINE_STEP__COUNT

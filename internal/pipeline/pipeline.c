@@ -2645,7 +2645,9 @@ decide:
     }
     store_redis_reset(p->store); /* its reads now come from the sealed write */
     if (p->fan.set) {
+        at = pipeline_mono_s();
         int r = fanout_finish(p, err);
+        step_done(p, PIPELINE_STEP_PLACE, at);
         if (r == 2) goto decide;
         fan_clear(p);
         rc = r;

@@ -190,6 +190,7 @@ Test(pipeline_ops, every_family_is_there_from_the_start)
         "# TYPE provisioner_produce_latency_seconds histogram",
         "# TYPE provisioner_batch_step_seconds histogram",
         "provisioner_batch_step_seconds_count{step=\"hand_over\"} 0",
+        "provisioner_batch_step_seconds_count{step=\"place\"} 0",
         "# TYPE provisioner_consumer_lag gauge",
         "# TYPE provisioner_held_deactivations gauge",
         "# TYPE provisioner_salesforce_api_used gauge",

@@ -1142,6 +1142,16 @@ static void apply_user(ctx *c, const char *id)
                 e->stats.duplicates++;
             else
                 e->stats.stale++;
+            /* over several partitions an event naming several users reaches the others' out of
+             * order: a later bulk UPDATE read first leaves a user with its fields only, and its own
+             * CREATE, read next, is stale. R1.4 drops it; the loss is said, with the way out */
+            if (cmp < 0 && (ev->change == CHANGE_CREATE || ev->change == CHANGE_UNDELETE) &&
+                u->status == PROV_NEVER && !user_state_get(u, name_of(NAME_EMAIL)))
+                warn(c, ENGINE_WARN_STALE_IMAGE,
+                     "R1.4: the %s of %s is older than the last event applied to it (an event "
+                     "naming several users read first?) and is dropped; %s has no email and is not "
+                     "in Gong until a full image comes: a reimport (R8) reads it",
+                     change_type_name(ev->change), id, id);
             if (c->h && c->h->ignored) c->h->ignored(c->h->ctx, id, cmp == 0);
             return;
         }

@@ -167,7 +167,9 @@ typedef enum {
     ENGINE_WARN_CYCLE,
     ENGINE_WARN_GAP,
     ENGINE_WARN_OVERFLOW,
-    ENGINE_WARN_HELD
+    ENGINE_WARN_HELD,
+    ENGINE_WARN_STALE_IMAGE /* R1.4 dropped the full image of a user never provisioned nor seen
+                               whole */
 } engine_warning;
 
 typedef struct engine_hooks {

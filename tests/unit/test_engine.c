@@ -29,6 +29,7 @@ static const char *BASE = "company:\n  primary_domain: acme.com\n  additional_do
 typedef struct run {
     json_t *cmds; /* array */
     unsigned warnings;
+    engine_warning last_warning;
     unsigned deferrals; /* R6.3 placements left to the caller (sim_opts.parts) */
     struct {
         bool set;
@@ -69,9 +70,9 @@ static void on_emit(void *ctx, const command *c)
 
 static void on_warn(void *ctx, engine_warning w, const char *msg)
 {
-    (void)w;
     (void)msg;
     ((run *)ctx)->warnings++;
+    ((run *)ctx)->last_warning = w;
 }
 
 static bool on_defer(void *ctx, const char *manager, size_t n, const command_source *src)
@@ -438,6 +439,32 @@ Test(engine, r1_4_stale_event_is_ignored)
                                HDR("\"005U1\"", "UPDATE", 4, ",\"Title\":\"Old\""));
     cr_assert_eq(json_array_size(r.cmds), 1);
     cr_assert_eq(r.stats.stale, 1);
+}
+
+/* R1.2/R1.4 over partitions: a bulk UPDATE naming the user is read before its own older CREATE.
+ * The CREATE is stale and produces nothing (R1.4), and the loss is warned about: the user has
+ * only the update's fields. */
+Test(engine, r1_4_stale_create_of_a_user_known_only_by_an_update_is_warned_about)
+{
+    run r = simulate(BASE, HDR("\"005U2\", \"005U1\"", "UPDATE", 6, ",\"LocaleSidKey\":\"en_US\"")
+                               HDR("\"005U1\"", "CREATE", 5, USER("Ann", "a@acme.com", "")));
+    cr_assert_eq(json_array_size(r.cmds), 0, "the stale CREATE produces nothing");
+    cr_assert_eq(r.stats.stale, 1);
+    cr_assert_eq(r.warnings, 1);
+    cr_assert_eq(r.last_warning, ENGINE_WARN_STALE_IMAGE);
+}
+
+/* The same stale CREATE of a user whose email the service has seen (a replay over the state it
+ * left) loses nothing: no warning, as for any stale event. */
+Test(engine, r1_4_stale_create_of_a_user_seen_whole_is_not_warned_about)
+{
+    run r = simulate(BASE, HDR("\"005U1\"", "CREATE", 5, USER("Ann", "a@other.com", ""))
+                               HDR("\"005U1\"", "UPDATE", 7, ",\"Title\":\"New\"")
+                                   HDR("\"005U1\"", "CREATE", 5, USER("Ann", "a@other.com", ""))
+                                       HDR("\"005U1\"", "UPDATE", 6, ",\"Title\":\"Mid\""));
+    cr_assert_eq(json_array_size(r.cmds), 0, "out of scope (R3.3): never provisioned");
+    cr_assert_eq(r.stats.stale + r.stats.duplicates, 2);
+    cr_assert_eq(r.warnings, 0);
 }
 
 Test(engine, r1_3_explicit_json_null_clears_field)

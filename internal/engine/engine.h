@@ -168,8 +168,8 @@ typedef enum {
     ENGINE_WARN_GAP,
     ENGINE_WARN_OVERFLOW,
     ENGINE_WARN_HELD,
-    ENGINE_WARN_STALE_IMAGE /* R1.4 dropped the full image of a user never provisioned nor seen
-                               whole */
+    /* R1.4 dropped the full image of a user never provisioned, whose email was never seen */
+    ENGINE_WARN_STALE_IMAGE
 } engine_warning;
 
 typedef struct engine_hooks {

@@ -130,6 +130,7 @@ const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
     X(duplicates)                                                                                  \
     X(stale)                                                                                       \
     X(gaps_unresolved)                                                                             \
+    X(stale_images)                                                                                \
     X(overflows)                                                                                   \
     X(cycles_refused)                                                                              \
     X(held_deactivations)
@@ -139,7 +140,7 @@ const engine_stats *engine_get_stats(const engine *e) { return &e->stats; }
     X(out_of_scope, REASON__COUNT)
 
 _Static_assert(sizeof(engine_stats) ==
-                   (9 + CHANGE__COUNT + CMD__COUNT + REASON__COUNT) * sizeof(uint64_t),
+                   (10 + CHANGE__COUNT + CMD__COUNT + REASON__COUNT) * sizeof(uint64_t),
                "a counter of engine_stats is missing from ENGINE_STATS_EACH");
 
 void engine_stats_add(engine_stats *acc, const engine_stats *from, const engine_stats *to)
@@ -1146,12 +1147,14 @@ static void apply_user(ctx *c, const char *id)
              * order: a later bulk UPDATE read first leaves a user with its fields only, and its own
              * CREATE, read next, is stale. R1.4 drops it; the loss is said, with the way out */
             if (cmp < 0 && (ev->change == CHANGE_CREATE || ev->change == CHANGE_UNDELETE) &&
-                u->status == PROV_NEVER && !user_state_get(u, name_of(NAME_EMAIL)))
+                u->status == PROV_NEVER && !user_state_get(u, name_of(NAME_EMAIL))) {
+                e->stats.stale_images++;
                 warn(c, ENGINE_WARN_STALE_IMAGE,
                      "R1.4: the %s of %s is older than the last event applied to it (an event "
                      "naming several users read first?) and is dropped; %s has no email and is not "
                      "in Gong until a full image comes: a reimport (R8) reads it",
                      change_type_name(ev->change), id, id);
+            }
             if (c->h && c->h->ignored) c->h->ignored(c->h->ctx, id, cmp == 0);
             return;
         }

@@ -155,6 +155,7 @@ typedef struct engine_stats {
     uint64_t duplicates;
     uint64_t stale;
     uint64_t gaps_unresolved;
+    uint64_t stale_images; /* of the stale: ENGINE_WARN_STALE_IMAGE's */
     uint64_t overflows;
     uint64_t cycles_refused;
     uint64_t commands[CMD__COUNT];

@@ -222,6 +222,11 @@ void pipeline_metrics_init(pipeline_metrics *pm, metrics *r)
     pm->gaps_unresolved =
         metrics_counter(r, "provisioner_gap_events_unresolved_total",
                         "GAP events whose user was marked for reconciliation (R1.3).", "");
+    pm->stale_images = metrics_counter(
+        r, "provisioner_stale_images_total",
+        "CREATE or UNDELETE events dropped as stale (R1.4) whose user was never provisioned and "
+        "has no email: read out of order across partitions; a reimport (R8) provisions them.",
+        "");
     pm->overflows = metrics_counter(r, "provisioner_gap_overflows_total",
                                     "Events about every user, GAP_OVERFLOW or recordIds '005*': "
                                     "changes Salesforce did not send.",
@@ -372,6 +377,7 @@ void pipeline_metrics_publish(pipeline_metrics *pm, const engine_stats *es,
         add_delta(pm->skipped_stale, es->stale, &seen->stale);
         add_delta(pm->skipped_not_user, es->skipped_entity, &seen->skipped_entity);
         add_delta(pm->gaps_unresolved, es->gaps_unresolved, &seen->gaps_unresolved);
+        add_delta(pm->stale_images, es->stale_images, &seen->stale_images);
         add_delta(pm->overflows, es->overflows, &seen->overflows);
         add_delta(pm->cycles_refused, es->cycles_refused, &seen->cycles_refused);
         if (es->held_deactivations > seen->held_deactivations)

@@ -139,7 +139,7 @@ typedef struct pipeline_metrics {
     metric *skipped_duplicate, *skipped_stale, *skipped_not_user;
     metric *commands[CMD__COUNT];
     metric *decisions[REASON__COUNT]; /* [REASON_NONE]: reason="in_scope" */
-    metric *gaps_unresolved, *overflows, *cycles_refused;
+    metric *gaps_unresolved, *stale_images, *overflows, *cycles_refused;
     metric *decode_errors, *dead_lettered, *dropped_on_revoke;
     metric *batch_size, *end_to_end, *redis_prefetch, *redis_flush, *produce;
     metric *steps[PIPELINE_STEP__COUNT]; /* provisioner_batch_step_seconds{step} */

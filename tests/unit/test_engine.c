@@ -452,6 +452,7 @@ Test(engine, r1_4_stale_create_of_a_user_known_only_by_an_update_is_warned_about
     cr_assert_eq(r.stats.stale, 1);
     cr_assert_eq(r.warnings, 1);
     cr_assert_eq(r.last_warning, ENGINE_WARN_STALE_IMAGE);
+    cr_assert_eq(r.stats.stale_images, 1);
 }
 
 /* The same stale CREATE of a user whose email the service has seen (a replay over the state it
@@ -465,6 +466,7 @@ Test(engine, r1_4_stale_create_of_a_user_seen_whole_is_not_warned_about)
     cr_assert_eq(json_array_size(r.cmds), 0, "out of scope (R3.3): never provisioned");
     cr_assert_eq(r.stats.stale + r.stats.duplicates, 2);
     cr_assert_eq(r.warnings, 0);
+    cr_assert_eq(r.stats.stale_images, 0);
 }
 
 Test(engine, r1_3_explicit_json_null_clears_field)

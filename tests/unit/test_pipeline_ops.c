@@ -122,6 +122,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     es.duplicates = 10;
     es.stale = 5;
     es.gaps_unresolved = 5;
+    es.stale_images = 4;
     es.skipped_entity = 3;
     es.out_of_scope[REASON_INACTIVE] = 20;
     es.held_deactivations = 2;
@@ -135,6 +136,7 @@ Test(pipeline_ops, counters_are_published_as_deltas_across_an_engine_replacement
     cr_assert_eq(value_of(m, "provisioner_events_skipped_total{reason=\"stale\"}"), 5);
     cr_assert_eq(value_of(m, "provisioner_events_skipped_total{reason=\"not_user\"}"), 3);
     cr_assert_eq(value_of(m, "provisioner_gap_events_unresolved_total"), 5);
+    cr_assert_eq(value_of(m, "provisioner_stale_images_total"), 4);
     cr_assert_eq(value_of(m, "provisioner_redis_round_trips_total"), 4);
     cr_assert_eq(value_of(m, "provisioner_redis_users_written_total"), 50);
     cr_assert_eq(value_of(m, "provisioner_redis_old_form_reads_total"), 3);
@@ -196,6 +198,7 @@ Test(pipeline_ops, every_family_is_there_from_the_start)
         "# TYPE provisioner_salesforce_api_used gauge",
         "# TYPE provisioner_salesforce_api_max gauge",
         "# TYPE provisioner_settings_reloads_total counter",
+        "# TYPE provisioner_stale_images_total counter",
         "# TYPE provisioner_redis_round_trips_total counter",
         "provisioner_commands_produced_total{type=\"CREATE_USER\"} 0",
         "provisioner_events_consumed_total{change_type=\"GAP_OVERFLOW\"} 0",

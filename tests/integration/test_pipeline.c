@@ -119,11 +119,6 @@ static void no_link_waiting(h_redis *r, const char *prefix)
     free(left);
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 #define MAX_SCENARIOS 2048 /* reaching it fails the tests that read them, never skips any */
 
 /* FNV-1a of a folder name: the same sample of scenarios on every machine. */
@@ -237,7 +232,7 @@ static size_t scenario_dirs(char **out, size_t max, bool hierarchy)
         }
         closedir(d);
     }
-    qsort(out, n, sizeof *out, cmp_str);
+    qsort(out, n, sizeof *out, str_ptr_cmp);
     return n;
 }
 

@@ -87,11 +87,6 @@ static bool on_defer(void *ctx, const char *manager, size_t n, const command_sou
     return true;
 }
 
-static int cmp_id(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 /* The reports the engine left waiting, placed one at a time in ascending Id. */
 static void place_one_by_one(engine *e, engine_store *st, run *r, const engine_hooks *h)
 {
@@ -101,7 +96,7 @@ static void place_one_by_one(engine *e, engine_store *st, run *r, const engine_h
     char **ids = malloc(n * sizeof *ids);
     for (size_t i = 0; i < n; i++)
         ids[i] = strdup(links[i]);
-    qsort(ids, n, sizeof *ids, cmp_id);
+    qsort(ids, n, sizeof *ids, str_ptr_cmp);
     for (size_t i = 0; i < n; i++) {
         engine_place_waiting(e, r->fan.manager, (const char *const *)&ids[i], 1, &r->fan.src, h);
         free(ids[i]);
